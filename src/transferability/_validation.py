@@ -1,0 +1,180 @@
+"""Input validation shared by the whole library (one place, like scikit-learn's ``check_array``).
+
+Every public function checks its arguments here, so a bad input gets the same clear
+``ValueError`` naming the argument wherever it enters, never a deep traceback or a
+silently wrong number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "as_float64",
+    "as_labels",
+    "check_images",
+    "check_labels_tensor",
+    "check_same_length",
+    "check_positive",
+    "check_fraction",
+    "check_choice",
+    "check_probabilities",
+    "model_device",
+]
+
+
+def _to_numpy(a, name: str) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    try:
+        return np.asarray(a)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise ValueError(f"{name}: expected an array or tensor, got {type(a).__name__}") from exc
+
+
+def as_float64(a, name: str, *, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
+    """Return ``a`` (NumPy or torch) as a finite float64 NumPy array with the given rank."""
+    arr = _to_numpy(a, name)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name}: expected numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if arr.ndim not in allowed:
+            raise ValueError(f"{name}: expected a {' or '.join(map(str, allowed))}-D array, "
+                             f"got shape {tuple(arr.shape)}")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: contains {bad} NaN or inf value(s)")
+    return arr
+
+
+def as_labels(a, name: str, *, num_classes: int | None = None, min_classes: int = 2,
+              contiguous: bool = True) -> np.ndarray:
+    """Return integer class labels as a 1-D int64 array, checked to be 0..C-1.
+
+    With ``contiguous=True`` every class 0..max must occur (the message lists the missing
+    ones); ``num_classes`` fixes C; ``min_classes`` rejects degenerate single-class tasks.
+    """
+    arr = _to_numpy(a, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array of labels, got shape {tuple(arr.shape)}")
+    if arr.size == 0:
+        raise ValueError(f"{name}: is empty")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"{name}: expected integer class labels, got non-integer values")
+    elif not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+        raise ValueError(f"{name}: expected integer class labels, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.min() < 0:
+        raise ValueError(f"{name}: labels must be 0..C-1, found negative label {int(arr.min())}")
+    if num_classes is not None and arr.max() >= num_classes:
+        raise ValueError(f"{name}: labels must be 0..{num_classes - 1}, found {int(arr.max())}")
+    present = np.unique(arr)
+    if contiguous:
+        top = int(arr.max()) + 1 if num_classes is None else num_classes
+        missing = np.setdiff1d(np.arange(top), present)
+        if missing.size:
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if missing.size > 10 else "")
+            raise ValueError(f"{name}: labels must be 0..C-1 with every class present; "
+                             f"missing class(es) {shown} (relabel to consecutive ids)")
+    if present.size < min_classes:
+        raise ValueError(f"{name}: needs at least {min_classes} classes, got {present.size}")
+    return arr
+
+
+def check_same_length(**arrays) -> int:
+    """Check that all named arrays have the same first dimension; return it."""
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        desc = ", ".join(f"{k} has {n}" for k, n in lengths.items())
+        raise ValueError(f"length mismatch: {desc} samples")
+    return next(iter(lengths.values()))
+
+
+def check_probabilities(p: np.ndarray, name: str, *, atol: float = 1e-3) -> np.ndarray:
+    """Check that rows of a 2-D float array are probability vectors."""
+    if np.any(p < 0) or np.any(p > 1):
+        raise ValueError(f"{name}: probabilities must lie in [0, 1] "
+                         "(hint: pass softmax outputs, not logits)")
+    sums = p.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=atol):
+        worst = float(np.abs(sums - 1).max())
+        raise ValueError(f"{name}: rows must sum to 1 (largest deviation {worst:.3g}); "
+                         "hint: pass softmax outputs, not logits")
+    return p
+
+
+def check_images(x, name: str = "x") -> torch.Tensor:
+    """Check an image batch: a float tensor N×C×H×W with values in [0, 1]."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor of images, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected images shaped N×C×H×W, got shape {tuple(x.shape)}")
+    if not torch.is_floating_point(x):
+        raise ValueError(f"{name}: expected a float tensor in [0, 1], got dtype {x.dtype}")
+    if x.numel() and not torch.isfinite(x).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"{name}: values must lie in [0, 1] (normalisation belongs inside the "
+                         f"model), got range [{x.min().item():.3g}, {x.max().item():.3g}]")
+    return x
+
+
+def check_labels_tensor(y, name: str = "y", *, n: int | None = None,
+                        num_classes: int | None = None) -> torch.Tensor:
+    """Check a label tensor: 1-D integer, length ``n``, values in 0..num_classes-1."""
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor of labels, got {type(y).__name__}")
+    if y.ndim != 1 or torch.is_floating_point(y) or y.dtype == torch.bool:
+        raise ValueError(f"{name}: expected a 1-D integer tensor, got shape {tuple(y.shape)} "
+                         f"dtype {y.dtype}")
+    if n is not None and len(y) != n:
+        raise ValueError(f"{name}: expected {n} labels, got {len(y)}")
+    if y.numel() and y.min() < 0:
+        raise ValueError(f"{name}: labels must be >= 0, found {int(y.min())}")
+    if num_classes is not None and y.numel() and y.max() >= num_classes:
+        raise ValueError(f"{name}: labels must be 0..{num_classes - 1} for a model with "
+                         f"{num_classes} outputs, found {int(y.max())}")
+    return y.long()
+
+
+def check_positive(value, name: str, *, allow_zero: bool = False) -> float:
+    """Check a finite number > 0 (or >= 0 with ``allow_zero``)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number, got {value!r}") from None
+    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
+    return v
+
+
+def check_fraction(value, name: str) -> float:
+    """Check a number strictly between 0 and 1."""
+    v = check_positive(value, name)
+    if v >= 1:
+        raise ValueError(f"{name}: expected a number in (0, 1), got {value!r}")
+    return v
+
+
+def check_choice(value, name: str, choices: Iterable[str]) -> str:
+    """Check that ``value`` is one of ``choices``; the error lists them."""
+    options: Sequence[str] = sorted(choices)
+    if value not in options:
+        raise ValueError(f"{name}: unknown value {value!r}; expected one of: {', '.join(options)}")
+    return value
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device a model lives on (of its first parameter or buffer; CPU if it has none)."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")

@@ -1,0 +1,98 @@
+"""The one model shape the library relies on: ``normalize → backbone → head``.
+
+Every zoo model is a :class:`Classifier`. Its ``backbone`` is an ``nn.Sequential`` of
+blocks (so "freeze the first k blocks" means what it says), ``features(x)`` returns the
+penultimate features and ``head`` is a single ``nn.Linear``. Linear probes, estimators,
+LwF and CARTL all use these two names, nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["Normalize", "Classifier", "penultimate", "replace_head"]
+
+
+class Normalize(nn.Module):
+    """Per-channel ``(x - mean) / std`` inside the model, so attacks see [0, 1] inputs."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        if any(s <= 0 for s in std):
+            raise ValueError(f"std: expected positive values, got {list(std)}")
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+
+
+class Classifier(nn.Module):
+    """``head(backbone(normalize(x)))`` with the penultimate features exposed.
+
+    Args:
+        backbone: blocks mapping images to a flat feature vector of size ``feature_dim``.
+        feature_dim: size of the penultimate features.
+        num_classes: outputs of the linear head.
+        normalize: optional :class:`Normalize` in front (identity when ``None``).
+    """
+
+    def __init__(self, backbone: nn.Sequential, feature_dim: int, num_classes: int,
+                 normalize: nn.Module | None = None):
+        super().__init__()
+        self.normalize = normalize if normalize is not None else nn.Identity()
+        self.backbone = backbone
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.head.in_features
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.out_features
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features, N × feature_dim."""
+        return self.backbone(self.normalize(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Penultimate features of ``model`` on ``x``.
+
+    Works for :class:`Classifier`, timm models (``forward_features`` + ``forward_head``
+    with ``pre_logits=True``) and torchvision-style models with an ``fc`` head.
+    """
+    if isinstance(model, Classifier):
+        return model.features(x)
+    if hasattr(model, "forward_features") and hasattr(model, "forward_head"):
+        return model.forward_head(model.forward_features(x), pre_logits=True)
+    if isinstance(getattr(model, "fc", None), nn.Linear):
+        fc = model.fc
+        try:
+            model.fc = nn.Identity()
+            return model(x).flatten(1)
+        finally:
+            model.fc = fc
+    raise ValueError(f"model: cannot find penultimate features of {type(model).__name__}; "
+                     "use a transferability Classifier or a timm/torchvision-style model")
+
+
+def replace_head(model: Classifier, num_classes: int) -> Classifier:
+    """Swap in a fresh ``nn.Linear`` head with ``num_classes`` outputs (same device/dtype)."""
+    if not isinstance(model, Classifier):
+        raise ValueError(f"model: expected a transferability Classifier, got {type(model).__name__}")
+    if int(num_classes) < 1:
+        raise ValueError(f"num_classes: expected a positive integer, got {num_classes!r}")
+    old = model.head
+    model.head = nn.Linear(old.in_features, int(num_classes)).to(old.weight.device, old.weight.dtype)
+    return model

@@ -1,0 +1,74 @@
+"""Small helpers used across the library: batching, mode restoring, seeding, progress."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["batches", "evaluating", "frozen", "seed_everything", "progress"]
+
+
+def batches(*tensors: torch.Tensor, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Yield aligned slices of ``tensors`` of at most ``batch_size`` rows, in order."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    n = len(tensors[0])
+    for i in range(0, n, batch_size):
+        yield tuple(t[i:i + batch_size] for t in tensors)
+
+
+@contextlib.contextmanager
+def evaluating(*models: nn.Module):
+    """Put models in eval mode for the block, then restore each submodule's mode."""
+    saved = [[(m, m.training) for m in model.modules()] for model in models]
+    try:
+        for model in models:
+            model.eval()
+        yield
+    finally:
+        for modes in saved:
+            for m, mode in modes:
+                m.training = mode
+
+
+@contextlib.contextmanager
+def frozen(*models: nn.Module):
+    """Turn off ``requires_grad`` on all parameters for the block, then restore the flags.
+
+    Attacks use it so that input gradients never accumulate into parameter ``.grad``.
+    """
+    saved = [(p, p.requires_grad) for model in models for p in model.parameters()]
+    try:
+        for p, _ in saved:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in saved:
+            p.requires_grad_(flag)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU ``torch.Generator`` seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def progress(iterable=None, *, total=None, desc: str | None = None, enabled: bool | None = None,
+             **kwargs):
+    """A tqdm progress bar on stderr; off when ``TRANSFERABILITY_PROGRESS=0`` or not a TTY."""
+    from tqdm.auto import tqdm
+
+    if enabled is None:
+        env = os.environ.get("TRANSFERABILITY_PROGRESS")
+        enabled = sys.stderr.isatty() if env is None else env not in ("0", "false", "no")
+    return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=False,
+                dynamic_ncols=True, **kwargs)
