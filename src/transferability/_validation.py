@@ -18,8 +18,13 @@ __all__ = [
     "check_images",
     "check_labels_tensor",
     "check_same_length",
+    "check_min_length",
+    "check_more_samples_than_classes",
     "check_positive",
+    "check_int",
     "check_fraction",
+    "check_count",
+    "check_unit_interval",
     "check_choice",
     "check_probabilities",
     "model_device",
@@ -96,6 +101,21 @@ def check_same_length(**arrays) -> int:
     return next(iter(lengths.values()))
 
 
+def check_min_length(a, name: str, minimum: int) -> int:
+    """Check that ``a`` has at least ``minimum`` entries along its first axis; return its length."""
+    n = len(a)
+    if n < minimum:
+        raise ValueError(f"{name}: needs at least {minimum} entries, got {n}")
+    return n
+
+
+def check_more_samples_than_classes(n: int, num_classes: int, name: str) -> None:
+    """Check ``n > num_classes``: with one sample per class there is no within-class evidence."""
+    if n <= num_classes:
+        raise ValueError(f"{name}: {n} samples for {num_classes} classes; need more samples "
+                         "than classes")
+
+
 def check_probabilities(p: np.ndarray, name: str, *, atol: float = 1e-3) -> np.ndarray:
     """Check that rows of a 2-D float array are probability vectors."""
     if np.any(p < 0) or np.any(p > 1):
@@ -155,11 +175,35 @@ def check_positive(value, name: str, *, allow_zero: bool = False) -> float:
     return v
 
 
+def check_count(value, name: str) -> int:
+    """Check a positive integer (a number of resamples, steps, ...)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_fraction(value, name: str) -> float:
     """Check a number strictly between 0 and 1."""
     v = check_positive(value, name)
     if v >= 1:
         raise ValueError(f"{name}: expected a number in (0, 1), got {value!r}")
+    return v
+
+
+def check_int(value, name: str, *, minimum: int = 1) -> int:
+    """Check an integer (not a bool or a float) that is at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_unit_interval(value, name: str) -> float:
+    """Check a number in the closed interval [0, 1] (a probability)."""
+    v = check_positive(value, name, allow_zero=True)
+    if v > 1:
+        raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
     return v
 
 

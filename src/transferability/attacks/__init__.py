@@ -1,0 +1,24 @@
+"""Adversarial attacks in the torchattacks style: build once, call with ``(x, y)``.
+
+>>> attack = PGD(model, eps=0.3, alpha=0.01, steps=40)      # doctest: +SKIP
+>>> x_adv = attack(x, y)                                     # doctest: +SKIP
+
+FGSM, PGD (BIM without random start; L∞ and L2), MI-FGSM and DI input diversity, targeted
+or untargeted, with a cross-entropy or Carlini–Wagner margin loss. Inputs are images in
+[0, 1]; normalisation belongs inside the model, which must output logits.
+"""
+
+from . import norms
+from .base import LOSSES, Attack, InputTransform, margin
+from .di import DI
+from .fgsm import FGSM, fgsm
+from .mifgsm import MIFGSM, mifgsm
+from .pgd import PGD, pgd
+from .registry import create_attack, list_attacks, register_attack
+
+__all__ = [
+    "Attack", "InputTransform", "LOSSES", "margin", "norms",
+    "FGSM", "PGD", "MIFGSM", "DI",
+    "fgsm", "pgd", "mifgsm",
+    "create_attack", "list_attacks", "register_attack",
+]

@@ -1,0 +1,165 @@
+"""The :class:`Attack` base class: argument checks, labels, the attack objective, gradients.
+
+An attack is built once and called many times, as in torchattacks::
+
+    attack = PGD(model, eps=0.3, alpha=0.01, steps=40)
+    x_adv = attack(x, y)
+
+Each call validates its inputs, runs the model in eval mode with its parameters frozen
+(both restored afterwards, so no ``.grad`` ever reaches a parameter), moves the data to the
+model's device and returns a detached ``x_adv`` there. Subclasses only write
+:meth:`Attack.perturb`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validation import (
+    check_choice,
+    check_images,
+    check_int,
+    check_labels_tensor,
+    check_positive,
+    model_device,
+)
+from ..utils import evaluating, frozen
+from .norms import check_norm
+
+__all__ = ["Attack", "InputTransform", "LOSSES", "margin"]
+
+LOSSES = ("ce", "margin")
+
+#: A differentiable map applied to the adversarial input before each forward pass (for
+#: example :class:`~transferability.attacks.DI`), called as ``transform(x, generator)``.
+InputTransform = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
+
+
+def margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-sample logit margin ``z_y − max_{j≠y} z_j`` (positive when ``y`` wins).
+
+    Carlini & Wagner (2017), objective f6, with the confidence clamp κ left off so every
+    step keeps pushing (the unclamped form PGD uses, e.g. Madry et al.'s "CW loss").
+    """
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
+    return true - others.amax(dim=1)
+
+
+class Attack:
+    """Base class of the attacks: holds the model and the options they all share.
+
+    Args:
+        model: a classifier mapping images in [0, 1] to **logits** (normalisation inside).
+        eps: radius of the threat model's ball, in the [0, 1] pixel scale (ε ≥ 0).
+        norm: ``"linf"`` or ``"l2"``.
+        targeted: if true, ``y`` holds target classes and the attack pushes towards them.
+        loss: ``"ce"`` (cross-entropy) or ``"margin"`` (Carlini–Wagner logit margin).
+        use_predictions: attack the model's own predicted labels and ignore ``y``, as
+            Liang et al. (2021) do. Calling with ``y=None`` does the same.
+        seed: seeds the random start and input transforms. Each call draws afresh from
+            this seed, so the same seed and inputs give the same ``x_adv``; ``None`` uses
+            torch's global generator.
+        input_transform: a differentiable ``(x, generator) -> x`` applied before every
+            forward pass of the attack, e.g. :class:`DI` input diversity.
+    """
+
+    def __init__(self, model: nn.Module, eps: float, *, norm: str = "linf",
+                 targeted: bool = False, loss: str = "ce", use_predictions: bool = False,
+                 seed: int | None = None, input_transform: InputTransform | None = None):
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        if targeted and use_predictions:
+            raise ValueError("use_predictions: cannot be combined with targeted=True "
+                             "(y holds the target classes)")
+        if input_transform is not None and not callable(input_transform):
+            raise ValueError(f"input_transform: expected a callable, got {input_transform!r}")
+        self.model = model
+        self.eps = check_positive(eps, "eps", allow_zero=True)
+        self.norm = check_norm(norm)
+        self.targeted = bool(targeted)
+        self.loss = check_choice(loss, "loss", LOSSES)
+        self.use_predictions = bool(use_predictions)
+        self.seed = None if seed is None else check_int(seed, "seed", minimum=0)
+        self.input_transform = input_transform
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "model")
+        return f"{type(self).__name__}({args})"
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Return adversarial examples for ``x`` (N×C×H×W in [0, 1]) on the model's device.
+
+        ``y`` holds the true labels (untargeted) or the target classes (``targeted``).
+        With ``y=None`` or ``use_predictions`` the model's clean predictions are attacked.
+        """
+        x = check_images(x, "x")
+        if len(x) == 0:
+            raise ValueError("x: is an empty batch")
+        if self.targeted and y is None:
+            raise ValueError("y: a targeted attack needs the target classes")
+        device = model_device(self.model)
+        x = x.detach().to(device)
+        with evaluating(self.model), frozen(self.model):
+            with torch.no_grad():
+                logits = self.model(x)
+            num_classes = self._check_outputs(logits)
+            if y is None or self.use_predictions:
+                y = logits.argmax(dim=1)
+            else:
+                y = check_labels_tensor(y, "y", n=len(x), num_classes=num_classes).to(device)
+            generator = None
+            if self.seed is not None:
+                generator = torch.Generator(device=device).manual_seed(self.seed)
+            x_adv = self.perturb(x, y, generator)
+        return x_adv.detach()
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor,
+                generator: torch.Generator | None) -> torch.Tensor:
+        """The attack itself, on validated inputs (model in eval mode, parameters frozen)."""
+        raise NotImplementedError
+
+    def objective(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The quantity the attack ascends, summed over the batch.
+
+        Untargeted: the loss on the true label (cross-entropy, or minus the margin);
+        targeted: minus the loss on the target. Summing rather than averaging keeps each
+        sample's gradient independent of the batch size.
+        """
+        if self.loss == "ce":
+            loss = F.cross_entropy(logits, y, reduction="sum")
+        else:
+            loss = -margin(logits, y).sum()
+        return -loss if self.targeted else loss
+
+    def gradient(self, x_adv: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """∇ₓ of :meth:`objective` at ``x_adv`` (through ``input_transform`` if any).
+
+        Uses ``torch.autograd.grad`` on the input alone; the parameters are frozen, so no
+        weight gradients are computed or stored.
+        """
+        x_adv = x_adv.detach().requires_grad_(True)
+        with torch.enable_grad():
+            inputs = x_adv
+            if self.input_transform is not None:
+                inputs = self.input_transform(x_adv, generator)
+            (grad,) = torch.autograd.grad(self.objective(self.model(inputs), y), x_adv)
+        return grad
+
+    def _check_outputs(self, logits: torch.Tensor) -> int:
+        if logits.ndim != 2 or logits.shape[1] < 2:
+            raise ValueError("model: expected outputs shaped N×C with C >= 2 classes, got "
+                             f"shape {tuple(logits.shape)}")
+        rows = logits.sum(dim=1)
+        if (logits >= 0).all() and torch.allclose(rows, torch.ones_like(rows), atol=1e-4):
+            warnings.warn("model: outputs look like probabilities (non-negative rows summing to "
+                          "1); attacks need logits, since gradients through a softmax vanish "
+                          "and mislead the attack. Remove the final softmax.", UserWarning,
+                          stacklevel=3)
+        return int(logits.shape[1])

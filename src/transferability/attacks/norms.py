@@ -1,0 +1,80 @@
+"""Geometry of the threat models: L∞ and L2 balls around an image, per sample.
+
+Every attack takes its steps, projections and random starts from here, so the two norms
+are handled in exactly one place. All functions are vectorised over the batch (dimension 0)
+and are plain tensor arithmetic (no autograd).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._validation import check_choice
+
+__all__ = ["NORMS", "check_norm", "step_direction", "project", "clip", "random_start"]
+
+NORMS = ("linf", "l2")
+
+# Guards divisions by a zero gradient or perturbation norm.
+_TINY = 1e-12
+
+
+def check_norm(norm: str) -> str:
+    """Validate a norm name (``"linf"`` or ``"l2"``)."""
+    return check_choice(norm, "norm", NORMS)
+
+
+def _per_sample(v: torch.Tensor) -> torch.Tensor:
+    """Reshape a length-N vector so it broadcasts against an N×C×H×W tensor."""
+    return v.view(-1, *([1] * 3))
+
+
+def _l2(v: torch.Tensor) -> torch.Tensor:
+    return v.flatten(1).norm(p=2, dim=1)
+
+
+def step_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    """The steepest-ascent direction of unit norm: ``sign(g)`` for L∞, ``g/‖g‖₂`` for L2.
+
+    These are the maximisers of ⟨g, d⟩ over the unit ball of each norm (Goodfellow et al.
+    2015, Eq. 3, for L∞; Madry et al. 2018 for L2). A zero gradient gives a zero step.
+    """
+    if norm == "linf":
+        return grad.sign()
+    return grad / _per_sample(_l2(grad).clamp_min(_TINY))
+
+
+def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Euclidean projection of a perturbation onto the ε-ball of ``norm`` (per sample)."""
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    factor = (eps / _l2(delta).clamp_min(_TINY)).clamp(max=1.0)
+    return delta * _per_sample(factor)
+
+
+def random_start(x: torch.Tensor, eps: float, norm: str,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """``x`` plus a perturbation drawn uniformly from the ε-ball, clipped to [0, 1].
+
+    Madry et al. (2018) start PGD at a uniformly random point of the ball. For L2 the
+    point is a Gaussian direction scaled by radius ε·u^(1/d), which is uniform in the ball.
+    """
+    if norm == "linf":
+        u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        delta = (2 * u - 1) * eps
+    else:
+        direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        direction = direction / _per_sample(_l2(direction).clamp_min(_TINY))
+        u = torch.rand(len(x), generator=generator, device=x.device, dtype=x.dtype)
+        delta = direction * _per_sample(eps * u.pow(1.0 / x[0].numel()))
+    return (x + delta).clamp(0, 1)
+
+
+def clip(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Bring ``x_adv`` back into the ε-ball around ``x`` and into the image range [0, 1].
+
+    Written as ``x + project(x_adv − x)`` then a clamp, the same arithmetic as the usual
+    scripts, so attacks without randomness reproduce them bit for bit. Clamping to [0, 1]
+    only shrinks each coordinate of the perturbation, so the result stays in the ball.
+    """
+    return (x + project(x_adv - x, eps, norm)).clamp(0, 1)

@@ -1,0 +1,62 @@
+"""PGD (Madry et al., ICLR 2018) and, without the random start, BIM (Kurakin et al., 2017)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .._validation import check_int, check_positive
+from . import norms
+from .base import Attack
+
+__all__ = ["PGD", "pgd"]
+
+
+class PGD(Attack):
+    """Projected gradient ascent on the attack objective inside the ε-ball.
+
+    ``x_{t+1} = Π_{B(x,ε) ∩ [0,1]}(x_t + α·d(∇ₓJ(x_t, y)))`` with ``d = sign`` for L∞ and
+    ``d = ∇/‖∇‖₂`` for L2 (Madry et al. 2018, Eq. 2). ``random_start`` draws ``x_0``
+    uniformly from the ball; without it ``x_0 = x`` and this is the basic iterative method
+    (Kurakin, Goodfellow & Bengio 2017, "I-FGSM").
+
+    Args:
+        alpha: step size; defaults to ``2.5·ε/steps`` (Madry et al.'s rule of thumb).
+        steps: number of iterations.
+        random_start: start from a uniformly random point of the ε-ball.
+        **options: as in :class:`~transferability.attacks.base.Attack` (``norm``,
+            ``targeted``, ``loss``, ``use_predictions``, ``seed``, ``input_transform``).
+    """
+
+    #: the default step size is ``alpha_factor·ε/steps``
+    alpha_factor = 2.5
+
+    def __init__(self, model: nn.Module, eps: float, alpha: float | None = None,
+                 steps: int = 10, *, random_start: bool = True, **options):
+        super().__init__(model, eps, **options)
+        self.steps = check_int(steps, "steps")
+        self.alpha = (self.alpha_factor * self.eps / self.steps if alpha is None
+                      else check_positive(alpha, "alpha"))
+        self.random_start = bool(random_start)
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor,
+                generator: torch.Generator | None) -> torch.Tensor:
+        x_adv = x
+        if self.random_start and self.eps > 0:
+            x_adv = norms.random_start(x, self.eps, self.norm, generator)
+        direction = None
+        for _ in range(self.steps):
+            direction = self._accumulate(direction, self.gradient(x_adv, y, generator))
+            x_adv = x_adv + self.alpha * norms.step_direction(direction, self.norm)
+            x_adv = norms.clip(x, x_adv, self.eps, self.norm)
+        return x_adv
+
+    def _accumulate(self, previous: torch.Tensor | None, grad: torch.Tensor) -> torch.Tensor:
+        """The vector whose steepest-ascent direction is taken; plain PGD uses the gradient."""
+        return grad
+
+
+def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, eps: float,
+        alpha: float | None = None, steps: int = 10, **options) -> torch.Tensor:
+    """Functional form of :class:`PGD`: ``PGD(model, eps, alpha, steps, **options)(x, y)``."""
+    return PGD(model, eps, alpha, steps, **options)(x, y)

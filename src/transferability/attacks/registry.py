@@ -1,0 +1,78 @@
+"""Attack registry: ``create_attack(name, model, **kw)`` and ``list_attacks()``.
+
+Names and what they build (every keyword of the class is accepted)::
+
+    fgsm     FGSM(model, eps)
+    bim      PGD(model, eps, alpha, steps, random_start=False)       Kurakin et al. 2017
+    pgd      PGD(model, eps, alpha, steps)                           Madry et al. 2018
+    mifgsm   MIFGSM(model, eps, alpha, steps, decay)                 Dong et al. 2018
+    di       PGD(..., random_start=False, input_transform=DI(p, resize_rate))  DI²-FGSM
+    mi-di    MIFGSM(..., input_transform=DI(p, resize_rate))          M-DI²-FGSM, Xie et al.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from .._validation import check_choice
+from .base import Attack
+from .di import DI
+from .fgsm import FGSM
+from .mifgsm import MIFGSM
+from .pgd import PGD
+
+__all__ = ["register_attack", "create_attack", "list_attacks"]
+
+_ATTACKS: dict[str, Callable[..., Attack]] = {}
+
+
+def register_attack(name: str):
+    """Decorator: make an attack factory ``(model, **kw) -> Attack`` available by ``name``."""
+    def decorator(fn):
+        if name in _ATTACKS:
+            raise ValueError(f"attack {name!r} is already registered")
+        _ATTACKS[name] = fn
+        return fn
+    return decorator
+
+
+def list_attacks() -> list[str]:
+    """Names accepted by :func:`create_attack`."""
+    return sorted(_ATTACKS)
+
+
+def create_attack(name: str, model: nn.Module, **kwargs) -> Attack:
+    """Build a registered attack, e.g. ``create_attack("pgd", model, eps=0.1, steps=20)``."""
+    check_choice(name, "attack", _ATTACKS)
+    return _ATTACKS[name](model, **kwargs)
+
+
+def _with_di(kwargs: dict) -> dict:
+    """Move DI's own keywords (``p``, ``resize_rate``, ``mode``) into an ``input_transform``."""
+    di_kw = {k: kwargs.pop(k) for k in ("p", "resize_rate", "mode") if k in kwargs}
+    if "input_transform" in kwargs:
+        raise ValueError("input_transform: the DI attacks set it themselves; use 'pgd' or "
+                         "'mifgsm' with input_transform=... instead")
+    return {**kwargs, "input_transform": DI(**di_kw)}
+
+
+register_attack("fgsm")(FGSM)
+register_attack("pgd")(PGD)
+register_attack("mifgsm")(MIFGSM)
+
+
+@register_attack("bim")
+def _bim(model: nn.Module, **kwargs) -> PGD:
+    return PGD(model, **{**kwargs, "random_start": False})
+
+
+@register_attack("di")
+def _di(model: nn.Module, **kwargs) -> PGD:
+    return PGD(model, **{**_with_di(kwargs), "random_start": False})
+
+
+@register_attack("mi-di")
+def _mi_di(model: nn.Module, **kwargs) -> MIFGSM:
+    return MIFGSM(model, **_with_di(kwargs))

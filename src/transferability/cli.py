@@ -1,0 +1,131 @@
+"""The ``transferability`` command line. Every command has ``--help``.
+
+Errors from bad input (``ValueError``) are printed as one line and exit with status 2,
+never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def _cmd_datasets(args) -> None:
+    from .data import list_datasets
+    from .report import format_table
+
+    rows = [{"name": d.name, "size": d.size, "classes": d.classes, "source": d.source}
+            for d in list_datasets()]
+    print(format_table(rows))
+
+
+def _cmd_models(args) -> None:
+    from .models import create_model, list_models
+    from .report import format_table
+
+    rows = []
+    for name in list_models():
+        m = create_model(name)
+        rows.append({"name": name, "params": sum(p.numel() for p in m.parameters()),
+                     "feature_dim": m.feature_dim, "blocks": len(m.backbone)})
+    print(format_table(rows))
+
+
+def _cmd_zoo_build(args) -> None:
+    from .report import format_table
+    from .zoo import build_zoo
+
+    zoo = build_zoo(args.spec, args.cache_dir)
+    rows = [{"name": n, "arch": zoo.entries[n].arch,
+             "test_acc": zoo[n].meta["metrics"]["test_acc"],
+             "status": "trained" if n in zoo.trained else "cached", "path": str(zoo.path(n))}
+            for n in zoo]
+    print(format_table(rows))
+    print(f"{len(zoo.trained)} trained, {len(zoo.cached)} loaded from cache")
+
+
+def _cmd_probe(args) -> None:
+    from .data import dataset_from_spec
+    from .report import format_table
+    from .transfer import linear_probe
+    from .zoo import load_models
+
+    train = dataset_from_spec(args.target, "train", seed=args.seed)
+    test = dataset_from_spec(args.target, "test", seed=args.seed)
+    models = load_models(args.sources, args.cache_dir)
+    rows = []
+    for name, model in models.items():
+        r = linear_probe(model, train, test, shots=args.shots, repeats=args.repeats, seed=args.seed)
+        rows.append({"source": name, "accuracy": r.accuracy, "std": r.accuracy_std, "loss": r.loss})
+    print(format_table(rows))
+
+
+def _cmd_demo(args) -> None:
+    from .demo import run_demo
+
+    run_demo(args.out, quick=args.quick, cache_dir=args.cache_dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="transferability",
+        description="Measure, predict and control knowledge and adversarial transferability.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name, func, help_text, **kw):
+        p = sub.add_parser(name, help=help_text, description=help_text, **kw)
+        p.set_defaults(func=func)
+        return p
+
+    def cache_opt(p):
+        p.add_argument("--cache-dir", type=Path, default=None,
+                       help="model/feature cache (default $TRANSFERABILITY_CACHE or "
+                            "~/.cache/transferability)")
+
+    command("datasets", _cmd_datasets, "List the bundled datasets with size and source.")
+    command("models", _cmd_models, "List the model architectures.")
+
+    zoo = sub.add_parser("zoo", help="Build zoos of source models.",
+                         description="Build zoos of source models.")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
+    p = zoo_sub.add_parser("build", help="Train (or load cached) models from a YAML spec.",
+                           description="Train the models of a YAML zoo spec; cached models "
+                                       "are not retrained. SPEC may be 'demo'.")
+    p.add_argument("spec", help="zoo spec YAML path, or 'demo'")
+    cache_opt(p)
+    p.set_defaults(func=_cmd_zoo_build)
+
+    p = command("probe", _cmd_probe, "Linear-probe source models on a target dataset.")
+    p.add_argument("--target", required=True, help="target dataset name or .npz/folder path")
+    p.add_argument("--sources", nargs="+", required=True,
+                   help="zoo spec YAMLs, 'demo', and/or checkpoint files")
+    p.add_argument("--shots", type=int, default=None, help="samples per class (few-shot)")
+    p.add_argument("--repeats", type=int, default=1, help="few-shot draws to average")
+    p.add_argument("--seed", type=int, default=0)
+    cache_opt(p)
+
+    p = command("demo", _cmd_demo, "Run the study on bundled data and write a report.")
+    p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder")
+    p.add_argument("--quick", action="store_true", help="a smaller zoo for a fast check")
+    cache_opt(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ValueError as exc:
+        print(f"transferability {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished work is cached and a rerun resumes from it", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

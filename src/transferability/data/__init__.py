@@ -1,0 +1,17 @@
+"""Data: bundled offline datasets, users' data, and task builders.
+
+Every dataset is an :class:`ImageDataset` of float images in [0, 1] shaped N×1×28×28
+with int64 labels 0..C−1.
+"""
+
+from .dataset import ImageDataset
+from .spec import dataset_from_spec
+from .registry import DatasetInfo, dataset_info, list_datasets, load_dataset, train_test_split
+from .tasks import mixture, per_class, relabel, select_classes
+from .user import load_image_folder, load_npz
+
+__all__ = [
+    "ImageDataset", "DatasetInfo", "list_datasets", "dataset_info", "load_dataset",
+    "train_test_split", "select_classes", "relabel", "per_class", "mixture",
+    "load_npz", "load_image_folder", "dataset_from_spec",
+]

@@ -1,0 +1,105 @@
+"""Task builders: carve target and source tasks out of datasets.
+
+``select_classes`` (a label subset), ``relabel`` (merge/rename classes), ``per_class``
+(n samples per class, few-shot) and ``mixture`` (Liang et al. 2021's mixture sources:
+the first k classes from one dataset, the other 10−k from another).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .dataset import ImageDataset
+
+__all__ = ["select_classes", "relabel", "per_class", "mixture"]
+
+
+def select_classes(ds: ImageDataset, classes: Sequence[int]) -> ImageDataset:
+    """Keep only ``classes`` and renumber them 0..k−1 in the order given."""
+    classes = [int(c) for c in classes]
+    if len(set(classes)) != len(classes) or not classes:
+        raise ValueError(f"classes: expected distinct class ids, got {classes}")
+    bad = [c for c in classes if not 0 <= c < ds.num_classes]
+    if bad:
+        raise ValueError(f"classes: {bad} not in 0..{ds.num_classes - 1} of {ds.name!r}")
+    lut = torch.full((ds.num_classes,), -1, dtype=torch.long)
+    lut[classes] = torch.arange(len(classes))
+    new = lut[ds.y]
+    keep = new >= 0
+    return ImageDataset(ds.x[keep], new[keep], name=f"{ds.name}[{','.join(map(str, classes))}]",
+                        class_names=[ds.class_names[c] for c in classes])
+
+
+def relabel(ds: ImageDataset, mapping: Mapping[int, int] | Sequence[int],
+            class_names: Sequence[str] | None = None) -> ImageDataset:
+    """Map old class ids to new ones (merging classes that share a new id).
+
+    ``mapping`` is a dict ``old -> new`` or a sequence indexed by old id; old classes
+    missing from a dict are dropped. New ids must be 0..K−1 and all used.
+    """
+    if isinstance(mapping, Mapping):
+        lut = torch.full((ds.num_classes,), -1, dtype=torch.long)
+        for old, new in mapping.items():
+            if not 0 <= int(old) < ds.num_classes:
+                raise ValueError(f"mapping: old class {old} not in 0..{ds.num_classes - 1}")
+            lut[int(old)] = int(new)
+    else:
+        if len(mapping) != ds.num_classes:
+            raise ValueError(f"mapping: expected {ds.num_classes} entries, got {len(mapping)}")
+        lut = torch.as_tensor([int(m) for m in mapping], dtype=torch.long)
+    used = torch.unique(lut[lut >= 0])
+    if len(used) == 0 or used.min() < 0 or not torch.equal(used, torch.arange(len(used))):
+        raise ValueError(f"mapping: new ids must be 0..K-1 with none skipped, got {used.tolist()}")
+    new = lut[ds.y]
+    keep = new >= 0
+    if class_names is None:
+        class_names = ["+".join(ds.class_names[o] for o in range(ds.num_classes) if lut[o] == k)
+                       for k in range(len(used))]
+    return ImageDataset(ds.x[keep], new[keep], name=f"{ds.name}:relabel", class_names=class_names)
+
+
+def per_class(ds: ImageDataset, n: int, seed: int = 0) -> ImageDataset:
+    """Exactly ``n`` random samples of every class (few-shot), deterministic by ``seed``."""
+    if int(n) < 1:
+        raise ValueError(f"n: expected a positive integer, got {n!r}")
+    counts = ds.class_counts()
+    short = [c for c in range(ds.num_classes) if counts[c] < n]
+    if short:
+        raise ValueError(f"n: {n} per class requested but class(es) {short} of {ds.name!r} "
+                         f"have only {counts[short].tolist()} samples")
+    rng = np.random.default_rng(seed)
+    y = ds.y.numpy()
+    # one permutation, then the first n positions of each class: vectorised stratified draw
+    perm = rng.permutation(len(y))
+    order = perm[np.argsort(y[perm], kind="stable")]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    idx = (starts[:, None] + np.arange(n)[None, :]).ravel()
+    chosen = np.sort(order[idx])
+    return ds.subset(torch.from_numpy(chosen), name=f"{ds.name}:{n}-shot")
+
+
+def mixture(first: ImageDataset, second: ImageDataset, k: int,
+            n_per_class: int | None = None, seed: int = 0) -> ImageDataset:
+    """A 10-class source task: classes 0..k−1 from ``first``, classes k..9 from ``second``.
+
+    Class c keeps its id and comes from ``first`` when c < k, else from ``second``
+    (Liang et al. 2021, animals/vehicles mixtures). ``n_per_class`` balances it.
+    """
+    num = first.num_classes
+    if second.num_classes != num:
+        raise ValueError(f"second: expected {num} classes like first, got {second.num_classes}")
+    if not 0 <= int(k) <= num:
+        raise ValueError(f"k: expected 0..{num}, got {k!r}")
+    parts_x, parts_y, names = [], [], []
+    for c in range(num):
+        src = first if c < k else second
+        mask = src.y == c
+        parts_x.append(src.x[mask])
+        parts_y.append(torch.full((int(mask.sum()),), c, dtype=torch.long))
+        names.append(f"{src.name}:{src.class_names[c]}")
+    ds = ImageDataset(torch.cat(parts_x), torch.cat(parts_y),
+                      name=f"mixture({first.name},{second.name},k={k})", class_names=names)
+    return per_class(ds, n_per_class, seed) if n_per_class else ds

@@ -1,0 +1,23 @@
+"""Knowledge-transferability estimators: cheap scores of how well a source model will serve a
+target task, higher = more transferable (DESIGN.md, C2).
+
+Each takes NumPy or torch inputs, computes in float64 and returns a Python float. Every
+estimator is registered by name with the input it needs (``"probs"``, ``"source_labels"``,
+``"features"``), so ``score(name, outputs, target_labels)`` runs any of them on one
+:func:`transferability.features.extract` pass.
+"""
+
+from __future__ import annotations
+
+from .hscore import HScore, h_score
+from .leep import LEEP, leep
+from .logme import LogME, logme
+from .nce import NCE, nce, task_hardness
+from .registry import KINDS, Estimator, get_estimator, list_estimators, register_estimator, score
+from .transrate import transrate
+
+__all__ = [
+    "leep", "LEEP", "nce", "NCE", "task_hardness", "h_score", "HScore", "logme", "LogME",
+    "transrate", "KINDS", "Estimator", "get_estimator", "list_estimators", "register_estimator",
+    "score",
+]

@@ -1,0 +1,184 @@
+"""LogME, the log maximum evidence of Bayesian linear regression on features (You et al., 2021).
+
+For each target column y (one-hot column of a class, or a regression target), with
+w ~ N(0, α⁻¹I) and y = Fw + ε, ε ~ N(0, β⁻¹I), the log evidence is
+
+    L(α, β) = n/2 log β + D/2 log α − n/2 log 2π − β/2 ‖Fm − y‖² − α/2 ‖m‖² − ½ log|A|,
+    A = αI + βFᵀF,  m = βA⁻¹Fᵀy.
+
+It is maximised by MacKay's fixed point γ = Σᵢ βσᵢ/(α + βσᵢ), α ← γ/‖m‖², β ← (n − γ)/‖Fm − y‖²
+(You et al., ICML 2021, Alg. 1). LogME = mean over columns of L/n; higher = more transferable.
+
+Fast path: with FᵀF = V diag(σ) Vᵀ and z = VᵀFᵀy, everything above is a sum over the spectrum,
+    ‖m‖² = Σ z²/(σ+λ)²,  ‖Fm − y‖² = yᵀy − Σ z²(σ+2λ)/(σ+λ)²,  log|A| = Σ log(α + βσ),
+with λ = α/β, so after one eigendecomposition each iteration costs O(D·K) for all K columns
+at once. It needs only FᵀF, Fᵀy, yᵀy and n, so the streaming :class:`LogME` is exact.
+When n < D the n × n Gram matrix FFᵀ = U diag(σ) Uᵀ gives the same σ, with z² = σ (Uᵀy)².
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import as_float64, check_min_length, check_same_length
+from ._common import batch_labels, check_class_counts, class_sums, grow, target_classes
+from .registry import register_estimator
+
+__all__ = ["logme", "LogME"]
+
+_RTOL = 1e-10  # convergence of λ = α/β, relative
+_MAX_ITER = 1000
+_LAM_RANGE = 1e12  # λ is kept within σ_max·[1e-12, 1e12]: the optimum may sit at a boundary
+_FLOOR = 1e-250  # keeps ‖m‖² and ‖Fm − y‖² off zero; far below any meaningful value
+
+
+def _spectrum(sym: np.ndarray, proj: np.ndarray, *, gram: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Nonzero eigenvalues σ of FᵀF and squared projections z² (r × K) of the targets.
+
+    ``sym`` is FᵀF with ``proj`` = Fᵀy, or (``gram``) FFᵀ with ``proj`` = y itself.
+    Eigenvalues below dim·eps·σ_max are exact zeros in theory and are dropped.
+    """
+    lam, vecs = np.linalg.eigh(sym)
+    keep = lam > max(lam[-1], 0.0) * len(lam) * np.finfo(float).eps
+    z = vecs[:, keep].T @ proj
+    return lam[keep], (lam[keep, None] * z**2 if gram else z**2)
+
+
+def _max_evidence(sigma: np.ndarray, z2: np.ndarray, yy: np.ndarray, n: int,
+                  d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximise L(α, β) for every target column at once; return (L/n, α, β), one per column.
+
+    Iterates on λ = α/β (m depends on λ only) until its relative change is below 1e-10.
+    """
+    s = sigma[:, None]
+    scale = float(sigma.max()) if sigma.size else 1.0
+    lo, hi = scale / _LAM_RANGE, scale * _LAM_RANGE
+    res_floor = 1e-12 * yy + _FLOOR
+
+    def terms(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t = 1.0 / (s + lam)
+        gamma = (s * t).sum(axis=0)  # effective number of parameters
+        mm = (z2 * t * t).sum(axis=0)  # ‖m‖²
+        res = np.maximum(yy - (z2 * (s + 2 * lam) * t * t).sum(axis=0), res_floor)  # ‖Fm − y‖²
+        return gamma, mm, res
+
+    lam = np.ones(z2.shape[1])  # α = β = 1 to start, as in the reference implementation
+    for _ in range(_MAX_ITER):
+        gamma, mm, res = terms(lam)
+        alpha, beta = gamma / np.maximum(mm, _FLOOR), (n - gamma) / res
+        new = np.clip(alpha / beta, lo, hi)
+        done = np.all(np.abs(new - lam) <= _RTOL * lam)
+        lam = new
+        if done:
+            break
+    gamma, mm, res = terms(lam)
+    beta = (n - gamma) / res
+    alpha = lam * beta
+    evidence = (n / 2 * np.log(beta) + d / 2 * np.log(alpha) - n / 2 * np.log(2 * np.pi)
+                - beta / 2 * res - alpha / 2 * mm
+                - 0.5 * ((d - len(sigma)) * np.log(alpha) + np.log(alpha + beta * s).sum(axis=0)))
+    return evidence / n, alpha, beta
+
+
+class _Targets:
+    """Target columns y: one-hot class labels (1-D input) or regression targets (N × K)."""
+
+    def __init__(self, targets, *, whole: bool) -> None:
+        self.regression = np.ndim(targets) == 2
+        if self.regression:
+            self.values = as_float64(targets, "targets", ndim=2)
+            check_min_length(self.values, "targets", 2 if whole else 1)
+            self.width = self.values.shape[1]
+        else:
+            if whole:
+                self.values, self.width = target_classes(targets, "targets")
+            else:
+                self.values = batch_labels(targets, "targets")
+                self.width = int(self.values.max()) + 1
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def project(self, mat: np.ndarray) -> np.ndarray:
+        """matᵀy for every column: K-column matrix of shape (mat columns) × K."""
+        if self.regression:
+            return mat.T @ self.values
+        return class_sums(mat, self.values, self.width).T
+
+    def dense(self) -> np.ndarray:
+        """y as an N × K matrix (one-hot for class labels)."""
+        if self.regression:
+            return self.values
+        return np.eye(self.width)[self.values]
+
+    def sq_norms(self) -> np.ndarray:
+        """yᵀy per column."""
+        if self.regression:
+            return np.einsum("ij,ij->j", self.values, self.values)
+        return np.bincount(self.values, minlength=self.width).astype(np.float64)
+
+
+@register_estimator("logme", kind="features")
+def logme(features, targets) -> float:
+    """LogME of features (N × D) for class labels (N,) or regression targets (N × K).
+
+    A single regression target is passed as shape (N, 1); 1-D targets are class labels.
+    """
+    f = as_float64(features, "features", ndim=2)
+    y = _Targets(targets, whole=True)
+    check_same_length(features=f, targets=y)
+    n, d = f.shape
+    if n < d:
+        sigma, z2 = _spectrum(f @ f.T, y.dense(), gram=True)
+    else:
+        sigma, z2 = _spectrum(f.T @ f, y.project(f), gram=False)
+    return float(_max_evidence(sigma, z2, y.sq_norms(), n, d)[0].mean())
+
+
+class LogME:
+    """Streaming LogME from FᵀF, Fᵀy, yᵀy and n: O(D² + D·K) memory, any number of samples.
+
+    :meth:`compute` equals :func:`logme` on the concatenated batches (to rounding).
+    """
+
+    def __init__(self) -> None:
+        self._ftf: np.ndarray | None = None
+        self._n = 0
+
+    def update(self, features, targets) -> LogME:
+        """Add one batch of features (N × D) and class labels (N,) or targets (N × K)."""
+        f = as_float64(features, "features", ndim=2)
+        y = _Targets(targets, whole=False)
+        check_same_length(features=f, targets=y)
+        if self._ftf is None:
+            self._regression = y.regression
+            self._ftf = np.zeros((f.shape[1], f.shape[1]))
+            width = y.width if y.regression else 0  # class columns appear as labels do
+            self._fty, self._yy = np.zeros((f.shape[1], width)), np.zeros(width)
+        elif f.shape[1] != len(self._ftf):
+            raise ValueError(f"features: expected {len(self._ftf)} columns as in earlier "
+                             f"batches, got {f.shape[1]}")
+        if y.regression != self._regression or (y.regression and y.width != len(self._yy)):
+            raise ValueError("targets: every batch must have the same kind and number of "
+                             "target columns as the first")
+        width = max(y.width, len(self._yy))
+        self._ftf += f.T @ f
+        self._fty = grow(self._fty, (f.shape[1], width))
+        self._fty[:, : y.width] += y.project(f)
+        self._yy = grow(self._yy, (width,))
+        self._yy[: y.width] += y.sq_norms()
+        self._n += len(y)
+        return self
+
+    def per_target(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(L/n, α, β) at the maximum, one entry per class or regression column."""
+        if self._ftf is None:
+            raise ValueError("features: no data; call update() first")
+        if not self._regression:
+            check_class_counts(self._yy.astype(np.int64), "targets")
+        sigma, z2 = _spectrum(self._ftf, self._fty, gram=False)
+        return _max_evidence(sigma, z2, self._yy, self._n, len(self._ftf))
+
+    def compute(self) -> float:
+        """LogME of all batches so far."""
+        return float(self.per_target()[0].mean())

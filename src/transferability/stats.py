@@ -1,0 +1,168 @@
+"""Ranking statistics: how well estimator scores agree with measured transfer across models.
+
+Correlations (Pearson, Spearman, Kendall τ-b, weighted Kendall τ), bootstrap confidence
+intervals over models, and the model-selection view: did the top-scored model win (top-1
+hit), and how much does picking it cost (regret). A correlation is NaN where it is undefined,
+e.g. when every model has the same score.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats as _st
+
+from ._validation import (
+    as_float64,
+    check_count,
+    check_fraction,
+    check_min_length,
+    check_same_length,
+)
+
+__all__ = ["pearson", "spearman", "kendall", "weighted_tau", "bootstrap_ci", "top1_hit",
+           "regret", "CorrelationRow", "correlation_table"]
+
+
+def _pair(x, y, names: tuple[str, str] = ("x", "y")) -> tuple[np.ndarray, np.ndarray]:
+    a, b = as_float64(x, names[0], ndim=1), as_float64(y, names[1], ndim=1)
+    check_same_length(**{names[0]: a, names[1]: b})
+    check_min_length(a, names[0], 2)
+    return a, b
+
+
+def _quiet(fn: Callable, a: np.ndarray, b: np.ndarray) -> float:
+    """``fn(a, b)`` as a float, NaN (without a warning) where it is undefined."""
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(fn(a, b).statistic)
+
+
+def pearson(x, y) -> float:
+    """Pearson's linear correlation r (``scipy.stats.pearsonr``)."""
+    return _quiet(_st.pearsonr, *_pair(x, y))
+
+
+def spearman(x, y) -> float:
+    """Spearman's ρ: Pearson's r of the ranks, ties averaged (``scipy.stats.spearmanr``)."""
+    return _quiet(_st.spearmanr, *_pair(x, y))
+
+
+def kendall(x, y) -> float:
+    """Kendall's τ-b (``scipy.stats.kendalltau``)."""
+    return _quiet(_st.kendalltau, *_pair(x, y))
+
+
+def weighted_tau(x, y) -> float:
+    """Weighted Kendall τ (Vigna 2015; ``scipy.stats.weightedtau`` defaults).
+
+    Swaps near the top count more (hyperbolic weight 1/(r+1)), averaged over ranking by x
+    and by y: the metric of the model-selection literature (e.g. You et al. 2021).
+    """
+    return _quiet(_st.weightedtau, *_pair(x, y))
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson's r of every row pair of two B × n arrays; NaN for constant rows."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    ok = (np.ptp(a, axis=1) > 0) & (np.ptp(b, axis=1) > 0)
+    r = np.full(len(a), np.nan)
+    num, den = (a * b).sum(axis=1), np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    r[ok] = np.clip(num[ok] / den[ok], -1.0, 1.0)
+    return r
+
+
+def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _pearson_rows(_st.rankdata(a, axis=1), _st.rankdata(b, axis=1))
+
+
+_BATCHED: dict[Callable, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    pearson: _pearson_rows, spearman: _spearman_rows}
+
+
+def bootstrap_ci(score_fn: Callable[[np.ndarray, np.ndarray], float], x, y, n_boot: int = 1000,
+                 level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``score_fn(x, y)``, resampling models with replacement.
+
+    Each of ``n_boot`` resamples draws len(x) models (pairs (xᵢ, yᵢ)) with replacement.
+    Resamples where the statistic is undefined (NaN, e.g. all drawn models share one score)
+    are skipped and the interval comes from the rest; (NaN, NaN) if none is left. Pearson
+    and Spearman run vectorised over resamples; any other ``score_fn`` runs once per
+    resample. The same ``seed`` and number of models give the same resamples.
+    """
+    a, b = _pair(x, y)
+    n_boot, level = check_count(n_boot, "n_boot"), check_fraction(level, "level")
+    idx = np.random.default_rng(seed).integers(0, len(a), size=(n_boot, len(a)))
+    if score_fn in _BATCHED:
+        values = _BATCHED[score_fn](a[idx], b[idx])
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = np.array([score_fn(a[i], b[i]) for i in idx], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def top1_hit(scores, truth) -> bool:
+    """Whether the top-scored model (first one on ties) is a best model by ``truth``."""
+    s, t = _pair(scores, truth, ("scores", "truth"))
+    return bool(t[np.argmax(s)] == t.max())
+
+
+def regret(scores, truth) -> float:
+    """max(truth) − truth of the top-scored model: what picking by ``scores`` loses, ≥ 0."""
+    s, t = _pair(scores, truth, ("scores", "truth"))
+    return float(t.max() - t[np.argmax(s)])
+
+
+@dataclass(frozen=True)
+class CorrelationRow:
+    """One estimator's agreement with measured transfer; ``*_low``/``*_high`` bound the CI."""
+
+    estimator: str
+    weighted_tau: float
+    weighted_tau_low: float
+    weighted_tau_high: float
+    spearman: float
+    spearman_low: float
+    spearman_high: float
+    pearson: float
+    pearson_low: float
+    pearson_high: float
+    top1: bool
+    regret: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def correlation_table(scores: Mapping[str, Sequence[float]], truth, *, n_boot: int = 1000,
+                      level: float = 0.95, seed: int = 0) -> list[CorrelationRow]:
+    """One :class:`CorrelationRow` per estimator, from its scores of the models and ``truth``.
+
+    ``scores[name][i]`` and ``truth[i]`` belong to model i. Every estimator's intervals use
+    the same bootstrap resamples of models (same ``seed``), so rows are directly comparable.
+    """
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError("scores: expected a non-empty mapping of estimator name to scores")
+    rows = []
+    for name, values in scores.items():
+        s, t = _pair(values, truth, (f"scores[{name!r}]", "truth"))
+        cis = {fn.__name__: bootstrap_ci(fn, s, t, n_boot, level, seed)
+               for fn in (weighted_tau, spearman, pearson)}
+        rows.append(CorrelationRow(
+            name,
+            weighted_tau(s, t), *cis["weighted_tau"],
+            spearman(s, t), *cis["spearman"],
+            pearson(s, t), *cis["pearson"],
+            top1_hit(s, t), regret(s, t)))
+    return rows

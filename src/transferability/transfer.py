@@ -1,0 +1,159 @@
+"""Knowledge-transfer ground truth: linear probes and fine-tuning on a target task.
+
+The linear probe follows Liang et al. (2021): freeze the source model, retrain a linear
+head on its penultimate features with SGD and a cosine schedule, report target test
+accuracy. Few-shot probes (``shots`` per class, averaged over ``repeats`` draws) are the
+discriminative ground truth on easy targets (DESIGN.md, "what makes the study
+discriminative"); all repeats train at once as one batched problem.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._validation import as_labels, check_positive
+from .data.dataset import as_tensors
+from .features import extract
+from .models.classifier import Classifier, replace_head
+from .training import evaluate, fit
+
+__all__ = ["ProbeResult", "FineTuneResult", "probe_features", "linear_probe", "fine_tune"]
+
+
+@dataclass
+class ProbeResult:
+    """Target test accuracy/loss of a retrained linear head (mean over ``repeats``)."""
+
+    accuracy: float
+    loss: float
+    accuracy_std: float = 0.0
+    accuracies: list[float] = field(default_factory=list)
+    shots: int | None = None
+    repeats: int = 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _few_shot_indices(y: np.ndarray, shots: int, repeats: int, seed: int) -> np.ndarray:
+    """``repeats`` × (shots·C) stratified index draws, vectorised over classes."""
+    classes, counts = np.unique(y, return_counts=True)
+    if counts.min() < shots:
+        raise ValueError(f"shots: {shots} per class requested but the smallest target class "
+                         f"has {counts.min()} training samples")
+    rng = np.random.default_rng(seed)
+    order = np.argsort(y, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    # random ranks within each class: argsort of uniform keys, per repeat
+    keys = rng.random((repeats, len(y))) + y[order][None, :]  # class id keeps blocks apart
+    within = np.argsort(keys, axis=1)  # sorted: class blocks, shuffled inside
+    pick = (starts[:, None] + np.arange(shots)[None, :]).ravel()
+    return order[within[:, pick]]
+
+
+def probe_features(train_features, train_labels, test_features, test_labels, *,
+                   epochs: int | None = None, lr: float = 0.1, momentum: float = 0.9,
+                   weight_decay: float = 5e-4, batch_size: int = 128, shots: int | None = None,
+                   repeats: int = 1, seed: int = 0) -> ProbeResult:
+    """Train a softmax-regression head on fixed features and test it.
+
+    Features are standardised with the training statistics. ``epochs`` defaults to 10 (the
+    paper's probe), raised so that every probe takes at least 200 SGD steps — a 10-shot
+    set is a single batch. With ``shots``, each of ``repeats`` heads sees a different
+    stratified draw of ``shots`` samples per class; the heads train in one batched problem.
+    """
+    check_positive(lr, "lr")
+    ytr = as_labels(train_labels, "train_labels")
+    yte = as_labels(test_labels, "test_labels", contiguous=False)
+    xtr = torch.as_tensor(np.asarray(train_features, dtype=np.float32))
+    xte = torch.as_tensor(np.asarray(test_features, dtype=np.float32))
+    if len(xtr) != len(ytr) or len(xte) != len(yte):
+        raise ValueError("train_features/test_features: one label per feature row is required")
+    num_classes = int(max(ytr.max(), yte.max())) + 1
+    if shots is None:
+        index = np.broadcast_to(np.arange(len(ytr)), (repeats, len(ytr)))
+    else:
+        index = _few_shot_indices(ytr, int(shots), int(repeats), seed)
+    n = index.shape[1]
+    steps_per_epoch = math.ceil(n / batch_size)
+    epochs = max(epochs or 10, math.ceil(200 / steps_per_epoch))
+
+    mean, std = xtr.mean(0), xtr.std(0).clamp_min(1e-6)
+    xtr, xte = (xtr - mean) / std, (xte - mean) / std
+    gen = torch.Generator().manual_seed(seed)
+    R, D = repeats, xtr.shape[1]
+    weight = torch.zeros(R, D, num_classes, requires_grad=True)
+    bias = torch.zeros(R, 1, num_classes, requires_grad=True)
+    opt = torch.optim.SGD([weight, bias], lr=lr, momentum=momentum, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
+    index_t = torch.from_numpy(np.array(index))
+    ytr_t = torch.as_tensor(ytr)
+    for _ in range(epochs):
+        perm = index_t[:, torch.randperm(n, generator=gen)]
+        for s in range(0, n, batch_size):
+            idx = perm[:, s:s + batch_size]  # R × B
+            logits = torch.baddbmm(bias, xtr[idx], weight)  # R × B × C
+            loss = F.cross_entropy(logits.flatten(0, 1), ytr_t[idx].flatten()) * R
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    with torch.no_grad():
+        logits = torch.baddbmm(bias, xte.expand(R, -1, -1), weight)  # R × N × C
+        yte_t = torch.as_tensor(yte)
+        accs = (logits.argmax(-1) == yte_t).double().mean(1).numpy()
+        losses = F.cross_entropy(logits.transpose(1, 2), yte_t.expand(R, -1),
+                                 reduction="none").mean(1).numpy()
+    return ProbeResult(float(accs.mean()), float(losses.mean()),
+                       float(accs.std(ddof=1)) if R > 1 else 0.0, accs.tolist(),
+                       shots, R)
+
+
+def linear_probe(model: nn.Module, train, test, *, batch_size: int = 128,
+                 epochs: int | None = None, lr: float = 0.1, shots: int | None = None,
+                 repeats: int = 1, seed: int = 0) -> ProbeResult:
+    """Freeze ``model``, retrain a linear head on its penultimate features, test on ``test``.
+
+    ``train``/``test`` are ``ImageDataset``s, ``(x, y)`` pairs or torch Datasets. See
+    :func:`probe_features` for ``shots``/``repeats``.
+    """
+    xtr, ytr = as_tensors(train, "train")
+    xte, yte = as_tensors(test, "test")
+    ftr, fte = extract(model, xtr).features, extract(model, xte).features
+    return probe_features(ftr, ytr, fte, yte, epochs=epochs, lr=lr, batch_size=batch_size,
+                          shots=shots, repeats=repeats, seed=seed)
+
+
+@dataclass
+class FineTuneResult:
+    accuracy: float
+    loss: float
+    model: nn.Module
+
+
+def fine_tune(model: Classifier, train, test, *, epochs: int = 5, lr: float = 0.01,
+              freeze: int = 0, batch_size: int = 64, seed: int = 0,
+              show_progress: bool | None = None) -> FineTuneResult:
+    """Fine-tune a copy of ``model`` end to end (or all but its first ``freeze`` backbone
+    blocks) with a new head for the target classes; ``model`` itself is left untouched."""
+    if not isinstance(model, Classifier):
+        raise ValueError(f"model: expected a transferability Classifier, got {type(model).__name__}")
+    n_blocks = len(model.backbone)
+    if not 0 <= int(freeze) <= n_blocks:
+        raise ValueError(f"freeze: expected 0..{n_blocks} (backbone blocks), got {freeze!r}")
+    xtr, ytr = as_tensors(train, "train")
+    num_classes = int(as_labels(ytr, "train labels").max()) + 1
+    tuned = replace_head(copy.deepcopy(model), num_classes)
+    for block in tuned.backbone[:freeze]:
+        block.requires_grad_(False)
+    fit(tuned, (xtr, ytr), epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+        show_progress=show_progress, desc="fine-tune")
+    acc, loss = evaluate(tuned, test)
+    return FineTuneResult(acc, loss, tuned)

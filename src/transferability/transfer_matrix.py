@@ -1,0 +1,347 @@
+"""The surrogate × victim transfer matrix, with explicit denominators.
+
+Adversarial examples are crafted once per surrogate (batch by batch) and shown to every
+victim. Success is counted under two protocols, always with the counts behind the rate:
+
+- ``"all"``: the victim misclassifies ``x_adv`` among all n samples;
+- ``"both_correct"``: among the samples that both the surrogate and the victim classify
+  correctly on clean ``x``, the fraction the victim misclassifies on ``x_adv`` (the
+  protocol of the transfer papers, e.g. Liang et al. 2021; tools that divide by n mix clean
+  errors into the transfer rate).
+
+Names identify models: a name that is both a surrogate and a victim is the same model and
+its cell is white-box success. Every surrogate's white-box success is kept either way.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validation import check_choice, check_images, check_int, check_labels_tensor, model_device
+from .attacks import Attack, create_attack, list_attacks
+from .utils import batches, evaluating
+from .utils import progress as _progress
+
+__all__ = ["PROTOCOLS", "TransferMatrix", "transfer_matrix"]
+
+PROTOCOLS = ("both_correct", "all")
+_FORMAT = "transferability-transfer-matrix-v1"
+
+
+def _rate(fooled: np.ndarray, total: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, fooled / np.maximum(total, 1), np.nan)
+
+
+@dataclass
+class TransferMatrix:
+    """Transfer success per (surrogate, victim) pair under both protocols, with counts.
+
+    Attributes:
+        surrogates, victims: model names (rows, columns).
+        n: number of samples attacked.
+        fooled: S×V, victim wrong on ``x_adv`` (protocol ``"all"``, denominator ``n``).
+        both_correct: S×V, samples both models classify correctly on clean ``x``.
+        fooled_both_correct: S×V, of those, the victim wrong on ``x_adv``.
+        clean_correct: per model name, samples classified correctly on clean ``x``.
+        white_box_fooled: per surrogate, itself wrong on its own ``x_adv`` (out of ``n``).
+        white_box_fooled_correct: the same among its clean-correct samples.
+        attack: a description of the attack (its ``repr``).
+    """
+
+    surrogates: list[str]
+    victims: list[str]
+    n: int
+    fooled: np.ndarray
+    both_correct: np.ndarray
+    fooled_both_correct: np.ndarray
+    clean_correct: dict[str, int]
+    white_box_fooled: np.ndarray
+    white_box_fooled_correct: np.ndarray
+    attack: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        shape = (len(self.surrogates), len(self.victims))
+        for name in ("fooled", "both_correct", "fooled_both_correct"):
+            arr = np.asarray(getattr(self, name), dtype=np.int64).reshape(shape)
+            setattr(self, name, arr)
+        for name in ("white_box_fooled", "white_box_fooled_correct"):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.int64).reshape(-1))
+
+    # ---- numbers -------------------------------------------------------------------------
+    def counts(self, protocol: str = "both_correct") -> tuple[np.ndarray, np.ndarray]:
+        """``(fooled, denominator)``, two S×V integer arrays, for a protocol."""
+        check_choice(protocol, "protocol", PROTOCOLS)
+        if protocol == "all":
+            return self.fooled, np.full_like(self.fooled, self.n)
+        return self.fooled_both_correct, self.both_correct
+
+    def rates(self, protocol: str = "both_correct") -> np.ndarray:
+        """S×V success rates (NaN where the denominator is 0)."""
+        return _rate(*self.counts(protocol))
+
+    def white_box_counts(self, protocol: str = "both_correct") -> tuple[np.ndarray, np.ndarray]:
+        """``(fooled, denominator)`` per surrogate against itself."""
+        check_choice(protocol, "protocol", PROTOCOLS)
+        if protocol == "all":
+            return self.white_box_fooled, np.full_like(self.white_box_fooled, self.n)
+        return (self.white_box_fooled_correct,
+                np.array([self.clean_correct[s] for s in self.surrogates], dtype=np.int64))
+
+    def white_box_rates(self, protocol: str = "both_correct") -> np.ndarray:
+        """Each surrogate's success against itself (the ceiling for transfer)."""
+        return _rate(*self.white_box_counts(protocol))
+
+    # ---- tables --------------------------------------------------------------------------
+    def to_records(self) -> list[dict]:
+        """One row per pair with counts and rates under both protocols.
+
+        White-box rows (``white_box=True``) come first in the grid where a surrogate is
+        also a victim, and are appended for surrogates that are not victims.
+        """
+        def row(s: str, v: str, fooled: int, both: int, fooled_both: int) -> dict:
+            return {"surrogate": s, "victim": v, "white_box": s == v, "n": self.n,
+                    "fooled": fooled, "rate_all": fooled / self.n if self.n else float("nan"),
+                    "both_correct": both, "fooled_both_correct": fooled_both,
+                    "rate_both_correct": fooled_both / both if both else float("nan")}
+
+        rows = [row(s, v, int(self.fooled[i, j]), int(self.both_correct[i, j]),
+                    int(self.fooled_both_correct[i, j]))
+                for i, s in enumerate(self.surrogates) for j, v in enumerate(self.victims)]
+        rows += [row(s, s, int(self.white_box_fooled[i]), self.clean_correct[s],
+                     int(self.white_box_fooled_correct[i]))
+                 for i, s in enumerate(self.surrogates) if s not in self.victims]
+        return rows
+
+    def to_frame(self):
+        """The records as a pandas DataFrame (needs pandas, which is optional)."""
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - pandas is installed in development
+            raise ImportError("to_frame() needs pandas; use to_records() without it") from None
+        return pd.DataFrame(self.to_records())
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the records as CSV; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        records = self.to_records()
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+        return path
+
+    # ---- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict holding every count (rates are derived)."""
+        return {"format": _FORMAT, "surrogates": list(self.surrogates),
+                "victims": list(self.victims), "n": int(self.n),
+                "fooled": self.fooled.tolist(), "both_correct": self.both_correct.tolist(),
+                "fooled_both_correct": self.fooled_both_correct.tolist(),
+                "clean_correct": {k: int(v) for k, v in self.clean_correct.items()},
+                "white_box_fooled": self.white_box_fooled.tolist(),
+                "white_box_fooled_correct": self.white_box_fooled_correct.tolist(),
+                "attack": self.attack, "meta": self.meta,
+                "rates": {p: np.where(np.isnan(r := self.rates(p)), None, r).tolist()
+                          for p in PROTOCOLS}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> TransferMatrix:
+        """Inverse of :meth:`to_dict`."""
+        if data.get("format") != _FORMAT:
+            raise ValueError(f"data: not a transfer matrix (no '{_FORMAT}' header)")
+        fields = ("surrogates", "victims", "n", "fooled", "both_correct",
+                  "fooled_both_correct", "clean_correct", "white_box_fooled",
+                  "white_box_fooled_correct", "attack", "meta")
+        return cls(**{k: data[k] for k in fields})
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as JSON; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TransferMatrix:
+        """Read a file written by :meth:`to_json`."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    # ---- display -------------------------------------------------------------------------
+    def plot(self, path: str | Path, protocol: str = "both_correct") -> Path:
+        """Save a heatmap of the rates, each cell annotated with rate and counts (PNG)."""
+        from matplotlib.figure import Figure
+
+        fooled, total = self.counts(protocol)
+        rates = _rate(fooled, total)
+        s, v = rates.shape
+        fig = Figure(figsize=(1.6 + 1.3 * v, 1.2 + 0.8 * s), layout="constrained")
+        ax = fig.add_subplot()
+        image = ax.imshow(rates, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for i in range(s):
+            for j in range(v):
+                r = rates[i, j]
+                text = f"{r:.2f}\n{fooled[i, j]}/{total[i, j]}" if total[i, j] else "n/a"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                        color="black" if r > 0.6 else "white",
+                        fontweight="bold" if self.surrogates[i] == self.victims[j] else None)
+        ax.set_xticks(range(v), self.victims, rotation=30, ha="right")
+        ax.set_yticks(range(s), self.surrogates)
+        ax.set_xlabel("victim")
+        ax.set_ylabel("surrogate")
+        ax.set_title(f"transfer success ({protocol.replace('_', ' ')})", fontsize=10)
+        fig.colorbar(image, ax=ax, label="success rate")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+        return path
+
+    def format(self, protocol: str = "both_correct") -> str:
+        """A plain-text table of ``rate (fooled/denominator)``, white-box in the last column."""
+        fooled, total = self.counts(protocol)
+        wb_fooled, wb_total = self.white_box_counts(protocol)
+
+        def cell(f: int, t: int) -> str:
+            return f"{f / t:.3f} ({f}/{t})" if t else f"  n/a ({f}/{t})"
+
+        header = ["surrogate \\ victim", *self.victims, "| white-box"]
+        rows = [[s, *(cell(fooled[i, j], total[i, j]) for j in range(len(self.victims))),
+                 "| " + cell(wb_fooled[i], wb_total[i])]
+                for i, s in enumerate(self.surrogates)]
+        widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                 for r in [header, *rows]]
+        title = (f"transfer success, protocol {protocol!r} (rate (fooled/denominator)), "
+                 f"n={self.n}")
+        return "\n".join([title, *lines])
+
+    def __str__(self) -> str:
+        clean = ", ".join(f"{k} {v}/{self.n}" for k, v in self.clean_correct.items())
+        parts = [f"attack: {self.attack}" if self.attack else "", f"clean correct: {clean}",
+                 self.format("both_correct"), self.format("all")]
+        return "\n".join(p for p in parts if p)
+
+
+def _check_models(models, name: str) -> dict[str, nn.Module]:
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError(f"{name}: expected a non-empty mapping from name to model")
+    for key, model in models.items():
+        if not isinstance(key, str) or not isinstance(model, nn.Module):
+            raise ValueError(f"{name}: expected str -> torch.nn.Module, got "
+                             f"{key!r} -> {type(model).__name__}")
+    return dict(models)
+
+
+def _attack_factory(attack, attack_kw: dict) -> Callable[[nn.Module], Callable]:
+    if isinstance(attack, str):
+        check_choice(attack, "attack", list_attacks())
+        return lambda model: create_attack(attack, model, **attack_kw)
+    if isinstance(attack, Attack) or not callable(attack):
+        raise ValueError("attack: expected an attack name or a factory (model) -> attack, got "
+                         f"{attack!r}; an Attack instance is bound to one model")
+    if attack_kw:
+        raise ValueError(f"attack: options {sorted(attack_kw)} only go with an attack name; "
+                         "put them inside the factory")
+    return attack
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: torch.Tensor, name: str, y_max: int) -> torch.Tensor:
+    with evaluating(model):
+        logits = model(x.to(model_device(model)))
+    if logits.ndim != 2 or logits.shape[1] <= y_max:
+        raise ValueError(f"y: labels go up to {y_max} but model {name!r} has outputs of shape "
+                         f"{tuple(logits.shape)}")
+    return logits.argmax(dim=1).cpu()
+
+
+def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
+                    x: torch.Tensor, y: torch.Tensor,
+                    attack: str | Callable[[nn.Module], Callable] = "pgd", *,
+                    batch_size: int = 128, progress: bool | None = None,
+                    **attack_kw) -> TransferMatrix:
+    """Craft untargeted adversarial examples on each surrogate and test them on every victim.
+
+    Args:
+        surrogates, victims: mappings from name to model (logits out, inputs in [0, 1]).
+        x, y: images N×C×H×W in [0, 1] and their true labels.
+        attack: a registry name (``"pgd"``, ``"mifgsm"``, ...; see
+            :func:`~transferability.attacks.list_attacks`) built with ``**attack_kw`` for each
+            surrogate, or a factory ``(model) -> attack`` whose result is called as
+            ``attack(x, y)`` (a torchattacks attack works too).
+        batch_size: samples per attack call.
+        progress: a progress bar; ``None`` shows it when stderr is a terminal.
+        **attack_kw: options of the named attack, e.g. ``eps=0.1, steps=20, seed=0``.
+
+    Each surrogate's adversarial examples are computed once per batch and reused for every
+    victim (and for its own white-box success); they are not kept in memory.
+    """
+    x = check_images(x, "x")
+    y = check_labels_tensor(y, "y", n=len(x)).cpu()
+    if len(x) == 0:
+        raise ValueError("x: is empty")
+    batch_size = check_int(batch_size, "batch_size")
+    surrogates = _check_models(surrogates, "surrogates")
+    victims = _check_models(victims, "victims")
+    for name in surrogates.keys() & victims.keys():
+        if surrogates[name] is not victims[name]:
+            raise ValueError(f"victims: name {name!r} refers to a different model than in "
+                             "surrogates; names identify models")
+    make_attack = _attack_factory(attack, attack_kw)
+    y_max = int(y.max())
+    models = {**surrogates, **victims}
+    clean = {name: torch.cat([_predict(m, xb, name, y_max)
+                              for (xb,) in batches(x, batch_size=batch_size)]) == y
+             for name, m in models.items()}
+
+    S, V = len(surrogates), len(victims)
+    wrong = torch.zeros(S, V, len(x), dtype=torch.bool)
+    wrong_self = torch.zeros(S, len(x), dtype=torch.bool)
+    description = ""
+    n_batches = -(-len(x) // batch_size)
+    bar = _progress(total=S * n_batches, desc="transfer matrix", enabled=progress,
+                    unit="batch")
+    try:
+        for i, (s_name, s_model) in enumerate(surrogates.items()):
+            bar.set_postfix_str(s_name)
+            adversary = make_attack(s_model)
+            if getattr(adversary, "targeted", False):
+                raise ValueError("attack: transfer_matrix measures untargeted transfer; "
+                                 "got a targeted attack")
+            description = description or repr(adversary).replace("\n", " ")
+            start = 0
+            for xb, yb in batches(x, y, batch_size=batch_size):
+                x_adv = adversary(xb, yb)
+                stop = start + len(xb)
+                for j, (v_name, v_model) in enumerate(victims.items()):
+                    wrong[i, j, start:stop] = _predict(v_model, x_adv, v_name, y_max) != yb
+                if s_name in victims:
+                    wrong_self[i, start:stop] = wrong[i, list(victims).index(s_name), start:stop]
+                else:
+                    wrong_self[i, start:stop] = _predict(s_model, x_adv, s_name, y_max) != yb
+                start = stop
+                bar.update(1)
+    finally:
+        bar.close()
+
+    s_clean = torch.stack([clean[s] for s in surrogates])          # S×N
+    v_clean = torch.stack([clean[v] for v in victims])             # V×N
+    both = s_clean[:, None, :] & v_clean[None, :, :]               # S×V×N
+    return TransferMatrix(
+        surrogates=list(surrogates), victims=list(victims), n=len(x),
+        fooled=wrong.sum(-1).numpy(), both_correct=both.sum(-1).numpy(),
+        fooled_both_correct=(wrong & both).sum(-1).numpy(),
+        clean_correct={name: int(c.sum()) for name, c in clean.items()},
+        white_box_fooled=wrong_self.sum(-1).numpy(),
+        white_box_fooled_correct=(wrong_self & s_clean).sum(-1).numpy(),
+        attack=description)

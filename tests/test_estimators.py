@@ -1,0 +1,368 @@
+"""Knowledge-transferability estimators: hand-worked values, invariants, the LogME fast path
+against dense linear algebra, streaming against one-shot, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+from sklearn.covariance import ledoit_wolf
+
+from transferability.estimators import (
+    HScore,
+    LEEP,
+    NCE,
+    LogME,
+    get_estimator,
+    h_score,
+    leep,
+    list_estimators,
+    logme,
+    nce,
+    register_estimator,
+    score,
+    task_hardness,
+    transrate,
+)
+from transferability.estimators import registry as registry_module
+from transferability.features import Outputs
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+def make_task(n=120, d=6, classes=3, sources=5, seed=0):
+    """Features with class structure, a source softmax over ``sources`` classes, labels."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    f = rng.normal(size=(n, d)) + rng.normal(size=(classes, d))[y]
+    logits = f @ rng.normal(size=(d, sources))
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return f, p / p.sum(axis=1, keepdims=True), y
+
+
+def inputs_for(kind, f, p):
+    return {"features": f, "probs": p, "source_labels": p.argmax(axis=1)}[kind]
+
+
+# --- values worked out by hand -------------------------------------------------------------
+
+
+def test_leep_by_hand():
+    p = np.array([[0.8, 0.2], [0.6, 0.4], [0.2, 0.8], [0.4, 0.6]])
+    y = np.array([0, 0, 1, 1])
+    # n·P(y, z): y=0 -> [0.8+0.6, 0.2+0.4] = [1.4, 0.6]; y=1 -> [0.6, 1.4]; columns sum to 2,
+    # so P(y|z=0) = [0.7, 0.3], P(y|z=1) = [0.3, 0.7].
+    # EEP: 0.8·0.7 + 0.2·0.3 = 0.62, 0.6·0.7 + 0.4·0.3 = 0.54, then 0.62 and 0.54 again.
+    expected = (2 * np.log(0.62) + 2 * np.log(0.54)) / 4
+    assert leep(p, y) == pytest.approx(expected, abs=1e-14)
+
+
+def test_nce_and_task_hardness_by_hand():
+    z = np.array([0, 0, 0, 1, 1, 1])
+    y = np.array([0, 0, 1, 1, 1, 1])
+    # counts: (y0, z0) = 2, (y1, z0) = 1, (y1, z1) = 3 out of 6;
+    # P(y|z0) = 2/3, 1/3 and P(y1|z1) = 1.
+    expected = 2 / 6 * np.log(2 / 3) + 1 / 6 * np.log(1 / 3) + 3 / 6 * np.log(1.0)
+    assert nce(z, y) == pytest.approx(expected, abs=1e-14)
+    # H(Y) with P(y) = (1/3, 2/3); H(Y|Z) = -NCE.
+    h_y = -(1 / 3 * np.log(1 / 3) + 2 / 3 * np.log(2 / 3))
+    assert task_hardness(y) == pytest.approx(h_y, abs=1e-14)
+    assert task_hardness(y, z) == pytest.approx(-expected, abs=1e-14)
+
+
+def test_h_score_by_hand():
+    y = np.array([0, 0, 1, 1])
+    # 1-D: f = 0, 2, 4, 6; var f = (9+1+1+9)/4 = 5; class means 1, 5 -> var E[f|y] = 4.
+    assert h_score(np.array([[0.0], [2.0], [4.0], [6.0]]), y) == pytest.approx(4 / 5)
+    # 2-D: second column ±1; cov f = [[5, -1], [-1, 1]] (det 4, inverse[0, 0] = 1/4);
+    # class means (1, 0), (5, 0) -> cov E[f|y] = [[4, 0], [0, 0]]; H = 4 · 1/4 = 1.
+    f = np.array([[0.0, 1.0], [2.0, -1.0], [4.0, 1.0], [6.0, -1.0]])
+    assert h_score(f, y) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_logme_by_hand():
+    # F = 1 (n=4, D=1), class 0 has y = (1, 1, 0, 0). Evidence = log N(y; 0, 11ᵀ/α + I/β):
+    # along u = 1/2, u·y = 1 carries variance 4/α + 1/β, the 3 orthogonal directions
+    # carry 1/β and hold ‖y‖² - 1 = 1. Maximum: 1/β = 1/3, 4/α + 1/β = 1 -> α = 6, β = 3;
+    # L = -(1/2)(log 1 + 1) - (3/2)(log(1/3) + 1) - 2 log 2π. Class 1 is the mirror image.
+    # (Check with the fixed point: m = β·2/(α + 4β) = 1/3, γ = 12/18, α = γ/m² = 6,
+    # ‖Fm - y‖² = 10/9, β = (4 - γ)/(10/9) = 3.)
+    expected = (-0.5 - 1.5 * (np.log(1 / 3) + 1) - 2 * LOG_2PI) / 4
+    y = np.array([0, 0, 1, 1])
+    assert logme(np.ones((4, 1)), y) == pytest.approx(expected, abs=1e-10)
+    # Regression target equal to the class-0 column: same evidence.
+    assert logme(np.ones((4, 1)), np.array([[1.0], [1.0], [0.0], [0.0]])) == pytest.approx(
+        expected, abs=1e-10)
+    # D = 5 copies of 1/√5 (n < D, the Gram path): Fw = 1·(Σw/√5) with Σw/√5 ~ N(0, 1/α),
+    # the same model, the same evidence.
+    assert logme(np.ones((4, 5)) / np.sqrt(5), y) == pytest.approx(expected, abs=1e-10)
+    _, alpha, beta = LogME().update(np.ones((4, 1)), y).per_target()
+    np.testing.assert_allclose(alpha, [6, 6], rtol=1e-8)
+    np.testing.assert_allclose(beta, [3, 3], rtol=1e-8)
+
+
+def test_transrate_by_hand():
+    y = np.array([0, 1, 1, 0])
+    # column 0 = 0, 2, 4, 6 -> centred -3, -1, 1, 3; other columns 0. With eps = 1, d = 2:
+    # R(Z) = ½ log(1 + 2/4 · 20) = ½ log 11; class 0 = {-3, 3}: ½ log(1 + 2/2 · 18) = ½ log 19;
+    # class 1 = {-1, 1}: ½ log(1 + 2/2 · 2) = ½ log 3; weights ½ each.
+    f = np.zeros((4, 2))
+    f[:, 0] = [0, 2, 4, 6]
+    assert transrate(f, y, eps=1.0) == pytest.approx(0.25 * np.log(121 / 57), abs=1e-12)
+    # d = 3 (classes have n_c = 2 < d: the Gram side): R(Z) = ½ log(1 + 3/4 · 20) = ½ log 16;
+    # class 0 Gram [[9, -9], [-9, 9]] has eigenvalue 18: ½ log(1 + 3/2 · 18) = ½ log 28;
+    # class 1: eigenvalue 2, ½ log(1 + 3/2 · 2) = ½ log 4.
+    f = np.zeros((4, 3))
+    f[:, 0] = [0, 2, 4, 6]
+    assert transrate(f, y, eps=1.0) == pytest.approx(0.25 * np.log(16 / 7), abs=1e-12)
+
+
+# --- references and invariants -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [40, 300])  # N < D and N > D relative to the 60 columns below
+def test_h_score_shrinkage_matches_sklearn_ledoit_wolf(n):
+    rng = np.random.default_rng(1)
+    y = np.arange(n) % 4
+    f = rng.normal(size=(n, 60)) * rng.uniform(0.5, 3, size=60) + 5 + y[:, None]
+    cov, delta = ledoit_wolf(f)
+    means = np.stack([f[y == c].mean(axis=0) for c in range(4)]) - f.mean(axis=0)
+    covg = (means.T * np.bincount(y) / n) @ means
+    expected = np.trace(np.linalg.pinv(cov) @ ((1 - delta) * covg))
+    assert h_score(f, y, shrinkage=True) == pytest.approx(expected, rel=1e-9)
+
+
+def test_leep_and_nce_are_at_most_zero():
+    for seed in range(5):
+        _, p, y = make_task(seed=seed)
+        assert leep(p, y) <= 0
+        assert nce(p.argmax(axis=1), y) <= 0
+    # a source whose predictions determine the target exactly reaches NCE = 0
+    y = np.array([0, 0, 1, 1, 2, 2])
+    assert nce(np.array([3, 3, 0, 0, 1, 1]), y) == 0.0
+
+
+def test_renaming_target_labels_leaves_every_score_unchanged():
+    f, p, y = make_task()
+    renamed = np.array([2, 0, 1])[y]
+    for name in list_estimators():
+        est = get_estimator(name)
+        x = inputs_for(est.kind, f, p)
+        assert est(x, renamed) == pytest.approx(est(x, y), rel=1e-10, abs=1e-12), name
+
+
+def test_duplicating_every_sample_leaves_leep_and_nce_unchanged():
+    _, p, y = make_task()
+    z = p.argmax(axis=1)
+    assert leep(np.vstack([p, p]), np.concatenate([y, y])) == pytest.approx(leep(p, y),
+                                                                           abs=1e-14)
+    assert nce(np.concatenate([z, z]), np.concatenate([y, y])) == pytest.approx(nce(z, y),
+                                                                               abs=1e-14)
+
+
+def dense_evidence(f, y, alpha, beta):
+    """L(α, β) by dense linear algebra on the D × D matrix A = αI + βFᵀF."""
+    n, d = f.shape
+    a = alpha * np.eye(d) + beta * f.T @ f
+    m = beta * np.linalg.solve(a, f.T @ y)
+    return (n / 2 * np.log(beta) + d / 2 * np.log(alpha) - n / 2 * LOG_2PI
+            - beta / 2 * np.sum((f @ m - y) ** 2) - alpha / 2 * m @ m
+            - 0.5 * np.linalg.slogdet(a)[1])
+
+
+@pytest.mark.parametrize("n,d", [(60, 5), (8, 12)])
+def test_logme_fast_path_equals_dense_evidence_at_its_maximum(n, d):
+    rng = np.random.default_rng(2)
+    y = np.arange(n) % 3
+    f = rng.normal(size=(n, d)) + rng.normal(size=(3, d))[y]
+    per_class, alphas, betas = LogME().update(f, y).per_target()
+    for c in range(3):
+        yc = (y == c).astype(float)
+        value = dense_evidence(f, yc, alphas[c], betas[c])
+        assert per_class[c] == pytest.approx(value / n, abs=1e-10)
+        # the same number as the Gaussian marginal likelihood y ~ N(0, FFᵀ/α + I/β)
+        cov = f @ f.T / alphas[c] + np.eye(n) / betas[c]
+        assert value == pytest.approx(multivariate_normal(np.zeros(n), cov).logpdf(yc))
+        # and (α, β) is a maximum: no nearby point in log-space does better
+        for da, db in [(1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3), (1e-3, 1e-3)]:
+            assert dense_evidence(f, yc, alphas[c] * np.exp(da), betas[c] * np.exp(db)) < value
+    assert logme(f, y) == pytest.approx(per_class.mean(), abs=1e-9)
+
+
+# --- streaming equals one-shot ---------------------------------------------------------------
+
+
+def batches(*arrays, sizes=(7, 30, 50)):
+    """Uneven batches; the data is sorted by label so early batches miss classes."""
+    cuts = np.cumsum(sizes)
+    return list(zip(*(np.split(a, cuts) for a in arrays), strict=True))
+
+
+def sorted_task(**kwargs):
+    f, p, y = make_task(**kwargs)
+    order = np.argsort(y, kind="stable")
+    return f[order], p[order], y[order]
+
+
+def test_streaming_equals_one_shot():
+    f, p, y = sorted_task()
+    z = p.argmax(axis=1)
+    est = LEEP()
+    for pb, yb in batches(p, y):
+        est.update(pb, yb)
+    assert est.compute(batches(p, y)[::-1]) == pytest.approx(leep(p, y), abs=1e-12)
+    est = NCE()
+    for zb, yb in batches(z, y):
+        est.update(zb, yb)
+    assert est.compute() == pytest.approx(nce(z, y), abs=1e-14)
+    for shrinkage in (False, True):
+        est = HScore(shrinkage)
+        for fb, yb in batches(f, y):
+            est.update(fb, yb)
+        assert est.compute() == pytest.approx(h_score(f, y, shrinkage), rel=1e-10)
+    est = LogME()
+    for fb, yb in batches(f, y):
+        est.update(fb, yb)
+    assert est.compute() == pytest.approx(logme(f, y), abs=1e-9)
+    targets = f[:, :2] * 0.5 + 1
+    est = LogME()
+    for fb, tb in batches(f, targets):
+        est.update(fb, tb)
+    assert est.compute() == pytest.approx(logme(f, targets), abs=1e-9)
+
+
+def test_streaming_logme_with_fewer_samples_than_dimensions():
+    f, _, y = sorted_task(n=12, d=20)
+    est = LogME()
+    for fb, yb in batches(f, y, sizes=(5,)):
+        est.update(fb, yb)
+    assert est.compute() == pytest.approx(logme(f, y), abs=1e-7)
+
+
+def test_leep_second_pass_must_see_the_same_data():
+    _, p, y = make_task()
+    est = LEEP().update(p, y)
+    with pytest.raises(ValueError, match="batches: differ"):
+        est.compute([(p[:-1], y[:-1])])
+
+
+# --- registry and torch inputs -------------------------------------------------------------
+
+
+def test_registry_scores_any_estimator_from_outputs():
+    f, p, y = make_task()
+    outputs = Outputs(torch.tensor(f, dtype=torch.float32),
+                      torch.tensor(np.log(p), dtype=torch.float32), torch.tensor(y))
+    assert set(list_estimators()) >= {"leep", "nce", "h_score", "h_score_shrinkage", "logme",
+                                      "transrate"}
+    assert list_estimators("probs") == ["leep"]
+    for name in list_estimators():
+        kind = get_estimator(name).kind
+        direct = get_estimator(name)(inputs_for(kind, f, p), y)
+        assert score(name, outputs, torch.tensor(y)) == pytest.approx(direct, rel=1e-4), name
+    with pytest.raises(ValueError, match="name: unknown value 'nope'.*leep"):
+        get_estimator("nope")
+
+
+def test_registry_keeps_room_for_model_based_scores(monkeypatch):
+    monkeypatch.setattr(registry_module, "_REGISTRY", dict(registry_module._REGISTRY))
+
+    @register_estimator("toy_alpha", kind="models")
+    def toy_alpha(source_model, reference_model, x):
+        return 0.5
+
+    assert "toy_alpha" in list_estimators("models")
+    assert get_estimator("toy_alpha")(None, None, None) == 0.5
+    with pytest.raises(ValueError, match="name: estimator 'toy_alpha' needs models"):
+        score("toy_alpha", None, [0, 1])
+    with pytest.raises(ValueError, match="already registered"):
+        register_estimator("leep", kind="probs")(lambda p, y: 0.0)
+    with pytest.raises(ValueError, match="kind: unknown value"):
+        register_estimator("x", kind="pixels")
+
+
+def test_torch_inputs_give_the_same_floats():
+    f, p, y = make_task()
+    ft, pt, yt = torch.tensor(f), torch.tensor(p), torch.tensor(y)
+    assert leep(pt, yt) == leep(p, y)
+    assert logme(ft, yt) == logme(f, y)
+    assert transrate(ft, yt) == transrate(f, y)
+    assert isinstance(h_score(ft, yt), float)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+_F, _P, _Y = make_task(n=30)
+
+
+def call(name, f=_F, p=_P, y=_Y):
+    kind = get_estimator(name).kind
+    return get_estimator(name)(inputs_for(kind, f, p), y)
+
+
+ALL = ["leep", "nce", "h_score", "h_score_shrinkage", "logme", "transrate"]
+ARG = {"leep": "source_probs", "nce": "source_labels", "h_score": "features",
+       "h_score_shrinkage": "features", "logme": "features", "transrate": "features"}
+
+
+def labels_arg(name):
+    return "targets" if name == "logme" else "target_labels"
+
+
+@pytest.mark.parametrize("name", ["leep", "h_score", "h_score_shrinkage", "logme", "transrate"])
+def test_nan_or_inf_is_rejected(name):
+    f, p = _F.copy(), _P.copy()
+    f[3, 1], p[3, 1] = np.nan, np.inf
+    with pytest.raises(ValueError, match=rf"{ARG[name]}: contains 1 NaN or inf"):
+        call(name, f=f, p=p)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_labels_with_a_missing_class_are_rejected(name):
+    y = _Y.copy()
+    y[y == 1] = 3  # classes 0, 2, 3
+    with pytest.raises(ValueError, match=rf"{labels_arg(name)}: .*missing class\(es\) 1 "):
+        call(name, y=y)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_length_mismatch_is_rejected(name):
+    with pytest.raises(ValueError, match=rf"length mismatch: {ARG[name]} has 30, "
+                                         rf"{labels_arg(name)} has 29"):
+        call(name, y=_Y[:29])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_single_class_is_rejected(name):
+    with pytest.raises(ValueError, match=rf"{labels_arg(name)}: needs at least 2 classes"):
+        call(name, y=np.zeros(30, dtype=int))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_fewer_samples_than_classes_is_rejected(name):
+    with pytest.raises(ValueError, match=rf"{labels_arg(name)}: 3 samples for 3 classes"):
+        call(name, f=_F[:3], p=_P[:3], y=np.array([0, 1, 2]))
+
+
+def test_logits_instead_of_softmax_is_rejected():
+    logits = np.log(_P) + 2.0  # rows sum to e² ≠ 1, values above 1
+    with pytest.raises(ValueError, match="source_probs: .*softmax outputs, not logits"):
+        leep(logits, _Y)
+    with pytest.raises(ValueError, match="source_probs: rows must sum to 1.*softmax"):
+        leep(_P * 0.5, _Y)
+    with pytest.raises(ValueError, match="source_probs: rows must sum to 1"):
+        LEEP().update(_P * 0.5, _Y)
+
+
+def test_streaming_checks():
+    with pytest.raises(ValueError, match="features: expected 6 columns"):
+        LogME().update(_F, _Y).update(_F[:, :3], _Y)
+    with pytest.raises(ValueError, match=r"target_labels: .*missing class\(es\) 1 "):
+        NCE().update(_P.argmax(axis=1)[_Y < 2], 2 * _Y[_Y < 2]).compute()
+    with pytest.raises(ValueError, match="features: no data"):
+        HScore().compute()
+    with pytest.raises(ValueError, match="targets: every batch must have the same kind"):
+        LogME().update(_F, _Y).update(_F, _F[:, :2])
+    with pytest.raises(ValueError, match="eps: expected a finite number > 0"):
+        transrate(_F, _Y, eps=0)
