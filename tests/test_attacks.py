@@ -25,15 +25,6 @@ from transferability.models import create_model
 EPS = {"linf": 0.1, "l2": 1.0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread; two OpenMP threads busy-wait on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def synthetic(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """4 classes of 16×16 images: a brighter quadrant (0.6) on a 0.3 background, plus noise."""
     g = torch.Generator().manual_seed(seed)

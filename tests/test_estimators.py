@@ -10,9 +10,9 @@ from scipy.stats import multivariate_normal
 from sklearn.covariance import ledoit_wolf
 
 from transferability.estimators import (
-    HScore,
     LEEP,
     NCE,
+    HScore,
     LogME,
     get_estimator,
     h_score,
@@ -171,7 +171,13 @@ def dense_evidence(f, y, alpha, beta):
             - 0.5 * np.linalg.slogdet(a)[1])
 
 
-@pytest.mark.parametrize("n,d", [(60, 5), (8, 12)])
+def marginal_log_likelihood(f, y, alpha, beta):
+    """The evidence as a Gaussian marginal: y ~ N(0, FFᵀ/α + I/β)."""
+    cov = f @ f.T / alpha + np.eye(len(f)) / beta
+    return multivariate_normal(np.zeros(len(f)), cov).logpdf(y)
+
+
+@pytest.mark.parametrize("n,d", [(60, 5), (30, 10)])
 def test_logme_fast_path_equals_dense_evidence_at_its_maximum(n, d):
     rng = np.random.default_rng(2)
     y = np.arange(n) % 3
@@ -181,13 +187,36 @@ def test_logme_fast_path_equals_dense_evidence_at_its_maximum(n, d):
         yc = (y == c).astype(float)
         value = dense_evidence(f, yc, alphas[c], betas[c])
         assert per_class[c] == pytest.approx(value / n, abs=1e-10)
-        # the same number as the Gaussian marginal likelihood y ~ N(0, FFᵀ/α + I/β)
-        cov = f @ f.T / alphas[c] + np.eye(n) / betas[c]
-        assert value == pytest.approx(multivariate_normal(np.zeros(n), cov).logpdf(yc))
-        # and (α, β) is a maximum: no nearby point in log-space does better
+        assert value == pytest.approx(marginal_log_likelihood(f, yc, alphas[c], betas[c]))
+        # (α, β) is a maximum: no nearby point in log-space does better
         for da, db in [(1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3), (1e-3, 1e-3)]:
             assert dense_evidence(f, yc, alphas[c] * np.exp(da), betas[c] * np.exp(db)) < value
     assert logme(f, y) == pytest.approx(per_class.mean(), abs=1e-9)
+
+
+def test_logme_with_fewer_samples_than_dimensions_reaches_the_supremum():
+    # n < D: F can fit y exactly, and for some classes the evidence is largest as β → ∞,
+    # where it tends to max_α log N(y; 0, FFᵀ/α), reached at α = n / yᵀ(FFᵀ)⁻¹y.
+    rng = np.random.default_rng(2)
+    n, d = 8, 12
+    y = np.arange(n) % 3
+    f = rng.normal(size=(n, d)) + rng.normal(size=(3, d))[y]
+    per_class, alphas, betas = LogME().update(f, y).per_target()
+    kernel = f @ f.T
+    at_infinity = []
+    for c in range(3):
+        yc = (y == c).astype(float)
+        value = marginal_log_likelihood(f, yc, alphas[c], betas[c])
+        assert per_class[c] == pytest.approx(value / n, abs=1e-9)
+        a_star = n / (yc @ np.linalg.solve(kernel, yc))
+        limit = multivariate_normal(np.zeros(n), kernel / a_star).logpdf(yc)
+        assert value >= limit - 1e-9
+        at_infinity.append(value == pytest.approx(limit, abs=1e-9))
+        for da, db in [(1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)]:
+            near = marginal_log_likelihood(f, yc, alphas[c] * np.exp(da), betas[c] * np.exp(db))
+            assert near <= value + 1e-9
+    assert any(at_infinity) and not all(at_infinity)  # both kinds of maximum occur here
+    assert logme(f, y) == pytest.approx(per_class.mean(), abs=1e-9)  # the Gram path agrees
 
 
 # --- streaming equals one-shot ---------------------------------------------------------------

@@ -30,15 +30,6 @@ X = X.view(6, 1, 1, 2)
 Y = torch.tensor([0, 0, 0, 1, 1, 1])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread; two OpenMP threads busy-wait on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def linear(weight, bias) -> nn.Module:
     model = nn.Sequential(nn.Flatten(), nn.Linear(2, 2))
     with torch.no_grad():

@@ -28,6 +28,7 @@ __all__ = [
     "check_choice",
     "check_probabilities",
     "model_device",
+    "check_same_device",
 ]
 
 
@@ -222,3 +223,19 @@ def model_device(model: torch.nn.Module) -> torch.device:
     for t in model.buffers():
         return t.device
     return torch.device("cpu")
+
+
+def check_same_device(**models: torch.nn.Module) -> torch.device:
+    """Check that the named arguments are modules on one device; return that device.
+
+    ``check_same_device(from_model=g, to_model=f)`` raises a ``ValueError`` naming each
+    model and its device when they differ (inputs are then moved to the common device).
+    """
+    for name, model in models.items():
+        if not isinstance(model, torch.nn.Module):
+            raise ValueError(f"{name}: expected a torch.nn.Module, got {type(model).__name__}")
+    devices = {name: model_device(model) for name, model in models.items()}
+    if len(set(devices.values())) > 1:
+        desc = ", ".join(f"{name} is on {device}" for name, device in devices.items())
+        raise ValueError(f"models on different devices: {desc}; move them to one device")
+    return next(iter(devices.values()))

@@ -63,6 +63,36 @@ def _cmd_probe(args) -> None:
     print(format_table(rows))
 
 
+def _cmd_attack(args) -> None:
+    from .attacks import list_attacks
+    from .data import dataset_from_spec, per_class
+    from .transfer_matrix import transfer_matrix
+    from .zoo import load_models
+
+    if args.attack not in list_attacks():
+        raise ValueError(f"attack: unknown attack {args.attack!r}; "
+                         f"available: {', '.join(list_attacks())}")
+    data = dataset_from_spec(args.dataset, args.split, seed=args.seed)
+    if args.n_per_class:
+        data = per_class(data, args.n_per_class, seed=args.seed)
+    surrogates = load_models(args.surrogates, args.cache_dir)
+    # names identify models: a victim named like a surrogate is that same model
+    victims = {n: surrogates.get(n, m) for n, m in load_models(args.victims, args.cache_dir).items()}
+    kw = {"eps": args.eps, "norm": args.norm, "seed": args.seed}
+    if args.attack != "fgsm":
+        kw["steps"] = args.steps
+        if args.step_size is not None:
+            kw["alpha"] = args.step_size
+    matrix = transfer_matrix(surrogates, victims, data.x, data.y, attack=args.attack,
+                             batch_size=args.batch_size, **kw)
+    matrix.meta.update({"dataset": str(args.dataset), "split": args.split})
+    print(matrix)
+    out = args.out
+    files = [matrix.to_csv(out / "transfer_matrix.csv"), matrix.to_json(out / "transfer_matrix.json"),
+             matrix.plot(out / "transfer_matrix.png", protocol=args.protocol)]
+    print("wrote " + ", ".join(map(str, files)))
+
+
 def _cmd_demo(args) -> None:
     from .demo import run_demo
 
@@ -105,6 +135,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=int, default=None, help="samples per class (few-shot)")
     p.add_argument("--repeats", type=int, default=1, help="few-shot draws to average")
     p.add_argument("--seed", type=int, default=0)
+    cache_opt(p)
+
+    p = command("attack", _cmd_attack,
+                "Craft adversarial examples on surrogates and count how often they fool victims.")
+    p.add_argument("--surrogates", nargs="+", required=True,
+                   help="checkpoints, zoo specs ('demo', YAML) or SPEC:NAME items")
+    p.add_argument("--victims", nargs="+", required=True, help="as --surrogates")
+    p.add_argument("--dataset", required=True, help="dataset name or .npz/folder path")
+    p.add_argument("--split", default="test", choices=["train", "test", "all"])
+    p.add_argument("--n-per-class", type=int, default=None,
+                   help="attack this many samples per class (default: the whole split)")
+    p.add_argument("--attack", default="pgd", help="fgsm, bim, pgd, mifgsm, di, mi-di")
+    p.add_argument("--eps", type=float, required=True, help="perturbation budget ([0,1] scale)")
+    p.add_argument("--norm", default="linf", choices=["linf", "l2"])
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--step-size", type=float, default=None, help="default: the attack's own")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--protocol", default="both_correct", choices=["both_correct", "all"],
+                   help="denominator of the heatmap")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("attack-out"), help="output folder")
     cache_opt(p)
 
     p = command("demo", _cmd_demo, "Run the study on bundled data and write a report.")

@@ -1,10 +1,13 @@
 """``transferability demo``: the whole study on bundled data, in a few minutes on a CPU.
 
-Builds the demo zoo (architectures × fonts/animals mixture sources, see
-``configs/demo.yaml``), takes ``mnist`` as the target task, and measures each source's
-knowledge transfer with a full-data and a few-shot linear probe (the few-shot probe is
-the discriminative ground truth; DESIGN.md). Writes ``results.json``, ``results.csv``
-and PNG plots to the output folder.
+1. **Zoo** — architectures × fonts/animals mixture sources (``configs/demo.yaml``), and a
+   reference model trained on the target task (``mnist``).
+2. **Knowledge transfer** — each source's full-data and few-shot linear probe on the
+   target (the few-shot probe is the discriminative ground truth; DESIGN.md).
+3. **Transfer matrix** — PGD examples crafted on each transferred model (source + probe
+   head) and on the reference, shown to all of them, with both denominators.
+
+Writes ``results.json``, ``results.csv``, ``transfer_matrix.*`` and PNG plots.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .data import load_dataset
+from .data import load_dataset, per_class
 from .plots import plot_probe_accuracy
 from .report import format_table, write_csv, write_json
-from .transfer import probe_features
+from .transfer import probe_features, with_head
+from .transfer_matrix import transfer_matrix
 from .zoo import build_zoo, load_spec
 
-__all__ = ["demo_spec", "run_demo"]
+__all__ = ["demo_spec", "reference_spec", "run_demo"]
 
 TARGET = "mnist"
 QUICK_MODELS = ("cnn-k0", "cnn-k5", "cnn-k10", "mlp-k5")
@@ -26,9 +30,8 @@ QUICK_MODELS = ("cnn-k0", "cnn-k5", "cnn-k10", "mlp-k5")
 
 def demo_spec(quick: bool = False) -> dict:
     """The bundled demo zoo spec; ``quick`` keeps 4 models on 100 samples/class, 1 epoch."""
-    entries = load_spec("demo")
     models = []
-    for e in entries:
+    for e in load_spec("demo"):
         if quick and e.name not in QUICK_MODELS:
             continue
         data = dict(e.data) | ({"n_per_class": 100} if quick else {})
@@ -37,8 +40,26 @@ def demo_spec(quick: bool = False) -> dict:
     return {"models": models}
 
 
-def _source_k(entry) -> int | None:
-    return entry.data.get("k") if isinstance(entry.data, dict) else None
+def reference_spec(quick: bool = False) -> dict:
+    """A cnn trained on the target task: the paper's reference model for α^{T→S}."""
+    data = {"dataset": TARGET} | ({"n_per_class": 100} if quick else {})
+    return {"train": {"epochs": 2 if quick else 3, "lr": 0.05, "seed": 0},
+            "models": [{"name": f"reference-{TARGET}", "arch": "cnn", "data": data}]}
+
+
+class _Steps:
+    """Numbered progress lines and per-section timings."""
+
+    def __init__(self, total: int, log):
+        self.total, self.log, self.i, self.timings = total, log, 0, {}
+
+    def __call__(self, key: str, text: str):
+        self.i += 1
+        self.log(f"[{self.i}/{self.total}] {text} ...")
+        self.key, self.start = key, time.perf_counter()
+
+    def done(self):
+        self.timings[self.key] = time.perf_counter() - self.start
 
 
 def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir=None,
@@ -47,39 +68,60 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    timings = {}
+    step = _Steps(3, log)
+    indent = lambda s: log("  " + s)  # noqa: E731
 
-    log(f"[1/2] source zoo ({'quick' if quick else 'full'}) ...")
-    t = time.perf_counter()
-    zoo = build_zoo(demo_spec(quick), cache_dir, log=lambda s: log("  " + s))
-    timings["zoo"] = time.perf_counter() - t
-    log(f"  {len(zoo.trained)} trained, {len(zoo.cached)} loaded from {zoo.cache_dir}")
+    step("zoo", f"source zoo ({'quick' if quick else 'full'}) and a {TARGET} reference model")
+    zoo = build_zoo(demo_spec(quick), cache_dir, log=indent)
+    ref_zoo = build_zoo(reference_spec(quick), cache_dir, log=indent)
+    reference_name, reference = next(iter(ref_zoo.items()))
+    n_trained = len(zoo.trained) + len(ref_zoo.trained)
+    log(f"  {n_trained} trained, {len(zoo) + len(ref_zoo) - n_trained} loaded from {zoo.cache_dir}")
+    step.done()
 
-    log(f"[2/2] knowledge transfer to {TARGET}: full-data and {shots}-shot linear probes ...")
-    t = time.perf_counter()
+    step("probes", f"knowledge transfer to {TARGET}: full-data and {shots}-shot linear probes")
     train, test = load_dataset(TARGET, "train", seed=seed), load_dataset(TARGET, "test", seed=seed)
-    rows = []
+    rows, transferred = [], {}
     for name, entry in zoo.entries.items():
         ftr = zoo.outputs(name, train, f"{TARGET}-train-s{seed}")
         fte = zoo.outputs(name, test, f"{TARGET}-test-s{seed}")
         full = probe_features(ftr.features, train.y, fte.features, test.y, seed=seed)
         few = probe_features(ftr.features, train.y, fte.features, test.y, shots=shots,
                              repeats=repeats, seed=seed)
-        rows.append({"source": name, "arch": entry.arch, "k": _source_k(entry),
+        transferred[name] = with_head(zoo[name], full.head).eval()
+        rows.append({"source": name, "arch": entry.arch,
+                     "k": entry.data.get("k") if isinstance(entry.data, dict) else None,
                      "source_acc": zoo[name].meta["metrics"]["test_acc"],
                      "probe_acc": full.accuracy, "fewshot_acc": few.accuracy,
                      "fewshot_std": few.accuracy_std})
-    timings["probes"] = time.perf_counter() - t
+    step.done()
+
+    n_attack = 10 if quick else 30
+    step("matrix", f"transfer matrix on {TARGET}: PGD-10 L∞ ε=0.3 on {10 * n_attack} test "
+         "images, transferred models and the reference")
+    probe_set = per_class(test, n_attack, seed=seed)
+    models = {reference_name: reference, **transferred}
+    matrix = transfer_matrix(models, models, probe_set.x, probe_set.y, attack="pgd", eps=0.3,
+                             steps=10, seed=seed)
+    matrix.meta.update({"dataset": TARGET, "split": "test", "note": "models = source + "
+                        "full-data probe head; reference trained on the target"})
+    step.done()
 
     columns = ["source", "arch", "k", "source_acc", "probe_acc", "fewshot_acc", "fewshot_std"]
     log("")
     log(format_table(rows, columns))
-    timings["total"] = time.perf_counter() - start
+    log("")
+    log(matrix.format("both_correct"))
+    step.timings["total"] = time.perf_counter() - start
     results = {"target": TARGET, "shots": shots, "repeats": repeats, "quick": quick,
-               "sources": rows, "timings": timings}
+               "reference": {"name": reference_name,
+                             "test_acc": reference.meta["metrics"]["test_acc"]},
+               "sources": rows, "transfer_matrix": matrix.to_dict(), "timings": step.timings}
     files = [write_json(results, out / "results.json"), write_csv(rows, out / "results.csv"),
              plot_probe_accuracy(rows, out / "probe_accuracy.png",
-                                 title=f"transfer to {TARGET}: linear probes")]
+                                 title=f"transfer to {TARGET}: linear probes"),
+             matrix.to_csv(out / "transfer_matrix.csv"),
+             matrix.plot(out / "transfer_matrix.png")]
     log("")
-    log(f"done in {timings['total']:.1f}s; wrote " + ", ".join(str(f) for f in files))
+    log(f"done in {step.timings['total']:.1f}s; wrote " + ", ".join(str(f) for f in files))
     return results

@@ -24,7 +24,8 @@ from .features import extract
 from .models.classifier import Classifier, replace_head
 from .training import evaluate, fit
 
-__all__ = ["ProbeResult", "FineTuneResult", "probe_features", "linear_probe", "fine_tune"]
+__all__ = ["ProbeResult", "FineTuneResult", "probe_features", "linear_probe", "fine_tune",
+           "with_head"]
 
 
 @dataclass
@@ -37,9 +38,10 @@ class ProbeResult:
     accuracies: list[float] = field(default_factory=list)
     shots: int | None = None
     repeats: int = 1
+    head: nn.Linear | None = field(default=None, repr=False)  # first repeat, on raw features
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "head"}
 
 
 def _few_shot_indices(y: np.ndarray, shots: int, repeats: int, seed: int) -> np.ndarray:
@@ -111,9 +113,25 @@ def probe_features(train_features, train_labels, test_features, test_labels, *,
         accs = (logits.argmax(-1) == yte_t).double().mean(1).numpy()
         losses = F.cross_entropy(logits.transpose(1, 2), yte_t.expand(R, -1),
                                  reduction="none").mean(1).numpy()
+        # fold the standardisation into the first head: W' = W/σ, b' = b − (μ/σ)·W
+        w, b = weight[0] / std[:, None], bias[0, 0] - (mean / std) @ weight[0]
+        head = nn.Linear(D, num_classes)
+        head.weight.copy_(w.T)
+        head.bias.copy_(b)
     return ProbeResult(float(accs.mean()), float(losses.mean()),
                        float(accs.std(ddof=1)) if R > 1 else 0.0, accs.tolist(),
-                       shots, R)
+                       shots, R, head)
+
+
+def with_head(model: Classifier, head: nn.Linear) -> Classifier:
+    """A copy of ``model`` whose head is ``head`` (e.g. a probe's): the transferred model."""
+    if not isinstance(model, Classifier):
+        raise ValueError(f"model: expected a transferability Classifier, got {type(model).__name__}")
+    if head.in_features != model.feature_dim:
+        raise ValueError(f"head: expects {head.in_features} features, model has {model.feature_dim}")
+    new = copy.deepcopy(model)
+    new.head = copy.deepcopy(head).to(model.head.weight.device)
+    return new
 
 
 def linear_probe(model: nn.Module, train, test, *, batch_size: int = 128,

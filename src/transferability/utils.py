@@ -7,12 +7,13 @@ import os
 import random
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["batches", "evaluating", "frozen", "seed_everything", "progress"]
+__all__ = ["batches", "evaluating", "frozen", "seed_everything", "progress", "cache_dir"]
 
 
 def batches(*tensors: torch.Tensor, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, ...]]:
@@ -72,3 +73,9 @@ def progress(iterable=None, *, total=None, desc: str | None = None, enabled: boo
         enabled = sys.stderr.isatty() if env is None else env not in ("0", "false", "no")
     return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=False,
                 dynamic_ncols=True, **kwargs)
+
+
+def cache_dir() -> Path:
+    """Where models, features and converted data are cached: ``$TRANSFERABILITY_CACHE``
+    or ``~/.cache/transferability``."""
+    return Path(os.environ.get("TRANSFERABILITY_CACHE", Path.home() / ".cache" / "transferability"))

@@ -25,19 +25,13 @@ from .data.spec import dataset_from_spec
 from .features import Outputs, extract
 from .models import create_model, list_models, load_checkpoint, save_checkpoint
 from .training import evaluate, fit
+from .utils import cache_dir as default_cache_dir
 from .utils import seed_everything
 
-__all__ = ["ZooEntry", "Zoo", "load_spec", "build_zoo", "default_cache_dir", "load_models"]
+__all__ = ["ZooEntry", "Zoo", "load_spec", "build_zoo", "load_models"]
 
 _CACHE_VERSION = 1
 _TRAIN_KEYS = {"epochs", "lr", "momentum", "weight_decay", "batch_size", "schedule", "seed"}
-
-
-def default_cache_dir() -> Path:
-    """``$TRANSFERABILITY_CACHE`` or ``~/.cache/transferability``."""
-    import os
-
-    return Path(os.environ.get("TRANSFERABILITY_CACHE", Path.home() / ".cache" / "transferability"))
 
 
 @dataclass(frozen=True)
@@ -149,9 +143,20 @@ def _train_entry(entry: ZooEntry, show_progress: bool | None) -> tuple[nn.Module
 
 
 def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *,
-              show_progress: bool | None = None, log=print) -> Zoo:
-    """Train (or load from cache) every model of ``spec``; return them as a :class:`Zoo`."""
+              only: list[str] | None = None, show_progress: bool | None = None,
+              log=print) -> Zoo:
+    """Train (or load from cache) every model of ``spec`` (or the ``only`` named ones).
+
+    Each model is saved as soon as it is trained, so an interrupted build loses at most
+    the model in progress.
+    """
     entries = load_spec(spec)
+    if only is not None:
+        names = [e.name for e in entries]
+        missing = sorted(set(only) - set(names))
+        if missing:
+            raise ValueError(f"only: no model(s) {missing} in the spec; it has {names}")
+        entries = [e for e in entries if e.name in only]
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     models, trained, cached = {}, [], []
     zoo = Zoo(entries, models, cache_dir, trained, cached)
@@ -174,11 +179,19 @@ def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *
 
 def load_models(sources: list[str], cache_dir: str | Path | None = None, *,
                 log=print) -> dict[str, nn.Module]:
-    """Resolve CLI ``--sources``: zoo spec YAMLs (or ``demo``) and/or checkpoint files."""
+    """Resolve CLI model arguments into named models.
+
+    Each item is a checkpoint file, a zoo spec (a YAML path or ``demo``: all its models,
+    built or loaded from cache), or ``SPEC:NAME`` for one model of a spec
+    (``demo:cnn-k5``).
+    """
     models: dict[str, nn.Module] = {}
     for s in sources:
-        if s == "demo" or s.endswith((".yaml", ".yml")):
-            models.update(build_zoo(s, cache_dir, log=log))
+        spec, sep, name = s.rpartition(":")
+        if not sep or Path(s).is_file():
+            spec, name = s, None
+        if spec == "demo" or spec.endswith((".yaml", ".yml")):
+            models.update(build_zoo(spec, cache_dir, only=[name] if name else None, log=log))
         else:
             model = load_checkpoint(s)
             models[model.meta.get("name") or Path(s).stem] = model

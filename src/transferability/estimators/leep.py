@@ -13,37 +13,47 @@ from collections.abc import Iterable
 import numpy as np
 
 from .._validation import as_float64, check_probabilities, check_same_length
-from ._common import batch_labels, check_class_counts, class_sums, grow, target_classes
+from ._common import batch_labels, check_class_counts, grow, one_hot, target_classes
 from .registry import register_estimator
 
 __all__ = ["leep", "LEEP"]
 
 
-def _probs(source_probs) -> np.ndarray:
+def _probs(source_probs) -> tuple[np.ndarray, np.ndarray]:
+    """Checked softmax rows and 1/row sum: rows are used as θ/Σθ, exact to the last bit."""
     p = check_probabilities(as_float64(source_probs, "source_probs", ndim=2), "source_probs")
-    return p / p.sum(axis=1, keepdims=True)  # exact rows: keeps LEEP ≤ 0 to the last bit
+    return p, 1.0 / p.sum(axis=1)
+
+
+def _joint(p: np.ndarray, inv: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """C × Z table of sums n·P̂(y, z) = Σ_{i: yᵢ = y} θ(xᵢ)_z."""
+    return np.asarray(one_hot(labels, num_classes, inv) @ p)
 
 
 def _conditional(joint: np.ndarray) -> np.ndarray:
-    """P̂(y | z) from the C × Z table of sums n·P̂(y, z); columns never hit stay 0."""
+    """P̂(y | z) from the table n·P̂(y, z); columns never hit stay 0."""
     col = joint.sum(axis=0, keepdims=True)
     return np.divide(joint, col, out=np.zeros_like(joint), where=col > 0)
 
 
-def _log_eep(p: np.ndarray, labels: np.ndarray, cond: np.ndarray) -> np.ndarray:
+def _log_eep(p: np.ndarray, inv: np.ndarray, labels: np.ndarray,
+             cond: np.ndarray) -> np.ndarray:
     """log Σ_z P̂(yᵢ | z) θ(xᵢ)_z for every sample (the expected empirical prediction)."""
-    eep = np.take_along_axis(p @ cond.T, labels[:, None], axis=1)[:, 0]
-    return np.log(eep)
+    eep = np.empty(len(labels))
+    for c in np.unique(labels):  # one matrix-vector product per class: O(N·Z) in all
+        rows = labels == c
+        eep[rows] = p[rows] @ cond[c]
+    return np.log(eep * inv)
 
 
 @register_estimator("leep", kind="probs")
 def leep(source_probs, target_labels) -> float:
     """LEEP of source softmax outputs (N × Z) for target labels (N,), in nats per sample."""
-    p = _probs(source_probs)
+    p, inv = _probs(source_probs)
     labels, num_classes = target_classes(target_labels)
     check_same_length(source_probs=p, target_labels=labels)
-    cond = _conditional(class_sums(p, labels, num_classes))
-    return float(_log_eep(p, labels, cond).mean())
+    cond = _conditional(_joint(p, inv, labels, num_classes))
+    return float(_log_eep(p, inv, labels, cond).mean())
 
 
 class LEEP:
@@ -59,20 +69,20 @@ class LEEP:
         self._joint = np.zeros((0, 0))
         self._counts = np.zeros(0, dtype=np.int64)
 
-    def _batch(self, source_probs, target_labels) -> tuple[np.ndarray, np.ndarray]:
-        p, labels = _probs(source_probs), batch_labels(target_labels)
+    def _batch(self, source_probs, target_labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        (p, inv), labels = _probs(source_probs), batch_labels(target_labels)
         check_same_length(source_probs=p, target_labels=labels)
         if self._joint.size and p.shape[1] != self._joint.shape[1]:
             raise ValueError(f"source_probs: expected {self._joint.shape[1]} source classes "
                              f"as in earlier batches, got {p.shape[1]}")
-        return p, labels
+        return p, inv, labels
 
     def update(self, source_probs, target_labels) -> LEEP:
         """Pass 1: add one batch of source softmax outputs and target labels."""
-        p, labels = self._batch(source_probs, target_labels)
+        p, inv, labels = self._batch(source_probs, target_labels)
         num_classes = max(int(labels.max()) + 1, len(self._counts))
         self._joint = grow(self._joint, (num_classes, p.shape[1]))
-        self._joint += class_sums(p, labels, num_classes)
+        self._joint += _joint(p, inv, labels, num_classes)
         self._counts = grow(self._counts, (num_classes,))
         self._counts += np.bincount(labels, minlength=num_classes)
         return self
@@ -83,11 +93,11 @@ class LEEP:
         cond = _conditional(self._joint)
         total, n, joint = 0.0, 0, np.zeros_like(self._joint)
         for source_probs, target_labels in batches:
-            p, labels = self._batch(source_probs, target_labels)
+            p, inv, labels = self._batch(source_probs, target_labels)
             if labels.max() >= num_classes:
                 raise ValueError(f"batches: label {int(labels.max())} was not seen in update()")
-            total += float(_log_eep(p, labels, cond).sum())
-            joint += class_sums(p, labels, num_classes)
+            total += float(_log_eep(p, inv, labels, cond).sum())
+            joint += _joint(p, inv, labels, num_classes)
             n += len(labels)
         scale = max(1.0, float(np.abs(self._joint).max()))
         if n != self._counts.sum() or not np.allclose(joint, self._joint, rtol=0,

@@ -32,37 +32,49 @@ _LAM_RANGE = 1e12  # λ is kept within σ_max·[1e-12, 1e12]: the optimum may si
 _FLOOR = 1e-250  # keeps ‖m‖² and ‖Fm − y‖² off zero; far below any meaningful value
 
 
-def _spectrum(sym: np.ndarray, proj: np.ndarray, *, gram: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Nonzero eigenvalues σ of FᵀF and squared projections z² (r × K) of the targets.
-
-    ``sym`` is FᵀF with ``proj`` = Fᵀy, or (``gram``) FFᵀ with ``proj`` = y itself.
-    Eigenvalues below dim·eps·σ_max are exact zeros in theory and are dropped.
-    """
+def _eig(sym: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of FᵀF (or FFᵀ) with nonzero eigenvalue: those above dim·eps·σ_max."""
     lam, vecs = np.linalg.eigh(sym)
     keep = lam > max(lam[-1], 0.0) * len(lam) * np.finfo(float).eps
-    z = vecs[:, keep].T @ proj
-    return lam[keep], (lam[keep, None] * z**2 if gram else z**2)
+    return lam[keep], vecs[:, keep]
 
 
-def _max_evidence(sigma: np.ndarray, z2: np.ndarray, yy: np.ndarray, n: int,
+def _coordinates(sigma: np.ndarray, vecs: np.ndarray, proj: np.ndarray, yy: np.ndarray, *,
+                 gram: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """σ, the squared coordinates p² (r × K) of each target on the left singular vectors of F,
+    and the least-squares residual r₀ = ‖y‖² − Σ p² (K).
+
+    From FᵀF's eigenvectors ``proj`` is Fᵀy and p² = (vᵀFᵀy)²/σ; from FFᵀ's (``gram``)
+    ``proj`` is y, p = Uᵀy, and r₀ comes from the residual vectors, free of cancellation.
+    """
+    coords = vecs.T @ proj
+    if gram:
+        return sigma, coords**2, np.sum((proj - vecs @ coords) ** 2, axis=0)
+    p2 = coords**2 / sigma[:, None]
+    return sigma, p2, np.maximum(yy - p2.sum(axis=0), 0.0)
+
+
+def _max_evidence(sigma: np.ndarray, p2: np.ndarray, r0: np.ndarray, yy: np.ndarray, n: int,
                   d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Maximise L(α, β) for every target column at once; return (L/n, α, β), one per column.
 
-    Iterates on λ = α/β (m depends on λ only) until its relative change is below 1e-10.
+    In the spectral basis, with λ = α/β (m depends on λ only):
+    γ = Σ σ/(σ+λ), ‖m‖² = Σ σp²/(σ+λ)², ‖Fm − y‖² = r₀ + Σ p²λ²/(σ+λ)² (a sum of
+    non-negative terms, so accurate even for a near-exact fit). Iterates until the relative
+    change of λ is below 1e-10, or λ reaches the edge of its range.
     """
     s = sigma[:, None]
     scale = float(sigma.max()) if sigma.size else 1.0
     lo, hi = scale / _LAM_RANGE, scale * _LAM_RANGE
-    res_floor = 1e-12 * yy + _FLOOR
 
     def terms(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         t = 1.0 / (s + lam)
         gamma = (s * t).sum(axis=0)  # effective number of parameters
-        mm = (z2 * t * t).sum(axis=0)  # ‖m‖²
-        res = np.maximum(yy - (z2 * (s + 2 * lam) * t * t).sum(axis=0), res_floor)  # ‖Fm − y‖²
+        mm = (s * p2 * t * t).sum(axis=0)  # ‖m‖²
+        res = np.maximum(r0 + (p2 * (lam * t) ** 2).sum(axis=0), _FLOOR)  # ‖Fm − y‖²
         return gamma, mm, res
 
-    lam = np.ones(z2.shape[1])  # α = β = 1 to start, as in the reference implementation
+    lam = np.ones(p2.shape[1])  # α = β = 1 to start, as in the reference implementation
     for _ in range(_MAX_ITER):
         gamma, mm, res = terms(lam)
         alpha, beta = gamma / np.maximum(mm, _FLOOR), (n - gamma) / res
@@ -72,8 +84,11 @@ def _max_evidence(sigma: np.ndarray, z2: np.ndarray, yy: np.ndarray, n: int,
         if done:
             break
     gamma, mm, res = terms(lam)
-    beta = (n - gamma) / res
-    alpha = lam * beta
+    # at the lower edge β → ∞ (an exact fit): keep α's own update and let β = α/λ be huge
+    at_edge = lam <= lo
+    alpha = gamma / np.maximum(mm, _FLOOR)
+    beta = np.where(at_edge, alpha / lam, (n - gamma) / res)
+    alpha = np.where(at_edge, alpha, lam * beta)
     evidence = (n / 2 * np.log(beta) + d / 2 * np.log(alpha) - n / 2 * np.log(2 * np.pi)
                 - beta / 2 * res - alpha / 2 * mm
                 - 0.5 * ((d - len(sigma)) * np.log(alpha) + np.log(alpha + beta * s).sum(axis=0)))
@@ -128,11 +143,12 @@ def logme(features, targets) -> float:
     y = _Targets(targets, whole=True)
     check_same_length(features=f, targets=y)
     n, d = f.shape
+    yy = y.sq_norms()
     if n < d:
-        sigma, z2 = _spectrum(f @ f.T, y.dense(), gram=True)
+        spectrum = _coordinates(*_eig(f @ f.T), y.dense(), yy, gram=True)
     else:
-        sigma, z2 = _spectrum(f.T @ f, y.project(f), gram=False)
-    return float(_max_evidence(sigma, z2, y.sq_norms(), n, d)[0].mean())
+        spectrum = _coordinates(*_eig(f.T @ f), y.project(f), yy, gram=False)
+    return float(_max_evidence(*spectrum, yy, n, d)[0].mean())
 
 
 class LogME:
@@ -176,8 +192,8 @@ class LogME:
             raise ValueError("features: no data; call update() first")
         if not self._regression:
             check_class_counts(self._yy.astype(np.int64), "targets")
-        sigma, z2 = _spectrum(self._ftf, self._fty, gram=False)
-        return _max_evidence(sigma, z2, self._yy, self._n, len(self._ftf))
+        spectrum = _coordinates(*_eig(self._ftf), self._fty, self._yy, gram=False)
+        return _max_evidence(*spectrum, self._yy, self._n, len(self._ftf))
 
     def compute(self) -> float:
         """LogME of all batches so far."""

@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from transferability.models import create_model
+from transferability.training import evaluate, fit
+
+
+def test_fit_lowers_loss_and_learns(blobs):
+    x, y = blobs
+    model = create_model("mlp", num_classes=3)
+    acc0, loss0 = evaluate(model, (x, y))
+    history = fit(model, (x, y), epochs=4, lr=0.05, batch_size=32, eval_data=(x, y))
+    acc, loss = evaluate(model, (x, y))
+    assert loss < 0.5 * loss0 and acc > 0.95
+    assert [r["epoch"] for r in history.epochs] == [1, 2, 3, 4]
+    assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
+    assert history.last["eval_acc"] == pytest.approx(acc)
+
+
+def test_fit_is_seeded_and_snapshots(blobs):
+    x, y = blobs
+
+    def run(seed):
+        torch.manual_seed(0)
+        model = create_model("lenet", num_classes=3)
+        return model, fit(model, (x, y), epochs=2, seed=seed, snapshot_epochs=[1])
+
+    m1, h1 = run(5)
+    m2, _ = run(5)
+    m3, _ = run(6)
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m3.state_dict().values()))
+    snap = h1.snapshots[1]
+    assert set(h1.snapshots) == {1}
+    assert not torch.equal(snap["head.weight"], m1.state_dict()["head.weight"])
+
+
+def test_hooks_custom_loss_step_and_param_subset(blobs):
+    x, y = blobs
+    model = create_model("cnn", num_classes=3)
+    backbone_before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    calls = {"loss": 0, "step": 0}
+
+    def loss_fn(m, xb, yb):
+        calls["loss"] += 1
+        return torch.nn.functional.cross_entropy(m(xb), yb)
+
+    def step_fn(optimizer, closure):  # a SAM-style two-pass step
+        calls["step"] += 1
+        closure()
+        loss = closure()
+        optimizer.step()
+        return loss
+
+    fit(model, (x, y), epochs=1, batch_size=60, loss_fn=loss_fn, step_fn=step_fn,
+        params=model.head.parameters())
+    assert calls == {"loss": 6, "step": 3}
+    assert all(torch.equal(backbone_before[k], v) for k, v in model.backbone.state_dict().items())
+
+
+def test_mode_restored_and_bad_arguments(blobs):
+    x, y = blobs
+    model = create_model("resnet", num_classes=3).eval()
+    fit(model, (x, y), epochs=1)
+    assert not model.training
+    evaluate(model.train(), (x, y))
+    assert model.training and model.backbone[1].bn1.training
+    with pytest.raises(ValueError, match="schedule"):
+        fit(model, (x, y), schedule="linear")
+    with pytest.raises(ValueError, match="lr"):
+        fit(model, (x, y), lr=-1)
+    with pytest.raises(ValueError, match="train_data"):
+        fit(model, "mnist")
