@@ -13,6 +13,7 @@ from functools import partial
 
 import numpy as np
 from sklearn.covariance import ledoit_wolf
+from threadpoolctl import threadpool_limits
 
 from transferability.estimators import h_score, leep, logme, nce, transrate
 from transferability.estimators._common import class_sums
@@ -169,6 +170,13 @@ def bench_logme(f: np.ndarray, y: np.ndarray) -> tuple:
 
 
 def main() -> None:
+    # One BLAS thread for ours and the references alike: on a shared CPU, multi-threaded BLAS
+    # stalls whenever another process holds a core, and the times stop meaning anything.
+    with threadpool_limits(limits=1):
+        run()
+
+
+def run() -> None:
     rows = []
     for num_classes in (10, 100):
         data = make_data(num_classes)
@@ -181,7 +189,7 @@ def main() -> None:
         print(f"LogME split at C={num_classes}: FᵀF + eigendecomposition {t_eig:.3f} s, "
               f"fixed-point iterations and the rest {t_rest:.4f} s", flush=True)
     print(f"\nN={N}, D={D}, source classes={SOURCE_CLASSES}, float32 inputs; "
-          "times are the best of 3 runs where a run takes under 2 s")
+          "one BLAS thread; times are the best of 3 runs where a run takes under 2 s")
     print(f"{'estimator':<18} {'C':>4} {'ours s':>8} {'ref s':>8} {'ratio':>7} {'max|diff|':>10}")
     for name, c, t_o, t_r, diff, note in rows:
         print(f"{name:<18} {c:>4} {t_o:>8.3f} {t_r:>8.3f} {t_r / t_o:>6.1f}x {diff:>10.2e}"

@@ -102,6 +102,16 @@ def test_logme_by_hand():
     np.testing.assert_allclose(beta, [3, 3], rtol=1e-8)
 
 
+def test_all_zero_features_give_finite_scores():
+    # F = 0: LogME is the evidence of y ~ N(0, I/β) alone, at β = n/‖y‖² = 4/2:
+    # L/n = ½ log 2 − ½ − ½ log 2π. H-score and TransRate see no signal: 0.
+    y = np.array([0, 0, 1, 1])
+    assert logme(np.zeros((4, 3)), y) == pytest.approx(0.5 * (np.log(2) - 1 - LOG_2PI))
+    assert logme(np.zeros((4, 6)), y) == pytest.approx(0.5 * (np.log(2) - 1 - LOG_2PI))
+    assert h_score(np.zeros((4, 3)), y) == 0.0
+    assert transrate(np.zeros((4, 3)), y) == 0.0
+
+
 def test_transrate_by_hand():
     y = np.array([0, 1, 1, 0])
     # column 0 = 0, 2, 4, 6 -> centred -3, -1, 1, 3; other columns 0. With eps = 1, d = 2:

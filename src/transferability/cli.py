@@ -63,6 +63,25 @@ def _cmd_probe(args) -> None:
     print(format_table(rows))
 
 
+def _cmd_rank(args) -> None:
+    from .data import dataset_from_spec
+    from .ranking import rank_sources
+    from .report import write_csv, write_json
+    from .zoo import load_models
+
+    train = dataset_from_spec(args.target, "train", seed=args.seed)
+    test = dataset_from_spec(args.target, "test", seed=args.seed) if args.validate else None
+    models = load_models(args.sources, args.cache_dir)
+    result = rank_sources(models, train, estimators=args.estimators, test=test,
+                          shots=args.shots, repeats=args.repeats, seed=args.seed)
+    print(result.format())
+    files = [write_csv(result.rows, args.out / "rank.csv"),
+             write_json({"target": str(args.target), "rows": result.rows,
+                         "truth": result.truth, "correlations": result.correlations},
+                        args.out / "rank.json")]
+    print("wrote " + ", ".join(map(str, files)))
+
+
 def _cmd_attack(args) -> None:
     from .attacks import list_attacks
     from .data import dataset_from_spec, per_class
@@ -77,7 +96,8 @@ def _cmd_attack(args) -> None:
         data = per_class(data, args.n_per_class, seed=args.seed)
     surrogates = load_models(args.surrogates, args.cache_dir)
     # names identify models: a victim named like a surrogate is that same model
-    victims = {n: surrogates.get(n, m) for n, m in load_models(args.victims, args.cache_dir).items()}
+    victims = load_models(args.victims, args.cache_dir)
+    victims = {n: surrogates.get(n, m) for n, m in victims.items()}
     kw = {"eps": args.eps, "norm": args.norm, "seed": args.seed}
     if args.attack != "fgsm":
         kw["steps"] = args.steps
@@ -88,7 +108,8 @@ def _cmd_attack(args) -> None:
     matrix.meta.update({"dataset": str(args.dataset), "split": args.split})
     print(matrix)
     out = args.out
-    files = [matrix.to_csv(out / "transfer_matrix.csv"), matrix.to_json(out / "transfer_matrix.json"),
+    files = [matrix.to_csv(out / "transfer_matrix.csv"),
+             matrix.to_json(out / "transfer_matrix.json"),
              matrix.plot(out / "transfer_matrix.png", protocol=args.protocol)]
     print("wrote " + ", ".join(map(str, files)))
 
@@ -135,6 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=int, default=None, help="samples per class (few-shot)")
     p.add_argument("--repeats", type=int, default=1, help="few-shot draws to average")
     p.add_argument("--seed", type=int, default=0)
+    cache_opt(p)
+
+    p = command("rank", _cmd_rank,
+                "Score source models on a target task with transferability estimators.")
+    p.add_argument("--target", required=True, help="target dataset name or .npz/folder path")
+    p.add_argument("--sources", nargs="+", required=True,
+                   help="checkpoints, zoo specs ('demo', YAML) or SPEC:NAME items")
+    p.add_argument("--estimators", nargs="+", default=None,
+                   help="estimator names (default: all that need no reference model)")
+    p.add_argument("--validate", choices=["linear-probe"], default=None,
+                   help="also measure real transfer and correlate every estimator with it")
+    p.add_argument("--shots", type=int, default=None,
+                   help="few-shot probe: samples per class (default: full data)")
+    p.add_argument("--repeats", type=int, default=5, help="few-shot draws to average")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("rank-out"), help="output folder")
     cache_opt(p)
 
     p = command("attack", _cmd_attack,

@@ -2,8 +2,9 @@
 
 1. **Zoo** — architectures × fonts/animals mixture sources (``configs/demo.yaml``), and a
    reference model trained on the target task (``mnist``).
-2. **Knowledge transfer** — each source's full-data and few-shot linear probe on the
-   target (the few-shot probe is the discriminative ground truth; DESIGN.md).
+2. **Knowledge transfer** — each source's estimator scores (LEEP, NCE, H-score, LogME,
+   TransRate) and its few-shot and full-data linear probe on the target (the few-shot
+   probe is the discriminative ground truth; DESIGN.md), with each estimator's agreement.
 3. **Transfer matrix** — PGD examples crafted on each transferred model (source + probe
    head) and on the reference, shown to all of them, with both denominators.
 
@@ -16,7 +17,8 @@ import time
 from pathlib import Path
 
 from .data import load_dataset, per_class
-from .plots import plot_probe_accuracy
+from .plots import plot_probe_accuracy, plot_scatter_grid
+from .ranking import format_correlations, rank_sources
 from .report import format_table, write_csv, write_json
 from .transfer import probe_features, with_head
 from .transfer_matrix import transfer_matrix
@@ -79,21 +81,28 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
     log(f"  {n_trained} trained, {len(zoo) + len(ref_zoo) - n_trained} loaded from {zoo.cache_dir}")
     step.done()
 
-    step("probes", f"knowledge transfer to {TARGET}: full-data and {shots}-shot linear probes")
+    step("probes", f"knowledge transfer to {TARGET}: estimators, {shots}-shot and full-data "
+         "linear probes")
     train, test = load_dataset(TARGET, "train", seed=seed), load_dataset(TARGET, "test", seed=seed)
+
+    def cached_outputs(name, model, data):
+        return zoo.outputs(name, data, f"{data.name.replace('/', '-')}-s{seed}")
+
+    ranking = rank_sources(zoo, train, test=test, shots=shots, repeats=repeats, seed=seed,
+                           outputs_fn=cached_outputs)
     rows, transferred = [], {}
-    for name, entry in zoo.entries.items():
-        ftr = zoo.outputs(name, train, f"{TARGET}-train-s{seed}")
-        fte = zoo.outputs(name, test, f"{TARGET}-test-s{seed}")
-        full = probe_features(ftr.features, train.y, fte.features, test.y, seed=seed)
-        few = probe_features(ftr.features, train.y, fte.features, test.y, shots=shots,
-                             repeats=repeats, seed=seed)
+    for row in ranking.rows:
+        name = row["source"]
+        entry = zoo.entries[name]
+        full = probe_features(cached_outputs(name, None, train).features, train.y,
+                              cached_outputs(name, None, test).features, test.y, seed=seed)
         transferred[name] = with_head(zoo[name], full.head).eval()
         rows.append({"source": name, "arch": entry.arch,
                      "k": entry.data.get("k") if isinstance(entry.data, dict) else None,
                      "source_acc": zoo[name].meta["metrics"]["test_acc"],
-                     "probe_acc": full.accuracy, "fewshot_acc": few.accuracy,
-                     "fewshot_std": few.accuracy_std})
+                     "probe_acc": full.accuracy, "fewshot_acc": row["fewshot_acc"],
+                     "fewshot_std": row["fewshot_acc_std"],
+                     **{e: row[e] for e in ranking.estimators}})
     step.done()
 
     n_attack = 10 if quick else 30
@@ -109,17 +118,24 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
 
     columns = ["source", "arch", "k", "source_acc", "probe_acc", "fewshot_acc", "fewshot_std"]
     log("")
-    log(format_table(rows, columns))
+    log(format_table(rows, columns + ranking.estimators))
+    log("")
+    log(f"estimators vs {shots}-shot probe accuracy ({len(rows)} sources, 95% bootstrap CI)")
+    log(format_correlations(ranking.correlations))
     log("")
     log(matrix.format("both_correct"))
     step.timings["total"] = time.perf_counter() - start
     results = {"target": TARGET, "shots": shots, "repeats": repeats, "quick": quick,
                "reference": {"name": reference_name,
                              "test_acc": reference.meta["metrics"]["test_acc"]},
-               "sources": rows, "transfer_matrix": matrix.to_dict(), "timings": step.timings}
+               "sources": rows, "correlations": ranking.correlations,
+               "transfer_matrix": matrix.to_dict(), "timings": step.timings}
     files = [write_json(results, out / "results.json"), write_csv(rows, out / "results.csv"),
              plot_probe_accuracy(rows, out / "probe_accuracy.png",
                                  title=f"transfer to {TARGET}: linear probes"),
+             plot_scatter_grid(rows, ranking.estimators, "fewshot_acc",
+                               out / "estimators_vs_probe.png",
+                               title=f"estimators vs {shots}-shot probe accuracy on {TARGET}"),
              matrix.to_csv(out / "transfer_matrix.csv"),
              matrix.plot(out / "transfer_matrix.png")]
     log("")

@@ -7,13 +7,13 @@ w ~ N(0, α⁻¹I) and y = Fw + ε, ε ~ N(0, β⁻¹I), the log evidence is
     A = αI + βFᵀF,  m = βA⁻¹Fᵀy.
 
 It is maximised by MacKay's fixed point γ = Σᵢ βσᵢ/(α + βσᵢ), α ← γ/‖m‖², β ← (n − γ)/‖Fm − y‖²
-(You et al., ICML 2021, Alg. 1). LogME = mean over columns of L/n; higher = more transferable.
+(You et al., ICML 2021). LogME = mean over columns of L/n; higher = more transferable.
 
-Fast path: with FᵀF = V diag(σ) Vᵀ and z = VᵀFᵀy, everything above is a sum over the spectrum,
-    ‖m‖² = Σ z²/(σ+λ)²,  ‖Fm − y‖² = yᵀy − Σ z²(σ+2λ)/(σ+λ)²,  log|A| = Σ log(α + βσ),
-with λ = α/β, so after one eigendecomposition each iteration costs O(D·K) for all K columns
-at once. It needs only FᵀF, Fᵀy, yᵀy and n, so the streaming :class:`LogME` is exact.
-When n < D the n × n Gram matrix FFᵀ = U diag(σ) Uᵀ gives the same σ, with z² = σ (Uᵀy)².
+Fast path: with σ the nonzero eigenvalues of FᵀF and p the coordinates of y on the matching
+left singular vectors of F, every term is a sum over the spectrum (see :func:`_max_evidence`),
+so after one eigendecomposition each iteration costs O(D·K) for all K columns at once. It
+needs only FᵀF, Fᵀy, yᵀy and n, so the streaming :class:`LogME` is exact. When n < D the
+n × n Gram matrix FFᵀ gives the same σ more cheaply.
 """
 
 from __future__ import annotations
@@ -63,9 +63,11 @@ def _max_evidence(sigma: np.ndarray, p2: np.ndarray, r0: np.ndarray, yy: np.ndar
     non-negative terms, so accurate even for a near-exact fit). Iterates until the relative
     change of λ is below 1e-10, or λ reaches the edge of its range.
     """
+    if sigma.size == 0:  # F = 0: w drops out, L = n/2 log β − β/2 yᵀy − n/2 log 2π
+        beta = n / yy
+        return 0.5 * (np.log(beta) - 1 - np.log(2 * np.pi)), np.ones_like(yy), beta
     s = sigma[:, None]
-    scale = float(sigma.max()) if sigma.size else 1.0
-    lo, hi = scale / _LAM_RANGE, scale * _LAM_RANGE
+    lo, hi = sigma.max() / _LAM_RANGE, sigma.max() * _LAM_RANGE
 
     def terms(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         t = 1.0 / (s + lam)

@@ -1,0 +1,95 @@
+"""The adversarial scores as estimators of kind ``"models"`` (for ``transferability rank``).
+
+A ``"models"`` estimator is called as ``fn(reference_model, source_model, target_images,
+target_labels=None, **options) -> float``, higher = more transferable. The reference model
+is trained on the target task; as in Liang et al. (2021), knowledge transfer from the source
+to the target is indicated by α^{T→S}: attacks crafted on the reference, shown to the
+source. ``target_labels`` select the samples the reference classifies correctly.
+
+Each α estimator runs both attacks; to get several α scores from one run use
+:func:`model_scores`, which computes :func:`~transferability.adversarial.alpha` once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from .._validation import check_choice
+from ..estimators.registry import get_estimator, list_estimators, register_estimator
+from .alignment import gradient_alignment
+from .alpha import alpha
+from .attribution import attribution_affinity
+
+__all__ = ["ALPHA_SCORES", "MODEL_SCORES", "model_scores"]
+
+#: registered α scores and the :class:`AlphaResult` attribute each one reads
+ALPHA_SCORES = {"alpha1": "alpha1", "alpha2": "alpha2", "alpha12": "alpha12",
+                "alpha1_alpha2": "alpha1_alpha2"}
+MODEL_SCORES = (*ALPHA_SCORES, "gradient_alignment", "attribution_affinity")
+
+
+def _register_alpha(name: str, field: str) -> None:
+    def score(reference_model: nn.Module, source_model: nn.Module, target_images: torch.Tensor,
+              target_labels: torch.Tensor | None = None, **options) -> float:
+        return getattr(alpha(reference_model, source_model, target_images, target_labels,
+                             **options), field)
+
+    score.__name__ = f"{name}_score"
+    score.__doc__ = (f"``alpha(reference_model, source_model, ...).{field}``: α^{{T→S}} of "
+                     "Liang et al. (2021), Def. 1–2.")
+    register_estimator(name, kind="models")(score)
+
+
+for _name, _field in ALPHA_SCORES.items():
+    _register_alpha(_name, _field)
+
+
+@register_estimator("gradient_alignment", kind="models")
+def gradient_alignment_score(reference_model: nn.Module, source_model: nn.Module,
+                             target_images: torch.Tensor, target_labels=None, *,
+                             batch_size: int = 256) -> float:
+    """Mean gradient cosine (Adam et al. 2019), each model's loss on its own prediction
+    (the source's classes differ from the target's, so ``target_labels`` are not used)."""
+    return gradient_alignment(reference_model, source_model, target_images,
+                              batch_size=batch_size).mean
+
+
+@register_estimator("attribution_affinity", kind="models")
+def attribution_affinity_score(reference_model: nn.Module, source_model: nn.Module,
+                               target_images: torch.Tensor, target_labels=None, *,
+                               method: str = "saliency", batch_size: int = 256) -> float:
+    """Mean attribution-map cosine (Song et al. 2019); needs no labels."""
+    return attribution_affinity(reference_model, source_model, target_images, method,
+                                batch_size=batch_size).mean
+
+
+def model_scores(reference_model: nn.Module, source_model: nn.Module,
+                 target_images: torch.Tensor, target_labels: torch.Tensor | None = None, *,
+                 names: Iterable[str] = MODEL_SCORES, alpha_options: dict | None = None,
+                 method: str = "saliency", batch_size: int = 256) -> dict[str, float]:
+    """Several ``"models"`` scores of one reference/source pair, α computed only once.
+
+    ``alpha_options`` go to :func:`~transferability.adversarial.alpha` (``eps``, ``steps``,
+    ``squared``, ...); ``method`` to the attribution affinity. Names registered by others
+    are called with ``batch_size`` only.
+    """
+    names = [check_choice(n, "names", list_estimators("models")) for n in names]
+    scores: dict[str, float] = {}
+    if any(n in ALPHA_SCORES for n in names):
+        result = alpha(reference_model, source_model, target_images, target_labels,
+                       batch_size=batch_size, **(alpha_options or {}))
+    for name in names:
+        if name in ALPHA_SCORES:
+            scores[name] = float(getattr(result, ALPHA_SCORES[name]))
+        elif name == "attribution_affinity":
+            scores[name] = attribution_affinity_score(reference_model, source_model,
+                                                      target_images, method=method,
+                                                      batch_size=batch_size)
+        else:
+            scores[name] = float(get_estimator(name)(reference_model, source_model,
+                                                     target_images, target_labels,
+                                                     batch_size=batch_size))
+    return scores

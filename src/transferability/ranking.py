@@ -1,0 +1,105 @@
+"""Rank source models for a target task: estimator scores, measured transfer, agreement.
+
+``rank_sources`` runs one feature-extraction pass per source on the target data, scores
+every requested estimator from it, optionally measures the real transfer (linear probe,
+full-data or few-shot) and reports each estimator's agreement with it (weighted Kendall τ,
+Spearman, Pearson with bootstrap CIs, top-1 hit, regret; :mod:`transferability.stats`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ._validation import check_choice
+from .data.dataset import ImageDataset
+from .estimators import get_estimator, list_estimators, score
+from .features import Outputs, extract
+from .report import format_table
+from .stats import correlation_table
+from .transfer import probe_features
+from .utils import progress
+
+__all__ = ["RankResult", "rank_sources", "output_estimators"]
+
+OutputsFn = Callable[[str, nn.Module, ImageDataset], Outputs]
+
+
+def output_estimators() -> list[str]:
+    """Estimators computed from a source's outputs on the target (no attack needed)."""
+    return [n for n in list_estimators() if get_estimator(n).kind != "models"]
+
+
+@dataclass
+class RankResult:
+    """Per-source scores (``rows``) and, when validated, each estimator's agreement with
+    the measured transfer column ``truth``."""
+
+    rows: list[dict]
+    estimators: list[str]
+    truth: str | None = None
+    correlations: list[dict] = field(default_factory=list)
+
+    def sorted_by(self, column: str) -> list[dict]:
+        return sorted(self.rows, key=lambda r: -float("inf") if r[column] is None else r[column],
+                      reverse=True)
+
+    def format(self) -> str:
+        cols = ["source", *self.estimators, *([self.truth] if self.truth else [])]
+        text = format_table(self.sorted_by(self.truth or self.estimators[0]), cols)
+        if self.correlations:
+            text += f"\n\nagreement with {self.truth}\n{format_correlations(self.correlations)}"
+        return text
+
+
+def format_correlations(rows: Sequence[dict]) -> str:
+    """The correlation block: each statistic with its bootstrap CI."""
+    def ci(r, k):
+        return f"{r[k]:+.2f} [{r[k + '_low']:+.2f}, {r[k + '_high']:+.2f}]"
+
+    table = [{"score": r["estimator"], "weighted tau [CI]": ci(r, "weighted_tau"),
+              "spearman [CI]": ci(r, "spearman"), "pearson [CI]": ci(r, "pearson"),
+              "top1": r["top1"], "regret": r["regret"]} for r in rows]
+    return format_table(table)
+
+
+def rank_sources(models: Mapping[str, nn.Module], train: ImageDataset, *,
+                 estimators: Sequence[str] | None = None, test: ImageDataset | None = None,
+                 shots: int | None = None, repeats: int = 1, seed: int = 0,
+                 outputs_fn: OutputsFn | None = None, show_progress: bool | None = None,
+                 ) -> RankResult:
+    """Score every source in ``models`` on the target ``train`` set.
+
+    Args:
+        estimators: names from :func:`output_estimators` (default: all of them).
+        test: with a target test set, also measure the linear-probe accuracy (``shots``
+            per class, averaged over ``repeats`` draws) and correlate every estimator with it.
+        outputs_fn: ``(name, model, data) -> Outputs``, e.g. a zoo's cached extraction.
+    """
+    names = list(estimators or output_estimators())
+    for n in names:
+        if get_estimator(check_choice(n, "estimators", list_estimators())).kind == "models":
+            raise ValueError(f"estimators: {n!r} needs a reference model; use the study "
+                             "(transferability study adv-knowledge) for adversarial scores")
+    outputs_fn = outputs_fn or (lambda name, model, data: extract(model, data.x, data.y))
+    truth = None if test is None else ("fewshot_acc" if shots else "probe_acc")
+    rows = []
+    for name, model in progress(models.items(), total=len(models), desc="rank",
+                                enabled=show_progress):
+        out = outputs_fn(name, model, train)
+        row = {"source": name}
+        row.update({n: score(n, out, train.y) for n in names})
+        if test is not None:
+            out_test = outputs_fn(name, model, test)
+            probe = probe_features(out.features, train.y, out_test.features, test.y,
+                                   shots=shots, repeats=repeats, seed=seed)
+            row[truth] = probe.accuracy
+            row[truth + "_std"] = probe.accuracy_std
+        rows.append(row)
+    result = RankResult(rows, names, truth)
+    if truth is not None and len(rows) >= 3:
+        result.correlations = [c.as_dict() for c in correlation_table(
+            {n: [r[n] for r in rows] for n in names}, [r[truth] for r in rows], seed=seed)]
+    return result
