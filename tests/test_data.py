@@ -3,8 +3,16 @@ import pytest
 import torch
 
 from transferability.data import (
-    ImageDataset, dataset_from_spec, list_datasets, load_dataset, load_image_folder, load_npz,
-    mixture, per_class, relabel, select_classes,
+    ImageDataset,
+    dataset_from_spec,
+    list_datasets,
+    load_dataset,
+    load_image_folder,
+    load_npz,
+    mixture,
+    per_class,
+    relabel,
+    select_classes,
 )
 from transferability.data.sources import render_fonts
 

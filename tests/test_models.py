@@ -2,8 +2,16 @@ import pytest
 import torch
 
 from transferability.models import (
-    CheckpointError, Classifier, Normalize, create_model, list_models, load_checkpoint,
-    penultimate, read_metadata, replace_head, save_checkpoint,
+    CheckpointError,
+    Classifier,
+    Normalize,
+    create_model,
+    list_models,
+    load_checkpoint,
+    penultimate,
+    read_metadata,
+    replace_head,
+    save_checkpoint,
 )
 
 FEATURE_DIMS = {"mlp": 128, "lenet": 84, "cnn": 128, "resnet": 64}

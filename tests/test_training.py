@@ -28,8 +28,10 @@ def test_fit_is_seeded_and_snapshots(blobs):
     m1, h1 = run(5)
     m2, _ = run(5)
     m3, _ = run(6)
-    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
-    assert not all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m3.state_dict().values()))
+    def same(a, b):
+        return all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+
+    assert same(m1, m2) and not same(m1, m3)
     snap = h1.snapshots[1]
     assert set(h1.snapshots) == {1}
     assert not torch.equal(snap["head.weight"], m1.state_dict()["head.weight"])

@@ -23,7 +23,8 @@ def plot_probe_accuracy(rows: Sequence[dict], path: str | Path, *, title: str = 
     names = [r["source"] for r in rows]
     xs = range(len(rows))
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows)), 3.6))
-    ax.bar([x - 0.2 for x in xs], [r["probe_acc"] for r in rows], width=0.4, label="full-data probe")
+    ax.bar([x - 0.2 for x in xs], [r["probe_acc"] for r in rows], width=0.4,
+           label="full-data probe")
     ax.bar([x + 0.2 for x in xs], [r["fewshot_acc"] for r in rows], width=0.4,
            yerr=[r["fewshot_std"] for r in rows], capsize=3, label="few-shot probe")
     ax.set_xticks(list(xs), names, rotation=30, ha="right")

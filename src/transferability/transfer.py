@@ -21,7 +21,7 @@ from torch import nn
 from ._validation import as_labels, check_positive
 from .data.dataset import as_tensors
 from .features import extract
-from .models.classifier import Classifier, replace_head
+from .models.classifier import Classifier, check_classifier, replace_head
 from .training import evaluate, fit
 
 __all__ = ["ProbeResult", "FineTuneResult", "probe_features", "linear_probe", "fine_tune",
@@ -125,10 +125,10 @@ def probe_features(train_features, train_labels, test_features, test_labels, *,
 
 def with_head(model: Classifier, head: nn.Linear) -> Classifier:
     """A copy of ``model`` whose head is ``head`` (e.g. a probe's): the transferred model."""
-    if not isinstance(model, Classifier):
-        raise ValueError(f"model: expected a transferability Classifier, got {type(model).__name__}")
+    check_classifier(model)
     if head.in_features != model.feature_dim:
-        raise ValueError(f"head: expects {head.in_features} features, model has {model.feature_dim}")
+        raise ValueError(f"head: expects {head.in_features} features, "
+                         f"model has {model.feature_dim}")
     new = copy.deepcopy(model)
     new.head = copy.deepcopy(head).to(model.head.weight.device)
     return new
@@ -161,8 +161,7 @@ def fine_tune(model: Classifier, train, test, *, epochs: int = 5, lr: float = 0.
               show_progress: bool | None = None) -> FineTuneResult:
     """Fine-tune a copy of ``model`` end to end (or all but its first ``freeze`` backbone
     blocks) with a new head for the target classes; ``model`` itself is left untouched."""
-    if not isinstance(model, Classifier):
-        raise ValueError(f"model: expected a transferability Classifier, got {type(model).__name__}")
+    check_classifier(model)
     n_blocks = len(model.backbone)
     if not 0 <= int(freeze) <= n_blocks:
         raise ValueError(f"freeze: expected 0..{n_blocks} (backbone blocks), got {freeze!r}")

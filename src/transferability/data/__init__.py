@@ -5,8 +5,8 @@ with int64 labels 0..C−1.
 """
 
 from .dataset import ImageDataset
-from .spec import dataset_from_spec
 from .registry import DatasetInfo, dataset_info, list_datasets, load_dataset, train_test_split
+from .spec import dataset_from_spec
 from .tasks import mixture, per_class, relabel, select_classes
 from .user import load_image_folder, load_npz
 

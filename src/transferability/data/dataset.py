@@ -74,7 +74,8 @@ def as_tensors(data, name: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
         check_images(x, f"{name}[0]")
         y = torch.as_tensor(y)
         if y.ndim != 1 or len(y) != len(x):
-            raise ValueError(f"{name}: expected {len(x)} labels in a 1-D tensor, got {tuple(y.shape)}")
+            raise ValueError(f"{name}: expected {len(x)} labels in a 1-D tensor, "
+                             f"got shape {tuple(y.shape)}")
         return x, y.long()
     if isinstance(data, Dataset):
         from torch.utils.data import DataLoader

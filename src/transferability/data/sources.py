@@ -69,9 +69,8 @@ ANIMAL_CLASSES = [f"animal{c}" for c in range(10)]
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     """Unpickles NumPy arrays and nothing else, so a tampered data file cannot run code."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar")}
+    _ALLOWED = {(core, name) for core in ("numpy.core.multiarray", "numpy._core.multiarray")
+                for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
@@ -84,7 +83,8 @@ def _animals_dir() -> Path:
         import animal_mnist
     except ImportError:
         raise ValueError("name: the 'animals' dataset needs the animal-mnist package; install it "
-                         "with `pip install --no-deps animal-mnist==0.4` (make setup does)") from None
+                         "with `pip install --no-deps animal-mnist==0.4` (make setup does)"
+                         ) from None
     return Path(animal_mnist.__file__).parent / "data" / "Animal_MNIST"
 
 

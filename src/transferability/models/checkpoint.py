@@ -86,6 +86,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                              in_channels=meta.get("in_channels", 1), **kwargs)
         model.load_state_dict(payload["state_dict"])
     except (KeyError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot rebuild the model from its metadata: {exc}") from None
+        raise CheckpointError(f"{path}: cannot rebuild the model from its metadata: {exc}"
+                              ) from None
     model.meta = meta
     return model.to(map_location).eval()

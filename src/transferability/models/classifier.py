@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["Normalize", "Classifier", "penultimate", "replace_head"]
+__all__ = ["Normalize", "Classifier", "check_classifier", "penultimate", "replace_head"]
 
 
 class Normalize(nn.Module):
@@ -23,8 +23,11 @@ class Normalize(nn.Module):
         super().__init__()
         if any(s <= 0 for s in std):
             raise ValueError(f"std: expected positive values, got {list(std)}")
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+        def channels(v):
+            return torch.tensor(list(v), dtype=torch.float32).view(1, -1, 1, 1)
+
+        self.register_buffer("mean", channels(mean))
+        self.register_buffer("std", channels(std))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -87,12 +90,20 @@ def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
                      "use a transferability Classifier or a timm/torchvision-style model")
 
 
+def check_classifier(model, name: str = "model") -> Classifier:
+    """Check that ``model`` has the :class:`Classifier` shape (features + linear head)."""
+    if not isinstance(model, Classifier):
+        raise ValueError(f"{name}: expected a transferability Classifier (create_model), "
+                         f"got {type(model).__name__}")
+    return model
+
+
 def replace_head(model: Classifier, num_classes: int) -> Classifier:
     """Swap in a fresh ``nn.Linear`` head with ``num_classes`` outputs (same device/dtype)."""
-    if not isinstance(model, Classifier):
-        raise ValueError(f"model: expected a transferability Classifier, got {type(model).__name__}")
+    check_classifier(model)
     if int(num_classes) < 1:
         raise ValueError(f"num_classes: expected a positive integer, got {num_classes!r}")
     old = model.head
-    model.head = nn.Linear(old.in_features, int(num_classes)).to(old.weight.device, old.weight.dtype)
+    model.head = nn.Linear(old.in_features, int(num_classes))
+    model.head.to(old.weight.device, old.weight.dtype)
     return model
