@@ -24,7 +24,7 @@ from .._validation import as_float64, as_labels, check_positive, check_same_leng
 __all__ = ["AffineMap", "fit_affine", "affine_fit_loss", "as_targets"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields
 class AffineMap:
     """``s ↦ s W + b``: ``weight`` D × K, ``bias`` K."""
 

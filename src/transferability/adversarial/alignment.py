@@ -22,7 +22,7 @@ from ._gradients import _TINY, cosine, input_gradients
 __all__ = ["AlignmentResult", "gradient_alignment", "loss_gradients"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields
 class AlignmentResult:
     """Mean and per-sample gradient cosine, and per-sample and mean ‖∇ₓℓ_A‖/‖∇ₓℓ_B‖."""
 

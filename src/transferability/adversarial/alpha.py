@@ -46,7 +46,7 @@ AttackFactory = Callable[[nn.Module], Callable[[torch.Tensor, torch.Tensor], tor
 _TINY = 1e-12  # guards divisions by a zero change of the outputs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields
 class AlphaResult:
     """α1, α2 and α12 of one direction ``from_model → to_model``.
 

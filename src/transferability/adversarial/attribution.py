@@ -22,7 +22,7 @@ __all__ = ["METHODS", "AffinityResult", "attribution_maps", "attribution_affinit
 METHODS = ("saliency", "grad_input")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields
 class AffinityResult:
     """Mean and per-sample cosine of two models' attribution maps."""
 

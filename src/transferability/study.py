@@ -1,0 +1,159 @@
+"""The adversarial ↔ knowledge transferability study (Liang et al., ICML 2021).
+
+For a zoo of source models, a target task and a reference model trained on it:
+
+- **knowledge transfer** (ground truth): few-shot and full-data linear-probe accuracy on
+  the target, and the closed-form affine-fit loss of the source's outputs to the labels;
+- **predictors**: the C2 estimators (LEEP, NCE, H-score, LogME, TransRate) and the
+  adversarial scores in the paper's direction, α^{T→S} (attacks crafted on the target
+  reference, shown to the source): α1, α2, α12, α1·α2, gradient alignment, attribution
+  affinity;
+- **agreement**: weighted τ, Spearman and Pearson of every predictor with the few-shot probe
+  accuracy, each with a bootstrap CI over sources;
+- **the reverse direction**: a transfer matrix between the reference and each transferred
+  model (source + probe head); does knowledge transfer between two models (the affine fit
+  of one's outputs from the other's) predict measured adversarial transfer between them?
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from .adversarial import affine_fit_loss, model_scores
+from .adversarial.scores import MODEL_SCORES
+from .data import ImageDataset, per_class
+from .features import Outputs, extract
+from .ranking import format_correlations, rank_sources
+from .report import format_table
+from .stats import correlation_table
+from .transfer import probe_features, with_head
+from .transfer_matrix import TransferMatrix, transfer_matrix
+from .utils import progress
+
+__all__ = ["StudyResult", "adv_knowledge_study"]
+
+AFFINE = "neg_affine_loss"  # −(affine-fit loss): higher = better, like every predictor
+
+
+@dataclass
+class StudyResult:
+    """Per-source rows, the predictors' agreement with the few-shot probe, the transfer
+    matrix, and the reverse-direction rows and agreement."""
+
+    rows: list[dict]
+    predictors: list[str]
+    truth: str
+    correlations: list[dict]
+    matrix: TransferMatrix
+    reverse: list[dict] = field(default_factory=list)
+    reverse_correlations: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def format(self) -> str:
+        adversarial = [p for p in self.predictors if p in MODEL_SCORES]
+        knowledge = [p for p in self.predictors if p not in MODEL_SCORES]
+        parts = ["knowledge transfer (probes) and estimators",
+                 format_table(self.rows, ["source", "probe_acc", self.truth, "fewshot_std",
+                                          *knowledge]), "",
+                 "adversarial scores, reference (target) -> source",
+                 format_table(self.rows, ["source", *adversarial]), "",
+                 f"every score vs {self.truth} ({len(self.rows)} sources, 95% bootstrap CI)",
+                 format_correlations(self.correlations)]
+        if self.reverse:
+            parts += ["", "reverse direction: knowledge transfer between the reference and each "
+                      "transferred model\n(model_fit = -affine-fit loss of reference logits from "
+                      "source logits) vs measured adversarial transfer",
+                      format_table(self.reverse), "",
+                      format_correlations(self.reverse_correlations)]
+        return "\n".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"rows": self.rows, "predictors": self.predictors, "truth": self.truth,
+                "correlations": self.correlations, "transfer_matrix": self.matrix.to_dict(),
+                "reverse": self.reverse, "reverse_correlations": self.reverse_correlations,
+                "timings": self.timings}
+
+
+def adv_knowledge_study(sources: Mapping[str, nn.Module], reference: nn.Module,
+                        train: ImageDataset, test: ImageDataset, *, n_per_class: int = 20,
+                        eps: float = 0.1, steps: int = 20, matrix_eps: float = 0.3,
+                        matrix_steps: int = 10, shots: int = 10, repeats: int = 5,
+                        seed: int = 0, outputs_fn: Callable[..., Outputs] | None = None,
+                        log=print) -> StudyResult:
+    """Run the study (see the module docstring) and return its tables.
+
+    Args:
+        sources: source models by name; their outputs are their own (source) logits.
+        reference: a model trained on the target task (the paper's f_T).
+        train, test: the target task; α and the transfer matrix use ``n_per_class`` test
+            images per class.
+        eps, steps: the α attack (L∞ PGD on predicted labels, random start, step 0.2·ε).
+        matrix_eps, matrix_steps: the PGD of the transfer matrix.
+        outputs_fn: ``(name, model, data) -> Outputs``, e.g. a zoo's cached extraction.
+    """
+    timings: dict[str, float] = {}
+    outputs_fn = outputs_fn or (lambda name, model, data: extract(model, data.x, data.y))
+
+    t = time.perf_counter()
+    ranking = rank_sources(sources, train, test=test, shots=shots, repeats=repeats, seed=seed,
+                           outputs_fn=outputs_fn)
+    rows, transferred = [], {}
+    for row in ranking.rows:
+        name = row["source"]
+        out_tr = outputs_fn(name, sources[name], train)
+        out_te = outputs_fn(name, sources[name], test)
+        full = probe_features(out_tr.features, train.y, out_te.features, test.y, seed=seed)
+        transferred[name] = with_head(sources[name], full.head).eval()
+        rows.append({"source": name, "probe_acc": full.accuracy,
+                     "fewshot_acc": row["fewshot_acc"], "fewshot_std": row["fewshot_acc_std"],
+                     "affine_loss": affine_fit_loss(out_tr.logits, train.y,
+                                                    held_out=(out_te.logits, test.y)),
+                     **{e: row[e] for e in ranking.estimators}})
+        rows[-1][AFFINE] = -rows[-1]["affine_loss"]
+    timings["knowledge"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    probe_set = per_class(test, n_per_class, seed=seed)
+    log(f"  α^(target→source) on {len(probe_set)} {test.name} images: PGD-{steps} L∞ ε={eps}")
+    for row in progress(rows, desc="alpha"):
+        row.update(model_scores(reference, sources[row["source"]], probe_set.x, probe_set.y,
+                                alpha_options={"eps": eps, "steps": steps, "seed": seed}))
+    timings["adversarial"] = time.perf_counter() - t
+
+    predictors = [*MODEL_SCORES, *ranking.estimators, AFFINE]
+    truth = "fewshot_acc"
+    correlations = [c.as_dict() for c in correlation_table(
+        {p: [r[p] for r in rows] for p in predictors}, [r[truth] for r in rows], seed=seed)]
+
+    t = time.perf_counter()
+    log(f"  transfer matrix: PGD-{matrix_steps} L∞ ε={matrix_eps}, reference and transferred "
+        "models")
+    models = {"reference": reference, **transferred}
+    matrix = transfer_matrix(models, models, probe_set.x, probe_set.y, attack="pgd",
+                             eps=matrix_eps, steps=matrix_steps, seed=seed)
+    timings["matrix"] = time.perf_counter() - t
+
+    ref_logits = extract(reference, probe_set.x).logits
+    rates = matrix.rates("both_correct")
+    i_ref = matrix.surrogates.index("reference")
+    reverse = []
+    for row in rows:
+        name = row["source"]
+        j = matrix.victims.index(name)
+        src_logits = outputs_fn(name, sources[name], probe_set).logits
+        reverse.append({"source": name,
+                        "model_fit": -affine_fit_loss(src_logits, ref_logits),
+                        "adv_reference_to_source": float(rates[i_ref, j]),
+                        "adv_source_to_reference": float(rates[matrix.surrogates.index(name),
+                                                               matrix.victims.index("reference")])})
+    reverse_correlations = []
+    for target in ("adv_reference_to_source", "adv_source_to_reference"):
+        c = correlation_table({f"model_fit vs {target}": [r["model_fit"] for r in reverse]},
+                              [r[target] for r in reverse], seed=seed)[0]
+        reverse_correlations.append(c.as_dict())
+    return StudyResult(rows, predictors, truth, correlations, matrix, reverse,
+                       reverse_correlations, timings)
