@@ -14,6 +14,7 @@ from transferability.adversarial import (
     alpha,
     alpha_attack,
     alpha_both_ways,
+    alpha_to_many,
     attribution_affinity,
     gradient_alignment,
     linearized_alpha,
@@ -191,6 +192,22 @@ def test_both_ways_equals_two_single_calls(pair):
     assert ab.n_used == len(x) - 5 and ba.n_used == len(x)
 
 
+def test_alpha_to_many_equals_single_calls(pair):
+    a, b, x = pair
+    with torch.no_grad():
+        y = a(x).argmax(1)
+    y[:4] = (y[:4] + 1) % 10
+    c = tiny_cnn(3, seed=2)  # another output size
+    many = alpha_to_many(a, {"b": b, "c": c}, x, y, steps=2)
+    assert list(many) == ["b", "c"]
+    for name, model in (("b", b), ("c", c)):
+        single = alpha(a, model, x, y, steps=2)
+        assert many[name].to_dict() == pytest.approx(single.to_dict(), rel=1e-6)
+        assert many[name].n_used == len(x) - 4
+    with pytest.raises(ValueError, match="to_models"):
+        alpha_to_many(a, {}, x)
+
+
 def test_batch_size_does_not_change_a_deterministic_attack(pair):
     g, f, x = pair
     factory = alpha_attack(0.1, steps=2, random_start=False)
@@ -208,8 +225,8 @@ def test_registered_model_estimators(pair):
     with torch.no_grad():
         y = ref(x).argmax(1)
     res = alpha(ref, src, x, y, steps=2)  # α^{T→S}: crafted on the reference
-    scores = model_scores(src, ref, x, y, alpha_options={"steps": 2})
-    assert get_estimator("alpha2")(src, ref, x, y, steps=2) == res.alpha2 == scores["alpha2"]
+    scores = model_scores(ref, src, x, y, alpha_options={"steps": 2})
+    assert get_estimator("alpha2")(ref, src, x, y, steps=2) == res.alpha2 == scores["alpha2"]
     assert scores["alpha1"] == res.alpha1 and scores["alpha12"] == res.alpha12
     assert scores["alpha1_alpha2"] == pytest.approx(res.alpha1 * res.alpha2)
     assert scores["gradient_alignment"] == gradient_alignment(ref, src, x).mean

@@ -23,8 +23,14 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .adversarial import affine_fit_loss, model_scores
-from .adversarial.scores import MODEL_SCORES
+from .adversarial import (
+    ALPHA_SCORES,
+    MODEL_SCORES,
+    affine_fit_loss,
+    alpha_to_many,
+    attribution_affinity,
+    gradient_alignment,
+)
 from .data import ImageDataset, per_class
 from .features import Outputs, extract
 from .ranking import format_correlations, rank_sources
@@ -32,7 +38,6 @@ from .report import format_table
 from .stats import correlation_table
 from .transfer import probe_features, with_head
 from .transfer_matrix import TransferMatrix, transfer_matrix
-from .utils import progress
 
 __all__ = ["StudyResult", "adv_knowledge_study"]
 
@@ -119,9 +124,14 @@ def adv_knowledge_study(sources: Mapping[str, nn.Module], reference: nn.Module,
     t = time.perf_counter()
     probe_set = per_class(test, n_per_class, seed=seed)
     log(f"  α^(target→source) on {len(probe_set)} {test.name} images: PGD-{steps} L∞ ε={eps}")
-    for row in progress(rows, desc="alpha"):
-        row.update(model_scores(reference, sources[row["source"]], probe_set.x, probe_set.y,
-                                alpha_options={"eps": eps, "steps": steps, "seed": seed}))
+    alphas = alpha_to_many(reference, sources, probe_set.x, probe_set.y, eps=eps, steps=steps,
+                           seed=seed)
+    for row in rows:
+        source = sources[row["source"]]
+        result = alphas[row["source"]]
+        row.update({name: float(getattr(result, field)) for name, field in ALPHA_SCORES.items()})
+        row["gradient_alignment"] = gradient_alignment(reference, source, probe_set.x).mean
+        row["attribution_affinity"] = attribution_affinity(reference, source, probe_set.x).mean
     timings["adversarial"] = time.perf_counter() - t
 
     predictors = [*MODEL_SCORES, *ranking.estimators, AFFINE]

@@ -19,6 +19,7 @@ from .alpha import (
     alpha_attack,
     alpha_both_ways,
     alpha_statistics,
+    alpha_to_many,
 )
 from .attribution import METHODS, AffinityResult, attribution_affinity, attribution_maps
 from .scores import ALPHA_SCORES, MODEL_SCORES, model_scores
@@ -32,7 +33,7 @@ from .theory import (
 )
 
 __all__ = [
-    "AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_attack",
+    "AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_to_many", "alpha_attack",
     "alpha_statistics",
     "AlignmentResult", "gradient_alignment", "loss_gradients",
     "METHODS", "AffinityResult", "attribution_affinity", "attribution_maps",

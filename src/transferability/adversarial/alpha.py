@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -36,8 +36,8 @@ from .._validation import (
 from ..attacks import PGD, Attack
 from ..utils import batches, evaluating, frozen
 
-__all__ = ["AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_attack",
-           "alpha_statistics"]
+__all__ = ["AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_to_many",
+           "alpha_attack", "alpha_statistics"]
 
 #: Builds the attack for one model; the attack is called as ``attack(x, y)`` with ``y`` the
 #: model's own clean predictions and returns ``x_adv`` (a torchattacks attack works too).
@@ -251,3 +251,50 @@ def alpha_both_ways(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor,
     return _both(model_a, model_b, x, y_a, y_b, names=("model_a", "model_b", "y_a", "y_b"),
                  eps=eps, steps=steps, step_size=step_size, attack=attack,
                  only_correct=only_correct, squared=squared, batch_size=batch_size, seed=seed)
+
+
+def alpha_to_many(from_model: nn.Module, to_models: Mapping[str, nn.Module], x: torch.Tensor,
+                  y: torch.Tensor | None = None, *, eps: float = 0.1, steps: int = 50,
+                  step_size: float | None = None, attack: AttackFactory | None = None,
+                  only_correct: bool = True, squared: bool = True, batch_size: int = 256,
+                  seed: int | None = 0, show_progress: bool | None = None
+                  ) -> dict[str, AlphaResult]:
+    """α^{from→to} for every model in ``to_models``, attacking ``from_model`` only once.
+
+    The study's shape: one reference trained on the target, many sources. Equal to calling
+    :func:`alpha` per model, with ``from_model``'s adversarial examples (N images) computed
+    once and kept in memory; each ``to_model`` still needs its own attack for Δ_{f→f}.
+    """
+    from ..utils import progress
+
+    check_positive(eps, "eps")
+    batch_size = check_int(batch_size, "batch_size")
+    make_attack = _factory(attack, eps, steps, step_size, seed)
+    x = check_images(x, "x")
+    if len(x) == 0:
+        raise ValueError("x: is an empty batch")
+    if not isinstance(to_models, Mapping) or not to_models:
+        raise ValueError("to_models: expected a non-empty mapping from name to model")
+    device = check_same_device(from_model=from_model, **dict(to_models))
+    results = {}
+    with evaluating(from_model), frozen(from_model):
+        clean_g = _clean(from_model, x, device, batch_size, "from_model")
+        used = _used(clean_g, y, only_correct, ("from_model", "y"))
+        attack_g = make_attack(from_model)
+        adv_g = torch.cat([attack_g(xb.to(device), cb.argmax(dim=1)).to(device)
+                           for xb, cb in batches(x, clean_g, batch_size=batch_size)])
+        d_gg = _clean(from_model, adv_g, device, batch_size, "from_model") - clean_g
+        for name, model in progress(to_models.items(), total=len(to_models), desc="alpha",
+                                    enabled=show_progress):
+            with evaluating(model), frozen(model):
+                clean_f = _clean(model, x, device, batch_size, name)
+                attack_f = make_attack(model)
+                d_gf, d_ff = [], []
+                for xb, ab, cf in batches(x, adv_g, clean_f, batch_size=batch_size):
+                    adv_f = attack_f(xb.to(device), cf.argmax(dim=1)).to(device)
+                    with torch.no_grad():
+                        d_gf.append(model(ab) - cf)
+                        d_ff.append(model(adv_f) - cf)
+            results[name] = alpha_statistics(d_gg, torch.cat(d_gf), torch.cat(d_ff), used,
+                                             squared=squared)
+    return results

@@ -1,12 +1,11 @@
 """The adversarial scores as estimators of kind ``"models"`` (for ``transferability rank``).
 
-A ``"models"`` estimator is called as ``fn(source_model, reference_model, target_images,
-target_labels=None, **options) -> float``, higher = more transferable: the scored source
-first, then what describes the target task, like ``fn(source_probs, target_labels)`` of the
-other kinds. The reference model is trained on the target task; as in Liang et al. (2021),
-knowledge transfer from the source to the target is indicated by α^{T→S}: attacks crafted
-on the reference, shown to the source. ``target_labels`` select the samples the reference
-classifies correctly.
+A ``"models"`` estimator is called as ``fn(reference_model, source_model, target_images,
+target_labels=None, **options) -> float``, higher = more transferable; the models come in
+the order of the attack, like ``alpha(from_model, to_model, ...)``. The reference model is
+trained on the target task; as in Liang et al. (2021), knowledge transfer from the source
+to the target is indicated by α^{T→S}: attacks crafted on the reference, shown to the
+source. ``target_labels`` select the samples the reference classifies correctly.
 
 Each α estimator runs both attacks; to get several α scores from one run use
 :func:`model_scores`, which computes :func:`~transferability.adversarial.alpha` once.
@@ -34,7 +33,7 @@ MODEL_SCORES = (*ALPHA_SCORES, "gradient_alignment", "attribution_affinity")
 
 
 def _register_alpha(name: str, field: str) -> None:
-    def score(source_model: nn.Module, reference_model: nn.Module, target_images: torch.Tensor,
+    def score(reference_model: nn.Module, source_model: nn.Module, target_images: torch.Tensor,
               target_labels: torch.Tensor | None = None, **options) -> float:
         return getattr(alpha(reference_model, source_model, target_images, target_labels,
                              **options), field)
@@ -50,7 +49,7 @@ for _name, _field in ALPHA_SCORES.items():
 
 
 @register_estimator("gradient_alignment", kind="models")
-def gradient_alignment_score(source_model: nn.Module, reference_model: nn.Module,
+def gradient_alignment_score(reference_model: nn.Module, source_model: nn.Module,
                              target_images: torch.Tensor, target_labels=None, *,
                              batch_size: int = 256) -> float:
     """Mean gradient cosine (Adam et al. 2019), each model's loss on its own prediction
@@ -60,7 +59,7 @@ def gradient_alignment_score(source_model: nn.Module, reference_model: nn.Module
 
 
 @register_estimator("attribution_affinity", kind="models")
-def attribution_affinity_score(source_model: nn.Module, reference_model: nn.Module,
+def attribution_affinity_score(reference_model: nn.Module, source_model: nn.Module,
                                target_images: torch.Tensor, target_labels=None, *,
                                method: str = "saliency", batch_size: int = 256) -> float:
     """Mean attribution-map cosine (Song et al. 2019); needs no labels."""
@@ -68,7 +67,7 @@ def attribution_affinity_score(source_model: nn.Module, reference_model: nn.Modu
                                 batch_size=batch_size).mean
 
 
-def model_scores(source_model: nn.Module, reference_model: nn.Module,
+def model_scores(reference_model: nn.Module, source_model: nn.Module,
                  target_images: torch.Tensor, target_labels: torch.Tensor | None = None, *,
                  names: Iterable[str] = MODEL_SCORES, alpha_options: dict | None = None,
                  method: str = "saliency", batch_size: int = 256) -> dict[str, float]:
@@ -87,11 +86,11 @@ def model_scores(source_model: nn.Module, reference_model: nn.Module,
         if name in ALPHA_SCORES:
             scores[name] = float(getattr(result, ALPHA_SCORES[name]))
         elif name == "attribution_affinity":
-            scores[name] = attribution_affinity_score(source_model, reference_model,
+            scores[name] = attribution_affinity_score(reference_model, source_model,
                                                       target_images, method=method,
                                                       batch_size=batch_size)
         else:
-            scores[name] = float(get_estimator(name)(source_model, reference_model,
+            scores[name] = float(get_estimator(name)(reference_model, source_model,
                                                      target_images, target_labels,
                                                      batch_size=batch_size))
     return scores
