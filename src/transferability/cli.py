@@ -72,14 +72,55 @@ def _cmd_rank(args) -> None:
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed) if args.validate else None
     models = load_models(args.sources, args.cache_dir)
+    reference = None
+    if args.reference:
+        from .study import load_reference
+
+        reference = load_reference(args.reference, args.target, args.cache_dir)
     result = rank_sources(models, train, estimators=args.estimators, test=test,
-                          shots=args.shots, repeats=args.repeats, seed=args.seed)
+                          shots=args.shots, repeats=args.repeats, seed=args.seed,
+                          reference=reference, n_per_class=args.n_per_class,
+                          alpha_options={"eps": args.eps, "steps": args.steps})
     print(result.format())
     files = [write_csv(result.rows, args.out / "rank.csv"),
              write_json({"target": str(args.target), "rows": result.rows,
                          "truth": result.truth, "correlations": result.correlations},
                         args.out / "rank.json")]
     print("wrote " + ", ".join(map(str, files)))
+
+
+def _cmd_study_adv_knowledge(args) -> None:
+    from .data import dataset_from_spec
+    from .plots import plot_scatter_grid
+    from .report import write_csv, write_json
+    from .study import adv_knowledge_study, load_reference
+    from .zoo import load_models
+
+    train = dataset_from_spec(args.target, "train", seed=args.seed)
+    test = dataset_from_spec(args.target, "test", seed=args.seed)
+    sources = load_models(args.sources, args.cache_dir)
+    reference = load_reference(args.reference, args.target, args.cache_dir)
+    study = adv_knowledge_study(sources, reference, train, test, n_per_class=args.n_per_class,
+                                eps=args.eps, steps=args.steps, shots=args.shots,
+                                repeats=args.repeats, seed=args.seed)
+    print(study.format())
+    out = args.out
+    files = [write_json(study.to_dict(), out / "study.json"),
+             write_csv(study.rows, out / "study.csv"),
+             plot_scatter_grid(study.rows, study.predictors, study.truth, out / "scores.png"),
+             study.matrix.plot(out / "transfer_matrix.png")]
+    print("wrote " + ", ".join(map(str, files)))
+
+
+def _cmd_study_theory(args) -> None:
+    from .adversarial import theory_check
+    from .report import format_table, write_csv
+
+    rows = [vars(r) for r in theory_check(tuple(args.scales), n=args.n, seed=args.seed)]
+    print("synthetic check (Liang et al.): sources = target MLP with weights perturbed at "
+          "each scale;\nα^(T→S) with exact Jacobians should fall and the affine-fit loss rise")
+    print(format_table(rows))
+    print("wrote", write_csv(rows, args.out / "theory.csv"))
 
 
 def _cmd_attack(args) -> None:
@@ -131,6 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    def adversarial_opts(p, required: bool):
+        p.add_argument("--reference", default="train" if required else None,
+                       help="model trained on the target task, for the adversarial scores: "
+                            "'train' (a cached cnn), a checkpoint or SPEC:NAME"
+                            + ("" if required else "; without it they are skipped"))
+        p.add_argument("--eps", type=float, default=0.1, help="α attack budget (L∞, [0,1] scale)")
+        p.add_argument("--steps", type=int, default=20, help="α attack PGD steps")
+        p.add_argument("--n-per-class", type=int, default=20,
+                       help="target images per class for the adversarial scores")
+
     def cache_opt(p):
         p.add_argument("--cache-dir", type=Path, default=None,
                        help="model/feature cache (default $TRANSFERABILITY_CACHE or "
@@ -170,9 +221,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=int, default=None,
                    help="few-shot probe: samples per class (default: full data)")
     p.add_argument("--repeats", type=int, default=5, help="few-shot draws to average")
+    adversarial_opts(p, required=False)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("rank-out"), help="output folder")
     cache_opt(p)
+
+    study = sub.add_parser("study", help="Run the studies that connect the two transferabilities.",
+                           description="Run the studies that connect the two transferabilities.")
+    study_sub = study.add_subparsers(dest="study_command", metavar="STUDY", required=True)
+    p = study_sub.add_parser(
+        "adv-knowledge", help="Adversarial vs knowledge transferability over a zoo.",
+        description="For every source: estimators, α^(target→source), gradient alignment, "
+                    "attribution affinity, linear probes and the affine fit; every score's "
+                    "agreement with the few-shot probe; a transfer matrix and the reverse "
+                    "direction (Liang et al. 2021).")
+    p.add_argument("--target", default="mnist", help="target dataset (default mnist)")
+    p.add_argument("--sources", nargs="+", default=["demo"],
+                   help="checkpoints, zoo specs ('demo', YAML) or SPEC:NAME items")
+    adversarial_opts(p, required=True)
+    p.add_argument("--shots", type=int, default=10, help="few-shot probe: samples per class")
+    p.add_argument("--repeats", type=int, default=5, help="few-shot draws to average")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("study-out"), help="output folder")
+    cache_opt(p)
+    p.set_defaults(func=_cmd_study_adv_knowledge)
+    p = study_sub.add_parser(
+        "theory", help="The synthetic check with exact Jacobians.",
+        description="A small MLP target on a synthetic regression task; sources are its "
+                    "weights perturbed at increasing scale; α1, α2 and the affine-fit loss "
+                    "per scale (Liang et al. 2021).")
+    p.add_argument("--scales", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.4, 0.8, 1.6])
+    p.add_argument("--n", type=int, default=1000, help="samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("study-out"), help="output folder")
+    p.set_defaults(func=_cmd_study_theory)
 
     p = command("attack", _cmd_attack,
                 "Craft adversarial examples on surrogates and count how often they fool victims.")

@@ -8,7 +8,7 @@
 3. **Adversarial transfer** — α1, α2, α12, α1·α2, gradient alignment and attribution
    affinity from the reference to each source; a PGD transfer matrix between the
    reference and the transferred models; every score's agreement with the few-shot probe
-   and the reverse direction (:mod:`transferability.study`).
+   and the reverse direction (:mod:`transferability.study`); the synthetic theory check.
 
 Writes ``results.json``, ``results.csv``, ``transfer_matrix.{csv,png}`` and PNG plots.
 """
@@ -18,13 +18,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .adversarial import theory_check
 from .data import load_dataset
 from .plots import plot_probe_accuracy, plot_scatter_grid
-from .report import write_csv, write_json
-from .study import adv_knowledge_study
+from .report import format_table, write_csv, write_json
+from .study import adv_knowledge_study, reference_spec
 from .zoo import build_zoo, load_spec
 
-__all__ = ["demo_spec", "reference_spec", "run_demo"]
+__all__ = ["demo_spec", "run_demo"]
 
 TARGET = "mnist"
 QUICK_MODELS = ("cnn-k0", "cnn-k5", "cnn-k10", "mlp-k5")
@@ -42,13 +43,6 @@ def demo_spec(quick: bool = False) -> dict:
     return {"models": models}
 
 
-def reference_spec(quick: bool = False) -> dict:
-    """A cnn trained on the target task: the paper's reference model for α^{T→S}."""
-    data = {"dataset": TARGET} | ({"n_per_class": 100} if quick else {})
-    return {"train": {"epochs": 2 if quick else 3, "lr": 0.05, "seed": 0},
-            "models": [{"name": f"reference-{TARGET}", "arch": "cnn", "data": data}]}
-
-
 def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir=None,
              shots: int = 10, repeats: int = 5, seed: int = 0, log=print) -> dict:
     """Run the demo study and write its outputs to ``out_dir``; return the results dict."""
@@ -59,7 +53,8 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
     log(f"[1/2] source zoo ({'quick' if quick else 'full'}) and a {TARGET} reference model ...")
     t = time.perf_counter()
     zoo = build_zoo(demo_spec(quick), cache_dir, log=lambda s: log("  " + s))
-    ref_zoo = build_zoo(reference_spec(quick), cache_dir, log=lambda s: log("  " + s))
+    ref_spec = reference_spec(TARGET, epochs=2 if quick else 3, n_per_class=100 if quick else None)
+    ref_zoo = build_zoo(ref_spec, cache_dir, log=lambda s: log("  " + s))
     (ref_name, reference), = ref_zoo.items()
     n_trained = len(zoo.trained) + len(ref_zoo.trained)
     log(f"  {n_trained} trained, {len(zoo) + len(ref_zoo) - n_trained} loaded from "
@@ -81,14 +76,22 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
                     "k": entry.data.get("k") if isinstance(entry.data, dict) else None,
                     "source_acc": zoo[row["source"]].meta["metrics"]["test_acc"]})
 
+    t = time.perf_counter()
+    theory = [vars(r) for r in theory_check()]
+    study.timings["theory"] = time.perf_counter() - t
+
     log("")
     log(study.format())
     log("")
     log(study.matrix.format("both_correct"))
+    log("")
+    log("synthetic check: sources = a target MLP with weights perturbed at each scale; "
+        "α^(T→S) (exact Jacobians) should fall and the affine-fit loss rise")
+    log(format_table(theory))
     timings = {"zoo": zoo_seconds, **study.timings, "total": time.perf_counter() - start}
     results = {"target": TARGET, "shots": shots, "repeats": repeats, "quick": quick,
                "reference": {"name": ref_name, "test_acc": reference.meta["metrics"]["test_acc"]},
-               **study.to_dict(), "timings": timings}
+               **study.to_dict(), "theory": theory, "timings": timings}
     files = [write_json(results, out / "results.json"), write_csv(study.rows, out / "results.csv"),
              plot_probe_accuracy(study.rows, out / "probe_accuracy.png",
                                  title=f"transfer to {TARGET}: linear probes"),

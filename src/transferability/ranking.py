@@ -15,6 +15,7 @@ from torch import nn
 
 from ._validation import check_choice
 from .data.dataset import ImageDataset
+from .data.tasks import per_class
 from .estimators import get_estimator, list_estimators, score
 from .features import Outputs, extract
 from .report import format_table
@@ -68,21 +69,31 @@ def format_correlations(rows: Sequence[dict]) -> str:
 def rank_sources(models: Mapping[str, nn.Module], train: ImageDataset, *,
                  estimators: Sequence[str] | None = None, test: ImageDataset | None = None,
                  shots: int | None = None, repeats: int = 1, seed: int = 0,
-                 outputs_fn: OutputsFn | None = None, show_progress: bool | None = None,
-                 ) -> RankResult:
+                 reference: nn.Module | None = None, n_per_class: int = 20,
+                 alpha_options: dict | None = None, outputs_fn: OutputsFn | None = None,
+                 show_progress: bool | None = None) -> RankResult:
     """Score every source in ``models`` on the target ``train`` set.
 
     Args:
-        estimators: names from :func:`output_estimators` (default: all of them).
+        estimators: registered names (default: every output estimator, plus the adversarial
+            ones when a ``reference`` is given).
         test: with a target test set, also measure the linear-probe accuracy (``shots``
             per class, averaged over ``repeats`` draws) and correlate every estimator with it.
+        reference: a model trained on the target task, needed by the adversarial
+            (``"models"``) estimators; they run on ``n_per_class`` training images per
+            class, α with ``alpha_options`` (``eps``, ``steps``...).
         outputs_fn: ``(name, model, data) -> Outputs``, e.g. a zoo's cached extraction.
     """
-    names = list(estimators or output_estimators())
-    for n in names:
-        if get_estimator(check_choice(n, "estimators", list_estimators())).kind == "models":
-            raise ValueError(f"estimators: {n!r} needs a reference model; use the study "
-                             "(transferability study adv-knowledge) for adversarial scores")
+    from .adversarial import adversarial_scores  # registers the adversarial estimators
+
+    if estimators is None:
+        names = output_estimators() + (list_estimators("models") if reference is not None else [])
+    else:
+        names = [check_choice(n, "estimators", list_estimators()) for n in estimators]
+    adversarial = [n for n in names if get_estimator(n).kind == "models"]
+    if adversarial and reference is None:
+        raise ValueError(f"reference: the adversarial estimators {adversarial} need a reference "
+                         "model trained on the target task")
     outputs_fn = outputs_fn or (lambda name, model, data: extract(model, data.x, data.y))
     truth = None if test is None else ("fewshot_acc" if shots else "probe_acc")
     rows = []
@@ -90,7 +101,7 @@ def rank_sources(models: Mapping[str, nn.Module], train: ImageDataset, *,
                                 enabled=show_progress):
         out = outputs_fn(name, model, train)
         row = {"source": name}
-        row.update({n: score(n, out, train.y) for n in names})
+        row.update({n: score(n, out, train.y) for n in names if n not in adversarial})
         if test is not None:
             out_test = outputs_fn(name, model, test)
             probe = probe_features(out.features, train.y, out_test.features, test.y,
@@ -98,6 +109,12 @@ def rank_sources(models: Mapping[str, nn.Module], train: ImageDataset, *,
             row[truth] = probe.accuracy
             row[truth + "_std"] = probe.accuracy_std
         rows.append(row)
+    if adversarial:
+        probe_set = per_class(train, n_per_class, seed=seed)
+        adv = adversarial_scores(reference, models, probe_set.x, probe_set.y, names=adversarial,
+                                 alpha_options={"seed": seed, **(alpha_options or {})})
+        for row in rows:
+            row.update(adv[row["source"]])
     result = RankResult(rows, names, truth)
     if truth is not None and len(rows) >= 3:
         result.correlations = [c.as_dict() for c in correlation_table(

@@ -24,12 +24,8 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from .adversarial import (
-    ALPHA_SCORES,
     MODEL_SCORES,
     affine_fit_loss,
-    alpha_to_many,
-    attribution_affinity,
-    gradient_alignment,
 )
 from .data import ImageDataset, per_class
 from .features import Outputs, extract
@@ -39,9 +35,36 @@ from .stats import correlation_table
 from .transfer import probe_features, with_head
 from .transfer_matrix import TransferMatrix, transfer_matrix
 
-__all__ = ["StudyResult", "adv_knowledge_study"]
+__all__ = ["StudyResult", "adv_knowledge_study", "reference_spec", "load_reference"]
 
 AFFINE = "neg_affine_loss"  # −(affine-fit loss): higher = better, like every predictor
+
+
+def reference_spec(target, *, arch: str = "cnn", epochs: int = 3,
+                   n_per_class: int | None = None) -> dict:
+    """A zoo spec for the reference model: ``arch`` trained on the target task (f_T)."""
+    data = {"dataset": target} if isinstance(target, str) else dict(target)
+    if n_per_class:
+        data["n_per_class"] = n_per_class
+    name = f"reference-{target if isinstance(target, str) else 'target'}"
+    return {"train": {"epochs": epochs, "lr": 0.05, "seed": 0},
+            "models": [{"name": name.replace("/", "-"), "arch": "cnn" if arch is None else arch,
+                        "data": data}]}
+
+
+def load_reference(reference: str, target, cache_dir=None, log=print) -> nn.Module:
+    """The CLI's ``--reference``: ``train`` (a cached cnn trained on ``target``), a
+    checkpoint, or a ``SPEC:NAME`` item."""
+    from .zoo import build_zoo, load_models
+
+    if reference == "train":
+        (model,) = build_zoo(reference_spec(target), cache_dir, log=log).values()
+        return model
+    models = load_models([reference], cache_dir, log=log)
+    if len(models) != 1:
+        raise ValueError(f"reference: expected one model, {reference!r} gives {len(models)}; "
+                         "pick one with SPEC:NAME")
+    return next(iter(models.values()))
 
 
 @dataclass
@@ -94,8 +117,8 @@ def adv_knowledge_study(sources: Mapping[str, nn.Module], reference: nn.Module,
     Args:
         sources: source models by name; their outputs are their own (source) logits.
         reference: a model trained on the target task (the paper's f_T).
-        train, test: the target task; α and the transfer matrix use ``n_per_class`` test
-            images per class.
+        train, test: the target task; α uses ``n_per_class`` training images per class,
+            the transfer matrix as many test images per class.
         eps, steps: the α attack (L∞ PGD on predicted labels, random start, step 0.2·ε).
         matrix_eps, matrix_steps: the PGD of the transfer matrix.
         outputs_fn: ``(name, model, data) -> Outputs``, e.g. a zoo's cached extraction.
@@ -104,8 +127,11 @@ def adv_knowledge_study(sources: Mapping[str, nn.Module], reference: nn.Module,
     outputs_fn = outputs_fn or (lambda name, model, data: extract(model, data.x, data.y))
 
     t = time.perf_counter()
+    log(f"  estimators, α^(target→source) on {n_per_class} {train.name} images per class "
+        f"(PGD-{steps} L∞ ε={eps}), probes")
     ranking = rank_sources(sources, train, test=test, shots=shots, repeats=repeats, seed=seed,
-                           outputs_fn=outputs_fn)
+                           reference=reference, n_per_class=n_per_class,
+                           alpha_options={"eps": eps, "steps": steps}, outputs_fn=outputs_fn)
     rows, transferred = [], {}
     for row in ranking.rows:
         name = row["source"]
@@ -119,27 +145,15 @@ def adv_knowledge_study(sources: Mapping[str, nn.Module], reference: nn.Module,
                                                     held_out=(out_te.logits, test.y)),
                      **{e: row[e] for e in ranking.estimators}})
         rows[-1][AFFINE] = -rows[-1]["affine_loss"]
-    timings["knowledge"] = time.perf_counter() - t
+    timings["scores"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    probe_set = per_class(test, n_per_class, seed=seed)
-    log(f"  α^(target→source) on {len(probe_set)} {test.name} images: PGD-{steps} L∞ ε={eps}")
-    alphas = alpha_to_many(reference, sources, probe_set.x, probe_set.y, eps=eps, steps=steps,
-                           seed=seed)
-    for row in rows:
-        source = sources[row["source"]]
-        result = alphas[row["source"]]
-        row.update({name: float(getattr(result, field)) for name, field in ALPHA_SCORES.items()})
-        row["gradient_alignment"] = gradient_alignment(reference, source, probe_set.x).mean
-        row["attribution_affinity"] = attribution_affinity(reference, source, probe_set.x).mean
-    timings["adversarial"] = time.perf_counter() - t
-
-    predictors = [*MODEL_SCORES, *ranking.estimators, AFFINE]
+    predictors = [*ranking.estimators, AFFINE]
     truth = "fewshot_acc"
     correlations = [c.as_dict() for c in correlation_table(
         {p: [r[p] for r in rows] for p in predictors}, [r[truth] for r in rows], seed=seed)]
 
     t = time.perf_counter()
+    probe_set = per_class(test, n_per_class, seed=seed)
     log(f"  transfer matrix: PGD-{matrix_steps} L∞ ε={matrix_eps}, reference and transferred "
         "models")
     models = {"reference": reference, **transferred}

@@ -22,7 +22,7 @@ from .alpha import (
     alpha_to_many,
 )
 from .attribution import METHODS, AffinityResult, attribution_affinity, attribution_maps
-from .scores import ALPHA_SCORES, MODEL_SCORES, model_scores
+from .scores import ALPHA_SCORES, MODEL_SCORES, adversarial_scores, model_scores
 from .theory import (
     TheoryRow,
     jacobians,
@@ -40,5 +40,5 @@ __all__ = [
     "AffineMap", "affine_fit_loss", "fit_affine", "as_targets",
     "TheoryRow", "jacobians", "linearized_alpha", "perturb_weights", "synthetic_target",
     "theory_check",
-    "ALPHA_SCORES", "MODEL_SCORES", "model_scores",
+    "ALPHA_SCORES", "MODEL_SCORES", "adversarial_scores", "model_scores",
 ]

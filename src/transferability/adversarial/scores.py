@@ -13,7 +13,7 @@ Each α estimator runs both attacks; to get several α scores from one run use
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -21,10 +21,10 @@ from torch import nn
 from .._validation import check_choice
 from ..estimators.registry import get_estimator, list_estimators, register_estimator
 from .alignment import gradient_alignment
-from .alpha import alpha
+from .alpha import alpha, alpha_to_many
 from .attribution import attribution_affinity
 
-__all__ = ["ALPHA_SCORES", "MODEL_SCORES", "model_scores"]
+__all__ = ["ALPHA_SCORES", "MODEL_SCORES", "adversarial_scores", "model_scores"]
 
 #: registered α scores and the :class:`AlphaResult` attribute each one reads
 ALPHA_SCORES = {"alpha1": "alpha1", "alpha2": "alpha2", "alpha12": "alpha12",
@@ -67,30 +67,40 @@ def attribution_affinity_score(reference_model: nn.Module, source_model: nn.Modu
                                 batch_size=batch_size).mean
 
 
-def model_scores(reference_model: nn.Module, source_model: nn.Module,
-                 target_images: torch.Tensor, target_labels: torch.Tensor | None = None, *,
-                 names: Iterable[str] = MODEL_SCORES, alpha_options: dict | None = None,
-                 method: str = "saliency", batch_size: int = 256) -> dict[str, float]:
-    """Several ``"models"`` scores of one reference/source pair, α computed only once.
+def adversarial_scores(reference_model: nn.Module, sources: Mapping[str, nn.Module],
+                       target_images: torch.Tensor, target_labels: torch.Tensor | None = None,
+                       *, names: Iterable[str] = MODEL_SCORES, alpha_options: dict | None = None,
+                       method: str = "saliency", batch_size: int = 256
+                       ) -> dict[str, dict[str, float]]:
+    """``"models"`` scores of every source against one reference: ``{source: {name: score}}``.
 
-    ``alpha_options`` go to :func:`~transferability.adversarial.alpha` (``eps``, ``steps``,
-    ``squared``, ...); ``method`` to the attribution affinity. Names registered by others
-    are called with ``batch_size`` only.
+    α runs once for all α names, and the reference is attacked once for all sources
+    (:func:`~transferability.adversarial.alpha_to_many`). ``alpha_options`` go to it
+    (``eps``, ``steps``, ``squared``, ``seed``...); ``method`` to the attribution affinity.
+    Names registered by others are called with ``batch_size`` only.
     """
     names = [check_choice(n, "names", list_estimators("models")) for n in names]
-    scores: dict[str, float] = {}
+    scores: dict[str, dict[str, float]] = {s: {} for s in sources}
     if any(n in ALPHA_SCORES for n in names):
-        result = alpha(reference_model, source_model, target_images, target_labels,
-                       batch_size=batch_size, **(alpha_options or {}))
-    for name in names:
-        if name in ALPHA_SCORES:
-            scores[name] = float(getattr(result, ALPHA_SCORES[name]))
-        elif name == "attribution_affinity":
-            scores[name] = attribution_affinity_score(reference_model, source_model,
-                                                      target_images, method=method,
-                                                      batch_size=batch_size)
-        else:
-            scores[name] = float(get_estimator(name)(reference_model, source_model,
-                                                     target_images, target_labels,
-                                                     batch_size=batch_size))
+        alphas = alpha_to_many(reference_model, sources, target_images, target_labels,
+                               batch_size=batch_size, **(alpha_options or {}))
+    for source_name, source in sources.items():
+        row = scores[source_name]
+        for name in names:
+            if name in ALPHA_SCORES:
+                row[name] = float(getattr(alphas[source_name], ALPHA_SCORES[name]))
+            elif name == "attribution_affinity":
+                row[name] = attribution_affinity_score(reference_model, source, target_images,
+                                                       method=method, batch_size=batch_size)
+            else:
+                row[name] = float(get_estimator(name)(reference_model, source, target_images,
+                                                      target_labels, batch_size=batch_size))
     return scores
+
+
+def model_scores(reference_model: nn.Module, source_model: nn.Module,
+                 target_images: torch.Tensor, target_labels: torch.Tensor | None = None,
+                 **options) -> dict[str, float]:
+    """:func:`adversarial_scores` of one reference/source pair."""
+    return adversarial_scores(reference_model, {"source": source_model}, target_images,
+                              target_labels, **options)["source"]
