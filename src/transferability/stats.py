@@ -82,8 +82,33 @@ def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _pearson_rows(_st.rankdata(a, axis=1), _st.rankdata(b, axis=1))
 
 
+def _ranked_tau_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Weighted τ of every row pair, ranking elements by decreasing (a, b) lexicographically.
+
+    Vigna (2015): τ_w = Σ_{i<j} w_ij sgn(aᵢ−aⱼ) sgn(bᵢ−bⱼ) / √(Σ w_ij [aᵢ≠aⱼ] · Σ w_ij [bᵢ≠bⱼ])
+    with additive hyperbolic weights w_ij = 1/(rᵢ+1) + 1/(rⱼ+1). O(n²) per row, vectorised
+    over rows: for the few models of a ranking study this beats n_boot scipy calls.
+    """
+    order = np.lexsort((-b, -a), axis=1)  # rank 0 = largest a, ties by largest b
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(a.shape[1])[None, :].repeat(len(a), 0), axis=1)
+    w = 1.0 / (rank + 1.0)
+    weight = w[:, :, None] + w[:, None, :]
+    sa = np.sign(a[:, :, None] - a[:, None, :])
+    sb = np.sign(b[:, :, None] - b[:, None, :])
+    num = (weight * sa * sb).sum(axis=(1, 2))
+    den = np.sqrt((weight * (sa != 0)).sum(axis=(1, 2)) * (weight * (sb != 0)).sum(axis=(1, 2)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def _weighted_tau_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``scipy.stats.weightedtau`` (defaults: rank=True) of every row pair of B × n arrays."""
+    return (_ranked_tau_rows(a, b) + _ranked_tau_rows(b, a)) / 2
+
+
 _BATCHED: dict[Callable, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    pearson: _pearson_rows, spearman: _spearman_rows}
+    pearson: _pearson_rows, spearman: _spearman_rows, weighted_tau: _weighted_tau_rows}
 
 
 def bootstrap_ci(score_fn: Callable[[np.ndarray, np.ndarray], float], x, y, n_boot: int = 1000,
