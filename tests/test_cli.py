@@ -43,15 +43,78 @@ def test_quick_demo_writes_outputs(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    names = [r["source"] for r in results["sources"]]
+    names = [r["source"] for r in results["rows"]]
     assert names == ["cnn-k0", "cnn-k5", "cnn-k10", "mlp-k5"]
-    for row in results["sources"]:
+    for row in results["rows"]:
         assert 0.1 < row["probe_acc"] <= 1 and 0.1 < row["fewshot_acc"] <= 1
+        assert row["leep"] <= 0 and row["alpha1"] > 0 and 0 <= row["alpha2"] <= 1
         assert row["source"] in printed
+    scored = {c["estimator"] for c in results["correlations"]}
+    assert {"leep", "logme", "alpha1", "alpha2", "alpha12", "gradient_alignment"} <= scored
+    matrix = results["transfer_matrix"]
+    assert matrix["surrogates"] == ["reference", *names]
+    assert len(results["reverse"]) == 4 and len(results["reverse_correlations"]) == 2
+    theory = results["theory"]
+    assert [r["alpha1"] for r in theory] == sorted((r["alpha1"] for r in theory), reverse=True)
+    assert "every score vs fewshot_acc" in printed and "synthetic check" in printed
     csv_lines = (tmp_path / "out" / "results.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("source,arch,k") and len(csv_lines) == 5
-    png = (tmp_path / "out" / "probe_accuracy.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert csv_lines[0].startswith("source,probe_acc,fewshot_acc") and len(csv_lines) == 5
+    for png in ("probe_accuracy", "scores_vs_probe", "transfer_matrix"):
+        assert (tmp_path / "out" / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a rerun trains nothing
     assert main(["demo", "--quick", "--out", str(tmp_path / "out")]) == 0
-    assert "0 trained, 4 loaded" in capsys.readouterr().out
+    assert "0 trained, 5 loaded" in capsys.readouterr().out
+
+
+TINY_ZOO = """
+train: {epochs: 2, batch_size: 64}
+models:
+  - {name: mlp-digits, arch: mlp, data: {dataset: digits}}
+  - {name: mlp-fonts, arch: mlp, data: {dataset: fonts, options: {n_per_class: 60}}}
+  - {name: lenet-animals, arch: lenet, data: {dataset: animals, n_per_class: 60}}
+"""
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path):
+    path = tmp_path / "zoo.yaml"
+    path.write_text(TINY_ZOO)
+    return str(path)
+
+
+def test_attack_rank_and_study_commands(tiny_zoo, tmp_path, capsys):
+    out = tmp_path / "attack"
+    assert main(["attack", "--surrogates", f"{tiny_zoo}:mlp-digits", "--victims", tiny_zoo,
+                 "--dataset", "digits", "--n-per-class", "5", "--eps", "0.3", "--steps", "5",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "protocol 'both_correct'" in printed and "white-box" in printed
+    records = json.loads((out / "transfer_matrix.json").read_text())
+    assert records["surrogates"] == ["mlp-digits"] and records["n"] == 50
+    assert (out / "transfer_matrix.png").is_file() and (out / "transfer_matrix.csv").is_file()
+
+    out = tmp_path / "rank"
+    assert main(["rank", "--target", "digits", "--sources", tiny_zoo, "--validate",
+                 "linear-probe", "--estimators", "logme", "leep", "alpha2", "--reference",
+                 f"{tiny_zoo}:mlp-digits", "--steps", "3", "--n-per-class", "3",
+                 "--out", str(out)]) == 0
+    rank = json.loads((out / "rank.json").read_text())
+    assert {r["source"] for r in rank["rows"]} == {"mlp-digits", "mlp-fonts", "lenet-animals"}
+    assert {c["estimator"] for c in rank["correlations"]} == {"logme", "leep", "alpha2"}
+    # the model trained on digits itself transfers best to digits by every score
+    best = {e: max(rank["rows"], key=lambda r: r[e])["source"] for e in ("logme", "alpha2")}
+    assert best == {"logme": "mlp-digits", "alpha2": "mlp-digits"}
+    assert main(["rank", "--target", "digits", "--sources", tiny_zoo, "--estimators",
+                 "alpha1"]) == 2
+    assert "reference" in capsys.readouterr().err
+
+    out = tmp_path / "study"
+    assert main(["study", "adv-knowledge", "--target", "digits", "--sources", tiny_zoo,
+                 "--steps", "3", "--n-per-class", "3", "--shots", "3", "--repeats", "2",
+                 "--out", str(out)]) == 0
+    study = json.loads((out / "study.json").read_text())
+    assert study["truth"] == "fewshot_acc" and len(study["rows"]) == 3
+    assert "alpha12" in study["predictors"] and "neg_affine_loss" in study["predictors"]
+    assert main(["study", "theory", "--scales", "0", "0.5", "--n", "200",
+                 "--out", str(out)]) == 0
+    assert "fit_loss" in capsys.readouterr().out and (out / "theory.csv").is_file()
