@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= demo-out
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo demo-quick test bench lint clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/transferability demo --out $(OUT)
+
+demo-quick: $(STAMP)
+	$(VENV)/bin/transferability demo --quick --out $(OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
