@@ -120,6 +120,11 @@ def test_user_npz_and_image_folder(tmp_path):
     np.savez(tmp_path / "bad.npz", x=x)
     with pytest.raises(ValueError, match="missing"):
         load_npz(tmp_path / "bad.npz")
+    floats = x / 255.0
+    floats[0, 0, 0] = 1.0001  # a hair above 1: no silent division by 255
+    np.savez(tmp_path / "floats.npz", x=floats, y=y)
+    with pytest.raises(ValueError, match=r"floats in \[0, 1\]"):
+        load_npz(tmp_path / "floats.npz")
     for cls in ("cat", "dog"):
         (tmp_path / "imgs" / cls).mkdir(parents=True)
         for i in range(3):

@@ -73,7 +73,7 @@ def test_nce_and_task_hardness_by_hand():
     # H(Y) with P(y) = (1/3, 2/3); H(Y|Z) = -NCE.
     h_y = -(1 / 3 * np.log(1 / 3) + 2 / 3 * np.log(2 / 3))
     assert task_hardness(y) == pytest.approx(h_y, abs=1e-14)
-    assert task_hardness(y, z) == pytest.approx(-expected, abs=1e-14)
+    assert task_hardness(y, source_labels=z) == pytest.approx(-expected, abs=1e-14)
 
 
 def test_h_score_by_hand():

@@ -28,9 +28,15 @@ def test_every_model_has_features_and_head(name):
     assert model(x).shape == (3, 7) and isinstance(model.backbone, torch.nn.Sequential)
 
 
-def test_three_channel_models():
-    model = create_model("resnet", num_classes=4, in_channels=3).eval()
-    assert model(torch.rand(2, 3, 28, 28)).shape == (2, 4)
+@pytest.mark.parametrize("kwargs", [{"in_channels": 3}, {"width": 8}, {"in_channels": 3,
+                                                                      "width": 4}])
+def test_non_default_models_round_trip(tmp_path, kwargs):
+    model = create_model("resnet", num_classes=4, **kwargs).eval()
+    x = torch.rand(2, kwargs.get("in_channels", 1), 28, 28)
+    assert model(x).shape == (2, 4)
+    replace_head(model, 6)  # a re-headed model saves its new head size
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "m.pt"))
+    assert loaded.num_classes == 6 and torch.equal(model(x), loaded(x))
 
 
 def test_registry_lists_and_rejects_unknown():

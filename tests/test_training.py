@@ -65,6 +65,10 @@ def test_mode_restored_and_bad_arguments(blobs):
     model = create_model("resnet", num_classes=3).eval()
     fit(model, (x, y), epochs=1)
     assert not model.training
+    model.train()
+    model.backbone[1].bn1.eval()  # a mixed mode, deliberately
+    fit(model, (x, y), epochs=1)
+    assert model.training and not model.backbone[1].bn1.training and model.backbone[1].bn2.training
     evaluate(model.train(), (x, y))
     assert model.training and model.backbone[1].bn1.training
     with pytest.raises(ValueError, match="schedule"):

@@ -29,6 +29,22 @@ def test_probe_on_separable_features_beats_chance_by_far():
     assert noise.accuracy < 0.35
 
 
+def test_few_shot_probe_sees_only_its_draw():
+    """Samples outside every draw (and their feature statistics) cannot change the result."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    f = rng.normal(size=(90, 6)) + y[:, None]
+    ft, yt = rng.normal(size=(30, 6)) + np.repeat(np.arange(3), 10)[:, None], np.repeat(
+        np.arange(3), 10)
+    drawn = np.unique(_few_shot_indices(y, 4, 3, seed=5))
+    shifted = f.copy()
+    outside = np.setdiff1d(np.arange(90), drawn)
+    shifted[outside] = shifted[outside] * 100 + 1000
+    a = probe_features(f, y, ft, yt, shots=4, repeats=3, seed=5)
+    b = probe_features(shifted, y, ft, yt, shots=4, repeats=3, seed=5)
+    assert a.accuracies == b.accuracies and a.loss == pytest.approx(b.loss, rel=1e-6)
+
+
 def test_few_shot_indices_are_stratified_distinct_and_seeded():
     y = np.repeat(np.arange(4), [10, 7, 12, 9])
     idx = _few_shot_indices(y, shots=5, repeats=3, seed=0)
@@ -57,6 +73,22 @@ def test_linear_probe_and_fine_tune_on_a_model(blobs):
     assert torch.equal(tuned.model.backbone[0][0].weight, model.backbone[0][0].weight)  # frozen
     with pytest.raises(ValueError, match="freeze"):
         fine_tune(model, (x, y), (x, y), freeze=9)
+
+
+def test_frozen_blocks_keep_batchnorm_statistics(blobs):
+    x, y = blobs
+    model = create_model("resnet", num_classes=3)
+    fit(model, (x, y), epochs=1)
+    model.eval()
+    tuned = fine_tune(model, (x, y), (x, y), epochs=1, freeze=2).model
+    for frozen, original in zip(tuned.backbone[:2].modules(), model.backbone[:2].modules(),
+                                strict=True):
+        if isinstance(frozen, torch.nn.BatchNorm2d):
+            assert torch.equal(frozen.running_mean, original.running_mean)
+            assert torch.equal(frozen.running_var, original.running_var)
+    # the trainable blocks' statistics did move
+    assert not torch.equal(tuned.backbone[3].bn1.running_mean, model.backbone[3].bn1.running_mean)
+    assert not tuned.training and not tuned.backbone[0][1].training
 
 
 def test_probe_bad_input():

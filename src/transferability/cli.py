@@ -76,7 +76,7 @@ def _cmd_rank(args) -> None:
     if args.reference:
         from .study import load_reference
 
-        reference = load_reference(args.reference, args.target, args.cache_dir)
+        reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
     result = rank_sources(models, train, estimators=args.estimators, test=test,
                           shots=args.shots, repeats=args.repeats, seed=args.seed,
                           reference=reference, n_per_class=args.n_per_class,
@@ -99,7 +99,7 @@ def _cmd_study_adv_knowledge(args) -> None:
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed)
     sources = load_models(args.sources, args.cache_dir)
-    reference = load_reference(args.reference, args.target, args.cache_dir)
+    reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
     study = adv_knowledge_study(sources, reference, train, test, n_per_class=args.n_per_class,
                                 eps=args.eps, steps=args.steps, shots=args.shots,
                                 repeats=args.repeats, seed=args.seed)

@@ -53,7 +53,8 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
     log(f"[1/2] source zoo ({'quick' if quick else 'full'}) and a {TARGET} reference model ...")
     t = time.perf_counter()
     zoo = build_zoo(demo_spec(quick), cache_dir, log=lambda s: log("  " + s))
-    ref_spec = reference_spec(TARGET, epochs=2 if quick else 3, n_per_class=100 if quick else None)
+    ref_spec = reference_spec(TARGET, epochs=2 if quick else 3,
+                              n_per_class=100 if quick else None, seed=seed)
     ref_zoo = build_zoo(ref_spec, cache_dir, log=lambda s: log("  " + s))
     (ref_name, reference), = ref_zoo.items()
     n_trained = len(zoo.trained) + len(ref_zoo.trained)

@@ -45,8 +45,8 @@ def extract(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
         for (xb,) in batches(x, batch_size=batch_size):
             xb = xb.to(device)
             f = penultimate(model, xb)
-            head = model.head if hasattr(model, "head") else getattr(model, "fc", None)
-            out = head(f) if head is not None else model(xb)
+            head = getattr(model, "head", None) or getattr(model, "fc", None)
+            out = head(f) if isinstance(head, nn.Linear) else model(xb)
             feats.append(f.flatten(1).float().cpu())
             logits.append(out.float().cpu())
     labels = y.cpu().long() if y is not None else torch.empty(0, dtype=torch.long)

@@ -41,24 +41,29 @@ AFFINE = "neg_affine_loss"  # −(affine-fit loss): higher = better, like every 
 
 
 def reference_spec(target, *, arch: str = "cnn", epochs: int = 3,
-                   n_per_class: int | None = None) -> dict:
-    """A zoo spec for the reference model: ``arch`` trained on the target task (f_T)."""
+                   n_per_class: int | None = None, seed: int = 0) -> dict:
+    """A zoo spec for the reference model: ``arch`` trained on the target task (f_T).
+
+    ``seed`` must be the study's: it picks the target's train/test split, so the reference
+    never sees the test images the study attacks.
+    """
     data = {"dataset": target} if isinstance(target, str) else dict(target)
     if n_per_class:
         data["n_per_class"] = n_per_class
     name = f"reference-{target if isinstance(target, str) else 'target'}"
-    return {"train": {"epochs": epochs, "lr": 0.05, "seed": 0},
+    return {"train": {"epochs": epochs, "lr": 0.05, "seed": seed},
             "models": [{"name": name.replace("/", "-"), "arch": "cnn" if arch is None else arch,
                         "data": data}]}
 
 
-def load_reference(reference: str, target, cache_dir=None, log=print) -> nn.Module:
-    """The CLI's ``--reference``: ``train`` (a cached cnn trained on ``target``), a
-    checkpoint, or a ``SPEC:NAME`` item."""
+def load_reference(reference: str, target, cache_dir=None, *, seed: int = 0,
+                   log=print) -> nn.Module:
+    """The CLI's ``--reference``: ``train`` (a cached cnn trained on ``target``'s split for
+    ``seed``), a checkpoint, or a ``SPEC:NAME`` item."""
     from .zoo import build_zoo, load_models
 
     if reference == "train":
-        (model,) = build_zoo(reference_spec(target), cache_dir, log=log).values()
+        (model,) = build_zoo(reference_spec(target, seed=seed), cache_dir, log=log).values()
         return model
     models = load_models([reference], cache_dir, log=log)
     if len(models) != 1:
@@ -123,6 +128,9 @@ def adv_knowledge_study(sources: Mapping[str, nn.Module], reference: nn.Module,
         matrix_eps, matrix_steps: the PGD of the transfer matrix.
         outputs_fn: ``(name, model, data) -> Outputs``, e.g. a zoo's cached extraction.
     """
+    if not shots or int(shots) < 1:
+        raise ValueError(f"shots: the study's ground truth is a few-shot probe; expected a "
+                         f"positive number of samples per class, got {shots!r}")
     timings: dict[str, float] = {}
     outputs_fn = outputs_fn or (lambda name, model, data: extract(model, data.x, data.y))
 

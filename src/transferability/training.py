@@ -89,7 +89,9 @@ def fit(model: nn.Module, train_data, *, epochs: int = 3, lr: float = 0.05,
         snapshot_epochs: epochs (1-based) after which to keep a copy of the weights,
             for early-stopping studies.
         params: the parameters to optimise (default: all with ``requires_grad``), for
-            freeze levels and linear probes.
+            freeze levels and linear probes. A BatchNorm whose affine parameters are not
+            trained runs in eval mode, so its running statistics stay frozen too
+            (Chen et al. 2021's BN freezing). Every submodule's mode is restored at the end.
         on_epoch_end: ``callback(epoch, model, record)``, e.g. to track sharpness.
     """
     check_choice(schedule, "schedule", ("cosine", "step", "constant"))
@@ -108,11 +110,16 @@ def fit(model: nn.Module, train_data, *, epochs: int = 3, lr: float = 0.05,
     steps_per_epoch = math.ceil(len(y) / batch_size)
     total = epochs * steps_per_epoch
     history = History()
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
+    trained = {id(p) for p in params}
+    frozen_bn = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 and m.affine and not any(id(p) in trained for p in m.parameters())]
     step = 0
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         model.train()
+        for bn in frozen_bn:  # a frozen BatchNorm keeps its statistics frozen too
+            bn.eval()
         perm = torch.randperm(len(y), generator=generator)
         loss_sum, seen = 0.0, 0
         bar = progress(batches(perm, batch_size=batch_size), total=steps_per_epoch,
@@ -147,6 +154,7 @@ def fit(model: nn.Module, train_data, *, epochs: int = 3, lr: float = 0.05,
                                                       for k, v in model.state_dict().items()})
         if on_epoch_end is not None:
             on_epoch_end(epoch, model, record)
-    model.train(was_training)
+    for m, mode in modes:
+        m.training = mode
     optimizer.zero_grad(set_to_none=True)
     return history

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import as_labels, check_positive
+from ._validation import as_float64, as_labels, check_int, check_positive
 from .data.dataset import as_tensors
 from .features import extract
 from .models.classifier import Classifier, check_classifier, replace_head
@@ -66,55 +66,64 @@ def probe_features(train_features, train_labels, test_features, test_labels, *,
                    repeats: int = 1, seed: int = 0) -> ProbeResult:
     """Train a softmax-regression head on fixed features and test it.
 
-    Features are standardised with the training statistics. ``epochs`` defaults to 10 (the
-    paper's probe), raised so that every probe takes at least 200 SGD steps — a 10-shot
-    set is a single batch. With ``shots``, each of ``repeats`` heads sees a different
-    stratified draw of ``shots`` samples per class; the heads train in one batched problem.
+    Each head standardises features with the statistics of its own training draw (a few-shot
+    probe never sees the full training set). ``epochs`` defaults to the paper's 10, raised
+    so that a probe takes at least 200 SGD steps (a 10-shot set is a single batch); an
+    explicit ``epochs`` is used as given. With ``shots``, each of ``repeats`` heads sees a
+    different stratified draw of ``shots`` samples per class; they train as one batched
+    problem.
     """
     check_positive(lr, "lr")
+    repeats = check_int(repeats, "repeats")
+    batch_size = check_int(batch_size, "batch_size")
     ytr = as_labels(train_labels, "train_labels")
     yte = as_labels(test_labels, "test_labels", contiguous=False)
-    xtr = torch.as_tensor(np.asarray(train_features, dtype=np.float32))
-    xte = torch.as_tensor(np.asarray(test_features, dtype=np.float32))
-    if len(xtr) != len(ytr) or len(xte) != len(yte):
-        raise ValueError("train_features/test_features: one label per feature row is required")
+    xtr = torch.as_tensor(as_float64(train_features, "train_features", ndim=2), dtype=torch.float32)
+    xte = torch.as_tensor(as_float64(test_features, "test_features", ndim=2), dtype=torch.float32)
+    if len(xtr) != len(ytr) or len(xte) != len(yte) or xtr.shape[1] != xte.shape[1]:
+        raise ValueError(f"train_features/test_features: expected one row per label and equal "
+                         f"widths, got {tuple(xtr.shape)} for {len(ytr)} labels and "
+                         f"{tuple(xte.shape)} for {len(yte)} labels")
     num_classes = int(max(ytr.max(), yte.max())) + 1
     if shots is None:
         index = np.broadcast_to(np.arange(len(ytr)), (repeats, len(ytr)))
     else:
-        index = _few_shot_indices(ytr, int(shots), int(repeats), seed)
+        index = _few_shot_indices(ytr, check_int(shots, "shots"), repeats, seed)
     n = index.shape[1]
     steps_per_epoch = math.ceil(n / batch_size)
-    epochs = max(epochs or 10, math.ceil(200 / steps_per_epoch))
+    if epochs is None:
+        epochs = max(10, math.ceil(200 / steps_per_epoch))
+    epochs = check_int(epochs, "epochs")
 
-    mean, std = xtr.mean(0), xtr.std(0).clamp_min(1e-6)
-    xtr, xte = (xtr - mean) / std, (xte - mean) / std
+    index_t = torch.from_numpy(np.array(index))
+    xs, ys = xtr[index_t], torch.as_tensor(ytr)[index_t]  # R × n × D, R × n
+    mean, std = xs.mean(1, keepdim=True), xs.std(1, keepdim=True).clamp_min(1e-6)
+    xs = (xs - mean) / std
     gen = torch.Generator().manual_seed(seed)
     R, D = repeats, xtr.shape[1]
     weight = torch.zeros(R, D, num_classes, requires_grad=True)
     bias = torch.zeros(R, 1, num_classes, requires_grad=True)
     opt = torch.optim.SGD([weight, bias], lr=lr, momentum=momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
-    index_t = torch.from_numpy(np.array(index))
-    ytr_t = torch.as_tensor(ytr)
     for _ in range(epochs):
-        perm = index_t[:, torch.randperm(n, generator=gen)]
+        perm = torch.randperm(n, generator=gen)
         for s in range(0, n, batch_size):
-            idx = perm[:, s:s + batch_size]  # R × B
-            logits = torch.baddbmm(bias, xtr[idx], weight)  # R × B × C
-            loss = F.cross_entropy(logits.flatten(0, 1), ytr_t[idx].flatten()) * R
+            pos = perm[s:s + batch_size]
+            logits = torch.baddbmm(bias, xs[:, pos], weight)  # R × B × C
+            loss = F.cross_entropy(logits.flatten(0, 1), ys[:, pos].flatten()) * R
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
     with torch.no_grad():
-        logits = torch.baddbmm(bias, xte.expand(R, -1, -1), weight)  # R × N × C
+        logits = torch.baddbmm(bias, (xte[None] - mean) / std, weight)  # R × N × C
         yte_t = torch.as_tensor(yte)
         accs = (logits.argmax(-1) == yte_t).double().mean(1).numpy()
         losses = F.cross_entropy(logits.transpose(1, 2), yte_t.expand(R, -1),
                                  reduction="none").mean(1).numpy()
         # fold the standardisation into the first head: W' = W/σ, b' = b − (μ/σ)·W
-        w, b = weight[0] / std[:, None], bias[0, 0] - (mean / std) @ weight[0]
+        mu, sigma = mean[0, 0], std[0, 0]
+        w, b = weight[0] / sigma[:, None], bias[0, 0] - (mu / sigma) @ weight[0]
         head = nn.Linear(D, num_classes)
         head.weight.copy_(w.T)
         head.bias.copy_(b)

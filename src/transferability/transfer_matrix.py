@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ._validation import check_choice, check_images, check_int, check_labels_tensor, model_device
-from .attacks import Attack, create_attack, list_attacks
+from .attacks import attack_factory
 from .utils import batches, evaluating
 from .utils import progress as _progress
 
@@ -242,19 +242,6 @@ def _check_models(models, name: str) -> dict[str, nn.Module]:
     return dict(models)
 
 
-def _attack_factory(attack, attack_kw: dict) -> Callable[[nn.Module], Callable]:
-    if isinstance(attack, str):
-        check_choice(attack, "attack", list_attacks())
-        return lambda model: create_attack(attack, model, **attack_kw)
-    if isinstance(attack, Attack) or not callable(attack):
-        raise ValueError("attack: expected an attack name or a factory (model) -> attack, got "
-                         f"{attack!r}; an Attack instance is bound to one model")
-    if attack_kw:
-        raise ValueError(f"attack: options {sorted(attack_kw)} only go with an attack name; "
-                         "put them inside the factory")
-    return attack
-
-
 @torch.no_grad()
 def _predict(model: nn.Module, x: torch.Tensor, name: str, y_max: int) -> torch.Tensor:
     with evaluating(model):
@@ -297,7 +284,7 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
         if surrogates[name] is not victims[name]:
             raise ValueError(f"victims: name {name!r} refers to a different model than in "
                              "surrogates; names identify models")
-    make_attack = _attack_factory(attack, attack_kw)
+    make_attack = attack_factory(attack, **attack_kw)
     y_max = int(y.max())
     models = {**surrogates, **victims}
     clean = {name: torch.cat([_predict(m, xb, name, y_max)

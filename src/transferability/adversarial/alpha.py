@@ -33,7 +33,7 @@ from .._validation import (
     check_positive,
     check_same_device,
 )
-from ..attacks import PGD, Attack
+from ..attacks import PGD, attack_factory
 from ..utils import batches, evaluating, frozen
 
 __all__ = ["AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_to_many",
@@ -137,11 +137,7 @@ def _factory(attack: AttackFactory | None, eps: float, steps: int, step_size: fl
              seed: int | None) -> AttackFactory:
     if attack is None:
         return alpha_attack(eps, steps, step_size, seed=seed)
-    if isinstance(attack, Attack) or not callable(attack):
-        raise ValueError("attack: expected a factory (model) -> attack, e.g. "
-                         f"alpha_attack(...) or functools.partial(PGD, eps=...), got {attack!r}; "
-                         "an Attack instance is bound to one model")
-    return attack
+    return attack_factory(attack)
 
 
 @torch.no_grad()

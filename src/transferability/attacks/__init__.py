@@ -14,11 +14,11 @@ from .di import DI
 from .fgsm import FGSM, fgsm
 from .mifgsm import MIFGSM, mifgsm
 from .pgd import PGD, pgd
-from .registry import create_attack, list_attacks, register_attack
+from .registry import attack_factory, create_attack, list_attacks, register_attack
 
 __all__ = [
     "Attack", "InputTransform", "LOSSES", "margin", "norms",
     "FGSM", "PGD", "MIFGSM", "DI",
     "fgsm", "pgd", "mifgsm",
-    "create_attack", "list_attacks", "register_attack",
+    "create_attack", "list_attacks", "register_attack", "attack_factory",
 ]

@@ -23,7 +23,7 @@ from .fgsm import FGSM
 from .mifgsm import MIFGSM
 from .pgd import PGD
 
-__all__ = ["register_attack", "create_attack", "list_attacks"]
+__all__ = ["register_attack", "create_attack", "list_attacks", "attack_factory"]
 
 _ATTACKS: dict[str, Callable[..., Attack]] = {}
 
@@ -47,6 +47,26 @@ def create_attack(name: str, model: nn.Module, **kwargs) -> Attack:
     """Build a registered attack, e.g. ``create_attack("pgd", model, eps=0.1, steps=20)``."""
     check_choice(name, "attack", _ATTACKS)
     return _ATTACKS[name](model, **kwargs)
+
+
+def attack_factory(attack: str | Callable[[nn.Module], Callable], **kwargs
+                   ) -> Callable[[nn.Module], Callable]:
+    """``(model) -> attack`` from a registered name and its options, or a factory as given.
+
+    Code that attacks several models (transfer matrices, α) takes a factory: an
+    :class:`Attack` instance is bound to one model and is refused here.
+    """
+    if isinstance(attack, str):
+        check_choice(attack, "attack", _ATTACKS)
+        return lambda model: create_attack(attack, model, **kwargs)
+    if isinstance(attack, Attack) or not callable(attack):
+        raise ValueError("attack: expected an attack name or a factory (model) -> attack, e.g. "
+                         f"functools.partial(PGD, eps=...), got {attack!r}; an Attack instance "
+                         "is bound to one model")
+    if kwargs:
+        raise ValueError(f"attack: options {sorted(kwargs)} only go with an attack name; "
+                         "put them inside the factory")
+    return attack
 
 
 def _with_di(kwargs: dict) -> dict:

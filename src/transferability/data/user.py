@@ -17,7 +17,8 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".w
 def to_unit_images(x: np.ndarray, name: str = "x") -> torch.Tensor:
     """Convert N×H×W, N×C×H×W or N×H×W×C (C ≤ 4) arrays to float N×C×H×W in [0, 1].
 
-    ``uint8`` data (or values above 1) are divided by 255.
+    Integer pixels (``uint8``...) must be 0..255 and are divided by 255; float pixels must
+    already lie in [0, 1] (no guessing from the values).
     """
     x = np.asarray(x)
     if x.ndim == 3:
@@ -28,11 +29,12 @@ def to_unit_images(x: np.ndarray, name: str = "x") -> torch.Tensor:
         raise ValueError(f"{name}: expected images N×H×W, N×C×H×W or N×H×W×C, got {x.shape}")
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"{name}: expected numeric images, got dtype {x.dtype}")
-    x = x.astype(np.float32)
-    if x.size and (x.max() > 1.0 or x.dtype == np.uint8):
-        x = x / 255.0
+    integer = np.issubdtype(x.dtype, np.integer)
+    x = x.astype(np.float32) / (255.0 if integer else 1.0)
     if x.size and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"{name}: pixel values must be in [0, 1] or [0, 255]")
+        raise ValueError(f"{name}: expected integer pixels in 0..255 or floats in [0, 1], got "
+                         f"{'integers' if integer else 'floats'} in [{x.min():.4g}, "
+                         f"{x.max():.4g}]{' (×255)' if integer else ''}")
     return torch.from_numpy(np.ascontiguousarray(x))
 
 
@@ -48,8 +50,6 @@ def load_npz(path: str | Path) -> ImageDataset:
                              f"{sorted(missing)} (has {f.files})")
         x, y = f["x"], f["y"]
         names = [str(n) for n in f["class_names"]] if "class_names" in f.files else None
-    if np.asarray(x).dtype == np.uint8:
-        x = np.asarray(x, dtype=np.float32) / 255.0
     return ImageDataset(to_unit_images(x), y, name=path.stem, class_names=names)
 
 

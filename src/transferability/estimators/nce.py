@@ -46,7 +46,7 @@ def nce(source_labels, target_labels) -> float:
     return -_conditional_entropy(_joint_counts(z, y, int(z.max()) + 1, num_classes))
 
 
-def task_hardness(target_labels, source_labels=None) -> float:
+def task_hardness(target_labels, *, source_labels=None) -> float:
     """Hardness of the target task as a conditional entropy, in nats: higher = harder.
 
     Tran et al. estimate how hard a task is as its transferability from a trivial

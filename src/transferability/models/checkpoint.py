@@ -29,9 +29,10 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, arch: str | None = No
                     **meta) -> Path:
     """Save ``model`` to ``path`` with JSON-serialisable metadata.
 
-    ``arch`` (the :func:`create_model` name) defaults to ``model.meta["arch"]`` when the
-    model came from the zoo. ``num_classes``/``in_channels`` are read off the model so
-    :func:`load_checkpoint` can rebuild it. The write is atomic (temp file + rename).
+    ``arch`` (the :func:`create_model` name), ``in_channels`` and ``arch_kwargs`` default to
+    what :func:`create_model` recorded in ``model.meta``; ``num_classes`` is read off the
+    (possibly re-headed) model, so :func:`load_checkpoint` can rebuild it. The write is
+    atomic (temp file + rename).
     """
     info = dict(getattr(model, "meta", {}) or {})
     info.update(meta)
@@ -40,7 +41,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, arch: str | None = No
     if "arch" not in info:
         raise ValueError("arch: name the architecture (a create_model name) to save a checkpoint")
     if hasattr(model, "num_classes"):
-        info.setdefault("num_classes", int(model.num_classes))
+        info["num_classes"] = int(model.num_classes)  # the head may have been replaced
     try:
         meta_json = json.dumps(info, sort_keys=True)
     except TypeError as exc:
