@@ -63,7 +63,10 @@ def test_quick_demo_writes_outputs(tmp_path, capsys):
         assert (tmp_path / "out" / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a rerun trains nothing
     assert main(["demo", "--quick", "--out", str(tmp_path / "out")]) == 0
-    assert "0 trained, 5 loaded" in capsys.readouterr().out
+    rerun = capsys.readouterr().out
+    assert "0 trained, 5 loaded" in rerun and "pass --recompute" in rerun
+    again = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert again["rows"] == results["rows"] and again["correlations"] == results["correlations"]
 
 
 TINY_ZOO = """

@@ -158,7 +158,7 @@ def _cmd_attack(args) -> None:
 def _cmd_demo(args) -> None:
     from .demo import run_demo
 
-    run_demo(args.out, quick=args.quick, cache_dir=args.cache_dir)
+    run_demo(args.out, quick=args.quick, cache_dir=args.cache_dir, recompute=args.recompute)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("demo", _cmd_demo, "Run the study on bundled data and write a report.")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder")
     p.add_argument("--quick", action="store_true", help="a smaller zoo for a fast check")
+    p.add_argument("--recompute", action="store_true",
+                   help="measure the study again even if a cached result exists")
     cache_opt(p)
     return parser
 

@@ -15,14 +15,17 @@ Writes ``results.json``, ``results.csv``, ``transfer_matrix.{csv,png}`` and PNG 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 
+from . import __version__
 from .adversarial import theory_check
 from .data import load_dataset
 from .plots import plot_probe_accuracy, plot_scatter_grid
 from .report import format_table, write_csv, write_json
-from .study import adv_knowledge_study, reference_spec
+from .study import StudyResult, adv_knowledge_study, reference_spec
 from .zoo import build_zoo, load_spec
 
 __all__ = ["demo_spec", "run_demo"]
@@ -44,7 +47,8 @@ def demo_spec(quick: bool = False) -> dict:
 
 
 def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir=None,
-             shots: int = 10, repeats: int = 5, seed: int = 0, log=print) -> dict:
+             shots: int = 10, repeats: int = 5, seed: int = 0, recompute: bool = False,
+             log=print) -> dict:
     """Run the demo study and write its outputs to ``out_dir``; return the results dict."""
     start = time.perf_counter()
     out = Path(out_dir)
@@ -68,9 +72,22 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
     def cached_outputs(name, model, data):
         return zoo.outputs(name, data, f"{data.name.replace('/', '-')}-s{seed}")
 
-    study = adv_knowledge_study(zoo, reference, train, test, n_per_class=10 if quick else 20,
-                                steps=10 if quick else 20, shots=shots, repeats=repeats,
-                                seed=seed, outputs_fn=cached_outputs, log=log)
+    options = {"n_per_class": 10 if quick else 20, "steps": 10 if quick else 20,
+               "shots": shots, "repeats": repeats, "seed": seed}
+    # a finished study is kept under a hash of everything it depends on, so a rerun
+    # (or a rerun after an interruption later on) does not measure it again
+    key = hashlib.sha256(json.dumps(
+        {"v": __version__, "sources": {n: e.key for n, e in zoo.entries.items()},
+         "reference": ref_zoo.entries[ref_name].key, "target": TARGET, **options},
+        sort_keys=True).encode()).hexdigest()[:16]
+    study_path = zoo.cache_dir / "studies" / f"demo-{key}.json"
+    if study_path.is_file() and not recompute:
+        study = StudyResult.from_dict(json.loads(study_path.read_text()))
+        log(f"  loaded from {study_path} (pass --recompute to measure again)")
+    else:
+        study = adv_knowledge_study(zoo, reference, train, test, outputs_fn=cached_outputs,
+                                    log=log, **options)
+        write_json(study.to_dict(), study_path)
     for row in study.rows:
         entry = zoo.entries[row["source"]]
         row.update({"arch": entry.arch,

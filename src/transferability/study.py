@@ -23,10 +23,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .adversarial import (
-    MODEL_SCORES,
-    affine_fit_loss,
-)
+from .adversarial import MODEL_SCORES, affine_fit_loss
 from .data import ImageDataset, per_class
 from .features import Outputs, extract
 from .ranking import format_correlations, rank_sources
@@ -109,6 +106,13 @@ class StudyResult:
                 "correlations": self.correlations, "transfer_matrix": self.matrix.to_dict(),
                 "reverse": self.reverse, "reverse_correlations": self.reverse_correlations,
                 "timings": self.timings}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> StudyResult:
+        """Inverse of :meth:`to_dict` (e.g. from ``results.json``)."""
+        return cls(data["rows"], data["predictors"], data["truth"], data["correlations"],
+                   TransferMatrix.from_dict(data["transfer_matrix"]), data["reverse"],
+                   data["reverse_correlations"], data.get("timings", {}))
 
 
 def adv_knowledge_study(sources: Mapping[str, nn.Module], reference: nn.Module,
