@@ -41,7 +41,7 @@ def test_non_default_models_round_trip(tmp_path, kwargs):
 
 def test_registry_lists_and_rejects_unknown():
     assert set(FEATURE_DIMS) <= set(list_models())
-    with pytest.raises(ValueError, match="unknown model 'vgg'.*cnn"):
+    with pytest.raises(ValueError, match="name: unknown value 'vgg'.*cnn"):
         create_model("vgg")
 
 

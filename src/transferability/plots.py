@@ -17,6 +17,15 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
 def plot_probe_accuracy(rows: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
     """Bars of full-data and few-shot linear-probe accuracy per source (±1 std)."""
     plt = _pyplot()
@@ -32,11 +41,7 @@ def plot_probe_accuracy(rows: Sequence[dict], path: str | Path, *, title: str = 
     ax.set_ylim(0, 1)
     ax.legend(loc="lower right")
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_scatter_grid(rows: Sequence[dict], scores: Sequence[str], truth: str,
@@ -57,8 +62,4 @@ def plot_scatter_grid(rows: Sequence[dict], scores: Sequence[str], truth: str,
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

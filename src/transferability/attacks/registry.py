@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from .._validation import check_choice
+from .._registry import Registry
 from .base import Attack
 from .di import DI
 from .fgsm import FGSM
@@ -25,28 +25,22 @@ from .pgd import PGD
 
 __all__ = ["register_attack", "create_attack", "list_attacks", "attack_factory"]
 
-_ATTACKS: dict[str, Callable[..., Attack]] = {}
+_ATTACKS = Registry("attack")
 
 
 def register_attack(name: str):
     """Decorator: make an attack factory ``(model, **kw) -> Attack`` available by ``name``."""
-    def decorator(fn):
-        if name in _ATTACKS:
-            raise ValueError(f"attack {name!r} is already registered")
-        _ATTACKS[name] = fn
-        return fn
-    return decorator
+    return _ATTACKS.register(name)
 
 
 def list_attacks() -> list[str]:
     """Names accepted by :func:`create_attack`."""
-    return sorted(_ATTACKS)
+    return _ATTACKS.names()
 
 
 def create_attack(name: str, model: nn.Module, **kwargs) -> Attack:
     """Build a registered attack, e.g. ``create_attack("pgd", model, eps=0.1, steps=20)``."""
-    check_choice(name, "attack", _ATTACKS)
-    return _ATTACKS[name](model, **kwargs)
+    return _ATTACKS.get(name, "attack")(model, **kwargs)
 
 
 def attack_factory(attack: str | Callable[[nn.Module], Callable], **kwargs
@@ -57,7 +51,7 @@ def attack_factory(attack: str | Callable[[nn.Module], Callable], **kwargs
     :class:`Attack` instance is bound to one model and is refused here.
     """
     if isinstance(attack, str):
-        check_choice(attack, "attack", _ATTACKS)
+        _ATTACKS.get(attack, "attack")  # fail now, not at the first model
         return lambda model: create_attack(attack, model, **kwargs)
     if isinstance(attack, Attack) or not callable(attack):
         raise ValueError("attack: expected an attack name or a factory (model) -> attack, e.g. "
