@@ -49,7 +49,7 @@ def models():
 def matrix(models):
     a, b = models
     return transfer_matrix({"A": a, "B": b}, {"A": a, "B": b}, X, Y, "fgsm", eps=0.1,
-                           batch_size=4, progress=False)
+                           batch_size=4, show_progress=False)
 
 
 def test_counts_by_hand(matrix):
@@ -69,7 +69,7 @@ def test_counts_by_hand(matrix):
 
 def test_white_box_kept_for_surrogates_that_are_not_victims(models):
     a, b = models
-    m = transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm", eps=0.1, progress=False)
+    m = transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm", eps=0.1, show_progress=False)
     np.testing.assert_array_equal(m.fooled, [[2]])
     np.testing.assert_array_equal(m.white_box_fooled, [4])
     rows = m.to_records()
@@ -93,7 +93,7 @@ def test_examples_crafted_once_per_surrogate(models):
 
     victims = {"A": a, "B": b, "A2": linear([[10.0, -10.0], [-10.0, 10.0]], [0.0, 0.0])}
     m = transfer_matrix({"A": a, "B": b}, victims, X, Y, factory, batch_size=4,
-                        progress=False)
+                        show_progress=False)
     assert calls == [(id(a), 4), (id(a), 2), (id(b), 4), (id(b), 2)]
     np.testing.assert_array_equal(m.fooled[:, 2], m.fooled[:, 0])  # A2 is a copy of A
 
@@ -101,7 +101,7 @@ def test_examples_crafted_once_per_surrogate(models):
 def test_batch_size_does_not_change_counts(models, matrix):
     a, b = models
     m = transfer_matrix({"A": a, "B": b}, {"A": a, "B": b}, X, Y, "fgsm", eps=0.1,
-                        batch_size=1, progress=False)
+                        batch_size=1, show_progress=False)
     assert m.to_dict() == matrix.to_dict()
 
 
@@ -177,4 +177,4 @@ def test_bad_input(models):
     with pytest.raises(ValueError, match="surrogates: expected a non-empty mapping"):
         transfer_matrix({}, {"B": b}, X, Y, "fgsm", eps=0.1)
     with pytest.raises(ValueError, match="protocol"):
-        transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm", eps=0.1, progress=False).rates("x")
+        transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm", eps=0.1, show_progress=False).rates("x")

@@ -66,13 +66,13 @@ def format_correlations(rows: Sequence[dict]) -> str:
     return format_table(table)
 
 
-def rank_sources(models: Mapping[str, nn.Module], train: ImageDataset, *,
+def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
                  estimators: Sequence[str] | None = None, test: ImageDataset | None = None,
                  shots: int | None = None, repeats: int = 1, seed: int = 0,
                  reference: nn.Module | None = None, n_per_class: int = 20,
                  alpha_options: dict | None = None, outputs_fn: OutputsFn | None = None,
                  show_progress: bool | None = None) -> RankResult:
-    """Score every source in ``models`` on the target ``train`` set.
+    """Score every model in ``sources`` on the target ``train`` set.
 
     Args:
         estimators: registered names (default: every output estimator, plus the adversarial
@@ -97,7 +97,7 @@ def rank_sources(models: Mapping[str, nn.Module], train: ImageDataset, *,
     outputs_fn = outputs_fn or (lambda name, model, data: extract(model, data.x, data.y))
     truth = None if test is None else ("fewshot_acc" if shots else "probe_acc")
     rows = []
-    for name, model in progress(models.items(), total=len(models), desc="rank",
+    for name, model in progress(sources.items(), total=len(sources), desc="rank",
                                 enabled=show_progress):
         out = outputs_fn(name, model, train)
         row = {"source": name}
@@ -111,7 +111,7 @@ def rank_sources(models: Mapping[str, nn.Module], train: ImageDataset, *,
         rows.append(row)
     if adversarial:
         probe_set = per_class(train, n_per_class, seed=seed)
-        adv = adversarial_scores(reference, models, probe_set.x, probe_set.y, names=adversarial,
+        adv = adversarial_scores(reference, sources, probe_set.x, probe_set.y, names=adversarial,
                                  alpha_options={"seed": seed, **(alpha_options or {})})
         for row in rows:
             row.update(adv[row["source"]])

@@ -255,7 +255,7 @@ def _predict(model: nn.Module, x: torch.Tensor, name: str, y_max: int) -> torch.
 def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
                     x: torch.Tensor, y: torch.Tensor,
                     attack: str | Callable[[nn.Module], Callable] = "pgd", *,
-                    batch_size: int = 128, progress: bool | None = None,
+                    batch_size: int = 128, show_progress: bool | None = None,
                     **attack_kw) -> TransferMatrix:
     """Craft untargeted adversarial examples on each surrogate and test them on every victim.
 
@@ -267,7 +267,7 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
             surrogate, or a factory ``(model) -> attack`` whose result is called as
             ``attack(x, y)`` (a torchattacks attack works too).
         batch_size: samples per attack call.
-        progress: a progress bar; ``None`` shows it when stderr is a terminal.
+        show_progress: a progress bar; ``None`` shows it when stderr is a terminal.
         **attack_kw: options of the named attack, e.g. ``eps=0.1, steps=20, seed=0``.
 
     Each surrogate's adversarial examples are computed once per batch and reused for every
@@ -296,7 +296,7 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
     wrong_self = torch.zeros(S, len(x), dtype=torch.bool)
     description = ""
     n_batches = -(-len(x) // batch_size)
-    bar = _progress(total=S * n_batches, desc="transfer matrix", enabled=progress,
+    bar = _progress(total=S * n_batches, desc="transfer matrix", enabled=show_progress,
                     unit="batch")
     try:
         for i, (s_name, s_model) in enumerate(surrogates.items()):
