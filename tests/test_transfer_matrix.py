@@ -151,7 +151,7 @@ def test_with_pgd_on_zoo_models():
     torch.manual_seed(0)
     s, v = create_model("mlp", 3, image_size=16, hidden=16), create_model("lenet", 3)
     x, y = torch.rand(5, 1, 16, 16), torch.tensor([0, 1, 2, 0, 1])
-    kw = {"eps": 1.0, "norm": "l2", "steps": 2, "seed": 0, "batch_size": 2, "progress": False}
+    kw = {"eps": 1.0, "norm": "l2", "steps": 2, "seed": 0, "batch_size": 2, "show_progress": False}
     m1 = transfer_matrix({"s": s}, {"v": v, "s": s}, x, y, "pgd", **kw)
     m2 = transfer_matrix({"s": s}, {"v": v, "s": s}, x, y, "pgd", **kw)
     assert m1.to_dict() == m2.to_dict()
