@@ -52,7 +52,8 @@ def as_float64(a, name: str, *, ndim: int | tuple[int, ...] | None = None) -> np
         if arr.ndim not in allowed:
             raise ValueError(f"{name}: expected a {' or '.join(map(str, allowed))}-D array, "
                              f"got shape {tuple(arr.shape)}")
-    if not np.all(np.isfinite(arr)):
+    # one reduction is enough when it is finite; only then is every element checked
+    if arr.size and not np.isfinite(arr.sum()) and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: contains {bad} NaN or inf value(s)")
     return arr
@@ -119,7 +120,7 @@ def check_more_samples_than_classes(n: int, num_classes: int, name: str) -> None
 
 def check_probabilities(p: np.ndarray, name: str, *, atol: float = 1e-3) -> np.ndarray:
     """Check that rows of a 2-D float array are probability vectors."""
-    if np.any(p < 0) or np.any(p > 1):
+    if p.size and (p.min() < 0 or p.max() > 1):
         raise ValueError(f"{name}: probabilities must lie in [0, 1] "
                          "(hint: pass softmax outputs, not logits)")
     sums = p.sum(axis=1)
