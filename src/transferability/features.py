@@ -15,7 +15,7 @@ from ._validation import check_images, model_device
 from .models.classifier import penultimate
 from .utils import batches, evaluating
 
-__all__ = ["Outputs", "extract"]
+__all__ = ["Outputs", "extract", "predict"]
 
 
 @dataclass
@@ -51,3 +51,16 @@ def extract(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
             logits.append(out.float().cpu())
     labels = y.cpu().long() if y is not None else torch.empty(0, dtype=torch.long)
     return Outputs(torch.cat(feats), torch.cat(logits), labels)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256,
+            name: str = "model") -> torch.Tensor:
+    """Outputs (logits) of ``model`` on ``x`` in batches, in eval mode (restored), on the
+    model's device; checked to be N × C."""
+    device = model_device(model)
+    with evaluating(model):
+        out = torch.cat([model(xb.to(device)) for (xb,) in batches(x, batch_size=batch_size)])
+    if out.ndim != 2:
+        raise ValueError(f"{name}: expected outputs shaped N×C, got shape {tuple(out.shape)}")
+    return out

@@ -23,7 +23,8 @@ from torch import nn
 
 from ._validation import check_choice, check_positive, model_device
 from .data.dataset import as_tensors
-from .utils import batches, evaluating, progress, seed_everything
+from .features import predict
+from .utils import batches, progress, seed_everything
 
 __all__ = ["History", "fit", "evaluate", "cross_entropy_loss"]
 
@@ -53,15 +54,9 @@ class History:
 def evaluate(model: nn.Module, data, *, batch_size: int = 256) -> tuple[float, float]:
     """``(accuracy, mean cross-entropy)`` of ``model`` on ``data``, in eval mode (restored)."""
     x, y = as_tensors(data)
-    device = model_device(model)
-    correct, loss = 0, 0.0
-    with evaluating(model):
-        for xb, yb in batches(x, y, batch_size=batch_size):
-            out = model(xb.to(device))
-            yb = yb.to(device)
-            loss += F.cross_entropy(out, yb, reduction="sum").item()
-            correct += (out.argmax(1) == yb).sum().item()
-    return correct / len(y), loss / len(y)
+    logits = predict(model, x, batch_size=batch_size).float().cpu()
+    return ((logits.argmax(1) == y).double().mean().item(),
+            F.cross_entropy(logits, y).item())
 
 
 def _lr_factor(schedule: str, epoch_progress: float, milestones: Sequence[float]) -> float:

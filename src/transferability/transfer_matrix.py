@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import check_choice, check_images, check_int, check_labels_tensor, model_device
+from ._validation import check_choice, check_images, check_int, check_labels_tensor
 from .attacks import attack_factory
-from .utils import batches, evaluating
+from .features import predict
+from .utils import batches
 from .utils import progress as _progress
 
 __all__ = ["PROTOCOLS", "TransferMatrix", "transfer_matrix"]
@@ -242,11 +243,10 @@ def _check_models(models, name: str) -> dict[str, nn.Module]:
     return dict(models)
 
 
-@torch.no_grad()
-def _predict(model: nn.Module, x: torch.Tensor, name: str, y_max: int) -> torch.Tensor:
-    with evaluating(model):
-        logits = model(x.to(model_device(model)))
-    if logits.ndim != 2 or logits.shape[1] <= y_max:
+def _predicted_labels(model: nn.Module, x: torch.Tensor, name: str, y_max: int,
+                      batch_size: int) -> torch.Tensor:
+    logits = predict(model, x, batch_size=batch_size, name=name)
+    if logits.shape[1] <= y_max:
         raise ValueError(f"y: labels go up to {y_max} but model {name!r} has outputs of shape "
                          f"{tuple(logits.shape)}")
     return logits.argmax(dim=1).cpu()
@@ -287,8 +287,7 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
     make_attack = attack_factory(attack, **attack_kw)
     y_max = int(y.max())
     models = {**surrogates, **victims}
-    clean = {name: torch.cat([_predict(m, xb, name, y_max)
-                              for (xb,) in batches(x, batch_size=batch_size)]) == y
+    clean = {name: _predicted_labels(m, x, name, y_max, batch_size) == y
              for name, m in models.items()}
 
     S, V = len(surrogates), len(victims)
@@ -310,12 +309,16 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
             for xb, yb in batches(x, y, batch_size=batch_size):
                 x_adv = adversary(xb, yb)
                 stop = start + len(xb)
+
+                def fooled(model, name, x_adv=x_adv, yb=yb):
+                    return _predicted_labels(model, x_adv, name, y_max, batch_size) != yb
+
                 for j, (v_name, v_model) in enumerate(victims.items()):
-                    wrong[i, j, start:stop] = _predict(v_model, x_adv, v_name, y_max) != yb
+                    wrong[i, j, start:stop] = fooled(v_model, v_name)
                 if s_name in victims:
                     wrong_self[i, start:stop] = wrong[i, list(victims).index(s_name), start:stop]
                 else:
-                    wrong_self[i, start:stop] = _predict(s_model, x_adv, s_name, y_max) != yb
+                    wrong_self[i, start:stop] = fooled(s_model, s_name)
                 start = stop
                 bar.update(1)
     finally:

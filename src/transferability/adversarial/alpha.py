@@ -34,6 +34,7 @@ from .._validation import (
     check_same_device,
 )
 from ..attacks import PGD, attack_factory
+from ..features import predict
 from ..utils import batches, evaluating, frozen
 
 __all__ = ["AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_to_many",
@@ -140,15 +141,6 @@ def _factory(attack: AttackFactory | None, eps: float, steps: int, step_size: fl
     return attack_factory(attack)
 
 
-@torch.no_grad()
-def _clean(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int,
-           name: str) -> torch.Tensor:
-    out = torch.cat([model(xb.to(device)) for (xb,) in batches(x, batch_size=batch_size)])
-    if out.ndim != 2:
-        raise ValueError(f"{name}: expected outputs shaped N×C, got shape {tuple(out.shape)}")
-    return out
-
-
 def _used(clean: torch.Tensor, y: torch.Tensor | None, only_correct: bool, names: tuple[str, str]
           ) -> torch.Tensor:
     """Samples the model classifies correctly (all of them without labels or the filter)."""
@@ -180,8 +172,8 @@ def _both(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor, y_a, y_b, *,
     if len(x) == 0:
         raise ValueError("x: is an empty batch")
     with evaluating(model_a, model_b), frozen(model_a, model_b):
-        clean_a = _clean(model_a, x, device, batch_size, name_a)
-        clean_b = _clean(model_b, x, device, batch_size, name_b)
+        clean_a = predict(model_a, x, batch_size=batch_size, name=name_a)
+        clean_b = predict(model_b, x, batch_size=batch_size, name=name_b)
         used_a = _used(clean_a, y_a, only_correct, (name_a, name_ya))
         used_b = _used(clean_b, y_b, only_correct, (name_b, name_yb))
         attack_a, attack_b = make_attack(model_a), make_attack(model_b)
@@ -274,16 +266,16 @@ def alpha_to_many(from_model: nn.Module, to_models: Mapping[str, nn.Module], x: 
     device = check_same_device(from_model=from_model, **dict(to_models))
     results = {}
     with evaluating(from_model), frozen(from_model):
-        clean_g = _clean(from_model, x, device, batch_size, "from_model")
+        clean_g = predict(from_model, x, batch_size=batch_size, name="from_model")
         used = _used(clean_g, y, only_correct, ("from_model", "y"))
         attack_g = make_attack(from_model)
         adv_g = torch.cat([attack_g(xb.to(device), cb.argmax(dim=1)).to(device)
                            for xb, cb in batches(x, clean_g, batch_size=batch_size)])
-        d_gg = _clean(from_model, adv_g, device, batch_size, "from_model") - clean_g
+        d_gg = predict(from_model, adv_g, batch_size=batch_size, name="from_model") - clean_g
         for name, model in progress(to_models.items(), total=len(to_models), desc="alpha",
                                     enabled=show_progress):
             with evaluating(model), frozen(model):
-                clean_f = _clean(model, x, device, batch_size, name)
+                clean_f = predict(model, x, batch_size=batch_size, name=name)
                 attack_f = make_attack(model)
                 d_gf, d_ff = [], []
                 for xb, ab, cf in batches(x, adv_g, clean_f, batch_size=batch_size):
