@@ -67,6 +67,12 @@ def test_quick_demo_writes_outputs(tmp_path, capsys):
     assert "0 trained, 5 loaded" in rerun and "pass --recompute" in rerun
     again = json.loads((tmp_path / "out" / "results.json").read_text())
     assert again["rows"] == results["rows"] and again["correlations"] == results["correlations"]
+    # measuring again from the cached models gives the same numbers: every step is seeded
+    assert main(["demo", "--quick", "--recompute", "--out", str(tmp_path / "out")]) == 0
+    assert "pass --recompute" not in capsys.readouterr().out
+    measured = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert measured["rows"] == results["rows"]
+    assert measured["transfer_matrix"]["fooled"] == results["transfer_matrix"]["fooled"]
 
 
 TINY_ZOO = """
@@ -83,6 +89,21 @@ def tiny_zoo(tmp_path):
     path = tmp_path / "zoo.yaml"
     path.write_text(TINY_ZOO)
     return str(path)
+
+
+def test_zoo_build_probe_and_models_commands(tiny_zoo, capsys):
+    assert main(["zoo", "build", tiny_zoo]) == 0
+    out = capsys.readouterr().out
+    assert "3 trained, 0 loaded from cache" in out and "lenet-animals" in out
+    assert main(["zoo", "build", tiny_zoo]) == 0
+    assert "0 trained, 3 loaded from cache" in capsys.readouterr().out
+    assert main(["probe", "--target", "digits", "--sources", f"{tiny_zoo}:mlp-digits",
+                 f"{tiny_zoo}:mlp-fonts", "--shots", "5", "--repeats", "3"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    acc = {r[0]: float(r[1]) for r in rows if r and r[0].startswith("mlp-")}
+    assert acc["mlp-digits"] > acc["mlp-fonts"] > 0.1  # trained on the target itself wins
+    assert main(["models"]) == 0
+    assert "resnet" in capsys.readouterr().out
 
 
 def test_attack_rank_and_study_commands(tiny_zoo, tmp_path, capsys):
