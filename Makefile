@@ -9,14 +9,14 @@ OUT    ?= demo-out
 
 setup: $(STAMP)
 
-# torch first (the CPU build), so nothing pulls a CUDA build; animal-mnist with --no-deps
-# because it declares tensorflow but never imports it.
+# torch first (the CPU build), so nothing pulls a CUDA build; animal-mnist last and with
+# --no-deps because it declares tensorflow but never imports it.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet --no-deps animal-mnist==0.4
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps animal-mnist==0.4
 	touch $(STAMP)
 
 demo: $(STAMP)
