@@ -15,7 +15,6 @@ Writes ``results.json``, ``results.csv``, ``transfer_matrix.{csv,png}`` and PNG 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from .data import load_dataset
 from .plots import plot_probe_accuracy, plot_scatter_grid
 from .report import format_table, write_csv, write_json
 from .study import StudyResult, adv_knowledge_study, reference_spec
+from .utils import content_key
 from .zoo import build_zoo, load_spec
 
 __all__ = ["demo_spec", "run_demo"]
@@ -76,10 +76,8 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
                "shots": shots, "repeats": repeats, "seed": seed}
     # a finished study is kept under a hash of everything it depends on, so a rerun
     # (or a rerun after an interruption later on) does not measure it again
-    key = hashlib.sha256(json.dumps(
-        {"v": __version__, "sources": {n: e.key for n, e in zoo.entries.items()},
-         "reference": ref_zoo.entries[ref_name].key, "target": TARGET, **options},
-        sort_keys=True).encode()).hexdigest()[:16]
+    key = content_key({"v": __version__, "sources": {n: e.key for n, e in zoo.entries.items()},
+                       "reference": ref_zoo.entries[ref_name].key, "target": TARGET, **options})
     study_path = zoo.cache_dir / "studies" / f"demo-{key}.json"
     if study_path.is_file() and not recompute:
         study = StudyResult.from_dict(json.loads(study_path.read_text()))

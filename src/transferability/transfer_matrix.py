@@ -15,7 +15,6 @@ its cell is white-box success. Every surrogate's white-box success is kept eithe
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from torch import nn
 from ._validation import check_choice, check_images, check_int, check_labels_tensor
 from .attacks import attack_factory
 from .features import predict
+from .report import write_csv
 from .utils import batches
 from .utils import progress as _progress
 
@@ -133,14 +133,7 @@ class TransferMatrix:
 
     def to_csv(self, path: str | Path) -> Path:
         """Write the records as CSV; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        records = self.to_records()
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(records[0]))
-            writer.writeheader()
-            writer.writerows(records)
-        return path
+        return write_csv(self.to_records(), path)
 
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["batches", "evaluating", "frozen", "seed_everything", "progress", "cache_dir"]
+__all__ = ["batches", "evaluating", "frozen", "seed_everything", "progress", "cache_dir",
+           "content_key"]
 
 
 def batches(*tensors: torch.Tensor, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, ...]]:
@@ -79,3 +80,11 @@ def cache_dir() -> Path:
     """Where models, features and converted data are cached: ``$TRANSFERABILITY_CACHE``
     or ``~/.cache/transferability``."""
     return Path(os.environ.get("TRANSFERABILITY_CACHE", Path.home() / ".cache" / "transferability"))
+
+
+def content_key(obj) -> str:
+    """A short stable hash of a JSON-serialisable description (cache file names)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]

@@ -9,8 +9,6 @@ and an interrupted build resumes where it stopped.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ from .features import Outputs, extract
 from .models import create_model, list_models, load_checkpoint, save_checkpoint
 from .training import evaluate, fit
 from .utils import cache_dir as default_cache_dir
-from .utils import seed_everything
+from .utils import content_key, seed_everything
 
 __all__ = ["ZooEntry", "Zoo", "load_spec", "build_zoo", "load_models"]
 
@@ -45,10 +43,8 @@ class ZooEntry:
     @property
     def key(self) -> str:
         """Hash of everything that determines the trained weights."""
-        blob = json.dumps({"v": _CACHE_VERSION, "arch": self.arch, "data": self.data,
-                           "train": dict(self.train), "arch_kwargs": dict(self.arch_kwargs)},
-                          sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return content_key({"v": _CACHE_VERSION, "arch": self.arch, "data": self.data,
+                            "train": dict(self.train), "arch_kwargs": dict(self.arch_kwargs)})
 
 
 def load_spec(spec: str | Path | Mapping) -> list[ZooEntry]:
