@@ -1,8 +1,6 @@
-"""A name → factory registry (timm-style), shared by models and attacks."""
+"""A name → object registry (timm-style), shared by models, attacks, estimators and datasets."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from ._validation import check_choice
 
@@ -10,23 +8,30 @@ __all__ = ["Registry"]
 
 
 class Registry:
-    """Factories by name: ``register(name)`` decorates, ``get(name)`` looks up, ``names()``
-    lists. Unknown names get the library's one error, naming the argument and the choices."""
+    """Objects (factories, estimators, dataset descriptions) by name.
+
+    ``register(name)`` decorates, ``register(name, obj)`` adds directly, ``get(name)`` looks
+    up and ``names()`` lists them sorted. Unknown names get the library's one error, naming
+    the argument and the choices.
+    """
 
     def __init__(self, what: str):
         self.what = what
-        self._items: dict[str, Callable] = {}
+        self._items: dict[str, object] = {}
 
-    def register(self, name: str):
-        def decorator(fn):
-            if name in self._items:
-                raise ValueError(f"{self.what} {name!r} is already registered")
-            self._items[name] = fn
-            return fn
-        return decorator
+    def register(self, name: str, obj=None):
+        def add(item):
+            if name in self._items and self._items[name] is not item:
+                raise ValueError(f"name: {self.what} {name!r} is already registered")
+            self._items[name] = item
+            return item
+        return add if obj is None else add(obj)
 
     def names(self) -> list[str]:
         return sorted(self._items)
 
-    def get(self, name: str, argument: str = "name") -> Callable:
+    def get(self, name: str, argument: str = "name"):
         return self._items[check_choice(name, argument, self._items)]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items

@@ -7,6 +7,7 @@ silently wrong number.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -27,9 +28,18 @@ __all__ = [
     "check_unit_interval",
     "check_choice",
     "check_probabilities",
+    "check_seed",
+    "check_name",
     "model_device",
+    "model_dtype",
     "check_same_device",
 ]
+
+#: Seeds are integers in [0, SEED_MAX]: every random generator of NumPy and torch takes them.
+SEED_MAX = 2**32 - 1
+#: Names that become parts of file names (zoo models, studies): a conservative character set.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+NAME_MAX = 100
 
 
 def _to_numpy(a, name: str) -> np.ndarray:
@@ -217,6 +227,27 @@ def check_choice(value, name: str, choices: Iterable[str]) -> str:
     return value
 
 
+def check_seed(value, name: str = "seed") -> int:
+    """Check a seed: an integer in [0, 2**32 - 1] (one rule for the library and the CLI)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or \
+            not 0 <= value <= SEED_MAX:
+        raise ValueError(f"{name}: expected an integer in [0, {SEED_MAX}], got {value!r}")
+    return int(value)
+
+
+def check_name(value, name: str = "name") -> str:
+    """Check a name that becomes part of a file name: letters, digits and ``-_.``, not
+    starting with a dot, at most 100 characters (no path separators, no NUL)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: expected a string, got {type(value).__name__}")
+    if len(value) > NAME_MAX:
+        raise ValueError(f"{name}: at most {NAME_MAX} characters, got {len(value)}")
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(f"{name}: {value!r} is not a safe name; use letters, digits and "
+                         "'-_.' (not starting with '.'), no path separators")
+    return value
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device a model lives on (of its first parameter or buffer; CPU if it has none)."""
     for t in model.parameters():
@@ -224,6 +255,14 @@ def model_device(model: torch.nn.Module) -> torch.device:
     for t in model.buffers():
         return t.device
     return torch.device("cpu")
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The floating dtype of a model's first floating parameter or buffer (float32 if none)."""
+    for t in (*model.parameters(), *model.buffers()):
+        if torch.is_floating_point(t):
+            return t.dtype
+    return torch.float32
 
 
 def check_same_device(**models: torch.nn.Module) -> torch.device:

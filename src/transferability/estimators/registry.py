@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .._registry import Registry
 from .._validation import check_choice
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class Estimator:
         return self.fn(*args, **kwargs)
 
 
-_REGISTRY: dict[str, Estimator] = {}
+_ESTIMATORS = Registry("estimator")
 
 
 def register_estimator(name: str, *, kind: str) -> Callable[[Callable[..., float]],
@@ -52,9 +53,9 @@ def register_estimator(name: str, *, kind: str) -> Callable[[Callable[..., float
     check_choice(kind, "kind", KINDS)
 
     def decorate(fn: Callable[..., float]) -> Callable[..., float]:
-        if name in _REGISTRY and _REGISTRY[name].fn is not fn:
-            raise ValueError(f"name: estimator {name!r} is already registered")
-        _REGISTRY[name] = Estimator(name, fn, kind)
+        if name in _ESTIMATORS and _ESTIMATORS.get(name).fn is fn:
+            return fn
+        _ESTIMATORS.register(name, Estimator(name, fn, kind))
         return fn
 
     return decorate
@@ -62,14 +63,14 @@ def register_estimator(name: str, *, kind: str) -> Callable[[Callable[..., float
 
 def get_estimator(name: str) -> Estimator:
     """The estimator registered as ``name`` (the error lists the known names)."""
-    return _REGISTRY[check_choice(name, "name", _REGISTRY)]
+    return _ESTIMATORS.get(name)
 
 
 def list_estimators(kind: str | None = None) -> list[str]:
-    """Registered names in registration order, optionally only those of one ``kind``."""
+    """Registered names, sorted, optionally only those of one ``kind``."""
     if kind is not None:
         check_choice(kind, "kind", KINDS)
-    return [n for n, e in _REGISTRY.items() if kind is None or e.kind == kind]
+    return [n for n in _ESTIMATORS.names() if kind is None or _ESTIMATORS.get(n).kind == kind]
 
 
 def score(name: str, outputs: Outputs, target_labels, **kwargs) -> float:

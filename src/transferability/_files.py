@@ -1,0 +1,95 @@
+"""Files the library writes: atomic, confined to their folder, and recovered when corrupt.
+
+* :func:`atomic_write` writes through a unique temporary file in the target's folder, fsyncs
+  it and renames it into place (``os.replace``), so a reader never sees a partial file and
+  concurrent writers never collide. A failed write (full disk, ``ulimit -f``) removes the
+  temporary file and raises :class:`StorageError` with a one-line message.
+* :func:`inside` resolves a path and checks that it lies inside a root folder, as a last
+  defence before anything is opened for writing.
+* :func:`quarantine` moves a corrupt cached file aside (``<name>.corrupt-<time>``) with a
+  warning, so the caller can recompute it.
+* :func:`check_writable_dir` fails before any computation when an output or cache folder
+  cannot be written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+__all__ = ["StorageError", "atomic_write", "inside", "quarantine", "check_writable_dir"]
+
+log = logging.getLogger("transferability")
+
+
+class StorageError(OSError):
+    """A file could not be written (full disk, file-size limit, permissions)."""
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write(file)`` on a fresh temporary file, then move it to ``path`` atomically."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+    return path
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """:func:`atomic_write` of ``data``."""
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def inside(root: str | Path, path: str | Path) -> Path:
+    """``path`` resolved, checked to lie inside ``root`` (resolved); a ``ValueError`` if not."""
+    root_r = Path(root).resolve()
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(root_r):
+        raise ValueError(f"path: {path} would lie outside {root_r}; refusing to write there")
+    return resolved
+
+
+def quarantine(path: str | Path, reason: str) -> Path | None:
+    """Move a corrupt file aside, warn, and return where it went (``None`` if it vanished)."""
+    path = Path(path)
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None
+    log.warning("%s is corrupt (%s); moved it to %s and recomputing", path, reason, target.name)
+    return target
+
+
+def check_writable_dir(path: str | Path, name: str) -> Path:
+    """Create ``path`` if needed and check that files can be written in it, before any work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name}: {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot write in {path} ({exc.strerror or exc})") from None
+    return path
