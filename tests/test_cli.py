@@ -34,7 +34,7 @@ def test_console_script_runs():
 def test_bad_input_is_one_line_not_a_traceback(capsys):
     assert main(["probe", "--target", "imagenet", "--sources", "demo"]) == 2
     err = capsys.readouterr().err
-    assert "unknown value 'imagenet'" in err and "Traceback" not in err
+    assert "'imagenet' is neither a dataset" in err and "Traceback" not in err
     assert main(["zoo", "build", "missing.yaml"]) == 2
     assert "no such file" in capsys.readouterr().err
 
@@ -63,13 +63,13 @@ def test_quick_demo_writes_outputs(tmp_path, capsys):
         assert (tmp_path / "out" / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a rerun trains nothing
     assert main(["demo", "--quick", "--out", str(tmp_path / "out")]) == 0
-    rerun = capsys.readouterr().out
+    rerun = capsys.readouterr().err  # progress is logged to stderr
     assert "0 trained, 5 loaded" in rerun and "pass --recompute" in rerun
     again = json.loads((tmp_path / "out" / "results.json").read_text())
     assert again["rows"] == results["rows"] and again["correlations"] == results["correlations"]
     # measuring again from the cached models gives the same numbers: every step is seeded
     assert main(["demo", "--quick", "--recompute", "--out", str(tmp_path / "out")]) == 0
-    assert "pass --recompute" not in capsys.readouterr().out
+    assert "pass --recompute" not in capsys.readouterr().err
     measured = json.loads((tmp_path / "out" / "results.json").read_text())
     assert measured["rows"] == results["rows"]
     assert measured["transfer_matrix"]["fooled"] == results["transfer_matrix"]["fooled"]
@@ -119,7 +119,7 @@ def test_attack_rank_and_study_commands(tiny_zoo, tmp_path, capsys):
 
     out = tmp_path / "rank"
     assert main(["rank", "--target", "digits", "--sources", tiny_zoo, "--validate",
-                 "linear-probe", "--estimators", "logme", "leep", "alpha2", "--reference",
+                 "linear-probe", "--estimators", "leep", "logme", "alpha2", "--reference",
                  f"{tiny_zoo}:mlp-digits", "--steps", "3", "--n-per-class", "3",
                  "--out", str(out)]) == 0
     rank = json.loads((out / "rank.json").read_text())

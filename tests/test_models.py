@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from transferability.features import forward_with_features
 from transferability.models import (
     CheckpointError,
     Classifier,
@@ -8,7 +9,6 @@ from transferability.models import (
     create_model,
     list_models,
     load_checkpoint,
-    penultimate,
     read_metadata,
     replace_head,
     save_checkpoint,
@@ -24,7 +24,8 @@ def test_every_model_has_features_and_head(name):
     feats = model.features(x)
     assert feats.shape == (3, FEATURE_DIMS[name]) == (3, model.feature_dim)
     assert torch.allclose(model(x), model.head(feats), atol=1e-6)
-    assert torch.equal(penultimate(model, x), feats)
+    features, logits = forward_with_features(model, x)
+    assert torch.equal(features, feats) and torch.equal(logits, model(x))
     assert model(x).shape == (3, 7) and isinstance(model.backbone, torch.nn.Sequential)
 
 

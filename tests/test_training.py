@@ -9,7 +9,7 @@ def test_fit_lowers_loss_and_learns(blobs):
     x, y = blobs
     model = create_model("mlp", num_classes=3)
     acc0, loss0 = evaluate(model, (x, y))
-    history = fit(model, (x, y), epochs=4, lr=0.05, batch_size=32, eval_data=(x, y))
+    history = fit(model, (x, y), epochs=4, lr=0.05, batch_size=32, test=(x, y))
     acc, loss = evaluate(model, (x, y))
     assert loss < 0.5 * loss0 and acc > 0.95
     assert [r["epoch"] for r in history.epochs] == [1, 2, 3, 4]
@@ -75,5 +75,5 @@ def test_mode_restored_and_bad_arguments(blobs):
         fit(model, (x, y), schedule="linear")
     with pytest.raises(ValueError, match="lr"):
         fit(model, (x, y), lr=-1)
-    with pytest.raises(ValueError, match="train_data"):
+    with pytest.raises(ValueError, match="train"):
         fit(model, "mnist")

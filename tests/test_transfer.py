@@ -4,12 +4,12 @@ import torch
 
 from transferability.models import create_model
 from transferability.training import evaluate, fit
+from transferability.features import with_head
 from transferability.transfer import (
     _few_shot_indices,
     fine_tune,
     linear_probe,
     probe_features,
-    with_head,
 )
 
 

@@ -2,7 +2,8 @@ import pytest
 import torch
 import yaml
 
-from transferability.zoo import build_zoo, load_models, load_spec
+from transferability.model_args import load_models
+from transferability.zoo import build_zoo, load_spec
 
 SPEC = {
     "train": {"epochs": 1, "batch_size": 64},
@@ -15,9 +16,9 @@ SPEC = {
 
 
 def test_second_build_trains_nothing_and_loads_same_weights(tmp_path):
-    first = build_zoo(SPEC, tmp_path, log=None)
+    first = build_zoo(SPEC, tmp_path)
     assert first.trained == ["a", "b"] and first.cached == []
-    second = build_zoo(SPEC, tmp_path, log=None)
+    second = build_zoo(SPEC, tmp_path)
     assert second.trained == [] and second.cached == ["a", "b"]
     x = torch.rand(4, 1, 28, 28)
     for name in ("a", "b"):
@@ -25,21 +26,21 @@ def test_second_build_trains_nothing_and_loads_same_weights(tmp_path):
     assert second["a"].meta["data"] == SPEC["models"][0]["data"]
     # editing one entry retrains only that one
     edited = {**SPEC, "models": [SPEC["models"][0], {**SPEC["models"][1], "arch": "mlp"}]}
-    third = build_zoo(edited, tmp_path, log=None)
+    third = build_zoo(edited, tmp_path)
     assert third.trained == ["b"] and third.cached == ["a"]
     assert set(load_models([str(first.path("a"))])) == {"a"}
     spec_file = tmp_path / "zoo.yaml"
     spec_file.write_text(yaml.safe_dump(SPEC))
-    picked = load_models([f"{spec_file}:b"], tmp_path, log=None)
+    picked = load_models([f"{spec_file}:b"], tmp_path)
     assert list(picked) == ["b"] and torch.equal(picked["b"](x), second["b"](x))
     with pytest.raises(ValueError, match="no model"):
-        load_models([f"{spec_file}:zzz"], tmp_path, log=None)
+        load_models([f"{spec_file}:zzz"], tmp_path)
 
 
 def test_feature_cache(tmp_path):
     from transferability.data import load_dataset
 
-    zoo = build_zoo({"models": SPEC["models"][:1], "train": {"epochs": 1}}, tmp_path, log=None)
+    zoo = build_zoo({"models": SPEC["models"][:1], "train": {"epochs": 1}}, tmp_path)
     data = load_dataset("digits", "test")
     out1 = zoo.outputs("a", data, "digits-test")
     out2 = zoo.outputs("a", data, "digits-test")

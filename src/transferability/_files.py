@@ -10,6 +10,7 @@
   warning, so the caller can recompute it.
 * :func:`check_writable_dir` fails before any computation when an output or cache folder
   cannot be written.
+* :func:`read_yaml` is ``yaml.safe_load`` with limits on size and alias expansion.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-__all__ = ["StorageError", "atomic_write", "inside", "quarantine", "check_writable_dir"]
+__all__ = ["StorageError", "atomic_write", "write_bytes", "inside", "quarantine",
+           "check_writable_dir", "read_yaml", "parse_yaml"]
 
 log = logging.getLogger("transferability")
 
@@ -93,3 +95,54 @@ def check_writable_dir(path: str | Path, name: str) -> Path:
     except OSError as exc:
         raise ValueError(f"{name}: cannot write in {path} ({exc.strerror or exc})") from None
     return path
+
+
+#: Limits on a YAML file: its size, and its number of nodes once aliases are expanded (an
+#: "alias bomb" of a few lines expands to billions of nodes).
+YAML_MAX_BYTES = 1 << 20
+YAML_MAX_NODES = 100_000
+
+
+def read_yaml(path: str | Path, name: str = "spec"):
+    """``yaml.safe_load`` of a file, refusing files over 1 MiB and alias bombs."""
+
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise ValueError(f"{name}: no such file {path}")
+        size = path.stat().st_size
+    except (OSError, ValueError) as exc:  # NUL bytes, overlong names
+        if isinstance(exc, ValueError) and str(exc).startswith(name):
+            raise
+        raise ValueError(f"{name}: cannot read {path!r}") from None
+    if size > YAML_MAX_BYTES:
+        raise ValueError(f"{name}: {path} is {size:,} bytes; the limit is {YAML_MAX_BYTES:,}")
+    return parse_yaml(path.read_text(errors="replace"), name)
+
+
+def parse_yaml(text: str, name: str = "spec"):
+    """``yaml.safe_load`` of ``text`` with the same node limit as :func:`read_yaml`."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{name}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    sizes: dict[int, int] = {}
+
+    def expanded(obj) -> int:  # nodes after alias expansion, memoised per shared object
+        if id(obj) in sizes:
+            return sizes[id(obj)]
+        children = (obj.values() if isinstance(obj, dict) else obj
+                    if isinstance(obj, list) else ())
+        sizes[id(obj)] = total = 1 + sum(expanded(c) for c in children)
+        if total > YAML_MAX_NODES:
+            raise ValueError(f"{name}: YAML expands to more than {YAML_MAX_NODES:,} nodes "
+                             "(aliases?); refusing it")
+        return total
+
+    try:
+        expanded(data)
+    except RecursionError:
+        raise ValueError(f"{name}: YAML is nested too deeply") from None
+    return data

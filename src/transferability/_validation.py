@@ -202,12 +202,12 @@ def check_fraction(value, name: str) -> float:
     return v
 
 
-def check_int(value, name: str, *, minimum: int = 1) -> int:
-    """Check an integer (not a bool or a float) that is at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+def check_int(value, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Check an integer (not a bool or a float) in ``[minimum, maximum]``."""
+    bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum \
+            or (maximum is not None and value > maximum):
+        raise ValueError(f"{name}: expected an integer {bounds}, got {value!r}")
     return int(value)
 
 

@@ -7,18 +7,97 @@ never as a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
+log = logging.getLogger("transferability")
 
+
+# ---- argument types: bad values are refused by argparse (exit 2) before any work ----------
+def _seed(text: str) -> int:
+    from ._validation import check_seed
+
+    try:
+        return check_seed(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("seed: ")) from None
+
+
+def _positive(text: str) -> float:
+    from ._validation import check_positive
+
+    try:
+        return check_positive(float(text), "value")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}") from None
+
+
+def _count(maximum: int | None = None):
+    """Positive integers up to ``maximum``."""
+    def parse(text: str) -> int:
+        from ._validation import check_int
+
+        try:
+            return check_int(int(text), "value", maximum=maximum)
+        except ValueError:
+            bound = "" if maximum is None else f" up to {maximum:,}"
+            raise argparse.ArgumentTypeError(f"expected a positive integer{bound}, got "
+                                             f"{text!r}") from None
+    return parse
+
+
+# ---- shared option groups ------------------------------------------------------------------
+def _attack(args) -> tuple[str, dict]:
+    """``(attack, attack_options)`` from ``--attack --eps --steps --step-size --loss``: the
+    one place where the command line meets the attacks' spelling (``alpha`` = step size).
+    Options left out keep the defaults of the use (α: the authors' attack; transfer matrix:
+    the attack's own)."""
+    from .attacks import list_attacks
+
+    if args.attack not in list_attacks():
+        raise ValueError(f"attack: unknown attack {args.attack!r}; "
+                         f"available: {', '.join(list_attacks())}")
+    given = {"eps": args.eps, "steps": args.steps, "alpha": args.step_size, "loss": args.loss,
+             "norm": getattr(args, "norm", None)}
+    options = {k: v for k, v in given.items() if v is not None}
+    if args.attack == "fgsm":
+        options.pop("steps", None)
+        options.pop("alpha", None)
+    return args.attack, options
+
+
+def _layer(args) -> dict:
+    return {"layer": args.feature_layer, "layer_input": args.feature_layer_input}
+
+
+def _prepare(args) -> None:
+    """Check the cache and output folders before any computation; ``--cache-dir`` also
+    governs the data cache (it becomes ``$TRANSFERABILITY_CACHE`` for this process)."""
+    from ._files import check_writable_dir
+    from .utils import cache_dir
+
+    if getattr(args, "cache_dir", None) is not None:
+        os.environ["TRANSFERABILITY_CACHE"] = str(args.cache_dir)
+        check_writable_dir(args.cache_dir, "--cache-dir")
+    elif args.command not in ("datasets", "models"):
+        check_writable_dir(cache_dir(), "cache (set --cache-dir or $TRANSFERABILITY_CACHE)")
+    if getattr(args, "out", None) is not None:
+        check_writable_dir(args.out, "--out")
+
+
+# ---- commands ------------------------------------------------------------------------------
 def _cmd_datasets(args) -> None:
-    from .data import list_datasets
+    from .data import dataset_info, list_datasets
     from .report import format_table
 
-    rows = [{"name": d.name, "size": d.size, "classes": d.classes, "source": d.source}
-            for d in list_datasets()]
+    rows = []
+    for name in list_datasets():
+        d = dataset_info(name)
+        rows.append({"name": d.name, "size": d.size, "classes": d.classes, "source": d.source})
     print(format_table(rows))
 
 
@@ -49,26 +128,28 @@ def _cmd_zoo_build(args) -> None:
 
 def _cmd_probe(args) -> None:
     from .data import dataset_from_spec
+    from .model_args import load_models
     from .report import format_table
     from .transfer import linear_probe
-    from .zoo import load_models
 
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed)
     models = load_models(args.sources, args.cache_dir)
     rows = []
     for name, model in models.items():
-        r = linear_probe(model, train, test, shots=args.shots, repeats=args.repeats, seed=args.seed)
+        r = linear_probe(model, train, test, shots=args.shots, repeats=args.repeats,
+                         seed=args.seed, **_layer(args))
         rows.append({"source": name, "accuracy": r.accuracy, "std": r.accuracy_std, "loss": r.loss})
     print(format_table(rows))
 
 
 def _cmd_rank(args) -> None:
     from .data import dataset_from_spec
+    from .model_args import load_models
     from .ranking import rank_sources
     from .report import write_csv, write_json
-    from .zoo import load_models
 
+    attack, attack_options = _attack(args)
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed) if args.validate else None
     models = load_models(args.sources, args.cache_dir)
@@ -79,36 +160,35 @@ def _cmd_rank(args) -> None:
         reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
     result = rank_sources(models, train, estimators=args.estimators, test=test,
                           shots=args.shots, repeats=args.repeats, seed=args.seed,
-                          reference=reference, n_per_class=args.n_per_class,
-                          alpha_options={"eps": args.eps, "steps": args.steps})
+                          reference=reference, n_per_class=args.n_per_class, attack=attack,
+                          attack_options=attack_options, **_layer(args))
     print(result.format())
     files = [write_csv(result.rows, args.out / "rank.csv"),
-             write_json({"target": str(args.target), "rows": result.rows,
-                         "truth": result.truth, "correlations": result.correlations},
-                        args.out / "rank.json")]
+             write_json({"target": str(args.target), **result.to_dict()}, args.out / "rank.json")]
     print("wrote " + ", ".join(map(str, files)))
 
 
 def _cmd_study_adv_knowledge(args) -> None:
     from .data import dataset_from_spec
+    from .model_args import load_models
     from .plots import plot_scatter_grid
     from .report import write_csv, write_json
     from .study import adv_knowledge_study, load_reference
-    from .zoo import load_models
 
+    attack, attack_options = _attack(args)
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed)
     sources = load_models(args.sources, args.cache_dir)
     reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
-    study = adv_knowledge_study(sources, reference, train, test, n_per_class=args.n_per_class,
-                                eps=args.eps, steps=args.steps, shots=args.shots,
-                                repeats=args.repeats, seed=args.seed)
+    study = adv_knowledge_study(reference, sources, train, test, n_per_class=args.n_per_class,
+                                attack=attack, attack_options=attack_options, shots=args.shots,
+                                repeats=args.repeats, seed=args.seed, **_layer(args))
     print(study.format())
     out = args.out
     files = [write_json(study.to_dict(), out / "study.json"),
              write_csv(study.rows, out / "study.csv"),
              plot_scatter_grid(study.rows, study.predictors, study.truth, out / "scores.png"),
-             study.matrix.plot(out / "transfer_matrix.png")]
+             study.transfer_matrix.plot(out / "transfer_matrix.png")]
     print("wrote " + ", ".join(map(str, files)))
 
 
@@ -116,7 +196,8 @@ def _cmd_study_theory(args) -> None:
     from .adversarial import theory_check
     from .report import format_table, write_csv
 
-    rows = [vars(r) for r in theory_check(tuple(args.scales), n=args.n, seed=args.seed)]
+    rows = [r.to_dict() for r in theory_check(tuple(args.scales), n=args.n, seed=args.seed)]
+    rows = [{k: v for k, v in r.items() if k not in ("type", "schema")} for r in rows]
     print("synthetic check (Liang et al.): sources = target MLP with weights perturbed at "
           "each scale;\nα^(T→S) with exact Jacobians should fall and the affine-fit loss rise")
     print(format_table(rows))
@@ -124,28 +205,23 @@ def _cmd_study_theory(args) -> None:
 
 
 def _cmd_attack(args) -> None:
-    from .attacks import list_attacks
     from .data import dataset_from_spec, per_class
+    from .model_args import resolve_models
     from .transfer_matrix import transfer_matrix
-    from .zoo import load_models
 
-    if args.attack not in list_attacks():
-        raise ValueError(f"attack: unknown attack {args.attack!r}; "
-                         f"available: {', '.join(list_attacks())}")
+    attack, attack_options = _attack(args)
+    if "eps" not in attack_options:
+        raise ValueError("--eps: the attack command needs a perturbation budget ([0,1] scale)")
     data = dataset_from_spec(args.dataset, args.split, seed=args.seed)
     if args.n_per_class:
         data = per_class(data, args.n_per_class, seed=args.seed)
-    surrogates = load_models(args.surrogates, args.cache_dir)
-    # names identify models: a victim named like a surrogate is that same model
-    victims = load_models(args.victims, args.cache_dir)
-    victims = {n: surrogates.get(n, m) for n, m in victims.items()}
-    kw = {"eps": args.eps, "norm": args.norm, "seed": args.seed}
-    if args.attack != "fgsm":
-        kw["steps"] = args.steps
-        if args.step_size is not None:
-            kw["alpha"] = args.step_size
-    matrix = transfer_matrix(surrogates, victims, data.x, data.y, attack=args.attack,
-                             batch_size=args.batch_size, **kw)
+    # one resolution for both roles: the same model given twice is one model (white-box)
+    surrogates, victims = resolve_models(args.surrogates, args.victims,
+                                         cache_dir=args.cache_dir,
+                                         names=["surrogates", "victims"])
+    matrix = transfer_matrix(surrogates, victims, data.x, data.y, attack=attack,
+                             attack_options={**attack_options, "seed": args.seed},
+                             batch_size=args.batch_size)
     matrix.meta.update({"dataset": str(args.dataset), "split": args.split})
     print(matrix)
     out = args.out
@@ -158,7 +234,9 @@ def _cmd_attack(args) -> None:
 def _cmd_demo(args) -> None:
     from .demo import run_demo
 
-    run_demo(args.out, quick=args.quick, cache_dir=args.cache_dir, recompute=args.recompute)
+    _, report = run_demo(args.out, quick=args.quick, cache_dir=args.cache_dir,
+                         recompute=args.recompute)
+    print(report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,26 +244,51 @@ def build_parser() -> argparse.ArgumentParser:
         prog="transferability",
         description="Measure, predict and control knowledge and adversarial transferability.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    models_help = ("checkpoints, zoo specs ('demo', YAML), SPEC:NAME items or "
+                   "py:MODULE:FUNCTION entry points returning an nn.Module")
 
-    def command(name, func, help_text, **kw):
-        p = sub.add_parser(name, help=help_text, description=help_text, **kw)
+    def command(name, func, help_text, parent=sub, **kw):
+        p = parent.add_parser(name, help=help_text, description=help_text, **kw)
         p.set_defaults(func=func)
         return p
 
-    def adversarial_opts(p, required: bool):
-        p.add_argument("--reference", default="train" if required else None,
-                       help="model trained on the target task, for the adversarial scores: "
-                            "'train' (a cached cnn), a checkpoint or SPEC:NAME"
-                            + ("" if required else "; without it they are skipped"))
-        p.add_argument("--eps", type=float, default=0.1, help="α attack budget (L∞, [0,1] scale)")
-        p.add_argument("--steps", type=int, default=20, help="α attack PGD steps")
-        p.add_argument("--n-per-class", type=int, default=20,
-                       help="target images per class for the adversarial scores")
+    def seed_opt(p):
+        p.add_argument("--seed", type=_seed, default=0, help="an integer in [0, 2**32-1]")
 
     def cache_opt(p):
         p.add_argument("--cache-dir", type=Path, default=None,
-                       help="model/feature cache (default $TRANSFERABILITY_CACHE or "
+                       help="model, feature and data cache (default $TRANSFERABILITY_CACHE or "
                             "~/.cache/transferability)")
+
+    def out_opt(p, default):
+        p.add_argument("--out", type=Path, default=Path(default), help="output folder")
+
+    def attack_opts(p, *, use: str, default_steps: str):
+        p.add_argument("--attack", default="pgd", help="fgsm, bim, pgd, mifgsm, di, mi-di")
+        p.add_argument("--eps", type=_positive, default=None,
+                       help=f"perturbation budget, [0,1] pixel scale ({use})")
+        p.add_argument("--steps", type=_count(100_000), default=None,
+                       help=f"attack iterations (default {default_steps})")
+        p.add_argument("--step-size", type=_positive, default=None,
+                       help="step per iteration (default: the attack's own rule)")
+        p.add_argument("--loss", choices=["ce", "margin"], default=None,
+                       help="attack objective; margin resists saturated softmax (default ce)")
+
+    def feature_opts(p):
+        p.add_argument("--feature-layer", default=None, metavar="NAME",
+                       help="take features from this module (a name from named_modules()); "
+                            "default: the input of the last nn.Linear the forward pass calls")
+        p.add_argument("--feature-layer-input", action="store_true",
+                       help="take the input of --feature-layer instead of its output")
+
+    def reference_opts(p, required: bool):
+        p.add_argument("--reference", default="train" if required else None,
+                       help="model trained on the target task, for the adversarial scores: "
+                            "'train' (a cached cnn) or a model argument naming one model"
+                            + ("" if required else "; without it they are skipped"))
+        attack_opts(p, use="α; default 0.1", default_steps="50, the authors' α attack")
+        p.add_argument("--n-per-class", type=_count(10_000), default=20,
+                       help="target images per class for the adversarial scores")
 
     command("datasets", _cmd_datasets, "List the bundled datasets with size and source.")
     command("models", _cmd_models, "List the model architectures.")
@@ -193,92 +296,84 @@ def build_parser() -> argparse.ArgumentParser:
     zoo = sub.add_parser("zoo", help="Build zoos of source models.",
                          description="Build zoos of source models.")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
-    p = zoo_sub.add_parser("build", help="Train (or load cached) models from a YAML spec.",
-                           description="Train the models of a YAML zoo spec; cached models "
-                                       "are not retrained. SPEC may be 'demo'.")
+    p = command("build", _cmd_zoo_build, "Train the models of a YAML zoo spec; cached models "
+                "are not retrained. SPEC may be 'demo'.", parent=zoo_sub)
     p.add_argument("spec", help="zoo spec YAML path, or 'demo'")
     cache_opt(p)
-    p.set_defaults(func=_cmd_zoo_build)
 
     p = command("probe", _cmd_probe, "Linear-probe source models on a target dataset.")
     p.add_argument("--target", required=True, help="target dataset name or .npz/folder path")
-    p.add_argument("--sources", nargs="+", required=True,
-                   help="zoo spec YAMLs, 'demo', and/or checkpoint files")
-    p.add_argument("--shots", type=int, default=None, help="samples per class (few-shot)")
-    p.add_argument("--repeats", type=int, default=1, help="few-shot draws to average")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sources", nargs="+", required=True, help=models_help)
+    p.add_argument("--shots", type=_count(100_000), default=None,
+                   help="samples per class (few-shot)")
+    p.add_argument("--repeats", type=_count(10_000), default=1, help="few-shot draws to average")
+    feature_opts(p)
+    seed_opt(p)
     cache_opt(p)
 
     p = command("rank", _cmd_rank,
                 "Score source models on a target task with transferability estimators.")
     p.add_argument("--target", required=True, help="target dataset name or .npz/folder path")
-    p.add_argument("--sources", nargs="+", required=True,
-                   help="checkpoints, zoo specs ('demo', YAML) or SPEC:NAME items")
+    p.add_argument("--sources", nargs="+", required=True, help=models_help)
     p.add_argument("--estimators", nargs="+", default=None,
                    help="estimator names (default: all that need no reference model)")
     p.add_argument("--validate", choices=["linear-probe"], default=None,
                    help="also measure real transfer and correlate every estimator with it")
-    p.add_argument("--shots", type=int, default=None,
+    p.add_argument("--shots", type=_count(100_000), default=None,
                    help="few-shot probe: samples per class (default: full data)")
-    p.add_argument("--repeats", type=int, default=5, help="few-shot draws to average")
-    adversarial_opts(p, required=False)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("rank-out"), help="output folder")
+    p.add_argument("--repeats", type=_count(10_000), default=5, help="few-shot draws to average")
+    reference_opts(p, required=False)
+    feature_opts(p)
+    seed_opt(p)
+    out_opt(p, "rank-out")
     cache_opt(p)
 
     study = sub.add_parser("study", help="Run the studies that connect the two transferabilities.",
                            description="Run the studies that connect the two transferabilities.")
     study_sub = study.add_subparsers(dest="study_command", metavar="STUDY", required=True)
-    p = study_sub.add_parser(
-        "adv-knowledge", help="Adversarial vs knowledge transferability over a zoo.",
-        description="For every source: estimators, α^(target→source), gradient alignment, "
-                    "attribution affinity, linear probes and the affine fit; every score's "
-                    "agreement with the few-shot probe; a transfer matrix and the reverse "
-                    "direction (Liang et al. 2021).")
+    p = command("adv-knowledge", _cmd_study_adv_knowledge,
+                "For every source: estimators, α^(target→source), gradient alignment, "
+                "attribution affinity, linear probes and the affine fit; every score's "
+                "agreement with the few-shot probe; a transfer matrix and the reverse "
+                "direction (Liang et al. 2021).", parent=study_sub)
     p.add_argument("--target", default="mnist", help="target dataset (default mnist)")
-    p.add_argument("--sources", nargs="+", default=["demo"],
-                   help="checkpoints, zoo specs ('demo', YAML) or SPEC:NAME items")
-    adversarial_opts(p, required=True)
-    p.add_argument("--shots", type=int, default=10, help="few-shot probe: samples per class")
-    p.add_argument("--repeats", type=int, default=5, help="few-shot draws to average")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("study-out"), help="output folder")
+    p.add_argument("--sources", nargs="+", default=["demo"], help=models_help)
+    reference_opts(p, required=True)
+    p.add_argument("--shots", type=_count(100_000), default=10,
+                   help="few-shot probe: samples per class")
+    p.add_argument("--repeats", type=_count(10_000), default=5, help="few-shot draws to average")
+    feature_opts(p)
+    seed_opt(p)
+    out_opt(p, "study-out")
     cache_opt(p)
-    p.set_defaults(func=_cmd_study_adv_knowledge)
-    p = study_sub.add_parser(
-        "theory", help="The synthetic check with exact Jacobians.",
-        description="A small MLP target on a synthetic regression task; sources are its "
-                    "weights perturbed at increasing scale; α1, α2 and the affine-fit loss "
-                    "per scale (Liang et al. 2021).")
+    p = command("theory", _cmd_study_theory,
+                "A small MLP target on a synthetic regression task; sources are its weights "
+                "perturbed at increasing scale; α1, α2 and the affine-fit loss per scale "
+                "(Liang et al. 2021).", parent=study_sub)
     p.add_argument("--scales", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.4, 0.8, 1.6])
-    p.add_argument("--n", type=int, default=1000, help="samples")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("study-out"), help="output folder")
-    p.set_defaults(func=_cmd_study_theory)
+    p.add_argument("--n", type=_count(1_000_000), default=1000, help="samples (at most 10^6)")
+    seed_opt(p)
+    out_opt(p, "study-out")
 
     p = command("attack", _cmd_attack,
                 "Craft adversarial examples on surrogates and count how often they fool victims.")
-    p.add_argument("--surrogates", nargs="+", required=True,
-                   help="checkpoints, zoo specs ('demo', YAML) or SPEC:NAME items")
+    p.add_argument("--surrogates", nargs="+", required=True, help=models_help)
     p.add_argument("--victims", nargs="+", required=True, help="as --surrogates")
     p.add_argument("--dataset", required=True, help="dataset name or .npz/folder path")
     p.add_argument("--split", default="test", choices=["train", "test", "all"])
-    p.add_argument("--n-per-class", type=int, default=None,
+    p.add_argument("--n-per-class", type=_count(100_000), default=None,
                    help="attack this many samples per class (default: the whole split)")
-    p.add_argument("--attack", default="pgd", help="fgsm, bim, pgd, mifgsm, di, mi-di")
-    p.add_argument("--eps", type=float, required=True, help="perturbation budget ([0,1] scale)")
+    attack_opts(p, use="required", default_steps="the attack's own: 10")
     p.add_argument("--norm", default="linf", choices=["linf", "l2"])
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--step-size", type=float, default=None, help="default: the attack's own")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=_count(1 << 16), default=128)
     p.add_argument("--protocol", default="both_correct", choices=["both_correct", "all"],
                    help="denominator of the heatmap")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("attack-out"), help="output folder")
+    seed_opt(p)
+    out_opt(p, "attack-out")
     cache_opt(p)
 
     p = command("demo", _cmd_demo, "Run the study on bundled data and write a report.")
-    p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder")
+    out_opt(p, "demo-out")
     p.add_argument("--quick", action="store_true", help="a smaller zoo for a fast check")
     p.add_argument("--recompute", action="store_true",
                    help="measure the study again even if a cached result exists")
@@ -286,16 +381,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Handler(logging.StreamHandler):
+    """Progress messages of the library, to the stderr of the moment."""
+
+    def emit(self, record):
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handler = _Handler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     try:
+        _prepare(args)
         args.func(args)
     except ValueError as exc:
         print(f"transferability {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"transferability {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; finished work is cached and a rerun resumes from it", file=sys.stderr)
         return 130
+    finally:
+        log.removeHandler(handler)
     return 0
 
 

@@ -4,7 +4,7 @@
    reference model trained on the target task (``mnist``).
 2. **Knowledge transfer** — each source's estimator scores (LEEP, NCE, H-score, LogME,
    TransRate), few-shot and full-data linear probes (the few-shot probe is the
-   discriminative ground truth; DESIGN.md) and the affine-fit loss.
+   discriminative ground truth, docs/architecture.md) and the affine-fit loss.
 3. **Adversarial transfer** — α1, α2, α12, α1·α2, gradient alignment and attribution
    affinity from the reference to each source; a PGD transfer matrix between the
    reference and the transferred models; every score's agreement with the few-shot probe
@@ -16,10 +16,12 @@ Writes ``results.json``, ``results.csv``, ``transfer_matrix.{csv,png}`` and PNG 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 from . import __version__
+from ._files import quarantine
 from .adversarial import theory_check
 from .data import load_dataset
 from .plots import plot_probe_accuracy, plot_scatter_grid
@@ -29,6 +31,8 @@ from .utils import content_key
 from .zoo import build_zoo, load_spec
 
 __all__ = ["demo_spec", "run_demo"]
+
+log = logging.getLogger("transferability")
 
 TARGET = "mnist"
 QUICK_MODELS = ("cnn-k0", "cnn-k5", "cnn-k10", "mlp-k5")
@@ -46,45 +50,59 @@ def demo_spec(quick: bool = False) -> dict:
     return {"models": models}
 
 
+def _load_study(path: Path) -> StudyResult | None:
+    """A finished study kept in the cache, or ``None``; a corrupt file is moved aside."""
+    if not path.is_file():
+        return None
+    try:
+        return StudyResult.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        quarantine(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return None
+
+
 def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir=None,
              shots: int = 10, repeats: int = 5, seed: int = 0, recompute: bool = False,
-             log=print) -> dict:
-    """Run the demo study and write its outputs to ``out_dir``; return the results dict."""
+             show_progress: bool | None = None) -> tuple[dict, str]:
+    """Run the demo study, write its outputs to ``out_dir``; return the results and the
+    text report (tables). Progress goes to the ``transferability`` logger."""
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    log(f"[1/2] source zoo ({'quick' if quick else 'full'}) and a {TARGET} reference model ...")
+    log.info("[1/2] source zoo (%s) and a %s reference model ...", "quick" if quick else "full",
+             TARGET)
     t = time.perf_counter()
-    zoo = build_zoo(demo_spec(quick), cache_dir, log=lambda s: log("  " + s))
+    zoo = build_zoo(demo_spec(quick), cache_dir, show_progress=show_progress)
     ref_spec = reference_spec(TARGET, epochs=2 if quick else 3,
                               n_per_class=100 if quick else None, seed=seed)
-    ref_zoo = build_zoo(ref_spec, cache_dir, log=lambda s: log("  " + s))
+    ref_zoo = build_zoo(ref_spec, cache_dir, show_progress=show_progress)
     (ref_name, reference), = ref_zoo.items()
     n_trained = len(zoo.trained) + len(ref_zoo.trained)
-    log(f"  {n_trained} trained, {len(zoo) + len(ref_zoo) - n_trained} loaded from "
-        f"{zoo.cache_dir}")
+    log.info("  %d trained, %d loaded from %s", n_trained, len(zoo) + len(ref_zoo) - n_trained,
+             zoo.cache_dir)
     zoo_seconds = time.perf_counter() - t
 
-    log(f"[2/2] adversarial <-> knowledge transfer study, target {TARGET} ...")
+    log.info("[2/2] adversarial <-> knowledge transfer study, target %s ...", TARGET)
     train, test = load_dataset(TARGET, "train", seed=seed), load_dataset(TARGET, "test", seed=seed)
 
     def cached_outputs(name, model, data):
         return zoo.outputs(name, data, f"{data.name.replace('/', '-')}-s{seed}")
 
-    options = {"n_per_class": 10 if quick else 20, "steps": 10 if quick else 20,
-               "shots": shots, "repeats": repeats, "seed": seed}
+    # α: the authors' attack with 10/20 steps instead of 50, for time
+    options = {"n_per_class": 10 if quick else 20, "shots": shots, "repeats": repeats,
+               "seed": seed, "attack_options": {"steps": 10 if quick else 20}}
     # a finished study is kept under a hash of everything it depends on, so a rerun
     # (or a rerun after an interruption later on) does not measure it again
     key = content_key({"v": __version__, "sources": {n: e.key for n, e in zoo.entries.items()},
                        "reference": ref_zoo.entries[ref_name].key, "target": TARGET, **options})
     study_path = zoo.cache_dir / "studies" / f"demo-{key}.json"
-    if study_path.is_file() and not recompute:
-        study = StudyResult.from_dict(json.loads(study_path.read_text()))
-        log(f"  loaded from {study_path} (pass --recompute to measure again)")
+    study = None if recompute else _load_study(study_path)
+    if study is not None:
+        log.info("  loaded from %s (pass --recompute to measure again)", study_path)
     else:
-        study = adv_knowledge_study(zoo, reference, train, test, outputs_fn=cached_outputs,
-                                    log=log, **options)
+        study = adv_knowledge_study(reference, zoo, train, test, outputs_fn=cached_outputs,
+                                    show_progress=show_progress, **options)
         write_json(study.to_dict(), study_path)
     for row in study.rows:
         entry = zoo.entries[row["source"]]
@@ -93,17 +111,14 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
                     "source_acc": zoo[row["source"]].meta["metrics"]["test_acc"]})
 
     t = time.perf_counter()
-    theory = [vars(r) for r in theory_check()]
+    theory = [r.to_dict() for r in theory_check()]
     study.timings["theory"] = time.perf_counter() - t
 
-    log("")
-    log(study.format())
-    log("")
-    log(study.matrix.format("both_correct"))
-    log("")
-    log("synthetic check: sources = a target MLP with weights perturbed at each scale; "
-        "α^(T→S) (exact Jacobians) should fall and the affine-fit loss rise")
-    log(format_table(theory))
+    report = "\n".join([
+        study.format(), "", study.transfer_matrix.format("both_correct"), "",
+        "synthetic check: sources = a target MLP with weights perturbed at each scale; "
+        "α^(T→S) (exact Jacobians) should fall and the affine-fit loss rise",
+        format_table(theory, [c for c in theory[0] if c not in ("type", "schema")])])
     timings = {"zoo": zoo_seconds, **study.timings, "total": time.perf_counter() - start}
     results = {"target": TARGET, "shots": shots, "repeats": repeats, "quick": quick,
                "reference": {"name": ref_name, "test_acc": reference.meta["metrics"]["test_acc"]},
@@ -114,8 +129,8 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
              plot_scatter_grid(study.rows, study.predictors, study.truth,
                                out / "scores_vs_probe.png",
                                title=f"scores vs {shots}-shot probe accuracy on {TARGET}"),
-             study.matrix.to_csv(out / "transfer_matrix.csv"),
-             study.matrix.plot(out / "transfer_matrix.png")]
-    log("")
-    log(f"done in {timings['total']:.1f}s; wrote " + ", ".join(str(f) for f in files))
-    return results
+             study.transfer_matrix.to_csv(out / "transfer_matrix.csv"),
+             study.transfer_matrix.plot(out / "transfer_matrix.png")]
+    report += (f"\n\ndone in {timings['total']:.1f}s; wrote "
+               + ", ".join(str(f) for f in files))
+    return results, report

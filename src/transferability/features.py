@@ -1,25 +1,86 @@
-"""One batched pass over a dataset: penultimate features, logits and probabilities together.
+"""Features and logits of any ``nn.Module`` from one forward pass, and batched prediction.
 
-Every consumer (linear probes, estimators, the zoo's feature cache) goes through
-:func:`extract`, so a model is run over a dataset once.
+The penultimate features are, by default, the **input of the last** ``nn.Linear`` **that the
+forward pass calls**, captured by a forward pre-hook during the same pass that yields the
+logits: no model surgery, no second forward. That covers the library's ``Classifier``,
+torchvision (``fc``), timm (``head``) and VGG/AlexNet-style ``classifier`` stacks alike.
+``layer="classifier.1"`` (any name from ``model.named_modules()``) takes that module's
+output instead, ``layer_input=True`` its input. Every consumer (probes, estimators, the
+zoo's feature cache, transferred models) goes through :func:`feature_tap`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ._validation import check_images, model_device
-from .models.classifier import penultimate
+from ._results import Result
+from ._validation import check_images, check_int, model_device, model_dtype
 from .utils import batches, evaluating
 
-__all__ = ["Outputs", "extract", "predict"]
+__all__ = ["Outputs", "feature_tap", "forward_with_features", "extract", "predict",
+           "check_finite_outputs", "WithHead", "with_head"]
 
 
-@dataclass
-class Outputs:
+@contextlib.contextmanager
+def feature_tap(model: nn.Module, layer: str | None = None, layer_input: bool = False):
+    """Hooks that store the features of each forward pass of ``model`` in the yielded dict
+    under ``"features"`` (see the module docstring); removed on exit."""
+    store: dict[str, torch.Tensor] = {}
+    if layer is None:
+        targets = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        if not targets:
+            raise ValueError(f"layer: {type(model).__name__} has no nn.Linear, so its "
+                             "penultimate features are undefined; pass layer=NAME (any name "
+                             "from model.named_modules())")
+        handles = [m.register_forward_pre_hook(lambda m, args: store.update(features=args[0]))
+                   for m in targets]
+    else:
+        modules = dict(model.named_modules())
+        if not isinstance(layer, str) or layer not in modules or not layer:
+            shown = ", ".join(n for n in list(modules)[1:21] if n)
+            raise ValueError(f"layer: {layer!r} is not a module of {type(model).__name__}; "
+                             f"names include: {shown}")
+
+        def hook(module, args, output):
+            store["features"] = args[0] if layer_input else output
+
+        handles = [modules[layer].register_forward_hook(hook)]
+    try:
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def forward_with_features(model: nn.Module, x: torch.Tensor, *, layer: str | None = None,
+                          layer_input: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features N×D, logits)`` of one forward pass (gradients flow through both)."""
+    with feature_tap(model, layer, layer_input) as store:
+        logits = model(x)
+    if "features" not in store:
+        raise ValueError(f"layer: the forward pass of {type(model).__name__} never called "
+                         f"{'an nn.Linear' if layer is None else repr(layer)}; pass layer=NAME")
+    features = store["features"]
+    if isinstance(features, tuple | list):
+        features = features[0]
+    return features.flatten(1), logits
+
+
+def check_finite_outputs(out: torch.Tensor, name: str) -> torch.Tensor:
+    """Refuse NaN or infinite model outputs: every number computed from them would be wrong."""
+    if not torch.isfinite(out).all():
+        bad = int((~torch.isfinite(out)).any(dim=-1).sum()) if out.ndim else 1
+        raise ValueError(f"{name}: outputs contain NaN or inf for {bad} of {len(out)} inputs; "
+                         "check the model's weights and inputs")
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Outputs(Result):
     """What a model produces on a dataset, on the CPU, in dataset order."""
 
     features: torch.Tensor  # N × D penultimate features
@@ -30,25 +91,39 @@ class Outputs:
     def probs(self) -> torch.Tensor:
         return self.logits.softmax(dim=1)
 
-    def to_dict(self) -> dict[str, torch.Tensor]:
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The three tensors by name (what the zoo's feature cache stores)."""
         return {"features": self.features, "logits": self.logits, "labels": self.labels}
+
+
+def _inputs(model: nn.Module, x: torch.Tensor, name: str) -> torch.Tensor:
+    """Checked images on the model's device and dtype."""
+    return check_images(x, "x").to(model_device(model), model_dtype(model))
+
+
+def _run(model: nn.Module, xb: torch.Tensor, name: str, fn):
+    """``fn(xb)``, with a one-line error when the images do not fit the model."""
+    try:
+        return fn(xb)
+    except RuntimeError as exc:
+        raise ValueError(f"x: images shaped {tuple(xb.shape[1:])} do not fit {name}: "
+                         f"{str(exc).splitlines()[0]}") from None
 
 
 @torch.no_grad()
 def extract(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
-            batch_size: int = 256) -> Outputs:
-    """Run ``model`` (in eval mode, restored afterwards) over images ``x`` in batches."""
-    check_images(x, "x")
-    device = model_device(model)
+            layer: str | None = None, layer_input: bool = False, batch_size: int = 256,
+            name: str = "model") -> Outputs:
+    """Features and logits of ``model`` (eval mode, restored) on images ``x``, in batches."""
+    batch_size = check_int(batch_size, "batch_size")
     feats, logits = [], []
     with evaluating(model):
         for (xb,) in batches(x, batch_size=batch_size):
-            xb = xb.to(device)
-            f = penultimate(model, xb)
-            head = getattr(model, "head", None) or getattr(model, "fc", None)
-            out = head(f) if isinstance(head, nn.Linear) else model(xb)
-            feats.append(f.flatten(1).float().cpu())
-            logits.append(out.float().cpu())
+            f, out = _run(model, _inputs(model, xb, name), name,
+                          lambda b: forward_with_features(model, b, layer=layer,
+                                                          layer_input=layer_input))
+            feats.append(check_finite_outputs(f, f"{name} features").float().cpu())
+            logits.append(check_finite_outputs(out, name).float().cpu())
     labels = y.cpu().long() if y is not None else torch.empty(0, dtype=torch.long)
     return Outputs(torch.cat(feats), torch.cat(logits), labels)
 
@@ -56,11 +131,36 @@ def extract(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256,
             name: str = "model") -> torch.Tensor:
-    """Outputs (logits) of ``model`` on ``x`` in batches, in eval mode (restored), on the
-    model's device; checked to be N × C."""
-    device = model_device(model)
+    """Logits of ``model`` on ``x`` in batches, in eval mode (restored), on the model's
+    device; checked to be N × C and finite."""
+    batch_size = check_int(batch_size, "batch_size")
     with evaluating(model):
-        out = torch.cat([model(xb.to(device)) for (xb,) in batches(x, batch_size=batch_size)])
+        out = torch.cat([_run(model, _inputs(model, xb, name), name, model)
+                         for (xb,) in batches(x, batch_size=batch_size)])
     if out.ndim != 2:
         raise ValueError(f"{name}: expected outputs shaped N×C, got shape {tuple(out.shape)}")
-    return out
+    return check_finite_outputs(out, name)
+
+
+class WithHead(nn.Module):
+    """A model whose features (see :func:`feature_tap`) feed a new linear ``head``: the
+    transferred model of a linear probe. The source is shared, never modified."""
+
+    def __init__(self, source: nn.Module, head: nn.Linear, *, layer: str | None = None,
+                 layer_input: bool = False):
+        super().__init__()
+        self.source, self.head = source, head
+        self.layer, self.layer_input = layer, layer_input
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features, _ = forward_with_features(self.source, x, layer=self.layer,
+                                            layer_input=self.layer_input)
+        return self.head(features)
+
+
+def with_head(model: nn.Module, head: nn.Linear, *, layer: str | None = None,
+              layer_input: bool = False) -> WithHead:
+    """``model`` with ``head`` on its features (e.g. a probe's head), on the model's device."""
+    if not isinstance(head, nn.Linear):
+        raise ValueError(f"head: expected an nn.Linear, got {type(head).__name__}")
+    return WithHead(model, head.to(model_device(model)), layer=layer, layer_input=layer_input)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from .report import save_figure
+
 __all__ = ["plot_probe_accuracy", "plot_scatter_grid"]
 
 
@@ -18,12 +20,11 @@ def _pyplot():
 
 
 def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
-    return path
+    try:
+        return save_figure(fig, path)
+    finally:
+        _pyplot().close(fig)
 
 
 def plot_probe_accuracy(rows: Sequence[dict], path: str | Path, *, title: str = "") -> Path:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from ._validation import check_choice
+from ._results import Result
+from ._validation import check_choice, check_int, check_seed
 from .data.dataset import ImageDataset
 from .data.tasks import per_class
 from .estimators import get_estimator, list_estimators, score
@@ -33,8 +34,8 @@ def output_estimators() -> list[str]:
     return [n for n in list_estimators() if get_estimator(n).kind != "models"]
 
 
-@dataclass
-class RankResult:
+@dataclass(frozen=True)
+class RankResult(Result):
     """Per-source scores (``rows``) and, when validated, each estimator's agreement with
     the measured transfer column ``truth``."""
 
@@ -70,7 +71,9 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
                  estimators: Sequence[str] | None = None, test: ImageDataset | None = None,
                  shots: int | None = None, repeats: int = 1, seed: int = 0,
                  reference: nn.Module | None = None, n_per_class: int = 20,
-                 alpha_options: dict | None = None, outputs_fn: OutputsFn | None = None,
+                 attack: str = "pgd", attack_options: dict | None = None,
+                 layer: str | None = None, layer_input: bool = False,
+                 outputs_fn: OutputsFn | None = None,
                  show_progress: bool | None = None) -> RankResult:
     """Score every model in ``sources`` on the target ``train`` set.
 
@@ -81,10 +84,17 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
             per class, averaged over ``repeats`` draws) and correlate every estimator with it.
         reference: a model trained on the target task, needed by the adversarial
             (``"models"``) estimators; they run on ``n_per_class`` training images per
-            class, α with ``alpha_options`` (``eps``, ``steps``...).
+            class, α with ``attack`` and ``attack_options`` (``eps``, ``steps``...; see
+            :func:`~transferability.adversarial.alpha_attack`).
+        layer, layer_input: where the features come from (:mod:`transferability.features`).
         outputs_fn: ``(name, model, data) -> Outputs``, e.g. a zoo's cached extraction.
     """
-    from .adversarial import adversarial_scores  # registers the adversarial estimators
+    from .adversarial import adversarial_scores
+
+    seed = check_seed(seed)
+    n_per_class = check_int(n_per_class, "n_per_class")
+    if not isinstance(sources, Mapping) or not sources:
+        raise ValueError("sources: expected a non-empty mapping from name to model")
 
     if estimators is None:
         names = output_estimators() + (list_estimators("models") if reference is not None else [])
@@ -94,7 +104,10 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
     if adversarial and reference is None:
         raise ValueError(f"reference: the adversarial estimators {adversarial} need a reference "
                          "model trained on the target task")
-    outputs_fn = outputs_fn or (lambda name, model, data: extract(model, data.x, data.y))
+    def default_outputs(name, model, data):
+        return extract(model, data.x, data.y, layer=layer, layer_input=layer_input, name=name)
+
+    outputs_fn = outputs_fn or default_outputs
     truth = None if test is None else ("fewshot_acc" if shots else "probe_acc")
     rows = []
     for name, model in progress(sources.items(), total=len(sources), desc="rank",
@@ -112,11 +125,13 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
     if adversarial:
         probe_set = per_class(train, n_per_class, seed=seed)
         adv = adversarial_scores(reference, sources, probe_set.x, probe_set.y, names=adversarial,
-                                 alpha_options={"seed": seed, **(alpha_options or {})})
+                                 attack=attack,
+                                 attack_options={"seed": seed, **(attack_options or {})},
+                                 show_progress=show_progress)
         for row in rows:
             row.update(adv[row["source"]])
-    result = RankResult(rows, names, truth)
+    correlations = []
     if truth is not None and len(rows) >= 3:
-        result.correlations = [c.as_dict() for c in correlation_table(
+        correlations = [c.as_dict() for c in correlation_table(
             {n: [r[n] for r in rows] for n in names}, [r[truth] for r in rows], seed=seed)]
-    return result
+    return RankResult(rows, names, truth, correlations)

@@ -1,14 +1,20 @@
-"""Tables and result files shared by every command: text tables, CSV and JSON."""
+"""Tables and result files shared by every command: text tables, CSV, JSON and figures.
+
+Every file is written atomically (:func:`transferability._files.atomic_write`).
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["format_table", "write_csv", "write_json", "fmt"]
+from ._files import write_bytes
+
+__all__ = ["format_table", "write_csv", "write_json", "save_figure", "fmt"]
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -42,16 +48,14 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
 
 def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
     """Write rows of dicts as CSV (columns = union of keys, in first-seen order)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     columns: list[str] = []
     for r in rows:
         columns += [k for k in r if k not in columns]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_bytes(path, text.getvalue().encode())
 
 
 def _jsonable(obj):
@@ -72,7 +76,11 @@ def _jsonable(obj):
 
 def write_json(obj, path: str | Path) -> Path:
     """Write ``obj`` as indented JSON (NumPy/torch values converted, NaN → null)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(obj), indent=2) + "\n")
-    return path
+    return write_bytes(path, (json.dumps(_jsonable(obj), indent=2) + "\n").encode())
+
+
+def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:
+    """Save a Matplotlib figure as PNG."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return write_bytes(path, buffer.getvalue())

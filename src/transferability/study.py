@@ -4,7 +4,7 @@ For a zoo of source models, a target task and a reference model trained on it:
 
 - **knowledge transfer** (ground truth): few-shot and full-data linear-probe accuracy on
   the target, and the closed-form affine-fit loss of the source's outputs to the labels;
-- **predictors**: the C2 estimators (LEEP, NCE, H-score, LogME, TransRate) and the
+- **predictors**: the knowledge estimators (LEEP, NCE, H-score, LogME, TransRate) and the
   adversarial scores in the paper's direction, α^{T→S} (attacks crafted on the target
   reference, shown to the source): α1, α2, α12, α1·α2, gradient alignment, attribution
   affinity;
@@ -17,20 +17,27 @@ For a zoo of source models, a target task and a reference model trained on it:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from torch import nn
 
+from ._results import Result
 from .adversarial import MODEL_SCORES, affine_fit_loss
 from .data import ImageDataset, per_class
-from .features import Outputs, extract
+from .features import Outputs, extract, with_head
 from .ranking import format_correlations, rank_sources
 from .report import format_table
 from .stats import correlation_table
-from .transfer import probe_features, with_head
+from .transfer import probe_features
 from .transfer_matrix import TransferMatrix, transfer_matrix
+
+log = logging.getLogger("transferability")
+
+#: The transfer matrix's attack in the study: L∞ PGD, ε = 0.3, 10 steps.
+MATRIX_ATTACK_OPTIONS = {"eps": 0.3, "steps": 10}
 
 __all__ = ["StudyResult", "adv_knowledge_study", "reference_spec", "load_reference"]
 
@@ -53,24 +60,24 @@ def reference_spec(target, *, arch: str = "cnn", epochs: int = 3,
                         "data": data}]}
 
 
-def load_reference(reference: str, target, cache_dir=None, *, seed: int = 0,
-                   log=print) -> nn.Module:
+def load_reference(reference: str, target, cache_dir=None, *, seed: int = 0) -> nn.Module:
     """The CLI's ``--reference``: ``train`` (a cached cnn trained on ``target``'s split for
-    ``seed``), a checkpoint, or a ``SPEC:NAME`` item."""
-    from .zoo import build_zoo, load_models
+    ``seed``), or any model argument (:mod:`transferability.model_args`) naming one model."""
+    from .model_args import load_models
+    from .zoo import build_zoo
 
     if reference == "train":
-        (model,) = build_zoo(reference_spec(target, seed=seed), cache_dir, log=log).values()
+        (model,) = build_zoo(reference_spec(target, seed=seed), cache_dir).values()
         return model
-    models = load_models([reference], cache_dir, log=log)
+    models = load_models([reference], cache_dir)
     if len(models) != 1:
         raise ValueError(f"reference: expected one model, {reference!r} gives {len(models)}; "
                          "pick one with SPEC:NAME")
     return next(iter(models.values()))
 
 
-@dataclass
-class StudyResult:
+@dataclass(frozen=True)
+class StudyResult(Result):
     """Per-source rows, the predictors' agreement with the few-shot probe, the transfer
     matrix, and the reverse-direction rows and agreement."""
 
@@ -78,7 +85,7 @@ class StudyResult:
     predictors: list[str]
     truth: str
     correlations: list[dict]
-    matrix: TransferMatrix
+    transfer_matrix: TransferMatrix
     reverse: list[dict] = field(default_factory=list)
     reverse_correlations: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -101,56 +108,54 @@ class StudyResult:
                       format_correlations(self.reverse_correlations)]
         return "\n".join(parts)
 
-    def to_dict(self) -> dict:
-        return {"rows": self.rows, "predictors": self.predictors, "truth": self.truth,
-                "correlations": self.correlations, "transfer_matrix": self.matrix.to_dict(),
-                "reverse": self.reverse, "reverse_correlations": self.reverse_correlations,
-                "timings": self.timings}
 
-    @classmethod
-    def from_dict(cls, data: Mapping) -> StudyResult:
-        """Inverse of :meth:`to_dict` (e.g. from ``results.json``)."""
-        return cls(data["rows"], data["predictors"], data["truth"], data["correlations"],
-                   TransferMatrix.from_dict(data["transfer_matrix"]), data["reverse"],
-                   data["reverse_correlations"], data.get("timings", {}))
-
-
-def adv_knowledge_study(sources: Mapping[str, nn.Module], reference: nn.Module,
+def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
                         train: ImageDataset, test: ImageDataset, *, n_per_class: int = 20,
-                        eps: float = 0.1, steps: int = 20, matrix_eps: float = 0.3,
-                        matrix_steps: int = 10, shots: int = 10, repeats: int = 5,
-                        seed: int = 0, outputs_fn: Callable[..., Outputs] | None = None,
-                        log=print) -> StudyResult:
+                        attack: str = "pgd", attack_options: dict | None = None,
+                        matrix_attack: str = "pgd", matrix_attack_options: dict | None = None,
+                        shots: int = 10, repeats: int = 5, seed: int = 0,
+                        layer: str | None = None, layer_input: bool = False,
+                        outputs_fn: Callable[..., Outputs] | None = None,
+                        show_progress: bool | None = None) -> StudyResult:
     """Run the study (see the module docstring) and return its tables.
 
     Args:
-        sources: source models by name; their outputs are their own (source) logits.
         reference: a model trained on the target task (the paper's f_T).
+        sources: source models by name; their outputs are their own (source) logits.
         train, test: the target task; α uses ``n_per_class`` training images per class,
             the transfer matrix as many test images per class.
-        eps, steps: the α attack (L∞ PGD on predicted labels, random start, step 0.2·ε).
-        matrix_eps, matrix_steps: the PGD of the transfer matrix.
+        attack, attack_options: the α attack, over the authors' defaults (L∞ PGD on
+            predicted labels, ε = 0.1, 50 steps of 0.2·ε, random start).
+        matrix_attack, matrix_attack_options: the transfer matrix's attack, over
+            :data:`MATRIX_ATTACK_OPTIONS` (L∞ PGD, ε = 0.3, 10 steps).
+        layer, layer_input: where the features come from (:mod:`transferability.features`).
         outputs_fn: ``(name, model, data) -> Outputs``, e.g. a zoo's cached extraction.
     """
     if not shots or int(shots) < 1:
         raise ValueError(f"shots: the study's ground truth is a few-shot probe; expected a "
                          f"positive number of samples per class, got {shots!r}")
     timings: dict[str, float] = {}
-    outputs_fn = outputs_fn or (lambda name, model, data: extract(model, data.x, data.y))
+    def default_outputs(name, model, data):
+        return extract(model, data.x, data.y, layer=layer, layer_input=layer_input, name=name)
+
+    outputs_fn = outputs_fn or default_outputs
+    matrix_options = {**MATRIX_ATTACK_OPTIONS, "seed": seed, **(matrix_attack_options or {})}
 
     t = time.perf_counter()
-    log(f"  estimators, α^(target→source) on {n_per_class} {train.name} images per class "
-        f"(PGD-{steps} L∞ ε={eps}), probes")
+    log.info("  estimators, α^(target→source) on %d %s images per class (%s %s), probes",
+             n_per_class, train.name, attack, attack_options or "authors' defaults")
     ranking = rank_sources(sources, train, test=test, shots=shots, repeats=repeats, seed=seed,
-                           reference=reference, n_per_class=n_per_class,
-                           alpha_options={"eps": eps, "steps": steps}, outputs_fn=outputs_fn)
+                           reference=reference, n_per_class=n_per_class, attack=attack,
+                           attack_options=attack_options, outputs_fn=outputs_fn,
+                           show_progress=show_progress)
     rows, transferred = [], {}
     for row in ranking.rows:
         name = row["source"]
         out_tr = outputs_fn(name, sources[name], train)
         out_te = outputs_fn(name, sources[name], test)
         full = probe_features(out_tr.features, train.y, out_te.features, test.y, seed=seed)
-        transferred[name] = with_head(sources[name], full.head).eval()
+        transferred[name] = with_head(sources[name], full.head, layer=layer,
+                                      layer_input=layer_input).eval()
         rows.append({"source": name, "probe_acc": full.accuracy,
                      "fewshot_acc": row["fewshot_acc"], "fewshot_std": row["fewshot_acc_std"],
                      "affine_loss": affine_fit_loss(out_tr.logits, train.y,
@@ -166,14 +171,14 @@ def adv_knowledge_study(sources: Mapping[str, nn.Module], reference: nn.Module,
 
     t = time.perf_counter()
     probe_set = per_class(test, n_per_class, seed=seed)
-    log(f"  transfer matrix: PGD-{matrix_steps} L∞ ε={matrix_eps}, reference and transferred "
-        "models")
+    log.info("  transfer matrix: %s %s, reference and transferred models", matrix_attack,
+             matrix_options)
     models = {"reference": reference, **transferred}
-    matrix = transfer_matrix(models, models, probe_set.x, probe_set.y, attack="pgd",
-                             eps=matrix_eps, steps=matrix_steps, seed=seed)
+    matrix = transfer_matrix(models, models, probe_set.x, probe_set.y, attack=matrix_attack,
+                             attack_options=matrix_options, show_progress=show_progress)
     timings["matrix"] = time.perf_counter() - t
 
-    ref_logits = extract(reference, probe_set.x).logits
+    ref_logits = extract(reference, probe_set.x, name="reference").logits
     rates = matrix.rates("both_correct")
     i_ref = matrix.surrogates.index("reference")
     reverse = []

@@ -3,33 +3,33 @@
 The linear probe follows Liang et al. (2021): freeze the source model, retrain a linear
 head on its penultimate features with SGD and a cosine schedule, report target test
 accuracy. Few-shot probes (``shots`` per class, averaged over ``repeats`` draws) are the
-discriminative ground truth on easy targets (DESIGN.md, "what makes the study
-discriminative"); all repeats train at once as one batched problem.
+discriminative ground truth on easy targets, where every source's full-data probe is
+nearly perfect (docs/architecture.md); all repeats train at once as one batched problem.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import as_float64, as_labels, check_int, check_positive
+from ._results import Result
+from ._validation import as_float64, as_labels, check_int, check_positive, check_seed
 from .data.dataset import as_tensors
 from .features import extract
 from .models.classifier import Classifier, check_classifier, replace_head
 from .training import evaluate, fit
 
-__all__ = ["ProbeResult", "FineTuneResult", "probe_features", "linear_probe", "fine_tune",
-           "with_head"]
+__all__ = ["ProbeResult", "FineTuneResult", "probe_features", "linear_probe", "fine_tune"]
 
 
-@dataclass
-class ProbeResult:
+@dataclass(frozen=True)
+class ProbeResult(Result):
     """Target test accuracy/loss of a retrained linear head (mean over ``repeats``)."""
 
     accuracy: float
@@ -38,10 +38,8 @@ class ProbeResult:
     accuracies: list[float] = field(default_factory=list)
     shots: int | None = None
     repeats: int = 1
-    head: nn.Linear | None = field(default=None, repr=False)  # first repeat, on raw features
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "head"}
+    # the first repeat's head, on raw features; not serialised
+    head: nn.Linear | None = field(default=None, repr=False, metadata={"serialize": False})
 
 
 def _few_shot_indices(y: np.ndarray, shots: int, repeats: int, seed: int) -> np.ndarray:
@@ -74,7 +72,8 @@ def probe_features(train_features, train_labels, test_features, test_labels, *,
     problem.
     """
     check_positive(lr, "lr")
-    repeats = check_int(repeats, "repeats")
+    seed = check_seed(seed)
+    repeats = check_int(repeats, "repeats", maximum=10_000)
     batch_size = check_int(batch_size, "batch_size")
     ytr = as_labels(train_labels, "train_labels")
     yte = as_labels(test_labels, "test_labels", contiguous=False)
@@ -132,37 +131,32 @@ def probe_features(train_features, train_labels, test_features, test_labels, *,
                        shots, R, head)
 
 
-def with_head(model: Classifier, head: nn.Linear) -> Classifier:
-    """A copy of ``model`` whose head is ``head`` (e.g. a probe's): the transferred model."""
-    check_classifier(model)
-    if head.in_features != model.feature_dim:
-        raise ValueError(f"head: expects {head.in_features} features, "
-                         f"model has {model.feature_dim}")
-    new = copy.deepcopy(model)
-    new.head = copy.deepcopy(head).to(model.head.weight.device)
-    return new
-
-
 def linear_probe(model: nn.Module, train, test, *, batch_size: int = 128,
                  epochs: int | None = None, lr: float = 0.1, shots: int | None = None,
-                 repeats: int = 1, seed: int = 0) -> ProbeResult:
+                 repeats: int = 1, seed: int = 0, layer: str | None = None,
+                 layer_input: bool = False) -> ProbeResult:
     """Freeze ``model``, retrain a linear head on its penultimate features, test on ``test``.
 
     ``train``/``test`` are ``ImageDataset``s, ``(x, y)`` pairs or torch Datasets. See
-    :func:`probe_features` for ``shots``/``repeats``.
+    :func:`probe_features` for ``shots``/``repeats`` and
+    :mod:`transferability.features` for ``layer``/``layer_input``.
     """
     xtr, ytr = as_tensors(train, "train")
     xte, yte = as_tensors(test, "test")
-    ftr, fte = extract(model, xtr).features, extract(model, xte).features
+    ftr = extract(model, xtr, layer=layer, layer_input=layer_input).features
+    fte = extract(model, xte, layer=layer, layer_input=layer_input).features
     return probe_features(ftr, ytr, fte, yte, epochs=epochs, lr=lr, batch_size=batch_size,
                           shots=shots, repeats=repeats, seed=seed)
 
 
-@dataclass
-class FineTuneResult:
+@dataclass(frozen=True)
+class FineTuneResult(Result):
+    """Target test accuracy/loss of a fine-tuned copy of the source (``model``, not
+    serialised)."""
+
     accuracy: float
     loss: float
-    model: nn.Module
+    model: nn.Module | None = field(default=None, repr=False, metadata={"serialize": False})
 
 
 def fine_tune(model: Classifier, train, test, *, epochs: int = 5, lr: float = 0.01,

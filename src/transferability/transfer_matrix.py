@@ -10,7 +10,10 @@ victim. Success is counted under two protocols, always with the counts behind th
   errors into the transfer rate).
 
 Names identify models: a name that is both a surrogate and a victim is the same model and
-its cell is white-box success. Every surrogate's white-box success is kept either way.
+its cell is white-box success. Every surrogate's white-box success is kept either way, and
+a surrogate whose white-box success is below 0.9 is flagged as *weak* in the table, the
+records and the heatmap: its transfer numbers understate (the attack fails on the very model
+it was made on, e.g. from masked gradients; try ``loss="margin"`` or more steps).
 """
 
 from __future__ import annotations
@@ -24,17 +27,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._results import Result
 from ._validation import check_choice, check_images, check_int, check_labels_tensor
 from .attacks import attack_factory
 from .features import predict
-from .report import write_csv
+from .report import save_figure, write_csv, write_json
 from .utils import batches
 from .utils import progress as _progress
 
 __all__ = ["PROTOCOLS", "TransferMatrix", "transfer_matrix"]
 
 PROTOCOLS = ("both_correct", "all")
-_FORMAT = "transferability-transfer-matrix-v1"
+#: A surrogate whose white-box success (among its clean-correct samples) is below this is weak.
+WEAK_WHITE_BOX = 0.9
 
 
 def _rate(fooled: np.ndarray, total: np.ndarray) -> np.ndarray:
@@ -42,8 +47,8 @@ def _rate(fooled: np.ndarray, total: np.ndarray) -> np.ndarray:
         return np.where(total > 0, fooled / np.maximum(total, 1), np.nan)
 
 
-@dataclass
-class TransferMatrix:
+@dataclass(frozen=True, eq=False)
+class TransferMatrix(Result):
     """Transfer success per (surrogate, victim) pair under both protocols, with counts.
 
     Attributes:
@@ -74,9 +79,10 @@ class TransferMatrix:
         shape = (len(self.surrogates), len(self.victims))
         for name in ("fooled", "both_correct", "fooled_both_correct"):
             arr = np.asarray(getattr(self, name), dtype=np.int64).reshape(shape)
-            setattr(self, name, arr)
+            object.__setattr__(self, name, arr)
         for name in ("white_box_fooled", "white_box_fooled_correct"):
-            setattr(self, name, np.asarray(getattr(self, name), dtype=np.int64).reshape(-1))
+            arr = np.asarray(getattr(self, name), dtype=np.int64).reshape(-1)
+            object.__setattr__(self, name, arr)
 
     # ---- numbers -------------------------------------------------------------------------
     def counts(self, protocol: str = "both_correct") -> tuple[np.ndarray, np.ndarray]:
@@ -102,6 +108,18 @@ class TransferMatrix:
         """Each surrogate's success against itself (the ceiling for transfer)."""
         return _rate(*self.white_box_counts(protocol))
 
+    def weak_surrogates(self, threshold: float = WEAK_WHITE_BOX) -> list[str]:
+        """Surrogates whose white-box success among their clean-correct samples is below
+        ``threshold``: their transfer rates understate what the attack could do."""
+        rates = self.white_box_rates("both_correct")
+        return [s for s, r in zip(self.surrogates, rates, strict=True)
+                if not np.isnan(r) and r < threshold]
+
+    def _weak_note(self) -> str:
+        weak = self.weak_surrogates()
+        return (f"weak surrogates (white-box success < {WEAK_WHITE_BOX}; their transfer rates "
+                f"understate): {', '.join(weak)}" if weak else "")
+
     # ---- tables --------------------------------------------------------------------------
     def to_records(self) -> list[dict]:
         """One row per pair with counts and rates under both protocols.
@@ -109,8 +127,11 @@ class TransferMatrix:
         White-box rows (``white_box=True``) come first in the grid where a surrogate is
         also a victim, and are appended for surrogates that are not victims.
         """
+        weak = set(self.weak_surrogates())
+
         def row(s: str, v: str, fooled: int, both: int, fooled_both: int) -> dict:
-            return {"surrogate": s, "victim": v, "white_box": s == v, "n": self.n,
+            return {"surrogate": s, "victim": v, "white_box": s == v,
+                    "weak_surrogate": s in weak, "n": self.n,
                     "fooled": fooled, "rate_all": fooled / self.n if self.n else float("nan"),
                     "both_correct": both, "fooled_both_correct": fooled_both,
                     "rate_both_correct": fooled_both / both if both else float("nan")}
@@ -137,34 +158,15 @@ class TransferMatrix:
 
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """A JSON-serialisable dict holding every count (rates are derived)."""
-        return {"format": _FORMAT, "surrogates": list(self.surrogates),
-                "victims": list(self.victims), "n": int(self.n),
-                "fooled": self.fooled.tolist(), "both_correct": self.both_correct.tolist(),
-                "fooled_both_correct": self.fooled_both_correct.tolist(),
-                "clean_correct": {k: int(v) for k, v in self.clean_correct.items()},
-                "white_box_fooled": self.white_box_fooled.tolist(),
-                "white_box_fooled_correct": self.white_box_fooled_correct.tolist(),
-                "attack": self.attack, "meta": self.meta,
+        """Every count (see :class:`~transferability._results.Result`), plus the derived
+        rates and weak surrogates for readers of the JSON."""
+        return {**super().to_dict(), "weak_surrogates": self.weak_surrogates(),
                 "rates": {p: np.where(np.isnan(r := self.rates(p)), None, r).tolist()
                           for p in PROTOCOLS}}
 
-    @classmethod
-    def from_dict(cls, data: Mapping) -> TransferMatrix:
-        """Inverse of :meth:`to_dict`."""
-        if data.get("format") != _FORMAT:
-            raise ValueError(f"data: not a transfer matrix (no '{_FORMAT}' header)")
-        fields = ("surrogates", "victims", "n", "fooled", "both_correct",
-                  "fooled_both_correct", "clean_correct", "white_box_fooled",
-                  "white_box_fooled_correct", "attack", "meta")
-        return cls(**{k: data[k] for k in fields})
-
     def to_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as JSON; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2))
-        return path
+        return write_json(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, path: str | Path) -> TransferMatrix:
@@ -193,12 +195,12 @@ class TransferMatrix:
         ax.set_yticks(range(s), self.surrogates)
         ax.set_xlabel("victim")
         ax.set_ylabel("surrogate")
-        ax.set_title(f"transfer success ({protocol.replace('_', ' ')})", fontsize=10)
+        weak = self.weak_surrogates()
+        ax.set_title(f"transfer success ({protocol.replace('_', ' ')})"
+                     + (f"\nweak surrogates (white-box < {WEAK_WHITE_BOX}): {', '.join(weak)}"
+                        if weak else ""), fontsize=10, **({"color": "darkred"} if weak else {}))
         fig.colorbar(image, ax=ax, label="success rate")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-        return path
+        return save_figure(fig, path, dpi=120)
 
     def format(self, protocol: str = "both_correct") -> str:
         """A plain-text table of ``rate (fooled/denominator)``, white-box in the last column."""
@@ -208,8 +210,10 @@ class TransferMatrix:
         def cell(f: int, t: int) -> str:
             return f"{f / t:.3f} ({f}/{t})" if t else f"  n/a ({f}/{t})"
 
+        weak = set(self.weak_surrogates())
         header = ["surrogate \\ victim", *self.victims, "| white-box"]
-        rows = [[s, *(cell(fooled[i, j], total[i, j]) for j in range(len(self.victims))),
+        rows = [[s + (" (weak)" if s in weak else ""),
+                 *(cell(fooled[i, j], total[i, j]) for j in range(len(self.victims))),
                  "| " + cell(wb_fooled[i], wb_total[i])]
                 for i, s in enumerate(self.surrogates)]
         widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
@@ -217,7 +221,7 @@ class TransferMatrix:
                  for r in [header, *rows]]
         title = (f"transfer success, protocol {protocol!r} (rate (fooled/denominator)), "
                  f"n={self.n}")
-        return "\n".join([title, *lines])
+        return "\n".join([title, *lines, *([self._weak_note()] if weak else [])])
 
     def __str__(self) -> str:
         clean = ", ".join(f"{k} {v}/{self.n}" for k, v in self.clean_correct.items())
@@ -248,20 +252,21 @@ def _predicted_labels(model: nn.Module, x: torch.Tensor, name: str, y_max: int,
 def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
                     x: torch.Tensor, y: torch.Tensor,
                     attack: str | Callable[[nn.Module], Callable] = "pgd", *,
-                    batch_size: int = 128, show_progress: bool | None = None,
-                    **attack_kw) -> TransferMatrix:
+                    attack_options: dict | None = None, batch_size: int = 128,
+                    show_progress: bool | None = None) -> TransferMatrix:
     """Craft untargeted adversarial examples on each surrogate and test them on every victim.
 
     Args:
         surrogates, victims: mappings from name to model (logits out, inputs in [0, 1]).
         x, y: images N×C×H×W in [0, 1] and their true labels.
         attack: a registry name (``"pgd"``, ``"mifgsm"``, ...; see
-            :func:`~transferability.attacks.list_attacks`) built with ``**attack_kw`` for each
-            surrogate, or a factory ``(model) -> attack`` whose result is called as
+            :func:`~transferability.attacks.list_attacks`) built with ``attack_options`` for
+            each surrogate, or a factory ``(model) -> attack`` whose result is called as
             ``attack(x, y)`` (a torchattacks attack works too).
+        attack_options: options of the named attack, e.g. ``{"eps": 0.1, "steps": 10,
+            "seed": 0}`` (the default step count is the attack's own, 10 for PGD).
         batch_size: samples per attack call.
         show_progress: a progress bar; ``None`` shows it when stderr is a terminal.
-        **attack_kw: options of the named attack, e.g. ``eps=0.1, steps=20, seed=0``.
 
     Each surrogate's adversarial examples are computed once per batch and reused for every
     victim (and for its own white-box success); they are not kept in memory.
@@ -277,7 +282,9 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
         if surrogates[name] is not victims[name]:
             raise ValueError(f"victims: name {name!r} refers to a different model than in "
                              "surrogates; names identify models")
-    make_attack = attack_factory(attack, **attack_kw)
+    if attack_options is not None and not isinstance(attack_options, Mapping):
+        raise ValueError(f"attack_options: expected a dict, got {type(attack_options).__name__}")
+    make_attack = attack_factory(attack, **(attack_options or {}))
     y_max = int(y.max())
     models = {**surrogates, **victims}
     clean = {name: _predicted_labels(m, x, name, y_max, batch_size) == y

@@ -9,6 +9,8 @@ and an interrupted build resumes where it stopped.
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,20 +18,23 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
+from ._files import atomic_write, check_writable_dir, inside, parse_yaml, quarantine, read_yaml
+from ._validation import check_name
 from .data.spec import dataset_from_spec
 from .features import Outputs, extract
-from .models import create_model, list_models, load_checkpoint, save_checkpoint
-from .training import evaluate, fit
+from .models import CheckpointError, create_model, list_models, load_checkpoint, save_checkpoint
+from .training import check_fit_options, evaluate, fit
 from .utils import cache_dir as default_cache_dir
 from .utils import content_key, seed_everything
 
-__all__ = ["ZooEntry", "Zoo", "load_spec", "build_zoo", "load_models"]
+__all__ = ["ZooEntry", "Zoo", "load_spec", "build_zoo"]
+
+log = logging.getLogger("transferability")
 
 _CACHE_VERSION = 1
-_TRAIN_KEYS = {"epochs", "lr", "momentum", "weight_decay", "batch_size", "schedule", "seed"}
+_ENTRY_KEYS = {"name", "arch", "data", "train", "arch_kwargs"}
 
 
 @dataclass(frozen=True)
@@ -47,40 +52,58 @@ class ZooEntry:
                             "train": dict(self.train), "arch_kwargs": dict(self.arch_kwargs)})
 
 
+def _entry(m, i: int, defaults: dict) -> ZooEntry:
+    """One checked ``models:`` item: a safe name, a known arch that builds with its options,
+    valid training options."""
+    where = f"spec: models[{i}]"
+    if not isinstance(m, Mapping) or not {"name", "arch", "data"} <= set(m):
+        raise ValueError(f"{where} needs `name`, `arch` and `data`")
+    unknown = sorted(set(m) - _ENTRY_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_ENTRY_KEYS)}")
+    name = check_name(m["name"], f"{where}.name")
+    if m["arch"] not in list_models():
+        raise ValueError(f"{where} has unknown arch {m['arch']!r}; "
+                         f"available: {', '.join(list_models())}")
+    kwargs = m.get("arch_kwargs") or {}
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise ValueError(f"{where}.arch_kwargs: expected a mapping of options")
+    try:
+        with torch.device("meta"):  # checks the options without allocating any weights
+            create_model(m["arch"], **kwargs)
+    except ValueError as exc:
+        raise ValueError(f"{where}.{exc}") from None
+    if not isinstance(m["data"], str | Mapping):
+        raise ValueError(f"{where}.data: expected a dataset name or a mapping")
+    train = {**defaults, **check_fit_options(m.get("train") or {}, f"{where}.train.")}
+    return ZooEntry(name, m["arch"], m["data"], train, dict(kwargs))
+
+
 def load_spec(spec: str | Path | Mapping) -> list[ZooEntry]:
-    """Parse a zoo spec (a YAML path, ``"demo"`` for the bundled one, or a dict)."""
-    if isinstance(spec, (str, Path)):
+    """Parse and check a zoo spec (a YAML path, ``"demo"`` for the bundled one, or a dict).
+
+    Every entry is checked (names, architectures and their options, training options)
+    before anything is trained.
+    """
+    if isinstance(spec, str | Path):
         if str(spec) == "demo":
             text = resources.files("transferability.configs").joinpath("demo.yaml").read_text()
+            spec = parse_yaml(text)
         else:
-            path = Path(spec)
-            if not path.is_file():
-                raise ValueError(f"spec: no such file {path}")
-            text = path.read_text()
-        try:
-            spec = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"spec: invalid YAML: {exc}") from None
+            spec = read_yaml(spec, "spec")
     if not isinstance(spec, Mapping) or not isinstance(spec.get("models"), list):
         raise ValueError("spec: expected a mapping with a `models:` list")
-    defaults = dict(spec.get("train", {}))
+    unknown = sorted(set(spec) - {"train", "models"})
+    if unknown:
+        raise ValueError(f"spec: unknown top-level key(s) {unknown}; allowed: models, train")
+    defaults = check_fit_options(spec.get("train") or {}, "spec: train.")
     entries, seen = [], set()
     for i, m in enumerate(spec["models"]):
-        if not isinstance(m, Mapping) or not {"name", "arch", "data"} <= set(m):
-            raise ValueError(f"spec: models[{i}] needs `name`, `arch` and `data`")
-        if m["arch"] not in list_models():
-            raise ValueError(f"spec: models[{i}] has unknown arch {m['arch']!r}; "
-                             f"available: {', '.join(list_models())}")
-        if m["name"] in seen:
-            raise ValueError(f"spec: duplicate model name {m['name']!r}")
-        seen.add(m["name"])
-        train = {**defaults, **dict(m.get("train", {}))}
-        bad = set(train) - _TRAIN_KEYS
-        if bad:
-            raise ValueError(f"spec: unknown train option(s) {sorted(bad)} in models[{i}]; "
-                             f"allowed: {sorted(_TRAIN_KEYS)}")
-        entries.append(ZooEntry(str(m["name"]), m["arch"], m["data"], train,
-                                dict(m.get("arch_kwargs", {}))))
+        entry = _entry(m, i, defaults)
+        if entry.name in seen:
+            raise ValueError(f"spec: duplicate model name {entry.name!r}")
+        seen.add(entry.name)
+        entries.append(entry)
     return entries
 
 
@@ -106,26 +129,36 @@ class Zoo(Mapping):
     def __len__(self) -> int:
         return len(self._models)
 
+    def _file(self, folder: str, stem: str) -> Path:
+        """``cache_dir/folder/stem.pt``, checked to lie inside the cache folder."""
+        return inside(self.cache_dir, self.cache_dir / folder / f"{stem}.pt")
+
     def path(self, name: str) -> Path:
         e = self.entries[name]
-        return self.cache_dir / "models" / f"{e.name}-{e.key}.pt"
+        return self._file("models", f"{e.name}-{e.key}")
 
     def outputs(self, name: str, data, data_key: str) -> Outputs:
-        """Features/logits of model ``name`` on ``data``, cached on disk under ``data_key``."""
-        path = self.cache_dir / "features" / f"{name}-{self.entries[name].key}-{data_key}.pt"
+        """Features/logits of model ``name`` on ``data``, cached on disk under ``data_key``.
+
+        A cached file that cannot be read is moved aside with a warning and recomputed.
+        """
+        slug = re.sub(r"[^A-Za-z0-9_.-]", "-", data_key)[:80].lstrip(".")
+        path = self._file("features", f"{name}-{self.entries[name].key}-{slug}")
         if path.is_file():
-            return Outputs(**torch.load(path, map_location="cpu", weights_only=True))
+            try:
+                return Outputs(**torch.load(path, map_location="cpu", weights_only=True))
+            except Exception as exc:  # truncated, corrupt or foreign: recompute it
+                quarantine(path, type(exc).__name__)
         out = extract(self._models[name], data.x, data.y)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(out.to_dict(), path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)
+        atomic_write(path, lambda f: torch.save(out.to_dict(), f))
         return out
 
 
 def _train_entry(entry: ZooEntry, show_progress: bool | None) -> tuple[nn.Module, dict]:
-    train = dataset_from_spec(entry.data, "train", seed=entry.train.get("seed", 0))
-    test = dataset_from_spec(entry.data, "test", seed=entry.train.get("seed", 0))
-    seed_everything(entry.train.get("seed", 0))  # the initial weights depend on the seed too
+    seed = entry.train.get("seed", 0)
+    train = dataset_from_spec(entry.data, "train", seed=seed)
+    test = dataset_from_spec(entry.data, "test", seed=seed)
+    seed_everything(seed)  # the initial weights depend on the seed too
     model = create_model(entry.arch, num_classes=train.num_classes,
                          in_channels=train.shape[0], **entry.arch_kwargs)
     start = time.perf_counter()
@@ -138,13 +171,25 @@ def _train_entry(entry: ZooEntry, show_progress: bool | None) -> tuple[nn.Module
     return model.eval(), meta
 
 
+def _load_cached(path: Path) -> nn.Module | None:
+    """The cached checkpoint, or ``None`` (a corrupt one is moved aside with a warning)."""
+    if not path.is_file():
+        return None
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as exc:
+        quarantine(path, str(exc).removeprefix(f"{path}: "))
+        return None
+
+
 def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *,
-              only: list[str] | None = None, show_progress: bool | None = None,
-              log=print) -> Zoo:
+              only: list[str] | None = None, show_progress: bool | None = None) -> Zoo:
     """Train (or load from cache) every model of ``spec`` (or the ``only`` named ones).
 
-    Each model is saved as soon as it is trained, so an interrupted build loses at most
-    the model in progress.
+    The whole spec is checked before anything is trained. Each model is saved as soon as
+    it is trained (atomically), so an interrupted build loses at most the model in
+    progress; a corrupt cached model is moved aside and retrained. Progress is logged to
+    the ``transferability`` logger.
     """
     entries = load_spec(spec)
     if only is not None:
@@ -158,39 +203,17 @@ def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *
     zoo = Zoo(entries, models, cache_dir, trained, cached)
     for entry in entries:
         path = zoo.path(entry.name)
-        if path.is_file():
-            models[entry.name] = load_checkpoint(path)
+        model = _load_cached(path)
+        if model is not None:
+            models[entry.name] = model
             cached.append(entry.name)
             continue
+        check_writable_dir(path.parent, "cache_dir")
         model, meta = _train_entry(entry, show_progress)
         save_checkpoint(model, path, arch=entry.arch, **meta)
         model.meta = {**meta, "arch": entry.arch, "num_classes": model.num_classes}
         models[entry.name] = model
         trained.append(entry.name)
-        if log:
-            log(f"trained {entry.name:<12} test acc {meta['metrics']['test_acc']:.3f} "
-                f"({meta['metrics']['train_seconds']:.1f}s) -> {path}")
+        log.info("trained %-12s test acc %.3f (%.1fs) -> %s", entry.name,
+                 meta["metrics"]["test_acc"], meta["metrics"]["train_seconds"], path)
     return zoo
-
-
-def load_models(sources: list[str], cache_dir: str | Path | None = None, *,
-                log=print) -> dict[str, nn.Module]:
-    """Resolve CLI model arguments into named models.
-
-    Each item is a checkpoint file, a zoo spec (a YAML path or ``demo``: all its models,
-    built or loaded from cache), or ``SPEC:NAME`` for one model of a spec
-    (``demo:cnn-k5``).
-    """
-    models: dict[str, nn.Module] = {}
-    for s in sources:
-        spec, sep, name = s.rpartition(":")
-        if not sep or Path(s).is_file():
-            spec, name = s, None
-        if spec == "demo" or spec.endswith((".yaml", ".yml")):
-            models.update(build_zoo(spec, cache_dir, only=[name] if name else None, log=log))
-        else:
-            model = load_checkpoint(s)
-            models[model.meta.get("name") or Path(s).stem] = model
-    if not models:
-        raise ValueError("sources: no models given")
-    return models

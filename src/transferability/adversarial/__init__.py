@@ -1,4 +1,4 @@
-"""Adversarial transferability and its link to knowledge transferability (DESIGN.md, C4).
+"""Adversarial transferability and its link to knowledge transferability (Liang et al. 2021).
 
 - :func:`alpha`, :func:`alpha_both_ways`: α1, α2, α12 of Liang et al. (ICML 2021);
 - :func:`gradient_alignment`: input-gradient cosine of two models (Adam et al. 2019);
@@ -6,13 +6,14 @@
 - :func:`affine_fit_loss`, :func:`fit_affine`: the closed-form affine-fit knowledge metric;
 - :func:`theory_check`: the authors' synthetic experiment with exact Jacobians.
 
-Importing this package registers α1, α2, α12, α1·α2, gradient alignment and attribution
-affinity as estimators of kind ``"models"`` (see :mod:`.scores`).
+This package registers α1, α2, α12, α1·α2, gradient alignment and attribution affinity as
+estimators of kind ``"models"`` (see :mod:`.scores`); importing ``transferability`` does it.
 """
 
 from .affine import AffineMap, affine_fit_loss, as_targets, fit_affine
 from .alignment import AlignmentResult, gradient_alignment, loss_gradients
 from .alpha import (
+    ALPHA_ATTACK_OPTIONS,
     AlphaResult,
     AttackFactory,
     alpha,
@@ -34,7 +35,7 @@ from .theory import (
 
 __all__ = [
     "AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_to_many", "alpha_attack",
-    "alpha_statistics",
+    "ALPHA_ATTACK_OPTIONS", "alpha_statistics",
     "AlignmentResult", "gradient_alignment", "loss_gradients",
     "METHODS", "AffinityResult", "attribution_affinity", "attribution_maps",
     "AffineMap", "affine_fit_loss", "fit_affine", "as_targets",

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._results import Result
 from .._validation import as_float64, as_labels, check_positive, check_same_length
 
 __all__ = ["AffineMap", "fit_affine", "affine_fit_loss", "as_targets"]
 
 
 @dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields
-class AffineMap:
+class AffineMap(Result):
     """``s ↦ s W + b``: ``weight`` D × K, ``bias`` K."""
 
     weight: np.ndarray

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._results import Result
 from .._validation import check_images, check_int, check_labels_tensor, check_same_device
 from ._gradients import _TINY, cosine, input_gradients
 
@@ -23,7 +24,7 @@ __all__ = ["AlignmentResult", "gradient_alignment", "loss_gradients"]
 
 
 @dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields
-class AlignmentResult:
+class AlignmentResult(Result):
     """Mean and per-sample gradient cosine, and per-sample and mean ‖∇ₓℓ_A‖/‖∇ₓℓ_B‖."""
 
     mean: float

@@ -18,7 +18,6 @@ In the paper, knowledge transfer from a source S to a target T is indicated by �
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._results import Result
 from .._validation import (
     check_images,
     check_int,
@@ -33,8 +33,8 @@ from .._validation import (
     check_positive,
     check_same_device,
 )
-from ..attacks import PGD, attack_factory
-from ..features import predict
+from ..attacks import attack_factory
+from ..features import check_finite_outputs, predict
 from ..utils import batches, evaluating, frozen
 
 __all__ = ["AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_to_many",
@@ -48,7 +48,7 @@ _TINY = 1e-12  # guards divisions by a zero change of the outputs
 
 
 @dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields
-class AlphaResult:
+class AlphaResult(Result):
     """α1, α2 and α12 of one direction ``from_model → to_model``.
 
     ``alpha2`` and ``alpha12`` are the squared Frobenius norms (the authors' form) when
@@ -80,8 +80,8 @@ class AlphaResult:
         """The product α1·α2 (α2 in the chosen form), the paper's combined score."""
         return self.alpha1 * self.alpha2
 
-    def to_dict(self) -> dict:
-        """The scalar results, for tables and JSON."""
+    def scalars(self) -> dict:
+        """The scalar results, for tables."""
         return {"alpha1": self.alpha1, "alpha2": self.alpha2, "alpha12": self.alpha12,
                 "alpha1_alpha2": self.alpha1_alpha2, "alpha2_squared": self.alpha2_squared,
                 "alpha2_unsquared": self.alpha2_unsquared,
@@ -90,21 +90,36 @@ class AlphaResult:
                 "n_used": self.n_used}
 
 
-def alpha_attack(eps: float = 0.1, steps: int = 50, step_size: float | None = None, *,
-                 random_start: bool = True, norm: str = "linf", seed: int | None = 0
-                 ) -> AttackFactory:
-    """The authors' attack as a factory: PGD on the model's own predicted label.
+#: The authors' attack (Liang et al. 2021): L∞ PGD on the model's own predicted label, random
+#: start, ε = 0.1, 50 steps of 0.2·ε. The step (``alpha``) defaults to 0.2·ε for any ε.
+ALPHA_ATTACK_OPTIONS = {"eps": 0.1, "steps": 50, "random_start": True, "norm": "linf",
+                        "use_predictions": True, "seed": 0}
 
-    Liang et al. (2021) run L∞ PGD with a random start, 50 steps of "0.2ε-equivalents", at
-    ε = 0.1. We read that as a step size of ``0.2·ε`` per iteration (each step moves every
-    pixel by at most 0.2ε, so 5 steps cross the ball and 50 steps cross it 10 times); pass
-    ``step_size`` to change it. Each call of the attack draws its random start from ``seed``.
+
+def alpha_attack(attack: str | AttackFactory = "pgd", attack_options: dict | None = None
+                 ) -> AttackFactory:
+    """The attack of α as a factory ``(model) -> attack``.
+
+    A registered name is built with ``attack_options`` over :data:`ALPHA_ATTACK_OPTIONS`
+    (Liang et al. run PGD with a random start, 50 steps of "0.2ε-equivalents", at ε = 0.1;
+    we read that as a step of ``0.2·ε``: 5 steps cross the ball, 50 cross it 10 times). A
+    factory is used as given (then ``attack_options`` must be empty).
     """
-    eps = check_positive(eps, "eps")
-    step_size = 0.2 * eps if step_size is None else check_positive(step_size, "step_size")
-    return functools.partial(PGD, eps=eps, alpha=step_size, steps=check_int(steps, "steps"),
-                             random_start=random_start, norm=norm, use_predictions=True,
-                             seed=seed)
+    if not isinstance(attack, str):
+        if attack_options:
+            raise ValueError("attack_options: only go with an attack name; put them inside "
+                             "the factory")
+        return attack_factory(attack)
+    if attack_options is not None and not isinstance(attack_options, Mapping):
+        raise ValueError(f"attack_options: expected a dict, got {type(attack_options).__name__}")
+    options = {**ALPHA_ATTACK_OPTIONS, **(attack_options or {})}
+    eps = check_positive(options["eps"], "attack_options['eps']")
+    if attack == "fgsm":  # one step: no step count, step size or random start
+        options = {k: v for k, v in options.items() if k not in ("steps", "random_start")
+                   or k in (attack_options or {})}
+    else:
+        options.setdefault("alpha", 0.2 * eps)
+    return attack_factory(attack, **options)
 
 
 def alpha_statistics(d_from_from: torch.Tensor, d_from_to: torch.Tensor,
@@ -134,13 +149,6 @@ def alpha_statistics(d_from_from: torch.Tensor, d_from_to: torch.Tensor,
                        per_sample_alpha1=a1, used=used, squared=bool(squared))
 
 
-def _factory(attack: AttackFactory | None, eps: float, steps: int, step_size: float | None,
-             seed: int | None) -> AttackFactory:
-    if attack is None:
-        return alpha_attack(eps, steps, step_size, seed=seed)
-    return attack_factory(attack)
-
-
 def _used(clean: torch.Tensor, y: torch.Tensor | None, only_correct: bool, names: tuple[str, str]
           ) -> torch.Tensor:
     """Samples the model classifies correctly (all of them without labels or the filter)."""
@@ -159,14 +167,12 @@ def _used(clean: torch.Tensor, y: torch.Tensor | None, only_correct: bool, names
 
 
 def _both(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor, y_a, y_b, *,
-          names: tuple[str, str, str, str], eps: float, steps: int, step_size: float | None,
-          attack: AttackFactory | None, only_correct: bool, squared: bool, batch_size: int,
-          seed: int | None) -> tuple[AlphaResult, AlphaResult]:
+          names: tuple[str, str, str, str], attack, attack_options, only_correct: bool,
+          squared: bool, batch_size: int) -> tuple[AlphaResult, AlphaResult]:
     """α in both directions from one attack per model (the shared core)."""
     name_a, name_b, name_ya, name_yb = names
-    check_positive(eps, "eps")
     batch_size = check_int(batch_size, "batch_size")
-    make_attack = _factory(attack, eps, steps, step_size, seed)
+    make_attack = alpha_attack(attack, attack_options)
     device = check_same_device(**{name_a: model_a, name_b: model_b})
     x = check_images(x, "x")
     if len(x) == 0:
@@ -185,18 +191,18 @@ def _both(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor, y_a, y_b, *,
             adv_a = attack_a(xb, ca.argmax(dim=1)).to(device)
             adv_b = attack_b(xb, cb.argmax(dim=1)).to(device)
             with torch.no_grad():
-                parts.append((model_a(adv_a) - ca, model_b(adv_a) - cb,
-                              model_a(adv_b) - ca, model_b(adv_b) - cb))
+                out_a = [check_finite_outputs(model_a(adv), name_a) for adv in (adv_a, adv_b)]
+                out_b = [check_finite_outputs(model_b(adv), name_b) for adv in (adv_a, adv_b)]
+                parts.append((out_a[0] - ca, out_b[0] - cb, out_a[1] - ca, out_b[1] - cb))
     d_aa, d_ab, d_ba, d_bb = (torch.cat(p) for p in zip(*parts, strict=True))
     return (alpha_statistics(d_aa, d_ab, d_bb, used_a, squared=squared),
             alpha_statistics(d_bb, d_ba, d_aa, used_b, squared=squared))
 
 
 def alpha(from_model: nn.Module, to_model: nn.Module, x: torch.Tensor,
-          y: torch.Tensor | None = None, *, eps: float = 0.1, steps: int = 50,
-          step_size: float | None = None, attack: AttackFactory | None = None,
-          only_correct: bool = True, squared: bool = True, batch_size: int = 256,
-          seed: int | None = 0) -> AlphaResult:
+          y: torch.Tensor | None = None, *, attack: str | AttackFactory = "pgd",
+          attack_options: dict | None = None, only_correct: bool = True, squared: bool = True,
+          batch_size: int = 256) -> AlphaResult:
     """α1, α2, α12 of adversarial examples crafted on ``from_model``, shown to ``to_model``.
 
     Liang et al. (2021), Def. 1–2 (see the module docstring).
@@ -206,10 +212,10 @@ def alpha(from_model: nn.Module, to_model: nn.Module, x: torch.Tensor,
         y: labels for ``from_model``; with ``only_correct`` only the samples it classifies
             correctly are used. Without labels every sample is used: the attack targets
             the model's own prediction anyway, as in the authors' code.
-        eps, steps, step_size: the default attack, :func:`alpha_attack` (L∞ PGD on the
-            predicted label, random start, step ``0.2·eps``), built for each model.
-        attack: a factory ``(model) -> attack`` used instead (``eps`` is still checked);
-            the same factory attacks both models.
+        attack, attack_options: an attack name with its options over the authors'
+            defaults (:func:`alpha_attack`: L∞ PGD on the predicted label, ε = 0.1, 50 steps
+            of 0.2·ε, random start, seed 0), or a factory ``(model) -> attack``; the same
+            attack is built for both models.
         squared: report α2 and α12 as squared Frobenius norms (the authors' form).
         batch_size: samples per attack call; results do not depend on it except through
             the attack's random start, which each call draws afresh from ``seed``.
@@ -218,17 +224,16 @@ def alpha(from_model: nn.Module, to_model: nn.Module, x: torch.Tensor,
     ``ValueError`` for ``eps <= 0``, models on different devices, or no usable samples.
     """
     forward, _ = _both(from_model, to_model, x, y, None,
-                       names=("from_model", "to_model", "y", "y"), eps=eps, steps=steps,
-                       step_size=step_size, attack=attack, only_correct=only_correct,
-                       squared=squared, batch_size=batch_size, seed=seed)
+                       names=("from_model", "to_model", "y", "y"), attack=attack,
+                       attack_options=attack_options, only_correct=only_correct,
+                       squared=squared, batch_size=batch_size)
     return forward
 
 
 def alpha_both_ways(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor,
                     y_a: torch.Tensor | None = None, y_b: torch.Tensor | None = None, *,
-                    eps: float = 0.1, steps: int = 50, step_size: float | None = None,
-                    attack: AttackFactory | None = None, only_correct: bool = True,
-                    squared: bool = True, batch_size: int = 256, seed: int | None = 0
+                    attack: str | AttackFactory = "pgd", attack_options: dict | None = None,
+                    only_correct: bool = True, squared: bool = True, batch_size: int = 256
                     ) -> tuple[AlphaResult, AlphaResult]:
     """``(α^{a→b}, α^{b→a})`` from one attack per model, equal to two :func:`alpha` calls.
 
@@ -237,15 +242,14 @@ def alpha_both_ways(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor,
     labels that select each direction's samples (the models may have different classes).
     """
     return _both(model_a, model_b, x, y_a, y_b, names=("model_a", "model_b", "y_a", "y_b"),
-                 eps=eps, steps=steps, step_size=step_size, attack=attack,
-                 only_correct=only_correct, squared=squared, batch_size=batch_size, seed=seed)
+                 attack=attack, attack_options=attack_options, only_correct=only_correct,
+                 squared=squared, batch_size=batch_size)
 
 
 def alpha_to_many(from_model: nn.Module, to_models: Mapping[str, nn.Module], x: torch.Tensor,
-                  y: torch.Tensor | None = None, *, eps: float = 0.1, steps: int = 50,
-                  step_size: float | None = None, attack: AttackFactory | None = None,
-                  only_correct: bool = True, squared: bool = True, batch_size: int = 256,
-                  seed: int | None = 0, show_progress: bool | None = None
+                  y: torch.Tensor | None = None, *, attack: str | AttackFactory = "pgd",
+                  attack_options: dict | None = None, only_correct: bool = True,
+                  squared: bool = True, batch_size: int = 256, show_progress: bool | None = None
                   ) -> dict[str, AlphaResult]:
     """α^{from→to} for every model in ``to_models``, attacking ``from_model`` only once.
 
@@ -255,9 +259,8 @@ def alpha_to_many(from_model: nn.Module, to_models: Mapping[str, nn.Module], x: 
     """
     from ..utils import progress
 
-    check_positive(eps, "eps")
     batch_size = check_int(batch_size, "batch_size")
-    make_attack = _factory(attack, eps, steps, step_size, seed)
+    make_attack = alpha_attack(attack, attack_options)
     x = check_images(x, "x")
     if len(x) == 0:
         raise ValueError("x: is an empty batch")
@@ -281,8 +284,8 @@ def alpha_to_many(from_model: nn.Module, to_models: Mapping[str, nn.Module], x: 
                 for xb, ab, cf in batches(x, adv_g, clean_f, batch_size=batch_size):
                     adv_f = attack_f(xb.to(device), cf.argmax(dim=1)).to(device)
                     with torch.no_grad():
-                        d_gf.append(model(ab) - cf)
-                        d_ff.append(model(adv_f) - cf)
+                        d_gf.append(check_finite_outputs(model(ab), name) - cf)
+                        d_ff.append(check_finite_outputs(model(adv_f), name) - cf)
             results[name] = alpha_statistics(d_gg, torch.cat(d_gf), torch.cat(d_ff), used,
                                              squared=squared)
     return results

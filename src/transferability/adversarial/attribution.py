@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._results import Result
 from .._validation import check_choice, check_images, check_int, check_same_device
 from ._gradients import cosine, input_gradients
 
@@ -23,7 +24,7 @@ METHODS = ("saliency", "grad_input")
 
 
 @dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields
-class AffinityResult:
+class AffinityResult(Result):
     """Mean and per-sample cosine of two models' attribution maps."""
 
     mean: float

@@ -1,11 +1,11 @@
 """The adversarial scores as estimators of kind ``"models"`` (for ``transferability rank``).
 
-A ``"models"`` estimator is called as ``fn(reference_model, source_model, target_images,
-target_labels=None, **options) -> float``, higher = more transferable; the models come in
-the order of the attack, like ``alpha(from_model, to_model, ...)``. The reference model is
-trained on the target task; as in Liang et al. (2021), knowledge transfer from the source
-to the target is indicated by α^{T→S}: attacks crafted on the reference, shown to the
-source. ``target_labels`` select the samples the reference classifies correctly.
+A ``"models"`` estimator is called as ``fn(reference, source, x, y=None, **options) ->
+float``, higher = more transferable; the models come in the order of the attack, like
+``alpha(from_model, to_model, ...)``. The reference is trained on the target task; as in
+Liang et al. (2021), knowledge transfer from the source to the target is indicated by
+α^{T→S}: attacks crafted on the reference, shown to the source. ``x, y`` are target images
+and labels; ``y`` selects the samples the reference classifies correctly.
 
 Each α estimator runs both attacks; to get several α scores from one run use
 :func:`model_scores`, which computes :func:`~transferability.adversarial.alpha` once.
@@ -33,13 +33,12 @@ MODEL_SCORES = (*ALPHA_SCORES, "gradient_alignment", "attribution_affinity")
 
 
 def _register_alpha(name: str, field: str) -> None:
-    def score(reference_model: nn.Module, source_model: nn.Module, target_images: torch.Tensor,
-              target_labels: torch.Tensor | None = None, **options) -> float:
-        return getattr(alpha(reference_model, source_model, target_images, target_labels,
-                             **options), field)
+    def score(reference: nn.Module, source: nn.Module, x: torch.Tensor,
+              y: torch.Tensor | None = None, **options) -> float:
+        return getattr(alpha(reference, source, x, y, **options), field)
 
     score.__name__ = f"{name}_score"
-    score.__doc__ = (f"``alpha(reference_model, source_model, ...).{field}``: α^{{T→S}} of "
+    score.__doc__ = (f"``alpha(reference, source, x, y).{field}``: α^{{T→S}} of "
                      "Liang et al. (2021), Def. 1–2.")
     register_estimator(name, kind="models")(score)
 
@@ -49,58 +48,55 @@ for _name, _field in ALPHA_SCORES.items():
 
 
 @register_estimator("gradient_alignment", kind="models")
-def gradient_alignment_score(reference_model: nn.Module, source_model: nn.Module,
-                             target_images: torch.Tensor, target_labels=None, *,
-                             batch_size: int = 256) -> float:
+def gradient_alignment_score(reference: nn.Module, source: nn.Module, x: torch.Tensor,
+                             y=None, *, batch_size: int = 256) -> float:
     """Mean gradient cosine (Adam et al. 2019), each model's loss on its own prediction
-    (the source's classes differ from the target's, so ``target_labels`` are not used)."""
-    return gradient_alignment(reference_model, source_model, target_images,
-                              batch_size=batch_size).mean
+    (the source's classes differ from the target's, so ``y`` is not used)."""
+    return gradient_alignment(reference, source, x, batch_size=batch_size).mean
 
 
 @register_estimator("attribution_affinity", kind="models")
-def attribution_affinity_score(reference_model: nn.Module, source_model: nn.Module,
-                               target_images: torch.Tensor, target_labels=None, *,
-                               method: str = "saliency", batch_size: int = 256) -> float:
+def attribution_affinity_score(reference: nn.Module, source: nn.Module, x: torch.Tensor,
+                               y=None, *, method: str = "saliency", batch_size: int = 256
+                               ) -> float:
     """Mean attribution-map cosine (Song et al. 2019); needs no labels."""
-    return attribution_affinity(reference_model, source_model, target_images, method,
-                                batch_size=batch_size).mean
+    return attribution_affinity(reference, source, x, method, batch_size=batch_size).mean
 
 
-def adversarial_scores(reference_model: nn.Module, sources: Mapping[str, nn.Module],
-                       target_images: torch.Tensor, target_labels: torch.Tensor | None = None,
-                       *, names: Iterable[str] = MODEL_SCORES, alpha_options: dict | None = None,
-                       method: str = "saliency", batch_size: int = 256
-                       ) -> dict[str, dict[str, float]]:
+def adversarial_scores(reference: nn.Module, sources: Mapping[str, nn.Module], x: torch.Tensor,
+                       y: torch.Tensor | None = None, *, names: Iterable[str] = MODEL_SCORES,
+                       attack: str = "pgd", attack_options: dict | None = None,
+                       method: str = "saliency", batch_size: int = 256,
+                       show_progress: bool | None = None) -> dict[str, dict[str, float]]:
     """``"models"`` scores of every source against one reference: ``{source: {name: score}}``.
 
     α runs once for all α names, and the reference is attacked once for all sources
-    (:func:`~transferability.adversarial.alpha_to_many`). ``alpha_options`` go to it
-    (``eps``, ``steps``, ``squared``, ``seed``...); ``method`` to the attribution affinity.
-    Names registered by others are called with ``batch_size`` only.
+    (:func:`~transferability.adversarial.alpha_to_many`) with ``attack`` and
+    ``attack_options`` (see :func:`~transferability.adversarial.alpha_attack`); ``method``
+    goes to the attribution affinity. Names registered by others are called with
+    ``batch_size`` only.
     """
     names = [check_choice(n, "names", list_estimators("models")) for n in names]
     scores: dict[str, dict[str, float]] = {s: {} for s in sources}
     if any(n in ALPHA_SCORES for n in names):
-        alphas = alpha_to_many(reference_model, sources, target_images, target_labels,
-                               batch_size=batch_size, **(alpha_options or {}))
+        alphas = alpha_to_many(reference, sources, x, y, attack=attack,
+                               attack_options=attack_options, batch_size=batch_size,
+                               show_progress=show_progress)
     for source_name, source in sources.items():
         row = scores[source_name]
         for name in names:
             if name in ALPHA_SCORES:
                 row[name] = float(getattr(alphas[source_name], ALPHA_SCORES[name]))
             elif name == "attribution_affinity":
-                row[name] = attribution_affinity_score(reference_model, source, target_images,
-                                                       method=method, batch_size=batch_size)
+                row[name] = attribution_affinity_score(reference, source, x, method=method,
+                                                       batch_size=batch_size)
             else:
-                row[name] = float(get_estimator(name)(reference_model, source, target_images,
-                                                      target_labels, batch_size=batch_size))
+                row[name] = float(get_estimator(name)(reference, source, x, y,
+                                                      batch_size=batch_size))
     return scores
 
 
-def model_scores(reference_model: nn.Module, source_model: nn.Module,
-                 target_images: torch.Tensor, target_labels: torch.Tensor | None = None,
-                 **options) -> dict[str, float]:
+def model_scores(reference: nn.Module, source: nn.Module, x: torch.Tensor,
+                 y: torch.Tensor | None = None, **options) -> dict[str, float]:
     """:func:`adversarial_scores` of one reference/source pair."""
-    return adversarial_scores(reference_model, {"source": source_model}, target_images,
-                              target_labels, **options)["source"]
+    return adversarial_scores(reference, {"source": source}, x, y, **options)["source"]

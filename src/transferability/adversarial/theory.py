@@ -18,12 +18,13 @@ attacked model's Jacobian. So Δ_{g→g} = ε J_g v₁(J_g), Δ_{g→f} = ε J_f
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .._validation import check_int, check_positive
+from .._results import Result
+from .._validation import check_int, check_positive, check_seed
 from ..utils import evaluating
 from .affine import affine_fit_loss
 from .alpha import AlphaResult, alpha_statistics
@@ -33,7 +34,7 @@ __all__ = ["TheoryRow", "jacobians", "linearized_alpha", "synthetic_target", "pe
 
 
 @dataclass(frozen=True)
-class TheoryRow:
+class TheoryRow(Result):
     """One perturbation scale: α^{T→S} (α2, α12 in the chosen form) and the fit loss S → T."""
 
     scale: float
@@ -42,9 +43,6 @@ class TheoryRow:
     alpha12: float
     alpha1_alpha2: float
     fit_loss: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def jacobians(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -108,7 +106,8 @@ def theory_check(scales: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.8, 1.6), *, 
                  d: int = 8, hidden: int = 32, out: int = 4, squared: bool = True,
                  seed: int = 0) -> list[TheoryRow]:
     """α^{T→S} and the affine-fit loss of f_T from f_S, per perturbation scale (see module)."""
-    n = check_int(n, "n", minimum=2)
+    n = check_int(n, "n", minimum=2, maximum=1_000_000)
+    seed = check_seed(seed)
     target = synthetic_target(d, hidden, out, seed=seed)
     x = torch.rand(n, check_int(d, "d"), generator=torch.Generator().manual_seed(seed + 1),
                    dtype=torch.float64)

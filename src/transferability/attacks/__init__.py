@@ -9,7 +9,7 @@ or untargeted, with a cross-entropy or Carlini–Wagner margin loss. Inputs are 
 """
 
 from . import norms
-from .base import LOSSES, Attack, InputTransform, margin
+from .base import LOSSES, Attack, GradientMaskingWarning, InputTransform, margin
 from .di import DI
 from .fgsm import FGSM, fgsm
 from .mifgsm import MIFGSM, mifgsm
@@ -17,7 +17,7 @@ from .pgd import PGD, pgd
 from .registry import attack_factory, create_attack, list_attacks, register_attack
 
 __all__ = [
-    "Attack", "InputTransform", "LOSSES", "margin", "norms",
+    "Attack", "InputTransform", "LOSSES", "margin", "norms", "GradientMaskingWarning",
     "FGSM", "PGD", "MIFGSM", "DI",
     "fgsm", "pgd", "mifgsm",
     "create_attack", "list_attacks", "register_attack", "attack_factory",

@@ -23,17 +23,29 @@ from torch import nn
 from .._validation import (
     check_choice,
     check_images,
-    check_int,
     check_labels_tensor,
     check_positive,
+    check_seed,
     model_device,
+    model_dtype,
 )
 from ..utils import evaluating, frozen
 from .norms import check_norm
 
-__all__ = ["Attack", "InputTransform", "LOSSES", "margin"]
+__all__ = ["Attack", "InputTransform", "LOSSES", "margin", "GradientMaskingWarning"]
 
 LOSSES = ("ce", "margin")
+
+#: A sample is "confident" when its top softmax probability exceeds this; the masking
+#: warning fires when at least MASKED_SHARE of a batch is confident with a zero or
+#: non-finite input gradient.
+CONFIDENT, MASKED_SHARE = 0.99, 0.25
+
+
+class GradientMaskingWarning(UserWarning):
+    """The attack's input gradients vanish (or are not finite) on confident predictions, so
+    its success rate understates the model's vulnerability (for example a saturated softmax
+    under cross-entropy in float32). Try ``loss="margin"``."""
 
 #: A differentiable map applied to the adversarial input before each forward pass (for
 #: example :class:`~transferability.attacks.DI`), called as ``transform(x, generator)``.
@@ -85,11 +97,14 @@ class Attack:
         self.targeted = bool(targeted)
         self.loss = check_choice(loss, "loss", LOSSES)
         self.use_predictions = bool(use_predictions)
-        self.seed = None if seed is None else check_int(seed, "seed", minimum=0)
+        self.seed = None if seed is None else check_seed(seed)
         self.input_transform = input_transform
+        self._confident: torch.Tensor | None = None  # set per call until the first gradient
+        self._warned_masking = False
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "model")
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
+                         if k != "model" and not k.startswith("_"))
         return f"{type(self).__name__}({args})"
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -104,11 +119,17 @@ class Attack:
         if self.targeted and y is None:
             raise ValueError("y: a targeted attack needs the target classes")
         device = model_device(self.model)
-        x = x.detach().to(device)
+        x = x.detach().to(device, model_dtype(self.model))
         with evaluating(self.model), frozen(self.model):
             with torch.no_grad():
-                logits = self.model(x)
+                try:
+                    logits = self.model(x)
+                except RuntimeError as exc:
+                    raise ValueError(f"x: images shaped {tuple(x.shape[1:])} do not fit the "
+                                     f"model: {str(exc).splitlines()[0]}") from None
             num_classes = self._check_outputs(logits)
+            if not self._warned_masking:
+                self._confident = logits.softmax(dim=1).amax(dim=1) > CONFIDENT
             if y is None or self.use_predictions:
                 y = logits.argmax(dim=1)
             else:
@@ -150,12 +171,32 @@ class Attack:
             if self.input_transform is not None:
                 inputs = self.input_transform(x_adv, generator)
             (grad,) = torch.autograd.grad(self.objective(self.model(inputs), y), x_adv)
+        if self._confident is not None:  # once per call: the first gradient only
+            self._check_masking(grad)
         return grad
+
+    def _check_masking(self, grad: torch.Tensor) -> None:
+        """Warn (once per attack object) when gradients vanish on confident predictions."""
+        flat = grad.flatten(1)
+        dead = ~torch.isfinite(flat).all(dim=1) | (flat.abs().amax(dim=1) == 0)
+        masked = int((dead & self._confident).sum())
+        self._confident = None
+        if masked >= MASKED_SHARE * len(grad):
+            self._warned_masking = True
+            warnings.warn(
+                f"{type(self).__name__}: the input gradient is zero or not finite for {masked} "
+                f"of {len(grad)} inputs that the model classifies with confidence > {CONFIDENT} "
+                f"(loss={self.loss!r}); the attack cannot move them, so its success rate "
+                "understates the model's vulnerability. Try loss='margin'.",
+                GradientMaskingWarning, stacklevel=4)
 
     def _check_outputs(self, logits: torch.Tensor) -> int:
         if logits.ndim != 2 or logits.shape[1] < 2:
             raise ValueError("model: expected outputs shaped N×C with C >= 2 classes, got "
                              f"shape {tuple(logits.shape)}")
+        if not torch.isfinite(logits).all():
+            raise ValueError("model: outputs contain NaN or inf on the clean inputs; check the "
+                             "model's weights and inputs")
         rows = logits.sum(dim=1)
         if (logits >= 0).all() and torch.allclose(rows, torch.ones_like(rows), atol=1e-4):
             warnings.warn("model: outputs look like probabilities (non-negative rows summing to "

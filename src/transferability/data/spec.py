@@ -12,41 +12,75 @@ Forms::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
+from .._validation import check_int, check_seed
 from .dataset import ImageDataset
 from .registry import load_dataset
-from .tasks import mixture, per_class, relabel, select_classes
+from .sources import MAX_PER_CLASS
+from .tasks import _class_ids, mixture, per_class, relabel, select_classes
 
 __all__ = ["dataset_from_spec"]
 
 _KEYS = {"dataset", "mixture", "k", "options", "classes", "relabel", "n_per_class", "seed"}
 
 
-def dataset_from_spec(spec: str | Mapping, split: str = "train", *, seed: int = 0) -> ImageDataset:
-    """Build the ``split`` of the task described by ``spec`` (see the module docstring)."""
-    if isinstance(spec, str):
+def _check_spec(spec: Mapping) -> None:
+    """Check every value of a spec mapping before anything is loaded."""
+    unknown = set(spec) - _KEYS
+    if unknown:
+        raise ValueError(f"spec: unknown key(s) {sorted(map(str, unknown))}; "
+                         f"allowed: {sorted(_KEYS)}")
+    if ("mixture" in spec) == ("dataset" in spec):
+        raise ValueError("spec: expected exactly one of the keys `dataset` and `mixture`")
+    if "mixture" in spec:
+        parts = spec["mixture"]
+        if not (isinstance(parts, list | tuple) and len(parts) == 2) or "k" not in spec:
+            raise ValueError("spec: a mixture needs `mixture: [first, second]` and `k`")
+        check_int(spec["k"], "spec.k", minimum=0)
+        if "options" in spec:
+            raise ValueError("spec.options: give options to the mixture's parts")
+    elif "k" in spec:
+        raise ValueError("spec.k: applies only to a `mixture`")
+    options = spec.get("options", {})
+    if not isinstance(options, Mapping) or not all(isinstance(o, str) for o in options):
+        raise ValueError(f"spec.options: expected a mapping of option names to values, "
+                         f"got {options!r}")
+    if "classes" in spec:
+        _class_ids(spec["classes"], "spec.classes")
+    if "relabel" in spec:
+        r = spec["relabel"]
+        for ids in (list(r), list(r.values())) if isinstance(r, Mapping) else (r,):
+            _class_ids(ids, "spec.relabel")
+    if "n_per_class" in spec:
+        check_int(spec["n_per_class"], "spec.n_per_class", maximum=MAX_PER_CLASS)
+
+
+def dataset_from_spec(spec: str | os.PathLike | Mapping, split: str = "train", *,
+                      seed: int = 0) -> ImageDataset:
+    """Build the ``split`` of the task described by ``spec`` (see the module docstring).
+
+    Every value is checked (a ``ValueError`` naming the key) before anything is loaded.
+    ``n_per_class`` is at most ``sources.MAX_PER_CLASS`` (20,000) and applies to the
+    train split only.
+    """
+    seed = check_seed(seed)
+    if isinstance(spec, str | os.PathLike):
         return load_dataset(spec, split, seed=seed)
     if not isinstance(spec, Mapping):
         raise ValueError(f"spec: expected a dataset name or a mapping, got {type(spec).__name__}")
-    unknown = set(spec) - _KEYS
-    if unknown:
-        raise ValueError(f"spec: unknown key(s) {sorted(unknown)}; allowed: {sorted(_KEYS)}")
-    seed = int(spec.get("seed", seed))
+    _check_spec(spec)
+    seed = check_seed(spec.get("seed", seed), "spec.seed")
     if "mixture" in spec:
-        parts = spec["mixture"]
-        if not (isinstance(parts, (list, tuple)) and len(parts) == 2) or "k" not in spec:
-            raise ValueError("spec: a mixture needs `mixture: [first, second]` and `k`")
-        first, second = (dataset_from_spec(p, split, seed=seed) for p in parts)
-        ds = mixture(first, second, int(spec["k"]))
-    elif "dataset" in spec:
-        ds = load_dataset(spec["dataset"], split, seed=seed, **dict(spec.get("options", {})))
+        first, second = (dataset_from_spec(p, split, seed=seed) for p in spec["mixture"])
+        ds = mixture(first, second, spec["k"])
     else:
-        raise ValueError("spec: expected a `dataset` or a `mixture` key")
+        ds = load_dataset(spec["dataset"], split, seed=seed, **spec.get("options", {}))
     if "classes" in spec:
         ds = select_classes(ds, spec["classes"])
     if "relabel" in spec:
         ds = relabel(ds, spec["relabel"])
     if "n_per_class" in spec and split == "train":
-        ds = per_class(ds, int(spec["n_per_class"]), seed=seed)
+        ds = per_class(ds, spec["n_per_class"], seed=seed)
     return ds

@@ -12,14 +12,24 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from .._validation import check_int, check_seed
 from .dataset import ImageDataset
 
 __all__ = ["select_classes", "relabel", "per_class", "mixture"]
 
 
+def _class_ids(values, name: str) -> list[int]:
+    """A list, tuple, array or tensor of integer class ids, as Python ints."""
+    if isinstance(values, np.ndarray | torch.Tensor):
+        values = values.tolist()
+    if not isinstance(values, list | tuple | range):
+        raise ValueError(f"{name}: expected a list of integer class ids, got {values!r}")
+    return [check_int(v, name, minimum=0) for v in values]
+
+
 def select_classes(ds: ImageDataset, classes: Sequence[int]) -> ImageDataset:
     """Keep only ``classes`` and renumber them 0..k−1 in the order given."""
-    classes = [int(c) for c in classes]
+    classes = _class_ids(classes, "classes")
     if len(set(classes)) != len(classes) or not classes:
         raise ValueError(f"classes: expected distinct class ids, got {classes}")
     bad = [c for c in classes if not 0 <= c < ds.num_classes]
@@ -41,17 +51,20 @@ def relabel(ds: ImageDataset, mapping: Mapping[int, int] | Sequence[int],
     missing from a dict are dropped. New ids must be 0..K−1 and all used.
     """
     if isinstance(mapping, Mapping):
+        old = _class_ids(list(mapping), "mapping")
+        new = _class_ids(list(mapping.values()), "mapping")
         lut = torch.full((ds.num_classes,), -1, dtype=torch.long)
-        for old, new in mapping.items():
-            if not 0 <= int(old) < ds.num_classes:
-                raise ValueError(f"mapping: old class {old} not in 0..{ds.num_classes - 1}")
-            lut[int(old)] = int(new)
+        bad = [o for o in old if o >= ds.num_classes]
+        if bad:
+            raise ValueError(f"mapping: old class(es) {bad} not in 0..{ds.num_classes - 1}")
+        lut[old] = torch.as_tensor(new, dtype=torch.long)
     else:
-        if len(mapping) != ds.num_classes:
-            raise ValueError(f"mapping: expected {ds.num_classes} entries, got {len(mapping)}")
-        lut = torch.as_tensor([int(m) for m in mapping], dtype=torch.long)
+        new = _class_ids(mapping, "mapping")
+        if len(new) != ds.num_classes:
+            raise ValueError(f"mapping: expected {ds.num_classes} entries, got {len(new)}")
+        lut = torch.as_tensor(new, dtype=torch.long)
     used = torch.unique(lut[lut >= 0])
-    if len(used) == 0 or used.min() < 0 or not torch.equal(used, torch.arange(len(used))):
+    if len(used) == 0 or not torch.equal(used, torch.arange(len(used))):
         raise ValueError(f"mapping: new ids must be 0..K-1 with none skipped, got {used.tolist()}")
     new = lut[ds.y]
     keep = new >= 0
@@ -63,8 +76,7 @@ def relabel(ds: ImageDataset, mapping: Mapping[int, int] | Sequence[int],
 
 def per_class(ds: ImageDataset, n: int, seed: int = 0) -> ImageDataset:
     """Exactly ``n`` random samples of every class (few-shot), deterministic by ``seed``."""
-    if int(n) < 1:
-        raise ValueError(f"n: expected a positive integer, got {n!r}")
+    n, seed = check_int(n, "n"), check_seed(seed)
     counts = ds.class_counts()
     short = [c for c in range(ds.num_classes) if counts[c] < n]
     if short:
@@ -86,13 +98,15 @@ def mixture(first: ImageDataset, second: ImageDataset, k: int,
     """A 10-class source task: classes 0..k−1 from ``first``, classes k..9 from ``second``.
 
     Class c keeps its id and comes from ``first`` when c < k, else from ``second``
-    (Liang et al. 2021, animals/vehicles mixtures). ``n_per_class`` balances it.
+    (Liang et al. 2021, animals/vehicles mixtures). ``n_per_class`` (``None``: all)
+    balances it.
     """
     num = first.num_classes
     if second.num_classes != num:
         raise ValueError(f"second: expected {num} classes like first, got {second.num_classes}")
-    if not 0 <= int(k) <= num:
-        raise ValueError(f"k: expected 0..{num}, got {k!r}")
+    k, seed = check_int(k, "k", minimum=0, maximum=num), check_seed(seed)
+    if n_per_class is not None:
+        n_per_class = check_int(n_per_class, "n_per_class")
     parts_x, parts_y, names = [], [], []
     for c in range(num):
         src = first if c < k else second
@@ -102,4 +116,4 @@ def mixture(first: ImageDataset, second: ImageDataset, k: int,
         names.append(f"{src.name}:{src.class_names[c]}")
     ds = ImageDataset(torch.cat(parts_x), torch.cat(parts_y),
                       name=f"mixture({first.name},{second.name},k={k})", class_names=names)
-    return per_class(ds, n_per_class, seed) if n_per_class else ds
+    return ds if n_per_class is None else per_class(ds, n_per_class, seed)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import struct
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .._validation import check_int
 from .dataset import ImageDataset
 
 __all__ = ["load_npz", "load_image_folder", "to_unit_images"]
@@ -27,9 +32,9 @@ def to_unit_images(x: np.ndarray, name: str = "x") -> torch.Tensor:
         x = x.transpose(0, 3, 1, 2)
     if x.ndim != 4:
         raise ValueError(f"{name}: expected images N×H×W, N×C×H×W or N×H×W×C, got {x.shape}")
-    if not np.issubdtype(x.dtype, np.number):
-        raise ValueError(f"{name}: expected numeric images, got dtype {x.dtype}")
     integer = np.issubdtype(x.dtype, np.integer)
+    if not (integer or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"{name}: expected integer or float images, got dtype {x.dtype}")
     x = x.astype(np.float32) / (255.0 if integer else 1.0)
     if x.size and (x.min() < 0 or x.max() > 1):
         raise ValueError(f"{name}: expected integer pixels in 0..255 or floats in [0, 1], got "
@@ -39,39 +44,78 @@ def to_unit_images(x: np.ndarray, name: str = "x") -> torch.Tensor:
 
 
 def load_npz(path: str | Path) -> ImageDataset:
-    """An ``.npz`` with arrays ``x`` (images) and ``y`` (labels 0..C−1); no pickles allowed."""
+    """An ``.npz`` with arrays ``x`` (images), ``y`` (integer labels 0..C−1) and optionally
+    ``class_names``; no pickles allowed.
+
+    Any problem with the file (unreadable, truncated, not an ``.npz``, pickled objects,
+    arrays of the wrong rank or type) is a ``ValueError`` naming it.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"path: no such file {path}")
-    with np.load(path, allow_pickle=False) as f:
-        missing = {"x", "y"} - set(f.files)
-        if missing:
-            raise ValueError(f"path: {path.name} needs arrays 'x' and 'y'; missing "
-                             f"{sorted(missing)} (has {f.files})")
-        x, y = f["x"], f["y"]
-        names = [str(n) for n in f["class_names"]] if "class_names" in f.files else None
-    return ImageDataset(to_unit_images(x), y, name=path.stem, class_names=names)
+    if "\0" in str(path) or not path.is_file():
+        raise ValueError(f"path: no such file {str(path)!r}")
+    try:
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single .npy array")
+        with f:
+            files = list(f.files)
+            arrays = {k: f[k] for k in ("x", "y", "class_names") if k in files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"path: cannot read {path} as an .npz archive of arrays x and y "
+                         f"({type(exc).__name__}: {exc})") from None
+    missing = {"x", "y"} - arrays.keys()
+    if missing:
+        raise ValueError(f"path: {path.name} needs arrays 'x' and 'y'; missing "
+                         f"{sorted(missing)} (has {files})")
+    names = arrays.get("class_names")
+    try:
+        if names is not None and names.ndim != 1:
+            raise ValueError(f"class_names: expected a 1-D array, got shape {names.shape}")
+        return ImageDataset(to_unit_images(arrays["x"]), arrays["y"], name=path.stem,
+                            class_names=None if names is None else [str(n) for n in names])
+    except ValueError as exc:
+        raise ValueError(f"path: {path}: {exc}") from None
+
+
+def _read_image(file: Path, mode: str, size: int) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(file) as im:
+            return np.asarray(im.convert(mode).resize((size, size), Image.BILINEAR))
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error,
+            Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"root: cannot read image {file} ({type(exc).__name__}: {exc})"
+                         ) from None
 
 
 def load_image_folder(root: str | Path, *, size: int = 28, grayscale: bool = True) -> ImageDataset:
-    """``root/<class>/<image>``: classes sorted by folder name, images resized to size×size."""
+    """``root/<class>/<image>``: classes sorted by folder name, images resized to size×size
+    (``size`` at most 1024).
+
+    A corrupt or truncated image, or one over Pillow's ``Image.MAX_IMAGE_PIXELS``
+    (a decompression bomb), is a ``ValueError`` naming the file.
+    """
     from PIL import Image
 
+    size = check_int(size, "size", maximum=1024)
     root = Path(root)
-    if not root.is_dir():
-        raise ValueError(f"root: no such folder {root}")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if "\0" in str(root) or not root.is_dir():
+        raise ValueError(f"root: no such folder {str(root)!r}")
+    try:
+        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        files = [sorted(p for p in (root / c).iterdir()
+                        if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()) for c in classes]
+    except OSError as exc:
+        raise ValueError(f"root: cannot list {root} ({exc.strerror or exc})") from None
     if not classes:
         raise ValueError(f"root: {root} has no class sub-folders")
-    xs, ys = [], []
     mode = "L" if grayscale else "RGB"
-    for c, cls in enumerate(classes):
-        files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-        for f in files:
-            with Image.open(f) as im:
-                xs.append(np.asarray(im.convert(mode).resize((size, size), Image.BILINEAR)))
-            ys.append(c)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        xs = [_read_image(f, mode, size) for fs in files for f in fs]
     if not xs:
         raise ValueError(f"root: no images ({', '.join(sorted(_IMAGE_SUFFIXES))}) under {root}")
+    ys = np.repeat(np.arange(len(classes)), [len(fs) for fs in files])
     x = np.stack(xs).astype(np.float32) / 255.0
-    return ImageDataset(to_unit_images(x), np.asarray(ys), name=root.name, class_names=classes)
+    return ImageDataset(to_unit_images(x), ys, name=root.name, class_names=classes)

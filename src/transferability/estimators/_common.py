@@ -1,16 +1,31 @@
-"""Small helpers the estimators share: label checks, per-class sums, growing count tables."""
+"""Small helpers the estimators share: input checks, per-class sums, growing count tables,
+power-of-two rescaling and a guarded eigendecomposition."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
 
-from .._validation import as_labels, check_more_samples_than_classes
+from .._validation import as_float64, as_labels, check_more_samples_than_classes
+
+
+def as_features(a, name: str = "features") -> np.ndarray:
+    """A finite float64 N × D array with N, D >= 1 (features, softmax rows, regression targets)."""
+    arr = as_float64(a, name, ndim=2)
+    if 0 in arr.shape:
+        raise ValueError(f"{name}: is empty (shape {arr.shape}); need at least one row and one "
+                         "column")
+    return arr
 
 
 def target_classes(target_labels, name: str = "target_labels") -> tuple[np.ndarray, int]:
     """Check labels for a whole task (0..C-1, all present, C >= 2, n > C); return (labels, C)."""
-    labels = as_labels(target_labels, name)
+    labels = as_labels(target_labels, name, contiguous=False, min_classes=1)
+    if labels.max() >= len(labels):  # a class is surely missing; say so without listing them all
+        raise ValueError(f"{name}: labels must be 0..C-1 with every class present; found label "
+                         f"{int(labels.max())} among {len(labels)} samples (relabel to "
+                         "consecutive ids)")
+    labels = as_labels(labels, name)
     num_classes = int(labels.max()) + 1
     check_more_samples_than_classes(len(labels), num_classes, name)
     return labels, num_classes
@@ -51,3 +66,34 @@ def grow(table: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     out = np.zeros(target, dtype=table.dtype)
     out[tuple(slice(0, s) for s in table.shape)] = table
     return out
+
+
+def pow2_scale(a: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """The power of two 2^e with max|a| in [2^e, 2^(e+1)) (along ``axis``); 2^-1074 where a is 0.
+
+    Dividing by it is exact and brings any finite magnitude near 1, so sums of squares and
+    fourth powers neither overflow nor underflow.
+    """
+    top = np.max(np.abs(a), axis=axis, initial=0.0)
+    return np.ldexp(1.0, np.where(top > 0, np.frexp(top)[1] - 1, -1074))
+
+
+def nonzero_eigh(sym: np.ndarray, name: str = "features", *,
+                 vectors: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Eigenpairs of a PSD matrix with eigenvalue above dim·eps·λ_max (the rest count as 0)."""
+    try:
+        lam, vecs = np.linalg.eigh(sym) if vectors else (np.linalg.eigvalsh(sym), None)
+    except np.linalg.LinAlgError as exc:
+        raise ValueError(f"{name}: the eigendecomposition failed ({exc}); the features are "
+                         "numerically degenerate") from exc
+    keep = lam > max(lam[-1], 0.0) * len(lam) * np.finfo(float).eps
+    return lam[keep], (None if vecs is None else vecs[:, keep])
+
+
+def finite(value, name: str) -> float:
+    """``value`` as a float, or a ValueError naming ``name`` when it is NaN or infinite."""
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name}: the score came out {value}, not a finite number "
+                         "(numerically degenerate input)")
+    return value

@@ -12,8 +12,16 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .._validation import as_float64, check_probabilities, check_same_length
-from ._common import batch_labels, check_class_counts, grow, one_hot, target_classes
+from .._validation import check_probabilities, check_same_length
+from ._common import (
+    as_features,
+    batch_labels,
+    check_class_counts,
+    finite,
+    grow,
+    one_hot,
+    target_classes,
+)
 from .registry import register_estimator
 
 __all__ = ["leep", "LEEP"]
@@ -21,7 +29,7 @@ __all__ = ["leep", "LEEP"]
 
 def _probs(source_probs) -> tuple[np.ndarray, np.ndarray]:
     """Checked softmax rows and 1/row sum: rows are used as θ/Σθ, exact to the last bit."""
-    p = check_probabilities(as_float64(source_probs, "source_probs", ndim=2), "source_probs")
+    p = check_probabilities(as_features(source_probs, "source_probs"), "source_probs")
     return p, 1.0 / p.sum(axis=1)
 
 
@@ -53,7 +61,19 @@ def leep(source_probs, target_labels) -> float:
     labels, num_classes = target_classes(target_labels)
     check_same_length(source_probs=p, target_labels=labels)
     cond = _conditional(_joint(p, inv, labels, num_classes))
-    return float(_log_eep(p, inv, labels, cond).mean())
+    return finite(_log_eep(p, inv, labels, cond).mean(), "source_probs")
+
+
+def _pairs(batches: Iterable[tuple]) -> Iterable[tuple]:
+    """The items of ``batches``, each checked to be a ``(source_probs, target_labels)`` pair."""
+    if not isinstance(batches, Iterable):
+        raise ValueError("batches: expected an iterable of (source_probs, target_labels) "
+                         f"pairs, got {type(batches).__name__}")
+    for item in batches:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise ValueError("batches: every item must be a (source_probs, target_labels) "
+                             f"pair, got {type(item).__name__}")
+        yield item
 
 
 class LEEP:
@@ -92,7 +112,7 @@ class LEEP:
         num_classes = check_class_counts(self._counts)
         cond = _conditional(self._joint)
         total, n, joint = 0.0, 0, np.zeros_like(self._joint)
-        for source_probs, target_labels in batches:
+        for source_probs, target_labels in _pairs(batches):
             p, inv, labels = self._batch(source_probs, target_labels)
             if labels.max() >= num_classes:
                 raise ValueError(f"batches: label {int(labels.max())} was not seen in update()")
@@ -104,4 +124,4 @@ class LEEP:
                                                       atol=1e-9 * scale):
             raise ValueError("batches: differ from the data given to update(); pass the same "
                              "batches again (order does not matter)")
-        return total / n
+        return finite(total / n, "source_probs")

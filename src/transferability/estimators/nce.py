@@ -24,6 +24,13 @@ def _source(source_labels) -> np.ndarray:
     return as_labels(source_labels, "source_labels", contiguous=False, min_classes=1)
 
 
+def _predicted(source_labels) -> tuple[np.ndarray, int]:
+    """Source predictions renumbered 0..Z′-1 in order over the Z′ classes predicted (columns
+    never hit add nothing to H(Y | Z), so the table need not span unused labels)."""
+    z = np.unique(_source(source_labels), return_inverse=True)[1]
+    return z, int(z.max()) + 1
+
+
 def _joint_counts(z: np.ndarray, y: np.ndarray, num_z: int, num_y: int) -> np.ndarray:
     """C × Z table of counts n·P̂(y, z)."""
     return np.bincount(y * num_z + z, minlength=num_y * num_z).reshape(num_y, num_z)
@@ -40,10 +47,10 @@ def _conditional_entropy(joint: np.ndarray) -> float:
 @register_estimator("nce", kind="source_labels")
 def nce(source_labels, target_labels) -> float:
     """NCE of source predictions (N,) for target labels (N,): −H(Y | Z) in nats."""
-    z = _source(source_labels)
+    z, num_z = _predicted(source_labels)
     y, num_classes = target_classes(target_labels)
     check_same_length(source_labels=z, target_labels=y)
-    return -_conditional_entropy(_joint_counts(z, y, int(z.max()) + 1, num_classes))
+    return -_conditional_entropy(_joint_counts(z, y, num_z, num_classes))
 
 
 def task_hardness(target_labels, *, source_labels=None) -> float:
@@ -57,9 +64,9 @@ def task_hardness(target_labels, *, source_labels=None) -> float:
     y, num_classes = target_classes(target_labels)
     if source_labels is None:
         return _conditional_entropy(np.bincount(y, minlength=num_classes)[:, None])
-    z = _source(source_labels)
+    z, num_z = _predicted(source_labels)
     check_same_length(source_labels=z, target_labels=y)
-    return _conditional_entropy(_joint_counts(z, y, int(z.max()) + 1, num_classes))
+    return _conditional_entropy(_joint_counts(z, y, num_z, num_classes))
 
 
 class NCE:

@@ -2,11 +2,11 @@
 
 from . import architectures as _architectures  # noqa: F401  (registers the models)
 from .checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
-from .classifier import Classifier, Normalize, check_classifier, penultimate, replace_head
+from .classifier import Classifier, Normalize, check_classifier, replace_head
 from .registry import create_model, list_models, register_model
 
 __all__ = [
-    "Classifier", "Normalize", "check_classifier", "penultimate", "replace_head",
+    "Classifier", "Normalize", "check_classifier", "replace_head",
     "create_model", "list_models", "register_model",
     "save_checkpoint", "load_checkpoint", "read_metadata", "CheckpointError",
 ]

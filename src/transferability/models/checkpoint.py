@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .registry import create_model
+from .._files import atomic_write
+from .registry import create_model, list_models
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_metadata"]
 
@@ -32,7 +34,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, arch: str | None = No
     ``arch`` (the :func:`create_model` name), ``in_channels`` and ``arch_kwargs`` default to
     what :func:`create_model` recorded in ``model.meta``; ``num_classes`` is read off the
     (possibly re-headed) model, so :func:`load_checkpoint` can rebuild it. The write is
-    atomic (temp file + rename).
+    atomic (a unique temporary file, fsync, rename): readers never see a partial file.
     """
     info = dict(getattr(model, "meta", {}) or {})
     info.update(meta)
@@ -46,48 +48,92 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, arch: str | None = No
         meta_json = json.dumps(info, sort_keys=True)
     except TypeError as exc:
         raise ValueError(f"meta: values must be JSON-serialisable ({exc})") from None
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"format": _FORMAT, "meta": meta_json, "state_dict": state}, tmp)
-    tmp.replace(path)
-    return path
+    payload = {"format": _FORMAT, "meta": meta_json, "state_dict": state}
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def _read(path: str | Path) -> dict:
+    """The checked payload: the header, JSON metadata (a dict) and a state dict of tensors."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"cannot read checkpoint {path}: corrupt, truncated or not a "
+                              "torch file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"refusing to load {path}: it holds pickled objects other than "
-                              f"tensors (weights_only=True). {str(exc).splitlines()[0]}") from None
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+            raise CheckpointError(f"refusing to load {path}: it holds pickled objects other "
+                                  f"than tensors, which are never unpickled. {first}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: corrupt ({first})") from None
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: corrupt or not a torch file "
                               f"({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise CheckpointError(f"{path} is not a transferability checkpoint (no '{_FORMAT}' header)")
-    return payload
+    try:
+        meta = json.loads(payload["meta"])
+    except (KeyError, TypeError, ValueError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its metadata is missing or not a JSON object")
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"{path}: its state_dict is missing or not a mapping of names to "
+                              "tensors")
+    return {"meta": meta, "state_dict": state}
 
 
 def read_metadata(path: str | Path) -> dict:
     """The metadata stored in a checkpoint, without building the model."""
-    return json.loads(_read(path)["meta"])
+    return _read(path)["meta"]
+
+
+def _model_args(meta: dict, path: Path) -> tuple[str, dict]:
+    """``create_model`` arguments from the metadata, checked for type."""
+    arch, kwargs = meta.get("arch"), meta.get("arch_kwargs", {})
+    args = {"num_classes": meta.get("num_classes", 10), "in_channels": meta.get("in_channels", 1)}
+    if not isinstance(arch, str) or arch not in list_models():
+        raise CheckpointError(f"{path}: metadata names unknown architecture {arch!r}; known: "
+                              f"{', '.join(list_models())}")
+    if not isinstance(kwargs, dict) or any(k in args for k in kwargs):
+        raise CheckpointError(f"{path}: metadata arch_kwargs must be a mapping of options")
+    for key, value in args.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CheckpointError(f"{path}: metadata {key} must be a positive integer, got "
+                                  f"{value!r}")
+    return arch, {**args, **kwargs}
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model saved at ``path``; its metadata is on ``model.meta``."""
+    """Rebuild the model saved at ``path``; its metadata is on ``model.meta``.
+
+    The model is first built on the ``meta`` device (no memory) and its parameter shapes
+    compared with the stored tensors, so metadata that does not match the weights (say, a
+    claim of 10⁷ classes) is refused before anything is allocated. Every malformed file
+    raises :class:`CheckpointError`.
+    """
+    path = Path(path)
     payload = _read(path)
-    meta = json.loads(payload["meta"])
-    kwargs = dict(meta.get("arch_kwargs", {}))
+    meta, state = payload["meta"], payload["state_dict"]
+    arch, kwargs = _model_args(meta, path)
     try:
-        model = create_model(meta["arch"], num_classes=meta.get("num_classes", 10),
-                             in_channels=meta.get("in_channels", 1), **kwargs)
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot rebuild the model from its metadata: {exc}"
-                              ) from None
+        with torch.device("meta"):
+            skeleton = create_model(arch, **kwargs)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the model from its metadata: "
+                              f"{str(exc).splitlines()[0]}") from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != stored:
+        diff = sorted(set(expected.items()) ^ set(stored.items()))[:3]
+        raise CheckpointError(f"{path}: the weights do not match the metadata ({arch}, "
+                              f"{kwargs}); differing entries: {diff}")
+    model = create_model(arch, **kwargs)
+    model.load_state_dict(state)
     model.meta = meta
     return model.to(map_location).eval()

@@ -1,9 +1,10 @@
 """The one model shape the library relies on: ``normalize → backbone → head``.
 
 Every zoo model is a :class:`Classifier`. Its ``backbone`` is an ``nn.Sequential`` of
-blocks (so "freeze the first k blocks" means what it says), ``features(x)`` returns the
-penultimate features and ``head`` is a single ``nn.Linear``. Linear probes, estimators,
-LwF and CARTL all use these two names, nothing else.
+blocks (so "freeze the first k blocks" means what it says, see ``fine_tune``),
+``features(x)`` returns the penultimate features and ``head`` is a single ``nn.Linear``.
+Nothing else in the library requires this shape: features of any ``nn.Module`` come from
+:mod:`transferability.features`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["Normalize", "Classifier", "check_classifier", "penultimate", "replace_head"]
+__all__ = ["Normalize", "Classifier", "check_classifier", "replace_head"]
 
 
 class Normalize(nn.Module):
@@ -67,27 +68,6 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
-
-
-def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Penultimate features of ``model`` on ``x``.
-
-    Works for :class:`Classifier`, timm models (``forward_features`` + ``forward_head``
-    with ``pre_logits=True``) and torchvision-style models with an ``fc`` head.
-    """
-    if isinstance(model, Classifier):
-        return model.features(x)
-    if hasattr(model, "forward_features") and hasattr(model, "forward_head"):
-        return model.forward_head(model.forward_features(x), pre_logits=True)
-    if isinstance(getattr(model, "fc", None), nn.Linear):
-        fc = model.fc
-        try:
-            model.fc = nn.Identity()
-            return model(x).flatten(1)
-        finally:
-            model.fc = fc
-    raise ValueError(f"model: cannot find penultimate features of {type(model).__name__}; "
-                     "use a transferability Classifier or a timm/torchvision-style model")
 
 
 def check_classifier(model, name: str = "model") -> Classifier:

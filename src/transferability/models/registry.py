@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+
 from torch import nn
 
 from .._registry import Registry
+from .._validation import check_int
 
 __all__ = ["register_model", "create_model", "list_models"]
 
@@ -28,11 +31,18 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 1, **kwarg
     ``arch_kwargs``, so :func:`~transferability.models.save_checkpoint` can rebuild it.
     """
     factory = _MODELS.get(name)
-    if int(num_classes) < 1:
-        raise ValueError(f"num_classes: expected a positive integer, got {num_classes!r}")
-    if int(in_channels) < 1:
-        raise ValueError(f"in_channels: expected a positive integer, got {in_channels!r}")
-    model = factory(num_classes=int(num_classes), in_channels=int(in_channels), **kwargs)
+    num_classes = check_int(num_classes, "num_classes")
+    in_channels = check_int(in_channels, "in_channels")
+    accepted = inspect.signature(factory).parameters
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        options = [k for k in accepted if k not in ("num_classes", "in_channels")]
+        raise ValueError(f"arch_kwargs: {name!r} does not take {unknown}; it takes {options}")
+    try:
+        model = factory(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"arch_kwargs: cannot build {name!r} with {kwargs}: "
+                         f"{str(exc).splitlines()[0]}") from None
     model.meta = {"arch": name, "num_classes": int(num_classes),
                   "in_channels": int(in_channels), "arch_kwargs": dict(kwargs)}
     return model

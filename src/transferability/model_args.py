@@ -1,0 +1,145 @@
+"""Model arguments of the command line: checkpoints, zoo entries and Python entry points.
+
+Each item names one or more models:
+
+* ``path/to/model.pt`` — a safe checkpoint (:func:`~transferability.models.save_checkpoint`);
+* ``demo`` or ``zoo.yaml`` — every model of a zoo spec (built, or loaded from the cache);
+  ``SPEC:NAME`` — one model of it (``demo:cnn-k5``);
+* ``py:MODULE:FUNCTION`` or ``py:path/to/file.py:FUNCTION`` — a function of yours that
+  returns any ``nn.Module`` (a torchvision, timm or paper-code model, weights loaded).
+
+Models are identified by what names them — the checkpoint's resolved path, the spec and
+entry, the entry point — never by a name inside a file, so two different checkpoints are
+never merged. Display names are short (the model's name, the function's name) and are
+disambiguated with the item as given whenever two different models would share one. A
+model listed twice is used once, with a warning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from torch import nn
+
+from ._validation import NAME_PATTERN
+from .models import load_checkpoint
+
+__all__ = ["load_models", "resolve_models", "load_entry_point"]
+
+log = logging.getLogger("transferability")
+
+
+def load_entry_point(item: str) -> nn.Module:
+    """Call ``FUNCTION`` of ``py:MODULE:FUNCTION`` (or ``py:FILE.py:FUNCTION``); it must
+    return an ``nn.Module``."""
+    target, sep, func = item.removeprefix("py:").rpartition(":")
+    if not sep or not target or not func.isidentifier():
+        raise ValueError(f"model: {item!r} should read py:MODULE:FUNCTION or "
+                         "py:FILE.py:FUNCTION")
+    try:
+        if target.endswith(".py"):
+            if not Path(target).is_file():
+                raise ValueError(f"model: no such file {target!r} in {item!r}")
+            spec = importlib.util.spec_from_file_location(Path(target).stem, target)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+        model = getattr(module, func)()
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"model: {item!r} failed: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model: {item!r} returned {type(model).__name__}, not a "
+                         "torch.nn.Module")
+    return model.eval()
+
+
+def _is_spec(spec: str) -> bool:
+    return spec == "demo" or spec.endswith((".yaml", ".yml"))
+
+
+def _expand(item: str, cache_dir, zoos: dict) -> list[tuple[str, str, str, object]]:
+    """``(identity, short name, long name, loader)`` for every model ``item`` names."""
+    from .zoo import build_zoo
+
+    if not isinstance(item, str) or not item or "\0" in item:
+        raise ValueError(f"sources: {item!r} is not a model argument")
+    if item.startswith("py:"):
+        short = item.rpartition(":")[2]
+        return [(item, short, item, lambda: load_entry_point(item))]
+    path = Path(item)
+    try:
+        is_file = path.suffix not in (".yaml", ".yml") and path.is_file()
+    except OSError:
+        raise ValueError(f"sources: cannot read {item[:200]!r}") from None
+    if is_file:
+        model = load_checkpoint(path)
+        name = model.meta.get("name")
+        short = name if isinstance(name, str) and NAME_PATTERN.fullmatch(name) else path.stem
+        return [(f"file:{path.resolve()}", short, item, lambda: model)]
+    spec, sep, name = item.rpartition(":")
+    if not sep or not _is_spec(spec):
+        spec, name = item, None
+    if not _is_spec(spec):
+        raise ValueError(f"sources: {item!r} is not a checkpoint file, a zoo spec ('demo', "
+                         "a .yaml file, SPEC:NAME) or a py:MODULE:FUNCTION entry point")
+    key = spec if spec == "demo" else str(Path(spec).resolve())
+    if key not in zoos:
+        zoos[key] = build_zoo(spec, cache_dir)  # trains what is not cached yet
+    zoo = zoos[key]
+    names = list(zoo) if name is None else [name]
+    if name is not None and name not in zoo:
+        raise ValueError(f"sources: no model {name!r} in {spec}; it has {list(zoo)}")
+    return [(f"spec:{key}:{n}", n, f"{spec}:{n}", lambda n=n, zoo=zoo: zoo[n]) for n in names]
+
+
+def resolve_models(*groups: Sequence[str], cache_dir=None,
+                   names: Sequence[str] | None = None) -> list[dict[str, nn.Module]]:
+    """One ``{display name: model}`` per group of items (e.g. surrogates and victims).
+
+    The same model in two groups is the same object under the same name, so it can be
+    recognised (a white-box cell of a transfer matrix). ``names`` label the groups in
+    messages (default ``sources``).
+    """
+    labels = list(names or [f"sources{'' if len(groups) == 1 else i}" for i in range(len(groups))])
+    zoos: dict = {}
+    found: list[list[tuple[str, str, str, object]]] = []
+    for label, items in zip(labels, groups, strict=True):
+        if isinstance(items, str) or not items:
+            raise ValueError(f"{label}: expected one or more model arguments")
+        group, seen = [], set()
+        for item in items:
+            for identity, short, long, loader in _expand(item, cache_dir, zoos):
+                if identity in seen:
+                    log.warning("%s: %s is listed more than once; using it once", label, long)
+                    continue
+                seen.add(identity)
+                group.append((identity, short, long, loader))
+        found.append(group)
+    identities: dict[str, tuple[str, str, object]] = {}
+    for group in found:
+        for identity, short, long, loader in group:
+            identities.setdefault(identity, (short, long, loader))
+    owners: dict[str, set[str]] = {}
+    for identity, (short, _, _) in identities.items():
+        owners.setdefault(short, set()).add(identity)
+    display, models = {}, {}
+    for identity, (short, long, loader) in identities.items():
+        name = short if len(owners[short]) == 1 and NAME_PATTERN.fullmatch(short) else long
+        while name in display.values():  # the same text given for two different models
+            name += "'"
+        display[identity] = name
+        models[identity] = loader()
+    return [{display[i]: models[i] for i, *_ in group} for group in found]
+
+
+def load_models(items: Sequence[str], cache_dir=None) -> dict[str, nn.Module]:
+    """Resolve model arguments into ``{display name: model}`` (see the module docstring)."""
+    return resolve_models(items, cache_dir=cache_dir)[0]
