@@ -1,8 +1,9 @@
 """Estimators against straightforward reference implementations, N = 20,000, D = 1,024.
 
-Each reference is what a plain script does: loops over classes, dense solves, ``np.cov`` and
-``pinv``. The table gives both times, their ratio and the largest difference in value. LogME's
-time is also split into forming FᵀF + its eigendecomposition and the rest.
+Each reference (in ``benchmarks/reference_estimators.py``) is what a plain script does: loops
+over classes, dense solves, ``np.cov`` and ``pinv``. The table gives both times, their ratio
+and the largest difference in value. LogME's time is also split into forming FᵀF + its
+eigendecomposition and the rest.
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ from collections.abc import Callable
 from functools import partial
 
 import numpy as np
-from sklearn.covariance import ledoit_wolf
 from threadpoolctl import threadpool_limits
 
+from benchmarks.reference_estimators import (
+    h_score_reference,
+    leep_reference,
+    logme_columns_reference,
+    nce_reference,
+    transrate_reference,
+)
 from transferability.estimators import h_score, leep, logme, nce, transrate
-from transferability.estimators._common import class_sums
-from transferability.estimators.logme import LogME, _coordinates, _eig, _max_evidence
+from transferability.estimators._common import class_sums, nonzero_eigh
+from transferability.estimators.logme import LogME, _coordinates, _max_evidence
 
 N, D, SOURCE_CLASSES, SEED = 20_000, 1_024, 1_000, 0
 REF_BUDGET_S = 60.0  # a reference slower than this is run on a subset of classes
@@ -35,82 +42,6 @@ def make_data(num_classes: int, seed: int = SEED) -> dict[str, np.ndarray]:
     probs /= probs.sum(axis=1, keepdims=True)
     return {"features": features, "labels": labels, "probs": probs,
             "source": probs.argmax(axis=1)}
-
-
-# --- references: the obvious implementations --------------------------------------------
-
-
-def logme_reference(f: np.ndarray, y: np.ndarray, classes: list[int]) -> list[float]:
-    """Per class: its own fixed point, with a dense D × D solve for m at every iteration."""
-    f = f.astype(np.float64)
-    n, d = f.shape
-    ftf = f.T @ f
-    sigma = np.linalg.eigvalsh(ftf)
-    out = []
-    for c in classes:
-        yc = (y == c).astype(np.float64)
-        fty = f.T @ yc
-        alpha, beta = 1.0, 1.0
-        for _ in range(1000):
-            m = beta * np.linalg.solve(alpha * np.eye(d) + beta * ftf, fty)
-            gamma = float(np.sum(beta * sigma / (alpha + beta * sigma)))
-            res = float(np.sum((f @ m - yc) ** 2))
-            new_alpha, new_beta = gamma / float(m @ m), (n - gamma) / res
-            done = abs(new_alpha / new_beta - alpha / beta) <= 1e-10 * alpha / beta
-            alpha, beta = new_alpha, new_beta
-            if done:
-                break
-        m = beta * np.linalg.solve(alpha * np.eye(d) + beta * ftf, fty)
-        res, mm = float(np.sum((f @ m - yc) ** 2)), float(m @ m)
-        evidence = (n / 2 * np.log(beta) + d / 2 * np.log(alpha) - n / 2 * np.log(2 * np.pi)
-                    - beta / 2 * res - alpha / 2 * mm
-                    - 0.5 * np.sum(np.log(alpha + beta * sigma)))
-        out.append(evidence / n)
-    return out
-
-
-def h_score_reference(f: np.ndarray, y: np.ndarray, shrinkage: bool = False) -> float:
-    f = f.astype(np.float64)
-    g = np.zeros_like(f)
-    for c in range(int(y.max()) + 1):
-        g[y == c] = f[y == c].mean(axis=0)
-    covg = np.cov(g, rowvar=False, bias=True)
-    if not shrinkage:
-        return float(np.trace(np.linalg.pinv(np.cov(f, rowvar=False, bias=True)) @ covg))
-    cov, delta = ledoit_wolf(f)
-    return float(np.trace(np.linalg.pinv(cov) @ ((1 - delta) * covg)))
-
-
-def leep_reference(p: np.ndarray, y: np.ndarray) -> float:
-    p = p.astype(np.float64)
-    classes = int(y.max()) + 1
-    joint = np.stack([p[y == c].sum(axis=0) for c in range(classes)]) / len(y)
-    cond = joint / joint.sum(axis=0, keepdims=True)
-    eep = np.zeros(len(y))
-    for c in range(classes):
-        eep[y == c] = p[y == c] @ cond[c]
-    return float(np.mean(np.log(eep)))
-
-
-def nce_reference(z: np.ndarray, y: np.ndarray) -> float:
-    total = 0.0
-    for s in np.unique(z):
-        ys = y[z == s]
-        p = np.bincount(ys) / len(ys)
-        p = p[p > 0]
-        total += len(ys) / len(y) * float(np.sum(p * np.log(p)))
-    return total
-
-
-def transrate_reference(f: np.ndarray, y: np.ndarray, eps: float = 1e-4) -> float:
-    z = f.astype(np.float64)
-    z = z - z.mean(axis=0)
-    n, d = z.shape
-
-    def rate(x: np.ndarray) -> float:
-        return 0.5 * np.linalg.slogdet(np.eye(d) + d / (len(x) * eps) * x.T @ x)[1]
-
-    return rate(z) - sum((y == c).mean() * rate(z[y == c]) for c in range(int(y.max()) + 1))
 
 
 # --- timing --------------------------------------------------------------------------------
@@ -132,11 +63,11 @@ def logme_split(f: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Seconds spent forming FᵀF + eigendecomposing it, and in everything else of logme()."""
     f = f.astype(np.float64)
     yy = np.bincount(y).astype(np.float64)
-    t_eig, (sigma, vecs) = timed(lambda: _eig(f.T @ f))
+    t_eig, (sigma, vecs) = timed(lambda: nonzero_eigh(f.T @ f))
 
     def rest() -> None:
         spectrum = _coordinates(sigma, vecs, class_sums(f, y, len(yy)).T, yy, gram=False)
-        _max_evidence(*spectrum, yy, len(y), f.shape[1])
+        _max_evidence(*spectrum, yy, len(y))
 
     return t_eig, timed(rest)[0]
 
@@ -158,11 +89,13 @@ def bench_logme(f: np.ndarray, y: np.ndarray) -> tuple:
     t_ours, ours = timed(partial(logme, f, y))
     per_class = LogME().update(f, y).per_target()[0]
     classes, note = list(range(num_classes)), ""
-    t_one, _ = timed(partial(logme_reference, f, y, [0]), repeat_below_s=0)
+    columns = np.eye(num_classes)[y]
+    t_one, _ = timed(partial(logme_columns_reference, f, columns[:, :1]), repeat_below_s=0)
     if t_one * num_classes > REF_BUDGET_S:
         k = max(2, int(REF_BUDGET_S / 3 / t_one))
         classes, note = classes[:k], f"reference on {k}/{num_classes} classes, time extrapolated"
-    t_ref, ref = timed(partial(logme_reference, f, y, classes), repeat_below_s=0)
+    t_ref, ref = timed(partial(logme_columns_reference, f, columns[:, classes]),
+                       repeat_below_s=0)
     t_ref *= num_classes / len(classes)
     diff = max(float(np.max(np.abs(np.asarray(ref) - per_class[classes]))),
                abs(ours - float(per_class.mean())))

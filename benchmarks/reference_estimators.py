@@ -15,16 +15,17 @@ __all__ = ["leep_reference", "nce_reference", "task_hardness_reference", "h_scor
 
 
 def leep_reference(p: np.ndarray, y: np.ndarray) -> float:
-    """LEEP (Nguyen et al. 2020, eqs. 1–3): empirical P̂(y, z), P̂(y | z), then the mean
-    log expected empirical prediction, sample by sample."""
+    """LEEP (Nguyen et al. 2020, Sec. 3): empirical P̂(y, z), P̂(y | z) = P̂(y, z)/P̂(z), then
+    the mean over samples of log Σ_z P̂(yᵢ | z) θ(xᵢ)_z."""
     p = np.asarray(p, dtype=np.float64)
-    n, num_z = p.shape
-    joint = np.zeros((int(y.max()) + 1, num_z))
-    for i in range(n):
-        joint[y[i]] += p[i] / n  # P̂(y, z) = (1/n) Σ_{i: yᵢ = y} θ(xᵢ)_z
-    marginal = joint.sum(axis=0)  # P̂(z)
+    classes = int(y.max()) + 1
+    joint = np.stack([p[y == c].sum(axis=0) for c in range(classes)]) / len(y)
+    marginal = joint.sum(axis=0, keepdims=True)
     cond = np.divide(joint, marginal, out=np.zeros_like(joint), where=marginal > 0)
-    return float(np.mean([np.log(cond[y[i]] @ p[i]) for i in range(n)]))
+    eep = np.zeros(len(y))
+    for c in range(classes):
+        eep[y == c] = p[y == c] @ cond[c]
+    return float(np.mean(np.log(eep)))
 
 
 def nce_reference(z: np.ndarray, y: np.ndarray) -> float:
@@ -67,10 +68,10 @@ def logme_columns_reference(f: np.ndarray, targets: np.ndarray) -> list[float]:
     """
     f = np.asarray(f, dtype=np.float64)
     n, d = f.shape
-    ftf, kernel = f.T @ f, f @ f.T
+    ftf, kernel = f.T @ f, (f @ f.T if n <= d else None)
     # the nonzero eigenvalues of FᵀF, from the smaller of FᵀF and FFᵀ (the rest are 0)
     sigma = np.clip(np.linalg.eigvalsh(kernel if n < d else ftf), 0, None)
-    exact_fit = n <= d and np.linalg.matrix_rank(kernel) == n
+    exact_fit = kernel is not None and np.linalg.matrix_rank(kernel) == n
     out = []
     for yc in np.asarray(targets, dtype=np.float64).T:
         fty = f.T @ yc
@@ -111,7 +112,7 @@ def logme_reference(f: np.ndarray, target_labels: np.ndarray | None = None,
 
 
 def transrate_reference(f: np.ndarray, y: np.ndarray, distortion: float = 1e-4) -> float:
-    """TransRate (Huang et al. 2022, eqs. 4–6): R(Z) − Σ_c (n_c/n) R(Z_c) on centred features,
+    """TransRate (Huang et al. 2022): R(Z) − Σ_c (n_c/n) R(Z_c) on centred features,
     R(Z) = ½ log det(I_d + d/(n·ε²) ZᵀZ) with ``distortion`` = ε²."""
     z = np.asarray(f, dtype=np.float64)
     z = z - z.mean(axis=0)

@@ -365,3 +365,49 @@ def test_base_class_and_repr(bn_model, batch):
         Attack(bn_model, eps=0.1)(x, y)
     text = repr(create_attack("mi-di", bn_model, eps=0.1))
     assert text.startswith("MIFGSM(eps=0.1") and "DI(p=0.5" in text and "decay=1.0" in text
+
+
+def _saturated_model():
+    """A linear model whose logits reach the thousands: softmax saturates in float32, so
+    cross-entropy input gradients are exactly zero for most inputs."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    with torch.no_grad():
+        model[1].weight.mul_(2000)
+    return model.eval()
+
+
+def test_masked_gradients_warn_once_and_margin_loss_sees_through_them():
+    import warnings
+
+    from transferability.attacks import GradientMaskingWarning
+
+    model = _saturated_model()
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    y = model(x).argmax(1)
+    attack = PGD(model, eps=0.3, steps=5, random_start=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ce_adv = attack(x, y)
+        attack(x, y)  # once per attack object
+    masking = [w for w in caught if issubclass(w.category, GradientMaskingWarning)]
+    assert len(masking) == 1 and "loss='margin'" in str(masking[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GradientMaskingWarning)
+        margin_adv = PGD(model, eps=0.3, steps=5, random_start=False, loss="margin")(x, y)
+    ce_rate = (model(ce_adv).argmax(1) != y).float().mean()
+    margin_rate = (model(margin_adv).argmax(1) != y).float().mean()
+    assert ce_rate < 0.5 and margin_rate == 1.0
+
+
+def test_no_masking_warning_on_a_healthy_model():
+    import warnings
+
+    from transferability.attacks import GradientMaskingWarning
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+    x = torch.rand(32, 1, 28, 28)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GradientMaskingWarning)
+        PGD(model, eps=0.1, steps=3)(x, model(x).argmax(1))

@@ -1,5 +1,6 @@
 """Knowledge-transferability estimators: hand-worked values, invariants, the LogME fast path
-against dense linear algebra, streaming against one-shot, and bad input."""
+against dense linear algebra, streaming against one-shot, extreme magnitudes and bad input.
+(Agreement with plain reference implementations is in test_estimator_oracles.py.)"""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from transferability.estimators import (
     task_hardness,
     transrate,
 )
+from transferability._registry import Registry
 from transferability.estimators import registry as registry_module
 from transferability.features import Outputs
 
@@ -97,8 +99,8 @@ def test_logme_by_hand():
     y = np.array([0, 0, 1, 1])
     assert logme(np.ones((4, 1)), y) == pytest.approx(expected, abs=1e-10)
     # Regression target equal to the class-0 column: same evidence.
-    assert logme(np.ones((4, 1)), np.array([[1.0], [1.0], [0.0], [0.0]])) == pytest.approx(
-        expected, abs=1e-10)
+    assert logme(np.ones((4, 1)), target_values=np.array([[1.0], [1.0], [0.0], [0.0]])) == \
+        pytest.approx(expected, abs=1e-10)
     # D = 5 copies of 1/√5 (n < D, the Gram path): Fw = 1·(Σw/√5) with Σw/√5 ~ N(0, 1/α),
     # the same model, the same evidence.
     assert logme(np.ones((4, 5)) / np.sqrt(5), y) == pytest.approx(expected, abs=1e-10)
@@ -119,18 +121,18 @@ def test_all_zero_features_give_finite_scores():
 
 def test_transrate_by_hand():
     y = np.array([0, 1, 1, 0])
-    # column 0 = 0, 2, 4, 6 -> centred -3, -1, 1, 3; other columns 0. With eps = 1, d = 2:
+    # column 0 = 0, 2, 4, 6 -> centred -3, -1, 1, 3; other columns 0. With ε² = 1, d = 2:
     # R(Z) = ½ log(1 + 2/4 · 20) = ½ log 11; class 0 = {-3, 3}: ½ log(1 + 2/2 · 18) = ½ log 19;
     # class 1 = {-1, 1}: ½ log(1 + 2/2 · 2) = ½ log 3; weights ½ each.
     f = np.zeros((4, 2))
     f[:, 0] = [0, 2, 4, 6]
-    assert transrate(f, y, eps=1.0) == pytest.approx(0.25 * np.log(121 / 57), abs=1e-12)
+    assert transrate(f, y, distortion=1.0) == pytest.approx(0.25 * np.log(121 / 57), abs=1e-12)
     # d = 3 (classes have n_c = 2 < d: the Gram side): R(Z) = ½ log(1 + 3/4 · 20) = ½ log 16;
     # class 0 Gram [[9, -9], [-9, 9]] has eigenvalue 18: ½ log(1 + 3/2 · 18) = ½ log 28;
     # class 1: eigenvalue 2, ½ log(1 + 3/2 · 2) = ½ log 4.
     f = np.zeros((4, 3))
     f[:, 0] = [0, 2, 4, 6]
-    assert transrate(f, y, eps=1.0) == pytest.approx(0.25 * np.log(16 / 7), abs=1e-12)
+    assert transrate(f, y, distortion=1.0) == pytest.approx(0.25 * np.log(16 / 7), abs=1e-12)
 
 
 # --- references and invariants -------------------------------------------------------------
@@ -272,8 +274,8 @@ def test_streaming_equals_one_shot():
     targets = f[:, :2] * 0.5 + 1
     est = LogME()
     for fb, tb in batches(f, targets):
-        est.update(fb, tb)
-    assert est.compute() == pytest.approx(logme(f, targets), abs=1e-9)
+        est.update(fb, target_values=tb)
+    assert est.compute() == pytest.approx(logme(f, target_values=targets), abs=1e-9)
 
 
 def test_streaming_logme_with_fewer_samples_than_dimensions():
@@ -310,7 +312,9 @@ def test_registry_scores_any_estimator_from_outputs():
 
 
 def test_registry_keeps_room_for_model_based_scores(monkeypatch):
-    monkeypatch.setattr(registry_module, "_REGISTRY", dict(registry_module._REGISTRY))
+    fresh = Registry("estimator")
+    fresh._items = dict(registry_module._ESTIMATORS._items)
+    monkeypatch.setattr(registry_module, "_ESTIMATORS", fresh)
 
     @register_estimator("toy_alpha", kind="models")
     def toy_alpha(source_model, reference_model, x):
@@ -335,6 +339,121 @@ def test_torch_inputs_give_the_same_floats():
     assert isinstance(h_score(ft, yt), float)
 
 
+# --- extreme magnitudes ------------------------------------------------------------------------
+
+SCALES = [1e-300, 1e-160, 2.0**-40, 3.0, 1e160, 1e300]
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("n,d", [(120, 6), (10, 20)])  # the FᵀF and the Gram path of LogME
+def test_logme_and_h_score_ignore_a_global_feature_scale(scale, n, d):
+    # L(α, β) is unchanged by F → cF with α → c²α; H-score is a ratio of covariances
+    f, _, y = make_task(n=n, d=d)
+    assert logme(f * scale, y) == pytest.approx(logme(f, y), rel=1e-9)
+    assert h_score(f * scale, y) == pytest.approx(h_score(f, y), rel=1e-9)
+    assert h_score(f * scale, y, shrinkage=True) == pytest.approx(h_score(f, y, shrinkage=True),
+                                                                  rel=1e-9)
+    # a regression target y → ty shifts L/n by −log t
+    t = f[:, :2] * 0.5 + 1
+    assert logme(f * scale, target_values=t * scale) == pytest.approx(
+        logme(f, target_values=t) - np.log(scale), rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_streaming_estimators_ignore_a_global_feature_scale(scale):
+    f, _, y = sorted_task()
+    for est, one_shot in [(LogME(), logme(f, y)), (HScore(), h_score(f, y)),
+                          (HScore(True), h_score(f, y, True))]:
+        for fb, yb in batches(f * scale, y):
+            est.update(fb, yb)
+        assert est.compute() == pytest.approx(one_shot, rel=1e-9)
+
+
+@pytest.mark.parametrize("first", [1e-200, 1e200])
+def test_streaming_rescales_its_sums_when_a_batch_is_far_larger(first):
+    # the first batch sets the scale; a batch 1e200 times larger must not overflow the sums
+    f, _, y = sorted_task()
+    f = f.copy()
+    f[:7] *= first
+    t = f[:, :2] * 0.5 + 1
+    for shrinkage in (False, True):
+        est = HScore(shrinkage)
+        for fb, yb in batches(f, y):
+            est.update(fb, yb)
+        assert est.compute() == pytest.approx(h_score(f, y, shrinkage), rel=1e-10)
+    est, reg = LogME(), LogME()
+    for fb, yb, tb in batches(f, y, t):
+        est.update(fb, yb)
+        reg.update(fb, target_values=tb)
+    assert est.compute() == pytest.approx(logme(f, y), rel=1e-9)
+    assert reg.compute() == pytest.approx(logme(f, target_values=t), rel=1e-9)
+
+
+def coding_rate_slogdet(z, distortion, d):
+    """The coding rate as first written: slogdet of I + d/(n·ε²) ZᵀZ on the smaller side."""
+    n = len(z)
+    gram = z @ z.T if n < z.shape[1] else z.T @ z
+    return 0.5 * np.linalg.slogdet(np.eye(len(gram)) + gram * (d / (n * distortion)))[1]
+
+
+def transrate_slogdet(f, y, distortion=1e-4):
+    z = f - f.mean(axis=0)
+    n, d = z.shape
+    return coding_rate_slogdet(z, distortion, d) - sum(
+        np.mean(y == c) * coding_rate_slogdet(z[y == c], distortion, d) for c in np.unique(y))
+
+
+@pytest.mark.parametrize("scale", [1e-3, 0.1, 1.0, 10.0, 1e3])
+@pytest.mark.parametrize("distortion", [1e-4, 1.0])
+def test_transrate_equals_the_slogdet_formula_at_ordinary_scales(scale, distortion):
+    f, _, y = make_task(n=120, d=6)
+    f = f * scale
+    assert transrate(f, y, distortion) == pytest.approx(transrate_slogdet(f, y, distortion),
+                                                        rel=1e-10)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-160, 1e160, 1e300])
+def test_transrate_is_finite_at_extreme_scales(scale):
+    f, _, y = make_task(n=120, d=6)
+    assert np.isfinite(transrate(f * scale, y))
+    # R depends on Z and ε only through ZᵀZ/ε², so scaling both leaves TransRate unchanged
+    c = 1e150 if scale > 1 else 1e-150
+    assert transrate(f * c, y, distortion=1e-4 * c**2) == pytest.approx(transrate(f, y),
+                                                                       rel=1e-10)
+    # as the scale grows, TransRate tends to a finite limit; as it shrinks, to 0
+    if scale < 1:
+        assert transrate(f * scale, y) == pytest.approx(0.0, abs=1e-200)
+
+
+def test_logme_rejects_an_all_zero_regression_target():
+    f, _, _ = make_task()
+    t = np.c_[f[:, 0], np.zeros(len(f))]
+    with pytest.raises(ValueError, match=r"target_values: column\(s\) \[1\] are all zero"):
+        logme(f, target_values=t)
+    with pytest.raises(ValueError, match=r"target_values: column\(s\) \[1\] are all zero"):
+        LogME().update(f, target_values=t).compute()
+    with pytest.raises(ValueError, match=r"target_values: column\(s\) \[0\] are all zero"):
+        logme(np.zeros_like(f), target_values=t[:, 1:])
+
+
+@pytest.mark.parametrize("call", [
+    lambda f, y: h_score(f, y), lambda f, y: h_score(f, y, shrinkage=True),
+    lambda f, y: logme(f, y), lambda f, y: logme(f[:5], y[:5] % 2),  # FᵀF and Gram paths
+    lambda f, y: transrate(f, y), lambda f, y: HScore().update(f, y).compute(),
+    lambda f, y: LogME().update(f, y).compute()])
+def test_a_failed_eigendecomposition_is_a_value_error_naming_features(monkeypatch, call):
+    def fail(*args, **kwargs):
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
+
+    monkeypatch.setattr(np.linalg, "eigh", fail)
+    monkeypatch.setattr(np.linalg, "eigvalsh", fail)
+    f, _, y = make_task(n=30)
+    with pytest.raises(ValueError, match="features: the eigendecomposition failed .*did not "
+                                         "converge") as info:
+        call(f, y)
+    assert not isinstance(info.value, np.linalg.LinAlgError)
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 _F, _P, _Y = make_task(n=30)
@@ -350,10 +469,6 @@ ARG = {"leep": "source_probs", "nce": "source_labels", "h_score": "features",
        "h_score_shrinkage": "features", "logme": "features", "transrate": "features"}
 
 
-def labels_arg(name):
-    return "targets" if name == "logme" else "target_labels"
-
-
 @pytest.mark.parametrize("name", ["leep", "h_score", "h_score_shrinkage", "logme", "transrate"])
 def test_nan_or_inf_is_rejected(name):
     f, p = _F.copy(), _P.copy()
@@ -366,26 +481,26 @@ def test_nan_or_inf_is_rejected(name):
 def test_labels_with_a_missing_class_are_rejected(name):
     y = _Y.copy()
     y[y == 1] = 3  # classes 0, 2, 3
-    with pytest.raises(ValueError, match=rf"{labels_arg(name)}: .*missing class\(es\) 1 "):
+    with pytest.raises(ValueError, match=rf"target_labels: .*missing class\(es\) 1 "):
         call(name, y=y)
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_length_mismatch_is_rejected(name):
     with pytest.raises(ValueError, match=rf"length mismatch: {ARG[name]} has 30, "
-                                         rf"{labels_arg(name)} has 29"):
+                                         rf"target_labels has 29"):
         call(name, y=_Y[:29])
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_a_single_class_is_rejected(name):
-    with pytest.raises(ValueError, match=rf"{labels_arg(name)}: needs at least 2 classes"):
+    with pytest.raises(ValueError, match=rf"target_labels: needs at least 2 classes"):
         call(name, y=np.zeros(30, dtype=int))
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_fewer_samples_than_classes_is_rejected(name):
-    with pytest.raises(ValueError, match=rf"{labels_arg(name)}: 3 samples for 3 classes"):
+    with pytest.raises(ValueError, match=rf"target_labels: 3 samples for 3 classes"):
         call(name, f=_F[:3], p=_P[:3], y=np.array([0, 1, 2]))
 
 
@@ -406,7 +521,126 @@ def test_streaming_checks():
         NCE().update(_P.argmax(axis=1)[_Y < 2], 2 * _Y[_Y < 2]).compute()
     with pytest.raises(ValueError, match="features: no data"):
         HScore().compute()
-    with pytest.raises(ValueError, match="targets: every batch must have the same kind"):
-        LogME().update(_F, _Y).update(_F, _F[:, :2])
-    with pytest.raises(ValueError, match="eps: expected a finite number > 0"):
-        transrate(_F, _Y, eps=0)
+    with pytest.raises(ValueError, match="target_labels, target_values: every batch must give "
+                                         "the same kind"):
+        LogME().update(_F, _Y).update(_F, target_values=_F[:, :2])
+    with pytest.raises(ValueError, match="distortion: expected a finite number > 0"):
+        transrate(_F, _Y, distortion=0)
+
+
+# --- a table of bad inputs: every estimator raises a ValueError naming the argument ----------
+
+_Z = _P.argmax(axis=1)
+
+# name -> (call(input, target_labels), valid input, the input's argument name)
+CALLS = {
+    "leep": (leep, _P, "source_probs"),
+    "nce": (nce, _Z, "source_labels"),
+    "h_score": (h_score, _F, "features"),
+    "h_score_shrinkage": (lambda f, y: h_score(f, y, shrinkage=True), _F, "features"),
+    "logme": (logme, _F, "features"),
+    "transrate": (transrate, _F, "features"),
+    "task_hardness": (lambda z, y: task_hardness(y, source_labels=z), _Z, "source_labels"),
+    "LEEP": (lambda p, y: LEEP().update(p, y).compute([(p, y)]), _P, "source_probs"),
+    "NCE": (lambda z, y: NCE().update(z, y).compute(), _Z, "source_labels"),
+    "HScore": (lambda f, y: HScore().update(f, y).compute(), _F, "features"),
+    "LogME": (lambda f, y: LogME().update(f, y).compute(), _F, "features"),
+}
+
+
+def with_value(a, index, value):
+    out = a.astype(np.float64)
+    out[index] = value
+    return out
+
+
+def bad_values(a):
+    """(description, bad value) for an input shaped like ``a``: 2-D numbers or 1-D labels."""
+    n = len(a)
+    cases = [("None", None), ("a string", "abc"), ("strings", ["a"] * n),
+             ("ragged lists", [[0, 1], [1]] * (n // 2)), ("a scalar", 1), ("a dict", {}),
+             ("objects", np.array([object()] * n)), ("3-D", a.reshape(n, -1, 1, 1)),
+             ("empty", a[:0]), ("too short", a[:-1]), ("too long", np.concatenate([a, a[:1]]))]
+    if a.ndim == 2:
+        return cases + [("1-D", a[:, 0]), ("no columns", a[:, :0]),
+                        ("NaN", with_value(a, (2, 1), np.nan)),
+                        ("inf", with_value(a, (2, 1), np.inf)),
+                        ("-inf", with_value(a, (2, 1), -np.inf)), ("complex dtype", a + 1j)]
+    return cases + [("2-D", a[:, None]), ("NaN", with_value(a, 2, np.nan)),
+                    ("inf", with_value(a, 2, np.inf)), ("negative", with_value(a, 2, -1)),
+                    ("non-integer", a + 0.5), ("complex dtype", a + 1j)]
+
+
+TARGET_ONLY = [("one class", np.zeros(len(_Y), dtype=int)), ("a missing class", 2 * _Y),
+               ("a huge label", with_value(_Y, 0, 10**12).astype(np.int64))]
+STREAMING = {"LEEP", "NCE", "HScore", "LogME"}
+BAD_INPUTS = [
+    pytest.param(name, argument, value, id=f"{name}-{argument}-{what}")
+    for name, (_, valid, input_name) in CALLS.items()
+    for argument, cases in [(input_name, bad_values(valid)),
+                            ("target_labels", bad_values(_Y) + TARGET_ONLY)]
+    for what, value in cases
+    # a streaming batch may carry any label (one of 10**12 would need a table that wide), and
+    # task_hardness takes source_labels=None to mean no source
+    if not (name in STREAMING and what == "a huge label")
+    and not (name == "task_hardness" and argument == "source_labels" and value is None)
+]
+
+
+@pytest.mark.parametrize("name,argument,value", BAD_INPUTS)
+def test_bad_input_raises_a_value_error_naming_the_argument(name, argument, value):
+    call, valid, input_name = CALLS[name]
+    x, y = (value, _Y) if argument == input_name else (valid, value)
+    with pytest.raises(ValueError, match=argument):
+        call(x, y)
+
+
+def test_bad_logme_targets_name_the_argument():
+    t = _F[:, :2]
+    for call in (logme, lambda f, *a, **k: LogME().update(f, *a, **k).compute()):
+        for kwargs in ({}, {"target_labels": None}, {"target_labels": _Y, "target_values": t}):
+            with pytest.raises(ValueError, match="target_labels, target_values: give exactly one"):
+                call(_F, **kwargs)
+        for what, value in bad_values(t):
+            with pytest.raises(ValueError, match="target_values"):
+                call(_F, target_values=value)
+    # regression targets go by keyword; the positional argument is class labels only
+    with pytest.raises(ValueError, match="target_labels: expected a 1-D array"):
+        logme(_F, t)
+    assert logme(_F, target_labels=_Y) == logme(_F, _Y)
+
+
+def test_bad_batches_for_the_second_leep_pass():
+    est = LEEP().update(_P, _Y)
+    for batches_ in (None, 3, [(_P,)], [_P], [(_P, _Y, _Y)]):
+        with pytest.raises(ValueError, match="batches: "):
+            est.compute(batches_)
+
+
+def test_bool_labels_count_as_classes_0_and_1():
+    y = _Y % 2
+    for name, (call, valid, _) in CALLS.items():
+        assert call(valid, y.astype(bool)) == call(valid, y), name
+
+
+def test_source_labels_may_be_any_nonnegative_integers():
+    # unused source classes add nothing to H(Y | Z), so a huge label needs no huge table
+    z = _Z.copy()
+    z[z == z.max()] = 10**12
+    assert nce(z, _Y) == nce(_Z, _Y)
+    assert task_hardness(_Y, source_labels=z) == task_hardness(_Y, source_labels=_Z)
+
+
+def test_module_docstrings_cite_nothing_outside_the_repository():
+    import importlib
+    import re
+
+    for module in ("", "._common", ".hscore", ".leep", ".logme", ".nce", ".registry",
+                   ".transrate"):
+        doc = importlib.import_module(f"transferability.estimators{module}").__doc__
+        assert not re.search(r"DESIGN\.md|\bC\d+\b", doc), module
+
+
+def test_list_estimators_is_sorted():
+    assert list_estimators() == sorted(list_estimators())
+    assert list_estimators("features") == ["h_score", "h_score_shrinkage", "logme", "transrate"]

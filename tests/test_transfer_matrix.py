@@ -129,7 +129,7 @@ def test_csv_matches_records(matrix, tmp_path):
 def test_frame(matrix):
     pd = pytest.importorskip("pandas")
     frame = matrix.to_frame()
-    assert isinstance(frame, pd.DataFrame) and frame.shape == (4, 9)
+    assert isinstance(frame, pd.DataFrame) and frame.shape == (4, 10)
     assert frame.set_index(["surrogate", "victim"]).loc[("B", "A"), "fooled_both_correct"] == 1
 
 
@@ -151,9 +151,13 @@ def test_with_pgd_on_zoo_models():
     torch.manual_seed(0)
     s, v = create_model("mlp", 3, image_size=16, hidden=16), create_model("lenet", 3)
     x, y = torch.rand(5, 1, 16, 16), torch.tensor([0, 1, 2, 0, 1])
-    kw = {"eps": 1.0, "norm": "l2", "steps": 2, "seed": 0, "batch_size": 2, "show_progress": False}
-    m1 = transfer_matrix({"s": s}, {"v": v, "s": s}, x, y, "pgd", attack_options=kw)
-    m2 = transfer_matrix({"s": s}, {"v": v, "s": s}, x, y, "pgd", attack_options=kw)
+    kw = {"eps": 1.0, "norm": "l2", "steps": 2, "seed": 0}
+    m1 = transfer_matrix({"s": s}, {"v": v, "s": s}, x, y, "pgd", attack_options=kw,
+                         batch_size=2, show_progress=False)
+    m2 = transfer_matrix({"s": s}, {"v": v, "s": s}, x, y, "pgd", attack_options=kw,
+                         batch_size=2, show_progress=False)
+    with pytest.raises(ValueError, match="attack_options: 'pgd' does not take"):
+        transfer_matrix({"s": s}, {"v": v}, x, y, "pgd", attack_options={"batch_size": 2})
     assert m1.to_dict() == m2.to_dict()
     assert m1.fooled.shape == (1, 2) and "PGD(eps=1.0, norm='l2'" in m1.attack
 
@@ -180,3 +184,29 @@ def test_bad_input(models):
         transfer_matrix({}, {"B": b}, X, Y, "fgsm", attack_options={"eps": 0.1})
     with pytest.raises(ValueError, match="protocol"):
         transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm", attack_options={"eps": 0.1}, show_progress=False).rates("x")
+
+
+def test_weak_surrogates_are_flagged_everywhere(tmp_path):
+    import warnings
+
+    torch.manual_seed(0)
+    saturated = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+    with torch.no_grad():
+        saturated[1].weight.mul_(2000)
+    healthy = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+    x = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    y = saturated(x).argmax(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = transfer_matrix({"sat": saturated, "ok": healthy}, {"sat": saturated, "ok": healthy},
+                            x, y, "pgd", attack_options={"eps": 0.3, "steps": 5,
+                                                         "random_start": False},
+                            show_progress=False)
+    rates = m.white_box_rates()
+    assert rates[0] < 0.9 <= rates[1]
+    assert m.weak_surrogates() == ["sat"]
+    assert "sat (weak)" in m.format() and "weak surrogates" in m.format()
+    records = {(r["surrogate"], r["victim"]): r for r in m.to_records()}
+    assert records[("sat", "ok")]["weak_surrogate"] and not records[("ok", "sat")]["weak_surrogate"]
+    assert m.to_dict()["weak_surrogates"] == ["sat"]
+    assert "weak_surrogate" in (m.to_csv(tmp_path / "m.csv")).read_text().splitlines()[0]

@@ -40,7 +40,12 @@ def list_attacks() -> list[str]:
 
 def create_attack(name: str, model: nn.Module, **kwargs) -> Attack:
     """Build a registered attack, e.g. ``create_attack("pgd", model, eps=0.1, steps=20)``."""
-    return _ATTACKS.get(name, "attack")(model, **kwargs)
+    factory = _ATTACKS.get(name, "attack")
+    try:
+        return factory(model, **kwargs)
+    except TypeError as exc:
+        raise ValueError(f"attack_options: {name!r} does not take these options "
+                         f"({str(exc).split('() ')[-1]})") from None
 
 
 def attack_factory(attack: str | Callable[[nn.Module], Callable], **kwargs

@@ -5,7 +5,7 @@ On features Z (n × d) centred by their overall mean, with the coding rate at di
     R(Z, ε) = ½ log det(I_d + d/(n·ε²) ZᵀZ)      (``distortion`` = ε², 1e-4 as in the
                                                    authors' code),
 
-TransRate = R(Z, ε) − R(Z | Y, ε),  R(Z | Y, ε) = Σ_c (n_c/n) R(Z_c, ε)   (paper, eqs. 4–6),
+TransRate = R(Z, ε) − R(Z | Y, ε),  R(Z | Y, ε) = Σ_c (n_c/n) R(Z_c, ε),
 
 where Z_c are the rows of class c (not re-centred). Higher = more transferable. This follows
 the paper's d/(nε²) scaling and n_c/n class weights; the released code drops the factor d

@@ -1,0 +1,186 @@
+"""The public API speaks one vocabulary (docs/glossary.md): this test fails when a public
+signature drifts from it, when a result type stops round-tripping, or when library code
+prints instead of logging."""
+
+import ast
+import dataclasses
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import transferability
+from transferability import adversarial, estimators, ranking, study, training, transfer, transfer_matrix
+from transferability._results import Result
+
+SRC = Path(transferability.__file__).parent
+
+#: Leading parameters of the public functions, as the glossary fixes them.
+SIGNATURES = {
+    adversarial.alpha: ["from_model", "to_model", "x", "y"],
+    adversarial.alpha_to_many: ["from_model", "to_models", "x", "y"],
+    adversarial.alpha_both_ways: ["model_a", "model_b", "x", "y_a", "y_b"],
+    adversarial.gradient_alignment: ["model_a", "model_b", "x", "y"],
+    adversarial.attribution_affinity: ["model_a", "model_b", "x", "method"],
+    adversarial.adversarial_scores: ["reference", "sources", "x", "y"],
+    adversarial.model_scores: ["reference", "source", "x", "y"],
+    transfer_matrix.transfer_matrix: ["surrogates", "victims", "x", "y", "attack"],
+    study.adv_knowledge_study: ["reference", "sources", "train", "test"],
+    ranking.rank_sources: ["sources", "train"],
+    training.fit: ["model", "train"],
+    training.evaluate: ["model", "test"],
+    transfer.linear_probe: ["model", "train", "test"],
+    transfer.fine_tune: ["model", "train", "test"],
+    estimators.leep: ["source_probs", "target_labels"],
+    estimators.nce: ["source_labels", "target_labels"],
+    estimators.h_score: ["features", "target_labels"],
+    estimators.logme: ["features", "target_labels"],
+    estimators.transrate: ["features", "target_labels"],
+}
+#: Keyword-only parameters that must exist (the one way to configure an attack, ...).
+KEYWORDS = {
+    adversarial.alpha: {"attack", "attack_options"},
+    adversarial.alpha_to_many: {"attack", "attack_options", "show_progress"},
+    transfer_matrix.transfer_matrix: {"attack_options", "show_progress"},
+    study.adv_knowledge_study: {"attack", "attack_options", "show_progress"},
+    ranking.rank_sources: {"attack", "attack_options", "show_progress"},
+    estimators.logme: {"target_values"},
+    estimators.transrate: {"distortion"},
+}
+
+
+def _modules():
+    for info in pkgutil.walk_packages([str(SRC)], "transferability."):
+        yield importlib.import_module(info.name)
+
+
+def _public_callables():
+    seen = set()
+    for module in _modules():
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if id(obj) in seen or not callable(obj):
+                continue
+            seen.add(id(obj))
+            fn = obj.__init__ if inspect.isclass(obj) else obj
+            try:
+                yield module.__name__, name, inspect.signature(fn).parameters
+            except (TypeError, ValueError):
+                continue
+
+
+@pytest.mark.parametrize("fn", list(SIGNATURES), ids=lambda f: f.__name__)
+def test_leading_parameters_follow_the_glossary(fn):
+    params = list(inspect.signature(fn).parameters)
+    assert params[:len(SIGNATURES[fn])] == SIGNATURES[fn]
+    assert KEYWORDS.get(fn, set()) <= set(params)
+
+
+def test_banned_spellings_appear_nowhere_in_the_public_api():
+    """``alpha`` is a step size inside attack classes only; ``eps`` belongs to the attacks;
+    every attack is configured by ``attack`` + ``attack_options``; progress is
+    ``show_progress``."""
+    for module, name, params in _public_callables():
+        where = f"{module}.{name}{tuple(params)}"
+        in_attacks = module.startswith("transferability.attacks")
+        assert in_attacks or "alpha" not in params, where
+        assert in_attacks or "eps" not in params, where
+        assert not {"step_size", "alpha_options", "attack_kw", "progress", "verbose"} & set(
+            params), where
+        assert not any(p.kind is p.VAR_KEYWORD and n.startswith("attack")
+                       for n, p in params.items()), where
+
+
+def test_models_estimators_take_reference_source_x_y():
+    for name in estimators.list_estimators("models"):
+        params = list(inspect.signature(estimators.get_estimator(name).fn).parameters)
+        assert params[:4] == ["reference", "source", "x", "y"], name
+
+
+def test_registries_list_sorted_names_without_import_order():
+    from transferability import list_attacks, list_datasets, list_estimators, list_models
+
+    for names in (list_models(), list_attacks(), list_datasets(), list_estimators()):
+        assert names == sorted(names) and all(isinstance(n, str) for n in names)
+    assert {"alpha1", "gradient_alignment", "attribution_affinity"} <= set(list_estimators())
+
+
+def _result_types():
+    return sorted({cls for module in _modules() for cls in vars(module).values()
+                   if inspect.isclass(cls) and issubclass(cls, Result) and cls is not Result},
+                  key=lambda c: c.__name__)
+
+
+def test_every_result_type_is_a_frozen_dataclass():
+    names = {c.__name__ for c in _result_types()}
+    assert {"AlphaResult", "TransferMatrix", "StudyResult", "RankResult", "ProbeResult",
+            "Outputs", "History", "TheoryRow", "AlignmentResult", "AffinityResult"} <= names
+    for cls in _result_types():
+        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, cls
+
+
+def test_results_round_trip_with_a_schema(blobs):
+    import json
+
+    from transferability.adversarial import alpha, gradient_alignment, theory_check
+    from transferability.features import extract
+    from transferability.models import create_model
+    from transferability.report import _jsonable
+
+    x, y = blobs
+    torch.manual_seed(0)
+    a, b = create_model("mlp", 3), create_model("cnn", 3)
+    training.fit(a, (x, y), epochs=1, show_progress=False)
+    results = [alpha(a, b, x[:12], y[:12], attack_options={"steps": 2}),
+               gradient_alignment(a, b, x[:6]), theory_check((0.0, 0.5), n=20)[1],
+               extract(a, x[:4], y[:4]),
+               transfer.linear_probe(a, (x, y), (x, y), shots=3, repeats=2),
+               transfer_matrix.transfer_matrix({"a": a}, {"b": b}, x[:8], y[:8], "fgsm",
+                                               attack_options={"eps": 0.1})]
+    for result in results:
+        data = result.to_dict()
+        assert data["type"] == type(result).__name__ and data["schema"] == 1
+        back = type(result).from_dict(json.loads(json.dumps(_jsonable(data))))
+        assert back.to_dict() == data, type(result).__name__
+        with pytest.raises(ValueError, match="newer"):
+            type(result).from_dict({**data, "schema": 99})
+    with pytest.raises(ValueError, match="expected a AlphaResult"):
+        type(results[0]).from_dict(results[1].to_dict())
+
+
+def test_library_code_logs_and_never_prints():
+    for path in SRC.rglob("*.py"):
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                pytest.fail(f"{path.relative_to(SRC)}:{node.lineno} calls print()")
+            assert not (isinstance(node, ast.arg) and node.arg == "log"), path
+
+
+def test_show_progress_false_draws_nothing(blobs, capsys, monkeypatch):
+    from transferability.models import create_model
+    from transferability.ranking import rank_sources
+
+    monkeypatch.setenv("TRANSFERABILITY_PROGRESS", "1")  # bars would be on by default
+    x, y = blobs
+    from transferability.data import ImageDataset
+
+    train = ImageDataset(x, y)
+    reference = create_model("mlp", 3)
+    training.fit(reference, train, epochs=1, show_progress=False)
+    rank_sources({"a": create_model("mlp", 3)}, train, estimators=["alpha1", "leep"],
+                 reference=reference, n_per_class=2,
+                 attack_options={"steps": 1}, show_progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_no_file_cites_anything_outside_the_repository():
+    root = SRC.parents[1]
+    for path in [*root.glob("*.md"), *(root / "docs").glob("*.md"), *SRC.rglob("*.py"),
+                 *(root / "tests").glob("*.py"), *(root / "benchmarks").glob("*.py")]:
+        text = path.read_text()
+        assert "DESIGN" + ".md" not in text and "../" + "shared" not in text, path
