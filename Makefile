@@ -28,7 +28,9 @@ demo-quick: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest tests
 
+# torchattacks joins the attack benchmark; --no-deps, since it would pull torchvision
 bench: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps torchattacks==3.5.1
 	$(PY) -m benchmarks
 
 lint: $(STAMP)

@@ -10,6 +10,7 @@ import torch
 from scipy.stats import multivariate_normal
 from sklearn.covariance import ledoit_wolf
 
+from transferability._registry import Registry
 from transferability.estimators import (
     LEEP,
     NCE,
@@ -26,7 +27,6 @@ from transferability.estimators import (
     task_hardness,
     transrate,
 )
-from transferability._registry import Registry
 from transferability.estimators import registry as registry_module
 from transferability.features import Outputs
 
@@ -481,7 +481,7 @@ def test_nan_or_inf_is_rejected(name):
 def test_labels_with_a_missing_class_are_rejected(name):
     y = _Y.copy()
     y[y == 1] = 3  # classes 0, 2, 3
-    with pytest.raises(ValueError, match=rf"target_labels: .*missing class\(es\) 1 "):
+    with pytest.raises(ValueError, match=r"target_labels: .*missing class\(es\) 1 "):
         call(name, y=y)
 
 
@@ -494,13 +494,13 @@ def test_length_mismatch_is_rejected(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_a_single_class_is_rejected(name):
-    with pytest.raises(ValueError, match=rf"target_labels: needs at least 2 classes"):
+    with pytest.raises(ValueError, match=r"target_labels: needs at least 2 classes"):
         call(name, y=np.zeros(30, dtype=int))
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_fewer_samples_than_classes_is_rejected(name):
-    with pytest.raises(ValueError, match=rf"target_labels: 3 samples for 3 classes"):
+    with pytest.raises(ValueError, match=r"target_labels: 3 samples for 3 classes"):
         call(name, f=_F[:3], p=_P[:3], y=np.array([0, 1, 2]))
 
 
@@ -601,7 +601,7 @@ def test_bad_logme_targets_name_the_argument():
         for kwargs in ({}, {"target_labels": None}, {"target_labels": _Y, "target_values": t}):
             with pytest.raises(ValueError, match="target_labels, target_values: give exactly one"):
                 call(_F, **kwargs)
-        for what, value in bad_values(t):
+        for _, value in bad_values(t):
             with pytest.raises(ValueError, match="target_values"):
                 call(_F, target_values=value)
     # regression targets go by keyword; the positional argument is class labels only

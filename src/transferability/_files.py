@@ -34,6 +34,24 @@ class StorageError(OSError):
     """A file could not be written (full disk, file-size limit, permissions)."""
 
 
+class _Recording:
+    """A file that remembers the ``OSError`` of a failed write: writers implemented in C++
+    (``torch.save``) report a full disk as a ``RuntimeError`` of their own."""
+
+    def __init__(self, file: IO[bytes]):
+        self._file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._file, name)
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(file)`` on a fresh temporary file, then move it to ``path`` atomically."""
     path = Path(path)
@@ -42,17 +60,20 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    recording = None
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            recording = _Recording(f)
+            write(recording)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        error = exc if isinstance(exc, OSError) else getattr(recording, "error", None)
+        if error is not None:
+            raise StorageError(f"cannot write {path}: {error.strerror or error}") from None
         raise
     return path
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from ._files import atomic_write, check_writable_dir, inside, parse_yaml, quarantine, read_yaml
 from ._validation import check_name
-from .data.spec import dataset_from_spec
+from .data.spec import check_dataset_spec, dataset_from_spec
 from .features import Outputs, extract
 from .models import CheckpointError, create_model, list_models, load_checkpoint, save_checkpoint
 from .training import check_fit_options, evaluate, fit
@@ -54,7 +54,7 @@ class ZooEntry:
 
 def _entry(m, i: int, defaults: dict) -> ZooEntry:
     """One checked ``models:`` item: a safe name, a known arch that builds with its options,
-    valid training options."""
+    a valid data spec naming existing datasets, valid training options."""
     where = f"spec: models[{i}]"
     if not isinstance(m, Mapping) or not {"name", "arch", "data"} <= set(m):
         raise ValueError(f"{where} needs `name`, `arch` and `data`")
@@ -75,6 +75,7 @@ def _entry(m, i: int, defaults: dict) -> ZooEntry:
         raise ValueError(f"{where}.{exc}") from None
     if not isinstance(m["data"], str | Mapping):
         raise ValueError(f"{where}.data: expected a dataset name or a mapping")
+    check_dataset_spec(m["data"], f"{where}.data")
     train = {**defaults, **check_fit_options(m.get("train") or {}, f"{where}.train.")}
     return ZooEntry(name, m["arch"], m["data"], train, dict(kwargs))
 

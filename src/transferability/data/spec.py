@@ -17,44 +17,71 @@ from collections.abc import Mapping
 
 from .._validation import check_int, check_seed
 from .dataset import ImageDataset
-from .registry import load_dataset
+from .registry import _user_path, list_datasets, load_dataset
 from .sources import MAX_PER_CLASS
 from .tasks import _class_ids, mixture, per_class, relabel, select_classes
 
-__all__ = ["dataset_from_spec"]
+__all__ = ["dataset_from_spec", "check_dataset_spec"]
 
 _KEYS = {"dataset", "mixture", "k", "options", "classes", "relabel", "n_per_class", "seed"}
 
 
-def _check_spec(spec: Mapping) -> None:
+def _check_source(value, name: str) -> None:
+    """Check that ``value`` names a bundled dataset or an existing .npz file or folder."""
+    if not (isinstance(value, str) and value in list_datasets()) and _user_path(value) is None:
+        raise ValueError(f"{name}: {value!r} is neither a dataset ({', '.join(list_datasets())}) "
+                         "nor an existing .npz file or image folder")
+
+
+def _check_spec(spec: Mapping, name: str = "spec") -> None:
     """Check every value of a spec mapping before anything is loaded."""
     unknown = set(spec) - _KEYS
     if unknown:
-        raise ValueError(f"spec: unknown key(s) {sorted(map(str, unknown))}; "
+        raise ValueError(f"{name}: unknown key(s) {sorted(map(str, unknown))}; "
                          f"allowed: {sorted(_KEYS)}")
     if ("mixture" in spec) == ("dataset" in spec):
-        raise ValueError("spec: expected exactly one of the keys `dataset` and `mixture`")
+        raise ValueError(f"{name}: expected exactly one of the keys `dataset` and `mixture`")
     if "mixture" in spec:
         parts = spec["mixture"]
         if not (isinstance(parts, list | tuple) and len(parts) == 2) or "k" not in spec:
-            raise ValueError("spec: a mixture needs `mixture: [first, second]` and `k`")
-        check_int(spec["k"], "spec.k", minimum=0)
+            raise ValueError(f"{name}: a mixture needs `mixture: [first, second]` and `k`")
+        check_int(spec["k"], f"{name}.k", minimum=0)
         if "options" in spec:
-            raise ValueError("spec.options: give options to the mixture's parts")
+            raise ValueError(f"{name}.options: give options to the mixture's parts")
     elif "k" in spec:
-        raise ValueError("spec.k: applies only to a `mixture`")
+        raise ValueError(f"{name}.k: applies only to a `mixture`")
     options = spec.get("options", {})
     if not isinstance(options, Mapping) or not all(isinstance(o, str) for o in options):
-        raise ValueError(f"spec.options: expected a mapping of option names to values, "
+        raise ValueError(f"{name}.options: expected a mapping of option names to values, "
                          f"got {options!r}")
     if "classes" in spec:
-        _class_ids(spec["classes"], "spec.classes")
+        _class_ids(spec["classes"], f"{name}.classes")
     if "relabel" in spec:
         r = spec["relabel"]
         for ids in (list(r), list(r.values())) if isinstance(r, Mapping) else (r,):
-            _class_ids(ids, "spec.relabel")
+            _class_ids(ids, f"{name}.relabel")
     if "n_per_class" in spec:
-        check_int(spec["n_per_class"], "spec.n_per_class", maximum=MAX_PER_CLASS)
+        check_int(spec["n_per_class"], f"{name}.n_per_class", maximum=MAX_PER_CLASS)
+    if "seed" in spec:
+        check_seed(spec["seed"], f"{name}.seed")
+
+
+def check_dataset_spec(spec, name: str = "spec") -> None:
+    """Check a dataset spec (see the module docstring) without loading anything: its keys
+    and values, and that every dataset it names exists. ``name`` prefixes the errors
+    (a zoo spec checks every model's ``data`` this way before training any)."""
+    if isinstance(spec, str | os.PathLike):
+        _check_source(spec, name)
+        return
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{name}: expected a dataset name or a mapping, got "
+                         f"{type(spec).__name__}")
+    _check_spec(spec, name)
+    if "mixture" in spec:
+        for i, part in enumerate(spec["mixture"]):
+            check_dataset_spec(part, f"{name}.mixture[{i}]")
+    else:
+        _check_source(spec["dataset"], f"{name}.dataset")
 
 
 def dataset_from_spec(spec: str | os.PathLike | Mapping, split: str = "train", *,

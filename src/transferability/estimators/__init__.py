@@ -1,9 +1,11 @@
 """Knowledge-transferability estimators: cheap scores of how well a source model will serve a
-target task, higher = more transferable (DESIGN.md, C2).
+target task, higher = more transferable.
 
-Each takes NumPy or torch inputs, computes in float64 and returns a Python float. Every
-estimator is registered by name with the input it needs (``"probs"``, ``"source_labels"``,
-``"features"``), so ``score(name, outputs, target_labels)`` runs any of them on one
+Each takes NumPy or torch inputs, computes in float64 and returns a finite Python float (or
+raises a ``ValueError`` naming the bad argument). Class labels are ``target_labels``; LogME
+also takes regression targets as ``target_values``. Every estimator is registered by name with
+the input it needs (``"probs"``, ``"source_labels"``, ``"features"``), so
+``score(name, outputs, target_labels)`` runs any of them on one
 :func:`transferability.features.extract` pass.
 """
 

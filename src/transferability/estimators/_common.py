@@ -77,7 +77,7 @@ def pow2_scale(a: np.ndarray, axis: int | None = None) -> np.ndarray:
     Dividing by it is exact and brings any finite magnitude near 1, so sums of squares and
     fourth powers neither overflow nor underflow.
     """
-    top = np.max(np.abs(a), axis=axis, initial=0.0)
+    top = np.maximum(np.max(a, axis=axis, initial=0.0), -np.min(a, axis=axis, initial=0.0))
     return np.ldexp(1.0, np.where(top > 0, np.frexp(top)[1] - 1, -1074))
 
 

@@ -75,7 +75,7 @@ class HScore:
         x = f / scale
         if self._n == 0:
             self._shift = x.mean(axis=0)
-        x = x - self._shift
+        x -= self._shift
         sq = np.einsum("ij,ij->i", x, x)
         self._n += len(x)
         self._sum += x.sum(axis=0)

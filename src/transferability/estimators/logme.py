@@ -105,9 +105,10 @@ def _max_evidence(sigma: np.ndarray, p2: np.ndarray, r0: np.ndarray, yy: np.ndar
         lam = new
         if done:
             break
-    def edge(lam: float, nearer: float) -> np.ndarray:  # L extrapolated to the limit (Richardson)
-        out = profile(np.full(p2.shape[1], lam))
-        out[0] = 2 * out[0] - profile(np.full(p2.shape[1], nearer))[0]
+
+    def edge(at: float, nearer: float) -> np.ndarray:  # L extrapolated to the limit (Richardson)
+        out = profile(np.full(lam.size, at))
+        out[0] = 2 * out[0] - profile(np.full(lam.size, nearer))[0]
         return out
 
     candidates = np.stack([profile(lam), edge(lo, 2 * lo), edge(hi, hi / 2)])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -64,10 +65,14 @@ def _read(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
-            raise CheckpointError(f"refusing to load {path}: it holds pickled objects other "
-                                  f"than tensors, which are never unpickled. {first}") from None
+        # torch's message is many lines of advice (with terminal escapes) to load unsafely;
+        # keep only the name of the refused object
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found or "GLOBAL" in str(exc):
+            what = f" ({found.group(1)})" if found else ""
+            raise CheckpointError(f"refusing to load {path}: it holds pickled objects{what} "
+                                  "other than tensors, which are never unpickled") from None
+        first = re.sub(r"[\x00-\x1f\x7f]", "", str(exc).splitlines()[0]) if str(exc) else ""
         raise CheckpointError(f"cannot read checkpoint {path}: corrupt ({first})") from None
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: corrupt or not a torch file "

@@ -1,0 +1,442 @@
+"""Bad-input regressions for the hardening issue (~690 hostile inputs to the library and CLI).
+
+Three tables and a few file-system tests:
+
+* **CLI**: ``(argv, exit code, words in stderr)`` rows run in-process through ``main``:
+  a one-line error, never a traceback, and nothing written outside the test's folder
+  (the working directory is an empty folder that must stay empty).
+* **API**: ``(callable, args, kwargs, exception, words)`` rows: a ``ValueError`` (or its
+  subclass ``CheckpointError``) whose message names the argument.
+* **files**: atomic checkpoints under concurrent writers and readers, a full disk
+  (``ulimit -f``), and corrupt cache files moved aside and recomputed.
+
+Placeholders in argv (``{tmp}``, ``{ckpt}``, ``{spec_NAME}``, ``{file_NAME}``, ...) are
+built on demand by :class:`_Paths`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from transferability.adversarial import alpha
+from transferability.attacks import FGSM, MIFGSM, PGD, create_attack
+from transferability.cli import main
+from transferability.features import extract, predict
+from transferability.models import (
+    CheckpointError,
+    create_model,
+    load_checkpoint,
+    save_checkpoint,
+)
+from transferability.training import fit
+from transferability.transfer_matrix import transfer_matrix
+from transferability.zoo import build_zoo, load_spec
+
+# ---- shared fixtures -------------------------------------------------------------------------
+TINY_SPEC = """\
+train: {epochs: 1, batch_size: 64}
+models:
+  - {name: m, arch: mlp, data: {dataset: digits, n_per_class: 10}}
+"""
+
+
+@pytest.fixture(scope="module")
+def shared_zoo(tmp_path_factory):
+    """One tiny trained zoo (an mlp on 100 digits, 1 epoch) for every test that needs a
+    real model; its files must never change."""
+    root = tmp_path_factory.mktemp("shared-zoo")
+    spec = root / "zoo.yaml"
+    spec.write_text(TINY_SPEC)
+    zoo = build_zoo(str(spec), root / "cache")
+    return SimpleNamespace(root=root, spec=str(spec), cache=str(root / "cache"),
+                           ckpt=str(zoo.path("m")), model=zoo["m"])
+
+
+class _Payload:
+    """Pickles to ``Path(marker).touch()``: harmless, but proof that code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = Path(marker)
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def _valid_payload() -> dict:
+    """The dict inside a valid checkpoint of a small mlp."""
+    from transferability.models.checkpoint import _FORMAT
+
+    model = create_model("mlp", hidden=16)
+    return {"format": _FORMAT, "meta": json.dumps(model.meta),
+            "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+
+
+def _bad_checkpoint(kind: str, folder: Path) -> Path:
+    """A malformed checkpoint file of the given ``kind`` in ``folder``."""
+    path = folder / f"ckpt-{kind}.pt"
+    payload = _valid_payload()
+    meta = json.loads(payload["meta"])
+    if kind == "missing":
+        return path
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "random_bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif kind == "truncated":
+        save_checkpoint(create_model("mlp", hidden=16), path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "plain_state_dict":
+        torch.save(payload["state_dict"], path)
+    elif kind == "no_meta":
+        del payload["meta"]
+        torch.save(payload, path)
+    elif kind == "meta_list":
+        torch.save({**payload, "meta": "[1, 2]"}, path)
+    elif kind == "meta_int":
+        torch.save({**payload, "meta": 5}, path)
+    elif kind == "meta_bad_json":
+        torch.save({**payload, "meta": "{not json"}, path)
+    elif kind == "state_list":
+        torch.save({**payload, "state_dict": list(payload["state_dict"].values())}, path)
+    elif kind == "state_not_tensors":
+        torch.save({**payload, "state_dict": {"w": 1.0}}, path)
+    elif kind == "unknown_arch":
+        torch.save({**payload, "meta": json.dumps({**meta, "arch": "vgg"})}, path)
+    elif kind == "classes_str":
+        torch.save({**payload, "meta": json.dumps({**meta, "num_classes": "10"})}, path)
+    elif kind == "arch_kwargs_list":
+        torch.save({**payload, "meta": json.dumps({**meta, "arch_kwargs": [16]})}, path)
+    elif kind == "huge_classes":
+        torch.save({**payload, "meta": json.dumps({**meta, "num_classes": 10**7})}, path)
+    elif kind == "huge_hidden":
+        torch.save({**payload, "meta": json.dumps({**meta, "arch_kwargs": {"hidden": 10**9}})},
+                   path)
+    elif kind == "pickle_payload":
+        torch.save({**payload, "extra": _Payload(folder / "PWNED")}, path)
+    else:  # pragma: no cover - a typo in a table
+        raise KeyError(kind)
+    return path
+
+
+def _image_folder_with_corrupt_png(folder: Path) -> Path:
+    from PIL import Image
+
+    root = folder / "images"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(root / c / f"{i}.png")
+    good = (root / "a" / "0.png").read_bytes()
+    (root / "b" / "9.png").write_bytes(good[: len(good) // 2])  # truncated
+    return root
+
+
+def _npz(folder: Path, name: str, x: np.ndarray, y: np.ndarray) -> Path:
+    path = folder / f"{name}.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+FILES = {
+    "plain": lambda d: (d / "plain.txt").write_text("I am a file") and d / "plain.txt",
+    "bad_png": _image_folder_with_corrupt_png,
+    "garbage_npz": lambda d: (d / "garbage.npz").write_bytes(os.urandom(2048)) and
+    d / "garbage.npz",
+    # 3-channel 32×32 images: the shared zoo's model takes 1×28×28
+    "rgb_npz": lambda d: _npz(d, "rgb", np.random.default_rng(0).integers(
+        0, 256, (40, 32, 32, 3), dtype=np.uint8), np.arange(40) % 2),
+}
+CKPT_KINDS = ["missing", "empty", "random_bytes", "truncated", "folder", "plain_state_dict",
+              "no_meta", "meta_list", "meta_int", "meta_bad_json", "state_list",
+              "state_not_tensors", "unknown_arch", "classes_str", "arch_kwargs_list",
+              "huge_classes", "huge_hidden", "pickle_payload"]
+
+
+class _Paths(dict):
+    """argv placeholders, each built on first use under ``tmp``."""
+
+    def __init__(self, tmp: Path, zoo: SimpleNamespace | None):
+        super().__init__(tmp=str(tmp), cache=str(tmp / "cache"))
+        self.tmp, self.zoo = tmp, zoo
+
+    def __missing__(self, key: str) -> str:
+        kind, _, name = key.partition("_")
+        if key in ("zoo", "zoo_cache", "ckpt"):
+            value = {"zoo": self.zoo.spec, "zoo_cache": self.zoo.cache,
+                     "ckpt": self.zoo.ckpt}[key]
+        elif kind == "spec":
+            path = self.tmp / f"{name}.yaml"
+            text = SPECS[name]
+            path.write_text(text(self.tmp) if callable(text) else text)
+            value = str(path)
+        elif kind == "file":
+            value = str(FILES[name](self.tmp))
+        elif kind == "ckpt":
+            value = str(_bad_checkpoint(name, self.tmp))
+        else:  # pragma: no cover - a typo in a table
+            raise KeyError(key)
+        self[key] = value
+        return value
+
+
+# ---- CLI table -------------------------------------------------------------------------------
+def _lol_bomb(levels: int = 9) -> str:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels):
+        prev, cur = chr(ord("a") + i - 1), chr(ord("a") + i)
+        lines.append(f"{cur}: &{cur} [{', '.join(['*' + prev] * 9)}]")
+    return "\n".join(lines) + "\nmodels: []\n"
+
+
+def _model(name: str, extra: str = "", data: str = "{dataset: digits, n_per_class: 10}"):
+    return f"  - {{name: {name}, arch: mlp, data: {data}{extra}}}\n"
+
+
+HEAD = "train: {epochs: 1}\nmodels:\n"
+SPECS = {
+    "tiny": TINY_SPEC,
+    "traversal": HEAD + _model("'../../../escaped'"),
+    "absolute": lambda tmp: HEAD + _model(f"'{tmp}/abs/x'"),
+    "nul_traversal": HEAD + _model('"../../x\\0y"'),
+    "nul": HEAD + _model('"a\\0b"'),
+    "long_name_second": HEAD + _model("ok") + _model("a" * 300),
+    "batch_size_0": "train: {epochs: 1, batch_size: 0}\nmodels:\n" + _model("m"),
+    "epochs_float": "train: {epochs: 2.5}\nmodels:\n" + _model("m"),
+    "lr_list": HEAD + _model("m", ", train: {lr: [1]}"),
+    "epochs_str": HEAD + _model("m", ', train: {epochs: "3"}'),
+    "arch_kwarg_unknown": HEAD + _model("m", ", arch_kwargs: {depth: 3}"),
+    "arch_kwarg_type": HEAD + "  - {name: m, arch: cnn, data: digits, arch_kwargs: {width: a}}\n",
+    "huge_n_per_class_second": HEAD + _model("ok") + _model(
+        "big", data="{dataset: digits, n_per_class: 1000000000}"),
+    "unknown_dataset_second": HEAD + _model("ok") + _model("bad", data="imagenet"),
+    "alias_bomb": _lol_bomb(),
+    "huge": HEAD + _model("m") + "# " + "x" * (1 << 20) + "\n",
+    "python_object": lambda tmp: f"!!python/object/apply:os.system ['touch {tmp}/PWNED']\n",
+    "unknown_top_key": "modles: []\n" + HEAD + _model("m"),
+    "seed_negative": "train: {epochs: 1, seed: -1}\nmodels:\n" + _model("m"),
+    "seed_huge": f"train: {{epochs: 1, seed: {2**40}}}\nmodels:\n" + _model("m"),
+}
+
+
+def _files_under(root: Path, skip: Path | None = None) -> dict[str, tuple]:
+    """Every path under ``root`` (except ``skip``'s subtree) with size and mtime of files."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        if skip is not None and Path(dirpath) == skip.parent:
+            dirnames[:] = [d for d in dirnames if Path(dirpath, d) != skip]
+        for name in dirnames + filenames:
+            p = Path(dirpath, name)
+            st = p.lstat()
+            found[str(p)] = (st.st_size, st.st_mtime_ns) if p.is_file() else ()
+    return found
+
+
+def _no_checkpoint(tmp: Path) -> None:
+    written = [p for p in (tmp / "cache").rglob("*") if p.is_file()]
+    assert not written, f"a spec error must stop the build before training; found {written}"
+
+
+def _not_executed(tmp: Path) -> None:
+    assert not (tmp / "PWNED").exists(), "the payload ran"
+
+
+def _victim_unchanged(tmp: Path) -> None:
+    assert (tmp / "x").read_text() == "victim"
+    _no_checkpoint(tmp)
+
+
+def _no_stray_a(tmp: Path) -> None:
+    assert not list(tmp.rglob("a*")), list(tmp.rglob("a*"))
+    _no_checkpoint(tmp)
+
+
+def _readonly_cache(tmp: Path) -> None:
+    assert list((tmp / "readonly").iterdir()) == []
+
+
+ATTACK = ["attack", "--surrogates", "{ckpt}", "--victims", "{ckpt}", "--dataset", "digits",
+          "--n-per-class", "2", "--out", "{tmp}/out", "--cache-dir", "{zoo_cache}"]
+PROBE = ["probe", "--target", "digits", "--sources", "{ckpt}", "--cache-dir", "{zoo_cache}"]
+TRAINING = ["attack", "--surrogates", "{spec_tiny}", "--victims", "{spec_tiny}", "--dataset",
+            "digits", "--eps", "0.1"]
+
+
+def _with(base: list[str], **replace: str) -> list[str]:
+    """``base`` with the values of some options replaced (``--n_per_class`` spelled
+    ``n_per_class=``) or appended."""
+    argv = list(base)
+    for key, value in replace.items():
+        opt = "--" + key.replace("_", "-")
+        if opt in argv:
+            argv[argv.index(opt) + 1] = value
+        else:
+            argv += [opt, value]
+    return argv
+
+
+def _spec_case(name: str, words, check=_no_checkpoint, code: int = 2):
+    return pytest.param(["zoo", "build", f"{{spec_{name}}}", "--cache-dir", "{cache}"], code,
+                        words, check, id=f"spec-{name}")
+
+
+CLI_CASES = [
+    # -- zoo specs: refused before anything is trained or written ------------------------
+    _spec_case("traversal", ["models[0].name", "not a safe name"]),
+    _spec_case("absolute", ["models[0].name", "not a safe name"]),
+    _spec_case("nul_traversal", ["models[0].name", "not a safe name"], _victim_unchanged),
+    _spec_case("nul", ["models[0].name", "not a safe name"], _no_stray_a),
+    _spec_case("long_name_second", ["models[1].name", "at most 100 characters"]),
+    _spec_case("batch_size_0", ["batch_size", "expected an integer"]),
+    _spec_case("epochs_float", ["epochs", "2.5"]),
+    _spec_case("lr_list", ["lr", "expected a number"]),
+    _spec_case("epochs_str", ["epochs", "'3'"]),
+    _spec_case("arch_kwarg_unknown", ["arch_kwargs", "depth"]),
+    _spec_case("arch_kwarg_type", ["arch_kwargs", "width"]),
+    _spec_case("huge_n_per_class_second", ["models[1]", "n_per_class", "1000000000"]),
+    _spec_case("unknown_dataset_second", ["models[1]", "imagenet"]),
+    _spec_case("alias_bomb", ["expands to more than"]),
+    _spec_case("huge", ["bytes", "limit"]),
+    _spec_case("python_object", ["invalid yaml"],
+               lambda tmp: (_not_executed(tmp), _no_checkpoint(tmp))),
+    _spec_case("unknown_top_key", ["unknown top-level key", "modles"]),
+    _spec_case("seed_negative", ["seed", "-1"]),
+    _spec_case("seed_huge", ["seed", str(2**40)]),
+    # -- hostile data and checkpoints ------------------------------------------------------
+    pytest.param(_with(PROBE, target="{file_bad_png}"), 2, ["cannot read image", "9.png"],
+                 None, id="data-corrupt-png"),
+    pytest.param(_with(PROBE, target="{file_garbage_npz}"), 2, ["cannot read", "garbage.npz"],
+                 None, id="data-garbage-npz"),
+    pytest.param(_with(PROBE, target="{file_rgb_npz}"), 2, ["x:", "(3, 32, 32)", "do not fit"],
+                 None, id="probe-rgb-images-1ch-model"),
+    pytest.param(_with(ATTACK, dataset="{file_rgb_npz}", eps="0.1"), 2,
+                 ["x:", "(3, 32, 32)", "do not fit"], None, id="attack-rgb-images-1ch-model"),
+    *[pytest.param(_with(PROBE, sources=f"{{ckpt_{kind}}}"), 2,
+                   {"missing": ["not a checkpoint file"],
+                    "folder": ["not a checkpoint file"],
+                    "pickle_payload": ["refusing", "pickled objects"],
+                    "huge_classes": ["do not match"], "huge_hidden": ["do not match"],
+                    "no_meta": ["metadata"], "meta_list": ["metadata"], "meta_int": ["metadata"],
+                    "meta_bad_json": ["metadata"], "state_list": ["state_dict"],
+                    "state_not_tensors": ["state_dict"], "unknown_arch": ["'vgg'"],
+                    "classes_str": ["num_classes", "'10'"], "arch_kwargs_list": ["arch_kwargs"],
+                    "plain_state_dict": ["not a transferability checkpoint"],
+                    }.get(kind, ["cannot read checkpoint", "corrupt"]),
+                   _not_executed, id=f"checkpoint-{kind}") for kind in CKPT_KINDS],
+    # -- options: refused by argparse (exit 2) or before any computation --------------------
+    pytest.param(_with(ATTACK, eps="0.1", n_per_class="0"), 2, ["--n-per-class", "'0'"], None,
+                 id="n-per-class-0"),
+    pytest.param(_with(ATTACK, eps="0.1", n_per_class="-1"), 2, ["--n-per-class", "'-1'"],
+                 None, id="n-per-class-negative"),
+    pytest.param(_with(PROBE, shots="0"), 2, ["--shots", "positive integer"], None,
+                 id="shots-0"),
+    pytest.param(_with(PROBE, repeats="0"), 2, ["--repeats", "positive integer"], None,
+                 id="repeats-0"),
+    pytest.param(_with(PROBE, seed="-1"), 2, ["--seed", "-1"], None, id="seed-negative"),
+    pytest.param(_with(PROBE, seed="99999999999"), 2, ["--seed", "99999999999"], None,
+                 id="seed-huge"),
+    pytest.param(_with(ATTACK, eps="0"), 2, ["--eps", "'0'"], None, id="eps-0"),
+    pytest.param(_with(ATTACK, eps="nan"), 2, ["--eps", "'nan'"], None, id="eps-nan"),
+    pytest.param(_with(ATTACK, eps="inf"), 2, ["--eps", "'inf'"], None, id="eps-inf"),
+    pytest.param(_with(ATTACK, eps="0.1", steps="0"), 2, ["--steps", "'0'"], None,
+                 id="steps-0"),
+    pytest.param(_with(ATTACK, eps="0.1", batch_size="0"), 2, ["--batch-size", "'0'"], None,
+                 id="batch-size-0"),
+    pytest.param(["study", "theory", "--n", "1000000000", "--out", "{tmp}/out"], 2,
+                 ["--n", "up to 1,000,000"], None, id="theory-n-huge"),
+    pytest.param(_with(TRAINING, out="{file_plain}", cache_dir="{cache}"), 2,
+                 ["--out", "not a folder"], _no_checkpoint, id="out-is-a-file"),
+    pytest.param(_with(["rank", "--target", "digits", "--sources", "{spec_tiny}"],
+                       out="{file_plain}", cache_dir="{cache}"), 2,
+                 ["--out", "not a folder"], _no_checkpoint, id="rank-out-is-a-file"),
+    pytest.param(_with(TRAINING, out="{tmp}/out", cache_dir="{file_plain}"), 2,
+                 ["--cache-dir", "not a folder"], None, id="cache-dir-is-a-file"),
+    pytest.param(_with(TRAINING, out="{tmp}/out", cache_dir="{file_plain}/sub"), 2,
+                 ["--cache-dir", "cannot write"], None, id="cache-dir-under-a-file"),
+    pytest.param(_with(TRAINING, out="{tmp}/out", cache_dir="{tmp}/readonly"), 2,
+                 ["--cache-dir", "cannot write"], _readonly_cache, id="cache-dir-read-only"),
+    pytest.param(_with(ATTACK, eps="0.1", attack="deepfool"), 2,
+                 ["unknown attack", "'deepfool'", "pgd"], None, id="attack-unknown"),
+    pytest.param(ATTACK, 2, ["--eps", "budget"], None, id="attack-without-eps"),
+    pytest.param(_with(PROBE, target="imagenet"), 2, ["'imagenet'", "neither a dataset"],
+                 None, id="dataset-unknown"),
+    pytest.param(_with(PROBE, target="mni\0st"), 2, ["neither a dataset"], None,
+                 id="dataset-nul"),
+    pytest.param(_with(PROBE, target="../../../../etc/passwd"), 2, ["neither a dataset"],
+                 None, id="dataset-not-npz"),
+    pytest.param(_with(PROBE, sources="no-such-model"), 2,
+                 ["'no-such-model'", "not a checkpoint file"], None, id="model-neither"),
+    pytest.param(_with(PROBE, sources="a\0b.pt"), 2, ["not a model argument"], None,
+                 id="model-nul"),
+    pytest.param(_with(PROBE, sources="py:nonexistent.module:f"), 2,
+                 ["py:nonexistent.module:f", "ModuleNotFoundError"], None,
+                 id="model-py-missing-module"),
+    pytest.param(_with(PROBE, sources="py:os:getcwd"), 2, ["returned str", "nn.Module"], None,
+                 id="model-py-not-a-module"),
+    pytest.param(_with(PROBE, sources="py:os"), 2, ["py:MODULE:FUNCTION"], None,
+                 id="model-py-malformed"),
+]
+
+
+def _cli(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse
+        return exc.code
+
+
+@pytest.mark.parametrize(("argv", "code", "words", "check"), CLI_CASES)
+def test_cli_bad_input(argv, code, words, check, shared_zoo, tmp_path, monkeypatch, capsys):
+    paths = _Paths(tmp_path, shared_zoo)
+    argv = [a.format_map(paths) for a in argv]
+    readonly = tmp_path / "readonly"
+    if any(a == str(readonly) for a in argv):
+        readonly.mkdir()
+        readonly.chmod(0o500)
+        if os.access(readonly, os.W_OK):
+            readonly.chmod(0o700)
+            pytest.skip("running as root: a mode-0500 folder stays writable")
+    (tmp_path / "x").write_text("victim")  # outside the cache, where "../../x" would land
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("TRANSFERABILITY_CACHE", str(tmp_path / "env-cache"))
+    outside = tmp_path.parent
+    before = _files_under(outside, skip=tmp_path)
+    start = time.perf_counter()
+    try:
+        got = _cli(argv)
+    finally:
+        if readonly.exists():
+            readonly.chmod(0o700)
+    seconds = time.perf_counter() - start
+    err = capsys.readouterr().err
+    assert got == code, err
+    assert "Traceback" not in err
+    for word in words:
+        assert word.lower() in err.lower(), f"{word!r} not in {err!r}"
+    if code == 2 and "usage:" not in err:  # the library's own errors are one line
+        lines = [line for line in err.splitlines() if line.startswith("transferability ")]
+        assert len(lines) == 1 and "error:" in lines[0], err
+    assert list(cwd.iterdir()) == [], "wrote into the working directory"
+    assert _files_under(outside, skip=tmp_path) == before, "wrote outside the test's folder"
+    assert seconds < 30, f"took {seconds:.1f}s to refuse"
+    if check is not None:
+        check(tmp_path)
