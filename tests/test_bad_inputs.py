@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import resource
 import subprocess
 import sys
@@ -430,6 +431,7 @@ def test_cli_bad_input(argv, code, words, check, shared_zoo, tmp_path, monkeypat
     err = capsys.readouterr().err
     assert got == code, err
     assert "Traceback" not in err
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f]", err), f"control characters in {err!r}"
     for word in words:
         assert word.lower() in err.lower(), f"{word!r} not in {err!r}"
     if code == 2 and "usage:" not in err:  # the library's own errors are one line
@@ -440,3 +442,329 @@ def test_cli_bad_input(argv, code, words, check, shared_zoo, tmp_path, monkeypat
     assert seconds < 30, f"took {seconds:.1f}s to refuse"
     if check is not None:
         check(tmp_path)
+
+
+# ---- API table -------------------------------------------------------------------------------
+class _NaNModel(nn.Module):
+    """A 3-class model whose outputs are all NaN."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(28 * 28, 3)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)) * float("nan")
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return create_model("mlp", hidden=16).eval()
+
+
+def _cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return create_model("cnn", width=4).eval()
+
+
+def _images(n: int = 6, shape=(1, 28, 28), dtype=torch.float32) -> torch.Tensor:
+    return torch.rand(n, *shape, generator=torch.Generator().manual_seed(0), dtype=dtype)
+
+
+def _attack(name: str, model: nn.Module, x: torch.Tensor, **options) -> torch.Tensor:
+    return create_attack(name, model, **{"eps": 0.1, **options})(x)
+
+
+class _File:
+    """An argument that is a malformed checkpoint file, made in the test's folder."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} checkpoint>"
+
+
+NO_LINEAR = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+LABELS = torch.arange(6) % 3
+
+API_CASES = [
+    # attacks: images that do not fit the model, NaN outputs, bad seeds and budgets
+    *[pytest.param(_attack, (name, model(), _images(shape=shape)), {}, ValueError,
+                   ["x:", f"{tuple(shape)}", "do not fit"], id=f"{name}-{model.__name__}-{s}")
+      for name in ("pgd", "fgsm", "mifgsm")
+      for model, shape, s in ((_mlp, (3, 32, 32), "rgb32"), (_cnn, (3, 28, 28), "rgb"),
+                              (_mlp, (1, 32, 32), "size"))],
+    *[pytest.param(_attack, (name, _NaNModel(), _images()), {}, ValueError,
+                   ["model:", "nan"], id=f"{name}-nan-model")
+      for name in ("pgd", "fgsm", "mifgsm")],
+    pytest.param(PGD, (_mlp(), 0.1), {"seed": -1}, ValueError, ["seed", "-1"],
+                 id="pgd-seed-negative"),
+    pytest.param(PGD, (_mlp(), 0.1), {"seed": 2**40}, ValueError, ["seed", str(2**40)],
+                 id="pgd-seed-huge"),
+    pytest.param(FGSM, (_mlp(), 0.1), {"seed": -1}, ValueError, ["seed"], id="fgsm-seed"),
+    pytest.param(MIFGSM, (_mlp(), 0.1), {"seed": 2**40}, ValueError, ["seed"], id="mifgsm-seed"),
+    pytest.param(PGD, (_mlp(), 0.1), {"seed": 1.5}, ValueError, ["seed"], id="pgd-seed-float"),
+    pytest.param(PGD, (_mlp(), float("nan")), {}, ValueError, ["eps"], id="pgd-eps-nan"),
+    pytest.param(PGD, (_mlp(), -0.1), {}, ValueError, ["eps"], id="pgd-eps-negative"),
+    pytest.param(PGD, (_mlp(), 0.1), {"steps": 0}, ValueError, ["steps"], id="pgd-steps-0"),
+    pytest.param(create_attack, ("deepfool", _mlp()), {"eps": 0.1}, ValueError,
+                 ["attack", "'deepfool'"], id="attack-unknown"),
+    pytest.param(_attack, ("pgd", _mlp(), _images() * 2), {}, ValueError, ["x:", "[0, 1]"],
+                 id="pgd-out-of-range"),
+    # NaN outputs name the model that produced them
+    pytest.param(alpha, (_mlp(), _NaNModel(), _images()), {"attack_options": {"steps": 2}},
+                 ValueError, ["to_model", "nan"], id="alpha-nan-to-model"),
+    pytest.param(alpha, (_NaNModel(), _mlp(), _images()), {"attack_options": {"steps": 2}},
+                 ValueError, ["from_model", "nan"], id="alpha-nan-from-model"),
+    pytest.param(transfer_matrix, ({"good": _mlp()}, {"nan_victim": _NaNModel()}, _images(),
+                                   LABELS), {"attack_options": {"eps": 0.1, "steps": 2}},
+                 ValueError, ["nan_victim", "nan"], id="transfer-matrix-nan-victim"),
+    pytest.param(transfer_matrix, ({"nan_surrogate": _NaNModel()}, {"good": _mlp()},
+                                   _images(), LABELS), {"attack_options": {"eps": 0.1}},
+                 ValueError, ["nan_surrogate", "nan"], id="transfer-matrix-nan-surrogate"),
+    pytest.param(extract, (_NaNModel(), _images()), {}, ValueError, ["model", "nan"],
+                 id="extract-nan"),
+    pytest.param(predict, (_NaNModel(), _images()), {}, ValueError, ["model", "nan"],
+                 id="predict-nan"),
+    pytest.param(extract, (_mlp(), _images(shape=(3, 32, 32))), {}, ValueError,
+                 ["x:", "do not fit"], id="extract-rgb"),
+    # features: no penultimate layer, unknown layer
+    pytest.param(extract, (NO_LINEAR, _images()), {}, ValueError, ["layer", "nn.Linear"],
+                 id="extract-no-linear"),
+    pytest.param(extract, (_mlp(), _images()), {"layer": "nope"}, ValueError,
+                 ["layer", "'nope'"], id="extract-unknown-layer"),
+    pytest.param(extract, (_mlp(), _images()), {"layer": ""}, ValueError, ["layer"],
+                 id="extract-empty-layer"),
+    # checkpoints: every malformed kind is a CheckpointError (a ValueError)
+    *[pytest.param(load_checkpoint, (_File(kind),), {}, CheckpointError,
+                   {"missing": ["not found"], "folder": ["not found"],
+                    "pickle_payload": ["refusing", "getattr"],
+                    "huge_classes": ["do not match", "10000000"],
+                    "huge_hidden": ["do not match", "1000000000"],
+                    "no_meta": ["metadata"], "meta_list": ["metadata"], "meta_int": ["metadata"],
+                    "meta_bad_json": ["metadata"], "state_list": ["state_dict"],
+                    "state_not_tensors": ["state_dict"], "unknown_arch": ["'vgg'"],
+                    "classes_str": ["num_classes"], "arch_kwargs_list": ["arch_kwargs"],
+                    "plain_state_dict": ["not a transferability checkpoint"],
+                    }.get(kind, ["cannot read checkpoint", "corrupt"]),
+                   id=f"load-checkpoint-{kind}") for kind in CKPT_KINDS],
+    # training and models
+    pytest.param(fit, (_mlp(), (_images(), LABELS)), {"epochs": 2.5}, ValueError, ["epochs"],
+                 id="fit-epochs-float"),
+    pytest.param(fit, (_mlp(), (_images(), LABELS)), {"batch_size": 0}, ValueError,
+                 ["batch_size"], id="fit-batch-size-0"),
+    pytest.param(fit, (_mlp(), (_images(), LABELS)), {"lr": float("nan")}, ValueError,
+                 ["lr"], id="fit-lr-nan"),
+    pytest.param(fit, (_mlp(), (_images(), LABELS)), {"seed": -1}, ValueError, ["seed"],
+                 id="fit-seed-negative"),
+    pytest.param(create_model, ("cnn",), {"num_classes": 2.5}, ValueError, ["num_classes"],
+                 id="create-model-classes-float"),
+    pytest.param(create_model, ("cnn",), {"num_classes": 0}, ValueError, ["num_classes"],
+                 id="create-model-classes-0"),
+    pytest.param(create_model, ("cnn",), {"nonsense": 1}, ValueError,
+                 ["arch_kwargs", "nonsense"], id="create-model-unknown-kwarg"),
+    pytest.param(create_model, ("vgg",), {}, ValueError, ["'vgg'"], id="create-model-unknown"),
+    # zoo spec names
+    *[pytest.param(load_spec, ({"models": [{"name": name, "arch": "mlp", "data": "digits"}]},),
+                   {}, ValueError, ["models[0].name"], id=f"load-spec-name-{i}")
+      for i, name in enumerate(["../x", "a/b", "/abs", "", ".hidden", "a" * 101, "a\0b",
+                                "..", "x y", 5, None, ["a"]])],
+    pytest.param(load_spec, ({"models": [{"name": "m", "arch": "mlp",
+                                          "data": {"dataset": "digits", "n_per_class": -1}}]},),
+                 {}, ValueError, ["models[0].data.n_per_class"], id="load-spec-data"),
+    pytest.param(load_spec, ({"models": [{"name": "m", "arch": "mlp",
+                                          "data": {"mixture": ["fonts", "nope"], "k": 3}}]},),
+                 {}, ValueError, ["models[0].data.mixture[1]", "'nope'"],
+                 id="load-spec-mixture-part"),
+]
+
+
+@pytest.mark.parametrize(("func", "args", "kwargs", "exc", "words"), API_CASES)
+def test_api_bad_input(func, args, kwargs, exc, words, tmp_path):
+    args = [_bad_checkpoint(a.kind, tmp_path) if isinstance(a, _File) else a for a in args]
+    with pytest.raises(exc) as info:
+        func(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, message
+    for word in words:
+        assert word.lower() in message.lower(), f"{word!r} not in {message!r}"
+    assert not (tmp_path / "PWNED").exists(), "the pickled payload ran"
+
+
+@pytest.mark.parametrize("name", ["pgd", "fgsm", "mifgsm", "bim", "di", "mi-di"])
+def test_attacks_take_float64_images(name):
+    """Images in another float dtype are converted to the model's dtype (float32)."""
+    model, x = _cnn(), _images(dtype=torch.float64)
+    options = {} if name == "fgsm" else {"steps": 3}
+    x_adv = create_attack(name, model, eps=0.1, seed=0, **options)(x)
+    assert x_adv.dtype == torch.float32 and x_adv.shape == x.shape
+    assert (x_adv - x.float()).abs().max() <= 0.1 + 1e-6
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+
+
+def test_pickled_payload_is_live_but_never_executed(tmp_path):
+    """The payload of the ``pickle_payload`` checkpoint does run under an unsafe load (so
+    the table's case is meaningful); the library refuses it without running it."""
+    path = _bad_checkpoint("pickle_payload", tmp_path)
+    with pytest.raises(CheckpointError, match="refusing"):
+        load_checkpoint(path)
+    assert not (tmp_path / "PWNED").exists()
+    torch.load(path, weights_only=False)  # what an unsafe loader would do
+    assert (tmp_path / "PWNED").exists()
+
+
+def test_huge_num_classes_is_refused_without_allocating(tmp_path):
+    """Metadata claiming 10⁷ classes (a 5 GB head) is compared on the meta device first."""
+    path = _bad_checkpoint("huge_classes", tmp_path)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_checkpoint(path)
+    assert time.perf_counter() - start < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 500_000  # < 0.5 GB
+
+
+# ---- files: concurrency, full disks, corrupt caches ------------------------------------------
+WRITER = """
+import sys, time
+from pathlib import Path
+import torch
+from transferability.models import create_model, save_checkpoint
+torch.set_num_threads(1)
+path, folder, wid, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+model = create_model("mlp", hidden=64)
+(folder / f"ready-{wid}").touch()
+deadline = time.monotonic() + 60
+while not (folder / "go").exists() and time.monotonic() < deadline:
+    time.sleep(0.005)
+for i in range(n):
+    fill = 1000 * wid + i
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(fill)
+    save_checkpoint(model, path, fill=fill)
+"""
+
+
+def test_concurrent_writers_and_a_reader_see_only_whole_checkpoints(tmp_path):
+    """Three processes save to one path while this one loads it: every load is a whole,
+    consistent checkpoint and no temporary file is left behind."""
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    path = folder / "model.pt"
+    model = create_model("mlp", hidden=64)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(-1)
+    save_checkpoint(model, path, fill=-1)  # so the reader never meets a missing file
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(tmp_path),
+                                 str(w), "30"], stderr=subprocess.PIPE, text=True)
+               for w in range(3)]
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"ready-{w}").exists() for w in range(3)):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in writers), \
+                [p.communicate()[1] for p in writers if p.poll() is not None]
+            time.sleep(0.01)
+        (tmp_path / "go").touch()
+        reads, errors, fills = 0, [], set()
+        while any(p.poll() is None for p in writers) and time.monotonic() < deadline:
+            try:
+                loaded = load_checkpoint(path)
+                fill = loaded.meta["fill"]
+                if not all(bool((p == fill).all()) for p in loaded.parameters()):
+                    errors.append(f"weights of two writes mixed (meta fill {fill})")
+                fills.add(fill)
+            except Exception as exc:  # any failure to read is what this test is about
+                errors.append(f"{type(exc).__name__}: {exc}")
+            reads += 1
+    finally:
+        for p in writers:
+            if p.poll() is None:
+                p.kill()
+    stderr = [p.communicate()[1] for p in writers]
+    assert [p.returncode for p in writers] == [0, 0, 0], stderr
+    assert errors == [], errors[:3]
+    assert reads >= 5 and len(fills) >= 2, (reads, fills)
+    assert load_checkpoint(path).meta["fill"] % 1000 == 29  # the last write of some writer
+    assert sorted(os.listdir(folder)) == ["model.pt"], os.listdir(folder)
+
+
+FULL_DISK = """
+import os, resource, sys
+from transferability.models import create_model, save_checkpoint
+model = create_model("cnn")
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+try:
+    save_checkpoint(model, sys.argv[1])
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}")
+else:
+    print("saved")
+"""
+
+
+def test_full_disk_is_a_one_line_storage_error(tmp_path):
+    """``ulimit -f`` (or a full disk) while saving: a StorageError naming the file, and
+    neither the target nor a temporary file is left (torch reports EFBIG as RuntimeError)."""
+    folder = tmp_path / "models"
+    target = folder / "big.pt"
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(target)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("StorageError: cannot write "), done.stdout
+    assert str(target) in lines[0] and "File too large" in lines[0]
+    assert not target.exists() and os.listdir(folder) == []
+
+
+@pytest.fixture
+def zoo_copy(shared_zoo, tmp_path):
+    """A copy of the shared zoo's cache, to damage."""
+    import shutil
+
+    shutil.copytree(shared_zoo.cache, tmp_path / "cache")
+    return build_zoo(shared_zoo.spec, tmp_path / "cache")
+
+
+def test_corrupt_cached_checkpoint_is_moved_aside_and_retrained(zoo_copy, shared_zoo, caplog):
+    assert zoo_copy.cached == ["m"]
+    path = zoo_copy.path("m")
+    path.write_bytes(np.random.default_rng(0).bytes(path.stat().st_size))
+    with caplog.at_level(logging.WARNING, logger="transferability"):
+        rebuilt = build_zoo(shared_zoo.spec, zoo_copy.cache_dir)
+    assert rebuilt.trained == ["m"] and rebuilt.cached == []
+    aside = list(path.parent.glob(f"{path.name}.corrupt-*"))
+    assert len(aside) == 1 and any("corrupt" in r.getMessage() for r in caplog.records)
+    x = _images()
+    assert torch.equal(load_checkpoint(path)(x), shared_zoo.model(x))  # seeded: same weights
+
+
+def test_truncated_feature_cache_is_moved_aside_and_recomputed(zoo_copy, caplog):
+    from transferability.data import load_dataset
+
+    data = load_dataset("digits", "test")
+    first = zoo_copy.outputs("m", data, "digits-test")
+    (cached,) = (zoo_copy.cache_dir / "features").iterdir()
+    cached.write_bytes(cached.read_bytes()[: cached.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING, logger="transferability"):
+        again = zoo_copy.outputs("m", data, "digits-test")
+    assert torch.equal(again.features, first.features)
+    assert len(list(cached.parent.glob(f"{cached.name}.corrupt-*"))) == 1
+    assert any("corrupt" in r.getMessage() for r in caplog.records)
+    assert torch.equal(zoo_copy.outputs("m", data, "digits-test").logits, first.logits)
+
+
+@pytest.mark.parametrize("text", ['{"type": "StudyResult", "rows": [', "[]", "\xff\xfe",
+                                  '{"type": "TransferMatrix", "schema": 1}',
+                                  '{"type": "StudyResult", "schema": 99}'])
+def test_corrupt_study_cache_is_moved_aside(tmp_path, text, caplog):
+    from transferability.demo import _load_study
+
+    path = tmp_path / "studies" / "demo-0123.json"
+    path.parent.mkdir()
+    path.write_bytes(text.encode("latin-1"))
+    with caplog.at_level(logging.WARNING, logger="transferability"):
+        assert _load_study(path) is None
+    assert not path.exists() and len(list(path.parent.glob("demo-0123.json.corrupt-*"))) == 1
+    assert any("corrupt" in r.getMessage() for r in caplog.records)

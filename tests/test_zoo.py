@@ -53,7 +53,7 @@ def test_spec_errors(tmp_path):
         load_spec({"models": [{"name": "a", "arch": "vgg", "data": "mnist"}]})
     with pytest.raises(ValueError, match="duplicate"):
         load_spec({"models": [{"name": "a", "arch": "mlp", "data": "mnist"}] * 2})
-    with pytest.raises(ValueError, match="unknown train option"):
+    with pytest.raises(ValueError, match="unknown training option"):
         load_spec({"train": {"epoch": 1}, "models": [{"name": "a", "arch": "mlp", "data": "m"}]})
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [unclosed")
@@ -64,3 +64,48 @@ def test_spec_errors(tmp_path):
     with pytest.raises(ValueError, match="invalid YAML"):
         load_spec(evil)
     assert len(load_spec("demo")) >= 8
+
+
+def test_names_are_checked_before_any_training(tmp_path):
+    bad = {"models": [SPEC["models"][0], {**SPEC["models"][1], "name": "x" * 300}]}
+    with pytest.raises(ValueError, match=r"models\[1\].name: at most 100"):
+        build_zoo(bad, tmp_path)
+    assert not (tmp_path / "models").exists()  # the valid first model was not trained
+    for name in ("../../../escaped", "/abs/x", "a\0b", ".hidden", "a/b", ""):
+        with pytest.raises(ValueError, match="name"):
+            load_spec({"models": [{**SPEC["models"][0], "name": name}]})
+
+
+def test_distinct_checkpoints_with_one_name_are_never_merged(tmp_path, caplog):
+    from transferability.models import create_model, save_checkpoint
+    from transferability.model_args import resolve_models
+
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        paths.append(save_checkpoint(create_model("mlp"), tmp_path / f"s{seed}" / "m.pt",
+                                     name="same"))
+    a, b = map(str, paths)
+    models = load_models([a, b])
+    assert list(models) == [a, b]  # same metadata name: disambiguated by path
+    assert not torch.equal(models[a].head.weight, models[b].head.weight)
+    surrogates, victims = resolve_models([a], [a, b], names=["surrogates", "victims"])
+    assert surrogates[a] is victims[a]  # the same file in both roles is one model
+    with caplog.at_level("WARNING", logger="transferability"):
+        assert len(load_models([a, a])) == 1
+    assert "listed more than once" in caplog.text
+    single = load_models([a])
+    assert list(single) == ["same"]  # no clash: the short name
+
+
+def test_corrupt_cached_checkpoint_is_moved_aside_and_retrained(tmp_path, caplog):
+    spec = {"models": SPEC["models"][:1], "train": {"epochs": 1}}
+    first = build_zoo(spec, tmp_path)
+    path = first.path("a")
+    path.write_bytes(b"garbage")
+    with caplog.at_level("WARNING", logger="transferability"):
+        again = build_zoo(spec, tmp_path)
+    assert again.trained == ["a"] and "corrupt" in caplog.text
+    assert len(list(path.parent.glob("*.corrupt-*"))) == 1
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(again["a"](x), first["a"].eval()(x))  # same seed, same weights

@@ -44,7 +44,10 @@ NAME_MAX = 100
 
 def _to_numpy(a, name: str) -> np.ndarray:
     if isinstance(a, torch.Tensor):
-        return a.detach().cpu().numpy()
+        a = a.detach().cpu()
+        if a.dtype in (torch.bfloat16, torch.float16):
+            a = a.float()  # NumPy has no bfloat16
+        return a.numpy()
     try:
         return np.asarray(a)
     except Exception as exc:  # pragma: no cover - exotic inputs
@@ -54,8 +57,9 @@ def _to_numpy(a, name: str) -> np.ndarray:
 def as_float64(a, name: str, *, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
     """Return ``a`` (NumPy or torch) as a finite float64 NumPy array with the given rank."""
     arr = _to_numpy(a, name)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ValueError(f"{name}: expected numbers, got dtype {arr.dtype}")
+    if arr.dtype == object or np.iscomplexobj(arr) or not (
+            np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name}: expected real numbers, got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else ndim

@@ -151,7 +151,7 @@ class Zoo(Mapping):
             except Exception as exc:  # truncated, corrupt or foreign: recompute it
                 quarantine(path, type(exc).__name__)
         out = extract(self._models[name], data.x, data.y)
-        atomic_write(path, lambda f: torch.save(out.to_dict(), f))
+        atomic_write(path, lambda f: torch.save(out.tensors(), f))
         return out
 
 
