@@ -226,7 +226,8 @@ def test_registered_model_estimators(pair):
         y = ref(x).argmax(1)
     res = alpha(ref, src, x, y, attack_options={"steps": 2})  # α^{T→S}: crafted on the reference
     scores = model_scores(ref, src, x, y, attack_options={"steps": 2})
-    assert get_estimator("alpha2")(ref, src, x, y, attack_options={"steps": 2}) == res.alpha2 == scores["alpha2"]
+    by_name = get_estimator("alpha2")(ref, src, x, y, attack_options={"steps": 2})
+    assert by_name == res.alpha2 == scores["alpha2"]
     assert scores["alpha1"] == res.alpha1 and scores["alpha12"] == res.alpha12
     assert scores["alpha1_alpha2"] == pytest.approx(res.alpha1 * res.alpha2)
     assert scores["gradient_alignment"] == gradient_alignment(ref, src, x).mean

@@ -13,7 +13,15 @@ import pytest
 import torch
 
 import transferability
-from transferability import adversarial, estimators, ranking, study, training, transfer, transfer_matrix
+from transferability import (
+    adversarial,
+    estimators,
+    ranking,
+    study,
+    training,
+    transfer,
+    transfer_matrix,
+)
 from transferability._results import Result
 
 SRC = Path(transferability.__file__).parent

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from transferability.features import with_head
 from transferability.models import create_model
 from transferability.training import evaluate, fit
-from transferability.features import with_head
 from transferability.transfer import (
     _few_shot_indices,
     fine_tune,

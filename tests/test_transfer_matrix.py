@@ -29,6 +29,8 @@ X = torch.tensor([[.90, .10], [.55, .40], [.65, .70], [.30, .20], [.20, .25], [.
 X = X.view(6, 1, 1, 2)
 Y = torch.tensor([0, 0, 0, 1, 1, 1])
 
+FGSM_01 = {"eps": 0.1}
+
 
 def linear(weight, bias) -> nn.Module:
     model = nn.Sequential(nn.Flatten(), nn.Linear(2, 2))
@@ -48,7 +50,8 @@ def models():
 @pytest.fixture
 def matrix(models):
     a, b = models
-    return transfer_matrix({"A": a, "B": b}, {"A": a, "B": b}, X, Y, "fgsm", attack_options={"eps": 0.1},
+    return transfer_matrix({"A": a, "B": b}, {"A": a, "B": b}, X, Y, "fgsm",
+        attack_options=FGSM_01,
                            batch_size=4, show_progress=False)
 
 
@@ -69,7 +72,8 @@ def test_counts_by_hand(matrix):
 
 def test_white_box_kept_for_surrogates_that_are_not_victims(models):
     a, b = models
-    m = transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm", attack_options={"eps": 0.1}, show_progress=False)
+    m = transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm",
+        attack_options=FGSM_01, show_progress=False)
     np.testing.assert_array_equal(m.fooled, [[2]])
     np.testing.assert_array_equal(m.white_box_fooled, [4])
     rows = m.to_records()
@@ -100,7 +104,8 @@ def test_examples_crafted_once_per_surrogate(models):
 
 def test_batch_size_does_not_change_counts(models, matrix):
     a, b = models
-    m = transfer_matrix({"A": a, "B": b}, {"A": a, "B": b}, X, Y, "fgsm", attack_options={"eps": 0.1},
+    m = transfer_matrix({"A": a, "B": b}, {"A": a, "B": b}, X, Y, "fgsm",
+        attack_options=FGSM_01,
                         batch_size=1, show_progress=False)
     assert m.to_dict() == matrix.to_dict()
 
@@ -165,7 +170,8 @@ def test_with_pgd_on_zoo_models():
 def test_bad_input(models):
     a, b = models
     with pytest.raises(ValueError, match="victims: name 'A'"):
-        transfer_matrix({"A": a}, {"A": b}, X, Y, "fgsm", attack_options={"eps": 0.1})
+        transfer_matrix({"A": a}, {"A": b}, X, Y, "fgsm",
+        attack_options=FGSM_01)
     with pytest.raises(ValueError, match="untargeted"):
         transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm",
                         attack_options={"eps": 0.1, "targeted": True})
@@ -181,9 +187,11 @@ def test_bad_input(models):
     with pytest.raises(ValueError, match="x: values must lie in"):
         transfer_matrix({"A": a}, {"B": b}, X + 1, Y, "fgsm", attack_options={"eps": 0.1})
     with pytest.raises(ValueError, match="surrogates: expected a non-empty mapping"):
-        transfer_matrix({}, {"B": b}, X, Y, "fgsm", attack_options={"eps": 0.1})
+        transfer_matrix({}, {"B": b}, X, Y, "fgsm",
+        attack_options=FGSM_01)
     with pytest.raises(ValueError, match="protocol"):
-        transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm", attack_options={"eps": 0.1}, show_progress=False).rates("x")
+        transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm",
+        attack_options=FGSM_01, show_progress=False).rates("x")
 
 
 def test_weak_surrogates_are_flagged_everywhere(tmp_path):

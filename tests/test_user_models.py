@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import user_models as um
 
+import user_models as um
 from transferability.adversarial import alpha
 from transferability.cli import main
 from transferability.data import load_dataset, per_class

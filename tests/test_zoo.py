@@ -77,8 +77,8 @@ def test_names_are_checked_before_any_training(tmp_path):
 
 
 def test_distinct_checkpoints_with_one_name_are_never_merged(tmp_path, caplog):
-    from transferability.models import create_model, save_checkpoint
     from transferability.model_args import resolve_models
+    from transferability.models import create_model, save_checkpoint
 
     paths = []
     for seed in (0, 1):

@@ -395,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    saved_cache = os.environ.get("TRANSFERABILITY_CACHE")  # --cache-dir sets it for this call
     try:
         _prepare(args)
         args.func(args)
@@ -409,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         log.removeHandler(handler)
+        if saved_cache is None:
+            os.environ.pop("TRANSFERABILITY_CACHE", None)
+        else:
+            os.environ["TRANSFERABILITY_CACHE"] = saved_cache
     return 0
 
 
