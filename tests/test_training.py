@@ -17,45 +17,55 @@ def test_fit_lowers_loss_and_learns(blobs):
     assert history.last["eval_acc"] == pytest.approx(acc)
 
 
-def test_fit_is_seeded_and_snapshots(blobs):
+def test_fit_is_seeded_and_snapshots(blobs, tmp_path):
+    from transferability.models import load_checkpoint
+    from transferability.training import Snapshot
+
     x, y = blobs
 
-    def run(seed):
+    def run(seed, callbacks=()):
         torch.manual_seed(0)
         model = create_model("lenet", num_classes=3)
-        return model, fit(model, (x, y), epochs=2, seed=seed, snapshot_epochs=[1])
+        return model, fit(model, (x, y), epochs=2, seed=seed, callbacks=callbacks)
 
-    m1, h1 = run(5)
+    snapshot = Snapshot(every=1, directory=tmp_path / "snaps")
+    m1, h1 = run(5, [snapshot])
     m2, _ = run(5)
     m3, _ = run(6)
+
     def same(a, b):
         return all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
 
     assert same(m1, m2) and not same(m1, m3)
-    snap = h1.snapshots[1]
-    assert set(h1.snapshots) == {1}
-    assert not torch.equal(snap["head.weight"], m1.state_dict()["head.weight"])
+    assert set(snapshot.states) == {1, 2}
+    assert not torch.equal(snapshot.states[1]["head.weight"], m1.state_dict()["head.weight"])
+    assert torch.equal(snapshot.states[2]["head.weight"], m1.state_dict()["head.weight"])
+    first = load_checkpoint(tmp_path / "snaps" / "epoch-001.pt")
+    assert torch.equal(first.head.weight, snapshot.states[1]["head.weight"])
+    assert first.meta["epoch"] == 1 and first.meta["record"]["epoch"] == 1
 
 
-def test_hooks_custom_loss_step_and_param_subset(blobs):
+def test_a_custom_method_and_a_param_subset(blobs):
+    from transferability.training import TrainingMethod
+
     x, y = blobs
     model = create_model("cnn", num_classes=3)
     backbone_before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
     calls = {"loss": 0, "step": 0}
 
-    def loss_fn(m, xb, yb):
-        calls["loss"] += 1
-        return torch.nn.functional.cross_entropy(m(xb), yb)
+    class TwoPass(TrainingMethod):  # a SAM-style two-pass step
+        def loss(self, m, xb, yb):
+            calls["loss"] += 1
+            return torch.nn.functional.cross_entropy(m(xb), yb)
 
-    def step_fn(optimizer, closure):  # a SAM-style two-pass step
-        calls["step"] += 1
-        closure()
-        loss = closure()
-        optimizer.step()
-        return loss
+        def step(self, m, optimizer, closure):
+            calls["step"] += 1
+            closure()
+            loss = closure()
+            optimizer.step()
+            return loss
 
-    fit(model, (x, y), epochs=1, batch_size=60, loss_fn=loss_fn, step_fn=step_fn,
-        params=model.head.parameters())
+    fit(model, (x, y), method=TwoPass(), epochs=1, batch_size=60, params=model.head.parameters())
     assert calls == {"loss": 6, "step": 3}
     assert all(torch.equal(backbone_before[k], v) for k, v in model.backbone.state_dict().items())
 

@@ -25,7 +25,7 @@ from ._validation import check_name
 from .data.spec import check_dataset_spec, dataset_from_spec
 from .features import Outputs, extract
 from .models import CheckpointError, create_model, list_models, load_checkpoint, save_checkpoint
-from .training import check_fit_options, evaluate, fit
+from .training import Snapshot, check_fit_options, evaluate, fit
 from .utils import cache_dir as default_cache_dir
 from .utils import content_key, seed_everything
 
@@ -138,6 +138,16 @@ class Zoo(Mapping):
         e = self.entries[name]
         return self._file("models", f"{e.name}-{e.key}")
 
+    def snapshot_dir(self, name: str) -> Path:
+        """Where the per-epoch checkpoints of ``train: {snapshot_every: N}`` go."""
+        e = self.entries[name]
+        return inside(self.cache_dir, self.cache_dir / "snapshots" / f"{e.name}-{e.key}")
+
+    def snapshots(self, name: str) -> dict[int, nn.Module]:
+        """The per-epoch models of ``name`` (``snapshot_every``), by epoch."""
+        paths = sorted(self.snapshot_dir(name).glob("epoch-*.pt"))
+        return {int(p.stem.removeprefix("epoch-")): load_checkpoint(p) for p in paths}
+
     def outputs(self, name: str, data, data_key: str) -> Outputs:
         """Features/logits of model ``name`` on ``data``, cached on disk under ``data_key``.
 
@@ -155,7 +165,8 @@ class Zoo(Mapping):
         return out
 
 
-def _train_entry(entry: ZooEntry, show_progress: bool | None) -> tuple[nn.Module, dict]:
+def _train_entry(entry: ZooEntry, show_progress: bool | None,
+                 snapshot_dir: Path) -> tuple[nn.Module, dict]:
     seed = entry.train.get("seed", 0)
     train = dataset_from_spec(entry.data, "train", seed=seed)
     test = dataset_from_spec(entry.data, "test", seed=seed)
@@ -163,10 +174,18 @@ def _train_entry(entry: ZooEntry, show_progress: bool | None) -> tuple[nn.Module
     model = create_model(entry.arch, num_classes=train.num_classes,
                          in_channels=train.shape[0], **entry.arch_kwargs)
     start = time.perf_counter()
-    fit(model, train, show_progress=show_progress, desc=entry.name, **entry.train)
+    options = dict(entry.train)
+    every = options.pop("snapshot_every", None)
+    callbacks = [] if every is None else [Snapshot(every, snapshot_dir)]
+    model.meta = {"arch": entry.arch, "num_classes": train.num_classes,
+                  "in_channels": train.shape[0], "arch_kwargs": dict(entry.arch_kwargs),
+                  "name": entry.name}
+    history = fit(model, train, test=test, callbacks=callbacks, show_progress=show_progress,
+                  desc=entry.name, **options)
     acc, loss = evaluate(model, test)
     meta = {"name": entry.name, "data": entry.data, "train": dict(entry.train),
             "arch_kwargs": dict(entry.arch_kwargs), "in_channels": train.shape[0],
+            "history": history.epochs,
             "metrics": {"test_acc": acc, "test_loss": loss,
                         "train_seconds": time.perf_counter() - start}}
     return model.eval(), meta
@@ -210,7 +229,7 @@ def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *
             cached.append(entry.name)
             continue
         check_writable_dir(path.parent, "cache_dir")
-        model, meta = _train_entry(entry, show_progress)
+        model, meta = _train_entry(entry, show_progress, zoo.snapshot_dir(entry.name))
         save_checkpoint(model, path, arch=entry.arch, **meta)
         model.meta = {**meta, "arch": entry.arch, "num_classes": model.num_classes}
         models[entry.name] = model
