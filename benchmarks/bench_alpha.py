@@ -44,7 +44,7 @@ def per_sample_alpha(from_model, to_model, x, make_attack) -> tuple[float, float
 
 def main() -> None:
     x = torch.rand(N, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    make_attack = alpha_attack(EPS, STEPS, random_start=False)
+    make_attack = alpha_attack("pgd", {"eps": EPS, "steps": STEPS, "random_start": False})
     print(f"α on {N} images 28×28, PGD-{STEPS} L∞ ε={EPS} step {0.2 * EPS:g}, no random start; "
           f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU")
     for arch in ("cnn", "mlp"):

@@ -161,8 +161,9 @@ def test_with_pgd_on_zoo_models():
                          batch_size=2, show_progress=False)
     m2 = transfer_matrix({"s": s}, {"v": v, "s": s}, x, y, "pgd", attack_options=kw,
                          batch_size=2, show_progress=False)
-    with pytest.raises(ValueError, match="attack_options: 'pgd' does not take"):
-        transfer_matrix({"s": s}, {"v": v}, x, y, "pgd", attack_options={"batch_size": 2})
+    with pytest.raises(ValueError, match="cannot build 'pgd'.*batch_size"):
+        transfer_matrix({"s": s}, {"v": v}, x, y, "pgd",
+                        attack_options={"eps": 0.1, "batch_size": 2})
     assert m1.to_dict() == m2.to_dict()
     assert m1.fooled.shape == (1, 2) and "PGD(eps=1.0, norm='l2'" in m1.attack
 

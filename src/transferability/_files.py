@@ -58,6 +58,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would ignore the user's umask
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
     recording = None
@@ -76,6 +77,12 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
             raise StorageError(f"cannot write {path}: {error.strerror or error}") from None
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
@@ -129,13 +136,11 @@ def read_yaml(path: str | Path, name: str = "spec"):
 
     path = Path(path)
     try:
-        if not path.is_file():
-            raise ValueError(f"{name}: no such file {path}")
-        size = path.stat().st_size
-    except (OSError, ValueError) as exc:  # NUL bytes, overlong names
-        if isinstance(exc, ValueError) and str(exc).startswith(name):
-            raise
-        raise ValueError(f"{name}: cannot read {path!r}") from None
+        size = path.stat().st_size if path.is_file() else None
+    except (OSError, ValueError):  # NUL bytes, overlong names
+        raise ValueError(f"{name}: cannot read {str(path)[:200]!r}") from None
+    if size is None:
+        raise ValueError(f"{name}: no such file {path}")
     if size > YAML_MAX_BYTES:
         raise ValueError(f"{name}: {path} is {size:,} bytes; the limit is {YAML_MAX_BYTES:,}")
     return parse_yaml(path.read_text(errors="replace"), name)

@@ -57,6 +57,11 @@ class Result:
                 out[f.name] = _encode(getattr(self, f.name))
         return out
 
+    def record(self) -> dict:
+        """The serialised fields as one flat row (no ``type``/``schema``), for tables."""
+        data = self.to_dict()
+        return {k: v for k, v in data.items() if k not in ("type", "schema")}
+
     @classmethod
     def from_dict(cls, data: Mapping):
         if not isinstance(data, Mapping) or data.get("type") != cls.__name__:

@@ -7,6 +7,7 @@ never as a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -64,9 +65,9 @@ def _attack(args) -> tuple[str, dict]:
     given = {"eps": args.eps, "steps": args.steps, "alpha": args.step_size, "loss": args.loss,
              "norm": getattr(args, "norm", None)}
     options = {k: v for k, v in given.items() if v is not None}
-    if args.attack == "fgsm":
-        options.pop("steps", None)
-        options.pop("alpha", None)
+    if args.attack == "fgsm" and {"steps", "alpha"} & set(options):
+        raise ValueError("--steps, --step-size: fgsm takes one step of size eps; use bim or pgd "
+                         "for iterations")
     return args.attack, options
 
 
@@ -83,7 +84,7 @@ def _prepare(args) -> None:
     if getattr(args, "cache_dir", None) is not None:
         os.environ["TRANSFERABILITY_CACHE"] = str(args.cache_dir)
         check_writable_dir(args.cache_dir, "--cache-dir")
-    elif args.command not in ("datasets", "models"):
+    elif hasattr(args, "cache_dir"):  # a command that uses the cache
         check_writable_dir(cache_dir(), "cache (set --cache-dir or $TRANSFERABILITY_CACHE)")
     if getattr(args, "out", None) is not None:
         check_writable_dir(args.out, "--out")
@@ -196,8 +197,7 @@ def _cmd_study_theory(args) -> None:
     from .adversarial import theory_check
     from .report import format_table, write_csv
 
-    rows = [r.to_dict() for r in theory_check(tuple(args.scales), n=args.n, seed=args.seed)]
-    rows = [{k: v for k, v in r.items() if k not in ("type", "schema")} for r in rows]
+    rows = [r.record() for r in theory_check(tuple(args.scales), n=args.n, seed=args.seed)]
     print("synthetic check (Liang et al.): sources = target MLP with weights perturbed at "
           "each scale;\nα^(T→S) with exact Jacobians should fall and the affine-fit loss rise")
     print(format_table(rows))
@@ -222,7 +222,8 @@ def _cmd_attack(args) -> None:
     matrix = transfer_matrix(surrogates, victims, data.x, data.y, attack=attack,
                              attack_options={**attack_options, "seed": args.seed},
                              batch_size=args.batch_size)
-    matrix.meta.update({"dataset": str(args.dataset), "split": args.split})
+    matrix = dataclasses.replace(matrix, meta={"dataset": str(args.dataset),
+                                               "split": args.split})
     print(matrix)
     out = args.out
     files = [matrix.to_csv(out / "transfer_matrix.csv"),

@@ -22,7 +22,8 @@ from ._validation import check_images, check_int, model_device, model_dtype
 from .utils import batches, evaluating
 
 __all__ = ["Outputs", "feature_tap", "forward_with_features", "extract", "predict",
-           "check_finite_outputs", "WithHead", "with_head"]
+           "check_finite_outputs", "model_inputs", "run_model", "outputs_fn", "WithHead",
+           "with_head"]
 
 
 @contextlib.contextmanager
@@ -30,6 +31,8 @@ def feature_tap(model: nn.Module, layer: str | None = None, layer_input: bool = 
     """Hooks that store the features of each forward pass of ``model`` in the yielded dict
     under ``"features"`` (see the module docstring); removed on exit."""
     store: dict[str, torch.Tensor] = {}
+    if layer is None and layer_input:
+        raise ValueError("layer_input: takes the input of the module named by layer=; name one")
     if layer is None:
         targets = [m for m in model.modules() if isinstance(m, nn.Linear)]
         if not targets:
@@ -61,6 +64,9 @@ def forward_with_features(model: nn.Module, x: torch.Tensor, *, layer: str | Non
     """``(features N×D, logits)`` of one forward pass (gradients flow through both)."""
     with feature_tap(model, layer, layer_input) as store:
         logits = model(x)
+    if not isinstance(logits, torch.Tensor):
+        raise ValueError(f"model: expected the forward pass to return a tensor of logits, got "
+                         f"{type(logits).__name__}")
     if "features" not in store:
         raise ValueError(f"layer: the forward pass of {type(model).__name__} never called "
                          f"{'an nn.Linear' if layer is None else repr(layer)}; pass layer=NAME")
@@ -96,18 +102,25 @@ class Outputs(Result):
         return {"features": self.features, "logits": self.logits, "labels": self.labels}
 
 
-def _inputs(model: nn.Module, x: torch.Tensor, name: str) -> torch.Tensor:
-    """Checked images on the model's device and dtype."""
-    return check_images(x, "x").to(model_device(model), model_dtype(model))
+def model_inputs(model: nn.Module, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """Checked images (N×C×H×W in [0, 1]) on the model's device and in its dtype, so float64
+    input works with a float32 model."""
+    return check_images(x, name).to(model_device(model), model_dtype(model))
 
 
-def _run(model: nn.Module, xb: torch.Tensor, name: str, fn):
-    """``fn(xb)``, with a one-line error when the images do not fit the model."""
+def run_model(model: nn.Module, x: torch.Tensor, name: str = "model", fn=None):
+    """``fn(x)`` (default ``model(x)``) with one-line errors: images that do not fit the
+    model, outputs that are not one tensor. Every caller that runs a model on user input
+    goes through here."""
     try:
-        return fn(xb)
+        out = (fn or model)(x)
     except RuntimeError as exc:
-        raise ValueError(f"x: images shaped {tuple(xb.shape[1:])} do not fit {name}: "
+        raise ValueError(f"x: images shaped {tuple(x.shape[1:])} do not fit {name}: "
                          f"{str(exc).splitlines()[0]}") from None
+    if fn is None and not isinstance(out, torch.Tensor):
+        raise ValueError(f"{name}: expected the forward pass to return a tensor of logits, got "
+                         f"{type(out).__name__}")
+    return out
 
 
 @torch.no_grad()
@@ -119,9 +132,9 @@ def extract(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
     feats, logits = [], []
     with evaluating(model):
         for (xb,) in batches(x, batch_size=batch_size):
-            f, out = _run(model, _inputs(model, xb, name), name,
-                          lambda b: forward_with_features(model, b, layer=layer,
-                                                          layer_input=layer_input))
+            f, out = run_model(model, model_inputs(model, xb), name,
+                               lambda b: forward_with_features(model, b, layer=layer,
+                                                               layer_input=layer_input))
             feats.append(check_finite_outputs(f, f"{name} features").float().cpu())
             logits.append(check_finite_outputs(out, name).float().cpu())
     labels = y.cpu().long() if y is not None else torch.empty(0, dtype=torch.long)
@@ -135,11 +148,19 @@ def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256,
     device; checked to be N × C and finite."""
     batch_size = check_int(batch_size, "batch_size")
     with evaluating(model):
-        out = torch.cat([_run(model, _inputs(model, xb, name), name, model)
+        out = torch.cat([run_model(model, model_inputs(model, xb), name)
                          for (xb,) in batches(x, batch_size=batch_size)])
     if out.ndim != 2:
         raise ValueError(f"{name}: expected outputs shaped N×C, got shape {tuple(out.shape)}")
     return check_finite_outputs(out, name)
+
+
+def outputs_fn(layer: str | None = None, layer_input: bool = False):
+    """``(name, model, data) -> Outputs``: :func:`extract` with these features, the default
+    of the studies (a zoo's cached extraction is the other)."""
+    def outputs(name: str, model: nn.Module, data) -> Outputs:
+        return extract(model, data.x, data.y, layer=layer, layer_input=layer_input, name=name)
+    return outputs
 
 
 class WithHead(nn.Module):

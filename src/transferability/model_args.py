@@ -67,7 +67,7 @@ def _is_spec(spec: str) -> bool:
 
 def _expand(item: str, cache_dir, zoos: dict) -> list[tuple[str, str, str, object]]:
     """``(identity, short name, long name, loader)`` for every model ``item`` names."""
-    from .zoo import build_zoo
+    from .zoo import build_zoo, load_spec
 
     if not isinstance(item, str) or not item or "\0" in item:
         raise ValueError(f"sources: {item!r} is not a model argument")
@@ -91,13 +91,14 @@ def _expand(item: str, cache_dir, zoos: dict) -> list[tuple[str, str, str, objec
         raise ValueError(f"sources: {item!r} is not a checkpoint file, a zoo spec ('demo', "
                          "a .yaml file, SPEC:NAME) or a py:MODULE:FUNCTION entry point")
     key = spec if spec == "demo" else str(Path(spec).resolve())
-    if key not in zoos:
-        zoos[key] = build_zoo(spec, cache_dir)  # trains what is not cached yet
-    zoo = zoos[key]
-    names = list(zoo) if name is None else [name]
-    if name is not None and name not in zoo:
-        raise ValueError(f"sources: no model {name!r} in {spec}; it has {list(zoo)}")
-    return [(f"spec:{key}:{n}", n, f"{spec}:{n}", lambda n=n, zoo=zoo: zoo[n]) for n in names]
+    if name is not None:  # check the name before training anything, then train only it
+        names = [e.name for e in load_spec(spec)]
+        if name not in names:
+            raise ValueError(f"sources: no model {name!r} in {spec}; it has {names}")
+    if (key, name) not in zoos:
+        zoos[key, name] = build_zoo(spec, cache_dir, only=None if name is None else [name])
+    zoo = zoos[key, name]
+    return [(f"spec:{key}:{n}", n, f"{spec}:{n}", lambda n=n, zoo=zoo: zoo[n]) for n in zoo]
 
 
 def resolve_models(*groups: Sequence[str], cache_dir=None,
@@ -133,8 +134,8 @@ def resolve_models(*groups: Sequence[str], cache_dir=None,
     display, models = {}, {}
     for identity, (short, long, loader) in identities.items():
         name = short if len(owners[short]) == 1 and NAME_PATTERN.fullmatch(short) else long
-        while name in display.values():  # the same text given for two different models
-            name += "'"
+        if name in display.values():  # two different models given with the same text
+            name = f"{name}#{sum(n.startswith(name) for n in display.values()) + 1}"
         display[identity] = name
         models[identity] = loader()
     return [{display[i]: models[i] for i, *_ in group} for group in found]

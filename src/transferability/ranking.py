@@ -15,10 +15,12 @@ from torch import nn
 
 from ._results import Result
 from ._validation import check_choice, check_int, check_seed
+from .attacks import AttackFactory, with_seed
 from .data.dataset import ImageDataset
 from .data.tasks import per_class
 from .estimators import get_estimator, list_estimators, score
-from .features import Outputs, extract
+from .features import Outputs
+from .features import outputs_fn as default_outputs
 from .report import format_table
 from .stats import correlation_table
 from .transfer import probe_features
@@ -71,7 +73,7 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
                  estimators: Sequence[str] | None = None, test: ImageDataset | None = None,
                  shots: int | None = None, repeats: int = 1, seed: int = 0,
                  reference: nn.Module | None = None, n_per_class: int = 20,
-                 attack: str = "pgd", attack_options: dict | None = None,
+                 attack: str | AttackFactory = "pgd", attack_options: dict | None = None,
                  layer: str | None = None, layer_input: bool = False,
                  outputs_fn: OutputsFn | None = None,
                  show_progress: bool | None = None) -> RankResult:
@@ -104,10 +106,7 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
     if adversarial and reference is None:
         raise ValueError(f"reference: the adversarial estimators {adversarial} need a reference "
                          "model trained on the target task")
-    def default_outputs(name, model, data):
-        return extract(model, data.x, data.y, layer=layer, layer_input=layer_input, name=name)
-
-    outputs_fn = outputs_fn or default_outputs
+    outputs_fn = outputs_fn or default_outputs(layer, layer_input)
     truth = None if test is None else ("fewshot_acc" if shots else "probe_acc")
     rows = []
     for name, model in progress(sources.items(), total=len(sources), desc="rank",
@@ -126,7 +125,7 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
         probe_set = per_class(train, n_per_class, seed=seed)
         adv = adversarial_scores(reference, sources, probe_set.x, probe_set.y, names=adversarial,
                                  attack=attack,
-                                 attack_options={"seed": seed, **(attack_options or {})},
+                                 attack_options=with_seed(attack, attack_options, seed),
                                  show_progress=show_progress)
         for row in rows:
             row.update(adv[row["source"]])

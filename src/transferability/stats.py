@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as _st
 
+from ._results import Result
 from ._validation import (
     as_float64,
     check_count,
@@ -150,7 +151,7 @@ def regret(scores, truth) -> float:
 
 
 @dataclass(frozen=True)
-class CorrelationRow:
+class CorrelationRow(Result):
     """One estimator's agreement with measured transfer; ``*_low``/``*_high`` bound the CI."""
 
     estimator: str
@@ -167,6 +168,7 @@ class CorrelationRow:
     regret: float
 
     def as_dict(self) -> dict[str, object]:
+        """The fields as a flat row, for tables."""
         return asdict(self)
 
 

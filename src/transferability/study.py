@@ -21,13 +21,16 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from torch import nn
 
 from ._results import Result
 from .adversarial import MODEL_SCORES, affine_fit_loss
+from .attacks import AttackFactory, with_seed
 from .data import ImageDataset, per_class
 from .features import Outputs, extract, with_head
+from .features import outputs_fn as default_outputs
 from .ranking import format_correlations, rank_sources
 from .report import format_table
 from .stats import correlation_table
@@ -37,7 +40,7 @@ from .transfer_matrix import TransferMatrix, transfer_matrix
 log = logging.getLogger("transferability")
 
 #: The transfer matrix's attack in the study: L∞ PGD, ε = 0.3, 10 steps.
-MATRIX_ATTACK_OPTIONS = {"eps": 0.3, "steps": 10}
+MATRIX_ATTACK_OPTIONS = MappingProxyType({"eps": 0.3, "steps": 10})
 
 __all__ = ["StudyResult", "adv_knowledge_study", "reference_spec", "load_reference"]
 
@@ -111,8 +114,9 @@ class StudyResult(Result):
 
 def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
                         train: ImageDataset, test: ImageDataset, *, n_per_class: int = 20,
-                        attack: str = "pgd", attack_options: dict | None = None,
-                        matrix_attack: str = "pgd", matrix_attack_options: dict | None = None,
+                        attack: str | AttackFactory = "pgd", attack_options: dict | None = None,
+                        matrix_attack: str | AttackFactory = "pgd",
+                        matrix_attack_options: dict | None = None,
                         shots: int = 10, repeats: int = 5, seed: int = 0,
                         layer: str | None = None, layer_input: bool = False,
                         outputs_fn: Callable[..., Outputs] | None = None,
@@ -135,11 +139,11 @@ def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
         raise ValueError(f"shots: the study's ground truth is a few-shot probe; expected a "
                          f"positive number of samples per class, got {shots!r}")
     timings: dict[str, float] = {}
-    def default_outputs(name, model, data):
-        return extract(model, data.x, data.y, layer=layer, layer_input=layer_input, name=name)
-
-    outputs_fn = outputs_fn or default_outputs
-    matrix_options = {**MATRIX_ATTACK_OPTIONS, "seed": seed, **(matrix_attack_options or {})}
+    outputs_fn = outputs_fn or default_outputs(layer, layer_input)
+    matrix_options = matrix_attack_options
+    if isinstance(matrix_attack, str):
+        matrix_options = with_seed(matrix_attack, {**MATRIX_ATTACK_OPTIONS,
+                                                   **(matrix_attack_options or {})}, seed)
 
     t = time.perf_counter()
     log.info("  estimators, α^(target→source) on %d %s images per class (%s %s), probes",

@@ -166,8 +166,7 @@ def fine_tune(model: Classifier, train, test, *, epochs: int = 5, lr: float = 0.
     blocks) with a new head for the target classes; ``model`` itself is left untouched."""
     check_classifier(model)
     n_blocks = len(model.backbone)
-    if not 0 <= int(freeze) <= n_blocks:
-        raise ValueError(f"freeze: expected 0..{n_blocks} (backbone blocks), got {freeze!r}")
+    freeze = check_int(freeze, "freeze", minimum=0, maximum=n_blocks)
     xtr, ytr = as_tensors(train, "train")
     num_classes = int(as_labels(ytr, "train labels").max()) + 1
     tuned = replace_head(copy.deepcopy(model), num_classes)

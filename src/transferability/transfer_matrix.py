@@ -282,9 +282,7 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
         if surrogates[name] is not victims[name]:
             raise ValueError(f"victims: name {name!r} refers to a different model than in "
                              "surrogates; names identify models")
-    if attack_options is not None and not isinstance(attack_options, Mapping):
-        raise ValueError(f"attack_options: expected a dict, got {type(attack_options).__name__}")
-    make_attack = attack_factory(attack, **(attack_options or {}))
+    make_attack = attack_factory(attack, attack_options)
     y_max = int(y.max())
     models = {**surrogates, **victims}
     clean = {name: _predicted_labels(m, x, name, y_max, batch_size) == y

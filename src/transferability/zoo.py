@@ -153,8 +153,9 @@ class Zoo(Mapping):
 
         A cached file that cannot be read is moved aside with a warning and recomputed.
         """
-        slug = re.sub(r"[^A-Za-z0-9_.-]", "-", data_key)[:80].lstrip(".")
-        path = self._file("features", f"{name}-{self.entries[name].key}-{slug}")
+        slug = re.sub(r"[^A-Za-z0-9_.-]", "-", data_key)[:40].lstrip(".")
+        stem = f"{name}-{self.entries[name].key}-{slug}-{content_key(data_key)[:8]}"
+        path = self._file("features", stem)
         if path.is_file():
             try:
                 return Outputs(**torch.load(path, map_location="cpu", weights_only=True))

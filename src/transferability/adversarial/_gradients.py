@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .._validation import model_device
+from ..features import check_finite_outputs, model_inputs, run_model
 from ..utils import batches, evaluating, frozen
 
 _TINY = 1e-12  # guards divisions by a zero gradient norm
@@ -25,9 +26,10 @@ def input_gradients(model: nn.Module, objective: Callable[..., torch.Tensor], x:
     grads = []
     with evaluating(model), frozen(model), torch.enable_grad():
         for xb, *extra in batches(x, *per_sample, batch_size=batch_size):
-            xb = xb.detach().to(device).requires_grad_(True)
+            xb = model_inputs(model, xb).requires_grad_(True)
             extra = [t.to(device) for t in extra]
-            (g,) = torch.autograd.grad(objective(model(xb), *extra), xb)
+            out = check_finite_outputs(run_model(model, xb), "model")
+            (g,) = torch.autograd.grad(objective(out, *extra), xb)
             grads.append(g.detach().cpu().double())
     return torch.cat(grads)
 

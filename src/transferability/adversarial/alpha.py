@@ -19,8 +19,9 @@ In the paper, knowledge transfer from a source S to a target T is indicated by �
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 from torch import nn
@@ -33,16 +34,13 @@ from .._validation import (
     check_positive,
     check_same_device,
 )
-from ..attacks import attack_factory
-from ..features import check_finite_outputs, predict
+from ..attacks import AttackFactory, attack_factory
+from ..features import check_finite_outputs, model_inputs, predict, run_model
 from ..utils import batches, evaluating, frozen
 
 __all__ = ["AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_to_many",
            "alpha_attack", "alpha_statistics"]
 
-#: Builds the attack for one model; the attack is called as ``attack(x, y)`` with ``y`` the
-#: model's own clean predictions and returns ``x_adv`` (a torchattacks attack works too).
-AttackFactory = Callable[[nn.Module], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
 
 _TINY = 1e-12  # guards divisions by a zero change of the outputs
 
@@ -92,8 +90,8 @@ class AlphaResult(Result):
 
 #: The authors' attack (Liang et al. 2021): L∞ PGD on the model's own predicted label, random
 #: start, ε = 0.1, 50 steps of 0.2·ε. The step (``alpha``) defaults to 0.2·ε for any ε.
-ALPHA_ATTACK_OPTIONS = {"eps": 0.1, "steps": 50, "random_start": True, "norm": "linf",
-                        "use_predictions": True, "seed": 0}
+ALPHA_ATTACK_OPTIONS = MappingProxyType({"eps": 0.1, "steps": 50, "random_start": True,
+                                         "norm": "linf", "use_predictions": True, "seed": 0})
 
 
 def alpha_attack(attack: str | AttackFactory = "pgd", attack_options: dict | None = None
@@ -105,21 +103,18 @@ def alpha_attack(attack: str | AttackFactory = "pgd", attack_options: dict | Non
     we read that as a step of ``0.2·ε``: 5 steps cross the ball, 50 cross it 10 times). A
     factory is used as given (then ``attack_options`` must be empty).
     """
-    if not isinstance(attack, str):
-        if attack_options:
-            raise ValueError("attack_options: only go with an attack name; put them inside "
-                             "the factory")
-        return attack_factory(attack)
-    if attack_options is not None and not isinstance(attack_options, Mapping):
-        raise ValueError(f"attack_options: expected a dict, got {type(attack_options).__name__}")
-    options = {**ALPHA_ATTACK_OPTIONS, **(attack_options or {})}
+    if not isinstance(attack, str) or (attack_options is not None
+                                       and not isinstance(attack_options, Mapping)):
+        return attack_factory(attack, attack_options)  # checks and refuses what does not fit
+    options = {**ALPHA_ATTACK_OPTIONS, **attack_options} if attack_options else \
+        dict(ALPHA_ATTACK_OPTIONS)
     eps = check_positive(options["eps"], "attack_options['eps']")
     if attack == "fgsm":  # one step: no step count, step size or random start
         options = {k: v for k, v in options.items() if k not in ("steps", "random_start")
                    or k in (attack_options or {})}
     else:
         options.setdefault("alpha", 0.2 * eps)
-    return attack_factory(attack, **options)
+    return attack_factory(attack, options)
 
 
 def alpha_statistics(d_from_from: torch.Tensor, d_from_to: torch.Tensor,
@@ -147,6 +142,11 @@ def alpha_statistics(d_from_from: torch.Tensor, d_from_to: torch.Tensor,
     return AlphaResult(alpha1=float(a1.mean()), alpha2_squared=a2, alpha2_unsquared=math.sqrt(a2),
                        alpha12_squared=a12, alpha12_unsquared=math.sqrt(a12), n_used=m,
                        per_sample_alpha1=a1, used=used, squared=bool(squared))
+
+
+def _outputs(model: nn.Module, x: torch.Tensor, name: str) -> torch.Tensor:
+    """The model's finite logits on adversarial images (in its own dtype)."""
+    return check_finite_outputs(run_model(model, model_inputs(model, x), name), name)
 
 
 def _used(clean: torch.Tensor, y: torch.Tensor | None, only_correct: bool, names: tuple[str, str]
@@ -191,8 +191,8 @@ def _both(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor, y_a, y_b, *,
             adv_a = attack_a(xb, ca.argmax(dim=1)).to(device)
             adv_b = attack_b(xb, cb.argmax(dim=1)).to(device)
             with torch.no_grad():
-                out_a = [check_finite_outputs(model_a(adv), name_a) for adv in (adv_a, adv_b)]
-                out_b = [check_finite_outputs(model_b(adv), name_b) for adv in (adv_a, adv_b)]
+                out_a = [_outputs(model_a, adv, name_a) for adv in (adv_a, adv_b)]
+                out_b = [_outputs(model_b, adv, name_b) for adv in (adv_a, adv_b)]
                 parts.append((out_a[0] - ca, out_b[0] - cb, out_a[1] - ca, out_b[1] - cb))
     d_aa, d_ab, d_ba, d_bb = (torch.cat(p) for p in zip(*parts, strict=True))
     return (alpha_statistics(d_aa, d_ab, d_bb, used_a, squared=squared),
@@ -284,8 +284,8 @@ def alpha_to_many(from_model: nn.Module, to_models: Mapping[str, nn.Module], x: 
                 for xb, ab, cf in batches(x, adv_g, clean_f, batch_size=batch_size):
                     adv_f = attack_f(xb.to(device), cf.argmax(dim=1)).to(device)
                     with torch.no_grad():
-                        d_gf.append(check_finite_outputs(model(ab), name) - cf)
-                        d_ff.append(check_finite_outputs(model(adv_f), name) - cf)
+                        d_gf.append(_outputs(model, ab, name) - cf)
+                        d_ff.append(_outputs(model, adv_f, name) - cf)
             results[name] = alpha_statistics(d_gg, torch.cat(d_gf), torch.cat(d_ff), used,
                                              squared=squared)
     return results

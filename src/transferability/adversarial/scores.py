@@ -65,7 +65,7 @@ def attribution_affinity_score(reference: nn.Module, source: nn.Module, x: torch
 
 def adversarial_scores(reference: nn.Module, sources: Mapping[str, nn.Module], x: torch.Tensor,
                        y: torch.Tensor | None = None, *, names: Iterable[str] = MODEL_SCORES,
-                       attack: str = "pgd", attack_options: dict | None = None,
+                       attack="pgd", attack_options: dict | None = None,
                        method: str = "saliency", batch_size: int = 256,
                        show_progress: bool | None = None) -> dict[str, dict[str, float]]:
     """``"models"`` scores of every source against one reference: ``{source: {name: score}}``.

@@ -107,6 +107,10 @@ def theory_check(scales: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.8, 1.6), *, 
                  seed: int = 0) -> list[TheoryRow]:
     """α^{T→S} and the affine-fit loss of f_T from f_S, per perturbation scale (see module)."""
     n = check_int(n, "n", minimum=2, maximum=1_000_000)
+    scales = [check_positive(s, "scales", allow_zero=True) for s in scales]
+    if any(s > 100 for s in scales):
+        raise ValueError(f"scales: perturbation scales are relative to the weights' RMS; "
+                         f"expected values in [0, 100], got {max(scales)}")
     seed = check_seed(seed)
     target = synthetic_target(d, hidden, out, seed=seed)
     x = torch.rand(n, check_int(d, "d"), generator=torch.Generator().manual_seed(seed + 1),

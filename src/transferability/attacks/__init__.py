@@ -14,11 +14,19 @@ from .di import DI
 from .fgsm import FGSM, fgsm
 from .mifgsm import MIFGSM, mifgsm
 from .pgd import PGD, pgd
-from .registry import attack_factory, create_attack, list_attacks, register_attack
+from .registry import (
+    AttackFactory,
+    attack_factory,
+    create_attack,
+    list_attacks,
+    register_attack,
+    with_seed,
+)
 
 __all__ = [
     "Attack", "InputTransform", "LOSSES", "margin", "norms", "GradientMaskingWarning",
     "FGSM", "PGD", "MIFGSM", "DI",
     "fgsm", "pgd", "mifgsm",
-    "create_attack", "list_attacks", "register_attack", "attack_factory",
+    "create_attack", "list_attacks", "register_attack", "attack_factory", "AttackFactory",
+    "with_seed",
 ]

@@ -29,6 +29,7 @@ from .._validation import (
     model_device,
     model_dtype,
 )
+from ..features import check_finite_outputs, run_model
 from ..utils import evaluating, frozen
 from .norms import check_norm
 
@@ -99,6 +100,9 @@ class Attack:
         self.use_predictions = bool(use_predictions)
         self.seed = None if seed is None else check_seed(seed)
         self.input_transform = input_transform
+        # a model with its own attack objective (e.g. models.Ensemble) combines the logits
+        # or losses of its members itself, and may sample them per step
+        self._model_objective = getattr(model, "attack_objective", None)
         self._confident: torch.Tensor | None = None  # set per call until the first gradient
         self._warned_masking = False
 
@@ -122,11 +126,7 @@ class Attack:
         x = x.detach().to(device, model_dtype(self.model))
         with evaluating(self.model), frozen(self.model):
             with torch.no_grad():
-                try:
-                    logits = self.model(x)
-                except RuntimeError as exc:
-                    raise ValueError(f"x: images shaped {tuple(x.shape[1:])} do not fit the "
-                                     f"model: {str(exc).splitlines()[0]}") from None
+                logits = check_finite_outputs(run_model(self.model, x), "model")
             num_classes = self._check_outputs(logits)
             if not self._warned_masking:
                 self._confident = logits.softmax(dim=1).amax(dim=1) > CONFIDENT
@@ -137,6 +137,8 @@ class Attack:
             generator = None
             if self.seed is not None:
                 generator = torch.Generator(device=device).manual_seed(self.seed)
+            if self._model_objective is not None and hasattr(self.model, "reset"):
+                self.model.reset()  # the same sampled members on every call
             x_adv = self.perturb(x, y, generator)
         return x_adv.detach()
 
@@ -170,7 +172,11 @@ class Attack:
             inputs = x_adv
             if self.input_transform is not None:
                 inputs = self.input_transform(x_adv, generator)
-            (grad,) = torch.autograd.grad(self.objective(self.model(inputs), y), x_adv)
+            if self._model_objective is None:
+                objective = self.objective(self.model(inputs), y)
+            else:
+                objective = self._model_objective(inputs, y, self.objective)
+            (grad,) = torch.autograd.grad(objective, x_adv)
         if self._confident is not None:  # once per call: the first gradient only
             self._check_masking(grad)
         return grad
@@ -194,9 +200,6 @@ class Attack:
         if logits.ndim != 2 or logits.shape[1] < 2:
             raise ValueError("model: expected outputs shaped N×C with C >= 2 classes, got "
                              f"shape {tuple(logits.shape)}")
-        if not torch.isfinite(logits).all():
-            raise ValueError("model: outputs contain NaN or inf on the clean inputs; check the "
-                             "model's weights and inputs")
         rows = logits.sum(dim=1)
         if (logits >= 0).all() and torch.allclose(rows, torch.ones_like(rows), atol=1e-4):
             warnings.warn("model: outputs look like probabilities (non-negative rows summing to "

@@ -12,7 +12,7 @@ Names and what they build (every keyword of the class is accepted)::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from torch import nn
 
@@ -23,7 +23,8 @@ from .fgsm import FGSM
 from .mifgsm import MIFGSM
 from .pgd import PGD
 
-__all__ = ["register_attack", "create_attack", "list_attacks", "attack_factory"]
+__all__ = ["register_attack", "create_attack", "list_attacks", "attack_factory",
+           "AttackFactory", "with_seed"]
 
 _ATTACKS = Registry("attack")
 
@@ -44,28 +45,45 @@ def create_attack(name: str, model: nn.Module, **kwargs) -> Attack:
     try:
         return factory(model, **kwargs)
     except TypeError as exc:
-        raise ValueError(f"attack_options: {name!r} does not take these options "
-                         f"({str(exc).split('() ')[-1]})") from None
+        raise ValueError(f"attack_options: cannot build {name!r} with {sorted(kwargs)}: "
+                         f"{str(exc).split('() ')[-1]}") from None
 
 
-def attack_factory(attack: str | Callable[[nn.Module], Callable], **kwargs
-                   ) -> Callable[[nn.Module], Callable]:
+#: Builds the attack for one model; the attack is called as ``attack(x, y)`` and returns
+#: ``x_adv`` (a torchattacks attack works too).
+AttackFactory = Callable[[nn.Module], Callable]
+
+
+def attack_factory(attack: str | AttackFactory, attack_options: Mapping | None = None
+                   ) -> AttackFactory:
     """``(model) -> attack`` from a registered name and its options, or a factory as given.
 
-    Code that attacks several models (transfer matrices, α) takes a factory: an
-    :class:`Attack` instance is bound to one model and is refused here.
+    The one place where ``attack`` + ``attack_options`` are checked. Code that attacks
+    several models (transfer matrices, α) takes a factory: an :class:`Attack` instance is
+    bound to one model and is refused here.
     """
+    if attack_options is not None and not isinstance(attack_options, Mapping):
+        raise ValueError(f"attack_options: expected a dict, got {type(attack_options).__name__}")
+    options = dict(attack_options or {})
     if isinstance(attack, str):
         _ATTACKS.get(attack, "attack")  # fail now, not at the first model
-        return lambda model: create_attack(attack, model, **kwargs)
+        return lambda model: create_attack(attack, model, **options)
     if isinstance(attack, Attack) or not callable(attack):
         raise ValueError("attack: expected an attack name or a factory (model) -> attack, e.g. "
                          f"functools.partial(PGD, eps=...), got {attack!r}; an Attack instance "
                          "is bound to one model")
-    if kwargs:
-        raise ValueError(f"attack: options {sorted(kwargs)} only go with an attack name; "
+    if options:
+        raise ValueError(f"attack_options: {sorted(options)} only go with an attack name; "
                          "put them inside the factory")
     return attack
+
+
+def with_seed(attack: str | AttackFactory, attack_options: Mapping | None, seed: int
+              ) -> dict | None:
+    """``attack_options`` with a default ``seed`` for a named attack (a factory's own)."""
+    if not isinstance(attack, str):
+        return attack_options
+    return {"seed": seed, **(attack_options or {})}
 
 
 def _with_di(kwargs: dict) -> dict:

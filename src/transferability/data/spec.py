@@ -12,12 +12,13 @@ Forms::
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping
 
 from .._validation import check_int, check_seed
 from .dataset import ImageDataset
-from .registry import _user_path, list_datasets, load_dataset
+from .registry import _user_path, dataset_info, list_datasets, load_dataset
 from .sources import MAX_PER_CLASS
 from .tasks import _class_ids, mixture, per_class, relabel, select_classes
 
@@ -82,6 +83,16 @@ def check_dataset_spec(spec, name: str = "spec") -> None:
             check_dataset_spec(part, f"{name}.mixture[{i}]")
     else:
         _check_source(spec["dataset"], f"{name}.dataset")
+        options = dict(spec.get("options", {}))
+        if options and spec["dataset"] in list_datasets():
+            accepted = set(inspect.signature(dataset_info(spec["dataset"]).loader).parameters)
+            unknown = sorted(set(options) - accepted)
+            if unknown:
+                raise ValueError(f"{name}.options: {unknown} do not apply to dataset "
+                                 f"{spec['dataset']!r}; it takes {sorted(accepted) or 'none'}")
+            if "n_per_class" in options:
+                check_int(options["n_per_class"], f"{name}.options.n_per_class",
+                          maximum=MAX_PER_CLASS)
 
 
 def dataset_from_spec(spec: str | os.PathLike | Mapping, split: str = "train", *,

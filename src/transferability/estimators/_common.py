@@ -6,15 +6,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from .._validation import _to_numpy, as_float64, as_labels, check_more_samples_than_classes
+from .._validation import as_float64, as_labels, check_more_samples_than_classes
 
 
 def as_features(a, name: str = "features") -> np.ndarray:
     """A finite float64 N × D array with N, D >= 1 (features, softmax rows, regression targets)."""
-    arr = _to_numpy(a, name)
-    if np.iscomplexobj(arr):  # casting would silently drop the imaginary part
-        raise ValueError(f"{name}: expected real numbers, got dtype {arr.dtype}")
-    arr = as_float64(arr, name, ndim=2)
+    arr = as_float64(a, name, ndim=2)
     if 0 in arr.shape:
         raise ValueError(f"{name}: is empty (shape {arr.shape}); need at least one row and one "
                          "column")

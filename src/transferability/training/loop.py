@@ -27,9 +27,10 @@ from .._validation import (
     check_seed,
     check_unit_interval,
     model_device,
+    model_dtype,
 )
 from ..data.dataset import as_tensors
-from ..features import predict
+from ..features import predict, run_model
 from ..utils import batches, progress, seed_everything
 from .methods import TrainingMethod, create_training_method
 
@@ -157,7 +158,7 @@ def fit(model: nn.Module, train, *, method: str | TrainingMethod = "sgd", epochs
         if not (callable(cb) or hasattr(cb, "on_epoch_end")):
             raise ValueError(f"callbacks: expected Callback objects or functions, got {cb!r}")
     x, y = as_tensors(train, "train")
-    device = model_device(model)
+    device, dtype = model_device(model), model_dtype(model)
     generator = seed_everything(seed)
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     if not params:
@@ -184,7 +185,7 @@ def fit(model: nn.Module, train, *, method: str | TrainingMethod = "sgd", epochs
         bar = progress(batches(perm, batch_size=batch_size), total=steps_per_epoch,
                        desc=f"{desc} epoch {epoch}/{epochs}", enabled=show_progress)
         for i, (idx,) in enumerate(bar):
-            xb, yb = x[idx].to(device), y[idx].to(device)
+            xb, yb = x[idx].to(device, dtype), y[idx].to(device)
             factor = _lr_factor(schedule, step / total, milestones)
             for group, base in zip(opt.param_groups, base_lrs, strict=True):
                 group["lr"] = base * factor
@@ -195,7 +196,10 @@ def fit(model: nn.Module, train, *, method: str | TrainingMethod = "sgd", epochs
                 loss.backward()
                 return loss
 
-            loss = method.step(model, opt, closure)
+            if step == 0:  # the first step says whether the data fit the model
+                loss = run_model(model, xb, "model", lambda _: method.step(model, opt, closure))
+            else:
+                loss = method.step(model, opt, closure)
             method.on_step_end(model, epoch, i)
             loss_sum += float(loss.detach()) * len(idx)
             seen += len(idx)
