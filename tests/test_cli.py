@@ -59,7 +59,13 @@ def test_quick_demo_writes_outputs(tmp_path, capsys):
     assert "every score vs fewshot_acc" in printed and "synthetic check" in printed
     csv_lines = (tmp_path / "out" / "results.csv").read_text().splitlines()
     assert csv_lines[0].startswith("source,probe_acc,fewshot_acc") and len(csv_lines) == 5
-    for png in ("probe_accuracy", "scores_vs_probe", "transfer_matrix"):
+    surrogates = results["surrogates"]
+    assert surrogates["type"] == "SurrogateStudyResult" and len(surrogates["claims"]) >= 3
+    assert {r["kind"] for r in surrogates["summary"]} >= {"early stopped", "fully trained"}
+    assert all(0 <= r["transfer"] <= 1 for r in surrogates["rows"])
+    assert "Adam's effect" in printed and "Gubri's ordering" in printed
+    for png in ("probe_accuracy", "scores_vs_probe", "transfer_matrix", "transfer_vs_epoch",
+                "transfer_vs_rho", "sharpness_vs_transfer"):
         assert (tmp_path / "out" / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a rerun trains nothing
     assert main(["demo", "--quick", "--out", str(tmp_path / "out")]) == 0

@@ -204,6 +204,26 @@ def _cmd_study_theory(args) -> None:
     print("wrote", write_csv(rows, args.out / "theory.csv"))
 
 
+def _cmd_study_surrogates(args) -> None:
+    from .report import write_csv, write_json
+    from .surrogate_study import FULL, QUICK, plot_surrogate_study, surrogate_study
+
+    attack, attack_options = _attack(args)
+    settings = dict(QUICK if args.quick else FULL)
+    settings["attack_options"] = {**settings["attack_options"], **attack_options}
+    if args.seeds:
+        settings["seeds"] = tuple(args.seeds)
+    if args.rhos:
+        settings["rhos"] = tuple(args.rhos)
+    result = surrogate_study(args.target, attack=attack, cache_dir=args.cache_dir, **settings)
+    print(result.format())
+    out = args.out
+    files = [write_json(result.to_dict(), out / "surrogates.json"),
+             write_csv(result.rows, out / "surrogates.csv"),
+             *plot_surrogate_study(result, out)]
+    print("wrote " + ", ".join(map(str, files)))
+
+
 def _cmd_attack(args) -> None:
     from .data import dataset_from_spec, per_class
     from .model_args import resolve_models
@@ -355,6 +375,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_count(1_000_000), default=1000, help="samples (at most 10^6)")
     seed_opt(p)
     out_opt(p, "study-out")
+    p = command("surrogates", _cmd_study_surrogates,
+                "How training controls transfer (Gubri et al.; Adam et al.): transfer per "
+                "epoch (early stopping), SAM/l-SAM across rho, LGV, sharpness vs transfer, and "
+                "a pair trained against transfer. Several minutes on a CPU; --quick: one.",
+                parent=study_sub)
+    p.add_argument("--target", default="mnist", help="the task of surrogates and victims")
+    p.add_argument("--seeds", type=_seed, nargs="+", default=None,
+                   help="training seeds (default 0 1 2; --quick 0 1)")
+    p.add_argument("--rhos", type=_positive, nargs="+", default=None,
+                   help="SAM radii (default 0.05 0.1 0.2 0.4; 0.05 is SAM, larger l-SAM)")
+    p.add_argument("--quick", action="store_true", help="smaller data, fewer epochs and seeds")
+    p.set_defaults(attack="bim", eps=None, steps=None, step_size=None, loss=None)
+    p.add_argument("--attack", default="bim", help="attack of the study (default bim)")
+    p.add_argument("--eps", type=_positive, default=None, help="budget (default 0.2)")
+    p.add_argument("--steps", type=_count(100_000), default=None,
+                   help="iterations (default 50, --quick 20; step eps/10)")
+    out_opt(p, "surrogates-out")
+    cache_opt(p)
 
     p = command("attack", _cmd_attack,
                 "Craft adversarial examples on surrogates and count how often they fool victims.")

@@ -27,6 +27,8 @@ from .data import load_dataset
 from .plots import plot_probe_accuracy, plot_scatter_grid
 from .report import format_table, write_csv, write_json
 from .study import StudyResult, adv_knowledge_study, reference_spec
+from .surrogate_study import QUICK as QUICK_SURROGATES
+from .surrogate_study import SurrogateStudyResult, plot_surrogate_study, surrogate_study
 from .utils import content_key
 from .zoo import build_zoo, load_spec
 
@@ -35,6 +37,11 @@ __all__ = ["demo_spec", "run_demo"]
 log = logging.getLogger("transferability")
 
 TARGET = "mnist"
+#: ``demo --quick``'s surrogate study: one seed, two epochs, a few images.
+TINY_SURROGATES = {"seeds": (0,), "epochs": 2, "n_per_class": 30, "rhos": (0.05,),
+                   "lgv_epochs": 1, "lgv_per_epoch": 2,
+                   "attack_options": {"eps": 0.2, "steps": 5}, "attack_per_class": 4,
+                   "pair_epochs": 1}
 QUICK_MODELS = ("cnn-k0", "cnn-k5", "cnn-k10", "mlp-k5")
 
 
@@ -50,12 +57,13 @@ def demo_spec(quick: bool = False) -> dict:
     return {"models": models}
 
 
-def _load_study(path: Path) -> StudyResult | None:
-    """A finished study kept in the cache, or ``None``; a corrupt file is moved aside."""
+def _load_study(path: Path, cls=StudyResult):
+    """A finished study (a ``cls``) kept in the cache, or ``None``; a corrupt file is moved
+    aside."""
     if not path.is_file():
         return None
     try:
-        return StudyResult.from_dict(json.loads(path.read_text()))
+        return cls.from_dict(json.loads(path.read_text()))
     except (ValueError, KeyError, TypeError) as exc:
         quarantine(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return None
@@ -70,7 +78,7 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    log.info("[1/2] source zoo (%s) and a %s reference model ...", "quick" if quick else "full",
+    log.info("[1/3] source zoo (%s) and a %s reference model ...", "quick" if quick else "full",
              TARGET)
     t = time.perf_counter()
     zoo = build_zoo(demo_spec(quick), cache_dir, show_progress=show_progress)
@@ -83,7 +91,7 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
              zoo.cache_dir)
     zoo_seconds = time.perf_counter() - t
 
-    log.info("[2/2] adversarial <-> knowledge transfer study, target %s ...", TARGET)
+    log.info("[2/3] adversarial <-> knowledge transfer study, target %s ...", TARGET)
     train, test = load_dataset(TARGET, "train", seed=seed), load_dataset(TARGET, "test", seed=seed)
 
     def cached_outputs(name, model, data):
@@ -110,6 +118,21 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
                     "k": entry.data.get("k") if isinstance(entry.data, dict) else None,
                     "source_acc": zoo[row["source"]].meta["metrics"]["test_acc"]})
 
+    log.info("[3/3] surrogates: how training controls transfer (%s) ...",
+             "tiny" if quick else "quick")
+    t = time.perf_counter()
+    settings = {**(TINY_SURROGATES if quick else QUICK_SURROGATES), "task": TARGET}
+    key = content_key({"v": __version__, **settings})
+    surrogates_path = zoo.cache_dir / "studies" / f"surrogates-{key}.json"
+    surrogates = None if recompute else _load_study(surrogates_path, SurrogateStudyResult)
+    if surrogates is not None:
+        log.info("  loaded from %s (pass --recompute to measure again)", surrogates_path)
+    else:
+        surrogates = surrogate_study(cache_dir=cache_dir, show_progress=show_progress,
+                                     **settings)
+        write_json(surrogates.to_dict(), surrogates_path)
+    surrogate_seconds = time.perf_counter() - t
+
     t = time.perf_counter()
     theory = [r.record() for r in theory_check()]
     theory_seconds = time.perf_counter() - t
@@ -118,12 +141,15 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
         study.format(), "", study.transfer_matrix.format("both_correct"), "",
         "synthetic check: sources = a target MLP with weights perturbed at each scale; "
         "α^(T→S) (exact Jacobians) should fall and the affine-fit loss rise",
-        format_table(theory)])
+        format_table(theory), "",
+        "surrogates: how training controls transfer (transferability study surrogates runs "
+        "the full study)", surrogates.format()])
     timings = {"zoo": zoo_seconds, **study.timings, "theory": theory_seconds,
-               "total": time.perf_counter() - start}
+               "surrogates": surrogate_seconds, "total": time.perf_counter() - start}
     results = {"target": TARGET, "shots": shots, "repeats": repeats, "quick": quick,
                "reference": {"name": ref_name, "test_acc": reference.meta["metrics"]["test_acc"]},
-               **study.to_dict(), "theory": theory, "timings": timings}
+               **study.to_dict(), "theory": theory, "surrogates": surrogates.to_dict(),
+               "timings": timings}
     files = [write_json(results, out / "results.json"), write_csv(study.rows, out / "results.csv"),
              plot_probe_accuracy(study.rows, out / "probe_accuracy.png",
                                  title=f"transfer to {TARGET}: linear probes"),
@@ -131,7 +157,8 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
                                out / "scores_vs_probe.png",
                                title=f"scores vs {shots}-shot probe accuracy on {TARGET}"),
              study.transfer_matrix.to_csv(out / "transfer_matrix.csv"),
-             study.transfer_matrix.plot(out / "transfer_matrix.png")]
+             study.transfer_matrix.plot(out / "transfer_matrix.png"),
+             *plot_surrogate_study(surrogates, out)]
     report += (f"\n\ndone in {timings['total']:.1f}s; wrote "
                + ", ".join(str(f) for f in files))
     return results, report
