@@ -60,10 +60,10 @@ def test_quick_demo_writes_outputs(tmp_path, capsys):
     csv_lines = (tmp_path / "out" / "results.csv").read_text().splitlines()
     assert csv_lines[0].startswith("source,probe_acc,fewshot_acc") and len(csv_lines) == 5
     surrogates = results["surrogates"]
-    assert surrogates["type"] == "SurrogateStudyResult" and len(surrogates["claims"]) >= 3
+    assert surrogates["type"] == "SurrogateStudyResult" and len(surrogates["claims"]) >= 2
     assert {r["kind"] for r in surrogates["summary"]} >= {"early stopped", "fully trained"}
     assert all(0 <= r["transfer"] <= 1 for r in surrogates["rows"])
-    assert "Adam's effect" in printed and "Gubri's ordering" in printed
+    assert "Adam's effect" in printed and "LGV" in printed
     for png in ("probe_accuracy", "scores_vs_probe", "transfer_matrix", "transfer_vs_epoch",
                 "transfer_vs_rho", "sharpness_vs_transfer"):
         assert (tmp_path / "out" / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -109,3 +109,27 @@ def test_corrupt_cached_checkpoint_is_moved_aside_and_retrained(tmp_path, caplog
     assert len(list(path.parent.glob("*.corrupt-*"))) == 1
     x = torch.rand(2, 1, 28, 28)
     assert torch.equal(again["a"](x), first["a"].eval()(x))  # same seed, same weights
+
+
+def test_an_lgv_entry_starts_from_another_and_saves_one_ensemble(tmp_path):
+    from transferability.models import Ensemble
+
+    spec = {"train": {"epochs": 1, "batch_size": 64},
+            "models": [SPEC["models"][0],
+                       {"name": "a-lgv", "arch": "mlp", "data": SPEC["models"][0]["data"],
+                        "init": "a", "train": {"method": "lgv", "per_epoch": 2, "epochs": 2,
+                                               "lr": 0.05}}]}
+    zoo = build_zoo(spec, tmp_path, only=["a-lgv"])
+    assert zoo.trained == ["a", "a-lgv"]  # the entry it starts from comes first
+    lgv = zoo["a-lgv"]
+    assert isinstance(lgv, Ensemble) and len(lgv) == 4 and lgv.sample == 1
+    again = build_zoo(spec, tmp_path)
+    assert again.cached == ["a", "a-lgv"] and isinstance(again["a-lgv"], Ensemble)
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.allclose(again["a-lgv"](x), lgv.eval()(x))
+    edited = {**spec, "models": [{**spec["models"][0], "train": {"epochs": 2}}, spec["models"][1]]}
+    assert load_spec(edited)[1].key != load_spec(spec)[1].key  # a new start, a new entry
+    with pytest.raises(ValueError, match=r"models\[1\].init"):
+        load_spec({"models": [SPEC["models"][0], {**spec["models"][1], "init": "nope"}]})
+    with pytest.raises(ValueError, match="same architecture"):
+        load_spec({"models": [SPEC["models"][0], {**spec["models"][1], "arch": "cnn"}]})

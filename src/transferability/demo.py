@@ -38,7 +38,7 @@ log = logging.getLogger("transferability")
 
 TARGET = "mnist"
 #: ``demo --quick``'s surrogate study: one seed, two epochs, a few images.
-TINY_SURROGATES = {"seeds": (0,), "epochs": 2, "n_per_class": 30, "rhos": (0.05,),
+TINY_SURROGATES = {"seeds": (0,), "epochs": 3, "n_per_class": 60, "rhos": (0.05, 0.1),
                    "lgv_epochs": 1, "lgv_per_epoch": 2,
                    "attack_options": {"eps": 0.2, "steps": 5}, "attack_per_class": 4,
                    "pair_epochs": 1}

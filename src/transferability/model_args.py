@@ -98,7 +98,8 @@ def _expand(item: str, cache_dir, zoos: dict) -> list[tuple[str, str, str, objec
     if (key, name) not in zoos:
         zoos[key, name] = build_zoo(spec, cache_dir, only=None if name is None else [name])
     zoo = zoos[key, name]
-    return [(f"spec:{key}:{n}", n, f"{spec}:{n}", lambda n=n, zoo=zoo: zoo[n]) for n in zoo]
+    names = list(zoo) if name is None else [name]  # (not the entries it starts from)
+    return [(f"spec:{key}:{n}", n, f"{spec}:{n}", lambda n=n, zoo=zoo: zoo[n]) for n in names]
 
 
 def resolve_models(*groups: Sequence[str], cache_dir=None,

@@ -24,8 +24,16 @@ from ._files import atomic_write, check_writable_dir, inside, parse_yaml, quaran
 from ._validation import check_name
 from .data.spec import check_dataset_spec, dataset_from_spec
 from .features import Outputs, extract
-from .models import CheckpointError, create_model, list_models, load_checkpoint, save_checkpoint
-from .training import Snapshot, check_fit_options, evaluate, fit
+from .models import (
+    CheckpointError,
+    Ensemble,
+    create_model,
+    list_models,
+    load_checkpoint,
+    read_metadata,
+    save_checkpoint,
+)
+from .training import Snapshot, check_fit_options, evaluate, fit, lgv_members
 from .utils import cache_dir as default_cache_dir
 from .utils import content_key, seed_everything
 
@@ -34,7 +42,7 @@ __all__ = ["ZooEntry", "Zoo", "load_spec", "build_zoo"]
 log = logging.getLogger("transferability")
 
 _CACHE_VERSION = 1
-_ENTRY_KEYS = {"name", "arch", "data", "train", "arch_kwargs"}
+_ENTRY_KEYS = {"name", "arch", "data", "train", "arch_kwargs", "init"}
 
 
 @dataclass(frozen=True)
@@ -44,15 +52,17 @@ class ZooEntry:
     data: object
     train: Mapping
     arch_kwargs: Mapping = field(default_factory=dict)
+    init: ZooEntry | None = None  # the entry whose trained weights this one starts from
 
     @property
     def key(self) -> str:
         """Hash of everything that determines the trained weights."""
         return content_key({"v": _CACHE_VERSION, "arch": self.arch, "data": self.data,
-                            "train": dict(self.train), "arch_kwargs": dict(self.arch_kwargs)})
+                            "train": dict(self.train), "arch_kwargs": dict(self.arch_kwargs),
+                            **({"init": self.init.key} if self.init else {})})
 
 
-def _entry(m, i: int, defaults: dict) -> ZooEntry:
+def _entry(m, i: int, defaults: dict, earlier: dict[str, ZooEntry]) -> ZooEntry:
     """One checked ``models:`` item: a safe name, a known arch that builds with its options,
     a valid data spec naming existing datasets, valid training options."""
     where = f"spec: models[{i}]"
@@ -77,7 +87,17 @@ def _entry(m, i: int, defaults: dict) -> ZooEntry:
         raise ValueError(f"{where}.data: expected a dataset name or a mapping")
     check_dataset_spec(m["data"], f"{where}.data")
     train = {**defaults, **check_fit_options(m.get("train") or {}, f"{where}.train.")}
-    return ZooEntry(name, m["arch"], m["data"], train, dict(kwargs))
+    init = None
+    if "init" in m:
+        init = earlier.get(m["init"]) if isinstance(m["init"], str) else None
+        if init is None:
+            raise ValueError(f"{where}.init: expected the name of an earlier entry, got "
+                             f"{m['init']!r}")
+        if (init.arch, dict(init.arch_kwargs)) != (m["arch"], dict(kwargs)):
+            raise ValueError(f"{where}.init: {init.name!r} is a {init.arch} with "
+                             f"{dict(init.arch_kwargs)}; this entry must have the same "
+                             "architecture to start from its weights")
+    return ZooEntry(name, m["arch"], m["data"], train, dict(kwargs), init)
 
 
 def load_spec(spec: str | Path | Mapping) -> list[ZooEntry]:
@@ -98,14 +118,13 @@ def load_spec(spec: str | Path | Mapping) -> list[ZooEntry]:
     if unknown:
         raise ValueError(f"spec: unknown top-level key(s) {unknown}; allowed: models, train")
     defaults = check_fit_options(spec.get("train") or {}, "spec: train.")
-    entries, seen = [], set()
+    entries: dict[str, ZooEntry] = {}
     for i, m in enumerate(spec["models"]):
-        entry = _entry(m, i, defaults)
-        if entry.name in seen:
+        entry = _entry(m, i, defaults, entries)
+        if entry.name in entries:
             raise ValueError(f"spec: duplicate model name {entry.name!r}")
-        seen.add(entry.name)
-        entries.append(entry)
-    return entries
+        entries[entry.name] = entry
+    return list(entries.values())
 
 
 class Zoo(Mapping):
@@ -166,8 +185,8 @@ class Zoo(Mapping):
         return out
 
 
-def _train_entry(entry: ZooEntry, show_progress: bool | None,
-                 snapshot_dir: Path) -> tuple[nn.Module, dict]:
+def _train_entry(entry: ZooEntry, show_progress: bool | None, snapshot_dir: Path,
+                 init: nn.Module | None) -> tuple[nn.Module, dict]:
     seed = entry.train.get("seed", 0)
     train = dataset_from_spec(entry.data, "train", seed=seed)
     test = dataset_from_spec(entry.data, "test", seed=seed)
@@ -181,8 +200,17 @@ def _train_entry(entry: ZooEntry, show_progress: bool | None,
     model.meta = {"arch": entry.arch, "num_classes": train.num_classes,
                   "in_channels": train.shape[0], "arch_kwargs": dict(entry.arch_kwargs),
                   "name": entry.name}
+    if init is not None:
+        try:
+            model.load_state_dict(init.state_dict())
+        except RuntimeError:
+            raise ValueError(f"init: {entry.init.name!r} has other classes or shapes than "
+                             f"{entry.name!r}'s data") from None
     history = fit(model, train, test=test, callbacks=callbacks, show_progress=show_progress,
                   desc=entry.name, **options)
+    if history.extras.get("members"):  # LGV: the collected weights are the surrogate
+        model = Ensemble(lgv_members(model, history.extras["members"]), sample=1,
+                         seed=options.get("seed", 0))
     acc, loss = evaluate(model, test)
     meta = {"name": entry.name, "data": entry.data, "train": dict(entry.train),
             "arch_kwargs": dict(entry.arch_kwargs), "in_channels": train.shape[0],
@@ -218,7 +246,11 @@ def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *
         missing = sorted(set(only) - set(names))
         if missing:
             raise ValueError(f"only: no model(s) {missing} in the spec; it has {names}")
-        entries = [e for e in entries if e.name in only]
+        wanted = set(only)
+        for e in reversed(entries):  # an entry needs the one it starts from
+            if e.name in wanted and e.init is not None:
+                wanted.add(e.init.name)
+        entries = [e for e in entries if e.name in wanted]
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     models, trained, cached = {}, [], []
     zoo = Zoo(entries, models, cache_dir, trained, cached)
@@ -230,9 +262,10 @@ def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *
             cached.append(entry.name)
             continue
         check_writable_dir(path.parent, "cache_dir")
-        model, meta = _train_entry(entry, show_progress, zoo.snapshot_dir(entry.name))
+        init = None if entry.init is None else models[entry.init.name]
+        model, meta = _train_entry(entry, show_progress, zoo.snapshot_dir(entry.name), init)
         save_checkpoint(model, path, arch=entry.arch, **meta)
-        model.meta = {**meta, "arch": entry.arch, "num_classes": model.num_classes}
+        model.meta = read_metadata(path)
         models[entry.name] = model
         trained.append(entry.name)
         log.info("trained %-12s test acc %.3f (%.1fs) -> %s", entry.name,

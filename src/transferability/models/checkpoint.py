@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .._files import atomic_write
+from .ensemble import Ensemble
 from .registry import create_model, list_models
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_metadata"]
@@ -38,6 +39,12 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, arch: str | None = No
     atomic (a unique temporary file, fsync, rename): readers never see a partial file.
     """
     info = dict(getattr(model, "meta", {}) or {})
+    if isinstance(model, Ensemble):  # a collection: one entry, rebuilt from its first member
+        info = {**dict(getattr(model.members[0], "meta", {}) or {}), **info,
+                "ensemble": {"members": len(model), "combine": model.combine,
+                             "sample": model.sample, "seed": model.seed}}
+        if hasattr(model.members[0], "num_classes"):
+            info["num_classes"] = int(model.members[0].num_classes)
     info.update(meta)
     if arch is not None:
         info["arch"] = arch
@@ -126,9 +133,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     payload = _read(path)
     meta, state = payload["meta"], payload["state_dict"]
     arch, kwargs = _model_args(meta, path)
+    def build() -> nn.Module:
+        if "ensemble" not in meta:
+            return create_model(arch, **kwargs)
+        spec = meta["ensemble"]
+        if not isinstance(spec, dict) or not isinstance(spec.get("members"), int) \
+                or not 1 <= spec["members"] <= 10_000:
+            raise ValueError(f"metadata ensemble must give 1..10000 members, got {spec!r}")
+        return Ensemble([create_model(arch, **kwargs) for _ in range(spec["members"])],
+                        combine=spec.get("combine", "logits"), sample=spec.get("sample"),
+                        seed=spec.get("seed", 0))
+
     try:
         with torch.device("meta"):
-            skeleton = create_model(arch, **kwargs)
+            skeleton = build()
     except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model from its metadata: "
                               f"{str(exc).splitlines()[0]}") from None
@@ -138,7 +156,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         diff = sorted(set(expected.items()) ^ set(stored.items()))[:3]
         raise CheckpointError(f"{path}: the weights do not match the metadata ({arch}, "
                               f"{kwargs}); differing entries: {diff}")
-    model = create_model(arch, **kwargs)
+    model = build()
     model.load_state_dict(state)
     model.meta = meta
     return model.to(map_location).eval()

@@ -22,7 +22,7 @@ __all__ = ["SAM", "LSAM", "LSAM_RHO"]
 
 #: l-SAM's default radius, chosen by the ρ sweep of ``transferability study surrogates``
 #: (docs/surrogates.md).
-LSAM_RHO = 0.5
+LSAM_RHO = 0.1
 
 
 @contextlib.contextmanager
