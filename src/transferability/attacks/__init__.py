@@ -22,11 +22,12 @@ from .registry import (
     register_attack,
     with_seed,
 )
+from .robust import RobustAccuracy, robust_accuracy
 
 __all__ = [
     "Attack", "InputTransform", "LOSSES", "margin", "norms", "GradientMaskingWarning",
     "FGSM", "PGD", "MIFGSM", "DI",
     "fgsm", "pgd", "mifgsm",
     "create_attack", "list_attacks", "register_attack", "attack_factory", "AttackFactory",
-    "with_seed",
+    "with_seed", "RobustAccuracy", "robust_accuracy",
 ]

@@ -2,7 +2,8 @@
 
 Methods: ``sgd``; ``sam`` (Foret et al. 2021, ASAM with ``adaptive=True``); ``lsam``
 (large-ρ SAM, Gubri et al. 2023); ``lgv`` (Gubri et al. 2022); ``gradient_alignment_penalty``
-(Adam et al. 2019, on a :class:`ModelPair`). Callbacks: :class:`EarlyStopping`,
+(Adam et al. 2019, on a :class:`ModelPair`); ``pgd_at`` (Madry et al. 2018); ``cartl_fdm``
+(Chen et al. 2021). Callbacks: :class:`EarlyStopping`,
 :class:`Snapshot`.
 """
 
@@ -13,8 +14,10 @@ from .methods import (
     LSAM,
     LSAM_RHO,
     SAM,
+    FeatureDistanceMinimisation,
     GradientAlignmentPenalty,
     ModelPair,
+    PGDAdversarialTraining,
     TrainingMethod,
     alignment_penalty,
     create_training_method,
@@ -28,5 +31,6 @@ __all__ = [
     "Callback", "EarlyStopping", "Snapshot",
     "TrainingMethod", "create_training_method", "list_training_methods",
     "register_training_method", "SAM", "LSAM", "LSAM_RHO", "LGV", "lgv_members",
-    "GradientAlignmentPenalty", "ModelPair", "alignment_penalty",
+    "GradientAlignmentPenalty", "ModelPair", "alignment_penalty", "PGDAdversarialTraining",
+    "FeatureDistanceMinimisation",
 ]

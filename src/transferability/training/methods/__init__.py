@@ -1,6 +1,7 @@
-"""Training methods, registered by name: ``sgd``, ``sam``, ``lsam``, ``lgv`` and
-``gradient_alignment_penalty`` (see each module)."""
+"""Training methods, registered by name: ``sgd``, ``sam``, ``lsam``, ``lgv``,
+``gradient_alignment_penalty``, ``pgd_at`` and ``cartl_fdm`` (see each module)."""
 
+from .adversarial import FeatureDistanceMinimisation, PGDAdversarialTraining
 from .base import (
     TrainingMethod,
     create_training_method,
@@ -13,4 +14,5 @@ from .sam import LSAM, LSAM_RHO, SAM
 
 __all__ = ["TrainingMethod", "create_training_method", "list_training_methods",
            "register_training_method", "SAM", "LSAM", "LSAM_RHO", "LGV", "lgv_members",
-           "GradientAlignmentPenalty", "ModelPair", "alignment_penalty"]
+           "GradientAlignmentPenalty", "ModelPair", "alignment_penalty",
+           "PGDAdversarialTraining", "FeatureDistanceMinimisation"]

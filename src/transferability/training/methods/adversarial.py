@@ -1,0 +1,89 @@
+"""Adversarial training: PGD-AT (Madry et al., ICLR 2018) and CARTL's feature-distance
+minimisation (Chen et al., ICML 2021).
+
+Both craft L∞ PGD-k examples for every batch (default k = 7, step 2.5·ε/k, random start)
+with the model in eval mode and its parameters frozen — CARTL's convention, also what an
+:class:`~transferability.attacks.Attack` does — then train in train mode on them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..._validation import check_int, check_positive, check_unit_interval
+from ...attacks import PGD
+from ...features import forward_with_features
+from .base import TrainingMethod, register_training_method
+
+__all__ = ["PGDAdversarialTraining", "FeatureDistanceMinimisation"]
+
+
+class _Adversarial(TrainingMethod):
+    """Options and the per-batch attack shared by the adversarial methods."""
+
+    def __init__(self, eps: float, steps: int = 7, alpha: float | None = None, **options):
+        super().__init__(**options)
+        eps = check_positive(eps, "eps")
+        steps = check_int(steps, "steps", maximum=1000)
+        alpha = 2.5 * eps / steps if alpha is None else check_positive(alpha, "alpha")
+        self.options = {"eps": eps, "steps": steps, "alpha": alpha}
+        self._attacks: dict[int, PGD] = {}
+
+    def adversarial(self, model, x, y) -> torch.Tensor:
+        """PGD-k examples of the batch (eval mode, parameters frozen; both restored)."""
+        attack = self._attacks.get(id(model))
+        if attack is None:
+            o = self.options
+            attack = self._attacks[id(model)] = PGD(model, o["eps"], o["alpha"], o["steps"])
+        return attack(x, y)
+
+
+@register_training_method("pgd_at")
+class PGDAdversarialTraining(_Adversarial):
+    """PGD adversarial training: CE on PGD-k examples; with ``mix`` in [0, 1] the loss is
+    ``(1 − mix)·CE(x′) + mix·CE(x)``. Options: ``eps`` (required), ``steps`` (7), ``alpha``
+    (2.5·ε/k), ``mix`` (0)."""
+
+    def __init__(self, eps: float, steps: int = 7, alpha: float | None = None,
+                 mix: float = 0.0, **options):
+        super().__init__(eps, steps, alpha, **options)
+        self.options["mix"] = check_unit_interval(mix, "mix")
+
+    def loss(self, model, x, y):
+        loss = F.cross_entropy(model(self.adversarial(model, x, y)), y)
+        mix = self.options["mix"]
+        return loss if not mix else (1 - mix) * loss + mix * F.cross_entropy(model(x), y)
+
+
+@register_training_method("cartl_fdm")
+class FeatureDistanceMinimisation(_Adversarial):
+    """CARTL's source training: CE(f(x′), y) + λ·Σ_{i∈batch} ‖h_k(x′_i) − h_k(x_i)‖₂ / √d,
+    with h_k the input of the k-th backbone block from the end (the cut of later
+    fine-tuning) and d its flattened size (Chen et al. 2021, Eq. 6 and their code). Options:
+    ``eps`` (required), ``steps`` (7), ``alpha``, ``lam`` (λ ≥ 0, 0.005), ``k`` (1)."""
+
+    def __init__(self, eps: float, steps: int = 7, alpha: float | None = None,
+                 lam: float = 0.005, k: int = 1, **options):
+        super().__init__(eps, steps, alpha, **options)
+        self.options["lam"] = check_positive(lam, "lam", allow_zero=True)
+        self.options["k"] = check_int(k, "k")
+
+    def on_train_begin(self, model, steps_per_epoch):
+        blocks = getattr(model, "backbone", None)
+        k = self.options["k"]
+        if not isinstance(blocks, torch.nn.Sequential):
+            raise ValueError("model: cartl_fdm needs a library Classifier (its backbone blocks "
+                             "mark the cut of later fine-tuning)")
+        if k > len(blocks):
+            raise ValueError(f"k: the backbone has {len(blocks)} blocks, got k={k}")
+        self._layer = f"backbone.{len(blocks) - k}"
+
+    def loss(self, model, x, y):
+        x_adv = self.adversarial(model, x, y)
+        h_adv, logits = forward_with_features(model, x_adv, layer=self._layer, layer_input=True)
+        h_clean, _ = forward_with_features(model, x, layer=self._layer, layer_input=True)
+        distance = (h_adv - h_clean).norm(dim=1).sum() / math.sqrt(h_adv.shape[1])
+        return F.cross_entropy(logits, y) + self.options["lam"] * distance
