@@ -81,7 +81,7 @@ def test_sam_updates_batchnorm_statistics_on_the_first_forward_only():
 
 def test_method_configs_enter_the_cache_key():
     assert list_training_methods() == sorted(
-        ["sgd", "sam", "lsam", "lgv", "gradient_alignment_penalty"])
+        ["sgd", "sam", "lsam", "lgv", "gradient_alignment_penalty", "pgd_at", "cartl_fdm"])
     assert create_training_method("lsam").config() == {"method": "lsam", "rho": LSAM_RHO,
                                                        "adaptive": False}
 
