@@ -224,6 +224,25 @@ def _cmd_study_surrogates(args) -> None:
     print("wrote " + ", ".join(map(str, files)))
 
 
+def _cmd_study_robust_transfer(args) -> None:
+    from .report import write_csv, write_json
+    from .robust_transfer_study import FULL, QUICK, plot_robust_transfer, robust_transfer_study
+
+    settings = dict(QUICK if args.quick else FULL)
+    if args.seeds:
+        settings["seeds"] = tuple(args.seeds)
+    if args.eps:
+        settings["radii"] = tuple(args.eps)
+    settings["target"] = args.target
+    result = robust_transfer_study(cache_dir=args.cache_dir, **settings)
+    print(result.format())
+    out = args.out
+    files = [write_json(result.to_dict(), out / "robust_transfer.json"),
+             write_csv(result.rows, out / "robust_transfer.csv"),
+             *plot_robust_transfer(result, out)]
+    print("wrote " + ", ".join(map(str, files)))
+
+
 def _cmd_attack(args) -> None:
     from .data import dataset_from_spec, per_class
     from .model_args import resolve_models
@@ -392,6 +411,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_count(100_000), default=None,
                    help="iterations (default 50, --quick 20; step eps/10)")
     out_opt(p, "surrogates-out")
+    cache_opt(p)
+    p = command("robust-transfer", _cmd_study_robust_transfer,
+                "Keep a robust source's robustness on a new task (Shafahi et al.; CARTL): "
+                "standard, pgd_at and cartl_fdm resnet sources fine-tuned by linear probe, "
+                "freeze levels, full fine-tuning, LwF, NEFT and BN freezing; clean and robust "
+                "accuracy. About 10 minutes on a CPU; --quick: one.", parent=study_sub)
+    p.add_argument("--target", default="mnist", help="target task (default mnist)")
+    p.add_argument("--seeds", type=_seed, nargs="+", default=None,
+                   help="training seeds (default 0 1 2; --quick 0)")
+    p.add_argument("--eps", type=_positive, nargs="+", default=None,
+                   help="robust-accuracy radii (default 0.1 0.2; --quick 0.1)")
+    p.add_argument("--quick", action="store_true", help="smaller data, one seed, 4 methods")
+    out_opt(p, "robust-transfer-out")
     cache_opt(p)
 
     p = command("attack", _cmd_attack,

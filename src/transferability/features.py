@@ -19,6 +19,7 @@ from torch import nn
 
 from ._results import Result
 from ._validation import check_images, check_int, model_device, model_dtype
+from .models.ensemble import Ensemble
 from .utils import batches, evaluating
 
 __all__ = ["Outputs", "feature_tap", "forward_with_features", "extract", "predict",
@@ -31,6 +32,9 @@ def feature_tap(model: nn.Module, layer: str | None = None, layer_input: bool = 
     """Hooks that store the features of each forward pass of ``model`` in the yielded dict
     under ``"features"`` (see the module docstring); removed on exit."""
     store: dict[str, torch.Tensor] = {}
+    if layer is None and isinstance(model, Ensemble):
+        raise ValueError("layer: an Ensemble has no single penultimate layer; name a member's "
+                         "module (e.g. layer='members.0.head', layer_input=True)")
     if layer is None and layer_input:
         raise ValueError("layer_input: takes the input of the module named by layer=; name one")
     if layer is None:

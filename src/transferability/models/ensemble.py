@@ -8,7 +8,7 @@ over ``sample`` members per step drawn from a shuffled cycle: with ``sample=1`` 
 LGV's "one collected model per iteration, shuffled" (Gubri et al., ECCV 2022).
 
 Members run in a plain loop: on CPU, ``torch.vmap`` over stacked states
-(``torch.func.stack_module_state``) measured 1.5–2.3× slower than the loop for the zoo's
+(``torch.func.stack_module_state``) measured 1.5–2.5× slower than the loop for the zoo's
 ``cnn`` (``python -m benchmarks ensemble``).
 """
 

@@ -1,0 +1,250 @@
+"""The robust-transfer study: keeping a source's adversarial robustness on a new task.
+
+Shafahi et al. (ICLR 2020) transfer a robust (PGD-trained) source by freezing its features
+and find robustness inherited; fine-tuning more layers trades it for clean accuracy, and
+LwF's feature-distance penalty recovers clean accuracy while keeping most of it. Chen et al.
+(CARTL, ICML 2021) pre-train with feature-distance minimisation (FDM) and fine-tune the last
+blocks non-expansively (NEFT) with BatchNorm frozen. This study measures it on bundled data:
+sources are ``resnet`` models (BatchNorm, so BN freezing means something) trained on a
+source task as standard, ``pgd_at`` and ``cartl_fdm`` sources, with several seeds; each is
+transferred to the target by every method, and clean and robust accuracy (the worst case
+of PGD with CE and with margin loss, :func:`~transferability.attacks.robust_accuracy`) are
+measured on the target's test images.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+from ._results import Result
+from ._validation import check_positive, check_seed
+from .attacks import robust_accuracy
+from .data import dataset_from_spec, per_class
+from .report import format_table
+from .transfer import fine_tune
+from .zoo import build_zoo
+
+__all__ = ["RobustTransferResult", "robust_transfer_study", "plot_robust_transfer", "FULL",
+           "QUICK", "METHODS"]
+
+log = logging.getLogger("transferability")
+
+SOURCE = {"mixture": ["fonts", "animals"], "k": 5}
+#: Fine-tuning methods: name -> fine_tune options. "last k" trains the last k backbone
+#: blocks and a new head; the resnet has 5 blocks (stem, 3 residual blocks, pooling).
+METHODS = MappingProxyType({
+    "linear probe": {"freeze": "all"},
+    "last 2 blocks": {"freeze": 2},
+    "last 3 blocks": {"freeze": 3},
+    "full fine-tune": {"freeze": None},
+    "LwF": {"freeze": None, "method": "lwf"},
+    "NEFT (last 3)": {"freeze": 3, "neft_beta": 0.5},
+    "BN frozen (last 3)": {"freeze": 3, "freeze_bn": True, "reuse_bn_stats": True},
+    "NEFT + BN frozen (last 3)": {"freeze": 3, "neft_beta": 0.5, "freeze_bn": True,
+                                  "reuse_bn_stats": True},
+})
+FULL = {"seeds": (0, 1, 2), "source_epochs": 5, "source_per_class": 300, "target": "mnist",
+        "target_per_class": 100, "tune_epochs": 3, "eval_per_class": 10, "radii": (0.1, 0.2),
+        "source_attack_options": {"eps": 0.2}, "methods": tuple(METHODS)}
+QUICK = {"seeds": (0,), "source_epochs": 2, "source_per_class": 100, "target": "mnist",
+         "target_per_class": 50, "tune_epochs": 2, "eval_per_class": 5, "radii": (0.1,),
+         "source_attack_options": {"eps": 0.2}, "methods": ("linear probe", "full fine-tune", "LwF",
+                                       "NEFT + BN frozen (last 3)")}
+KINDS = {"standard": {}, "pgd_at": {"method": "pgd_at"},
+         "cartl_fdm": {"method": "cartl_fdm", "k": 3}}
+
+
+@dataclass(frozen=True)
+class RobustTransferResult(Result):
+    """One row per (source kind, method, seed), the summary over seeds, the CARTL ablation
+    and the claims stated plainly."""
+
+    rows: list[dict]
+    summary: list[dict]
+    ablation: list[dict]
+    claims: list[str]
+    settings: dict = field(default_factory=dict)
+
+    def format(self) -> str:
+        return "\n".join([
+            "robust transfer: clean and robust accuracy on the target (mean ± std over seeds)",
+            format_table(self.summary), "",
+            "CARTL ablation (robust sources, last 3 blocks)", format_table(self.ablation), "",
+            "claims:", *[f"- {c}" for c in self.claims]])
+
+
+def _mean_std(values) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["source_epochs"],
+                          source_per_class: int = FULL["source_per_class"],
+                          target: str = FULL["target"],
+                          target_per_class: int = FULL["target_per_class"],
+                          tune_epochs: int = FULL["tune_epochs"],
+                          eval_per_class: int = FULL["eval_per_class"],
+                          radii=FULL["radii"],
+                          source_attack_options: dict | None = None,
+                          methods=FULL["methods"],
+                          cache_dir=None, show_progress: bool | None = None
+                          ) -> RobustTransferResult:
+    """Run the study (see the module docstring) and return its tables.
+
+    ``radii`` are the ε of the robust accuracy on the target; ``source_attack_options`` the
+    PGD of the ``pgd_at`` and ``cartl_fdm`` sources (default ε = 0.2, 7 steps).
+    """
+    seeds = tuple(check_seed(s, "seeds") for s in seeds)
+    eps = tuple(check_positive(e, "radii") for e in radii)
+    source_attack = {**FULL["source_attack_options"], **(source_attack_options or {})}
+    check_positive(source_attack["eps"], "source_attack_options['eps']")
+    unknown = sorted(set(methods) - set(METHODS))
+    if not seeds or not eps or unknown or not methods:
+        raise ValueError(f"methods: unknown {unknown}; choose from {list(METHODS)}"
+                         if unknown else "seeds, radii, methods: need at least one value each")
+    settings = {"seeds": list(seeds), "source": SOURCE, "source_epochs": source_epochs,
+                "source_per_class": source_per_class, "target": target,
+                "target_per_class": target_per_class, "tune_epochs": tune_epochs,
+                "eval_per_class": eval_per_class, "radii": list(eps),
+                "source_attack_options": source_attack,
+                "methods": list(methods), "robust_accuracy": "worst of PGD-20 CE and margin"}
+    data = {**SOURCE, "n_per_class": source_per_class}
+    spec = {"models": [
+        {"name": f"{kind}-s{seed}", "arch": "resnet", "data": data,
+         "train": {"epochs": source_epochs, "lr": 0.05, "batch_size": 64, "seed": seed,
+                   **options, **(source_attack if options else {})}}
+        for seed in seeds for kind, options in KINDS.items()]}
+    log.info("  sources: %d resnet models (standard, pgd_at, cartl_fdm) on %s", len(spec["models"]),
+             "fonts/animals")
+    zoo = build_zoo(spec, cache_dir, show_progress=show_progress)
+    train = dataset_from_spec({"dataset": target, "n_per_class": target_per_class}, "train")
+    test = dataset_from_spec(target, "test")
+    probe = per_class(test, eval_per_class, seed=0)
+
+    rows = []
+    for seed in seeds:
+        for kind in KINDS:
+            source = zoo[f"{kind}-s{seed}"]
+            for method in methods:
+                log.info("  %s source, seed %d: %s", kind, seed, method)
+                tuned = fine_tune(source, train, test, epochs=tune_epochs, seed=seed,
+                                  show_progress=show_progress, **METHODS[method])
+                row = {"source": kind, "method": method, "seed": seed,
+                       "clean_acc": tuned.accuracy}
+                for e in eps:
+                    row[f"robust_acc@{e}"] = robust_accuracy(tuned.model, probe.x, probe.y,
+                                                             e, seed=seed).robust_accuracy
+                rows.append(row)
+    summary = _summary(rows, eps)
+    ablation = [s for s in summary if s["source"] in ("pgd_at", "cartl_fdm")
+                and s["method"] in ("last 3 blocks", "NEFT (last 3)", "BN frozen (last 3)",
+                                    "NEFT + BN frozen (last 3)")]
+    return RobustTransferResult(rows, summary, ablation, _claims(summary, eps[0]), settings)
+
+
+def _summary(rows: list[dict], eps: tuple[float, ...]) -> list[dict]:
+    out = []
+    for kind in dict.fromkeys(r["source"] for r in rows):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            group = [r for r in rows if r["source"] == kind and r["method"] == method]
+            if not group:
+                continue
+            clean, clean_std = _mean_std([r["clean_acc"] for r in group])
+            row = {"source": kind, "method": method, "clean_acc": clean, "clean_std": clean_std}
+            for e in eps:
+                mean, std = _mean_std([r[f"robust_acc@{e}"] for r in group])
+                row[f"robust_acc@{e}"], row[f"robust_std@{e}"] = mean, std
+            row["n"] = len(group)
+            out.append(row)
+    return out
+
+
+def _claims(summary: list[dict], eps: float) -> list[str]:
+    def get(source, method):
+        return next((s for s in summary if s["source"] == source and s["method"] == method),
+                    None)
+
+    key = f"robust_acc@{eps}"
+    claims = []
+    robust, standard = get("pgd_at", "linear probe"), get("standard", "linear probe")
+    if robust and standard:
+        held = robust[key] > standard[key] + 0.1
+        claims.append(f"(a) {'holds' if held else 'does not hold'}: a robust source with frozen "
+                      f"features gives robust accuracy {robust[key]:.3f} at ε={eps} against "
+                      f"{standard[key]:.3f} from a standard source (clean "
+                      f"{robust['clean_acc']:.3f} vs {standard['clean_acc']:.3f}).")
+    ladder = [get("pgd_at", m) for m in ("linear probe", "last 2 blocks", "last 3 blocks",
+                                         "full fine-tune")]
+    ladder = [s for s in ladder if s]
+    if len(ladder) >= 2:
+        rob = [s[key] for s in ladder]
+        clean = [s["clean_acc"] for s in ladder]
+        held = rob[0] >= rob[-1] and clean[0] <= clean[-1]
+        claims.append(f"(b) {'holds' if held else 'does not hold'}: from frozen to full "
+                      f"fine-tuning (pgd_at source) robust accuracy goes "
+                      f"{' → '.join(f'{r:.3f}' for r in rob)} and clean accuracy "
+                      f"{' → '.join(f'{c:.3f}' for c in clean)}.")
+    lwf, probe, full = get("pgd_at", "LwF"), get("pgd_at", "linear probe"), \
+        get("pgd_at", "full fine-tune")
+    if lwf and probe and full:
+        held = lwf["clean_acc"] > probe["clean_acc"] and lwf[key] > full[key]
+        claims.append(f"(c) {'holds' if held else 'does not hold'}: LwF reaches clean "
+                      f"{lwf['clean_acc']:.3f} (probe {probe['clean_acc']:.3f}) with robust "
+                      f"{lwf[key]:.3f} (probe {probe[key]:.3f}, full fine-tune {full[key]:.3f}).")
+    base, fdm = get("pgd_at", "last 3 blocks"), get("cartl_fdm", "last 3 blocks")
+    neft, bn = get("pgd_at", "NEFT (last 3)"), get("pgd_at", "BN frozen (last 3)")
+    recipe = get("cartl_fdm", "NEFT + BN frozen (last 3)")
+    parts = [(name, s) for name, s in (("FDM", fdm), ("NEFT", neft), ("BN freezing", bn),
+                                       ("CARTL's full recipe", recipe)) if s]
+    if base and parts:
+        text = ", ".join(f"{name} {s[key] - base[key]:+.3f} robust / "
+                         f"{s['clean_acc'] - base['clean_acc']:+.3f} clean"
+                         for name, s in parts)
+        held = all(s[key] > base[key] for _, s in parts)
+        claims.append(f"(d) {'holds' if held else 'does not hold'}: against PGD-AT + last 3 "
+                      f"blocks ({base[key]:.3f} robust, {base['clean_acc']:.3f} clean): {text}.")
+    return claims
+
+
+def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
+    """The accuracy–robustness frontier (one point per method, a colour per source kind)
+    and robust accuracy against the freeze level."""
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    from .report import save_figure
+
+    out = Path(out_dir)
+    key = next(k for k in result.summary[0] if k.startswith("robust_acc@"))
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.add_subplot()
+    for kind in dict.fromkeys(s["source"] for s in result.summary):
+        group = [s for s in result.summary if s["source"] == kind]
+        ax.scatter([s["clean_acc"] for s in group], [s[key] for s in group], label=kind)
+        for s in group:
+            ax.annotate(s["method"], (s["clean_acc"], s[key]), fontsize=6, alpha=0.7)
+    ax.set_xlabel("clean accuracy (target)")
+    ax.set_ylabel(f"robust accuracy, ε={key.split('@')[1]}")
+    ax.legend(fontsize=7)
+    ax.set_title("accuracy–robustness frontier", fontsize=10)
+    files = [save_figure(fig, out / "frontier.png")]
+
+    levels = {"linear probe": 0, "last 2 blocks": 2, "last 3 blocks": 3, "full fine-tune": 5}
+    fig = Figure(figsize=(5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for kind in dict.fromkeys(s["source"] for s in result.summary):
+        points = sorted((levels[s["method"]], s[key]) for s in result.summary
+                        if s["source"] == kind and s["method"] in levels)
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=kind)
+    ax.set_xlabel("blocks fine-tuned (0 = linear probe, 5 = all)")
+    ax.set_ylabel(f"robust accuracy, ε={key.split('@')[1]}")
+    ax.legend(fontsize=7)
+    ax.set_title("robust accuracy against freeze level", fontsize=10)
+    files.append(save_figure(fig, out / "robust_vs_freeze.png"))
+    return files
