@@ -67,7 +67,7 @@ def test_linear_probe_and_fine_tune_on_a_model(blobs):
     probed = with_head(model, probe.head)
     assert evaluate(probed, (x, y))[0] == pytest.approx(probe.accuracy)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    tuned = fine_tune(model, (x, y % 2), (x, y % 2), epochs=2, freeze=2)
+    tuned = fine_tune(model, (x, y % 2), (x, y % 2), epochs=2, freeze=1)  # last block
     assert tuned.accuracy > 0.9 and tuned.model.num_classes == 2
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert torch.equal(tuned.model.backbone[0][0].weight, model.backbone[0][0].weight)  # frozen
@@ -80,7 +80,7 @@ def test_frozen_blocks_keep_batchnorm_statistics(blobs):
     model = create_model("resnet", num_classes=3)
     fit(model, (x, y), epochs=1)
     model.eval()
-    tuned = fine_tune(model, (x, y), (x, y), epochs=1, freeze=2).model
+    tuned = fine_tune(model, (x, y), (x, y), epochs=1, freeze=3).model  # 2 frozen
     for frozen, original in zip(tuned.backbone[:2].modules(), model.backbone[:2].modules(),
                                 strict=True):
         if isinstance(frozen, torch.nn.BatchNorm2d):

@@ -26,6 +26,8 @@ from .adversarial import theory_check
 from .data import load_dataset
 from .plots import plot_probe_accuracy, plot_scatter_grid
 from .report import format_table, write_csv, write_json
+from .robust_transfer_study import QUICK as QUICK_ROBUST
+from .robust_transfer_study import RobustTransferResult, plot_robust_transfer, robust_transfer_study
 from .study import StudyResult, adv_knowledge_study, reference_spec
 from .surrogate_study import QUICK as QUICK_SURROGATES
 from .surrogate_study import SurrogateStudyResult, plot_surrogate_study, surrogate_study
@@ -42,6 +44,10 @@ TINY_SURROGATES = {"seeds": (0,), "epochs": 3, "n_per_class": 60, "rhos": (0.05,
                    "lgv_epochs": 1, "lgv_per_epoch": 2,
                    "attack_options": {"eps": 0.2, "steps": 5}, "attack_per_class": 4,
                    "pair_epochs": 1}
+#: ``demo --quick``'s robust-transfer study.
+TINY_ROBUST = {"seeds": (0,), "source_epochs": 1, "source_per_class": 40, "target": "mnist",
+               "target_per_class": 20, "tune_epochs": 1, "eval_per_class": 3, "radii": (0.1,),
+               "methods": ("linear probe", "NEFT + BN frozen (last 3)")}
 QUICK_MODELS = ("cnn-k0", "cnn-k5", "cnn-k10", "mlp-k5")
 
 
@@ -78,7 +84,7 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    log.info("[1/3] source zoo (%s) and a %s reference model ...", "quick" if quick else "full",
+    log.info("[1/4] source zoo (%s) and a %s reference model ...", "quick" if quick else "full",
              TARGET)
     t = time.perf_counter()
     zoo = build_zoo(demo_spec(quick), cache_dir, show_progress=show_progress)
@@ -91,7 +97,7 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
              zoo.cache_dir)
     zoo_seconds = time.perf_counter() - t
 
-    log.info("[2/3] adversarial <-> knowledge transfer study, target %s ...", TARGET)
+    log.info("[2/4] adversarial <-> knowledge transfer study, target %s ...", TARGET)
     train, test = load_dataset(TARGET, "train", seed=seed), load_dataset(TARGET, "test", seed=seed)
 
     def cached_outputs(name, model, data):
@@ -118,7 +124,7 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
                     "k": entry.data.get("k") if isinstance(entry.data, dict) else None,
                     "source_acc": zoo[row["source"]].meta["metrics"]["test_acc"]})
 
-    log.info("[3/3] surrogates: how training controls transfer (%s) ...",
+    log.info("[3/4] surrogates: how training controls transfer (%s) ...",
              "tiny" if quick else "quick")
     t = time.perf_counter()
     settings = {**(TINY_SURROGATES if quick else QUICK_SURROGATES), "task": TARGET}
@@ -133,6 +139,21 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
         write_json(surrogates.to_dict(), surrogates_path)
     surrogate_seconds = time.perf_counter() - t
 
+    log.info("[4/4] robust transfer: keeping a robust source's robustness (%s) ...",
+             "tiny" if quick else "quick")
+    t = time.perf_counter()
+    settings = dict(TINY_ROBUST if quick else QUICK_ROBUST)
+    key = content_key({"v": __version__, **settings})
+    robust_path = zoo.cache_dir / "studies" / f"robust-transfer-{key}.json"
+    robust = None if recompute else _load_study(robust_path, RobustTransferResult)
+    if robust is not None:
+        log.info("  loaded from %s (pass --recompute to measure again)", robust_path)
+    else:
+        robust = robust_transfer_study(cache_dir=cache_dir, show_progress=show_progress,
+                                       **settings)
+        write_json(robust.to_dict(), robust_path)
+    robust_seconds = time.perf_counter() - t
+
     t = time.perf_counter()
     theory = [r.record() for r in theory_check()]
     theory_seconds = time.perf_counter() - t
@@ -143,12 +164,16 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
         "α^(T→S) (exact Jacobians) should fall and the affine-fit loss rise",
         format_table(theory), "",
         "surrogates: how training controls transfer (transferability study surrogates runs "
-        "the full study)", surrogates.format()])
+        "the full study)", surrogates.format(), "",
+        "robust transfer (transferability study robust-transfer runs the full study)",
+        robust.format()])
     timings = {"zoo": zoo_seconds, **study.timings, "theory": theory_seconds,
-               "surrogates": surrogate_seconds, "total": time.perf_counter() - start}
+               "surrogates": surrogate_seconds, "robust_transfer": robust_seconds,
+               "total": time.perf_counter() - start}
     results = {"target": TARGET, "shots": shots, "repeats": repeats, "quick": quick,
                "reference": {"name": ref_name, "test_acc": reference.meta["metrics"]["test_acc"]},
                **study.to_dict(), "theory": theory, "surrogates": surrogates.to_dict(),
+               "robust_transfer": robust.to_dict(),
                "timings": timings}
     files = [write_json(results, out / "results.json"), write_csv(study.rows, out / "results.csv"),
              plot_probe_accuracy(study.rows, out / "probe_accuracy.png",
@@ -158,7 +183,7 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
                                title=f"scores vs {shots}-shot probe accuracy on {TARGET}"),
              study.transfer_matrix.to_csv(out / "transfer_matrix.csv"),
              study.transfer_matrix.plot(out / "transfer_matrix.png"),
-             *plot_surrogate_study(surrogates, out)]
+             *plot_surrogate_study(surrogates, out), *plot_robust_transfer(robust, out)]
     report += (f"\n\ndone in {timings['total']:.1f}s; wrote "
                + ", ".join(str(f) for f in files))
     return results, report

@@ -41,19 +41,21 @@ METHODS = MappingProxyType({
     "last 2 blocks": {"freeze": 2},
     "last 3 blocks": {"freeze": 3},
     "full fine-tune": {"freeze": None},
-    "LwF": {"freeze": None, "method": "lwf"},
+    "LwF": {"freeze": None, "method": "lwf", "lr": 0.01},  # diverges at 0.05
     "NEFT (last 3)": {"freeze": 3, "neft_beta": 0.5},
     "BN frozen (last 3)": {"freeze": 3, "freeze_bn": True, "reuse_bn_stats": True},
     "NEFT + BN frozen (last 3)": {"freeze": 3, "neft_beta": 0.5, "freeze_bn": True,
                                   "reuse_bn_stats": True},
 })
 FULL = {"seeds": (0, 1, 2), "source_epochs": 5, "source_per_class": 300, "target": "mnist",
-        "target_per_class": 100, "tune_epochs": 3, "eval_per_class": 10, "radii": (0.1, 0.2),
+        "target_per_class": 100, "tune_epochs": 10, "eval_per_class": 10, "radii": (0.1, 0.2),
         "source_attack_options": {"eps": 0.2}, "methods": tuple(METHODS)}
-QUICK = {"seeds": (0,), "source_epochs": 2, "source_per_class": 100, "target": "mnist",
-         "target_per_class": 50, "tune_epochs": 2, "eval_per_class": 5, "radii": (0.1,),
+QUICK = {"seeds": (0,), "source_epochs": 3, "source_per_class": 100, "target": "mnist",
+         "target_per_class": 50, "tune_epochs": 8, "eval_per_class": 5, "radii": (0.1,),
          "source_attack_options": {"eps": 0.2}, "methods": ("linear probe", "full fine-tune", "LwF",
                                        "NEFT + BN frozen (last 3)")}
+#: Fine-tuning learning rate (SGD, momentum 0.9, cosine): a new head from scratch needs it.
+TUNE_LR = 0.05
 KINDS = {"standard": {}, "pgd_at": {"method": "pgd_at"},
          "cartl_fdm": {"method": "cartl_fdm", "k": 3}}
 
@@ -131,8 +133,9 @@ def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["sou
             source = zoo[f"{kind}-s{seed}"]
             for method in methods:
                 log.info("  %s source, seed %d: %s", kind, seed, method)
+                options = {"lr": TUNE_LR, **METHODS[method]}
                 tuned = fine_tune(source, train, test, epochs=tune_epochs, seed=seed,
-                                  show_progress=show_progress, **METHODS[method])
+                                  show_progress=show_progress, **options)
                 row = {"source": kind, "method": method, "seed": seed,
                        "clean_acc": tuned.accuracy}
                 for e in eps:

@@ -5,6 +5,12 @@ head on its penultimate features with SGD and a cosine schedule, report target t
 accuracy. Few-shot probes (``shots`` per class, averaged over ``repeats`` draws) are the
 discriminative ground truth on easy targets, where every source's full-data probe is
 nearly perfect (docs/architecture.md); all repeats train at once as one batched problem.
+
+Fine-tuning (:func:`fine_tune`) trains a copy of the source with a new head at a freeze
+level, optionally with the robust-transfer recipes: learning without forgetting (Shafahi
+et al., ICLR 2020; :mod:`.lwf`), CARTL's non-expansive fine-tuning and BatchNorm freezing
+(Chen et al., ICML 2021; :mod:`.neft`). CARTL's full recipe is a ``cartl_fdm`` source
+fine-tuned with ``freeze=k, neft_beta=β, freeze_bn=True``.
 """
 
 from __future__ import annotations
@@ -19,13 +25,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._results import Result
-from ._validation import as_float64, as_labels, check_int, check_positive, check_seed
+from ._validation import (
+    as_float64,
+    as_labels,
+    check_choice,
+    check_fraction,
+    check_int,
+    check_positive,
+    check_seed,
+)
 from .data.dataset import as_tensors
-from .features import extract
-from .models.classifier import Classifier, check_classifier, replace_head
-from .training import evaluate, fit
+from .features import extract, feature_tap
+from .lwf import LwF
+from .models.classifier import Classifier, replace_head
+from .neft import apply_neft, bake_neft
+from .training import History, TrainingMethod, check_fit_options, evaluate, fit
+from .utils import seed_everything
 
-__all__ = ["ProbeResult", "FineTuneResult", "probe_features", "linear_probe", "fine_tune"]
+__all__ = ["ProbeResult", "FineTuneResult", "FINE_TUNE_METHODS", "probe_features", "linear_probe",
+           "fine_tune"]
 
 
 @dataclass(frozen=True)
@@ -151,28 +169,189 @@ def linear_probe(model: nn.Module, train, test, *, batch_size: int = 128,
 
 @dataclass(frozen=True)
 class FineTuneResult(Result):
-    """Target test accuracy/loss of a fine-tuned copy of the source (``model``, not
-    serialised)."""
+    """Target test accuracy/loss of a fine-tuned copy of the source (NaN without ``test``),
+    the training :class:`~transferability.training.History`, the options (``config``) and
+    the tuned ``model`` (not serialised)."""
 
     accuracy: float
     loss: float
+    history: History = field(default_factory=History)
+    config: dict = field(default_factory=dict)
     model: nn.Module | None = field(default=None, repr=False, metadata={"serialize": False})
 
 
-def fine_tune(model: Classifier, train, test, *, epochs: int = 5, lr: float = 0.01,
-              freeze: int = 0, batch_size: int = 64, seed: int = 0,
+FINE_TUNE_METHODS = ("standard", "lwf")
+
+
+def _blocks(model: nn.Module) -> tuple[list[nn.Module], str]:
+    """The blocks ``freeze`` counts and the head's attribute name: a ``Classifier``'s
+    ``backbone`` entries and ``head``; else the top-level children in registration order,
+    the last of which must be the ``nn.Linear`` head."""
+    if isinstance(model, Classifier):
+        return list(model.backbone), "head"
+    children = list(model.named_children())
+    if not children or not isinstance(children[-1][1], nn.Linear):
+        raise ValueError(f"model: fine_tune needs a Classifier or a model whose last top-level "
+                         f"child is its nn.Linear head; {type(model).__name__} has none")
+    return [m for _, m in children[:-1]], children[-1][0]
+
+
+def _check_freeze(freeze, n_blocks: int) -> int | str | None:
+    if freeze is None or (isinstance(freeze, str) and freeze == "all"):
+        return freeze
+    if isinstance(freeze, str):
+        raise ValueError(f"freeze: expected None, an integer in [0, {n_blocks}] or 'all', got "
+                         f"{freeze!r}")
+    return check_int(freeze, "freeze", minimum=0, maximum=n_blocks) or None
+
+
+def _check_flag(value, name: str) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+class _FineTuning(TrainingMethod):
+    """``fine_tune``'s step: the inner method's loss with ``frozen`` modules kept in eval
+    mode, and a warm start: for the first ``warm_start`` fraction of the steps only the head
+    trains (``body`` in eval mode, its parameters without gradients)."""
+
+    def __init__(self, inner: TrainingMethod, frozen: list[nn.Module], body: list[nn.Module],
+                 body_params: list[nn.Parameter], warm_start: float, epochs: int):
+        super().__init__()
+        self.inner, self.frozen, self.body, self.body_params = inner, frozen, body, body_params
+        self.warm_start, self.epochs = warm_start, epochs
+        self.warm_steps = self.steps = 0
+
+    def config(self) -> dict:
+        return self.inner.config()
+
+    def on_train_begin(self, model, steps_per_epoch):
+        self.warm_steps = int(self.warm_start * self.epochs * steps_per_epoch)
+        for p in self.body_params if self.warm_steps else ():
+            p.requires_grad_(False)
+        self.inner.on_train_begin(model, steps_per_epoch)
+
+    def loss(self, model, x, y):
+        warm = self.steps < self.warm_steps
+        for m in self.body:
+            m.training = not warm
+        for m in self.frozen:
+            m.training = False
+        return self.inner.loss(model, x, y)
+
+    def on_step_end(self, model, epoch, step_in_epoch):
+        self.steps += 1
+        if self.steps == self.warm_steps:
+            for p in self.body_params:
+                p.requires_grad_(True)
+        self.inner.on_step_end(model, epoch, step_in_epoch)
+
+    def result(self) -> dict:
+        return self.inner.result()
+
+
+def fine_tune(model: nn.Module, train, test=None, *, method: str = "standard",
+              freeze: int | str | None = None, epochs: int = 5, lr: float = 0.01,
+              momentum: float = 0.9, weight_decay: float = 5e-4, batch_size: int = 64,
+              lam: float = 0.005, warm_start: float | None = None,
+              neft_beta: float | None = None, freeze_bn: bool = False,
+              reuse_bn_stats: bool | None = None, layer: str | None = None, seed: int = 0,
               show_progress: bool | None = None) -> FineTuneResult:
-    """Fine-tune a copy of ``model`` end to end (or all but its first ``freeze`` backbone
-    blocks) with a new head for the target classes; ``model`` itself is left untouched."""
-    check_classifier(model)
-    n_blocks = len(model.backbone)
-    freeze = check_int(freeze, "freeze", minimum=0, maximum=n_blocks)
+    """Fine-tune a copy of the source ``model`` with a new head for the target's classes
+    (SGD with momentum, cosine schedule); ``model`` itself is never modified.
+
+    Args:
+        freeze: ``None`` (or 0) trains everything; ``k`` trains only the last ``k`` blocks
+            and the head; ``"all"`` only the head (a linear probe on frozen features). Blocks
+            are a ``Classifier``'s ``backbone`` entries, else the model's top-level children
+            (registration order) but the last, which must be its ``nn.Linear`` head.
+            Frozen parts run in eval mode, stay bit-identical and keep
+            ``requires_grad=False`` in the returned model.
+        method: ``"standard"`` (cross-entropy) or ``"lwf"``: Shafahi et al. (ICLR 2020)'s
+            LwF, CE + ``lam``·mean ‖φ − φ₀‖₁ on the features of ``layer`` (default: the
+            head's input), φ₀ the source's, computed once (:mod:`transferability.lwf`).
+            Their recipe also uses ``weight_decay=2e-4``.
+        warm_start: the fraction of the steps, in [0, 1), for which only the head trains
+            first (the body in eval mode); default 0.5 for ``"lwf"`` (their code), else 0.
+        neft_beta: CARTL's NEFT (Chen et al., ICML 2021): every Conv2d and Linear of the
+            trained blocks becomes β·W/σ(W) during training, σ the layer's operator norm
+            (:mod:`transferability.neft`), then baked into plain weights. The new head stays
+            free, so the logits can still scale to fit the cross-entropy.
+        freeze_bn: the BatchNorm affine parameters (γ, β) of the trained blocks stay the
+            source's; as ``fit`` runs a BatchNorm with frozen affine parameters in eval mode,
+            their running statistics stay the source's too (CARTL's ``--freeze-bn``).
+        reuse_bn_stats: every BatchNorm runs in eval mode, normalising with the source's
+            running statistics and keeping them, while γ, β still train unless
+            ``freeze_bn`` (CARTL's reused statistics). Default: True for ``"lwf"`` (their
+            code), else False.
+        seed: seeds the new head, the shuffling and NEFT's power iteration.
+    """
+    method = check_choice(method, "method", FINE_TUNE_METHODS)
+    lwf = method == "lwf"
+    check_fit_options({"epochs": epochs, "lr": lr, "momentum": momentum,
+                       "weight_decay": weight_decay, "batch_size": batch_size, "seed": seed})
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model: expected an nn.Module, got {type(model).__name__}")
+    if lwf:
+        with feature_tap(model, layer):  # checks layer= before any work
+            pass
+    elif layer is not None:
+        raise ValueError("layer: only method='lwf' uses features; leave it None")
+    blocks, head_name = _blocks(model)
+    freeze = _check_freeze(freeze, len(blocks))
+    lam = check_positive(lam, "lam", allow_zero=True)
+    warm_start = (0.5 if lwf else 0.0) if warm_start is None else (
+        0.0 if warm_start == 0 else check_fraction(warm_start, "warm_start"))
+    neft_beta = None if neft_beta is None else check_positive(neft_beta, "neft_beta")
+    freeze_bn = _check_flag(freeze_bn, "freeze_bn")
+    reuse_bn_stats = lwf if reuse_bn_stats is None else _check_flag(reuse_bn_stats,
+                                                                    "reuse_bn_stats")
+    if freeze == "all":  # only the head trains
+        for name, bad, why in (("method", lwf, "LwF's penalty on frozen features is constant"),
+                               ("neft_beta", neft_beta is not None, "nothing to reparametrise"),
+                               ("warm_start", warm_start > 0, "there is no body to warm up")):
+            if bad:
+                raise ValueError(f"{name}: with freeze='all' only the head trains: {why}")
     xtr, ytr = as_tensors(train, "train")
     num_classes = int(as_labels(ytr, "train labels").max()) + 1
-    tuned = replace_head(copy.deepcopy(model), num_classes)
-    for block in tuned.backbone[:freeze]:
-        block.requires_grad_(False)
-    fit(tuned, (xtr, ytr), epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-        show_progress=show_progress, desc="fine-tune")
-    acc, loss = evaluate(tuned, test)
-    return FineTuneResult(acc, loss, tuned)
+    seed_everything(seed)  # the new head
+    tuned = copy.deepcopy(model)
+    blocks, _ = _blocks(tuned)
+    if isinstance(tuned, Classifier):
+        replace_head(tuned, num_classes)
+    else:
+        old = getattr(tuned, head_name)
+        setattr(tuned, head_name, nn.Linear(old.in_features, num_classes).to(
+            old.weight.device, old.weight.dtype))
+    head = getattr(tuned, head_name)
+    body = [] if freeze == "all" else blocks[len(blocks) - (freeze or len(blocks)):]
+    tuned.requires_grad_(False)
+    (tuned if freeze is None else nn.ModuleList([*body, head])).requires_grad_(True)
+    bns = [m for b in body for m in b.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for bn in bns if freeze_bn else ():
+        bn.requires_grad_(False)
+    if neft_beta is not None:
+        apply_neft(body, neft_beta)
+    inner = LwF(lam, layer) if lwf else TrainingMethod()
+    if lwf:
+        xtr, ytr = inner.indexed(model, (xtr, ytr))  # φ₀ once, from the source
+    trained = {m for part in (*body, head) for m in part.modules()}
+    frozen = [m for m in tuned.modules() if m not in trained and trained.isdisjoint(m.modules())]
+    frozen += bns if freeze_bn or reuse_bn_stats else []
+    head_ids = {id(p) for p in head.parameters()}
+    body_params = [p for p in tuned.parameters() if p.requires_grad and id(p) not in head_ids]
+    runner = _FineTuning(inner, frozen, [m for b in body for m in b.modules()], body_params,
+                         warm_start, epochs)
+    history = fit(tuned, (xtr, ytr), method=runner, epochs=epochs, lr=lr, momentum=momentum,
+                  weight_decay=weight_decay, batch_size=batch_size, seed=seed,
+                  show_progress=show_progress, desc="fine-tune")
+    if neft_beta is not None:
+        bake_neft(tuned)
+    acc, loss = evaluate(tuned, test) if test is not None else (math.nan, math.nan)
+    config = {"method": method, "freeze": freeze, "epochs": epochs, "lr": float(lr),
+              "momentum": float(momentum), "weight_decay": float(weight_decay),
+              "batch_size": batch_size, "lam": lam if lwf else None, "warm_start": warm_start,
+              "neft_beta": neft_beta, "freeze_bn": freeze_bn, "reuse_bn_stats": reuse_bn_stats,
+              "layer": layer, "seed": seed}
+    return FineTuneResult(acc, loss, history, config, tuned)
