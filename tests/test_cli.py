@@ -59,13 +59,17 @@ def test_quick_demo_writes_outputs(tmp_path, capsys):
     assert "every score vs fewshot_acc" in printed and "synthetic check" in printed
     csv_lines = (tmp_path / "out" / "results.csv").read_text().splitlines()
     assert csv_lines[0].startswith("source,probe_acc,fewshot_acc") and len(csv_lines) == 5
+    robust = results["robust_transfer"]
+    assert robust["type"] == "RobustTransferResult" and robust["rows"]
+    assert all(0 <= r["clean_acc"] <= 1 and 0 <= r["robust_acc@0.1"] <= 1 for r in robust["rows"])
+    assert "robust transfer" in printed
     surrogates = results["surrogates"]
     assert surrogates["type"] == "SurrogateStudyResult" and len(surrogates["claims"]) >= 2
     assert {r["kind"] for r in surrogates["summary"]} >= {"early stopped", "fully trained"}
     assert all(0 <= r["transfer"] <= 1 for r in surrogates["rows"])
     assert "Adam's effect" in printed and "LGV" in printed
     for png in ("probe_accuracy", "scores_vs_probe", "transfer_matrix", "transfer_vs_epoch",
-                "transfer_vs_rho", "sharpness_vs_transfer"):
+                "transfer_vs_rho", "sharpness_vs_transfer", "frontier", "robust_vs_freeze"):
         assert (tmp_path / "out" / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a rerun trains nothing
     assert main(["demo", "--quick", "--out", str(tmp_path / "out")]) == 0

@@ -1,7 +1,7 @@
 """The one model shape the library relies on: ``normalize → backbone → head``.
 
 Every zoo model is a :class:`Classifier`. Its ``backbone`` is an ``nn.Sequential`` of
-blocks (so "freeze the first k blocks" means what it says, see ``fine_tune``),
+blocks (so "fine-tune the last k blocks" means what it says, see ``fine_tune``),
 ``features(x)`` returns the penultimate features and ``head`` is a single ``nn.Linear``.
 Nothing else in the library requires this shape: features of any ``nn.Module`` come from
 :mod:`transferability.features`.
