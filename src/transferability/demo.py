@@ -75,6 +75,20 @@ def _load_study(path: Path, cls=StudyResult):
         return None
 
 
+def _cached(cache: Path, name: str, config: dict, cls, recompute: bool, run):
+    """A finished study kept under a hash of everything it depends on (``config`` and the
+    library version), so a rerun — or a rerun after an interruption later on — does not
+    measure it again; ``run()`` measures it."""
+    path = cache / "studies" / f"{name}-{content_key({'v': __version__, **config})}.json"
+    result = None if recompute else _load_study(path, cls)
+    if result is not None:
+        log.info("  loaded from %s (pass --recompute to measure again)", path)
+        return result
+    result = run()
+    write_json(result.to_dict(), path)
+    return result
+
+
 def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir=None,
              shots: int = 10, repeats: int = 5, seed: int = 0, recompute: bool = False,
              show_progress: bool | None = None) -> tuple[dict, str]:
@@ -106,18 +120,12 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
     # α: the authors' attack with 10/20 steps instead of 50, for time
     options = {"n_per_class": 10 if quick else 20, "shots": shots, "repeats": repeats,
                "seed": seed, "attack_options": {"steps": 10 if quick else 20}}
-    # a finished study is kept under a hash of everything it depends on, so a rerun
-    # (or a rerun after an interruption later on) does not measure it again
-    key = content_key({"v": __version__, "sources": {n: e.key for n, e in zoo.entries.items()},
-                       "reference": ref_zoo.entries[ref_name].key, "target": TARGET, **options})
-    study_path = zoo.cache_dir / "studies" / f"demo-{key}.json"
-    study = None if recompute else _load_study(study_path)
-    if study is not None:
-        log.info("  loaded from %s (pass --recompute to measure again)", study_path)
-    else:
-        study = adv_knowledge_study(reference, zoo, train, test, outputs_fn=cached_outputs,
-                                    show_progress=show_progress, **options)
-        write_json(study.to_dict(), study_path)
+    study = _cached(zoo.cache_dir, "demo", {
+        "sources": {n: e.key for n, e in zoo.entries.items()},
+        "reference": ref_zoo.entries[ref_name].key, "target": TARGET, **options},
+        StudyResult, recompute,
+        lambda: adv_knowledge_study(reference, zoo, train, test, outputs_fn=cached_outputs,
+                                    show_progress=show_progress, **options))
     for row in study.rows:
         entry = zoo.entries[row["source"]]
         row.update({"arch": entry.arch,
@@ -128,30 +136,18 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
              "tiny" if quick else "quick")
     t = time.perf_counter()
     settings = {**(TINY_SURROGATES if quick else QUICK_SURROGATES), "task": TARGET}
-    key = content_key({"v": __version__, **settings})
-    surrogates_path = zoo.cache_dir / "studies" / f"surrogates-{key}.json"
-    surrogates = None if recompute else _load_study(surrogates_path, SurrogateStudyResult)
-    if surrogates is not None:
-        log.info("  loaded from %s (pass --recompute to measure again)", surrogates_path)
-    else:
-        surrogates = surrogate_study(cache_dir=cache_dir, show_progress=show_progress,
-                                     **settings)
-        write_json(surrogates.to_dict(), surrogates_path)
+    surrogates = _cached(zoo.cache_dir, "surrogates", settings, SurrogateStudyResult, recompute,
+                         lambda: surrogate_study(cache_dir=cache_dir,
+                                                 show_progress=show_progress, **settings))
     surrogate_seconds = time.perf_counter() - t
 
     log.info("[4/4] robust transfer: keeping a robust source's robustness (%s) ...",
              "tiny" if quick else "quick")
     t = time.perf_counter()
     settings = dict(TINY_ROBUST if quick else QUICK_ROBUST)
-    key = content_key({"v": __version__, **settings})
-    robust_path = zoo.cache_dir / "studies" / f"robust-transfer-{key}.json"
-    robust = None if recompute else _load_study(robust_path, RobustTransferResult)
-    if robust is not None:
-        log.info("  loaded from %s (pass --recompute to measure again)", robust_path)
-    else:
-        robust = robust_transfer_study(cache_dir=cache_dir, show_progress=show_progress,
-                                       **settings)
-        write_json(robust.to_dict(), robust_path)
+    robust = _cached(zoo.cache_dir, "robust-transfer", settings, RobustTransferResult,
+                     recompute, lambda: robust_transfer_study(
+                         cache_dir=cache_dir, show_progress=show_progress, **settings))
     robust_seconds = time.perf_counter() - t
 
     t = time.perf_counter()
