@@ -204,8 +204,17 @@ def _cmd_study_theory(args) -> None:
     print("wrote", write_csv(rows, args.out / "theory.csv"))
 
 
-def _cmd_study_surrogates(args) -> None:
+def _report(result, out: Path, stem: str, plot) -> None:
+    """A study's tables on stdout; its JSON, CSV (the rows) and plots in ``out``."""
     from .report import write_csv, write_json
+
+    print(result.format())
+    files = [write_json(result.to_dict(), out / f"{stem}.json"),
+             write_csv(result.rows, out / f"{stem}.csv"), *plot(result, out)]
+    print("wrote " + ", ".join(map(str, files)))
+
+
+def _cmd_study_surrogates(args) -> None:
     from .surrogate_study import FULL, QUICK, plot_surrogate_study, surrogate_study
 
     attack, attack_options = _attack(args)
@@ -216,16 +225,10 @@ def _cmd_study_surrogates(args) -> None:
     if args.rhos:
         settings["rhos"] = tuple(args.rhos)
     result = surrogate_study(args.target, attack=attack, cache_dir=args.cache_dir, **settings)
-    print(result.format())
-    out = args.out
-    files = [write_json(result.to_dict(), out / "surrogates.json"),
-             write_csv(result.rows, out / "surrogates.csv"),
-             *plot_surrogate_study(result, out)]
-    print("wrote " + ", ".join(map(str, files)))
+    _report(result, args.out, "surrogates", plot_surrogate_study)
 
 
 def _cmd_study_robust_transfer(args) -> None:
-    from .report import write_csv, write_json
     from .robust_transfer_study import FULL, QUICK, plot_robust_transfer, robust_transfer_study
 
     settings = dict(QUICK if args.quick else FULL)
@@ -235,12 +238,7 @@ def _cmd_study_robust_transfer(args) -> None:
         settings["radii"] = tuple(args.eps)
     settings["target"] = args.target
     result = robust_transfer_study(cache_dir=args.cache_dir, **settings)
-    print(result.format())
-    out = args.out
-    files = [write_json(result.to_dict(), out / "robust_transfer.json"),
-             write_csv(result.rows, out / "robust_transfer.csv"),
-             *plot_robust_transfer(result, out)]
-    print("wrote " + ", ".join(map(str, files)))
+    _report(result, args.out, "robust_transfer", plot_robust_transfer)
 
 
 def _cmd_attack(args) -> None:
