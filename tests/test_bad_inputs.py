@@ -761,18 +761,3 @@ def test_truncated_feature_cache_is_moved_aside_and_recomputed(zoo_copy, caplog)
     with caplog.at_level(logging.WARNING, logger="transferability"):  # read from the cache now
         assert torch.equal(zoo_copy.outputs("m", data, "digits-test").logits, first.logits)
     assert caplog.records == []
-
-
-@pytest.mark.parametrize("text", ['{"type": "StudyResult", "rows": [', "[]", "\xff\xfe",
-                                  '{"type": "TransferMatrix", "schema": 1}',
-                                  '{"type": "StudyResult", "schema": 99}'])
-def test_corrupt_study_cache_is_moved_aside(tmp_path, text, caplog):
-    from transferability.demo import _load_study
-
-    path = tmp_path / "studies" / "demo-0123.json"
-    path.parent.mkdir()
-    path.write_bytes(text.encode("latin-1"))
-    with caplog.at_level(logging.WARNING, logger="transferability"):
-        assert _load_study(path) is None
-    assert not path.exists() and len(list(path.parent.glob("demo-0123.json.corrupt-*"))) == 1
-    assert any("corrupt" in r.getMessage() for r in caplog.records)

@@ -30,9 +30,9 @@ def test_spec_name_trains_only_that_model_and_checks_the_name_first(tmp_path):
     cache = tmp_path / "cache"
     with pytest.raises(ValueError, match="no model 'zzz'"):
         load_models([f"{spec}:zzz"], cache)
-    assert not (cache / "models").exists()
+    assert not (cache / "results.sqlite").exists()
     assert list(load_models([f"{spec}:a"], cache)) == ["a"]
-    assert len(list((cache / "models").glob("*.pt"))) == 1
+    assert len(list((cache / "results.artifacts").glob("*.pt"))) == 1
 
 
 def test_a_later_entry_with_bad_dataset_options_trains_nothing(tmp_path):
@@ -41,7 +41,7 @@ def test_a_later_entry_with_bad_dataset_options_trains_nothing(tmp_path):
                                                             "options": {"bogus": 1}}}]}
     with pytest.raises(ValueError, match=r"models\[1\].data.options"):
         build_zoo(bad, tmp_path)
-    assert not (tmp_path / "models").exists()
+    assert not (tmp_path / "results.sqlite").exists()
 
 
 def test_factory_attacks_work_in_rank_sources(blobs):

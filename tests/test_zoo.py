@@ -70,7 +70,7 @@ def test_names_are_checked_before_any_training(tmp_path):
     bad = {"models": [SPEC["models"][0], {**SPEC["models"][1], "name": "x" * 300}]}
     with pytest.raises(ValueError, match=r"models\[1\].name: at most 100"):
         build_zoo(bad, tmp_path)
-    assert not (tmp_path / "models").exists()  # the valid first model was not trained
+    assert not (tmp_path / "results.sqlite").exists()  # the valid first model was not trained
     for name in ("../../../escaped", "/abs/x", "a\0b", ".hidden", "a/b", ""):
         with pytest.raises(ValueError, match="name"):
             load_spec({"models": [{**SPEC["models"][0], "name": name}]})

@@ -88,6 +88,19 @@ def _prepare(args) -> None:
         check_writable_dir(cache_dir(), "cache (set --cache-dir or $TRANSFERABILITY_CACHE)")
     if getattr(args, "out", None) is not None:
         check_writable_dir(args.out, "--out")
+    if getattr(args, "out_file", None) is not None:  # a file, not a folder
+        if args.out_file.is_dir():
+            raise ValueError(f"--out: {args.out_file} is a folder; expected a file name")
+        check_writable_dir(args.out_file.parent, "--out")
+
+
+def _store(args):
+    """The results store of a command: ``--store``, or ``results.sqlite`` in the cache."""
+    from .jobs import ResultStore
+
+    if getattr(args, "store", None) is not None:
+        return ResultStore(args.store)
+    return ResultStore.in_cache(getattr(args, "cache_dir", None))
 
 
 # ---- commands ------------------------------------------------------------------------------
@@ -118,7 +131,8 @@ def _cmd_zoo_build(args) -> None:
     from .report import format_table
     from .zoo import build_zoo
 
-    zoo = build_zoo(args.spec, args.cache_dir)
+    with _store(args) as store:
+        zoo = build_zoo(args.spec, args.cache_dir, store=store)
     rows = [{"name": n, "arch": zoo.entries[n].arch,
              "test_acc": zoo[n].meta["metrics"]["test_acc"],
              "status": "trained" if n in zoo.trained else "cached", "path": str(zoo.path(n))}
@@ -181,9 +195,12 @@ def _cmd_study_adv_knowledge(args) -> None:
     test = dataset_from_spec(args.target, "test", seed=args.seed)
     sources = load_models(args.sources, args.cache_dir)
     reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
-    study = adv_knowledge_study(reference, sources, train, test, n_per_class=args.n_per_class,
-                                attack=attack, attack_options=attack_options, shots=args.shots,
-                                repeats=args.repeats, seed=args.seed, **_layer(args))
+    with _store(args) as store:
+        study = adv_knowledge_study(reference, sources, train, test,
+                                    n_per_class=args.n_per_class, attack=attack,
+                                    attack_options=attack_options, shots=args.shots,
+                                    repeats=args.repeats, seed=args.seed, store=store,
+                                    **_layer(args))
     print(study.format())
     out = args.out
     files = [write_json(study.to_dict(), out / "study.json"),
@@ -224,7 +241,9 @@ def _cmd_study_surrogates(args) -> None:
         settings["seeds"] = tuple(args.seeds)
     if args.rhos:
         settings["rhos"] = tuple(args.rhos)
-    result = surrogate_study(args.target, attack=attack, cache_dir=args.cache_dir, **settings)
+    with _store(args) as store:
+        result = surrogate_study(args.target, attack=attack, cache_dir=args.cache_dir,
+                                 store=store, **settings)
     _report(result, args.out, "surrogates", plot_surrogate_study)
 
 
@@ -237,7 +256,8 @@ def _cmd_study_robust_transfer(args) -> None:
     if args.eps:
         settings["radii"] = tuple(args.eps)
     settings["target"] = args.target
-    result = robust_transfer_study(cache_dir=args.cache_dir, **settings)
+    with _store(args) as store:
+        result = robust_transfer_study(cache_dir=args.cache_dir, store=store, **settings)
     _report(result, args.out, "robust_transfer", plot_robust_transfer)
 
 
@@ -272,9 +292,83 @@ def _cmd_attack(args) -> None:
 def _cmd_demo(args) -> None:
     from .demo import run_demo
 
-    _, report = run_demo(args.out, quick=args.quick, cache_dir=args.cache_dir,
-                         recompute=args.recompute)
+    with _store(args) as store:
+        _, report = run_demo(args.out, quick=args.quick, cache_dir=args.cache_dir, store=store)
     print(report)
+
+
+def _cmd_results_list(args) -> None:
+    import time
+
+    from .report import format_table
+
+    with _store(args) as store:
+        records = store.records(kind=args.kind, study=args.study)
+        rows = [{"key": r.key[:12], "kind": r.kind, "label": r.label, "study": r.study,
+                 "seconds": r.duration,
+                 "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.finished)),
+                 "code": "current" if r.current else "stale"} for r in records]
+        print(format_table(rows) if rows else "no results")
+        print(f"{len(rows)} of {len(store)} job(s) in {store.path}")
+
+
+def _one_record(store, key: str):
+    found = store.find(key)
+    if not found or len(key) < 4:
+        raise ValueError(f"KEY: no job {key!r} in {store.path}; `transferability results "
+                         "list` shows the keys (4 characters or more)")
+    if len(found) > 1:
+        raise ValueError(f"KEY: {key!r} matches {len(found)} jobs; give more characters")
+    return found[0]
+
+
+def _cmd_results_show(args) -> None:
+    import json
+
+    with _store(args) as store:
+        record = _one_record(store, args.key)
+    print(json.dumps({**record.as_dict(), "current": record.current}, indent=2,
+                     sort_keys=True))
+
+
+def _cmd_results_export(args) -> None:
+    from .jobs.export import export_records
+
+    with _store(args) as store:
+        path = export_records(store.records(kind=args.kind, study=args.study),
+                              args.format, args.out_file or Path(f"results.{args.format}"))
+    print(f"wrote {path}")
+
+
+def _cmd_results_gc(args) -> None:
+    with _store(args) as store:
+        stale = store.stale()
+        if not stale:
+            print(f"nothing to drop: every job in {store.path} is current")
+        else:
+            kinds = sorted({r.kind for r in stale})
+            print(f"{len(stale)} job(s) of {len(store)} were computed by code that has "
+                  f"changed since ({', '.join(kinds)})")
+            if not args.yes:
+                try:
+                    answer = input("drop them and their artifacts? [y/N] ")
+                except EOFError:
+                    answer = ""
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("nothing dropped")
+                    return
+            print(f"dropped {store.delete(r.key for r in stale)} job(s)")
+        removed = store.remove_orphans()
+        if removed:
+            print(f"removed {removed} artifact file(s) that no job refers to")
+
+
+def _cmd_report(args) -> None:
+    from .html_report import write_report
+
+    with _store(args) as store:
+        path = write_report(store, args.out_file)
+    print(f"wrote {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -293,10 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
     def seed_opt(p):
         p.add_argument("--seed", type=_seed, default=0, help="an integer in [0, 2**32-1]")
 
-    def cache_opt(p):
+    def cache_opt(p, store: bool = True):
         p.add_argument("--cache-dir", type=Path, default=None,
                        help="model, feature and data cache (default $TRANSFERABILITY_CACHE or "
                             "~/.cache/transferability)")
+        if store:
+            p.add_argument("--store", type=Path, default=None, metavar="PATH",
+                           help="results store, an SQLite file (default: results.sqlite in "
+                                "the cache folder)")
 
     def out_opt(p, default):
         p.add_argument("--out", type=Path, default=Path(default), help="output folder")
@@ -347,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=_count(10_000), default=1, help="few-shot draws to average")
     feature_opts(p)
     seed_opt(p)
-    cache_opt(p)
+    cache_opt(p, store=False)
 
     p = command("rank", _cmd_rank,
                 "Score source models on a target task with transferability estimators.")
@@ -364,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     feature_opts(p)
     seed_opt(p)
     out_opt(p, "rank-out")
-    cache_opt(p)
+    cache_opt(p, store=False)
 
     study = sub.add_parser("study", help="Run the studies that connect the two transferabilities.",
                            description="Run the studies that connect the two transferabilities.")
@@ -439,13 +537,45 @@ def build_parser() -> argparse.ArgumentParser:
                    help="denominator of the heatmap")
     seed_opt(p)
     out_opt(p, "attack-out")
-    cache_opt(p)
+    cache_opt(p, store=False)
 
     p = command("demo", _cmd_demo, "Run the study on bundled data and write a report.")
     out_opt(p, "demo-out")
     p.add_argument("--quick", action="store_true", help="a smaller zoo for a fast check")
-    p.add_argument("--recompute", action="store_true",
-                   help="measure the study again even if a cached result exists")
+    cache_opt(p)
+
+    results = sub.add_parser("results", help="Look at the finished jobs of the results store.",
+                             description="Look at the finished jobs of the results store.")
+    results_sub = results.add_subparsers(dest="results_command", metavar="ACTION",
+                                         required=True)
+
+    def filters(p):
+        p.add_argument("--kind", default=None, help="only jobs of this kind (e.g. train)")
+        p.add_argument("--study", default=None, help="only jobs run by this study")
+
+    p = command("list", _cmd_results_list, "List finished jobs.", parent=results_sub)
+    filters(p)
+    cache_opt(p)
+    p = command("show", _cmd_results_show, "Show one job: config, result, provenance.",
+                parent=results_sub)
+    p.add_argument("key", metavar="KEY", help="a job key, or its first characters")
+    cache_opt(p)
+    p = command("export", _cmd_results_export, "Export jobs as CSV, JSON or Parquet.",
+                parent=results_sub)
+    p.add_argument("--format", choices=["csv", "json", "parquet"], default="csv")
+    p.add_argument("--out", dest="out_file", type=Path, default=None,
+                   help="file (default results.FORMAT)")
+    filters(p)
+    cache_opt(p)
+    p = command("gc", _cmd_results_gc, "Drop jobs (and artifacts) computed by code that has "
+                "changed since; asks first.", parent=results_sub)
+    p.add_argument("--yes", action="store_true", help="do not ask")
+    cache_opt(p)
+
+    p = command("report", _cmd_report, "Write one self-contained HTML report of every study "
+                "in the results store (nothing is recomputed).")
+    p.add_argument("--out", dest="out_file", type=Path, default=Path("report.html"),
+                   help="HTML file")
     cache_opt(p)
     return parser
 
@@ -459,6 +589,8 @@ class _Handler(logging.StreamHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .jobs import JobsFailed
+
     args = build_parser().parse_args(argv)
     handler = _Handler()
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -471,6 +603,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"transferability {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except JobsFailed as exc:
+        print(f"transferability {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"transferability {args.command}: error: {exc}", file=sys.stderr)
         return 1

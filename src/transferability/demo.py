@@ -10,28 +10,27 @@
    reference and the transferred models; every score's agreement with the few-shot probe
    and the reverse direction (:mod:`transferability.study`); the synthetic theory check.
 
-Writes ``results.json``, ``results.csv``, ``transfer_matrix.{csv,png}`` and PNG plots.
+Writes ``results.json``, ``results.csv``, ``transfer_matrix.{csv,png}``, PNG plots and
+``report.html`` (every study in the results store, :mod:`transferability.html_report`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
-from . import __version__
-from ._files import quarantine
 from .adversarial import theory_check
 from .data import load_dataset
+from .html_report import write_report
+from .jobs import ResultStore
 from .plots import plot_probe_accuracy, plot_scatter_grid
 from .report import format_table, write_csv, write_json
 from .robust_transfer_study import QUICK as QUICK_ROBUST
-from .robust_transfer_study import RobustTransferResult, plot_robust_transfer, robust_transfer_study
-from .study import StudyResult, adv_knowledge_study, reference_spec
+from .robust_transfer_study import plot_robust_transfer, robust_transfer_study
+from .study import adv_knowledge_study, reference_spec
 from .surrogate_study import QUICK as QUICK_SURROGATES
-from .surrogate_study import SurrogateStudyResult, plot_surrogate_study, surrogate_study
-from .utils import content_key
+from .surrogate_study import plot_surrogate_study, surrogate_study
 from .zoo import build_zoo, load_spec
 
 __all__ = ["demo_spec", "run_demo"]
@@ -63,48 +62,35 @@ def demo_spec(quick: bool = False) -> dict:
     return {"models": models}
 
 
-def _load_study(path: Path, cls=StudyResult):
-    """A finished study (a ``cls``) kept in the cache, or ``None``; a corrupt file is moved
-    aside."""
-    if not path.is_file():
-        return None
-    try:
-        return cls.from_dict(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as exc:
-        quarantine(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        return None
-
-
-def _cached(cache: Path, name: str, config: dict, cls, recompute: bool, run):
-    """A finished study kept under a hash of everything it depends on (``config`` and the
-    library version), so a rerun — or a rerun after an interruption later on — does not
-    measure it again; ``run()`` measures it."""
-    path = cache / "studies" / f"{name}-{content_key({'v': __version__, **config})}.json"
-    result = None if recompute else _load_study(path, cls)
-    if result is not None:
-        log.info("  loaded from %s (pass --recompute to measure again)", path)
-        return result
-    result = run()
-    write_json(result.to_dict(), path)
-    return result
-
-
 def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir=None,
-             shots: int = 10, repeats: int = 5, seed: int = 0, recompute: bool = False,
+             shots: int = 10, repeats: int = 5, seed: int = 0, store: ResultStore | None = None,
              show_progress: bool | None = None) -> tuple[dict, str]:
-    """Run the demo study, write its outputs to ``out_dir``; return the results and the
-    text report (tables). Progress goes to the ``transferability`` logger."""
+    """Run the demo study, write its outputs and ``report.html`` to ``out_dir``; return the
+    results and the text report (tables). Every part is a job of the results store
+    (``store``, default: the one in the cache directory), so a rerun computes only what is
+    missing. Progress goes to the ``transferability`` logger."""
+    own = store is None
+    store = ResultStore.in_cache(cache_dir) if own else store
+    try:
+        return _run_demo(Path(out_dir), quick, cache_dir, shots, repeats, seed, store,
+                         show_progress)
+    finally:
+        if own:
+            store.close()
+
+
+def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed: int,
+              store: ResultStore, show_progress: bool | None) -> tuple[dict, str]:
     start = time.perf_counter()
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     log.info("[1/4] source zoo (%s) and a %s reference model ...", "quick" if quick else "full",
              TARGET)
     t = time.perf_counter()
-    zoo = build_zoo(demo_spec(quick), cache_dir, show_progress=show_progress)
+    zoo = build_zoo(demo_spec(quick), cache_dir, show_progress=show_progress, store=store)
     ref_spec = reference_spec(TARGET, epochs=2 if quick else 3,
                               n_per_class=100 if quick else None, seed=seed)
-    ref_zoo = build_zoo(ref_spec, cache_dir, show_progress=show_progress)
+    ref_zoo = build_zoo(ref_spec, cache_dir, show_progress=show_progress, store=store)
     (ref_name, reference), = ref_zoo.items()
     n_trained = len(zoo.trained) + len(ref_zoo.trained)
     log.info("  %d trained, %d loaded from %s", n_trained, len(zoo) + len(ref_zoo) - n_trained,
@@ -114,18 +100,11 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
     log.info("[2/4] adversarial <-> knowledge transfer study, target %s ...", TARGET)
     train, test = load_dataset(TARGET, "train", seed=seed), load_dataset(TARGET, "test", seed=seed)
 
-    def cached_outputs(name, model, data):
-        return zoo.outputs(name, data, f"{data.name.replace('/', '-')}-s{seed}")
-
     # α: the authors' attack with 10/20 steps instead of 50, for time
     options = {"n_per_class": 10 if quick else 20, "shots": shots, "repeats": repeats,
                "seed": seed, "attack_options": {"steps": 10 if quick else 20}}
-    study = _cached(zoo.cache_dir, "demo", {
-        "sources": {n: e.key for n, e in zoo.entries.items()},
-        "reference": ref_zoo.entries[ref_name].key, "target": TARGET, **options},
-        StudyResult, recompute,
-        lambda: adv_knowledge_study(reference, zoo, train, test, outputs_fn=cached_outputs,
-                                    show_progress=show_progress, **options))
+    study = adv_knowledge_study(reference, zoo, train, test, store=store,
+                                show_progress=show_progress, **options)
     for row in study.rows:
         entry = zoo.entries[row["source"]]
         row.update({"arch": entry.arch,
@@ -136,18 +115,16 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
              "tiny" if quick else "quick")
     t = time.perf_counter()
     settings = {**(TINY_SURROGATES if quick else QUICK_SURROGATES), "task": TARGET}
-    surrogates = _cached(zoo.cache_dir, "surrogates", settings, SurrogateStudyResult, recompute,
-                         lambda: surrogate_study(cache_dir=cache_dir,
-                                                 show_progress=show_progress, **settings))
+    surrogates = surrogate_study(cache_dir=cache_dir, store=store, show_progress=show_progress,
+                                 **settings)
     surrogate_seconds = time.perf_counter() - t
 
     log.info("[4/4] robust transfer: keeping a robust source's robustness (%s) ...",
              "tiny" if quick else "quick")
     t = time.perf_counter()
     settings = dict(TINY_ROBUST if quick else QUICK_ROBUST)
-    robust = _cached(zoo.cache_dir, "robust-transfer", settings, RobustTransferResult,
-                     recompute, lambda: robust_transfer_study(
-                         cache_dir=cache_dir, show_progress=show_progress, **settings))
+    robust = robust_transfer_study(cache_dir=cache_dir, store=store,
+                                   show_progress=show_progress, **settings)
     robust_seconds = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -179,7 +156,8 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir
                                title=f"scores vs {shots}-shot probe accuracy on {TARGET}"),
              study.transfer_matrix.to_csv(out / "transfer_matrix.csv"),
              study.transfer_matrix.plot(out / "transfer_matrix.png"),
-             *plot_surrogate_study(surrogates, out), *plot_robust_transfer(robust, out)]
+             *plot_surrogate_study(surrogates, out), *plot_robust_transfer(robust, out),
+             write_report(store, out / "report.html")]
     report += (f"\n\ndone in {timings['total']:.1f}s; wrote "
                + ", ".join(str(f) for f in files))
     return results, report

@@ -10,23 +10,32 @@ source task as standard, ``pgd_at`` and ``cartl_fdm`` sources, with several seed
 transferred to the target by every method, and clean and robust accuracy (the worst case
 of PGD with CE and with margin loss, :func:`~transferability.attacks.robust_accuracy`) are
 measured on the target's test images.
+
+The study is a graph of jobs (:mod:`transferability.jobs`) kept in a results store: a zoo
+``train`` job per source, a ``fine_tune`` job per (source, method), a ``robust_accuracy``
+job per (fine-tuned model, ε), and a final ``robust_transfer_study`` job that assembles the
+tables. A rerun computes nothing; an interrupted one resumes.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 
+from ._files import check_writable_dir
 from ._results import Result
 from ._validation import check_positive, check_seed
 from .attacks import robust_accuracy
 from .data import dataset_from_spec, per_class
+from .jobs import Job, Output, ResultStore, job_kind, run_jobs
 from .report import format_table
 from .transfer import fine_tune
-from .zoo import build_zoo
+from .utils import cache_dir as default_cache_dir
+from .zoo import load_spec, zoo_jobs
 
 __all__ = ["RobustTransferResult", "robust_transfer_study", "plot_robust_transfer", "FULL",
            "QUICK", "METHODS"]
@@ -84,6 +93,87 @@ def _mean_std(values) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
+@job_kind("fine_tune", artifact="model")
+def fine_tune_job(config: dict, inputs: dict) -> Output:
+    """One fine-tuning run of ``source`` on the ``target`` task
+    (:func:`~transferability.transfer.fine_tune` with ``options``): the tuned model and its
+    clean test accuracy."""
+    target = config["target"]
+    train = dataset_from_spec({"dataset": target, "n_per_class": config["target_per_class"]},
+                              "train")
+    test = dataset_from_spec(target, "test")
+    tuned = fine_tune(inputs["source"].artifact, train, test, epochs=config["epochs"],
+                      seed=config["seed"], **config["options"])
+    return Output({"clean_acc": tuned.accuracy, "loss": tuned.loss, "config": tuned.config},
+                  tuned.model)
+
+
+@job_kind("robust_accuracy")
+def robust_accuracy_job(config: dict, inputs: dict) -> dict:
+    """Robust accuracy of ``model`` at radius ``eps`` on ``per_class`` test images a class:
+    the worst case of PGD-``steps`` with CE and with margin loss
+    (:func:`~transferability.attacks.robust_accuracy`)."""
+    probe = per_class(dataset_from_spec(config["target"], "test"), config["per_class"],
+                      seed=config["probe_seed"])
+    return robust_accuracy(inputs["model"].artifact, probe.x, probe.y, config["eps"],
+                           steps=config["steps"], seed=config["seed"]).record()
+
+
+@job_kind("robust_transfer_study")
+def robust_transfer_study_job(config: dict, inputs: dict) -> dict:
+    """The study's tables (:class:`RobustTransferResult`, as a dict) from its part jobs."""
+    settings = config["settings"]
+    eps = tuple(settings["radii"])
+    rows = []
+    for seed in settings["seeds"]:
+        for kind in config["kinds"]:
+            for method in settings["methods"]:
+                run = f"{kind}-s{seed}/{method}"
+                row = {"source": kind, "method": method, "seed": seed,
+                       "clean_acc": inputs[f"tune:{run}"].value["clean_acc"]}
+                for e in eps:
+                    row[f"robust_acc@{e}"] = inputs[f"robust:{run}@{e}"].value["robust_accuracy"]
+                rows.append(row)
+    summary = _summary(rows, eps)
+    ablation = [s for s in summary if s["source"] in ("pgd_at", "cartl_fdm")
+                and s["method"] in ("last 3 blocks", "NEFT (last 3)", "BN frozen (last 3)",
+                                    "NEFT + BN frozen (last 3)")]
+    return RobustTransferResult(rows, summary, ablation, _claims(summary, eps[0]),
+                                settings).to_dict()
+
+
+def _robust_jobs(settings: dict, cache_dir: Path) -> Job:
+    """The study's graph (see the module docstring): its final ``robust_transfer_study`` job."""
+    data = {**SOURCE, "n_per_class": settings["source_per_class"]}
+    source_attack = settings["source_attack_options"]
+    spec = {"models": [
+        {"name": f"{kind}-s{seed}", "arch": "resnet", "data": data,
+         "train": {"epochs": settings["source_epochs"], "lr": 0.05, "batch_size": 64,
+                   "seed": seed, **options, **(source_attack if options else {})}}
+        for seed in settings["seeds"] for kind, options in KINDS.items()]}
+    sources = zoo_jobs(load_spec(spec), cache_dir)
+    target = settings["target"]
+    inputs = {}
+    for seed in settings["seeds"]:
+        for kind in KINDS:
+            for method in settings["methods"]:
+                run = f"{kind}-s{seed}/{method}"
+                tuned = Job("fine_tune", {"target": target,
+                                          "target_per_class": settings["target_per_class"],
+                                          "epochs": settings["tune_epochs"], "seed": seed,
+                                          "options": {"lr": TUNE_LR, **METHODS[method]}},
+                            {"source": sources[f"{kind}-s{seed}"]}, label=run)
+                inputs[f"tune:{run}"] = tuned
+                for e in settings["radii"]:
+                    inputs[f"robust:{run}@{e}"] = Job(
+                        "robust_accuracy", {"target": target, "eps": e, "steps": 20,
+                                            "seed": seed, "probe_seed": 0,
+                                            "per_class": settings["eval_per_class"]},
+                        {"model": tuned}, label=f"{run}@{e}")
+    return Job("robust_transfer_study", {"settings": settings, "kinds": list(KINDS)}, inputs,
+               label="robust-transfer")
+
+
 def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["source_epochs"],
                           source_per_class: int = FULL["source_per_class"],
                           target: str = FULL["target"],
@@ -93,12 +183,15 @@ def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["sou
                           radii=FULL["radii"],
                           source_attack_options: dict | None = None,
                           methods=FULL["methods"],
-                          cache_dir=None, show_progress: bool | None = None
-                          ) -> RobustTransferResult:
+                          cache_dir=None, show_progress: bool | None = None,
+                          store: ResultStore | None = None, backend: str = "local",
+                          **backend_options) -> RobustTransferResult:
     """Run the study (see the module docstring) and return its tables.
 
     ``radii`` are the ε of the robust accuracy on the target; ``source_attack_options`` the
-    PGD of the ``pgd_at`` and ``cartl_fdm`` sources (default ε = 0.2, 7 steps).
+    PGD of the ``pgd_at`` and ``cartl_fdm`` sources (default ε = 0.2, 7 steps). Jobs run on
+    ``backend`` (with ``backend_options``) and are kept in ``store``, by default the one in
+    ``cache_dir``.
     """
     seeds = tuple(check_seed(s, "seeds") for s in seeds)
     eps = tuple(check_positive(e, "radii") for e in radii)
@@ -114,39 +207,21 @@ def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["sou
                 "eval_per_class": eval_per_class, "radii": list(eps),
                 "source_attack_options": source_attack,
                 "methods": list(methods), "robust_accuracy": "worst of PGD-20 CE and margin"}
-    data = {**SOURCE, "n_per_class": source_per_class}
-    spec = {"models": [
-        {"name": f"{kind}-s{seed}", "arch": "resnet", "data": data,
-         "train": {"epochs": source_epochs, "lr": 0.05, "batch_size": 64, "seed": seed,
-                   **options, **(source_attack if options else {})}}
-        for seed in seeds for kind, options in KINDS.items()]}
-    log.info("  sources: %d resnet models (standard, pgd_at, cartl_fdm) on %s", len(spec["models"]),
-             "fonts/animals")
-    zoo = build_zoo(spec, cache_dir, show_progress=show_progress)
-    train = dataset_from_spec({"dataset": target, "n_per_class": target_per_class}, "train")
-    test = dataset_from_spec(target, "test")
-    probe = per_class(test, eval_per_class, seed=0)
-
-    rows = []
-    for seed in seeds:
-        for kind in KINDS:
-            source = zoo[f"{kind}-s{seed}"]
-            for method in methods:
-                log.info("  %s source, seed %d: %s", kind, seed, method)
-                options = {"lr": TUNE_LR, **METHODS[method]}
-                tuned = fine_tune(source, train, test, epochs=tune_epochs, seed=seed,
-                                  show_progress=show_progress, **options)
-                row = {"source": kind, "method": method, "seed": seed,
-                       "clean_acc": tuned.accuracy}
-                for e in eps:
-                    row[f"robust_acc@{e}"] = robust_accuracy(tuned.model, probe.x, probe.y,
-                                                             e, seed=seed).robust_accuracy
-                rows.append(row)
-    summary = _summary(rows, eps)
-    ablation = [s for s in summary if s["source"] in ("pgd_at", "cartl_fdm")
-                and s["method"] in ("last 3 blocks", "NEFT (last 3)", "BN frozen (last 3)",
-                                    "NEFT + BN frozen (last 3)")]
-    return RobustTransferResult(rows, summary, ablation, _claims(summary, eps[0]), settings)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    final = _robust_jobs(settings, cache_dir)
+    log.info("  sources: %d resnet models (standard, pgd_at, cartl_fdm) on %s",
+             len(seeds) * len(KINDS), "fonts/animals")
+    own = store is None
+    store = ResultStore.in_cache(cache_dir) if own else store
+    try:
+        if final.key not in store:
+            check_writable_dir(store.artifacts, "cache_dir")
+        run = run_jobs([final], store, study="robust-transfer", backend=backend,
+                       show_progress=show_progress, **backend_options)
+    finally:
+        if own:
+            store.close()
+    return RobustTransferResult.from_dict(run.value(final))
 
 
 def _summary(rows: list[dict], eps: tuple[float, ...]) -> list[dict]:

@@ -17,21 +17,25 @@ For a zoo of source models, a target task and a reference model trained on it:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+import numpy as np
+import torch
 from torch import nn
 
 from ._results import Result
-from .adversarial import MODEL_SCORES, affine_fit_loss
-from .attacks import AttackFactory, with_seed
+from .adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, attack_reference
+from .attacks import with_seed
 from .data import ImageDataset, per_class
+from .estimators import list_estimators, score
 from .features import Outputs, extract, with_head
-from .features import outputs_fn as default_outputs
-from .ranking import format_correlations, rank_sources
+from .jobs import Given, Job, Output, ResultStore, given, job_kind, run_jobs
+from .jobs.graph import walk
+from .ranking import format_correlations, output_estimators
 from .report import format_table
 from .stats import correlation_table
 from .transfer import probe_features
@@ -42,7 +46,8 @@ log = logging.getLogger("transferability")
 #: The transfer matrix's attack in the study: L∞ PGD, ε = 0.3, 10 steps.
 MATRIX_ATTACK_OPTIONS = MappingProxyType({"eps": 0.3, "steps": 10})
 
-__all__ = ["StudyResult", "adv_knowledge_study", "reference_spec", "load_reference"]
+__all__ = ["StudyResult", "adv_knowledge_study", "adv_knowledge_jobs", "reference_spec",
+           "load_reference"]
 
 AFFINE = "neg_affine_loss"  # −(affine-fit loss): higher = better, like every predictor
 
@@ -112,16 +117,248 @@ class StudyResult(Result):
         return "\n".join(parts)
 
 
+ModelInput = nn.Module | Job | Given
+
+
+# ---- the study's jobs ------------------------------------------------------------------
+
+def _outputs(output: Output) -> Outputs:
+    return Outputs(**output.artifact)
+
+
+def _head(output: Output) -> nn.Linear:
+    weight, bias = output.artifact["weight"], output.artifact["bias"]
+    head = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        head.weight.copy_(weight)
+        head.bias.copy_(bias)
+    return head
+
+
+@job_kind("features", artifact="tensors")
+def features_job(config: dict, inputs: dict) -> Output:
+    """Features, logits and labels of one model on one dataset."""
+    data = inputs["data"].artifact
+    out = extract(inputs["model"].artifact, data.x, data.y, layer=config["layer"],
+                  layer_input=config["layer_input"])
+    return Output({"n": len(data), "features": int(out.features.shape[1])}, out.tensors())
+
+
+@job_kind("knowledge_scores")
+def knowledge_scores_job(config: dict, inputs: dict) -> dict:
+    """The output estimators of one source on the target, and its affine-fit loss."""
+    train, test = _outputs(inputs["train"]), _outputs(inputs["test"])
+    row = {n: score(n, train, train.labels) for n in config["estimators"]}
+    row["affine_loss"] = affine_fit_loss(train.logits, train.labels,
+                                         held_out=(test.logits, test.labels))
+    return row
+
+
+@job_kind("probe", artifact="tensors")
+def probe_job(config: dict, inputs: dict) -> Output:
+    """One linear probe: few-shot draw ``draw`` of ``shots`` per class, or (``shots``
+    None) the full-data probe, whose head is kept for the transferred model."""
+    train, test = _outputs(inputs["train"]), _outputs(inputs["test"])
+    probe = probe_features(train.features, train.labels, test.features, test.labels,
+                           shots=config["shots"], draw=config["draw"], seed=config["seed"])
+    head = None if config["shots"] else {"weight": probe.head.weight.detach(),
+                                         "bias": probe.head.bias.detach()}
+    return Output({"accuracy": probe.accuracy, "loss": probe.loss}, head)
+
+
+@job_kind("reference_attack", artifact="tensors")
+def reference_attack_job(config: dict, inputs: dict) -> Output:
+    """The reference's side of α on ``n_per_class`` target images per class."""
+    data = per_class(inputs["data"].artifact, config["n_per_class"], seed=config["seed"])
+    attacked = attack_reference(inputs["reference"].artifact, data.x, data.y,
+                                attack=config["attack"], attack_options=config["attack_options"])
+    return Output({"used": int(attacked["used"].sum())}, attacked)
+
+
+@job_kind("adversarial_scores")
+def adversarial_scores_job(config: dict, inputs: dict) -> dict:
+    """α^{T→S} and the other adversarial scores of one (reference, source) pair."""
+    data = per_class(inputs["data"].artifact, config["n_per_class"], seed=config["seed"])
+    return adversarial_scores(inputs["reference"].artifact,
+                              {"source": inputs["source"].artifact}, data.x, data.y,
+                              names=config["names"], attack=config["attack"],
+                              attack_options=config["attack_options"],
+                              attacked=inputs["attacked"].artifact)["source"]
+
+
+def _transferred(config: dict, inputs: dict) -> dict[str, nn.Module]:
+    """The reference and every source with its full-data probe head."""
+    models = {"reference": inputs["reference"].artifact}
+    for i, name in enumerate(config["sources"]):
+        models[name] = with_head(inputs[f"source/{i}"].artifact, _head(inputs[f"head/{i}"]),
+                                 layer=config["layer"],
+                                 layer_input=config["layer_input"]).eval()
+    return models
+
+
+@job_kind("matrix_row")
+def matrix_row_job(config: dict, inputs: dict) -> dict:
+    """One row of the transfer matrix: examples crafted on ``surrogate``, shown to all."""
+    data = per_class(inputs["data"].artifact, config["n_per_class"], seed=config["seed"])
+    models = _transferred(config, inputs)
+    name = config["surrogate"]
+    row = transfer_matrix({name: models[name]}, models, data.x, data.y,
+                          attack=config["attack"], attack_options=config["attack_options"])
+    return row.to_dict()
+
+
+@job_kind("model_fit")
+def model_fit_job(config: dict, inputs: dict) -> float:
+    """−(affine-fit loss) of the reference's logits from one source's logits."""
+    data = per_class(inputs["data"].artifact, config["n_per_class"], seed=config["seed"])
+    ref = extract(inputs["reference"].artifact, data.x, name="reference").logits
+    src = extract(inputs["source"].artifact, data.x, name="source", layer=config["layer"],
+                  layer_input=config["layer_input"]).logits
+    return -affine_fit_loss(src, ref)
+
+
+@job_kind("adv_knowledge_study")
+def adv_knowledge_study_job(config: dict, inputs: dict) -> dict:
+    """The study's tables from its parts' results (see :func:`adv_knowledge_study`)."""
+    sources, seed = config["sources"], config["seed"]
+    estimators = [*config["estimators"], *config["adversarial"]]
+    rows = []
+    for i, name in enumerate(sources):
+        draws = [inputs[f"draw/{i}/{r}"].value["accuracy"] for r in range(config["repeats"])]
+        scores = inputs[f"scores/{i}"].value
+        rows.append({"source": name, "probe_acc": inputs[f"full/{i}"].value["accuracy"],
+                     "fewshot_acc": float(np.mean(draws)),
+                     "fewshot_std": float(np.std(draws, ddof=1)) if len(draws) > 1 else 0.0,
+                     "affine_loss": scores["affine_loss"],
+                     **{e: scores[e] for e in config["estimators"]},
+                     **inputs[f"adv/{i}"].value})
+        rows[-1][AFFINE] = -rows[-1]["affine_loss"]
+    predictors = [*estimators, AFFINE]
+    truth = "fewshot_acc"
+    correlations = [c.as_dict() for c in correlation_table(
+        {p: [r[p] for r in rows] for p in predictors}, [r[truth] for r in rows], seed=seed)]
+    names = ["reference", *sources]
+    matrix = TransferMatrix.from_rows([TransferMatrix.from_dict(inputs[f"row/{i}"].value)
+                                       for i in range(len(names))])
+    rates = matrix.rates("both_correct")
+    i_ref = matrix.surrogates.index("reference")
+    reverse = [{"source": name, "model_fit": inputs[f"fit/{i}"].value,
+                "adv_reference_to_source": float(rates[i_ref, matrix.victims.index(name)]),
+                "adv_source_to_reference": float(rates[matrix.surrogates.index(name),
+                                                       matrix.victims.index("reference")])}
+               for i, name in enumerate(sources)]
+    reverse_correlations = []
+    for target in ("adv_reference_to_source", "adv_source_to_reference"):
+        c = correlation_table({f"model_fit vs {target}": [r["model_fit"] for r in reverse]},
+                              [r[target] for r in reverse], seed=seed)[0]
+        reverse_correlations.append(c.as_dict())
+    return StudyResult(rows, predictors, truth, correlations, matrix, reverse,
+                       reverse_correlations).to_dict()
+
+
+# ---- the graph -------------------------------------------------------------------------
+
+def _input(model, label: str) -> Job | Given:
+    return model if isinstance(model, Job | Given) else given(model, label)
+
+
+def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
+                       train: ImageDataset | Given, test: ImageDataset | Given, *,
+                       n_per_class: int = 20, attack: str = "pgd",
+                       attack_options: dict | None = None, matrix_attack: str = "pgd",
+                       matrix_attack_options: dict | None = None, shots: int = 10,
+                       repeats: int = 5, seed: int = 0, layer: str | None = None,
+                       layer_input: bool = False) -> Job:
+    """The study's job graph; its final job's value is a :class:`StudyResult` dict.
+
+    Models may be modules, :class:`~transferability.jobs.Given` inputs or jobs whose
+    artifact is a model (a zoo's ``train`` jobs), so a benchmark can chain them.
+    """
+    if not shots or int(shots) < 1:
+        raise ValueError(f"shots: the study's ground truth is a few-shot probe; expected a "
+                         f"positive number of samples per class, got {shots!r}")
+    for name, value in (("attack", attack), ("matrix_attack", matrix_attack)):
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: the study runs as stored jobs, keyed by their "
+                             f"settings; expected a registered attack name, got "
+                             f"{type(value).__name__}")
+    if not isinstance(sources, Mapping) or not sources:
+        raise ValueError("sources: expected a non-empty mapping from name to model")
+    if "reference" in sources:
+        raise ValueError("sources: the name 'reference' is the study's reference model; "
+                         "rename that source")
+    names = list(sources)
+    ref = _input(reference, "reference")
+    src = [_input(sources[n], n) for n in names]
+    data = {"train": _input(train, "train"), "test": _input(test, "test")}
+    where = {"layer": layer, "layer_input": bool(layer_input)}
+    adv_options = with_seed(attack, attack_options, seed)
+    matrix_options = with_seed(matrix_attack, {**MATRIX_ATTACK_OPTIONS,
+                                               **(matrix_attack_options or {})}, seed)
+    estimators, adversarial = output_estimators(), list_estimators("models")
+
+    def feats(i, split):
+        return Job("features", where, {"model": src[i], "data": data[split]},
+                   label=f"{names[i]} on {split}")
+
+    parts: dict[str, Job] = {}
+    attacked = Job("reference_attack", {"n_per_class": n_per_class, "seed": seed,
+                                        "attack": attack, "attack_options": adv_options},
+                   {"reference": ref, "data": data["train"]}, label="reference")
+    heads = {}
+    for i, name in enumerate(names):
+        tr, te = feats(i, "train"), feats(i, "test")
+        pair = {"train": tr, "test": te}
+        parts[f"scores/{i}"] = Job("knowledge_scores", {"estimators": estimators}, pair,
+                                   label=name)
+        for r in range(repeats):
+            parts[f"draw/{i}/{r}"] = Job("probe", {"shots": shots, "draw": r, "seed": seed},
+                                         pair, label=f"{name} draw {r}")
+        heads[f"head/{i}"] = parts[f"full/{i}"] = Job(
+            "probe", {"shots": None, "draw": None, "seed": seed}, pair, label=name)
+        parts[f"adv/{i}"] = Job("adversarial_scores", {
+            "n_per_class": n_per_class, "seed": seed, "attack": attack,
+            "attack_options": adv_options, "names": adversarial},
+            {"reference": ref, "source": src[i], "data": data["train"], "attacked": attacked},
+            label=name)
+        parts[f"fit/{i}"] = Job("model_fit", {"n_per_class": n_per_class, "seed": seed,
+                                              **where},
+                                {"reference": ref, "source": src[i], "data": data["test"]},
+                                label=name)
+    models = {"reference": ref, "data": data["test"], **heads,
+              **{f"source/{i}": s for i, s in enumerate(src)}}
+    for i, name in enumerate(["reference", *names]):
+        parts[f"row/{i}"] = Job("matrix_row", {
+            "surrogate": name, "sources": names, "n_per_class": n_per_class, "seed": seed,
+            "attack": matrix_attack, "attack_options": matrix_options, **where}, models,
+            label=f"{name} -> all")
+    config = {"sources": names, "seed": seed, "shots": shots, "repeats": repeats,
+              "n_per_class": n_per_class, "attack": attack, "attack_options": adv_options,
+              "matrix_attack": matrix_attack, "matrix_attack_options": matrix_options,
+              "estimators": estimators, "adversarial": adversarial, **where}
+    return Job("adv_knowledge_study", config, parts,
+               label=f"{len(names)} sources on {getattr(data['train'].value, 'name', 'target')}"
+               if isinstance(data["train"], Given) else f"{len(names)} sources")
+
+
+#: Job kinds by the part of the study they measure (the result's ``timings``).
+STAGES = {"features": "features", "knowledge_scores": "scores", "probe": "probes",
+          "reference_attack": "alpha", "adversarial_scores": "alpha", "model_fit": "matrix",
+          "matrix_row": "matrix"}
+
+
 def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
                         train: ImageDataset, test: ImageDataset, *, n_per_class: int = 20,
-                        attack: str | AttackFactory = "pgd", attack_options: dict | None = None,
-                        matrix_attack: str | AttackFactory = "pgd",
-                        matrix_attack_options: dict | None = None,
+                        attack: str = "pgd", attack_options: dict | None = None,
+                        matrix_attack: str = "pgd", matrix_attack_options: dict | None = None,
                         shots: int = 10, repeats: int = 5, seed: int = 0,
                         layer: str | None = None, layer_input: bool = False,
-                        outputs_fn: Callable[..., Outputs] | None = None,
-                        show_progress: bool | None = None) -> StudyResult:
+                        store: ResultStore | None = None, backend: str = "local",
+                        show_progress: bool | None = None, **backend_options) -> StudyResult:
     """Run the study (see the module docstring) and return its tables.
+
+    Every part is a stored job (:mod:`transferability.jobs`): a rerun, or a run after an
+    interruption, computes only what the store lacks.
 
     Args:
         reference: a model trained on the target task (the paper's f_T).
@@ -133,72 +370,30 @@ def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
         matrix_attack, matrix_attack_options: the transfer matrix's attack, over
             :data:`MATRIX_ATTACK_OPTIONS` (L∞ PGD, ε = 0.3, 10 steps).
         layer, layer_input: where the features come from (:mod:`transferability.features`).
-        outputs_fn: ``(name, model, data) -> Outputs``, e.g. a zoo's cached extraction.
+        store: the results store (default: the one in the cache directory).
+        backend: ``"local"`` or ``"dask"`` (with ``backend_options``).
     """
-    if not shots or int(shots) < 1:
-        raise ValueError(f"shots: the study's ground truth is a few-shot probe; expected a "
-                         f"positive number of samples per class, got {shots!r}")
-    timings: dict[str, float] = {}
-    outputs_fn = outputs_fn or default_outputs(layer, layer_input)
-    matrix_options = matrix_attack_options
-    if isinstance(matrix_attack, str):
-        matrix_options = with_seed(matrix_attack, {**MATRIX_ATTACK_OPTIONS,
-                                                   **(matrix_attack_options or {})}, seed)
-
-    t = time.perf_counter()
-    log.info("  estimators, α^(target→source) on %d %s images per class (%s %s), probes",
-             n_per_class, train.name, attack, attack_options or "authors' defaults")
-    ranking = rank_sources(sources, train, test=test, shots=shots, repeats=repeats, seed=seed,
-                           reference=reference, n_per_class=n_per_class, attack=attack,
-                           attack_options=attack_options, outputs_fn=outputs_fn,
-                           show_progress=show_progress)
-    rows, transferred = [], {}
-    for row in ranking.rows:
-        name = row["source"]
-        out_tr = outputs_fn(name, sources[name], train)
-        out_te = outputs_fn(name, sources[name], test)
-        full = probe_features(out_tr.features, train.y, out_te.features, test.y, seed=seed)
-        transferred[name] = with_head(sources[name], full.head, layer=layer,
-                                      layer_input=layer_input).eval()
-        rows.append({"source": name, "probe_acc": full.accuracy,
-                     "fewshot_acc": row["fewshot_acc"], "fewshot_std": row["fewshot_acc_std"],
-                     "affine_loss": affine_fit_loss(out_tr.logits, train.y,
-                                                    held_out=(out_te.logits, test.y)),
-                     **{e: row[e] for e in ranking.estimators}})
-        rows[-1][AFFINE] = -rows[-1]["affine_loss"]
-    timings["scores"] = time.perf_counter() - t
-
-    predictors = [*ranking.estimators, AFFINE]
-    truth = "fewshot_acc"
-    correlations = [c.as_dict() for c in correlation_table(
-        {p: [r[p] for r in rows] for p in predictors}, [r[truth] for r in rows], seed=seed)]
-
-    t = time.perf_counter()
-    probe_set = per_class(test, n_per_class, seed=seed)
-    log.info("  transfer matrix: %s %s, reference and transferred models", matrix_attack,
-             matrix_options)
-    models = {"reference": reference, **transferred}
-    matrix = transfer_matrix(models, models, probe_set.x, probe_set.y, attack=matrix_attack,
-                             attack_options=matrix_options, show_progress=show_progress)
-    timings["matrix"] = time.perf_counter() - t
-
-    ref_logits = extract(reference, probe_set.x, name="reference").logits
-    rates = matrix.rates("both_correct")
-    i_ref = matrix.surrogates.index("reference")
-    reverse = []
-    for row in rows:
-        name = row["source"]
-        j = matrix.victims.index(name)
-        src_logits = outputs_fn(name, sources[name], probe_set).logits
-        reverse.append({"source": name,
-                        "model_fit": -affine_fit_loss(src_logits, ref_logits),
-                        "adv_reference_to_source": float(rates[i_ref, j]),
-                        "adv_source_to_reference": float(rates[matrix.surrogates.index(name),
-                                                               matrix.victims.index("reference")])})
-    reverse_correlations = []
-    for target in ("adv_reference_to_source", "adv_source_to_reference"):
-        c = correlation_table({f"model_fit vs {target}": [r["model_fit"] for r in reverse]},
-                              [r[target] for r in reverse], seed=seed)[0]
-        reverse_correlations.append(c.as_dict())
-    return StudyResult(rows, predictors, truth, correlations, matrix, reverse,
-                       reverse_correlations, timings)
+    final = adv_knowledge_jobs(reference, sources, train, test, n_per_class=n_per_class,
+                               attack=attack, attack_options=attack_options,
+                               matrix_attack=matrix_attack,
+                               matrix_attack_options=matrix_attack_options, shots=shots,
+                               repeats=repeats, seed=seed, layer=layer, layer_input=layer_input)
+    own = store is None
+    store = ResultStore.in_cache() if own else store
+    try:
+        log.info("  %d sources: features, estimators, probes, α^(target→source) (%s %s), "
+                 "transfer matrix (%s %s)", len(sources), attack,
+                 attack_options or "authors' defaults", matrix_attack,
+                 final.config["matrix_attack_options"])
+        run = run_jobs([final], store, study="adv-knowledge", backend=backend,
+                       show_progress=show_progress, **backend_options)
+        timings: dict[str, float] = {}
+        for job in walk([final]):
+            record = store.get(job.key)
+            stage = STAGES.get(job.kind)
+            if record is not None and stage:
+                timings[stage] = timings.get(stage, 0.0) + record.duration
+    finally:
+        if own:
+            store.close()
+    return dataclasses.replace(StudyResult.from_dict(run.value(final)), timings=timings)

@@ -17,7 +17,12 @@ Surrogates are ``cnn`` models trained with ``len(seeds)`` seeds; victims are oth
 architectures with their own seeds (``lenet``, ``resnet``, ``mlp``) that no surrogate
 shares. The attack follows Gubri et al.: L∞ BIM, 50 steps of ε/10. Success is counted over
 the samples that both models classify correctly, with counts, and averaged over victims.
-Every model is a zoo entry, so a rerun trains nothing.
+
+The study is a graph of jobs (:mod:`transferability.jobs`) kept in a results store: one
+per model trained (zoo ``train`` jobs, ``surrogate_lgv``, ``surrogate_pair``), per epoch
+snapshot, per transfer-matrix row (``transfer_row``: one surrogate against every victim),
+per test accuracy and per sharpness measurement, and a final ``surrogate_study`` job that
+assembles the tables. A rerun computes nothing; an interrupted one resumes.
 """
 
 from __future__ import annotations
@@ -25,23 +30,28 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import torch
 
+from ._files import check_writable_dir, quarantine
 from ._results import Result
 from ._validation import check_int, check_positive, check_seed
 from .attacks import attack_factory, with_seed
 from .data import dataset_from_spec, per_class
-from .models import Ensemble
+from .jobs import Given, Job, Output, ResultStore, job_kind, run_jobs
+from .models import CheckpointError, Ensemble, load_checkpoint
 from .report import format_table
 from .sharpness import sharpness
 from .stats import bootstrap_ci, spearman
-from .training import ModelPair, evaluate, fit, lgv_members
+from .training import ModelPair, Snapshot, evaluate, fit, lgv_members
 from .transfer_matrix import transfer_matrix
-from .zoo import build_zoo
+from .utils import cache_dir as default_cache_dir
+from .zoo import load_spec, train_job, zoo_jobs
 
 __all__ = ["SurrogateStudyResult", "surrogate_study", "plot_surrogate_study", "QUICK", "FULL",
            "GUBRI_ATTACK"]
@@ -61,6 +71,11 @@ DIVERGED = 0.5
 #: Gubri et al.'s attack: L∞ BIM, 50 steps of ε/10 (the step follows ε unless given).
 GUBRI_ATTACK = MappingProxyType({"eps": 0.2, "steps": 50})
 VICTIMS = ("lenet", "resnet", "mlp")
+#: Sharpness (e): Hutchinson's Hessian trace with 10 probes on the first 256 train images.
+SHARPNESS = {"measure": "hessian_trace", "samples": 10, "n": 256}
+#: The gradient-alignment pair (f): penalty weights, learning rate.
+PAIR_LAMS = (0.0, 5.0)
+PAIR_LR = 0.02
 
 
 @dataclass(frozen=True)
@@ -118,19 +133,6 @@ def _specs(task, seeds, epochs, n_per_class, rhos) -> tuple[dict, dict]:
     return {"models": models}, {"models": victims}
 
 
-def _transfer(surrogates: dict, victims: dict, x, y, attack, attack_options):
-    """Mean transfer success over victims (both-correct) per surrogate, with white-box."""
-    matrix = transfer_matrix(surrogates, victims, x, y, attack=attack,
-                             attack_options=attack_options, show_progress=False)
-    fooled, total = matrix.counts("both_correct")
-    rates = matrix.rates("both_correct")
-    wb = matrix.white_box_rates("both_correct")
-    return {s: {"transfer": float(np.nanmean(rates[i])), "fooled": int(fooled[i].sum()),
-                "pairs": int(total[i].sum()), "white_box": float(wb[i]),
-                "weak": s in matrix.weak_surrogates()}
-            for i, s in enumerate(matrix.surrogates)}
-
-
 def _swa(members: list) -> torch.nn.Module:
     """The average of the members' weights (LGV-SWA), for its sharpness."""
     model = copy.deepcopy(members[0])
@@ -140,6 +142,224 @@ def _swa(members: list) -> torch.nn.Module:
     return model
 
 
+def _attack(config: dict, inputs: dict):
+    """The attack of a job: a name from its config, or a factory given as an input."""
+    return inputs["attack"].artifact if "attack" in inputs else config["attack"]
+
+
+# ---- the jobs --------------------------------------------------------------------------
+
+@job_kind("surrogate_snapshot", artifact="model")
+def snapshot_job(config: dict, inputs: dict) -> Output:
+    """The weights after ``epoch`` of the zoo ``train`` job whose config is ``train``
+    (its ``snapshot_every`` side output; retrained, deterministically, when the file is
+    missing or damaged)."""
+    path = Snapshot(1, config["train"]["snapshot_dir"]).path(config["epoch"])
+    if path.is_file():
+        try:
+            return Output({"epoch": config["epoch"]}, load_checkpoint(path))
+        except CheckpointError as exc:
+            quarantine(path, str(exc).splitlines()[0])
+    log.warning("snapshot %s is missing or damaged: retraining %s", path,
+                config["train"]["name"])
+    train_job(config["train"], {})
+    return Output({"epoch": config["epoch"]}, load_checkpoint(path))
+
+
+@job_kind("surrogate_lgv", artifact="model")
+def lgv_job(config: dict, inputs: dict) -> Output:
+    """LGV (Gubri et al., ECCV 2022): from the trained ``start``, ``epochs`` more epochs at
+    a high constant learning rate collecting ``per_epoch`` weights each; the surrogate is
+    their ensemble, attacked through one member per step (shuffled)."""
+    start = copy.deepcopy(inputs["start"].artifact)
+    train = dataset_from_spec(config["data"], "train")
+    history = fit(start, train, method="lgv", per_epoch=config["per_epoch"],
+                  epochs=config["epochs"], lr=config["lr"], batch_size=config["batch_size"],
+                  seed=config["seed"], desc=f"lgv-s{config['seed']}")
+    members = lgv_members(start, history.extras["members"])
+    return Output({"members": len(members)},
+                  Ensemble(members, sample=1, seed=config["seed"]))
+
+
+@job_kind("transfer_row")
+def transfer_row_job(config: dict, inputs: dict) -> dict:
+    """One row of the transfer matrix: examples crafted on ``surrogate`` (``per_class``
+    ``test`` images a class) shown to the ``victim:NAME`` inputs; counts and rates among the
+    samples both models classify correctly (Gubri et al.'s protocol), and the surrogate's
+    white-box success."""
+    victims = {n.removeprefix("victim:"): o.artifact for n, o in inputs.items()
+               if n.startswith("victim:")}
+    probe = per_class(dataset_from_spec(config["test"], "test"), config["per_class"],
+                      seed=config["probe_seed"])
+    matrix = transfer_matrix({"surrogate": inputs["surrogate"].artifact}, victims, probe.x,
+                             probe.y, attack=_attack(config, inputs),
+                             attack_options=config["attack_options"] or None,
+                             show_progress=False)
+    fooled, total = matrix.counts("both_correct")
+    rates = matrix.rates("both_correct")[0]
+    return {"victims": list(victims), "fooled": fooled[0].tolist(),
+            "pairs": total[0].tolist(), "rates": rates.tolist(),
+            "transfer": math.nan if np.isnan(rates).all() else float(np.nanmean(rates)),
+            "white_box": float(matrix.white_box_rates("both_correct")[0]),
+            "weak": bool(matrix.weak_surrogates())}
+
+
+@job_kind("surrogate_accuracy")
+def accuracy_job(config: dict, inputs: dict) -> dict:
+    """Accuracy and loss of ``model`` on the ``data`` test split."""
+    test = dataset_from_spec(config["data"], "test")
+    acc, loss = evaluate(inputs["model"].artifact, test)
+    return {"test_acc": acc, "test_loss": loss, "num_classes": test.num_classes}
+
+
+@job_kind("sharpness")
+def sharpness_job(config: dict, inputs: dict) -> dict:
+    """Sharpness of ``model``'s train loss (:func:`~transferability.sharpness.sharpness`)
+    on the first ``n`` train images; with ``swa`` that of the average of an ensemble's
+    members' weights (LGV-SWA, Gubri et al. 2022)."""
+    model = inputs["model"].artifact
+    if config["swa"]:
+        model = _swa(list(model.members))
+    train = dataset_from_spec(config["data"], "train")
+    n = config["n"]
+    return sharpness(model, train.x[:n], train.y[:n], config["measure"],
+                     samples=config["samples"], seed=config["seed"]).record()
+
+
+@job_kind("surrogate_pair")
+def pair_job(config: dict, inputs: dict) -> dict:
+    """Adam et al. (2019): models ``a`` and ``b`` trained on together with ``lam`` times
+    the alignment of their input gradients; transfer between them (both-correct) and their
+    test accuracy."""
+    torch.manual_seed(config["seed"])
+    pair = ModelPair(copy.deepcopy(inputs["a"].artifact).train(),
+                     copy.deepcopy(inputs["b"].artifact).train())
+    for p in pair.parameters():
+        p.requires_grad_(True)
+    train = dataset_from_spec(config["data"], "train")
+    fit(pair, train, method="gradient_alignment_penalty", lam=config["lam"],
+        epochs=config["epochs"], lr=config["lr"], batch_size=config["batch_size"],
+        seed=config["seed"], desc=f"pair lam={config['lam']}")
+    members = {"a": pair.model_a.eval(), "b": pair.model_b.eval()}
+    test = dataset_from_spec(config["test"], "test")
+    probe = per_class(test, config["per_class"], seed=config["probe_seed"])
+    matrix = transfer_matrix(members, members, probe.x, probe.y, attack=_attack(config, inputs),
+                             attack_options=config["attack_options"] or None,
+                             show_progress=False)
+    r = matrix.rates("both_correct")
+    return {"lam": config["lam"], "a_to_b": float(r[0, 1]), "b_to_a": float(r[1, 0]),
+            "acc_a": evaluate(members["a"], test)[0], "acc_b": evaluate(members["b"], test)[0]}
+
+
+@job_kind("surrogate_study")
+def surrogate_study_job(config: dict, inputs: dict) -> dict:
+    """The study's tables (:class:`SurrogateStudyResult`, as a dict) from its part jobs."""
+    settings = config["settings"]
+    seeds, epochs = settings["seeds"], settings["epochs"]
+    value = {name: out.value for name, out in inputs.items()}
+
+    def rates(model: str) -> dict:
+        row = value[f"transfer:{model}"]
+        return {"transfer": row["transfer"], "fooled": int(sum(row["fooled"])),
+                "pairs": int(sum(row["pairs"])), "white_box": row["white_box"],
+                "weak": row["weak"]}
+
+    per_epoch = []
+    for seed in seeds:
+        history = value[f"train:sgd-s{seed}"]["history"]
+        for epoch in range(1, epochs + 1):
+            per_epoch.append({"seed": seed, "epoch": epoch, "lr": history[epoch - 1]["lr"],
+                              "test_acc": history[epoch - 1]["eval_acc"],
+                              **rates(f"sgd-s{seed}@{epoch}")})
+    rows = []
+    for seed in seeds:
+        best = max((r for r in per_epoch if r["seed"] == seed), key=lambda r: r["transfer"])
+        rows.append({"kind": "early stopped", "seed": seed, "rho": None,
+                     "epoch": best["epoch"], "model": f"sgd-s{seed}@{best['epoch']}"})
+        rows.append({"kind": "fully trained", "seed": seed, "rho": None, "epoch": epochs,
+                     "model": f"sgd-s{seed}@{epochs}"})
+        for rho in settings["rhos"]:
+            method = "sam" if rho <= 0.05 else "lsam"
+            rows.append({"kind": f"{'SAM' if method == 'sam' else 'l-SAM'} rho={rho}",
+                         "seed": seed, "rho": rho, "epoch": epochs,
+                         "model": f"{method}-r{rho}-s{seed}"})
+        rows.append({"kind": f"LGV ({value[f'lgv:{seed}']['members']} models)", "seed": seed,
+                     "rho": None, "epoch": epochs + settings["lgv_epochs"],
+                     "model": f"lgv-s{seed}"})
+    for row in rows:
+        row.update(rates(row["model"]))
+        accuracy = value[f"test_acc:{row['model']}"]
+        chance = 1 / accuracy["num_classes"]
+        row["test_acc"] = accuracy["test_acc"]
+        row["diverged"] = row["test_acc"] < config["diverged"] * (1 - chance) + chance
+    for row in rows:
+        row["sharpness"] = value[f"sharpness:{row['model']}"]["value"]
+    trained = [r for r in rows if not r["diverged"]]
+    xs, ys = [r["sharpness"] for r in trained], [r["transfer"] for r in trained]
+    sharp = {}
+    if len(trained) >= 3:
+        low, high = bootstrap_ci(spearman, xs, ys, seed=0)
+        sharp = {"spearman": spearman(xs, ys), "low": low, "high": high, "n": len(trained)}
+    pair_rows = [value[f"pair:{lam}"] for lam in config["lams"]]
+    summary = _summary(rows)
+    return SurrogateStudyResult(rows, per_epoch, summary, sharp, pair_rows,
+                                _claims(summary, pair_rows, sharp), settings).to_dict()
+
+
+def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
+    """The study's graph (see the module docstring): its final ``surrogate_study`` job."""
+    task, seeds, epochs = settings["task"], settings["seeds"], settings["epochs"]
+    data = {"dataset": task, "n_per_class": settings["n_per_class"]}
+    surrogate_spec, victim_spec = _specs(task, seeds, epochs, settings["n_per_class"],
+                                         settings["rhos"])
+    trains = zoo_jobs(load_spec(surrogate_spec), cache_dir)
+    victims = zoo_jobs(load_spec(victim_spec), cache_dir)
+    attack_in = {}
+    if not isinstance(attack, str):  # a factory has no content key: a key of this call
+        attack_in = {"attack": Given(f"attack-{uuid.uuid4().hex}", attack, repr(attack))}
+    attack_config = {"attack": attack if isinstance(attack, str) else None,
+                     "attack_options": settings["attack_options"], "test": task,
+                     "per_class": settings["attack_per_class"], "probe_seed": 0}
+    victim_in = {f"victim:{name}": job for name, job in victims.items()}
+
+    models: dict[str, tuple[Job, int]] = {}  # every surrogate by its row's name, its seed
+    inputs: dict[str, Job] = {}
+    for seed in seeds:
+        name = f"sgd-s{seed}"
+        inputs[f"train:{name}"] = trains[name]
+        for epoch in range(1, epochs + 1):
+            models[f"{name}@{epoch}"] = Job(
+                "surrogate_snapshot", {"train": trains[name].config, "epoch": epoch},
+                {"model": trains[name]}, label=f"{name}@{epoch}"), seed
+        for rho in settings["rhos"]:
+            method = "sam" if rho <= 0.05 else "lsam"
+            models[f"{method}-r{rho}-s{seed}"] = trains[f"{method}-r{rho}-s{seed}"], seed
+        lgv = Job("surrogate_lgv", {"data": data, "seed": seed, "epochs": settings["lgv_epochs"],
+                                    "per_epoch": settings["lgv_per_epoch"], "lr": 0.05,
+                                    "batch_size": 64},
+                  {"start": trains[name]}, label=f"lgv-s{seed}")
+        models[f"lgv-s{seed}"] = lgv, seed
+        inputs[f"lgv:{seed}"] = lgv
+    for name, (model, seed) in models.items():
+        inputs[f"transfer:{name}"] = Job("transfer_row", attack_config,
+                                         {"surrogate": model, **victim_in, **attack_in},
+                                         label=name)
+        inputs[f"test_acc:{name}"] = Job("surrogate_accuracy", {"data": task},
+                                         {"model": model}, label=name)
+        inputs[f"sharpness:{name}"] = Job(
+            "sharpness", {**SHARPNESS, "data": data, "seed": seed,
+                          "swa": name.startswith("lgv")}, {"model": model}, label=name)
+    for lam in PAIR_LAMS:
+        inputs[f"pair:{lam}"] = Job(
+            "surrogate_pair", {**attack_config, "data": data, "lam": lam,
+                               "epochs": settings["pair_epochs"], "lr": PAIR_LR,
+                               "batch_size": 64, "seed": seeds[0]},
+            {"a": victims["victim-mlp"], "b": victims["victim-lenet"], **attack_in},
+            label=f"pair lam={lam}")
+    return Job("surrogate_study", {"settings": settings, "diverged": DIVERGED,
+                                   "lams": list(PAIR_LAMS)}, inputs, label="surrogates")
+
+
 def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = FULL["epochs"],
                     n_per_class: int = FULL["n_per_class"], rhos=FULL["rhos"],
                     lgv_epochs: int = FULL["lgv_epochs"],
@@ -147,11 +367,14 @@ def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = F
                     attack_options: dict | None = None,
                     attack_per_class: int = FULL["attack_per_class"],
                     pair_epochs: int = FULL["pair_epochs"], cache_dir=None,
-                    show_progress: bool | None = None) -> SurrogateStudyResult:
+                    show_progress: bool | None = None, store: ResultStore | None = None,
+                    backend: str = "local", **backend_options) -> SurrogateStudyResult:
     """Run the study (see the module docstring) on ``task`` and return its tables.
 
     ``attack_options`` go over :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10)
-    for a named ``attack``; a factory is used as given.
+    for a named ``attack``; a factory is used as given (it has no content key, so the jobs
+    that attack are recomputed on every call). Jobs run on ``backend`` (with
+    ``backend_options``) and are kept in ``store``, by default the one in ``cache_dir``.
     """
     seeds = tuple(check_seed(s, "seeds") for s in seeds)
     if not seeds or not rhos:
@@ -167,103 +390,33 @@ def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = F
     settings = {"task": task, "seeds": list(seeds), "epochs": epochs,
                 "n_per_class": n_per_class, "rhos": list(rhos), "lgv_epochs": lgv_epochs,
                 "lgv_per_epoch": lgv_per_epoch, "attack_per_class": attack_per_class,
+                "pair_epochs": pair_epochs,
                 "attack": attack if isinstance(attack, str) else repr(attack),
                 "attack_options": dict(attack_options or {})}
-    surrogate_spec, victim_spec = _specs(task, seeds, epochs, n_per_class, rhos)
-    log.info("  surrogates: %d cnn models; victims: %s", len(surrogate_spec["models"]),
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    final = _surrogate_jobs(settings, attack, cache_dir)
+    log.info("  surrogates: %d cnn models; victims: %s", len(seeds) * (1 + len(rhos)),
              ", ".join(VICTIMS))
-    zoo = build_zoo(surrogate_spec, cache_dir, show_progress=show_progress)
-    victims = dict(build_zoo(victim_spec, cache_dir, show_progress=show_progress))
-    train = dataset_from_spec({"dataset": task, "n_per_class": n_per_class}, "train")
-    test = dataset_from_spec(task, "test")
-    probe = per_class(test, attack_per_class, seed=0)
+    value = _run(final, store, cache_dir, "surrogates", backend, show_progress,
+                 backend_options)
+    return SurrogateStudyResult.from_dict(value)
 
-    # (a, b): every epoch of standard training
-    log.info("  (a) transfer per epoch of standard training")
-    per_epoch, snapshots = [], {}
-    for seed in seeds:
-        name = f"sgd-s{seed}"
-        history = zoo[name].meta["history"]
-        for epoch, model in zoo.snapshots(name).items():
-            snapshots[f"{name}@{epoch}"] = model
-            per_epoch.append({"seed": seed, "epoch": epoch, "lr": history[epoch - 1]["lr"],
-                              "test_acc": history[epoch - 1]["eval_acc"]})
-    rates = _transfer(snapshots, victims, probe.x, probe.y, attack, attack_options)
-    for row in per_epoch:
-        row.update(rates[f"sgd-s{row['seed']}@{row['epoch']}"])
 
-    # (c, d): SAM / l-SAM and LGV
-    log.info("  (c) SAM across rho, (d) LGV")
-    rows = []
-    surrogates = {}
-    for seed in seeds:
-        best = max((r for r in per_epoch if r["seed"] == seed), key=lambda r: r["transfer"])
-        rows.append({"kind": "early stopped", "seed": seed, "rho": None,
-                     "epoch": best["epoch"], "model": f"sgd-s{seed}@{best['epoch']}"})
-        rows.append({"kind": "fully trained", "seed": seed, "rho": None, "epoch": epochs,
-                     "model": f"sgd-s{seed}@{epochs}"})
-        for rho in rhos:
-            method = "sam" if rho <= 0.05 else "lsam"
-            name = f"{method}-r{rho}-s{seed}"
-            surrogates[name] = zoo[name]
-            rows.append({"kind": f"{'SAM' if method == 'sam' else 'l-SAM'} rho={rho}",
-                         "seed": seed, "rho": rho, "epoch": epochs, "model": name})
-        start = copy.deepcopy(zoo[f"sgd-s{seed}"])
-        history = fit(start, train, method="lgv", per_epoch=lgv_per_epoch, epochs=lgv_epochs,
-                      lr=0.05, batch_size=64, seed=seed, show_progress=show_progress,
-                      desc=f"lgv-s{seed}")
-        members = lgv_members(start, history.extras["members"])
-        surrogates[f"lgv-s{seed}"] = Ensemble(members, sample=1, seed=seed)
-        rows.append({"kind": f"LGV ({len(members)} models)", "seed": seed, "rho": None,
-                     "epoch": epochs + lgv_epochs, "model": f"lgv-s{seed}"})
-        surrogates[f"lgv-swa-s{seed}"] = _swa(members)
-    rates = {**rates, **_transfer(surrogates, victims, probe.x, probe.y, attack,
-                                  attack_options)}
-    models = {**snapshots, **surrogates}
-    chance = 1 / test.num_classes
-    for row in rows:
-        row.update(rates[row["model"]])
-        row["test_acc"] = evaluate(models[row["model"]], test)[0]
-        row["diverged"] = row["test_acc"] < DIVERGED * (1 - chance) + chance
-
-    # (e): sharpness of every single-model surrogate (LGV through its weight average)
-    log.info("  (e) sharpness (Hessian trace) of each surrogate")
-    sharp_x, sharp_y = train.x[:256], train.y[:256]
-    for row in rows:
-        model = surrogates.get(f"lgv-swa-s{row['seed']}") if row["model"].startswith("lgv") \
-            else models[row["model"]]
-        row["sharpness"] = sharpness(model, sharp_x, sharp_y, "hessian_trace", samples=10,
-                                     seed=row["seed"]).value
-    trained = [r for r in rows if not r["diverged"]]
-    xs, ys = [r["sharpness"] for r in trained], [r["transfer"] for r in trained]
-    sharp = {}
-    if len(trained) >= 3:
-        low, high = bootstrap_ci(spearman, xs, ys, seed=0)
-        sharp = {"spearman": spearman(xs, ys), "low": low, "high": high, "n": len(trained)}
-
-    # (f): the pair with and without the alignment penalty
-    log.info("  (f) a pair trained with and without the gradient-alignment penalty")
-    pair_rows = []
-    for lam in (0.0, 5.0):
-        torch.manual_seed(seeds[0])
-        pair = ModelPair(copy.deepcopy(victims["victim-mlp"]).train(),
-                         copy.deepcopy(victims["victim-lenet"]).train())
-        for p in pair.parameters():
-            p.requires_grad_(True)
-        fit(pair, train, method="gradient_alignment_penalty", lam=lam, epochs=pair_epochs,
-            lr=0.02, batch_size=64, seed=seeds[0], show_progress=show_progress,
-            desc=f"pair lam={lam}")
-        members = {"a": pair.model_a.eval(), "b": pair.model_b.eval()}
-        matrix = transfer_matrix(members, members, probe.x, probe.y, attack=attack,
-                                 attack_options=attack_options, show_progress=False)
-        r = matrix.rates("both_correct")
-        pair_rows.append({"lam": lam, "a_to_b": float(r[0, 1]), "b_to_a": float(r[1, 0]),
-                          "acc_a": evaluate(members["a"], test)[0],
-                          "acc_b": evaluate(members["b"], test)[0]})
-
-    summary = _summary(rows)
-    claims = _claims(summary, pair_rows, sharp)
-    return SurrogateStudyResult(rows, per_epoch, summary, sharp, pair_rows, claims, settings)
+def _run(final: Job, store: ResultStore | None, cache_dir: Path, study: str, backend: str,
+         show_progress: bool | None, backend_options: dict):
+    """Run ``final``'s graph in ``store`` (by default the cache's, closed afterwards) and
+    return its value."""
+    own = store is None
+    store = ResultStore.in_cache(cache_dir) if own else store
+    try:
+        if final.key not in store:
+            check_writable_dir(store.artifacts, "cache_dir")
+        run = run_jobs([final], store, study=study, backend=backend,
+                       show_progress=show_progress, **backend_options)
+        return run.value(final)
+    finally:
+        if own:
+            store.close()
 
 
 def _summary(rows: list[dict]) -> list[dict]:

@@ -79,7 +79,7 @@ def _few_shot_indices(y: np.ndarray, shots: int, repeats: int, seed: int) -> np.
 def probe_features(train_features, train_labels, test_features, test_labels, *,
                    epochs: int | None = None, lr: float = 0.1, momentum: float = 0.9,
                    weight_decay: float = 5e-4, batch_size: int = 128, shots: int | None = None,
-                   repeats: int = 1, seed: int = 0) -> ProbeResult:
+                   repeats: int = 1, seed: int = 0, draw: int | None = None) -> ProbeResult:
     """Train a softmax-regression head on fixed features and test it.
 
     Each head standardises features with the statistics of its own training draw (a few-shot
@@ -87,7 +87,8 @@ def probe_features(train_features, train_labels, test_features, test_labels, *,
     so that a probe takes at least 200 SGD steps (a 10-shot set is a single batch); an
     explicit ``epochs`` is used as given. With ``shots``, each of ``repeats`` heads sees a
     different stratified draw of ``shots`` samples per class; they train as one batched
-    problem.
+    problem. ``draw=r`` trains only the r-th of those draws (the same head, alone: a study
+    job), whatever ``repeats`` is.
     """
     check_positive(lr, "lr")
     seed = check_seed(seed)
@@ -104,8 +105,11 @@ def probe_features(train_features, train_labels, test_features, test_labels, *,
     num_classes = int(max(ytr.max(), yte.max())) + 1
     if shots is None:
         index = np.broadcast_to(np.arange(len(ytr)), (repeats, len(ytr)))
-    else:
+    elif draw is None:
         index = _few_shot_indices(ytr, check_int(shots, "shots"), repeats, seed)
+    else:
+        draw = check_int(draw, "draw", minimum=0)
+        index = _few_shot_indices(ytr, check_int(shots, "shots"), draw + 1, seed)[draw:]
     n = index.shape[1]
     steps_per_epoch = math.ceil(n / batch_size)
     if epochs is None:

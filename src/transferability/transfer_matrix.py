@@ -169,6 +169,26 @@ class TransferMatrix(Result):
         return write_json(self.to_dict(), path)
 
     @classmethod
+    def from_rows(cls, rows: list[TransferMatrix]) -> TransferMatrix:
+        """One matrix from matrices of the same victims, samples and attack (one row per
+        surrogate each: what one stored job measures)."""
+        first = rows[0]
+        for row in rows[1:]:
+            if (row.victims, row.n, row.attack) != (first.victims, first.n, first.attack):
+                raise ValueError("rows: expected rows with the same victims, samples and "
+                                 "attack")
+
+        def stack(name):
+            return np.concatenate([getattr(r, name) for r in rows])
+        return cls(surrogates=[s for r in rows for s in r.surrogates], victims=first.victims,
+                   n=first.n, fooled=stack("fooled"), both_correct=stack("both_correct"),
+                   fooled_both_correct=stack("fooled_both_correct"),
+                   clean_correct={k: v for r in rows for k, v in r.clean_correct.items()},
+                   white_box_fooled=stack("white_box_fooled"),
+                   white_box_fooled_correct=stack("white_box_fooled_correct"),
+                   attack=first.attack, meta=first.meta)
+
+    @classmethod
     def from_json(cls, path: str | Path) -> TransferMatrix:
         """Read a file written by :meth:`to_json`."""
         return cls.from_dict(json.loads(Path(path).read_text()))

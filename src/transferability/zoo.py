@@ -24,20 +24,13 @@ from ._files import atomic_write, check_writable_dir, inside, parse_yaml, quaran
 from ._validation import check_name
 from .data.spec import check_dataset_spec, dataset_from_spec
 from .features import Outputs, extract
-from .models import (
-    CheckpointError,
-    Ensemble,
-    create_model,
-    list_models,
-    load_checkpoint,
-    read_metadata,
-    save_checkpoint,
-)
+from .jobs import Job, Output, ResultStore, job_kind, run_jobs
+from .models import Ensemble, create_model, list_models, load_checkpoint
 from .training import Snapshot, check_fit_options, evaluate, fit, lgv_members
 from .utils import cache_dir as default_cache_dir
 from .utils import content_key, seed_everything
 
-__all__ = ["ZooEntry", "Zoo", "load_spec", "build_zoo"]
+__all__ = ["ZooEntry", "Zoo", "load_spec", "build_zoo", "zoo_jobs", "entry_config"]
 
 log = logging.getLogger("transferability")
 
@@ -134,8 +127,10 @@ class Zoo(Mapping):
     """
 
     def __init__(self, entries: list[ZooEntry], models: dict[str, nn.Module], cache_dir: Path,
-                 trained: list[str], cached: list[str]):
+                 trained: list[str], cached: list[str], artifacts: Path,
+                 keys: dict[str, str]):
         self.entries = {e.name: e for e in entries}
+        self._artifacts, self.job_keys = artifacts, keys
         self._models = models
         self.cache_dir = cache_dir
         self.trained, self.cached = trained, cached
@@ -154,8 +149,8 @@ class Zoo(Mapping):
         return inside(self.cache_dir, self.cache_dir / folder / f"{stem}.pt")
 
     def path(self, name: str) -> Path:
-        e = self.entries[name]
-        return self._file("models", f"{e.name}-{e.key}")
+        """The checkpoint of model ``name`` (an artifact of the results store)."""
+        return self._artifacts / f"{self.job_keys[name]}.pt"
 
     def snapshot_dir(self, name: str) -> Path:
         """Where the per-epoch checkpoints of ``train: {snapshot_every: N}`` go."""
@@ -185,7 +180,7 @@ class Zoo(Mapping):
         return out
 
 
-def _train_entry(entry: ZooEntry, show_progress: bool | None, snapshot_dir: Path,
+def _train_entry(entry: ZooEntry, show_progress: bool | None, snapshot_dir: Path | None,
                  init: nn.Module | None) -> tuple[nn.Module, dict]:
     seed = entry.train.get("seed", 0)
     train = dataset_from_spec(entry.data, "train", seed=seed)
@@ -196,7 +191,7 @@ def _train_entry(entry: ZooEntry, show_progress: bool | None, snapshot_dir: Path
     start = time.perf_counter()
     options = dict(entry.train)
     every = options.pop("snapshot_every", None)
-    callbacks = [] if every is None else [Snapshot(every, snapshot_dir)]
+    callbacks = [] if every is None or snapshot_dir is None else [Snapshot(every, snapshot_dir)]
     model.meta = {"arch": entry.arch, "num_classes": train.num_classes,
                   "in_channels": train.shape[0], "arch_kwargs": dict(entry.arch_kwargs),
                   "name": entry.name}
@@ -220,25 +215,51 @@ def _train_entry(entry: ZooEntry, show_progress: bool | None, snapshot_dir: Path
     return model.eval(), meta
 
 
-def _load_cached(path: Path) -> nn.Module | None:
-    """The cached checkpoint, or ``None`` (a corrupt one is moved aside with a warning)."""
-    if not path.is_file():
-        return None
-    try:
-        return load_checkpoint(path)
-    except CheckpointError as exc:
-        quarantine(path, str(exc).removeprefix(f"{path}: "))
-        return None
+def entry_config(entry: ZooEntry) -> dict:
+    """What determines an entry's weights, and its name (which its checkpoint carries)."""
+    return {"name": entry.name, "arch": entry.arch, "data": entry.data, "train": dict(entry.train),
+            "arch_kwargs": dict(entry.arch_kwargs)}
+
+
+@job_kind("train", artifact="model")
+def train_job(config: dict, inputs: dict) -> Output:
+    """Train one zoo entry (from the weights of ``inputs["init"]`` when given)."""
+    entry = ZooEntry(config["name"], config["arch"], config["data"],
+                     config["train"], config["arch_kwargs"])
+    init = inputs["init"].artifact if "init" in inputs else None
+    snapshots = config.get("snapshot_dir")
+    model, meta = _train_entry(entry, None,
+                               Path(snapshots) if snapshots else None, init)
+    save = {"arch": entry.arch, **meta}
+    model.meta = {**dict(getattr(model, "meta", {}) or {}), **save}
+    return Output({"name": entry.name, "metrics": meta["metrics"],
+                   "history": meta["history"]}, model)
+
+
+def zoo_jobs(entries: list[ZooEntry], cache_dir: Path | None = None) -> dict[str, Job]:
+    """One ``train`` job per entry (an ``init`` entry's job is its input)."""
+    jobs: dict[str, Job] = {}
+    for e in entries:
+        config = entry_config(e)
+        if "snapshot_every" in e.train and cache_dir is not None:  # a side output, by key
+            config["snapshot_dir"] = str(inside(cache_dir, cache_dir / "snapshots"
+                                                / f"{e.name}-{e.key}"))
+        inputs = {"init": jobs[e.init.name]} if e.init is not None else {}
+        jobs[e.name] = Job("train", config, inputs, label=e.name)
+    return jobs
 
 
 def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *,
-              only: list[str] | None = None, show_progress: bool | None = None) -> Zoo:
-    """Train (or load from cache) every model of ``spec`` (or the ``only`` named ones).
+              only: list[str] | None = None, show_progress: bool | None = None,
+              store: ResultStore | None = None) -> Zoo:
+    """Train (or load from the results store) every model of ``spec`` (or the ``only``
+    named ones).
 
-    The whole spec is checked before anything is trained. Each model is saved as soon as
-    it is trained (atomically), so an interrupted build loses at most the model in
-    progress; a corrupt cached model is moved aside and retrained. Progress is logged to
-    the ``transferability`` logger.
+    The whole spec is checked before anything is trained. Each model is a ``train`` job of
+    the store (``store``, by default the one in ``cache_dir``), recorded as soon as it is
+    trained, so an interrupted build loses at most the model in progress; a damaged
+    checkpoint is moved aside and retrained. Progress is logged to the ``transferability``
+    logger.
     """
     entries = load_spec(spec)
     if only is not None:
@@ -252,22 +273,23 @@ def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *
                 wanted.add(e.init.name)
         entries = [e for e in entries if e.name in wanted]
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    jobs = zoo_jobs(entries, cache_dir)
+    own = store is None
+    store = ResultStore.in_cache(cache_dir) if own else store
+    try:
+        if any(j.key not in store for j in jobs.values()):
+            check_writable_dir(store.artifacts, "cache_dir")
+        run = run_jobs(jobs.values(), store, study="zoo", show_progress=show_progress)
+    finally:
+        if own:
+            store.close()
     models, trained, cached = {}, [], []
-    zoo = Zoo(entries, models, cache_dir, trained, cached)
-    for entry in entries:
-        path = zoo.path(entry.name)
-        model = _load_cached(path)
-        if model is not None:
-            models[entry.name] = model
-            cached.append(entry.name)
-            continue
-        check_writable_dir(path.parent, "cache_dir")
-        init = None if entry.init is None else models[entry.init.name]
-        model, meta = _train_entry(entry, show_progress, zoo.snapshot_dir(entry.name), init)
-        save_checkpoint(model, path, arch=entry.arch, **meta)
-        model.meta = read_metadata(path)
-        models[entry.name] = model
-        trained.append(entry.name)
-        log.info("trained %-12s test acc %.3f (%.1fs) -> %s", entry.name,
-                 meta["metrics"]["test_acc"], meta["metrics"]["train_seconds"], path)
-    return zoo
+    for name, job in jobs.items():
+        models[name] = run.artifact(job)
+        (trained if job.key in run.computed else cached).append(name)
+        if job.key in run.computed:
+            metrics = run.value(job)["metrics"]
+            log.info("trained %-12s test acc %.3f (%.1fs)", name, metrics["test_acc"],
+                     metrics["train_seconds"])
+    return Zoo(entries, models, cache_dir, trained, cached, store.artifacts,
+               {n: j.key for n, j in jobs.items()})

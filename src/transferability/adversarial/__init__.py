@@ -21,6 +21,7 @@ from .alpha import (
     alpha_both_ways,
     alpha_statistics,
     alpha_to_many,
+    attack_reference,
 )
 from .attribution import METHODS, AffinityResult, attribution_affinity, attribution_maps
 from .scores import ALPHA_SCORES, MODEL_SCORES, adversarial_scores, model_scores
@@ -34,7 +35,8 @@ from .theory import (
 )
 
 __all__ = [
-    "AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_to_many", "alpha_attack",
+    "AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_to_many",
+    "attack_reference", "alpha_attack",
     "ALPHA_ATTACK_OPTIONS", "alpha_statistics",
     "AlignmentResult", "gradient_alignment", "loss_gradients",
     "METHODS", "AffinityResult", "attribution_affinity", "attribution_maps",

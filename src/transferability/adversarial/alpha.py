@@ -39,7 +39,7 @@ from ..features import check_finite_outputs, model_inputs, predict, run_model
 from ..utils import batches, evaluating, frozen
 
 __all__ = ["AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_to_many",
-           "alpha_attack", "alpha_statistics"]
+           "attack_reference", "alpha_attack", "alpha_statistics"]
 
 
 _TINY = 1e-12  # guards divisions by a zero change of the outputs
@@ -246,46 +246,67 @@ def alpha_both_ways(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor,
                  squared=squared, batch_size=batch_size)
 
 
-def alpha_to_many(from_model: nn.Module, to_models: Mapping[str, nn.Module], x: torch.Tensor,
-                  y: torch.Tensor | None = None, *, attack: str | AttackFactory = "pgd",
-                  attack_options: dict | None = None, only_correct: bool = True,
-                  squared: bool = True, batch_size: int = 256, show_progress: bool | None = None
-                  ) -> dict[str, AlphaResult]:
-    """α^{from→to} for every model in ``to_models``, attacking ``from_model`` only once.
-
-    The study's shape: one reference trained on the target, many sources. Equal to calling
-    :func:`alpha` per model, with ``from_model``'s adversarial examples (N images) computed
-    once and kept in memory; each ``to_model`` still needs its own attack for Δ_{f→f}.
-    """
-    from ..utils import progress
-
+def attack_reference(from_model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
+                     attack: str | AttackFactory = "pgd", attack_options: dict | None = None,
+                     only_correct: bool = True, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """The ``from_model`` side of α, shared by every ``to_model``: its clean outputs, the
+    samples it classifies correctly, its adversarial examples and Δ_{g→g} (tensors by name,
+    what :func:`alpha_to_many` takes as ``attacked``)."""
     batch_size = check_int(batch_size, "batch_size")
     make_attack = alpha_attack(attack, attack_options)
     x = check_images(x, "x")
     if len(x) == 0:
         raise ValueError("x: is an empty batch")
+    device = check_same_device(from_model=from_model)
+    with evaluating(from_model), frozen(from_model):
+        clean = predict(from_model, x, batch_size=batch_size, name="from_model")
+        used = _used(clean, y, only_correct, ("from_model", "y"))
+        attack_g = make_attack(from_model)
+        adv = torch.cat([attack_g(xb.to(device), cb.argmax(dim=1)).to(device)
+                         for xb, cb in batches(x, clean, batch_size=batch_size)])
+        delta = predict(from_model, adv, batch_size=batch_size, name="from_model") - clean
+    return {"clean": clean, "used": used, "adv": adv, "delta": delta}
+
+
+def alpha_to_many(from_model: nn.Module, to_models: Mapping[str, nn.Module], x: torch.Tensor,
+                  y: torch.Tensor | None = None, *, attack: str | AttackFactory = "pgd",
+                  attack_options: dict | None = None, only_correct: bool = True,
+                  squared: bool = True, batch_size: int = 256, show_progress: bool | None = None,
+                  attacked: Mapping[str, torch.Tensor] | None = None
+                  ) -> dict[str, AlphaResult]:
+    """α^{from→to} for every model in ``to_models``, attacking ``from_model`` only once.
+
+    The study's shape: one reference trained on the target, many sources. Equal to calling
+    :func:`alpha` per model, with ``from_model``'s adversarial examples (N images) computed
+    once (or given as ``attacked``, from :func:`attack_reference` with the same arguments);
+    each ``to_model`` still needs its own attack for Δ_{f→f}.
+    """
+    from ..utils import progress
+
+    batch_size = check_int(batch_size, "batch_size")
+    make_attack = alpha_attack(attack, attack_options)
     if not isinstance(to_models, Mapping) or not to_models:
         raise ValueError("to_models: expected a non-empty mapping from name to model")
+    if attacked is None:
+        attacked = attack_reference(from_model, x, y, attack=attack,
+                                    attack_options=attack_options, only_correct=only_correct,
+                                    batch_size=batch_size)
+    x = check_images(x, "x")
     device = check_same_device(from_model=from_model, **dict(to_models))
+    adv_g = attacked["adv"].to(device)
+    d_gg, used = attacked["delta"].to(device), attacked["used"]
     results = {}
-    with evaluating(from_model), frozen(from_model):
-        clean_g = predict(from_model, x, batch_size=batch_size, name="from_model")
-        used = _used(clean_g, y, only_correct, ("from_model", "y"))
-        attack_g = make_attack(from_model)
-        adv_g = torch.cat([attack_g(xb.to(device), cb.argmax(dim=1)).to(device)
-                           for xb, cb in batches(x, clean_g, batch_size=batch_size)])
-        d_gg = predict(from_model, adv_g, batch_size=batch_size, name="from_model") - clean_g
-        for name, model in progress(to_models.items(), total=len(to_models), desc="alpha",
-                                    enabled=show_progress):
-            with evaluating(model), frozen(model):
-                clean_f = predict(model, x, batch_size=batch_size, name=name)
-                attack_f = make_attack(model)
-                d_gf, d_ff = [], []
-                for xb, ab, cf in batches(x, adv_g, clean_f, batch_size=batch_size):
-                    adv_f = attack_f(xb.to(device), cf.argmax(dim=1)).to(device)
-                    with torch.no_grad():
-                        d_gf.append(_outputs(model, ab, name) - cf)
-                        d_ff.append(_outputs(model, adv_f, name) - cf)
-            results[name] = alpha_statistics(d_gg, torch.cat(d_gf), torch.cat(d_ff), used,
-                                             squared=squared)
+    for name, model in progress(to_models.items(), total=len(to_models), desc="alpha",
+                                enabled=show_progress):
+        with evaluating(model), frozen(model):
+            clean_f = predict(model, x, batch_size=batch_size, name=name)
+            attack_f = make_attack(model)
+            d_gf, d_ff = [], []
+            for xb, ab, cf in batches(x, adv_g, clean_f, batch_size=batch_size):
+                adv_f = attack_f(xb.to(device), cf.argmax(dim=1)).to(device)
+                with torch.no_grad():
+                    d_gf.append(_outputs(model, ab, name) - cf)
+                    d_ff.append(_outputs(model, adv_f, name) - cf)
+        results[name] = alpha_statistics(d_gg, torch.cat(d_gf), torch.cat(d_ff), used,
+                                         squared=squared)
     return results

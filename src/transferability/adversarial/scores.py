@@ -67,21 +67,23 @@ def adversarial_scores(reference: nn.Module, sources: Mapping[str, nn.Module], x
                        y: torch.Tensor | None = None, *, names: Iterable[str] = MODEL_SCORES,
                        attack="pgd", attack_options: dict | None = None,
                        method: str = "saliency", batch_size: int = 256,
-                       show_progress: bool | None = None) -> dict[str, dict[str, float]]:
+                       show_progress: bool | None = None, attacked: dict | None = None
+                       ) -> dict[str, dict[str, float]]:
     """``"models"`` scores of every source against one reference: ``{source: {name: score}}``.
 
     α runs once for all α names, and the reference is attacked once for all sources
     (:func:`~transferability.adversarial.alpha_to_many`) with ``attack`` and
     ``attack_options`` (see :func:`~transferability.adversarial.alpha_attack`); ``method``
-    goes to the attribution affinity. Names registered by others are called with
-    ``batch_size`` only.
+    goes to the attribution affinity; ``attacked`` is the reference's side of α when it is
+    already computed (:func:`~transferability.adversarial.attack_reference`). Names
+    registered by others are called with ``batch_size`` only.
     """
     names = [check_choice(n, "names", list_estimators("models")) for n in names]
     scores: dict[str, dict[str, float]] = {s: {} for s in sources}
     if any(n in ALPHA_SCORES for n in names):
         alphas = alpha_to_many(reference, sources, x, y, attack=attack,
                                attack_options=attack_options, batch_size=batch_size,
-                               show_progress=show_progress)
+                               show_progress=show_progress, attacked=attacked)
     for source_name, source in sources.items():
         row = scores[source_name]
         for name in names:

@@ -7,6 +7,7 @@ never executed.
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import re
@@ -20,7 +21,8 @@ from .._files import atomic_write
 from .ensemble import Ensemble
 from .registry import create_model, list_models
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_metadata"]
+__all__ = ["CheckpointError", "save_checkpoint", "checkpoint_bytes", "load_checkpoint",
+           "read_metadata"]
 
 _FORMAT = "transferability-checkpoint-v1"
 
@@ -58,7 +60,17 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, arch: str | None = No
         raise ValueError(f"meta: values must be JSON-serialisable ({exc})") from None
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": _FORMAT, "meta": meta_json, "state_dict": state}
+    if hasattr(path, "write"):  # a file object: checkpoint_bytes, the results store
+        torch.save(payload, path)
+        return path
     return atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def checkpoint_bytes(model: nn.Module, *, arch: str | None = None, **meta) -> bytes:
+    """:func:`save_checkpoint` into bytes (what a job sends back to the results store)."""
+    buffer = io.BytesIO()
+    save_checkpoint(model, buffer, arch=arch, **meta)
+    return buffer.getvalue()
 
 
 def _read(path: str | Path) -> dict:

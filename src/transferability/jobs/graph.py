@@ -1,0 +1,269 @@
+"""Jobs: small pure computations keyed by what determines their result.
+
+A :class:`Job` is a kind (a registered function), a JSON config and named inputs (other
+jobs, or :class:`Given` in-memory objects such as a user's model). Its key hashes the kind,
+the config, the inputs' keys and the kind's **code version**: the source of the kind's
+function and of every library module it uses, followed through their imports. Editing a
+module therefore invalidates exactly the jobs whose code can reach it, with no manual
+version bump.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import json
+import sys
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .._registry import Registry
+
+__all__ = ["Job", "Given", "Output", "JobKind", "job_kind", "get_job_kind", "list_job_kinds",
+           "code_version", "given", "walk"]
+
+PACKAGE = "transferability"
+_KINDS = Registry("job kind")
+_VERSIONS: dict = {}  # code versions by function, computed once per process
+
+
+@dataclass(frozen=True)
+class Output:
+    """A finished job: its JSON ``value`` and its loaded ``artifact`` (a model, tensors)."""
+
+    value: object = None
+    artifact: object = None
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A registered job function ``fn(config, inputs) -> value | Output``; ``artifact`` is
+    what its artifact is: ``None``, ``"tensors"`` (a dict of tensors) or ``"model"``."""
+
+    name: str
+    fn: Callable
+    artifact: str | None = None
+
+    @property
+    def version(self) -> str:
+        if self.fn not in _VERSIONS:
+            _VERSIONS[self.fn] = code_version(self.fn)
+        return _VERSIONS[self.fn]
+
+
+def job_kind(name: str, *, artifact: str | None = None):
+    """Register ``fn(config, inputs)`` as the job kind ``name``."""
+    if artifact not in (None, "tensors", "model"):
+        raise ValueError(f"artifact: expected None, 'tensors' or 'model', got {artifact!r}")
+
+    def register(fn):
+        _KINDS.register(name, JobKind(name, fn, artifact))
+        return fn
+    return register
+
+
+#: The library modules that define job kinds (imported on first use of the registry).
+KIND_MODULES = ("zoo", "study", "surrogate_study", "robust_transfer_study")
+
+
+@cache
+def _load_library_kinds() -> None:
+    import importlib
+    for module in KIND_MODULES:
+        importlib.import_module(f"{PACKAGE}.{module}")
+
+
+def get_job_kind(name: str) -> JobKind:
+    if name not in _KINDS:
+        _load_library_kinds()
+    return _KINDS.get(name, "kind")
+
+
+def list_job_kinds() -> list[str]:
+    _load_library_kinds()
+    return _KINDS.names()
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, eq=False)
+class Given:
+    """An in-memory input (a user's model, a dataset) identified by a content ``key``."""
+
+    key: str
+    value: object = field(repr=False)
+    label: str = ""
+
+
+def given(value, label: str = "") -> Given:
+    """Wrap a model, dataset or tensors as a job input keyed by its content (weights,
+    pixels and labels), so that the same object always gives the same job keys."""
+    digest = hashlib.sha256()
+    _fingerprint(value, digest)
+    return Given(digest.hexdigest()[:24], value, label)
+
+
+def _fingerprint(value, digest) -> None:
+    if isinstance(value, nn.Module):
+        digest.update(type(value).__qualname__.encode())
+        for name, tensor in value.state_dict().items():
+            digest.update(name.encode())
+            _fingerprint(tensor, digest)
+    elif isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif hasattr(value, "x") and hasattr(value, "y"):  # an ImageDataset
+        digest.update(str(getattr(value, "name", "")).encode())
+        _fingerprint(value.x, digest)
+        _fingerprint(value.y, digest)
+    else:
+        digest.update(json.dumps(value, sort_keys=True, default=repr).encode())
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """One computation: ``kind`` applied to ``config`` and the outputs of ``inputs``."""
+
+    kind: str
+    config: Mapping = field(default_factory=dict)
+    inputs: Mapping[str, Job | Given] = field(default_factory=dict)
+    label: str = ""
+
+    def __post_init__(self):
+        get_job_kind(self.kind)
+        try:
+            json.dumps(self.config, sort_keys=True)
+        except TypeError as exc:
+            raise ValueError(f"config: a {self.kind} job's config must be JSON data "
+                             f"({exc})") from None
+
+    @cached_property
+    def key(self) -> str:
+        return _hash({"kind": self.kind, "config": self.config,
+                      "inputs": {n: i.key for n, i in self.inputs.items()},
+                      "code": get_job_kind(self.kind).version})
+
+    def __repr__(self) -> str:
+        return f"Job({self.kind} {self.label or self.key})"
+
+
+def walk(jobs) -> list[Job]:
+    """Every job ``jobs`` need, each once, inputs before the jobs that use them."""
+    order, seen = [], set()
+
+    def visit(job: Job):
+        stack = [(job, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                if node.key not in seen:
+                    seen.add(node.key)
+                    order.append(node)
+                continue
+            if node.key in seen:
+                continue
+            stack.append((node, True))
+            stack.extend((i, False) for i in reversed(list(node.inputs.values()))
+                         if isinstance(i, Job))
+    for job in jobs:
+        visit(job)
+    return order
+
+
+# ---- code versions ---------------------------------------------------------------------
+
+def code_version(fn: Callable) -> str:
+    """Hash of the code ``fn`` runs: its source, the source of the functions of its own
+    module that it calls (followed), and every library module it uses, followed through
+    their imports."""
+    sources: list[str] = []
+    modules: set[str] = set()
+    _collect(fn, sources, modules, set())
+    closure: set[str] = set()
+    for name in modules:
+        closure |= _import_closure(name)
+    digest = hashlib.sha256("\n".join(sources).encode())
+    for name in sorted(closure):
+        digest.update(name.encode())
+        digest.update(_source(name))
+    return digest.hexdigest()[:16]
+
+
+def _collect(fn, sources: list[str], modules: set[str], seen: set) -> None:
+    if fn in seen:
+        return
+    seen.add(fn)
+    sources.append(inspect.getsource(fn))
+    names: set[str] = set()
+
+    def scan(code):
+        names.update(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                scan(const)
+    scan(fn.__code__)
+    for name in sorted(names):
+        obj = fn.__globals__.get(name)
+        if isinstance(obj, types.FunctionType) and obj.__module__ == fn.__module__:
+            _collect(obj, sources, modules, seen)  # a helper beside it: its code only
+            continue
+        module = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(
+            obj, "__module__", None)
+        if isinstance(module, str) and module.startswith(PACKAGE + "."):
+            modules.add(module)  # a library module, class or constant: the whole file
+
+
+@cache
+def _source(module: str) -> bytes:
+    path = _path(module)
+    return path.read_bytes() if path else b""
+
+
+def _path(module: str) -> Path | None:
+    mod = sys.modules.get(module)
+    file = getattr(mod, "__file__", None)
+    return Path(file) if file else None
+
+
+@cache
+def _import_closure(module: str) -> frozenset[str]:
+    """``module`` and the library modules it imports, followed transitively (the
+    package's top-level ``__init__``, which only re-exports, is left out)."""
+    out: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in out or name == PACKAGE or name not in sys.modules:
+            continue
+        out.add(name)
+        parent = name.rpartition(".")[0]
+        if parent != PACKAGE:  # importing a.b.c runs a.b's __init__ first
+            todo.append(parent)
+        path = _path(name)
+        if path is None:
+            continue
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(_source(name))):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names if a.name.startswith(PACKAGE + ".")]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    parent = ".".join(parts[:len(parts) - node.level + 1])
+                    base = f"{parent}.{base}" if base else parent
+                if base != PACKAGE and not base.startswith(PACKAGE + "."):
+                    continue
+                todo.append(base)
+                todo += [f"{base}.{a.name}" for a in node.names]  # submodules, if any
+    return frozenset(out)

@@ -1,0 +1,153 @@
+"""Running a job graph: every job once, inputs first, finished jobs never again.
+
+``run_jobs(jobs, store)`` walks the graph; a job whose row is in the store is loaded, the
+others are computed (in this process) and
+recorded as soon as they finish, so an interrupted run loses at most the jobs in progress
+and a rerun of the same command picks up there. ``store=None`` keeps everything in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from ..utils import progress
+from .graph import Given, Job, Output, get_job_kind, walk
+from .store import ResultStore, artifact_bytes, encode_value
+
+__all__ = ["run_jobs", "Run", "JobsFailed", "execute", "Computed"]
+
+log = logging.getLogger("transferability")
+
+
+class JobsFailed(RuntimeError):
+    """Jobs raised; the rest of the graph finished. ``failures`` maps keys to messages."""
+
+    def __init__(self, failures: dict[str, str]):
+        self.failures = failures
+        lines = "\n".join(f"  {m}" for m in failures.values())
+        super().__init__(f"{len(failures)} job(s) failed; the others finished and are "
+                         f"stored:\n{lines}")
+
+
+@dataclass
+class Run:
+    """What a run did: every job's output by key, and which jobs it computed, loaded or
+    could not run."""
+
+    outputs: dict[str, Output] = field(default_factory=dict)
+    computed: list[str] = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, job: Job):
+        return self.outputs[job.key]
+
+    def value(self, job: Job):
+        return self.outputs[job.key].value
+
+    def artifact(self, job: Job):
+        return self.outputs[job.key].artifact
+
+
+@dataclass
+class Computed:
+    """A job computed somewhere: its value (JSON text), artifact (object and bytes) and
+    when and where it ran."""
+
+    value: str
+    artifact: object
+    artifact_bytes: bytes | None
+    started: float
+    finished: float
+    host: str
+
+
+def input_outputs(job: Job, outputs: dict[str, Output]) -> dict[str, Output]:
+    """The outputs a job's function receives: its jobs' outputs, given objects as is."""
+    return {n: Output(None, i.value) if isinstance(i, Given) else outputs[i.key]
+            for n, i in job.inputs.items()}
+
+
+def execute(job: Job, inputs: dict[str, Output]) -> Computed:
+    """Run ``job``'s function on its inputs' outputs."""
+    kind = get_job_kind(job.kind)
+    started = time.time()
+    result = kind.fn(dict(job.config), inputs)
+    value, artifact = (result.value, result.artifact) if isinstance(result, Output) \
+        else (result, None)
+    return Computed(encode_value(value), artifact, artifact_bytes(kind.artifact, artifact),
+                    started, time.time(), socket.gethostname())
+
+
+def describe_failure(job: Job, exc: BaseException) -> str:
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}" if where else ""
+    return (f"{job.kind} job {job.key} ({job.label or 'no label'}) with config "
+            f"{json.dumps(job.config, sort_keys=True)[:300]}: {type(exc).__name__}: {exc}{at}")
+
+
+def record(run: Run, store: ResultStore | None, job: Job, computed: Computed,
+           study: str) -> None:
+    """Keep a computed job: in the store (the only writer), and in the run's outputs with
+    its value as the store gives it back, so fresh and resumed runs see the same numbers."""
+    if store is not None:
+        store.put(job, json.loads(computed.value), computed.artifact_bytes,
+                  started=computed.started, finished=computed.finished, study=study,
+                  host=computed.host)
+    run.outputs[job.key] = Output(json.loads(computed.value), computed.artifact)
+    run.computed.append(job.key)
+
+
+def run_jobs(jobs, store: ResultStore | None = None, *, study: str = "",
+             backend: str = "local", show_progress: bool | None = None, **backend_options) -> Run:
+    """Compute what ``jobs`` need that ``store`` does not hold yet; return every output.
+
+    Jobs whose inputs failed are skipped; after the rest of the graph has run,
+    :class:`JobsFailed` names every failure with its key and config.
+    """
+    order = walk(list(jobs))
+    run = Run()
+    todo = []
+    for job in order:
+        out = store.load(job) if store is not None else None
+        if out is None:
+            todo.append(job)
+        else:
+            run.outputs[job.key] = out
+            run.loaded.append(job.key)
+    if todo:
+        log.info("  %s: %d job(s) to run, %d already in the store", study or "jobs",
+                 len(todo), len(run.loaded))
+    if backend != "local" or backend_options:
+        raise ValueError(f"backend: expected 'local' (jobs run in this process), got "
+                         f"{backend!r} {backend_options or ''}".rstrip())
+    _run_local(todo, run, store, study, show_progress)
+    if run.failed:
+        raise JobsFailed(run.failed)
+    return run
+
+
+def _run_local(todo: list[Job], run: Run, store, study: str, show_progress) -> None:
+    bar = progress(total=len(todo), desc=study or "jobs", enabled=show_progress)
+    try:
+        for job in todo:
+            if any(isinstance(i, Job) and i.key not in run.outputs for i in job.inputs.values()):
+                run.failed[job.key] = f"{job.kind} job {job.key} ({job.label}): skipped, an " \
+                    "input failed"
+            else:
+                try:
+                    computed = execute(job, input_outputs(job, run.outputs))
+                except Exception as exc:  # reported with the others at the end
+                    run.failed[job.key] = describe_failure(job, exc)
+                    log.error("job failed: %s", run.failed[job.key])
+                else:
+                    record(run, store, job, computed, study)
+            bar.update(1)
+            bar.set_postfix(done=len(run.computed), failed=len(run.failed), refresh=False)
+    finally:
+        bar.close()

@@ -1,0 +1,92 @@
+"""The surrogate and robust-transfer studies as job graphs: a rerun computes nothing, a
+resumed run (finished jobs kept, the rest lost) and a run without a store give the same
+numbers as the first."""
+
+import collections
+import json
+import shutil
+
+import pytest
+
+from transferability import robust_transfer_study as robust_module
+from transferability import surrogate_study as surrogate_module
+from transferability.jobs import ResultStore, run_jobs
+from transferability.robust_transfer_study import RobustTransferResult, robust_transfer_study
+from transferability.surrogate_study import SurrogateStudyResult, surrogate_study
+
+SURROGATES = {"seeds": (0,), "epochs": 2, "n_per_class": 10, "rhos": (0.05,),
+              "lgv_epochs": 1, "lgv_per_epoch": 2, "attack_options": {"eps": 0.2, "steps": 2},
+              "attack_per_class": 2, "pair_epochs": 1}
+ROBUST = {"seeds": (0,), "source_epochs": 1, "source_per_class": 10, "target": "digits",
+          "target_per_class": 5, "tune_epochs": 1, "eval_per_class": 1, "radii": (0.1,),
+          "methods": ("linear probe", "NEFT + BN frozen (last 3)")}
+
+
+def _same(a, b) -> bool:
+    return json.dumps(a.to_dict(), sort_keys=True) == json.dumps(b.to_dict(), sort_keys=True)
+
+
+def _kinds(store: ResultStore) -> dict:
+    return dict(collections.Counter(r.kind for r in store.records()))
+
+
+def _check_resume(store: ResultStore, keep: set[str], final, first, result_type) -> None:
+    """Drop every row but the ``keep`` kinds (a run killed after them): a rerun computes
+    exactly the dropped jobs, from the stored models, and gives the same numbers."""
+    n = len(store)
+    dropped = store.delete([r.key for r in store.records() if r.kind not in keep])
+    run = run_jobs([final], store)
+    assert len(run.computed) == dropped and len(store) == n
+    assert _same(result_type.from_dict(run.value(final)), first)
+
+
+def test_surrogate_study_is_a_job_graph(tmp_path, monkeypatch):
+    monkeypatch.setitem(surrogate_module.SHARPNESS, "n", 32)  # enters the jobs' configs
+    monkeypatch.setitem(surrogate_module.SHARPNESS, "samples", 2)
+    first = surrogate_study("digits", cache_dir=tmp_path, **SURROGATES)  # the cache's store
+    assert isinstance(first, SurrogateStudyResult) and first.settings["pair_epochs"] == 1
+    with ResultStore.in_cache(tmp_path) as store:
+        # 2 surrogates + 3 victims; 2 epoch snapshots, SAM and LGV measured 3 ways each
+        assert _kinds(store) == {"train": 5, "surrogate_snapshot": 2, "surrogate_lgv": 1,
+                                 "transfer_row": 4, "surrogate_accuracy": 4, "sharpness": 4,
+                                 "surrogate_pair": 2, "surrogate_study": 1}
+        n, finished = len(store), {r.key: r.finished for r in store.records()}
+        again = surrogate_study("digits", cache_dir=tmp_path, store=store, **SURROGATES)
+        assert len(store) == n and {r.key: r.finished for r in store.records()} == finished
+        assert _same(again, first)
+        # the final job's stored settings rebuild the same graph
+        record, = store.records(kind="surrogate_study")
+        final = surrogate_module._surrogate_jobs(record.config["settings"], "bim", tmp_path)
+        assert final.key == record.key
+        # without a store: every job computed in memory, the same numbers
+        assert _same(SurrogateStudyResult.from_dict(run_jobs([final], None).value(final)),
+                     first)
+        # the epoch snapshots (a side output of training) lost too: they are retrained
+        shutil.rmtree(tmp_path / "snapshots")
+        _check_resume(store, {"train"}, final, first, SurrogateStudyResult)
+
+
+def test_robust_transfer_study_is_a_job_graph(tmp_path):
+    first = robust_transfer_study(cache_dir=tmp_path, **ROBUST)
+    assert isinstance(first, RobustTransferResult) and len(first.rows) == 3 * 2
+    with ResultStore.in_cache(tmp_path) as store:
+        assert _kinds(store) == {"train": 3, "fine_tune": 6, "robust_accuracy": 6,
+                                 "robust_transfer_study": 1}
+        n, finished = len(store), {r.key: r.finished for r in store.records()}
+        again = robust_transfer_study(cache_dir=tmp_path, store=store, **ROBUST)
+        assert len(store) == n and {r.key: r.finished for r in store.records()} == finished
+        assert _same(again, first)
+        record, = store.records(kind="robust_transfer_study")
+        final = robust_module._robust_jobs(record.config["settings"], tmp_path)
+        assert final.key == record.key
+        assert _same(RobustTransferResult.from_dict(run_jobs([final], None).value(final)),
+                     first)
+        _check_resume(store, {"train", "fine_tune"}, final, first, RobustTransferResult)
+
+
+def test_study_jobs_refuse_bad_settings_before_any_job(tmp_path):
+    with pytest.raises(ValueError, match="rhos"):
+        surrogate_study("digits", cache_dir=tmp_path, **{**SURROGATES, "rhos": ()})
+    with pytest.raises(ValueError, match="methods"):
+        robust_transfer_study(cache_dir=tmp_path, **{**ROBUST, "methods": ("nope",)})
+    assert not (tmp_path / "results.sqlite").exists()
