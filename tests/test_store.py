@@ -79,6 +79,8 @@ def test_keys_depend_on_kind_config_inputs_and_given_content():
     with torch.no_grad():
         m2.load_state_dict(m1.state_dict())
     assert given(m1).key == given(m2).key  # same weights, same key
+    bn = torch.nn.BatchNorm1d(3)  # 0-d buffer num_batches_tracked
+    assert given(bn).key != given(torch.nn.BatchNorm1d(4)).key
     with pytest.raises(ValueError, match="kind"):
         Job("no_such_kind")
     with pytest.raises(ValueError, match="config"):

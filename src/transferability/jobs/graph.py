@@ -121,7 +121,7 @@ def _fingerprint(value, digest) -> None:
     elif isinstance(value, torch.Tensor):
         t = value.detach().cpu().contiguous()
         digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     elif hasattr(value, "x") and hasattr(value, "y"):  # an ImageDataset
         digest.update(str(getattr(value, "name", "")).encode())
         _fingerprint(value.x, digest)
