@@ -32,6 +32,7 @@ __all__ = ["Job", "Given", "Output", "JobKind", "job_kind", "get_job_kind", "lis
 PACKAGE = "transferability"
 _KINDS = Registry("job kind")
 _VERSIONS: dict = {}  # code versions by function, computed once per process
+_MACHINERY = PACKAGE + ".jobs"  # keys and storage: they never change what a job computes
 
 
 @dataclass(frozen=True)
@@ -237,13 +238,15 @@ def _path(module: str) -> Path | None:
 
 @cache
 def _import_closure(module: str) -> frozenset[str]:
-    """``module`` and the library modules it imports, followed transitively (the
-    package's top-level ``__init__``, which only re-exports, is left out)."""
+    """``module`` and the library modules it imports, followed transitively. Left out:
+    the package's top-level ``__init__`` (it only re-exports) and the job machinery
+    (``transferability.jobs``: keys and storage, which never change a job's result)."""
     out: set[str] = set()
     todo = [module]
     while todo:
         name = todo.pop()
-        if name in out or name == PACKAGE or name not in sys.modules:
+        if name in out or name == PACKAGE or name.startswith(_MACHINERY) \
+                or name not in sys.modules:
             continue
         out.add(name)
         parent = name.rpartition(".")[0]
