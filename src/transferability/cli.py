@@ -103,6 +103,22 @@ def _store(args):
     return ResultStore.in_cache(getattr(args, "cache_dir", None))
 
 
+def _backend(args) -> dict:
+    """``backend`` and its options for a study function, from ``--backend --scheduler
+    --workers``."""
+    if args.backend == "local":
+        if args.scheduler is not None or args.workers is not None:
+            raise ValueError("--scheduler, --workers: need --backend dask")
+        return {"backend": "local"}
+    options = {"scheduler": args.scheduler} if args.scheduler else {}
+    if args.workers is not None:
+        if args.scheduler:
+            raise ValueError("--workers: starts a local cluster; an existing one (--scheduler) "
+                             "has its own workers")
+        options["workers"] = args.workers
+    return {"backend": "dask", **options}
+
+
 # ---- commands ------------------------------------------------------------------------------
 def _cmd_datasets(args) -> None:
     from .data import dataset_info, list_datasets
@@ -200,7 +216,7 @@ def _cmd_study_adv_knowledge(args) -> None:
                                     n_per_class=args.n_per_class, attack=attack,
                                     attack_options=attack_options, shots=args.shots,
                                     repeats=args.repeats, seed=args.seed, store=store,
-                                    **_layer(args))
+                                    **_layer(args), **_backend(args))
     print(study.format())
     out = args.out
     files = [write_json(study.to_dict(), out / "study.json"),
@@ -243,7 +259,7 @@ def _cmd_study_surrogates(args) -> None:
         settings["rhos"] = tuple(args.rhos)
     with _store(args) as store:
         result = surrogate_study(args.target, attack=attack, cache_dir=args.cache_dir,
-                                 store=store, **settings)
+                                 store=store, **settings, **_backend(args))
     _report(result, args.out, "surrogates", plot_surrogate_study)
 
 
@@ -257,7 +273,8 @@ def _cmd_study_robust_transfer(args) -> None:
         settings["radii"] = tuple(args.eps)
     settings["target"] = args.target
     with _store(args) as store:
-        result = robust_transfer_study(cache_dir=args.cache_dir, store=store, **settings)
+        result = robust_transfer_study(cache_dir=args.cache_dir, store=store, **settings,
+                                       **_backend(args))
     _report(result, args.out, "robust_transfer", plot_robust_transfer)
 
 
@@ -410,6 +427,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--loss", choices=["ce", "margin"], default=None,
                        help="attack objective; margin resists saturated softmax (default ce)")
 
+    def backend_opts(p):
+        p.add_argument("--backend", choices=["local", "dask"], default="local",
+                       help="where jobs run: this process, or a Dask cluster")
+        p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="join this Dask scheduler (dask-jobqueue, Kubernetes, `dask "
+                            "scheduler`); default: start a local cluster on 127.0.0.1")
+        p.add_argument("--workers", type=_count(256), default=None,
+                       help="workers of the local Dask cluster, one thread each (default 2)")
+
     def feature_opts(p):
         p.add_argument("--feature-layer", default=None, metavar="NAME",
                        help="take features from this module (a name from named_modules()); "
@@ -480,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=_count(10_000), default=5, help="few-shot draws to average")
     feature_opts(p)
     seed_opt(p)
+    backend_opts(p)
     out_opt(p, "study-out")
     cache_opt(p)
     p = command("theory", _cmd_study_theory,
@@ -506,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", type=_positive, default=None, help="budget (default 0.2)")
     p.add_argument("--steps", type=_count(100_000), default=None,
                    help="iterations (default 50, --quick 20; step eps/10)")
+    backend_opts(p)
     out_opt(p, "surrogates-out")
     cache_opt(p)
     p = command("robust-transfer", _cmd_study_robust_transfer,
@@ -519,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", type=_positive, nargs="+", default=None,
                    help="robust-accuracy radii (default 0.1 0.2; --quick 0.1)")
     p.add_argument("--quick", action="store_true", help="smaller data, one seed, 4 methods")
+    backend_opts(p)
     out_opt(p, "robust-transfer-out")
     cache_opt(p)
 

@@ -93,10 +93,11 @@ class StudyResult(Result):
     predictors: list[str]
     truth: str
     correlations: list[dict]
-    transfer_matrix: TransferMatrix
+    transfer_matrix: TransferMatrix | None
     reverse: list[dict] = field(default_factory=list)
     reverse_correlations: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    probe_correlations: list[dict] = field(default_factory=list)  # vs the full-data probe
 
     def format(self) -> str:
         adversarial = [p for p in self.predictors if p in MODEL_SCORES]
@@ -108,6 +109,9 @@ class StudyResult(Result):
                  format_table(self.rows, ["source", *adversarial]), "",
                  f"every score vs {self.truth} ({len(self.rows)} sources, 95% bootstrap CI)",
                  format_correlations(self.correlations)]
+        if self.transfer_matrix is None:
+            parts += ["", f"every score vs probe_acc ({len(self.rows)} sources)",
+                      format_correlations(self.probe_correlations)]
         if self.reverse:
             parts += ["", "reverse direction: knowledge transfer between the reference and each "
                       "transferred model\n(model_fit = -affine-fit loss of reference logits from "
@@ -235,8 +239,12 @@ def adv_knowledge_study_job(config: dict, inputs: dict) -> dict:
         rows[-1][AFFINE] = -rows[-1]["affine_loss"]
     predictors = [*estimators, AFFINE]
     truth = "fewshot_acc"
-    correlations = [c.as_dict() for c in correlation_table(
-        {p: [r[p] for r in rows] for p in predictors}, [r[truth] for r in rows], seed=seed)]
+    correlations, probe_correlations = ([c.as_dict() for c in correlation_table(
+        {p: [r[p] for r in rows] for p in predictors}, [r[column] for r in rows], seed=seed)]
+        for column in (truth, "probe_acc"))
+    if not config.get("matrix", True):
+        return StudyResult(rows, predictors, truth, correlations, None,
+                           probe_correlations=probe_correlations).to_dict()
     names = ["reference", *sources]
     matrix = TransferMatrix.from_rows([TransferMatrix.from_dict(inputs[f"row/{i}"].value)
                                        for i in range(len(names))])
@@ -253,7 +261,7 @@ def adv_knowledge_study_job(config: dict, inputs: dict) -> dict:
                               [r[target] for r in reverse], seed=seed)[0]
         reverse_correlations.append(c.as_dict())
     return StudyResult(rows, predictors, truth, correlations, matrix, reverse,
-                       reverse_correlations).to_dict()
+                       reverse_correlations, probe_correlations=probe_correlations).to_dict()
 
 
 # ---- the graph -------------------------------------------------------------------------
@@ -268,8 +276,11 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
                        attack_options: dict | None = None, matrix_attack: str = "pgd",
                        matrix_attack_options: dict | None = None, shots: int = 10,
                        repeats: int = 5, seed: int = 0, layer: str | None = None,
-                       layer_input: bool = False) -> Job:
+                       layer_input: bool = False, matrix: bool = True) -> Job:
     """The study's job graph; its final job's value is a :class:`StudyResult` dict.
+
+    ``matrix=False`` leaves out the transfer matrix and the reverse direction (a
+    benchmark over many sources needs only the scores and the probes).
 
     Models may be modules, :class:`~transferability.jobs.Given` inputs or jobs whose
     artifact is a model (a zoo's ``train`` jobs), so a benchmark can chain them.
@@ -321,13 +332,15 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
             "attack_options": adv_options, "names": adversarial},
             {"reference": ref, "source": src[i], "data": data["train"], "attacked": attacked},
             label=name)
+        if not matrix:
+            continue
         parts[f"fit/{i}"] = Job("model_fit", {"n_per_class": n_per_class, "seed": seed,
                                               **where},
                                 {"reference": ref, "source": src[i], "data": data["test"]},
                                 label=name)
     models = {"reference": ref, "data": data["test"], **heads,
               **{f"source/{i}": s for i, s in enumerate(src)}}
-    for i, name in enumerate(["reference", *names]):
+    for i, name in enumerate(["reference", *names] if matrix else []):
         parts[f"row/{i}"] = Job("matrix_row", {
             "surrogate": name, "sources": names, "n_per_class": n_per_class, "seed": seed,
             "attack": matrix_attack, "attack_options": matrix_options, **where}, models,
@@ -335,7 +348,8 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
     config = {"sources": names, "seed": seed, "shots": shots, "repeats": repeats,
               "n_per_class": n_per_class, "attack": attack, "attack_options": adv_options,
               "matrix_attack": matrix_attack, "matrix_attack_options": matrix_options,
-              "estimators": estimators, "adversarial": adversarial, **where}
+              "estimators": estimators, "adversarial": adversarial, **where,
+              **({} if matrix else {"matrix": False})}
     return Job("adv_knowledge_study", config, parts,
                label=f"{len(names)} sources on {getattr(data['train'].value, 'name', 'target')}"
                if isinstance(data["train"], Given) else f"{len(names)} sources")

@@ -1,9 +1,10 @@
 """Running a job graph: every job once, inputs first, finished jobs never again.
 
 ``run_jobs(jobs, store)`` walks the graph; a job whose row is in the store is loaded, the
-others are computed (in this process) and
-recorded as soon as they finish, so an interrupted run loses at most the jobs in progress
-and a rerun of the same command picks up there. ``store=None`` keeps everything in memory.
+others are computed — in this process, or on a Dask cluster with ``backend="dask"``
+(:mod:`.dask`) — and recorded as soon as they finish, so an interrupted run loses at most
+the jobs in progress and a rerun of the same command picks up there. ``store=None`` keeps
+everything in memory.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from ..utils import progress
-from .graph import Given, Job, Output, get_job_kind, walk
+from .graph import Given, Job, JobKind, Output, get_job_kind, walk
 from .store import ResultStore, artifact_bytes, encode_value
 
 __all__ = ["run_jobs", "Run", "JobsFailed", "execute", "Computed"]
@@ -73,11 +74,10 @@ def input_outputs(job: Job, outputs: dict[str, Output]) -> dict[str, Output]:
             for n, i in job.inputs.items()}
 
 
-def execute(job: Job, inputs: dict[str, Output]) -> Computed:
-    """Run ``job``'s function on its inputs' outputs."""
-    kind = get_job_kind(job.kind)
+def execute(kind: JobKind, config: dict, inputs: dict[str, Output]) -> Computed:
+    """Run a job's function on its config and its inputs' outputs (here or on a worker)."""
     started = time.time()
-    result = kind.fn(dict(job.config), inputs)
+    result = kind.fn(dict(config), inputs)
     value, artifact = (result.value, result.artifact) if isinstance(result, Output) \
         else (result, None)
     return Computed(encode_value(value), artifact, artifact_bytes(kind.artifact, artifact),
@@ -123,10 +123,14 @@ def run_jobs(jobs, store: ResultStore | None = None, *, study: str = "",
     if todo:
         log.info("  %s: %d job(s) to run, %d already in the store", study or "jobs",
                  len(todo), len(run.loaded))
-    if backend != "local" or backend_options:
-        raise ValueError(f"backend: expected 'local' (jobs run in this process), got "
-                         f"{backend!r} {backend_options or ''}".rstrip())
-    _run_local(todo, run, store, study, show_progress)
+    if backend == "dask":
+        from .dask import run_dask
+        run_dask(todo, run, store, study, show_progress, **backend_options)
+    elif backend == "local" and not backend_options:
+        _run_local(todo, run, store, study, show_progress)
+    else:
+        raise ValueError(f"backend: expected 'local' (this process, no options) or 'dask', "
+                         f"got {backend!r} {backend_options or ''}".rstrip())
     if run.failed:
         raise JobsFailed(run.failed)
     return run
@@ -141,7 +145,8 @@ def _run_local(todo: list[Job], run: Run, store, study: str, show_progress) -> N
                     "input failed"
             else:
                 try:
-                    computed = execute(job, input_outputs(job, run.outputs))
+                    computed = execute(get_job_kind(job.kind), job.config,
+                                       input_outputs(job, run.outputs))
                 except Exception as exc:  # reported with the others at the end
                     run.failed[job.key] = describe_failure(job, exc)
                     log.error("job failed: %s", run.failed[job.key])

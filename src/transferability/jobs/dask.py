@@ -1,0 +1,130 @@
+"""Running a job graph on a Dask cluster (``run_jobs(..., backend="dask")``).
+
+Without a ``scheduler`` address a ``LocalCluster`` starts with ``workers`` processes of one
+thread each (torch pinned to one thread), bound to ``127.0.0.1`` with its dashboard off, and
+stops when the run ends. With an address (dask-jobqueue on SLURM/PBS, Kubernetes, a
+``dask scheduler`` started by hand) the run joins that cluster.
+
+Workers compute jobs and send back their results and artifacts as bytes; this process
+stays the **only writer** of the results store, so a store on one machine works with
+workers on many. A job is submitted once the jobs it needs have finished and been
+recorded; jobs already in the store are never submitted. A worker killed mid-job has its
+job retried (Dask's ``retries``); a job that raises is reported with its key and config
+while the rest of the graph goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from ..utils import progress
+from .graph import Given, Job, JobKind, Output, get_job_kind
+from .run import Computed, Run, describe_failure, execute, record
+from .store import ResultStore
+
+__all__ = ["run_dask", "local_cluster"]
+
+log = logging.getLogger("transferability")
+
+
+def local_cluster(workers: int = 2):
+    """A ``LocalCluster`` of ``workers`` one-thread processes on 127.0.0.1, no dashboard."""
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                        host="127.0.0.1", dashboard_address=None,
+                        silence_logs=logging.ERROR)
+
+
+def _on_worker(kind: JobKind, config: dict, inputs: dict) -> Computed:
+    """A job on a worker: one torch thread, inputs as outputs, the result as bytes."""
+    import torch
+
+    torch.set_num_threads(1)
+    ready = {n: Output(json.loads(i.value), i.artifact) if isinstance(i, Computed) else i
+             for n, i in inputs.items()}
+    return execute(kind, config, ready)
+
+
+def _client(scheduler: str | None, workers: int):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ValueError("backend: 'dask' needs Dask's distributed package: pip install "
+                         "'transferability[dask]'") from None
+    if scheduler is not None:
+        try:
+            return Client(scheduler, timeout="30s"), None
+        except OSError as exc:
+            raise ValueError(f"scheduler: cannot reach a Dask scheduler at {scheduler!r} "
+                             f"({exc})") from None
+    cluster = local_cluster(workers)
+    return Client(cluster), cluster
+
+
+def run_dask(todo: list[Job], run: Run, store: ResultStore | None, study: str,
+             show_progress: bool | None, *, scheduler: str | None = None, workers: int = 2,
+             retries: int = 2) -> None:
+    """Compute ``todo`` (inputs first) on a Dask cluster, recording each job as it ends."""
+    from distributed import as_completed
+
+    from .._validation import check_int
+
+    workers = check_int(workers, "workers", maximum=256)
+    if not todo:
+        return
+    client, cluster = _client(scheduler, workers)
+    pending = {job.key: job for job in todo}
+    remote: dict[str, object] = {}  # key -> future of an input's Output / Computed
+    running: dict[object, Job] = {}
+    bar = progress(total=len(todo), desc=study or "jobs", enabled=show_progress)
+
+    def input_future(node):
+        if node.key not in remote:  # a given object or a stored output: sent once
+            output = Output(None, node.value) if isinstance(node, Given) else \
+                run.outputs[node.key]
+            remote[node.key] = client.scatter(output, hash=False)
+        return remote[node.key]
+
+    def submit_ready():
+        for key, job in list(pending.items()):
+            needs = [i for i in job.inputs.values() if isinstance(i, Job)]
+            if any(i.key in run.failed for i in needs):
+                run.failed[key] = f"{job.kind} job {key} ({job.label}): skipped, an input " \
+                    "failed"
+                del pending[key]
+                bar.update(1)
+            elif all(i.key in run.outputs for i in needs):
+                inputs = {n: input_future(i) for n, i in job.inputs.items()}
+                future = client.submit(_on_worker, get_job_kind(job.kind), dict(job.config),
+                                       inputs, key=f"{job.kind}-{key}", pure=False,
+                                       retries=retries)
+                running[future] = job
+                done.add(future)
+                del pending[key]
+
+    try:
+        done = as_completed()
+        submit_ready()
+        for future in done:
+            job = running.pop(future)
+            if future.status == "error":
+                exc = future.exception()
+                run.failed[job.key] = describe_failure(job, exc)
+                log.error("job failed: %s", run.failed[job.key])
+            else:
+                computed = future.result()
+                record(run, store, job, computed, study)
+                remote[job.key] = future  # later jobs take it from the cluster
+            bar.update(1)
+            bar.set_postfix(done=len(run.computed), running=len(running),
+                            failed=len(run.failed), refresh=False)
+            submit_ready()
+        for key, job in pending.items():  # never reached: an input could not be computed
+            run.failed[key] = f"{job.kind} job {key} ({job.label}): not run"
+    finally:
+        bar.close()
+        client.close()
+        if cluster is not None:
+            cluster.close()
