@@ -320,3 +320,18 @@ def test_results_commands(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(bad) in err and "not a results store" in err and len(err.splitlines()) == 1
     assert bad.read_bytes() == b"hello" * 10
+
+
+def test_an_optional_result_field_round_trips():
+    import numpy as np
+
+    from transferability.study import StudyResult
+    from transferability.transfer_matrix import TransferMatrix
+
+    m = TransferMatrix(["a"], ["a", "b"], 4, np.array([[1, 2]]), np.array([[3, 3]]),
+                       np.array([[1, 1]]), {"a": 3, "b": 4}, np.array([2]), np.array([1]))
+    for matrix in (None, m):
+        r = StudyResult([{"source": "s"}], ["leep"], "fewshot_acc", [], matrix)
+        back = StudyResult.from_dict(json.loads(json.dumps(r.to_dict())))
+        assert type(back.transfer_matrix) is type(matrix)
+        assert back.to_dict() == r.to_dict()

@@ -36,6 +36,11 @@ def _encode(value):
 
 
 def _decode(value, hint):
+    options = [a for a in typing.get_args(hint) if a is not type(None)]
+    if type(None) in typing.get_args(hint) and len(options) == 1:  # ``X | None``
+        if value is None:
+            return None
+        hint = options[0]
     if isinstance(hint, type) and issubclass(hint, Result) and isinstance(value, Mapping):
         return hint.from_dict(value)
     if hint is torch.Tensor and isinstance(value, Mapping):
