@@ -71,7 +71,7 @@ def job_kind(name: str, *, artifact: str | None = None):
 
 
 #: The library modules that define job kinds (imported on first use of the registry).
-KIND_MODULES = ("zoo", "study", "surrogate_study", "robust_transfer_study")
+KIND_MODULES = ("zoo", "study", "surrogate_study", "robust_transfer_study", "benchmark")
 
 
 @cache
@@ -252,21 +252,29 @@ def _import_closure(module: str) -> frozenset[str]:
         parent = name.rpartition(".")[0]
         if parent != PACKAGE:  # importing a.b.c runs a.b's __init__ first
             todo.append(parent)
-        path = _path(name)
-        if path is None:
-            continue
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(_source(name))):
-            if isinstance(node, ast.Import):
-                todo += [a.name for a in node.names if a.name.startswith(PACKAGE + ".")]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    parts = package.split(".")
-                    parent = ".".join(parts[:len(parts) - node.level + 1])
-                    base = f"{parent}.{base}" if base else parent
-                if base != PACKAGE and not base.startswith(PACKAGE + "."):
-                    continue
-                todo.append(base)
-                todo += [f"{base}.{a.name}" for a in node.names]  # submodules, if any
+        todo += _imports(name)
     return frozenset(out)
+
+
+@cache
+def _imports(name: str) -> tuple[str, ...]:
+    """The library modules (and possible submodules) that module ``name`` imports."""
+    path = _path(name)
+    if path is None:
+        return ()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: list[str] = []
+    for node in ast.walk(ast.parse(_source(name))):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith(PACKAGE + ".")]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parent = ".".join(parts[:len(parts) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            if base != PACKAGE and not base.startswith(PACKAGE + "."):
+                continue
+            found.append(base)
+            found += [f"{base}.{a.name}" for a in node.names]  # submodules, if any
+    return tuple(found)

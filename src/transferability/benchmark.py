@@ -1,0 +1,322 @@
+"""The transferability benchmark: which score to trust, over many sources and targets.
+
+One target and eight sources give bootstrap intervals too wide to tell the scores apart.
+The benchmark runs the adversarial ↔ knowledge study (:mod:`transferability.study`,
+without its transfer matrix) on several targets over one zoo of dozens of sources, and
+reports for every score (the knowledge estimators, Liang et al. 2021's α family, gradient
+alignment, attribution affinity, the affine fit):
+
+- per target, its agreement with the few-shot and the full-data linear probe (weighted
+  Kendall τ, Spearman, Pearson with 95% bootstrap CIs over sources, top-1 hit, regret);
+- across targets, its mean and worst weighted τ (vs the few-shot probe), top-1 hits and
+  mean regret;
+- its **setup stability** (Agostinelli et al., ECCV 2022): a *setup* is an architecture
+  trained on a dataset, its seeds are replicas; for each target, the Kendall τ between the
+  score's ranking of the setups by their seed-a sources and by their seed-b sources,
+  averaged over seed pairs and targets. A score whose ranking changes with the training
+  seed cannot be trusted to pick a setup.
+
+Sources: every architecture of ``archs`` on Liang et al.'s mixtures (the first k of 10
+classes printed digits, ``fonts``, the rest animal silhouettes) for each k of ``ks``, and
+every architecture of ``other_archs`` on each task of ``others``, all trained with every
+seed of ``seeds``.
+
+No source sees a target's test images. Every dataset is split into train and test by the
+benchmark's ``seed``; every source trains on a train split, with that split seed pinned in
+its data spec whatever its training seed (so the seeds change only the initial weights and
+the order of the batches), and so does each target's reference model. The targets' test
+splits, disjoint from their train splits, are used only to measure the probes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from ._files import check_writable_dir
+from ._results import Result
+from .data import dataset_from_spec
+from .jobs import Job, ResultStore, job_kind, run_jobs
+from .ranking import format_correlations
+from .report import format_table
+from .stats import kendall
+from .study import adv_knowledge_jobs, reference_spec
+from .zoo import load_spec, zoo_jobs
+
+__all__ = ["BenchmarkResult", "benchmark_jobs", "run_benchmark", "plot_benchmark",
+           "source_specs", "setup_stability", "FULL", "QUICK"]
+
+log = logging.getLogger("transferability")
+
+MIXTURE = ("fonts", "animals")
+
+#: The benchmark of the issue: 4 architectures × 6 mixtures + 2 architectures × 2 other
+#: tasks, 3 seeds each (84 sources), on 3 targets. The synthetic target is noisy enough
+#: (``noise`` 5) that no probe saturates at 100%.
+FULL = {
+    "archs": ("mlp", "lenet", "cnn", "resnet"), "ks": (0, 2, 4, 6, 8, 10),
+    "other_archs": ("mlp", "cnn"),
+    "others": {"digits": "digits",
+               "synthetic": {"dataset": "synthetic",
+                             "options": {"shared": 0.5, "task_seed": 1, "n_per_class": 150}}},
+    "seeds": (0, 1, 2), "source_per_class": 100, "epochs": 2, "batch_size": 32,
+    "targets": {"mnist": "mnist", "digits": "digits",
+                "synthetic": {"dataset": "synthetic",
+                              "options": {"shared": 0.5, "task_seed": 2, "noise": 5.0,
+                                          "n_per_class": 150}}},
+    "target_per_class": 100, "reference_epochs": 3,
+    "shots": 10, "repeats": 3, "alpha_per_class": 10, "attack_options": {"steps": 20},
+    "seed": 0,
+}
+#: A check of the whole pipeline in half a minute: 2 architectures × 3 mixtures + 1 other
+#: task, 2 seeds (14 sources), on 2 targets.
+QUICK = {
+    "archs": ("mlp", "cnn"), "ks": (0, 5, 10), "other_archs": ("mlp",),
+    "others": {"synthetic": FULL["others"]["synthetic"]},
+    "seeds": (0, 1), "source_per_class": 30, "epochs": 1, "batch_size": 32,
+    "targets": {"digits": "digits",
+                "synthetic": {"dataset": "synthetic",
+                              "options": {"shared": 0.5, "task_seed": 2, "noise": 5.0,
+                                          "n_per_class": 60}}},
+    "target_per_class": 30, "reference_epochs": 2,
+    "shots": 5, "repeats": 2, "alpha_per_class": 4, "attack_options": {"steps": 10},
+    "seed": 0,
+}
+
+#: The ground truths whose setup stability is reported beside the scores'.
+TRUTHS = ("fewshot_acc", "probe_acc")
+
+
+def _mean(values) -> float:
+    """The mean of the finite values; NaN when there is none."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def _data(spec) -> dict:
+    """A data spec as a mapping of its own (a dataset name becomes ``{"dataset": name}``)."""
+    return {"dataset": spec} if isinstance(spec, str) else dict(spec)
+
+
+def source_specs(settings: dict) -> tuple[dict, list[dict]]:
+    """The sources' zoo spec, and one row per source: its name, setup, architecture, data
+    and training seed."""
+    data = {f"k{k}": {"mixture": list(MIXTURE), "k": k} for k in settings["ks"]}
+    tasks = [(arch, name, spec) for arch in settings["archs"] for name, spec in data.items()]
+    tasks += [(arch, name, spec) for arch in settings["other_archs"]
+              for name, spec in settings["others"].items()]
+    models, table = [], []
+    for arch, name, spec in tasks:
+        spec = _data(spec)
+        spec.update(n_per_class=settings["source_per_class"], seed=settings["seed"])
+        for seed in settings["seeds"]:
+            source = f"{arch}-{name}-s{seed}"
+            models.append({"name": source, "arch": arch, "data": spec,
+                           "train": {"seed": seed}})
+            table.append({"source": source, "setup": f"{arch}-{name}", "arch": arch,
+                          "data": name, "seed": seed})
+    train = {"epochs": settings["epochs"], "lr": 0.05, "batch_size": settings["batch_size"]}
+    return {"train": train, "models": models}, table
+
+
+def benchmark_jobs(settings: dict = FULL, cache_dir: str | Path | None = None) -> Job:
+    """The benchmark's graph: a ``train`` job per source and per target's reference, the
+    study's jobs per target (``matrix=False``), and a final ``benchmark`` job whose value
+    is a :class:`BenchmarkResult` dict."""
+    missing, unknown = sorted(set(FULL) - set(settings)), sorted(set(settings) - set(FULL))
+    if missing or unknown:
+        raise ValueError(f"settings: missing {missing}, unknown {unknown}; start from a copy "
+                         "of FULL or QUICK")
+    if len(settings["seeds"]) < 2:
+        raise ValueError("seeds: setup stability compares seeds; give at least two")
+    spec, table = source_specs(settings)
+    cache = Path(cache_dir) if cache_dir is not None else None
+    sources = zoo_jobs(load_spec(spec), cache)
+    seed, studies = settings["seed"], {}
+    for name, target in settings["targets"].items():
+        target = _data(target)
+        ref = reference_spec(target, epochs=settings["reference_epochs"],
+                             n_per_class=settings["target_per_class"], seed=seed)
+        ref["models"][0]["name"] = f"reference-{name}"
+        (reference,) = zoo_jobs(load_spec(ref), cache).values()
+        data = {**target, "n_per_class": settings["target_per_class"]}
+        train, test = (dataset_from_spec(data, split, seed=seed) for split in ("train", "test"))
+        studies[f"study/{name}"] = adv_knowledge_jobs(
+            reference, sources, train, test, n_per_class=settings["alpha_per_class"],
+            attack_options=dict(settings["attack_options"]), shots=settings["shots"],
+            repeats=settings["repeats"], seed=seed, matrix=False)
+    return Job("benchmark", {"settings": settings, "targets": list(settings["targets"]),
+                             "sources": table}, studies,
+               label=f"{len(table)} sources on {len(studies)} targets")
+
+
+def setup_stability(rows: list[dict], sources: list[dict], column: str) -> float:
+    """Setup stability of ``column`` on one target (Agostinelli et al., ECCV 2022): the
+    Kendall τ-b between the setups' values from their seed-a sources and from their
+    seed-b sources, averaged over the pairs of seeds (NaN where undefined)."""
+    setup = {s["source"]: (s["setup"], s["seed"]) for s in sources}
+    value = {setup[r["source"]]: r[column] for r in rows}
+    setups = list(dict.fromkeys(s["setup"] for s in sources))
+    seeds = sorted({s["seed"] for s in sources})
+    taus = []
+    for a, b in combinations(seeds, 2):
+        both = [u for u in setups if (u, a) in value and (u, b) in value]
+        if len(both) >= 2:
+            taus.append(kendall([value[u, a] for u in both], [value[u, b] for u in both]))
+    return _mean(taus)
+
+
+@dataclass(frozen=True)
+class BenchmarkResult(Result):
+    """Per target: the study's rows and each score's agreement with the few-shot probe
+    (``correlations``) and the full-data probe (``probe_correlations``), and its setup
+    stability; across targets: the ``summary``, one row per score, best first."""
+
+    targets: list[str]
+    sources: list[dict]
+    predictors: list[str]
+    per_target: list[dict]
+    summary: list[dict]
+    settings: dict = field(default_factory=dict)
+
+    def rows(self) -> list[dict]:
+        """Every (target, source) row with the source's setup and seed, for a CSV."""
+        info = {s["source"]: s for s in self.sources}
+        return [{"target": t["target"], **info[r["source"]], **r}
+                for t in self.per_target for r in t["rows"]]
+
+    def format(self) -> str:
+        n_setups = len({s["setup"] for s in self.sources})
+        parts = [f"which score to trust: {len(self.sources)} sources ({n_setups} setups × "
+                 f"{len(self.settings.get('seeds', []))} seeds) on {len(self.targets)} targets "
+                 f"({', '.join(self.targets)})",
+                 "tau = weighted Kendall tau vs the few-shot probe (mean and worst over "
+                 "targets); top1 = targets where the score picked a best source;",
+                 "stability = Kendall tau of the setups' ranking between seeds (Agostinelli "
+                 "et al. 2022)",
+                 format_table(self.summary)]
+        truths = ", ".join(f"{c} {_mean(t['stability'][c] for t in self.per_target):+.2f}"
+                           for c in TRUTHS)
+        parts.append(f"setup stability of the ground truths: {truths}")
+        for t in self.per_target:
+            n = len(t["rows"])
+            parts += ["", f"target {t['target']}: every score vs fewshot_acc ({n} sources, 95% "
+                      "bootstrap CI)", format_correlations(t["correlations"]), "",
+                      f"target {t['target']}: every score vs probe_acc",
+                      format_correlations(t["probe_correlations"])]
+        return "\n".join(parts)
+
+
+def _summary(predictors: list[str], per_target: list[dict]) -> list[dict]:
+    out = []
+    for p in predictors:
+        few = [next(c for c in t["correlations"] if c["estimator"] == p) for t in per_target]
+        full = [next(c for c in t["probe_correlations"] if c["estimator"] == p)
+                for t in per_target]
+        taus = [c["weighted_tau"] for c in few]
+        finite = [v for v in taus if math.isfinite(v)]
+        out.append({"score": p, "mean_tau": _mean(taus),
+                    "worst_tau": min(finite) if finite else float("nan"),
+                    "mean_spearman": _mean(c["spearman"] for c in few),
+                    "top1_hits": sum(bool(c["top1"]) for c in few),
+                    "mean_regret": _mean(c["regret"] for c in few),
+                    "probe_tau": _mean(c["weighted_tau"] for c in full),
+                    "stability": _mean(t["stability"][p] for t in per_target)})
+    return sorted(out, key=lambda r: -r["mean_tau"] if math.isfinite(r["mean_tau"])
+                  else math.inf)
+
+
+@job_kind("benchmark")
+def benchmark_job(config: dict, inputs: dict) -> dict:
+    """The benchmark's tables from its studies (see :func:`run_benchmark`)."""
+    sources, per_target, predictors = config["sources"], [], None
+    for name in config["targets"]:
+        study = inputs[f"study/{name}"].value
+        predictors = study["predictors"]
+        stability = {c: setup_stability(study["rows"], sources, c)
+                     for c in (*predictors, *TRUTHS)}
+        per_target.append({"target": name, "rows": study["rows"],
+                           "correlations": study["correlations"],
+                           "probe_correlations": study["probe_correlations"],
+                           "stability": stability})
+    return BenchmarkResult(list(config["targets"]), sources, predictors, per_target,
+                           _summary(predictors, per_target), config["settings"]).to_dict()
+
+
+def run_benchmark(settings: dict = FULL, *, cache_dir: str | Path | None = None,
+                  store: ResultStore | None = None, backend: str = "local",
+                  show_progress: bool | None = None, **backend_options) -> BenchmarkResult:
+    """Run the benchmark (see the module docstring) and return its tables.
+
+    Every model, feature set, probe and score is a stored job: a rerun computes nothing and
+    an interrupted run resumes. Jobs run on ``backend`` (with ``backend_options``) and are
+    kept in ``store``, by default the one in ``cache_dir``.
+    """
+    final = benchmark_jobs(settings, cache_dir)
+    log.info("  benchmark: %s", final.label)
+    own = store is None
+    store = ResultStore.in_cache(cache_dir) if own else store
+    try:
+        if final.key not in store:
+            check_writable_dir(store.artifacts, "cache_dir")
+        run = run_jobs([final], store, study="benchmark", backend=backend,
+                       show_progress=show_progress, **backend_options)
+    finally:
+        if own:
+            store.close()
+    return BenchmarkResult.from_dict(run.value(final))
+
+
+def plot_benchmark(result: BenchmarkResult, out_dir) -> list[Path]:
+    """Two PNGs: every score's weighted τ per target with its CI (scores best first), and
+    mean τ against setup stability."""
+    from matplotlib.figure import Figure
+
+    from .report import save_figure
+
+    out = Path(out_dir)
+    scores = [r["score"] for r in result.summary]
+    fig = Figure(figsize=(7, 1.2 + 0.32 * len(scores)), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.7 / len(result.per_target)
+    for i, t in enumerate(result.per_target):
+        rows = {c["estimator"]: c for c in t["correlations"]}
+        tau = np.array([rows[s]["weighted_tau"] for s in scores], dtype=float)
+        low = np.array([rows[s]["weighted_tau_low"] for s in scores], dtype=float)
+        high = np.array([rows[s]["weighted_tau_high"] for s in scores], dtype=float)
+        err = np.nan_to_num(np.clip([tau - low, high - tau], 0, None))
+        ys = np.arange(len(scores)) - 0.35 + width * (i + 0.5)
+        ax.errorbar(tau, ys, xerr=err, fmt="o", markersize=3, capsize=2, label=t["target"])
+    ax.scatter([r["mean_tau"] for r in result.summary], range(len(scores)), marker="|",
+               s=200, color="black", label="mean", zorder=3)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_yticks(range(len(scores)), scores, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(-1.05, 1.05)
+    ax.set_xlabel("weighted Kendall τ vs few-shot probe (95% bootstrap CI)")
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title(f"{len(result.sources)} sources per target", fontsize=10)
+    files = [save_figure(fig, out / "benchmark_tau.png")]
+
+    fig = Figure(figsize=(5, 4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.scatter([r["mean_tau"] for r in result.summary],
+               [r["stability"] for r in result.summary], s=18)
+    for r in result.summary:
+        ax.annotate(r["score"], (r["mean_tau"], r["stability"]), xytext=(3, 3),
+                    textcoords="offset points", fontsize=6, alpha=0.8)
+    truth = _mean(t["stability"]["fewshot_acc"] for t in result.per_target)
+    if math.isfinite(truth):
+        ax.axhline(truth, color="grey", linestyle="--", linewidth=0.8,
+                   label="the few-shot probe's own")
+        ax.legend(fontsize=7)
+    ax.set_xlabel("mean weighted τ over targets")
+    ax.set_ylabel("setup stability (Kendall τ between seeds)")
+    ax.set_title("agreement against stability", fontsize=10)
+    files.append(save_figure(fig, out / "benchmark_stability.png"))
+    return files
