@@ -15,6 +15,7 @@ import torch
 import transferability
 from transferability import (
     adversarial,
+    benchmark,
     estimators,
     jobs,
     ranking,
@@ -62,6 +63,7 @@ KEYWORDS = {
     robust_transfer_study.robust_transfer_study: {"store", "backend", "show_progress",
                                                   "cache_dir"},
     jobs.run_jobs: {"study", "backend", "show_progress"},
+    benchmark.run_benchmark: {"store", "backend", "show_progress", "cache_dir"},
     ranking.rank_sources: {"attack", "attack_options", "show_progress"},
     estimators.logme: {"target_values"},
     estimators.transrate: {"distortion"},

@@ -233,17 +233,18 @@ def test_intermediate_jobs_and_superseded_records_get_no_section(built, tmp_path
         write_report(store, text)
         html = text.read_text()
         assert html.count('<section id="study-') == 5  # not the features nor the matrix job
-        # the same kind and config, finished later (another input): it replaces the older one
+        # the same kind, label and config, finished later (another input, as after a code
+        # change): it replaces the older one
         newer = Job(_kind("adv_knowledge_study", "study"),
                     {"target": "bands", "seed": 0, "sources": 4},
                     {"features": Job("test_report_features", {"model": "mlp-a", "seed": 1})},
-                    label="bands, rerun")
+                    label=studies["knowledge-0"].label)
         rerun = store.put(newer, store.get(studies["knowledge-0"].key).value,
                           started=time.time(), finished=time.time() + 1)
         html = render_report(store)
     assert f'id="{section_id(rerun)}"' in html
     assert f'id="{section_id(studies["knowledge-0"])}"' not in html
-    assert html.count('<section id="study-') == 5 and "bands, rerun" in html
+    assert html.count('<section id="study-') == 5
 
 
 def test_empty_store_and_undrawable_results(tmp_path):

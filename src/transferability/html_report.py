@@ -693,14 +693,14 @@ def _is_result(record: Record) -> bool:
 
 
 def _studies(records: Sequence[Record]) -> list[Record]:
-    """The latest final record per (kind, config): a result dict of a study type, or of any
-    type when no other record takes it as input. By type (the main study first), newest
-    first."""
+    """The latest final record per (kind, label, config): a result dict of a study type, or
+    of any type when no other record takes it as input. By type (the main study first),
+    newest first."""
     used = {k for r in records for k in r.inputs.values()}
-    latest: dict[tuple[str, str], Record] = {}
+    latest: dict[tuple[str, str, str], Record] = {}
     for r in records:  # oldest first: later ones replace
         if _is_result(r) and (r.value["type"] in _STUDY_TYPES or r.key not in used):
-            latest[(r.kind, _json(r.config))] = r
+            latest[(r.kind, r.label, _json(r.config))] = r
     order = list(_TITLES)
     return sorted(latest.values(), key=lambda r: (
         order.index(r.value["type"]) if r.value["type"] in order else len(order),
