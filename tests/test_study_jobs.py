@@ -16,7 +16,7 @@ from transferability.surrogate_study import SurrogateStudyResult, surrogate_stud
 
 SURROGATES = {"seeds": (0,), "epochs": 2, "n_per_class": 10, "rhos": (0.05,),
               "lgv_epochs": 1, "lgv_per_epoch": 2, "attack_options": {"eps": 0.2, "steps": 2},
-              "attack_per_class": 2, "pair_epochs": 1}
+              "attack_per_class": 2, "pair_epochs": 1, "sharpness_samples": 2}
 ROBUST = {"seeds": (0,), "source_epochs": 1, "source_per_class": 10, "target": "digits",
           "target_per_class": 5, "tune_epochs": 1, "eval_per_class": 1, "radii": (0.1,),
           "methods": ("linear probe", "NEFT + BN frozen (last 3)")}
@@ -42,7 +42,6 @@ def _check_resume(store: ResultStore, keep: set[str], final, first, result_type)
 
 def test_surrogate_study_is_a_job_graph(tmp_path, monkeypatch):
     monkeypatch.setitem(surrogate_module.SHARPNESS, "n", 32)  # enters the jobs' configs
-    monkeypatch.setitem(surrogate_module.SHARPNESS, "samples", 2)
     first = surrogate_study("digits", cache_dir=tmp_path, **SURROGATES)  # the cache's store
     assert isinstance(first, SurrogateStudyResult) and first.settings["pair_epochs"] == 1
     with ResultStore.in_cache(tmp_path) as store:

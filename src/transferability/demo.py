@@ -42,7 +42,7 @@ TARGET = "mnist"
 TINY_SURROGATES = {"seeds": (0,), "epochs": 3, "n_per_class": 60, "rhos": (0.05, 0.1),
                    "lgv_epochs": 1, "lgv_per_epoch": 2,
                    "attack_options": {"eps": 0.2, "steps": 5}, "attack_per_class": 4,
-                   "pair_epochs": 1}
+                   "pair_epochs": 1, "sharpness_samples": 4}
 #: ``demo --quick``'s robust-transfer study.
 TINY_ROBUST = {"seeds": (0,), "source_epochs": 1, "source_per_class": 40, "target": "mnist",
                "target_per_class": 20, "tune_epochs": 1, "eval_per_class": 3, "radii": (0.1,),

@@ -61,10 +61,10 @@ log = logging.getLogger("transferability")
 #: The full study (its own command) and the quick one of ``make demo``.
 FULL = {"seeds": (0, 1, 2), "epochs": 8, "n_per_class": 200, "rhos": (0.05, 0.1, 0.2, 0.4),
         "lgv_epochs": 2, "lgv_per_epoch": 4, "attack_options": {"eps": 0.2, "steps": 50},
-        "attack_per_class": 20, "pair_epochs": 4}
+        "attack_per_class": 20, "pair_epochs": 4, "sharpness_samples": 10}
 QUICK = {"seeds": (0, 1), "epochs": 4, "n_per_class": 80, "rhos": (0.05, 0.1),
          "lgv_epochs": 1, "lgv_per_epoch": 4, "attack_options": {"eps": 0.2, "steps": 20},
-         "attack_per_class": 8, "pair_epochs": 2}
+         "attack_per_class": 8, "pair_epochs": 2, "sharpness_samples": 4}
 #: A surrogate whose test accuracy stays below this share of the way from chance to 1 did
 #: not train (too large a ρ): it is reported, but left out of the claims and correlations.
 DIVERGED = 0.5
@@ -347,7 +347,9 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
         inputs[f"test_acc:{name}"] = Job("surrogate_accuracy", {"data": task},
                                          {"model": model}, label=name)
         inputs[f"sharpness:{name}"] = Job(
-            "sharpness", {**SHARPNESS, "data": data, "seed": seed,
+            "sharpness", {**SHARPNESS, "samples": settings.get("sharpness_samples",
+                                                               SHARPNESS["samples"]),
+                          "data": data, "seed": seed,
                           "swa": name.startswith("lgv")}, {"model": model}, label=name)
     for lam in PAIR_LAMS:
         inputs[f"pair:{lam}"] = Job(
@@ -366,14 +368,16 @@ def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = F
                     lgv_per_epoch: int = FULL["lgv_per_epoch"], attack="bim",
                     attack_options: dict | None = None,
                     attack_per_class: int = FULL["attack_per_class"],
-                    pair_epochs: int = FULL["pair_epochs"], cache_dir=None,
+                    pair_epochs: int = FULL["pair_epochs"],
+                    sharpness_samples: int = FULL["sharpness_samples"], cache_dir=None,
                     show_progress: bool | None = None, store: ResultStore | None = None,
                     backend: str = "local", **backend_options) -> SurrogateStudyResult:
     """Run the study (see the module docstring) on ``task`` and return its tables.
 
     ``attack_options`` go over :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10)
     for a named ``attack``; a factory is used as given (it has no content key, so the jobs
-    that attack are recomputed on every call). Jobs run on ``backend`` (with
+    that attack are recomputed on every call). ``sharpness_samples`` is the number of
+    Hutchinson probes of each Hessian-trace measurement. Jobs run on ``backend`` (with
     ``backend_options``) and are kept in ``store``, by default the one in ``cache_dir``.
     """
     seeds = tuple(check_seed(s, "seeds") for s in seeds)
@@ -391,6 +395,7 @@ def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = F
                 "n_per_class": n_per_class, "rhos": list(rhos), "lgv_epochs": lgv_epochs,
                 "lgv_per_epoch": lgv_per_epoch, "attack_per_class": attack_per_class,
                 "pair_epochs": pair_epochs,
+                "sharpness_samples": check_int(sharpness_samples, "sharpness_samples"),
                 "attack": attack if isinstance(attack, str) else repr(attack),
                 "attack_options": dict(attack_options or {})}
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
