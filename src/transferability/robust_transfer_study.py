@@ -59,8 +59,8 @@ METHODS = MappingProxyType({
 FULL = {"seeds": (0, 1, 2), "source_epochs": 5, "source_per_class": 300, "target": "mnist",
         "target_per_class": 100, "tune_epochs": 10, "eval_per_class": 10, "radii": (0.1, 0.2),
         "source_attack_options": {"eps": 0.2}, "methods": tuple(METHODS)}
-QUICK = {"seeds": (0,), "source_epochs": 2, "source_per_class": 80, "target": "mnist",
-         "target_per_class": 50, "tune_epochs": 4, "eval_per_class": 4, "radii": (0.1,),
+QUICK = {"seeds": (0,), "source_epochs": 3, "source_per_class": 80, "target": "mnist",
+         "target_per_class": 50, "tune_epochs": 6, "eval_per_class": 4, "radii": (0.1,),
          "source_attack_options": {"eps": 0.2},
          "methods": ("linear probe", "last 3 blocks", "full fine-tune", "LwF")}
 #: Fine-tuning learning rate (SGD, momentum 0.9, cosine): a new head from scratch needs it.
