@@ -38,10 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import check_writable_dir
 from ._results import Result
 from .data import dataset_from_spec
-from .jobs import Job, ResultStore, job_kind, run_jobs
+from .jobs import Job, ResultStore, job_kind, open_store, run_jobs
 from .ranking import format_correlations
 from .report import format_table
 from .stats import kendall
@@ -259,16 +258,9 @@ def run_benchmark(settings: dict = FULL, *, cache_dir: str | Path | None = None,
     """
     final = benchmark_jobs(settings, cache_dir)
     log.info("  benchmark: %s", final.label)
-    own = store is None
-    store = ResultStore.in_cache(cache_dir) if own else store
-    try:
-        if final.key not in store:
-            check_writable_dir(store.artifacts, "cache_dir")
+    with open_store(store, cache_dir) as store:
         run = run_jobs([final], store, study="benchmark", backend=backend,
                        show_progress=show_progress, **backend_options)
-    finally:
-        if own:
-            store.close()
     return BenchmarkResult.from_dict(run.value(final))
 
 

@@ -26,12 +26,11 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ._files import check_writable_dir
 from ._results import Result
 from ._validation import check_positive, check_seed
 from .attacks import robust_accuracy
 from .data import dataset_from_spec, per_class
-from .jobs import Job, Output, ResultStore, job_kind, run_jobs
+from .jobs import Job, Output, ResultStore, job_kind, open_store, run_jobs
 from .report import format_table
 from .transfer import fine_tune
 from .utils import cache_dir as default_cache_dir
@@ -211,16 +210,9 @@ def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["sou
     final = _robust_jobs(settings, cache_dir)
     log.info("  sources: %d resnet models (standard, pgd_at, cartl_fdm) on %s",
              len(seeds) * len(KINDS), "fonts/animals")
-    own = store is None
-    store = ResultStore.in_cache(cache_dir) if own else store
-    try:
-        if final.key not in store:
-            check_writable_dir(store.artifacts, "cache_dir")
+    with open_store(store, cache_dir) as store:
         run = run_jobs([final], store, study="robust-transfer", backend=backend,
                        show_progress=show_progress, **backend_options)
-    finally:
-        if own:
-            store.close()
     return RobustTransferResult.from_dict(run.value(final))
 
 

@@ -33,7 +33,7 @@ from .attacks import with_seed
 from .data import ImageDataset, per_class
 from .estimators import list_estimators, score
 from .features import Outputs, extract, with_head
-from .jobs import Given, Job, Output, ResultStore, given, job_kind, run_jobs
+from .jobs import Given, Job, Output, ResultStore, given, job_kind, open_store, run_jobs
 from .jobs.graph import walk
 from .ranking import format_correlations, output_estimators
 from .report import format_table
@@ -392,13 +392,11 @@ def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
                                matrix_attack=matrix_attack,
                                matrix_attack_options=matrix_attack_options, shots=shots,
                                repeats=repeats, seed=seed, layer=layer, layer_input=layer_input)
-    own = store is None
-    store = ResultStore.in_cache() if own else store
-    try:
-        log.info("  %d sources: features, estimators, probes, α^(target→source) (%s %s), "
-                 "transfer matrix (%s %s)", len(sources), attack,
-                 attack_options or "authors' defaults", matrix_attack,
-                 final.config["matrix_attack_options"])
+    log.info("  %d sources: features, estimators, probes, α^(target→source) (%s %s), "
+             "transfer matrix (%s %s)", len(sources), attack,
+             attack_options or "authors' defaults", matrix_attack,
+             final.config.get("matrix_attack_options"))
+    with open_store(store) as store:
         run = run_jobs([final], store, study="adv-knowledge", backend=backend,
                        show_progress=show_progress, **backend_options)
         timings: dict[str, float] = {}
@@ -407,7 +405,4 @@ def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
             stage = STAGES.get(job.kind)
             if record is not None and stage:
                 timings[stage] = timings.get(stage, 0.0) + record.duration
-    finally:
-        if own:
-            store.close()
     return dataclasses.replace(StudyResult.from_dict(run.value(final)), timings=timings)

@@ -38,12 +38,12 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from ._files import check_writable_dir, quarantine
+from ._files import quarantine
 from ._results import Result
 from ._validation import check_int, check_positive, check_seed
 from .attacks import attack_factory, with_seed
 from .data import dataset_from_spec, per_class
-from .jobs import Given, Job, Output, ResultStore, job_kind, run_jobs
+from .jobs import Given, Job, Output, ResultStore, job_kind, open_store, run_jobs
 from .models import CheckpointError, Ensemble, load_checkpoint
 from .report import format_table
 from .sharpness import sharpness
@@ -402,26 +402,12 @@ def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = F
     final = _surrogate_jobs(settings, attack, cache_dir)
     log.info("  surrogates: %d cnn models; victims: %s", len(seeds) * (1 + len(rhos)),
              ", ".join(VICTIMS))
-    value = _run(final, store, cache_dir, "surrogates", backend, show_progress,
-                 backend_options)
-    return SurrogateStudyResult.from_dict(value)
-
-
-def _run(final: Job, store: ResultStore | None, cache_dir: Path, study: str, backend: str,
-         show_progress: bool | None, backend_options: dict):
-    """Run ``final``'s graph in ``store`` (by default the cache's, closed afterwards) and
-    return its value."""
-    own = store is None
-    store = ResultStore.in_cache(cache_dir) if own else store
-    try:
-        if final.key not in store:
-            check_writable_dir(store.artifacts, "cache_dir")
-        run = run_jobs([final], store, study=study, backend=backend,
+    with open_store(store, cache_dir) as store:
+        run = run_jobs([final], store, study="surrogates", backend=backend,
                        show_progress=show_progress, **backend_options)
-        return run.value(final)
-    finally:
-        if own:
-            store.close()
+    return SurrogateStudyResult.from_dict(run.value(final))
+
+
 
 
 def _summary(rows: list[dict]) -> list[dict]:

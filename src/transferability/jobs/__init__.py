@@ -6,8 +6,8 @@ See :mod:`.graph` (jobs, keys, code versions), :mod:`.store` (the store) and :mo
 
 from .graph import Given, Job, JobKind, Output, code_version, given, job_kind, list_job_kinds
 from .run import JobsFailed, Run, run_jobs
-from .store import STORE_FILE, Record, ResultStore, StoreError
+from .store import STORE_FILE, Record, ResultStore, StoreError, open_store
 
 __all__ = ["Job", "Given", "Output", "JobKind", "job_kind", "list_job_kinds", "code_version",
            "given", "run_jobs", "Run", "JobsFailed", "ResultStore", "Record", "StoreError",
-           "STORE_FILE"]
+           "STORE_FILE", "open_store"]

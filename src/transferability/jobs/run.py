@@ -123,6 +123,9 @@ def run_jobs(jobs, store: ResultStore | None = None, *, study: str = "",
     if todo:
         log.info("  %s: %d job(s) to run, %d already in the store", study or "jobs",
                  len(todo), len(run.loaded))
+        if store is not None:  # before any work: a store that cannot take the results
+            from .._files import check_writable_dir
+            check_writable_dir(store.artifacts, "store")
     if backend == "dask":
         from .dask import run_dask
         run_dask(todo, run, store, study, show_progress, **backend_options)

@@ -33,7 +33,7 @@ from .._files import quarantine, write_bytes
 from ..models import CheckpointError, load_checkpoint
 from .graph import Job, Output, get_job_kind, list_job_kinds
 
-__all__ = ["ResultStore", "Record", "StoreError", "STORE_FILE", "SCHEMA"]
+__all__ = ["ResultStore", "Record", "StoreError", "STORE_FILE", "SCHEMA", "open_store"]
 
 log = logging.getLogger("transferability")
 
@@ -363,3 +363,14 @@ def load_artifact(kind: str | None, data: bytes, path: Path):
     if kind == "model":
         return load_checkpoint(path)
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+@contextlib.contextmanager
+def open_store(store: ResultStore | None, cache_dir=None) -> Iterator[ResultStore]:
+    """``store`` as it is, or the default store of ``cache_dir`` opened for the block and
+    closed after it (what every study function does with its ``store`` argument)."""
+    if store is not None:
+        yield store
+        return
+    with ResultStore.in_cache(cache_dir) as own:
+        yield own
