@@ -389,6 +389,23 @@ CLI_CASES = [
                  id="model-py-not-a-module"),
     pytest.param(_with(PROBE, sources="py:os"), 2, ["py:MODULE:FUNCTION"], None,
                  id="model-py-malformed"),
+    # -- the results store, the report, the backends ----------------------------------------
+    pytest.param(["study", "adv-knowledge", "--target", "digits", "--sources", "{ckpt}",
+                  "--store", "{file_plain}", "--out", "{tmp}/out", "--cache-dir", "{cache}"], 2,
+                 ["--store", "not a results store", "left untouched"], _no_checkpoint,
+                 id="store-not-a-store"),
+    pytest.param(["results", "list", "--store", "{tmp}"], 2, ["is a folder"], None,
+                 id="store-is-a-folder"),
+    pytest.param(["report", "--out", "{tmp}", "--cache-dir", "{zoo_cache}"], 2,
+                 ["--out", "is a folder"], None, id="report-out-is-a-folder"),
+    pytest.param(["study", "adv-knowledge", "--sources", "{ckpt}", "--scheduler",
+                  "tcp://127.0.0.1:1", "--out", "{tmp}/out", "--cache-dir", "{cache}"], 2,
+                 ["--scheduler", "--backend dask"], _no_checkpoint, id="scheduler-without-dask"),
+    pytest.param(["benchmark", "--quick", "--backend", "dask", "--workers", "0",
+                  "--cache-dir", "{cache}"], 2, ["--workers", "positive integer"], None,
+                 id="workers-0"),
+    pytest.param(["results", "gc", "--yes", "--store", "{file_plain}"], 2,
+                 ["not a results store"], None, id="gc-not-a-store"),
 ]
 
 

@@ -88,6 +88,12 @@ def _prepare(args) -> None:
         check_writable_dir(cache_dir(), "cache (set --cache-dir or $TRANSFERABILITY_CACHE)")
     if getattr(args, "out", None) is not None:
         check_writable_dir(args.out, "--out")
+    if getattr(args, "store", None) is not None:  # refused before any work; creates nothing
+        from .jobs import ResultStore
+        ResultStore(args.store).close()
+    if getattr(args, "backend", "local") == "local" and (
+            getattr(args, "scheduler", None) or getattr(args, "workers", None)):
+        raise ValueError("--scheduler, --workers: need --backend dask")
     if getattr(args, "out_file", None) is not None:  # a file, not a folder
         if args.out_file.is_dir():
             raise ValueError(f"--out: {args.out_file} is a folder; expected a file name")
