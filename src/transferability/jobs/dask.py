@@ -56,11 +56,8 @@ def _on_worker(kind: JobKind, config: dict, inputs: dict) -> Computed:
 
 
 def _client(scheduler: str | None, workers: int):
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ValueError("backend: 'dask' needs Dask's distributed package: pip install "
-                         "'transferability[dask]'") from None
+    from distributed import Client
+
     if scheduler is not None:
         try:
             return Client(scheduler, timeout="30s"), None
@@ -75,13 +72,25 @@ def run_dask(todo: list[Job], run: Run, store: ResultStore | None, study: str,
              show_progress: bool | None, *, scheduler: str | None = None, workers: int = 2,
              retries: int = 2) -> None:
     """Compute ``todo`` (inputs first) on a Dask cluster, recording each job as it ends."""
-    from distributed import as_completed
-
     from .._validation import check_int
+
+    try:
+        import dask
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ValueError("backend: 'dask' needs Dask's distributed package: pip install "
+                         "'transferability[dask]'") from None
 
     workers = check_int(workers, "workers", maximum=256)
     if not todo:
         return
+    with dask.config.set(WORKER_ENVIRON):  # for workers restarted during the run too
+        _run(todo, run, store, study, show_progress, scheduler, workers, retries)
+
+
+def _run(todo, run, store, study, show_progress, scheduler, workers, retries) -> None:
+    from distributed import as_completed
+
     client, cluster = _client(scheduler, workers)
     pending = {job.key: job for job in todo}
     remote: dict[str, object] = {}  # key -> future of an input's Output / Computed
