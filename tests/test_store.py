@@ -335,3 +335,26 @@ def test_an_optional_result_field_round_trips():
         back = StudyResult.from_dict(json.loads(json.dumps(r.to_dict())))
         assert type(back.transfer_matrix) is type(matrix)
         assert back.to_dict() == r.to_dict()
+
+
+def test_code_versions_do_not_depend_on_what_was_imported_before():
+    snippet = ("import {mods}\nfrom transferability.jobs import graph\n"
+               "print(graph.get_job_kind('adv_knowledge_study').version, "
+               "graph.get_job_kind('benchmark').version)")
+    versions = {subprocess.run([sys.executable, "-c", snippet.format(mods=mods)],
+                               capture_output=True, text=True, check=True).stdout
+                for mods in ("transferability.study",
+                             "transferability.cli, transferability.model_args, "
+                             "transferability.benchmark, transferability.html_report")}
+    assert len(versions) == 1, versions
+
+
+def test_a_moved_cache_keeps_the_keys_of_snapshot_trainings(tmp_path):
+    from transferability.zoo import load_spec, zoo_jobs
+
+    spec = {"models": [{"name": "a", "arch": "mlp", "data": "digits",
+                        "train": {"snapshot_every": 1}}]}
+    (a1,) = zoo_jobs(load_spec(spec), tmp_path / "one").values()
+    (a2,) = zoo_jobs(load_spec(spec), tmp_path / "two").values()
+    assert a1.key == a2.key and a1.inputs["snapshot_root"].value != a2.inputs[
+        "snapshot_root"].value

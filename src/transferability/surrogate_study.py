@@ -51,7 +51,7 @@ from .stats import bootstrap_ci, spearman
 from .training import ModelPair, Snapshot, evaluate, fit, lgv_members
 from .transfer_matrix import transfer_matrix
 from .utils import cache_dir as default_cache_dir
-from .zoo import load_spec, train_job, zoo_jobs
+from .zoo import load_spec, snapshot_dir, train_job, zoo_jobs
 
 __all__ = ["SurrogateStudyResult", "surrogate_study", "plot_surrogate_study", "QUICK", "FULL",
            "GUBRI_ATTACK"]
@@ -154,7 +154,7 @@ def snapshot_job(config: dict, inputs: dict) -> Output:
     """The weights after ``epoch`` of the zoo ``train`` job whose config is ``train``
     (its ``snapshot_every`` side output; retrained, deterministically, when the file is
     missing or damaged)."""
-    path = Snapshot(1, config["train"]["snapshot_dir"]).path(config["epoch"])
+    path = Snapshot(1, snapshot_dir(config["train"], inputs)).path(config["epoch"])
     if path.is_file():
         try:
             return Output({"epoch": config["epoch"]}, load_checkpoint(path))
@@ -162,7 +162,7 @@ def snapshot_job(config: dict, inputs: dict) -> Output:
             quarantine(path, str(exc).splitlines()[0])
     log.warning("snapshot %s is missing or damaged: retraining %s", path,
                 config["train"]["name"])
-    train_job(config["train"], {})
+    train_job(config["train"], {"snapshot_root": inputs["snapshot_root"]})
     return Output({"epoch": config["epoch"]}, load_checkpoint(path))
 
 
@@ -330,7 +330,9 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
         for epoch in range(1, epochs + 1):
             models[f"{name}@{epoch}"] = Job(
                 "surrogate_snapshot", {"train": trains[name].config, "epoch": epoch},
-                {"model": trains[name]}, label=f"{name}@{epoch}"), seed
+                {"model": trains[name],
+                 "snapshot_root": trains[name].inputs["snapshot_root"]},
+                label=f"{name}@{epoch}"), seed
         for rho in settings["rhos"]:
             method = "sam" if rho <= 0.05 else "lsam"
             models[f"{method}-r{rho}-s{seed}"] = trains[f"{method}-r{rho}-s{seed}"], seed

@@ -24,7 +24,7 @@ from ._files import atomic_write, check_writable_dir, inside, parse_yaml, quaran
 from ._validation import check_name
 from .data.spec import check_dataset_spec, dataset_from_spec
 from .features import Outputs, extract
-from .jobs import Job, Output, ResultStore, job_kind, run_jobs
+from .jobs import Given, Job, Output, ResultStore, job_kind, run_jobs
 from .models import Ensemble, create_model, list_models, load_checkpoint
 from .training import Snapshot, check_fit_options, evaluate, fit, lgv_members
 from .utils import cache_dir as default_cache_dir
@@ -199,8 +199,8 @@ def _train_entry(entry: ZooEntry, show_progress: bool | None, snapshot_dir: Path
         try:
             model.load_state_dict(init.state_dict())
         except RuntimeError:
-            raise ValueError(f"init: {entry.init.name!r} has other classes or shapes than "
-                             f"{entry.name!r}'s data") from None
+            raise ValueError(f"init: the entry {entry.name!r} starts from has other classes "
+                             "or shapes than its data") from None
     history = fit(model, train, test=test, callbacks=callbacks, show_progress=show_progress,
                   desc=entry.name, **options)
     if history.extras.get("members"):  # LGV: the collected weights are the surrogate
@@ -227,24 +227,37 @@ def train_job(config: dict, inputs: dict) -> Output:
     entry = ZooEntry(config["name"], config["arch"], config["data"],
                      config["train"], config["arch_kwargs"])
     init = inputs["init"].artifact if "init" in inputs else None
-    snapshots = config.get("snapshot_dir")
-    model, meta = _train_entry(entry, None,
-                               Path(snapshots) if snapshots else None, init)
+    model, meta = _train_entry(entry, None, snapshot_dir(config, inputs), init)
     save = {"arch": entry.arch, **meta}
     model.meta = {**dict(getattr(model, "meta", {}) or {}), **save}
     return Output({"name": entry.name, "metrics": meta["metrics"],
                    "history": meta["history"]}, model)
 
 
+def snapshot_dir(config: dict, inputs: dict) -> Path | None:
+    """Where a ``train`` job with ``snapshot_every`` writes its per-epoch checkpoints (a
+    side output): ``<cache>/snapshots/NAME-KEY``."""
+    if "snapshots" not in config or "snapshot_root" not in inputs:
+        return None
+    root = Path(inputs["snapshot_root"].artifact)
+    return inside(root, root / config["snapshots"])
+
+
 def zoo_jobs(entries: list[ZooEntry], cache_dir: Path | None = None) -> dict[str, Job]:
-    """One ``train`` job per entry (an ``init`` entry's job is its input)."""
+    """One ``train`` job per entry (an ``init`` entry's job is its input).
+
+    An entry with ``snapshot_every`` also gets the snapshot folder as an input whose key
+    does not depend on the path, so a moved cache or another machine keeps the job's key.
+    """
     jobs: dict[str, Job] = {}
+    root = None if cache_dir is None else Given("snapshot-root",
+                                                str(Path(cache_dir) / "snapshots"))
     for e in entries:
         config = entry_config(e)
-        if "snapshot_every" in e.train and cache_dir is not None:  # a side output, by key
-            config["snapshot_dir"] = str(inside(cache_dir, cache_dir / "snapshots"
-                                                / f"{e.name}-{e.key}"))
         inputs = {"init": jobs[e.init.name]} if e.init is not None else {}
+        if "snapshot_every" in e.train and root is not None:
+            config["snapshots"] = f"{e.name}-{e.key}"
+            inputs["snapshot_root"] = root
         jobs[e.name] = Job("train", config, inputs, label=e.name)
     return jobs
 

@@ -65,7 +65,11 @@ def _client(scheduler: str | None, workers: int):
             raise ValueError(f"scheduler: cannot reach a Dask scheduler at {scheduler!r} "
                              f"({exc})") from None
     cluster = local_cluster(workers)
-    return Client(cluster), cluster
+    try:
+        return Client(cluster), cluster
+    except BaseException:
+        cluster.close()
+        raise
 
 
 def run_dask(todo: list[Job], run: Run, store: ResultStore | None, study: str,
@@ -126,12 +130,12 @@ def _run(todo, run, store, study, show_progress, scheduler, workers, retries) ->
         submit_ready()
         for future in done:
             job = running.pop(future)
-            if future.status == "error":
-                exc = future.exception()
+            try:  # an error, or a future lost with the scheduler or the connection
+                computed = future.result()
+            except Exception as exc:
                 run.failed[job.key] = describe_failure(job, exc)
                 log.error("job failed: %s", run.failed[job.key])
             else:
-                computed = future.result()
                 record(run, store, job, computed, study)
                 remote[job.key] = future  # later jobs take it from the cluster
             bar.update(1)

@@ -14,7 +14,6 @@ import ast
 import hashlib
 import inspect
 import json
-import sys
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -115,7 +114,7 @@ def given(value, label: str = "") -> Given:
 
 def _fingerprint(value, digest) -> None:
     if isinstance(value, nn.Module):
-        digest.update(type(value).__qualname__.encode())
+        digest.update(repr(value).encode())  # the architecture: layers, activations, p...
         for name, tensor in value.state_dict().items():
             digest.update(name.encode())
             _fingerprint(tensor, digest)
@@ -125,6 +124,7 @@ def _fingerprint(value, digest) -> None:
         digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     elif hasattr(value, "x") and hasattr(value, "y"):  # an ImageDataset
         digest.update(str(getattr(value, "name", "")).encode())
+        digest.update(repr(getattr(value, "class_names", None)).encode())
         _fingerprint(value.x, digest)
         _fingerprint(value.y, digest)
     else:
@@ -231,9 +231,15 @@ def _source(module: str) -> bytes:
 
 
 def _path(module: str) -> Path | None:
-    mod = sys.modules.get(module)
-    file = getattr(mod, "__file__", None)
-    return Path(file) if file else None
+    """The source file of library module ``module``, found in the package folder (never
+    through ``sys.modules``: a module imported lazily must count before its first import)."""
+    root = Path(__file__).resolve().parent.parent  # the transferability package
+    parts = module.split(".")[1:]
+    for candidate in (root.joinpath(*parts).with_suffix(".py") if parts else None,
+                      root.joinpath(*parts, "__init__.py")):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
 
 
 @cache
@@ -246,7 +252,7 @@ def _import_closure(module: str) -> frozenset[str]:
     while todo:
         name = todo.pop()
         if name in out or name == PACKAGE or name.startswith(_MACHINERY) \
-                or name not in sys.modules:
+                or _path(name) is None:  # not a module (a name imported from one)
             continue
         out.add(name)
         parent = name.rpartition(".")[0]

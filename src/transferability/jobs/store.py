@@ -48,14 +48,14 @@ _COLUMNS = ("key", "kind", "label", "study", "config", "result", "inputs", "code
             "artifact", "checksum", "started", "finished", "duration", "host",
             "library_version", "torch_version")
 _CREATE = f"""
-CREATE TABLE jobs (
+CREATE TABLE IF NOT EXISTS jobs (
     key TEXT PRIMARY KEY, kind TEXT NOT NULL, label TEXT NOT NULL, study TEXT NOT NULL,
     config TEXT NOT NULL, result TEXT NOT NULL, inputs TEXT NOT NULL,
     code_version TEXT NOT NULL, artifact TEXT, checksum TEXT,
     started REAL NOT NULL, finished REAL NOT NULL, duration REAL NOT NULL, host TEXT NOT NULL,
     library_version TEXT NOT NULL, torch_version TEXT NOT NULL);
-CREATE INDEX jobs_kind ON jobs (kind);
-CREATE INDEX jobs_study ON jobs (study);
+CREATE INDEX IF NOT EXISTS jobs_kind ON jobs (kind);
+CREATE INDEX IF NOT EXISTS jobs_study ON jobs (study);
 PRAGMA application_id = {_APPLICATION_ID};
 PRAGMA user_version = {SCHEMA};
 """
@@ -252,25 +252,37 @@ class ResultStore:
     # ---- writing -------------------------------------------------------------------
     def put(self, job: Job, value, artifact: bytes | None = None, *, started: float,
             finished: float, study: str = "", host: str | None = None) -> Record:
-        """Record a finished ``job``: its artifact file first (atomically), then its row.
+        """Record a finished ``job``: its artifact file first (atomically), then its row,
+        under the store's write lock.
 
-        A row already there (another process finished the same job) is kept.
+        A row already there (another process finished the same job) is kept, with its file.
         """
         self._writable()
-        checksum = name = None
-        if artifact is not None:
-            checksum = hashlib.sha256(artifact).hexdigest()
-            name = f"{job.key}.pt"
-            write_bytes(self.artifacts / name, artifact)
         from .. import __version__
-        row = (job.key, job.kind, job.label, study, json.dumps(job.config, sort_keys=True),
-               encode_value(value), json.dumps({n: i.key for n, i in job.inputs.items()}),
-               get_job_kind(job.kind).version, name, checksum, started, finished,
-               finished - started, host or socket.gethostname(), __version__,
-               torch.__version__)
         with self._errors():
-            self._db.execute(f"INSERT OR IGNORE INTO jobs ({', '.join(_COLUMNS)}) VALUES "
-                             f"({', '.join('?' * len(_COLUMNS))})", row)
+            self._db.execute("BEGIN IMMEDIATE")  # one writer from here to the row
+            try:
+                if self._db.execute("SELECT 1 FROM jobs WHERE key = ?", (job.key,)).fetchone():
+                    self._db.execute("ROLLBACK")  # finished elsewhere: keep its row and file
+                    return self.get(job.key)
+                checksum = name = None
+                if artifact is not None:
+                    checksum = hashlib.sha256(artifact).hexdigest()
+                    name = f"{job.key}.pt"
+                    write_bytes(self.artifacts / name, artifact)
+                row = (job.key, job.kind, job.label, study,
+                       json.dumps(job.config, sort_keys=True), encode_value(value),
+                       json.dumps({n: i.key for n, i in job.inputs.items()}),
+                       get_job_kind(job.kind).version, name, checksum, started, finished,
+                       finished - started, host or socket.gethostname(), __version__,
+                       torch.__version__)
+                self._db.execute(f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES "
+                                 f"({', '.join('?' * len(_COLUMNS))})", row)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
         return self.get(job.key)
 
     def delete(self, keys: Iterable[str]) -> int:
