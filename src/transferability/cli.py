@@ -111,10 +111,8 @@ def _store(args):
 
 def _backend(args) -> dict:
     """``backend`` and its options for a study function, from ``--backend --scheduler
-    --workers``."""
+    --workers`` (their combination is checked in :func:`_prepare`)."""
     if args.backend == "local":
-        if args.scheduler is not None or args.workers is not None:
-            raise ValueError("--scheduler, --workers: need --backend dask")
         return {"backend": "local"}
     options = {"scheduler": args.scheduler} if args.scheduler else {}
     if args.workers is not None:
