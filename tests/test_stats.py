@@ -135,3 +135,33 @@ def test_batched_weighted_tau_equals_scipy_with_ties():
     assert np.array_equal(np.isnan(ours), np.isnan(ref))
     ok = ~np.isnan(ref)
     assert np.allclose(ours[ok], ref[ok], atol=1e-12)
+
+
+def test_claim_t_interval_matches_scipy_and_decides():
+    from scipy import stats as st
+
+    from transferability.stats import claim
+
+    d = [0.05, 0.07, 0.06, 0.08]
+    c = claim("a beats b", d)
+    low, high = st.t.interval(0.95, len(d) - 1, loc=np.mean(d), scale=st.sem(d))
+    assert c.verdict == "holds" and c.n == 4
+    assert c.low == pytest.approx(low) and c.high == pytest.approx(high)
+    assert claim("b", [-0.05, -0.07, -0.06]).verdict == "does not hold"
+    assert claim("c", [0.05, -0.07, 0.06]).verdict == "inconclusive"
+    assert claim("few seeds", [0.5, 0.6]).verdict == "inconclusive"  # under min_n
+    assert "inconclusive" in str(claim("one", [1.0]))
+
+
+def test_claim_bootstrap_over_images():
+    from transferability.stats import claim
+
+    rng = np.random.default_rng(0)
+    d = rng.integers(0, 2, 500) - rng.integers(0, 2, 500) * 0.6  # mean ≈ +0.2
+    c = claim("x", d, method="bootstrap")
+    assert c.low < c.difference < c.high and c.verdict == "holds"
+    assert c.difference == pytest.approx(d.mean())
+    with pytest.raises(ValueError, match="differences"):
+        claim("x", [0.1, float("nan"), 0.2])
+    with pytest.raises(ValueError, match="method"):
+        claim("x", [0.1, 0.2, 0.3], method="z")

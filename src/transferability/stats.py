@@ -25,7 +25,7 @@ from ._validation import (
 )
 
 __all__ = ["pearson", "spearman", "kendall", "weighted_tau", "bootstrap_ci", "top1_hit",
-           "regret", "CorrelationRow", "correlation_table"]
+           "regret", "CorrelationRow", "correlation_table", "Claim", "claim"]
 
 
 def _pair(x, y, names: tuple[str, str] = ("x", "y")) -> tuple[np.ndarray, np.ndarray]:
@@ -193,3 +193,67 @@ def correlation_table(scores: Mapping[str, Sequence[float]], truth, *, n_boot: i
             pearson(s, t), *cis["pearson"],
             top1_hit(s, t), regret(s, t)))
     return rows
+
+
+HOLDS, DOES_NOT_HOLD, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+
+
+@dataclass(frozen=True)
+class Claim(Result):
+    """A claim "the difference is > 0" decided from an interval, never from a point mean.
+
+    ``verdict`` is ``"holds"`` when the whole interval lies above 0, ``"does not hold"``
+    when it lies at or below 0, and ``"inconclusive"`` when it crosses 0, or when there are
+    fewer than ``min_n`` differences (seeds, images) to decide from.
+    """
+
+    statement: str
+    difference: float
+    low: float
+    high: float
+    n: int
+    method: str
+    verdict: str
+
+    def __str__(self) -> str:
+        return (f"{self.statement}: {self.verdict} (difference {self.difference:+.3f}, "
+                f"{self.method} 95% CI [{self.low:+.3f}, {self.high:+.3f}], n={self.n})")
+
+
+def claim(statement: str, differences, *, method: str = "t", level: float = 0.95,
+          n_boot: int = 2000, min_n: int = 3, seed: int = 0) -> Claim:
+    """Decide ``statement`` ("mean difference > 0") from paired ``differences``.
+
+    ``differences[i]`` is the claimed-better quantity minus the other one for seed (or
+    image) i. ``method="t"``: Student-t interval of the mean (few seeds);
+    ``method="bootstrap"``: percentile bootstrap of the mean (many images). NaN differences
+    are refused; fewer than ``min_n`` of them give an inconclusive verdict with a NaN interval
+    when none can be formed.
+    """
+    from ._validation import check_choice
+
+    d = as_float64(differences, "differences", ndim=1)
+    if not np.isfinite(d).all():
+        raise ValueError("differences: contains NaN or inf values")
+    method = check_choice(method, "method", ("t", "bootstrap"))
+    level = check_fraction(level, "level")
+    n = d.size
+    mean = float(d.mean()) if n else float("nan")
+    if n < 2:
+        low = high = float("nan")
+    elif method == "t":
+        half = float(_st.t.ppf((1 + level) / 2, n - 1) * d.std(ddof=1) / np.sqrt(n))
+        low, high = mean - half, mean + half
+    else:
+        idx = np.random.default_rng(seed).integers(0, n, size=(check_count(n_boot, "n_boot"), n))
+        low, high = (float(v) for v in np.quantile(d[idx].mean(axis=1),
+                                                    [(1 - level) / 2, (1 + level) / 2]))
+    if n < min_n or not np.isfinite([low, high]).all():
+        verdict = INCONCLUSIVE
+    elif low > 0:
+        verdict = HOLDS
+    elif high <= 0:
+        verdict = DOES_NOT_HOLD
+    else:
+        verdict = INCONCLUSIVE
+    return Claim(statement, mean, low, high, n, method, verdict)
