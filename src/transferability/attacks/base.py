@@ -82,6 +82,9 @@ class Attack:
             forward pass of the attack, e.g. :class:`DI` input diversity.
     """
 
+    #: the values ``loss`` accepts
+    losses = LOSSES
+
     def __init__(self, model: nn.Module, eps: float, *, norm: str = "linf",
                  targeted: bool = False, loss: str = "ce", use_predictions: bool = False,
                  seed: int | None = None, input_transform: InputTransform | None = None):
@@ -96,7 +99,7 @@ class Attack:
         self.eps = check_positive(eps, "eps", allow_zero=True)
         self.norm = check_norm(norm)
         self.targeted = bool(targeted)
-        self.loss = check_choice(loss, "loss", LOSSES)
+        self.loss = check_choice(loss, "loss", self.losses)
         self.use_predictions = bool(use_predictions)
         self.seed = None if seed is None else check_seed(seed)
         self.input_transform = input_transform

@@ -8,6 +8,12 @@ Names and what they build (every keyword of the class is accepted)::
     mifgsm   MIFGSM(model, eps, alpha, steps, decay)                 Dong et al. 2018
     di       PGD(..., random_start=False, input_transform=DI(p, resize_rate))  DI²-FGSM
     mi-di    MIFGSM(..., input_transform=DI(p, resize_rate))          M-DI²-FGSM, Xie et al.
+    apgd-ce  APGD(model, eps, steps, loss="ce")                       Croce & Hein 2020
+    apgd-dlr APGD(model, eps, steps, loss="dlr")
+    apgd-t   APGDT(model, eps, steps, n_targets)
+    fab-t    FABT(model, eps, steps, n_targets)
+    square   Square(model, eps, queries)                              Andriushchenko et al.
+    autoattack  AutoAttack(model, norm, eps, version)
 """
 
 from __future__ import annotations
@@ -17,11 +23,16 @@ from collections.abc import Callable, Mapping
 from torch import nn
 
 from .._registry import Registry
+from .apgd import APGD
+from .apgdt import APGDT
+from .autoattack import AutoAttack
 from .base import Attack
 from .di import DI
+from .fab import FABT
 from .fgsm import FGSM
 from .mifgsm import MIFGSM
 from .pgd import PGD
+from .square import Square
 
 __all__ = ["register_attack", "create_attack", "list_attacks", "attack_factory",
            "AttackFactory", "with_seed"]
@@ -113,3 +124,19 @@ def _di(model: nn.Module, **kwargs) -> PGD:
 @register_attack("mi-di")
 def _mi_di(model: nn.Module, **kwargs) -> MIFGSM:
     return MIFGSM(model, **_with_di(kwargs))
+
+
+@register_attack("apgd-ce")
+def _apgd_ce(model: nn.Module, **kwargs) -> APGD:
+    return APGD(model, **{**kwargs, "loss": "ce"})
+
+
+@register_attack("apgd-dlr")
+def _apgd_dlr(model: nn.Module, **kwargs) -> APGD:
+    return APGD(model, **{**kwargs, "loss": "dlr"})
+
+
+register_attack("apgd-t")(APGDT)
+register_attack("fab-t")(FABT)
+register_attack("square")(Square)
+register_attack("autoattack")(AutoAttack)
