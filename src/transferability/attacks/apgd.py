@@ -128,8 +128,10 @@ class APGD(Attack):
                 grad += torch.autograd.grad(loss.sum(), x_in)[0]
             losses = losses + loss.detach()
         grad /= self.eot_iter
-        if self._confident is not None:
-            self._check_masking(grad)
+        if self._confident is not None:  # the first gradient of a call on the whole batch
+            if len(self._confident) == len(grad):
+                self._check_masking(grad)
+            self._confident = None
         return losses / self.eot_iter, logits.detach(), grad
 
     def _run(self, x, y, targets, generator):
