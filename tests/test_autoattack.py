@@ -303,3 +303,29 @@ def test_bad_input():
 
     with pytest.raises(ValueError, match="tensor of logits"):
         AutoAttack(Pair(), "linf", 0.1)(x, y)
+
+
+def test_robustness_command(tmp_path, capsys):
+    import json
+
+    from transferability.cli import main
+
+    model = "py:tests/user_models.py:saturated_linear"
+    args = ["robustness", "--model", model, "--dataset", "mnist", "--n-examples", "12",
+            "--out", str(tmp_path)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*args, "--eps", "3/10"]) == 0
+    saved = json.loads((tmp_path / "robustness.json").read_text())
+    assert saved["eps"] == pytest.approx(0.3) and saved["n"] == 12
+    assert saved["attack"] == "autoattack-standard" and saved["robust_correct"] == 0
+    assert "robust 0.0000 (0/12)" in capsys.readouterr().out
+    for eps in ("8/0", "0", "-1", "a/b"):
+        with pytest.raises(SystemExit) as exit_:
+            main([*args, "--eps", eps])
+        assert exit_.value.code == 2
+        assert "--eps" in capsys.readouterr().err
+    assert main([*args[:5], "--n-examples", "99999", "--eps", "8/255", "--out",
+                 str(tmp_path / "no")]) == 2
+    assert "--n-examples" in capsys.readouterr().err
+    assert not (tmp_path / "no" / "robustness.json").exists()

@@ -37,6 +37,19 @@ def _positive(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}") from None
 
 
+def _radius(text: str) -> float:
+    """A radius > 0 as a number (``0.031``) or a fraction (``8/255``); ``8/0`` is refused."""
+    from ._validation import check_positive
+
+    try:
+        top, _, bottom = text.partition("/")
+        value = float(top) / float(bottom) if bottom else float(top)
+        return check_positive(value, "value")
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number > 0 such as 0.031 or 8/255, got "
+                                         f"{text!r}") from None
+
+
 def _count(maximum: int | None = None):
     """Positive integers up to ``maximum``."""
     def parse(text: str) -> int:
@@ -201,6 +214,41 @@ def _cmd_rank(args) -> None:
     files = [write_csv(result.rows, args.out / "rank.csv"),
              write_json({"target": str(args.target), **result.to_dict()}, args.out / "rank.json")]
     print("wrote " + ", ".join(map(str, files)))
+
+
+def _cmd_robustness(args) -> None:
+    from .attacks import benchmark, robust_accuracy
+    from .data import dataset_from_spec
+    from .model_args import load_models
+    from .report import write_json
+
+    data = dataset_from_spec(args.dataset, "test", seed=args.seed)
+    x, y = data.x, data.y
+    if args.n_examples is not None:
+        if args.n_examples > len(x):
+            raise ValueError(f"--n-examples: the test split of {args.dataset} has {len(x)} "
+                             f"images, got {args.n_examples}")
+        x, y = x[:args.n_examples], y[:args.n_examples]
+    models = load_models([args.model], args.cache_dir)
+    if len(models) != 1:
+        raise ValueError(f"--model: expected one model, {args.model!r} names {len(models)}")
+    (name, model), = models.items()
+    if args.attack == "autoattack":
+        result = benchmark(model, x, y, threat_model={"linf": "Linf", "l2": "L2"}[args.norm],
+                           eps=args.eps, batch_size=args.batch_size, version=args.version,
+                           seed=args.seed)
+    else:
+        result = robust_accuracy(model, x, y, args.eps, attack="pgd", norm=args.norm,
+                                 batch_size=args.batch_size, seed=args.seed)
+    print(f"{name} on {args.dataset} ({result.n} test images), {args.norm} eps={args.eps:.6g}, "
+          f"{result.attack}: clean {result.clean_accuracy:.4f} ({result.clean_correct}/"
+          f"{result.n}), robust {result.robust_accuracy:.4f} ({result.robust_correct}/"
+          f"{result.n})" + (f" in {result.seconds:.1f} s" if result.seconds else ""))
+    for attack, acc in result.per_attack.items():
+        print(f"  after {attack}: {acc:.4f}")
+    out = write_json({"model": name, "dataset": str(args.dataset), **result.to_dict()},
+                     args.out / "robustness.json")
+    print(f"wrote {out}")
 
 
 def _cmd_study_adv_knowledge(args) -> None:
@@ -508,6 +556,25 @@ def build_parser() -> argparse.ArgumentParser:
     feature_opts(p)
     seed_opt(p)
     out_opt(p, "rank-out")
+    cache_opt(p, store=False)
+
+    p = command("robustness", _cmd_robustness,
+                "Clean and robust accuracy of one model on a dataset's test images under "
+                "AutoAttack (Croce & Hein 2020), as RobustBench's benchmark, with its checks.")
+    p.add_argument("--model", required=True, help="one model: " + models_help)
+    p.add_argument("--dataset", required=True, help="dataset name or .npz/folder path")
+    p.add_argument("--eps", type=_radius, required=True,
+                   help="radius in the [0,1] pixel scale: 0.031 or 8/255")
+    p.add_argument("--norm", choices=["linf", "l2"], default="linf")
+    p.add_argument("--attack", choices=["autoattack", "pgd"], default="autoattack",
+                   help="autoattack, or the fast worst case of PGD-20 with CE and margin loss")
+    p.add_argument("--version", choices=["standard", "plus", "rand"], default="standard",
+                   help="AutoAttack's version (rand: for randomised models)")
+    p.add_argument("--n-examples", type=_count(10**7), default=None,
+                   help="the first N test images (default: all)")
+    p.add_argument("--batch-size", type=_count(100_000), default=500)
+    seed_opt(p)
+    out_opt(p, "robustness-out")
     cache_opt(p, store=False)
 
     study = sub.add_parser("study", help="Run the studies that connect the two transferabilities.",
