@@ -323,6 +323,8 @@ def _cmd_study_robust_transfer(args) -> None:
         settings["seeds"] = tuple(args.seeds)
     if args.eps:
         settings["radii"] = tuple(args.eps)
+    if args.robust_attack:
+        settings["robust_attack"] = args.robust_attack
     settings["target"] = args.target
     with _store(args) as store:
         result = robust_transfer_study(cache_dir=args.cache_dir, store=store, **settings,
@@ -635,6 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="robust-accuracy radii (default 0.1 0.2; --quick 0.1)")
     p.add_argument("--quick", action="store_true", help="smaller data, one seed, 4 methods")
     backend_opts(p)
+    p.add_argument("--robust-attack", choices=["autoattack", "pgd"], default=None,
+                   help="robust accuracy by AutoAttack (default) or the fast worst case of "
+                        "PGD-20 with CE and margin loss (default with --quick)")
     out_opt(p, "robust-transfer-out")
     cache_opt(p)
 

@@ -46,7 +46,7 @@ TINY_SURROGATES = {"seeds": (0,), "epochs": 3, "n_per_class": 60, "rhos": (0.05,
 #: ``demo --quick``'s robust-transfer study.
 TINY_ROBUST = {"seeds": (0,), "source_epochs": 1, "source_per_class": 40, "target": "mnist",
                "target_per_class": 20, "tune_epochs": 1, "eval_per_class": 3, "radii": (0.1,),
-               "methods": ("linear probe", "NEFT + BN frozen (last 3)")}
+               "methods": ("linear probe", "NEFT + BN frozen (last 3)"), "robust_attack": "pgd"}
 QUICK_MODELS = ("cnn-k0", "cnn-k5", "cnn-k10", "mlp-k5")
 
 

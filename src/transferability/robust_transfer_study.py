@@ -7,9 +7,10 @@ LwF's feature-distance penalty recovers clean accuracy while keeping most of it.
 blocks non-expansively (NEFT) with BatchNorm frozen. This study measures it on bundled data:
 sources are ``resnet`` models (BatchNorm, so BN freezing means something) trained on a
 source task as standard, ``pgd_at`` and ``cartl_fdm`` sources, with several seeds; each is
-transferred to the target by every method, and clean and robust accuracy (the worst case
-of PGD with CE and with margin loss, :func:`~transferability.attacks.robust_accuracy`) are
-measured on the target's test images.
+transferred to the target by every method, and clean and robust accuracy
+(:func:`~transferability.attacks.robust_accuracy`: AutoAttack by default; the quick
+version keeps the fast worst case of PGD with CE and with margin loss) are measured on the
+target's test images. The report names the attack used.
 
 The study is a graph of jobs (:mod:`transferability.jobs`) kept in a results store: a zoo
 ``train`` job per source, a ``fine_tune`` job per (source, method), a ``robust_accuracy``
@@ -27,8 +28,9 @@ from types import MappingProxyType
 import numpy as np
 
 from ._results import Result
-from ._validation import check_positive, check_seed
+from ._validation import check_choice, check_positive, check_seed
 from .attacks import robust_accuracy
+from .attacks.robust import ROBUST_ATTACKS
 from .data import dataset_from_spec, per_class
 from .jobs import Job, Output, ResultStore, job_kind, open_store, run_jobs
 from .report import format_table
@@ -57,11 +59,13 @@ METHODS = MappingProxyType({
 })
 FULL = {"seeds": (0, 1, 2), "source_epochs": 5, "source_per_class": 300, "target": "mnist",
         "target_per_class": 100, "tune_epochs": 10, "eval_per_class": 10, "radii": (0.1, 0.2),
-        "source_attack_options": {"eps": 0.2}, "methods": tuple(METHODS)}
+        "source_attack_options": {"eps": 0.2}, "methods": tuple(METHODS),
+        "robust_attack": "autoattack"}
 QUICK = {"seeds": (0,), "source_epochs": 3, "source_per_class": 80, "target": "mnist",
          "target_per_class": 50, "tune_epochs": 6, "eval_per_class": 4, "radii": (0.1,),
          "source_attack_options": {"eps": 0.2},
-         "methods": ("linear probe", "last 3 blocks", "full fine-tune", "LwF")}
+         "methods": ("linear probe", "last 3 blocks", "full fine-tune", "LwF"),
+         "robust_attack": "pgd"}
 #: Fine-tuning learning rate (SGD, momentum 0.9, cosine): a new head from scratch needs it.
 TUNE_LR = 0.05
 KINDS = {"standard": {}, "pgd_at": {"method": "pgd_at"},
@@ -80,8 +84,10 @@ class RobustTransferResult(Result):
     settings: dict = field(default_factory=dict)
 
     def format(self) -> str:
+        attack = self.settings.get("robust_accuracy", "worst of PGD-20 CE and margin")
         return "\n".join([
-            "robust transfer: clean and robust accuracy on the target (mean ± std over seeds)",
+            "robust transfer: clean and robust accuracy on the target (mean ± std over seeds; "
+            f"robust accuracy: {attack})",
             format_table(self.summary), "",
             "CARTL ablation (robust sources, last 3 blocks)", format_table(self.ablation), "",
             "claims:", *[f"- {c}" for c in self.claims]])
@@ -109,13 +115,14 @@ def fine_tune_job(config: dict, inputs: dict) -> Output:
 
 @job_kind("robust_accuracy")
 def robust_accuracy_job(config: dict, inputs: dict) -> dict:
-    """Robust accuracy of ``model`` at radius ``eps`` on ``per_class`` test images a class:
-    the worst case of PGD-``steps`` with CE and with margin loss
-    (:func:`~transferability.attacks.robust_accuracy`)."""
+    """Robust accuracy of ``model`` at radius ``eps`` on ``per_class`` test images a class
+    under ``attack`` (:func:`~transferability.attacks.robust_accuracy`): ``"autoattack"``,
+    or (the default) the worst case of PGD-``steps`` with CE and with margin loss."""
     probe = per_class(dataset_from_spec(config["target"], "test"), config["per_class"],
                       seed=config["probe_seed"])
     return robust_accuracy(inputs["model"].artifact, probe.x, probe.y, config["eps"],
-                           steps=config["steps"], seed=config["seed"]).record()
+                           attack=config.get("attack", "pgd"), steps=config["steps"],
+                           seed=config["seed"]).record()
 
 
 @job_kind("robust_transfer_study")
@@ -152,6 +159,9 @@ def _robust_jobs(settings: dict, cache_dir: Path) -> Job:
         for seed in settings["seeds"] for kind, options in KINDS.items()]}
     sources = zoo_jobs(load_spec(spec), cache_dir)
     target = settings["target"]
+    # the PGD jobs keep their original configuration (and so their stored results)
+    attack = ({"steps": 20} if settings["robust_attack"] == "pgd"
+              else {"steps": 100, "attack": settings["robust_attack"]})
     inputs = {}
     for seed in settings["seeds"]:
         for kind in KINDS:
@@ -165,7 +175,7 @@ def _robust_jobs(settings: dict, cache_dir: Path) -> Job:
                 inputs[f"tune:{run}"] = tuned
                 for e in settings["radii"]:
                     inputs[f"robust:{run}@{e}"] = Job(
-                        "robust_accuracy", {"target": target, "eps": e, "steps": 20,
+                        "robust_accuracy", {"target": target, "eps": e, **attack,
                                             "seed": seed, "probe_seed": 0,
                                             "per_class": settings["eval_per_class"]},
                         {"model": tuned}, label=f"{run}@{e}")
@@ -182,17 +192,21 @@ def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["sou
                           radii=FULL["radii"],
                           source_attack_options: dict | None = None,
                           methods=FULL["methods"],
+                          robust_attack: str = FULL["robust_attack"],
                           cache_dir=None, show_progress: bool | None = None,
                           store: ResultStore | None = None, backend: str = "local",
                           **backend_options) -> RobustTransferResult:
     """Run the study (see the module docstring) and return its tables.
 
     ``radii`` are the ε of the robust accuracy on the target; ``source_attack_options`` the
-    PGD of the ``pgd_at`` and ``cartl_fdm`` sources (default ε = 0.2, 7 steps). Jobs run on
+    PGD of the ``pgd_at`` and ``cartl_fdm`` sources (default ε = 0.2, 7 steps);
+    ``robust_attack`` the attack of the robust accuracy (``"autoattack"`` or ``"pgd"``, the
+    fast worst case of PGD-20 with CE and margin loss). Jobs run on
     ``backend`` (with ``backend_options``) and are kept in ``store``, by default the one in
     ``cache_dir``.
     """
     seeds = tuple(check_seed(s, "seeds") for s in seeds)
+    robust_attack = check_choice(robust_attack, "robust_attack", ROBUST_ATTACKS)
     eps = tuple(check_positive(e, "radii") for e in radii)
     source_attack = {**FULL["source_attack_options"], **(source_attack_options or {})}
     check_positive(source_attack["eps"], "source_attack_options['eps']")
@@ -205,7 +219,10 @@ def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["sou
                 "target_per_class": target_per_class, "tune_epochs": tune_epochs,
                 "eval_per_class": eval_per_class, "radii": list(eps),
                 "source_attack_options": source_attack,
-                "methods": list(methods), "robust_accuracy": "worst of PGD-20 CE and margin"}
+                "methods": list(methods), "robust_attack": robust_attack,
+                "robust_accuracy": ("AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square)"
+                                    if robust_attack == "autoattack"
+                                    else "worst of PGD-20 CE and margin")}
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = _robust_jobs(settings, cache_dir)
     log.info("  sources: %d resnet models (standard, pgd_at, cartl_fdm) on %s",
