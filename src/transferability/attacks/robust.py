@@ -91,15 +91,15 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     per_attack, broken = {}, []
     if attack == "autoattack":
         aa = AutoAttack(model, norm, eps, version, steps=steps, seed=seed)
-        counts: dict[str, int] = {}
         for xb, yb in progress(list(batches(x, y, batch_size=batch_size)),
                                desc="AutoAttack", enabled=show_progress):
             aa(xb, yb)
             broken += aa.broken_by
-            for name, acc in aa.accuracy_after.items():
-                counts[name] = counts.get(name, 0) + round(acc * len(xb))
         robust = torch.tensor([b is None for b in broken])
-        per_attack = {name: c / len(x) for name, c in counts.items() if name != "clean"}
+        stages = list(aa.accuracy_after)  # "clean", then the attacks in order
+        for i, stage in enumerate(stages[1:], 1):
+            per_attack[stage] = sum(b is None or b not in stages[:i + 1]
+                                    for b in broken) / len(x)
         name = f"autoattack-{version}"
     else:
         runs = [(loss, r) for loss in ("ce", "margin") for r in range(restarts)]
