@@ -57,11 +57,14 @@ def _accuracy(model, x, y, batch=BATCH):
 
 
 def per_iteration(model, x, y, steps: int = 20, repeats: int = 3) -> float:
-    """APGD-CE seconds per iteration over PGD seconds per step, best of ``repeats``."""
+    """APGD-CE seconds per iteration over PGD seconds per step, best of ``repeats``
+    interleaved (so drifts in machine load hit both alike)."""
     apgd, pgd = APGD(model, EPS, steps), PGD(model, EPS, steps=steps)
     apgd(x, y), pgd(x, y)  # warm-up
-    t_apgd = min(_timed(apgd, x, y)[0] for _ in range(repeats))
-    t_pgd = min(_timed(pgd, x, y)[0] for _ in range(repeats))
+    t_apgd = t_pgd = float("inf")
+    for _ in range(repeats):
+        t_apgd = min(t_apgd, _timed(apgd, x, y)[0])
+        t_pgd = min(t_pgd, _timed(pgd, x, y)[0])
     return (t_apgd / (steps + 1)) / (t_pgd / steps)
 
 
