@@ -38,6 +38,11 @@ def dlr(logits: torch.Tensor, labels: torch.Tensor,
     return -gap / (top[:, 0] - (top[:, 2] + top[:, 3]) / 2 + _DLR_TINY)
 
 
+def _image(mask: torch.Tensor) -> torch.Tensor:
+    """A per-sample mask shaped to broadcast against N×C×H×W images."""
+    return mask[:, None, None, None]
+
+
 def checkpoints(steps: int) -> list[int]:
     """The iterations after which APGD checks its progress (Croce & Hein 2020, Sec. 3.2).
 
@@ -142,7 +147,7 @@ class APGD(Attack):
         eta = torch.full((len(x), 1, 1, 1), 2 * eps, device=x.device, dtype=x.dtype)
         best_x, best_grad, best_loss = x_k.clone(), grad.clone(), loss.clone()
         fooled = logits.argmax(1) != y
-        adv = torch.where(fooled[:, None, None, None], x_k, x)
+        adv = torch.where(_image(fooled), x_k, x)
         x_prev = x_k
         checks = set(checkpoints(self.steps))
         increases = torch.zeros(len(x), device=x.device)
@@ -155,21 +160,24 @@ class APGD(Attack):
             x_prev, x_k = x_k, x_new
             previous = loss
             loss, logits, grad = self._loss_grad(x_k, y, targets)
+            # torch.where, not masked assignment: no host synchronisation in the loop
             wrong = logits.argmax(1) != y
-            adv[wrong], fooled = x_k[wrong], fooled | wrong
+            adv, fooled = torch.where(_image(wrong), x_k, adv), fooled | wrong
             increases += loss > previous
             better = loss > best_loss
-            best_x[better], best_grad[better], best_loss[better] = \
-                x_k[better], grad[better], loss[better]
+            best_x = torch.where(_image(better), x_k, best_x)
+            best_grad = torch.where(_image(better), grad, best_grad)
+            best_loss = torch.where(better, loss, best_loss)
             if k + 1 in checks:
                 stalled = increases <= self.rho * (k + 1 - last_check)
                 flat = ~reduced & (best_at_check >= best_loss)
                 reduced = stalled | flat
-                eta[reduced] /= 2
-                x_k[reduced], grad[reduced] = best_x[reduced], best_grad[reduced]
+                eta = torch.where(_image(reduced), eta / 2, eta)
+                x_k = torch.where(_image(reduced), best_x, x_k)
+                grad = torch.where(_image(reduced), best_grad, grad)
                 increases.zero_()
                 last_check, best_at_check = k + 1, best_loss.clone()
-        return torch.where(fooled[:, None, None, None], adv, best_x), fooled
+        return torch.where(_image(fooled), adv, best_x), fooled
 
 
 def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, eps: float,
