@@ -36,6 +36,11 @@ def test_robust_accuracy_is_the_worst_case_and_sees_through_saturation():
     ce = [v for k, v in result.per_attack.items() if "-ce" in k]
     assert min(ce) > 0.5 and result.robust_accuracy == 0.0  # CE masked, margin is not
     assert len(result.per_attack) == 4
+    assert result.broken_by.count(None) == result.robust_correct
+    # the first attack (in order) to break each point: CE first, margin for the rest
+    first_ce = 48 - round(result.per_attack["pgd5-ce-start0"] * 48)
+    assert result.broken_by.count("pgd5-ce-start0") == first_ce
+    assert set(result.broken_by) - {None} <= set(result.per_attack)
 
 
 def test_pgd_at_loss_is_ce_on_pgd_examples_and_mix_adds_the_clean_loss(blobs):

@@ -107,8 +107,11 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
             pgd = PGD(model, eps, steps=steps, norm=norm, loss=loss, seed=seed + r)
             still = torch.cat([predict(model, pgd(xb, yb), batch_size=batch_size).argmax(1).cpu()
                                == yb.cpu() for xb, yb in batches(x, y, batch_size=batch_size)])
-            per_attack[f"pgd{steps}-{loss}" + (f"-start{r}" if restarts > 1 else "")] = \
-                float(still.double().mean())
+            label = f"pgd{steps}-{loss}" + (f"-start{r}" if restarts > 1 else "")
+            per_attack[label] = float(still.double().mean())
+            broken = [label if b is None and not s else b for b, s in zip(
+                broken or [None if c else "clean" for c in correct.tolist()], still.tolist(),
+                strict=True)]
             robust &= still
         name = f"pgd{steps} ce+margin"
     return RobustAccuracy(clean_accuracy=float(correct.double().mean()),
