@@ -25,7 +25,7 @@ from transferability.attacks import (
 )
 from transferability.attacks.apgd import checkpoints
 from transferability.attacks.fab import project_onto_hyperplane
-from transferability.attacks.square import square_fraction, square_size
+from transferability.attacks.square import pseudo_gaussian, square_fraction, square_size
 
 
 def _mlp(classes=4, dtype=torch.float32, seed=0):
@@ -153,6 +153,9 @@ def test_square_sizes_follow_the_schedule():
         [0.8, 0.8, 0.4, 0.4, 0.2, 0.1, 0.05, 0.025, 0.8 / 512]
     assert square_size(0.8, 28) == 25  # round(√(0.8·784)) = round(25.04)
     assert square_size(0.8 / 512, 28) == 1 and square_size(0.99, 4) == 3  # within [1, h − 1]
+    eta = pseudo_gaussian(5)  # L2's update: opposite-signed rectangles on the two halves
+    assert eta.norm().item() == pytest.approx(1.0) and (eta[:2] > 0).all() and (eta[2:] < 0).all()
+    assert eta[1, 2] == eta[:2].max() and eta[3, 2] == eta[2:].min()  # peaks at the centres
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -163,8 +166,7 @@ def test_every_attack_stays_in_the_ball_and_the_image(norm):
     eps = 0.1 if norm == "linf" else 0.5
     attacks = [APGD(model, eps, 10, norm=norm), APGD(model, eps, 10, norm=norm, loss="dlr"),
                APGDT(model, eps, 10, n_targets=3, norm=norm), FABT(model, eps, 10, norm=norm)]
-    if norm == "linf":
-        attacks.append(Square(model, eps, 50))
+    attacks.append(Square(model, eps, 50, norm=norm))
     for attack in attacks:
         x_adv = attack(x, y)
         delta = (x_adv - x).flatten(1)
@@ -260,7 +262,8 @@ def test_rand_version_uses_expectation_over_transformation():
     attack = AutoAttack(noisy, "linf", 0.1, version="rand", steps=3)
     parts = attack.components(4)
     assert list(parts) == ["apgd-ce", "apgd-dlr"] and all(a.eot_iter == 20 for a in parts.values())
-    assert list(AutoAttack(noisy, "l2", 0.5).components(10)) == ["apgd-ce", "apgd-t", "fab-t"]
+    assert list(AutoAttack(noisy, "l2", 0.5).components(10)) == \
+        ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert list(AutoAttack(noisy, "linf", 0.1, version="plus").components(10)) == \
         ["apgd-ce", "apgd-dlr", "square", "apgd-t", "fab-t"]
     assert list(AutoAttack(noisy, "linf", 0.1).components(3)) == \
@@ -277,7 +280,7 @@ def test_benchmark_counts_and_time():
                            batch_size=8, device="cpu")
     assert result.n == 20 and result.clean_correct == 20 and result.seconds > 0
     assert result.robust_correct == round(result.robust_accuracy * 20)
-    assert "square" not in result.per_attack  # Square is L∞ only
+    assert list(result.per_attack) == ["apgd-ce", "apgd-t", "fab-t", "square"]
 
 
 def test_bad_input():
@@ -290,7 +293,7 @@ def test_bad_input():
         (lambda: benchmark(model, x, y, eps=0.1, n_examples=5), "n_examples: expected at most"),
         (lambda: benchmark(model, x, y, eps=0.1, threat_model="L1"), "threat_model"),
         (lambda: Square(model, 0.1, queries=0), "queries"),
-        (lambda: Square(model, 0.1, norm="l2"), "norm"),
+        (lambda: Square(model, 0.1, targeted=True), "targeted"),
         (lambda: robust_accuracy(model, x, y, 0.1, attack="fgsm"), "attack"),
         (lambda: APGD(model, 0.1, loss="margin"), "loss"),
     ]:

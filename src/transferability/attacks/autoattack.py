@@ -27,10 +27,10 @@ VERSIONS = ("standard", "plus", "rand")
 class AutoAttack(Attack):
     """AutoAttack: its attacks in sequence, each on the points no earlier one broke.
 
-    ``standard``: APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5,000 queries;
-    L∞ only). ``plus``: APGD-CE and APGD-DLR with 5 restarts, Square with 5 restarts (L∞),
-    APGD-T, FAB-T. ``rand``, for randomised models: APGD-CE and APGD-DLR with gradients
-    averaged over 20 draws (expectation over transformation). A model with fewer than 4
+    ``standard``: APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5,000 queries).
+    ``plus``: APGD-CE and APGD-DLR with 5 restarts, Square with 5 restarts, APGD-T, FAB-T.
+    ``rand``, for randomised models: APGD-CE and APGD-DLR with gradients averaged over 20
+    draws (expectation over transformation). A model with fewer than 4
     classes gets APGD-DLR in place of the targeted attacks (DLR needs 3 classes); with 2
     classes, APGD-CE, FAB-T and Square only.
 
@@ -66,7 +66,7 @@ class AutoAttack(Attack):
         """The attacks of ``version``, in order, for a model with ``num_classes`` outputs."""
         m, eps, steps = self.model, self.eps, self.steps
         common = {"norm": self.norm, "seed": self.seed}
-        plus, linf = self.version == "plus", self.norm == "linf"
+        plus = self.version == "plus"
         if self.version == "rand":
             attacks = {"apgd-ce": APGD(m, eps, steps, eot_iter=20, **common),
                        "apgd-dlr": APGD(m, eps, steps, loss="dlr", eot_iter=20, **common)}
@@ -76,12 +76,12 @@ class AutoAttack(Attack):
             if plus or num_classes < 4:
                 attacks["apgd-dlr"] = APGD(m, eps, steps, loss="dlr", restarts=restarts,
                                            **common)
-            if plus and linf:
+            if plus:
                 attacks["square"] = Square(m, eps, self.queries, restarts=5, **common)
             if num_classes >= 4:
                 attacks["apgd-t"] = APGDT(m, eps, steps, n_targets=self.n_targets, **common)
             attacks["fab-t"] = FABT(m, eps, steps, n_targets=self.n_targets, **common)
-            if not plus and linf:
+            if not plus:
                 attacks["square"] = Square(m, eps, self.queries, **common)
         if num_classes < 3:
             attacks.pop("apgd-dlr", None)
