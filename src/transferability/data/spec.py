@@ -122,7 +122,10 @@ def dataset_from_spec(spec: str | os.PathLike | Mapping, split: str = "train", *
     if "classes" in spec:
         ds = select_classes(ds, spec["classes"])
     if "relabel" in spec:
-        ds = relabel(ds, spec["relabel"])
+        try:
+            ds = relabel(ds, spec["relabel"])
+        except ValueError as exc:
+            raise ValueError(f"relabel: {str(exc).removeprefix('mapping: ')}") from None
     if "n_per_class" in spec and split == "train":
         ds = per_class(ds, check_per_class(spec["n_per_class"], "n_per_class", ds), seed=seed)
     return ds

@@ -83,9 +83,9 @@ def check_per_class(n, name: str, *datasets: ImageDataset) -> int:
         counts = ds.class_counts()
         if n > counts.min():
             most, c = int(counts.min()), int(counts.argmin())
+            label = f"{c}" if ds.class_names[c] == str(c) else f"{c} ({ds.class_names[c]})"
             raise ValueError(f"{name}: {n} per class is more than {ds.name!r} has: its class "
-                             f"{c} ({ds.class_names[c]}) has {most}; the largest value that "
-                             f"works is {most}")
+                             f"{label} has {most}; the largest value that works is {most}")
     return n
 
 
