@@ -40,6 +40,7 @@ from transferability.cli import main
 from transferability.data import dataset_from_spec, describe_dataset, per_class
 from transferability.features import extract, predict
 from transferability.models import CheckpointError, create_model, load_checkpoint, save_checkpoint
+from transferability.ranking import rank_sources
 from transferability.study import adv_knowledge_study
 from transferability.training import fit
 from transferability.transfer_matrix import transfer_matrix
@@ -748,6 +749,16 @@ API_CASES = [
                                        _constant_task(2, 0, "t/test")),
                  {"n_per_class": 2, "shots": 2, "layer": "nope"}, ValueError, ["layer", "'nope'"],
                  id="study-unknown-layer"),
+    pytest.param(adv_knowledge_study, (_Oracle(VALUES), {"s": _meta_mlp()},
+                                       _constant_task(8, 0, "t/train"),
+                                       _constant_task(2, 0, "t/test")),
+                 {"n_per_class": 2, "shots": 2}, ValueError,
+                 ["different devices", "reference is on cpu", "s is on meta"],
+                 id="study-devices"),
+    pytest.param(rank_sources, ({"s": _mlp()}, _constant_task(8, 0, "t/train")),
+                 {"reference": _Oracle(VALUES), "n_per_class": 9}, ValueError,
+                 ["n_per_class", "'t/train'", "largest value that works is 8"],
+                 id="rank-n-per-class-above-data"),
 ]
 torch.set_rng_state(_GLOBAL_RNG)
 

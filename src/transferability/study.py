@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ._results import Result
+from ._validation import check_same_device
 from .adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, attack_reference
 from .attacks import with_seed
 from .data import ImageDataset, check_per_class, per_class
@@ -307,12 +308,16 @@ def _check_inputs(reference, sources, train, test, *, n_per_class, shots, seed, 
         return
     check_per_class(n_per_class, "n_per_class", train, test)
     check_per_class(shots, "shots", train)
-    for name, model in sources.items():
-        model = model.value if isinstance(model, Given) else model
-        if isinstance(model, nn.Module):
+    models = {name: m.value if isinstance(m, Given) else m
+              for name, m in {"reference": reference, **sources}.items()}
+    models = {name: m for name, m in models.items() if isinstance(m, nn.Module)}
+    if models:
+        check_same_device(**models)  # the transfer matrix shows each model's examples to all
+    for name, model in models.items():
+        if name != "reference":
             extract(model, train.x[:2], name=name, layer=layer, layer_input=layer_input)
-    reference = reference.value if isinstance(reference, Given) else reference
-    if isinstance(reference, nn.Module):
+    reference = models.get("reference")
+    if reference is not None:
         images = per_class(train, n_per_class, seed=seed)
         logits = extract(reference, images.x, name="reference").logits
         if logits.shape[1] < train.num_classes:
