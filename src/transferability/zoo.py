@@ -296,7 +296,8 @@ def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *
     """Train (or load from the results store) every model of ``spec`` (or the ``only``
     named ones).
 
-    The whole spec is checked before anything is trained. Each model is a ``train`` job of
+    The whole spec is checked before anything is trained, and the data and architecture of
+    every entry the store lacks too (:func:`check_entry_data`). Each model is a ``train`` job of
     the store (``store``, by default the one in ``cache_dir``), recorded as soon as it is
     trained, so an interrupted build loses at most the model in progress; a damaged
     checkpoint is moved aside and retrained. Progress is logged to the ``transferability``
