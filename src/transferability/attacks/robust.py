@@ -131,6 +131,7 @@ def benchmark(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, threat_mode
     """
     norm = THREAT_MODELS[check_choice(threat_model, "threat_model", THREAT_MODELS)]
     x = check_images(x, "x")
+    y = check_labels_tensor(y, "y", n=len(x))
     if n_examples is not None:
         n_examples = check_int(n_examples, "n_examples")
         if n_examples > len(x):
