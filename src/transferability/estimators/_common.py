@@ -107,8 +107,8 @@ def principal_components(features: np.ndarray, dims: int | None = None, *,
     variance, at most ``dims`` when given (a cap, not a request). The
     eigendecomposition is of the smaller of ZᵀZ and ZZᵀ, after an exact power-of-two rescaling
     (the scores keep the input's scale). Each axis's sign makes its largest-magnitude
-    loading positive (scikit-learn's convention), so the scores are deterministic. Asking for more axes than the rank of the centred
-    features is a ValueError naming ``name``.
+    loading positive (scikit-learn's convention), so the scores are deterministic. Asking
+    for more axes than the rank of the centred features is a ValueError naming ``name``.
     """
     scale = pow2_scale(features)
     z = features / scale

@@ -17,7 +17,9 @@ from sorting the same-class dissimilarities (≈ N²/2C) and counting, block by 
 each different-class one falls: no N × N matrix and no sort of all M pairs. ``σ_R``
 assumes no tied feature dissimilarities (ties need duplicate samples). The authors' code
 returns 100·ρ and reduces with a randomised PCA (one power iteration); ours returns ρ
-from an exact PCA. Scale-free; higher = more transferable.
+from an exact PCA. (Their ``np.corrcoef`` of one-hot rows also leaves rounding noise,
+0 or 1.1e-16, in the label matrix, which Spearman ranks as distinct values; we use its
+two exact values.) Scale-free; higher = more transferable.
 """
 
 from __future__ import annotations
