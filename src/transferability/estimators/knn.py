@@ -4,8 +4,10 @@ A plain, strong baseline for model selection (critiques of the estimators, e.g. 
 al. 2022, find it beats many of them): each sample is classified by the majority label of
 its ``k`` most cosine-similar *other* samples (ties go to the class of the nearer
 neighbours), and the score is the fraction classified correctly. Similarities are matrix
-products of the unit-normalised features, ``block`` rows at a time (O(block·N) memory).
-Scale-free; higher = more transferable.
+products of the unit-normalised features, ``block`` rows at a time (O(block·N) memory),
+searched in float32 (half the time of float64); the ``k`` + 4 best candidates are then
+re-ranked in float64, so the result is exact unless five neighbours tie within float32
+rounding. Scale-free; higher = more transferable.
 """
 
 from __future__ import annotations
@@ -33,13 +35,16 @@ def knn_accuracy(features, target_labels, k: int = 5, block: int = 1024) -> floa
     unit /= np.where(norms > 0, norms, 1.0)  # a zero row stays zero: similarity 0
     # neighbour j of rank r votes 1 + (k - r)/(k + 1)²: the ranks only break ties
     weight = 1.0 + (k - np.arange(k)) / (k + 1) ** 2
+    search = unit.astype(np.float32)
+    wide = min(k + 4, n - 1)
     correct = 0
     for start in range(0, n, block):
-        sim = unit[start:start + block] @ unit.T
+        sim = search[start:start + block] @ search.T
         rows = np.arange(len(sim))
         sim[rows, start + rows] = -np.inf  # leave the sample itself out
-        near = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        near = np.take_along_axis(near, np.argsort(-np.take_along_axis(sim, near, 1), 1), 1)
+        cand = np.argpartition(-sim, wide - 1, axis=1)[:, :wide]
+        exact = np.einsum("bd,bkd->bk", unit[start:start + block], unit[cand])
+        near = np.take_along_axis(cand, np.argsort(-exact, axis=1, kind="stable")[:, :k], 1)
         votes = np.zeros((len(sim), num_classes))
         np.add.at(votes, (rows[:, None], labels[near]), weight)
         correct += int(np.count_nonzero(votes.argmax(axis=1) == labels[start:start + block]))
