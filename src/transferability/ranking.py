@@ -11,6 +11,7 @@ mean-rank ``ensemble`` of a chosen set of scores.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ from ._validation import check_choice, check_int, check_seed
 from .attacks import AttackFactory, with_seed
 from .baselines import BASELINES, ENSEMBLE, baseline_scores, mean_rank
 from .data.dataset import ImageDataset
-from .data.tasks import per_class
+from .data.tasks import check_per_class, per_class
 from .estimators import get_estimator, list_estimators, score
 from .features import Outputs
 from .features import outputs_fn as default_outputs
@@ -65,14 +66,18 @@ class RankResult(Result):
 
 
 def format_correlations(rows: Sequence[dict]) -> str:
-    """The correlation block: each statistic with its bootstrap CI."""
+    """The correlation block: each statistic with its bootstrap CI; an undefined one is
+    ``n/a``, and a row's ``note`` (why it is undefined) follows the table."""
     def ci(r, k):
+        if math.isnan(r[k]):
+            return "n/a"
         return f"{r[k]:+.2f} [{r[k + '_low']:+.2f}, {r[k + '_high']:+.2f}]"
 
     table = [{"score": r["estimator"], "weighted tau [CI]": ci(r, "weighted_tau"),
               "spearman [CI]": ci(r, "spearman"), "pearson [CI]": ci(r, "pearson"),
               "top1": r["top1"], "regret": r["regret"]} for r in rows]
-    return format_table(table)
+    notes = [f"{r['estimator']}: n/a, {r['note']}" for r in rows if r.get("note")]
+    return "\n".join([format_table(table), *notes])
 
 
 def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
@@ -127,6 +132,8 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
     if ensemble is not None:
         ensemble = [check_choice(n, "ensemble", [*list_estimators(), *BASELINES])
                     for n in ensemble]
+    if adversarial:  # before any model runs, not after every estimator
+        check_per_class(n_per_class, "n_per_class", train)
     outputs_fn = outputs_fn or default_outputs(layer, layer_input)
     truth = None if test is None else ("fewshot_acc" if shots else "probe_acc")
     rows = []
