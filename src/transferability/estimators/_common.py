@@ -137,7 +137,7 @@ def class_means(features: np.ndarray, labels: np.ndarray,
     return class_sums(features, labels, num_classes) / counts[:, None], counts
 
 
-def check_per_class(counts: np.ndarray, minimum: int, name: str = "target_labels") -> None:
+def check_class_sizes(counts: np.ndarray, minimum: int, name: str = "target_labels") -> None:
     """Every class must have at least ``minimum`` samples (per-class statistics need them)."""
     if counts.min() < minimum:
         raise ValueError(f"{name}: class {int(counts.argmin())} has {int(counts.min())} "

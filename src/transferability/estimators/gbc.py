@@ -21,7 +21,7 @@ import numpy as np
 from .._validation import check_choice, check_int, check_same_length
 from ._common import (
     as_features,
-    check_per_class,
+    check_class_sizes,
     class_means,
     finite,
     principal_components,
@@ -45,7 +45,7 @@ def gbc(features, target_labels, dims: int | None = None,
          else principal_components(f, check_int(dims, "dims")))
     z /= np.sqrt(np.mean(z * z))  # unit scale: the variance floor is relative
     means, counts = class_means(z, labels, num_classes)
-    check_per_class(counts, 2)
+    check_class_sizes(counts, 2)
     var = class_means(z * z, labels, num_classes)[0] - means**2
     var = np.maximum(var, 1e-8 * var.mean())
     if gaussian == "spherical":
