@@ -14,7 +14,8 @@ pairs with the different-class pair less dissimilar (ties count ½):
 
 for M pairs, p the share of different-class pairs and R̄ the mean ranks (from U). U comes
 from sorting the same-class dissimilarities (≈ N²/2C) and counting, block by block, where
-each different-class one falls: no N × N matrix and no sort of all M pairs. ``σ_R``
+the different-class ones of each block of rows (sorted) fall below them: no N × N matrix
+in memory. ``σ_R``
 assumes no tied feature dissimilarities (ties need duplicate samples). The authors' code
 returns 100·ρ and reduces with a randomised PCA (one power iteration); ours returns ρ
 from an exact PCA. (Their ``np.corrcoef`` of one-hot rows also leaves rounding noise,
@@ -33,16 +34,16 @@ from .registry import register_estimator
 __all__ = ["parc"]
 
 
-def _blocks(z: np.ndarray, labels: np.ndarray, block: int):
-    """(dissimilarities, same-class mask) of the pairs i < j, ``block`` rows i at a time."""
+def _different_class(z: np.ndarray, labels: np.ndarray, block: int):
+    """The dissimilarities of the different-class pairs i < j, ``block`` rows i at a time."""
     n = len(z)
     for start in range(0, n - 1, block):
         stop = min(start + block, n - 1)
         dis = 1.0 - z[start:stop] @ z[start + 1:].T  # row i against columns j > start
-        cols = np.arange(start + 1, n)
-        upper = cols[None, :] > np.arange(start, stop)[:, None]
-        same = labels[start:stop, None] == labels[None, start + 1:]
-        yield dis[upper], same[upper]
+        keep = labels[start:stop, None] != labels[None, start + 1:]
+        rows = stop - start
+        keep[:, :rows] &= np.triu(np.ones((rows, rows), dtype=bool))  # only j > i
+        yield dis[keep]
 
 
 @register_estimator("parc", kind="features")
@@ -50,7 +51,7 @@ def parc(features, target_labels, dims: int | None = None, block: int = 1024) ->
     """PARC of features (N × D) for target labels (N,), on ``dims`` principal components
     (default: 32, or the features' rank when lower)."""
     f = as_features(features)
-    labels, _ = target_classes(target_labels)
+    labels, num_classes = target_classes(target_labels)
     n = check_same_length(features=f, target_labels=labels)
     block = check_int(block, "block")
     z = (principal_components(f, 32, variance=1.0) if dims is None
@@ -60,18 +61,19 @@ def parc(features, target_labels, dims: int | None = None, block: int = 1024) ->
     norms = np.linalg.norm(z, axis=1, keepdims=True)
     z /= np.where(norms > 0, norms, 1.0)
 
-    same_values = np.sort(np.concatenate([d[s] for d, s in _blocks(z, labels, block)]))
+    same_values = np.sort(np.concatenate([  # class by class: Σ n_c² entries, not N²
+        (1.0 - zc @ zc.T)[np.triu_indices(len(zc), 1)]
+        for zc in (z[labels == c] for c in range(num_classes))]))
     m1 = len(same_values)
     m = n * (n - 1) // 2
     if m1 in (0, m):
         raise ValueError("target_labels: every pair of samples is of the same class, or none "
                          "is; PARC needs both")
-    u = 0.0  # Σ over different-class pairs of #(same-class pairs more dissimilar), ties ½
-    for dis, same in _blocks(z, labels, block):
-        diff = dis[~same]
-        below = np.searchsorted(same_values, diff, "left") + np.searchsorted(
-            same_values, diff, "right")
-        u += len(diff) * m1 - 0.5 * float(below.sum())
+    u = 0.0  # Σ over same-class pairs of #(different-class pairs less dissimilar), ties ½
+    for diff in _different_class(z, labels, block):
+        diff.sort()  # sorted keys and queries: each search starts where the last ended
+        u += 0.5 * float(np.searchsorted(diff, same_values, "left").sum()
+                         + np.searchsorted(diff, same_values, "right").sum())
     m0 = m - m1
     rank_same = (m1 + 1) / 2 + u / m1  # mean rank of the same-class pairs
     rank_diff = (m * (m + 1) / 2 - m1 * rank_same) / m0
