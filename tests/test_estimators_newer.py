@@ -163,3 +163,11 @@ def test_too_few_samples_and_too_many_components_are_refused():
         knn_accuracy(f, y, k=12)
     with pytest.raises(ValueError, match="gaussian: "):
         gbc(f, y, gaussian="full")
+
+
+def test_knn_default_k_fits_tiny_targets():
+    f = np.array([[1.0, 0], [0.9, 0.1], [0, 1.0], [0.1, 0.9]])
+    y = np.array([0, 0, 1, 1])
+    # k = 3 = N − 1: every sample sees its partner and both others, a 1 : 2 vote against it
+    assert knn_accuracy(f, y) == 0.0
+    assert knn_accuracy(f, y, k=1) == 1.0

@@ -22,12 +22,13 @@ __all__ = ["knn_accuracy"]
 
 
 @register_estimator("knn", kind="features")
-def knn_accuracy(features, target_labels, k: int = 5, block: int = 1024) -> float:
-    """Leave-one-out accuracy of the ``k``-NN classifier (cosine) on features (N × D)."""
+def knn_accuracy(features, target_labels, k: int | None = None, block: int = 1024) -> float:
+    """Leave-one-out accuracy of the ``k``-NN classifier (cosine) on features (N × D);
+    ``k`` defaults to 5 (N − 1 on smaller sets)."""
     f = as_features(features)
     labels, num_classes = target_classes(target_labels)
     n = check_same_length(features=f, target_labels=labels)
-    k = check_int(k, "k", maximum=n - 1)
+    k = min(5, n - 1) if k is None else check_int(k, "k", maximum=n - 1)
     block = check_int(block, "block")
     top = np.max(np.abs(f), axis=1, keepdims=True)
     unit = f / np.where(top > 0, top, 1.0)  # rows near 1 first: the norms cannot overflow
