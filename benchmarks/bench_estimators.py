@@ -150,7 +150,8 @@ def run_newer() -> None:
                "gbc": lambda f, y: gbc_authors(f, y, 64, absolute_floor=1e-4),
                "parc": lambda f, y: parc_authors(f, y, randomized=True, rounding=True),
                "etran": lambda f, y: sum(etran_authors(f, y)),
-               "nleep": lambda f, y: nleep_authors(f, y, log=False, standardise=False)}
+               "nleep": lambda f, y: nleep_authors(f, y, log=False, standardise=False,
+                                                       cap=False)}
     print(f"\nnewer estimators: N={NEWER_N}, D={NEWER_D}, C={NEWER_C}, float32 inputs, one "
           "BLAS thread; ratio = time / LogME's time, speed-up = authors' time / ours")
     print(f"{'estimator':<8} {'features':<14} {'ours s':>8} {'/LogME':>7} {'authors s':>10} "

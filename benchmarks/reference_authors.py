@@ -78,15 +78,19 @@ def sfda_authors(f, y, power_iterations: int = 0) -> float:
 
 
 def nleep_authors(f, y, variance: float = 0.8, seed: int = 0, log: bool = True,
-                  standardise: bool = True) -> float:
+                  standardise: bool = True, cap: bool = True) -> float:
     """NLEEP: PCA keeping ``variance``, a GMM of 5 × C components, the expected empirical
     prediction. The authors' code averages it without the log (``log=False``), on PCA scores
-    as they are (``standardise=False``) and with an unseeded GMM."""
+    as they are (``standardise=False``), with an unseeded GMM and no cap on the components
+    (``cap=False``; the library: at most N / (2(k + 1)) for k PCA dimensions)."""
     n, classes = len(y), int(y.max()) + 1
     z = PCA(n_components=variance, svd_solver="full").fit_transform(f)
     if standardise:
         z = z / np.sqrt(np.mean(z * z))
-    prob = GaussianMixture(5 * classes, random_state=seed).fit(z).predict_proba(z)
+    components = 5 * classes
+    if cap:
+        components = max(1, min(components, n // (2 * (z.shape[1] + 1))))
+    prob = GaussianMixture(components, random_state=seed).fit(z).predict_proba(z)
     joint = np.stack([prob[y == c].sum(axis=0) for c in range(classes)]) / n
     eep = (prob @ (joint / joint.sum(axis=0)).T)[np.arange(n), y]
     return float(np.mean(np.log(eep)) if log else np.mean(eep))
