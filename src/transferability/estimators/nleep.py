@@ -14,8 +14,9 @@ full covariance (k(k + 3)/2 parameters) is fitted on at least 2(k + 1) samples o
 (the paper's 5 × C exceeds that on large C: 500 components for 10,000 samples). The
 mixture is fitted by scikit-learn's ``GaussianMixture`` with k-means initialisation and
 a ``seed`` (the authors' is unseeded), on the scores divided by their overall standard
-deviation so that its covariance regulariser is relative (scale-free). The score keeps LEEP's log, as the
-paper does; the authors' code averages the expected empirical prediction without it.
+deviation so that its covariance regulariser is relative (scale-free). The score keeps
+LEEP's log, as the paper does; the authors' code averages the expected empirical
+prediction without it.
 Higher = more transferable.
 """
 
