@@ -195,6 +195,18 @@ def test_too_few_samples_and_too_many_components_are_refused():
         ncti(f, y, components=6)
 
 
+def test_ncti_default_components_stop_at_the_rank():
+    # 300-d features of rank 20 (dead units, as after a ReLU): the default takes the 20
+    # axes there are, where 64 would be refused
+    f, y = task(n=120, d=20)
+    wide = np.hstack([f, np.zeros((120, 280))]) @ np.linalg.qr(
+        np.random.default_rng(1).normal(size=(300, 300)))[0]
+    assert ncti_terms(wide, y) == pytest.approx(ncti_terms(wide, y, components=20), rel=1e-9)
+    assert ncti_terms(wide, y) == pytest.approx(ncti_terms(f, y), rel=1e-6)
+    with pytest.raises(ValueError, match="components: 64 principal components .* rank 20"):
+        ncti(wide, y, components=64)
+
+
 def test_knn_default_k_fits_tiny_targets():
     f = np.array([[1.0, 0], [0.9, 0.1], [0, 1.0], [0.1, 0.9]])
     y = np.array([0, 0, 1, 1])

@@ -78,15 +78,21 @@ def pow2_scale(a: np.ndarray, axis: int | None = None) -> np.ndarray:
     return np.ldexp(1.0, np.where(top > 0, np.frexp(top)[1] - 1, -1074))
 
 
-def nonzero_eigh(sym: np.ndarray, name: str = "features", *,
-                 vectors: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """Eigenpairs of a PSD matrix with eigenvalue above dim·eps·λ_max (the rest count as 0)."""
+def nonzero_eigh(sym: np.ndarray, name: str = "features", *, vectors: bool = True,
+                 top: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Eigenpairs of a PSD matrix with eigenvalue above dim·eps·λ_max (the rest count as 0),
+    ascending; of the ``top`` largest only, when given (reads the lower triangle)."""
     try:
-        lam, vecs = np.linalg.eigh(sym) if vectors else (np.linalg.eigvalsh(sym), None)
+        if top is not None:
+            out = linalg.eigh(sym, subset_by_index=[len(sym) - top, len(sym) - 1],
+                              eigvals_only=not vectors)
+            lam, vecs = out if vectors else (out, None)
+        else:
+            lam, vecs = np.linalg.eigh(sym) if vectors else (np.linalg.eigvalsh(sym), None)
     except np.linalg.LinAlgError as exc:
         raise ValueError(f"{name}: the eigendecomposition failed ({exc}); the features are "
                          "numerically degenerate") from exc
-    keep = lam > max(lam[-1], 0.0) * len(lam) * np.finfo(float).eps
+    keep = lam > max(lam[-1], 0.0) * len(sym) * np.finfo(float).eps
     return lam[keep], (None if vecs is None else vecs[:, keep])
 
 
@@ -105,22 +111,6 @@ def _lower_gram(z: np.ndarray) -> np.ndarray:
     return linalg.blas.dsyrk(1.0, z.T, lower=1)  # zᵀ is Fortran-ordered: no copy
 
 
-def _top_eigh(sym: np.ndarray, k: int, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The k largest eigenpairs of a PSD matrix, ascending; a ValueError naming ``name`` when
-    one of them counts as 0 (below dim·eps·λ_max, as in :func:`nonzero_eigh`)."""
-    d = len(sym)
-    try:
-        lam, vecs = linalg.eigh(sym, subset_by_index=[d - k, d - 1])
-    except np.linalg.LinAlgError as exc:
-        raise ValueError(f"features: the eigendecomposition failed ({exc}); the features are "
-                         "numerically degenerate") from exc
-    if lam[0] <= max(lam[-1], 0.0) * d * np.finfo(float).eps:
-        rank = len(nonzero_eigh(sym, vectors=False)[0])
-        raise ValueError(f"{name}: {k} principal components requested but the centred "
-                         f"features have rank {rank}")
-    return lam, vecs
-
-
 def principal_components(features: np.ndarray, dims: int | None = None, *,
                          variance: float | None = None, name: str = "dims") -> np.ndarray:
     """Scores of centred ``features`` (N × D) on their top principal axes, N × k.
@@ -137,13 +127,12 @@ def principal_components(features: np.ndarray, dims: int | None = None, *,
     z -= z.mean(axis=0)
     gram_side = len(z) < z.shape[1]
     gram = z @ z.T if gram_side else _lower_gram(z)
-    if variance is None and dims is not None and 0 < dims < len(gram) // 4:
-        lam, vecs = _top_eigh(gram, dims, name)  # a few axes: only those, in far less time
-    else:
-        lam, vecs = nonzero_eigh(gram, "features")
+    top = dims if dims is not None and 0 < dims < len(gram) // 4 else None  # few: far faster
+    lam, vecs = nonzero_eigh(gram, "features", top=top)
+    total = np.trace(gram) if top else lam.sum()
     lam, vecs = lam[::-1], vecs[:, ::-1]
     if variance is not None:
-        keep = int(np.searchsorted(np.cumsum(lam) / lam.sum(), variance * (1 - 1e-12))) + 1
+        keep = int(np.searchsorted(np.cumsum(lam) / total, variance * (1 - 1e-12))) + 1
         dims = keep if dims is None else min(dims, keep)
     if dims is None or dims > len(lam):
         raise ValueError(f"{name}: {dims} principal components requested but the centred "

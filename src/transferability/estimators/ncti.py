@@ -54,15 +54,14 @@ def _shrunk(cov: np.ndarray, shrinkage: float) -> np.ndarray:
 def ncti_terms(features, target_labels,
                components: int | None = None) -> tuple[float, float, float]:
     """NCTI's (S_seli, S_ncc, S_vc) of features (N × D) for target labels (N,), on
-    ``components`` principal components (default: 64, or N − C or D when fewer: beyond
-    N − C the within-class scatter is singular)."""
+    ``components`` principal components (default: 64, or N − C or the features' rank when
+    fewer: beyond N − C the within-class scatter is singular)."""
     f = as_features(features)
     labels, num_classes = target_classes(target_labels)
     n = check_same_length(features=f, target_labels=labels)
     check_class_sizes(np.bincount(labels, minlength=num_classes), 2)
-    k = (min(64, n - num_classes, f.shape[1]) if components is None
-         else check_int(components, "components"))
-    z = principal_components(f, k, name="components")
+    z = (principal_components(f, min(64, n - num_classes), variance=1.0) if components is None
+         else principal_components(f, check_int(components, "components"), name="components"))
     scale = float(pow2_scale(z))
     z = z / scale
     top = np.sum(z[:, :32] ** 2) / (n - 1)  # Σ of the 32 largest variances, in z's units
@@ -81,7 +80,7 @@ def ncti_terms(features, target_labels,
     coef = (means @ vecs) @ vecs.T  # μ_c S_w(λ)⁻¹
     logits = z @ coef.T - 0.5 * np.einsum("cd,cd->c", means, coef) + np.log(counts / n)
     probs = softmax(logits, axis=1)
-    low = z @ vecs[:, :min(num_classes - 1, k)]
+    low = z @ vecs[:, :min(num_classes - 1, z.shape[1])]
     seli = linalg.svdvals(low - low.mean(axis=0)).sum()
     ncc = probs[np.arange(n), labels].mean()
     order = np.argsort(labels, kind="stable")
