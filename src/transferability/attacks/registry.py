@@ -180,7 +180,8 @@ register_attack("svre")(SVRE)
 @register_attack("ti")
 def _ti(model: nn.Module, **kwargs) -> MIFGSM:
     kwargs = dict(kwargs)
-    return MIFGSM(model, **{**kwargs, "gradient_transform": TI(**_own(kwargs, TI))})
+    ti = TI(**_own(kwargs, TI))
+    return MIFGSM(model, **kwargs, gradient_transform=ti)
 
 
 @register_attack("si")
