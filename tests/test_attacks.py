@@ -339,7 +339,7 @@ def test_bad_arguments(bn_model, batch):
         PGD(lambda t: t, eps=0.1)
     with pytest.raises(ValueError, match="use_predictions"):
         PGD(bn_model, eps=0.1, targeted=True, use_predictions=True)
-    with pytest.raises(ValueError, match="attack: unknown value 'cw'.*bim, di, fgsm"):
+    with pytest.raises(ValueError, match="attack: unknown value 'cw'.*bim, bsr, di, fgsm"):
         create_attack("cw", bn_model, eps=0.1)
 
 
