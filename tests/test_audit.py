@@ -106,8 +106,8 @@ def test_audit_counts_denominators_orderings_and_png(zoo, images, tmp_path):
     x, y = images
     surrogates = {"a": m.a(), "b": m.b()}
     victims = {"c": m.c(), "plain": m.plain()}
-    kw = dict(eps=0.1, steps=2, families={"plain": "defended"}, targeted_steps=2, n_boot=200,
-              show_progress=False)
+    kw = dict(attack_options={"eps": 0.1, "steps": 2}, families={"plain": "defended"},
+              targeted_steps=2, n_boot=200, show_progress=False)
     store = ResultStore(tmp_path / "r.sqlite")
     result = audit(surrogates, victims, x, y, ["mifgsm", "mi-di", "sgm"], store=store, **kw)
 
@@ -165,13 +165,17 @@ def test_audit_bad_input_before_work(zoo, images, tmp_path):
     x, y = images
     args = ({"p": m.plain()}, {"c": m.c()}, x, y)
     with pytest.raises(ValueError, match="blocks: Sequential has no residual blocks"):
-        audit(*args, ["sgm"], eps=0.1, store=ResultStore(tmp_path / "r.sqlite"))
+        audit(*args, ["sgm"], attack_options={"eps": 0.1},
+              store=ResultStore(tmp_path / "r.sqlite"))
     with pytest.raises(ValueError, match="layer: 'nope' is not a module"):
-        audit(*args, {"ila": {"layer": "nope"}}, eps=0.1)
+        audit(*args, {"ila": {"layer": "nope"}}, attack_options={"eps": 0.1})
     with pytest.raises(ValueError, match="attack_options: cannot build 'mifgsm'.*'decay_rate'"):
-        audit(*args, {"mifgsm": {"decay_rate": 1}}, eps=0.1)
+        audit(*args, {"mifgsm": {"decay_rate": 1}}, attack_options={"eps": 0.1})
     with pytest.raises(ValueError, match="families: 'zz' is not a victim"):
-        audit(*args, ["mifgsm"], eps=0.1, families={"zz": "cnn"})
+        audit(*args, ["mifgsm"], attack_options={"eps": 0.1},
+              families={"zz": "cnn"})
+    with pytest.raises(ValueError, match="attack_options: needs 'eps'"):
+        audit(*args, ["mifgsm"], attack_options={"steps": 2})
     assert not (tmp_path / "r.sqlite").exists()
 
 

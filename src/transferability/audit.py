@@ -266,38 +266,48 @@ def _check_models(models, name: str) -> dict[str, nn.Module]:
     return dict(models)
 
 
-def _check_attacks(attacks, surrogate: nn.Module, base: dict) -> dict[str, dict]:
-    """``{name: options}``; every attack is built once on a surrogate, so that an unknown
-    option, a missing layer or SGM without residual blocks fails before any work."""
+def _check_attacks(attacks, surrogates: dict[str, nn.Module], base: dict) -> dict[str, dict]:
+    """``{label: {"attack", "options", "surrogates"}}``. Every attack is built once on each
+    surrogate it will attack, so that an unknown option, a missing layer or SGM without
+    residual blocks fails before any work. ``options["surrogates"]`` limits an attack to
+    some surrogates (e.g. SGM to those with residual blocks)."""
     if isinstance(attacks, str) or not attacks:
         raise ValueError("attacks: expected a list of attack names or a mapping "
-                         "name -> options")
+                         "label -> options")
     if not isinstance(attacks, Mapping):
         attacks = {a: {} for a in attacks}
     out = {}
-    for name, options in attacks.items():
-        kind = (options or {}).get("attack", name)
+    for label, options in attacks.items():
+        if options is not None and not isinstance(options, Mapping):
+            raise ValueError(f"attacks: the options of {label!r} must be a mapping")
+        options = dict(options or {})
+        kind = options.pop("attack", label)
         if kind not in list_attacks():
             raise ValueError(f"attacks: unknown attack {kind!r}; available: "
                              f"{', '.join(list_attacks())}")
-        options = {**base, **{k: v for k, v in (options or {}).items() if k != "attack"}}
+        names = options.pop("surrogates", None)
+        names = list(surrogates) if names is None else list(names)
+        unknown = sorted(set(names) - set(surrogates))
+        if unknown or not names:
+            raise ValueError(f"attacks: {label!r} names surrogates {unknown or names} that "
+                             f"are not among {list(surrogates)}")
+        options = {**base, **options}
         if kind == "fgsm":
             options.pop("steps", None)
         if kind == "svre":
-            continue  # built on the ensemble of surrogates
-        create_attack(kind, surrogate, **options)
-        out[name] = {"attack": kind, "options": options}
-    for name, options in attacks.items():
-        if (options or {}).get("attack", name) == "svre":
-            out[name] = {"attack": "svre", "options": {**base, **(options or {})}}
-            out[name]["options"].pop("attack", None)
+            names = [ENSEMBLE]
+            create_attack(kind, Ensemble([surrogates[n] for n in surrogates]), **options)
+        else:
+            for name in names:
+                create_attack(kind, surrogates[name], **options)
+        out[label] = {"attack": kind, "options": options, "surrogates": names}
     return out
 
 
 def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
           x: torch.Tensor, y: torch.Tensor, attacks: Sequence[str] | Mapping[str, dict], *,
-          eps: float, steps: int = 10, norm: str = "linf",
-          families: Mapping[str, str] | None = None, ensemble: bool = True,
+          attack_options: Mapping | None = None, families: Mapping[str, str] | None = None,
+          ensemble: bool = True,
           targeted_attack: str | None = "mi-di", targeted_steps: int = 300,
           quantize: bool = True, save_png: str | Path | None = None, seed: int = 0,
           n_boot: int = 1000, batch_size: int = 128, store: ResultStore | None = None,
@@ -311,7 +321,9 @@ def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
             8-bit grid, as a PNG image set would be.
         attacks: registered attack names, or ``{label: options}`` (``options["attack"]``
             names the registered attack when the label differs; ``layer`` for ILA/FIA).
-        eps, steps, norm: shared by every attack (an attack's options may override them).
+        attack_options: options shared by every attack: ``eps`` (required), ``steps``
+            (default 10), ``norm`` (``"linf"``) and any other; an attack's own options
+            override them. The seed is ``seed``.
         families: victim name → family (``cnn``, ``transformer``, ``defended``, ...);
             default ``cnn``.
         ensemble: also attack an :class:`~transferability.models.Ensemble` of the
@@ -328,9 +340,14 @@ def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
     y = check_labels_tensor(y, "y", n=len(x)).cpu()
     if len(x) == 0:
         raise ValueError("x: is empty")
-    eps = check_positive(eps, "eps")
-    steps = check_int(steps, "steps")
-    norm = norms.check_norm(norm)
+    if attack_options is not None and not isinstance(attack_options, Mapping):
+        raise ValueError(f"attack_options: expected a dict, got {type(attack_options).__name__}")
+    shared = dict(attack_options or {})
+    if "eps" not in shared:
+        raise ValueError("attack_options: needs 'eps', the perturbation budget")
+    eps = check_positive(shared.pop("eps"), "attack_options['eps']")
+    steps = check_int(shared.pop("steps", 10), "attack_options['steps']")
+    norm = norms.check_norm(shared.pop("norm", "linf"))
     seed = check_seed(seed)
     n_boot = check_count(n_boot, "n_boot")
     families = dict(families or {})
@@ -338,9 +355,9 @@ def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
     if unknown:
         raise ValueError(f"families: {unknown[0]!r} is not a victim")
     families = {v: families.get(v, "cnn") for v in victims}
-    base = {"eps": eps, "steps": steps, "norm": norm, "seed": seed}
+    base = {**shared, "eps": eps, "steps": steps, "norm": norm, "seed": seed}
     first = next(iter(surrogates.values()))
-    attacks = _check_attacks(attacks, first, base)
+    attacks = _check_attacks(attacks, surrogates, base)
     if save_png is not None:
         save_png = str(check_writable_dir(save_png, "save_png"))
     if quantize:
@@ -372,11 +389,9 @@ def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
 
     cells = {}
     for label, spec in attacks.items():
-        if spec["attack"] == "svre":
-            if ens is not None:
-                cells[label, ENSEMBLE] = cell(label, "svre", spec["options"], ENSEMBLE)
-            continue
-        for s in surrogates:
+        if spec["attack"] == "svre" and ens is None:
+            continue  # no ensemble to attack
+        for s in spec["surrogates"]:
             cells[label, s] = cell(label, spec["attack"], spec["options"], s)
     if ens is not None:
         cells[ENSEMBLE_ATTACK, ENSEMBLE] = cell(ENSEMBLE_ATTACK, "mifgsm", base, ENSEMBLE)

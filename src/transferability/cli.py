@@ -360,8 +360,9 @@ def _cmd_audit(args) -> None:
         x = x.to(device)
     targeted = protocol.get("targeted") or {}
     with _store(args) as store:
-        result = audit(surrogates, all_victims, x, dataset.y, attacks, eps=protocol["eps"],
-                       steps=protocol.get("steps", 10), norm=protocol.get("norm", "linf"),
+        options = {"eps": protocol["eps"], "steps": protocol.get("steps", 10),
+                   "norm": protocol.get("norm", "linf")}
+        result = audit(surrogates, all_victims, x, dataset.y, attacks, attack_options=options,
                        families=families, ensemble=protocol.get("ensemble", True),
                        targeted_attack=targeted.get("attack"),
                        targeted_steps=targeted.get("steps", 300),
