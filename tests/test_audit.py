@@ -145,6 +145,11 @@ def test_audit_counts_denominators_orderings_and_png(zoo, images, tmp_path):
     # the store: a second run computes nothing and gives the same tables
     rerun = audit(surrogates, victims, x, y, ["mifgsm", "mi-di", "sgm"], store=store, **kw)
     assert rerun.to_dict() == result.to_dict()
+    # the HTML report carries the attack-by-family table and the verdicts
+    from transferability.html_report import write_report
+    page = write_report(store, tmp_path / "report.html").read_text()
+    assert "Transfer-attack audit" in page and "-families" in page
+    assert "mi-di &gt; mifgsm" in page or "mi-di > mifgsm" in page
     # PNG files hold exactly the quantised images: the same counts when read back
     png = audit(surrogates, victims, x, y, ["mifgsm"], save_png=tmp_path / "png",
                 ensemble=False, targeted_attack=None, **kw)
