@@ -52,6 +52,7 @@ from .jobs import Job, Output, ResultStore, given, job_kind, open_store, run_job
 from .models import Ensemble
 from .stats import claim
 from .stealth import stealth
+from .transfer_matrix import _check_models
 from .utils import batches
 
 __all__ = ["AuditResult", "audit", "FAMILIES", "ORDERINGS"]
@@ -255,16 +256,6 @@ def _ordering(statement: str, better: np.ndarray, worse: np.ndarray, seed: int):
 
 
 # ---- the audit --------------------------------------------------------------------------------
-
-def _check_models(models, name: str) -> dict[str, nn.Module]:
-    if not isinstance(models, Mapping) or not models:
-        raise ValueError(f"{name}: expected a non-empty mapping from name to model")
-    for key, model in models.items():
-        if not isinstance(key, str) or not isinstance(model, nn.Module):
-            raise ValueError(f"{name}: expected str -> torch.nn.Module, got "
-                             f"{key!r} -> {type(model).__name__}")
-    return dict(models)
-
 
 def _check_attacks(attacks, surrogates: dict[str, nn.Module], base: dict) -> dict[str, dict]:
     """``{label: {"attack", "options", "surrogates"}}``. Every attack is built once on each

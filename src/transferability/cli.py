@@ -501,7 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", type=Path, default=Path(default), help="output folder")
 
     def attack_opts(p, *, use: str, default_steps: str):
-        p.add_argument("--attack", default="pgd", help="fgsm, bim, pgd, mifgsm, di, mi-di")
+        p.add_argument("--attack", default="pgd",
+                       help="fgsm, bim, pgd, mifgsm, di, mi-di, nifgsm, vmifgsm, vnifgsm, pgn, "
+                            "ti, si, admix, sia, bsr, sgm, linbp (docs/audit.md)")
         p.add_argument("--eps", type=_positive, default=None,
                        help=f"perturbation budget, [0,1] pixel scale ({use})")
         p.add_argument("--steps", type=_count(100_000), default=None,
