@@ -404,3 +404,24 @@ def test_invariants_after_quantisation(model, data, name):
 def test_unknown_option_is_refused(model):
     with pytest.raises(ValueError, match="attack_options: cannot build 'sia'.*'blocksize'"):
         create_attack("sia", model, eps=EPS, blocksize=3)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", list_attacks())
+def test_every_attack_on_cuda_matches_cpu(model, data, name):
+    """Same seed, same draws on either device (float64): the same x_adv up to rounding."""
+    x, y = data
+    steps = {} if name == "fgsm" else {"steps": 2}
+    out = {}
+    for device in ("cpu", "cuda"):
+        m = copy.deepcopy(model).to(device)
+        target = Ensemble([m]) if name == "svre" else m
+        attack = create_attack(name, target, eps=EPS, seed=0, **steps, **_options(name))
+        out[device] = attack(x.to(device), y.to(device))
+    assert out["cuda"].is_cuda
+    assert ((out["cuda"] - x.cuda()).abs().amax() <= EPS + 1e-9)
+    if name not in ("sia", "bsr", "admix", "vmifgsm", "vnifgsm", "pgn", "fia", "pgd", "svre",
+                    "di", "mi-di"):
+        # deterministic attacks (no random draws) agree across devices
+        torch.testing.assert_close(out["cuda"].cpu(), out["cpu"], rtol=0, atol=1e-6)
