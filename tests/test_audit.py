@@ -130,7 +130,7 @@ def test_audit_counts_denominators_orderings_and_png(zoo, images, tmp_path):
                 assert r[f"low_{p}"] <= r[f"rate_{p}"] + 1e-12 <= r[f"high_{p}"] + 2e-12
     # 3 attacks × 2 surrogates × (2 victims + white box) + the ensemble's mifgsm
     assert len(result.rows) == 3 * 2 * 3 + 3
-    assert {r["family"] for r in result.families} == {"cnn", "defended"}
+    assert {r["family"] for r in result.families} == {"cnn", "defended", "white box"}
     assert {r["attack"] for r in result.families if r["family"] == "cnn"} == {
         "mi-di", "mifgsm", "mifgsm-ensemble", "sgm"}
     ranked = result.ranking("cnn", "all")

@@ -13,7 +13,8 @@ final ``audit`` job turns the cells into:
   a percentile bootstrap interval over images for each;
 - the attack × victim-family table (families such as ``cnn``, ``transformer``,
   ``defended``), transfer pairs only (surrogate ≠ victim), with intervals and the rank of
-  each attack within its family;
+  each attack within its family; the family ``white box`` holds each attack's success on
+  its own surrogates, the ceiling of its transfer;
 - the field's orderings as claims decided from paired per-image differences
   (:func:`~transferability.stats.claim` with the bootstrap): MI-FGSM < DI, DI ≤ SIA and
   BSR, an ensemble surrogate > a single one, a targeted logit loss > targeted CE
@@ -437,11 +438,12 @@ def audit_job(config: dict, inputs: dict) -> dict:
                          "fooled_both_correct": int((fooled & both).sum()),
                          "victim_correct": int(correct[name].sum()),
                          **_rates(fooled[None], both[None], idx), **quality})
+            group = per_family.setdefault((attack, "white box" if white else families[v]),
+                                          [[], [], []])
+            group[0].append(fooled)
+            group[1].append(both)
+            group[2].append(quality)
             if not white:
-                group = per_family.setdefault((attack, families[v]), [[], [], []])
-                group[0].append(fooled)
-                group[1].append(both)
-                group[2].append(quality)
                 images.setdefault((attack, surrogate), [[], []])
                 images[attack, surrogate][0].append(fooled)
                 images[attack, surrogate][1].append(both)
