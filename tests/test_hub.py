@@ -236,6 +236,22 @@ def test_rank_hub_models_on_an_image_folder(standin, tmp_path, capsys):
     assert {r["source"] for r in rows} == {"timm:tiny_convnet?weights=none",
                                            f"timm:tiny_convnet?weights={file}", "tinyvgg"}
     assert all(np.isfinite(r["logme"]) for r in rows)
+    from transferability.jobs import ResultStore
+
+    def stored():
+        with ResultStore(tmp_path / "cache" / "results.sqlite") as store:
+            return [r.config for r in store.records(kind="features")]
+    assert len(stored()) == 3  # one extraction per model
+    again = ["rank", "--target", f"imagefolder:{root}", "--sources",
+             "timm:tiny_convnet?weights=none", "--estimators", "logme", "--out",
+             str(tmp_path / "out2"), "--cache-dir", str(tmp_path / "cache")]
+    assert main(again) == 0 and len(stored()) == 3  # ranked again: nothing extracted
+    assert main([*again, "--cache-float16"]) == 0
+    assert sum(bool(c.get("float16")) for c in stored()) == 1
+    first = json.loads((tmp_path / "out2" / "rank.json").read_text())["rows"][0]["logme"]
+    assert first == pytest.approx(next(r["logme"] for r in rows
+                                       if r["source"] == "timm:tiny_convnet?weights=none"),
+                                  rel=1e-3)
     code = main(["rank", "--target", f"imagefolder:{root}", "--sources", "timm:nope",
                  "--out", str(tmp_path / "out")])
     assert code == 2 and "timm has no model 'nope'" in capsys.readouterr().err

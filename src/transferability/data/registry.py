@@ -18,7 +18,7 @@ import torch
 
 from .._registry import Registry
 from .._validation import check_choice, check_fraction, check_int, check_seed
-from . import sources
+from . import colour, sources
 from .dataset import ImageDataset
 from .sources import MAX_PER_CLASS
 from .tasks import per_class
@@ -54,6 +54,13 @@ for _info in (
     DatasetInfo("synthetic", "any (default 5,000)", 10,
                 "generated Gaussian-mixture images; options shared, task_seed, noise",
                 sources.make_synthetic),
+
+    DatasetInfo("colour-digits", "any (default 10,000)", 10,
+                "32x32 RGB printed digits over photographs, distractors, blur, noise",
+                colour.colour_digits),
+    DatasetInfo("colour-animals", "any (default 10,000)", 10,
+                "32x32 RGB animal silhouettes over photographs, distractors, blur, noise",
+                colour.colour_animals),
 ):
     _DATASETS.register(_info.name, _info)
 
