@@ -138,10 +138,10 @@ def _compose(glyphs: torch.Tensor, n_per_class: int, seed: int) -> Arrays:
     masks = torch.stack([glyphs[torch.from_numpy(y), pick[0]],
                          glyphs[torch.from_numpy(other), pick[1]]], 1).view(2 * n, 1, _GLYPH,
                                                                               _GLYPH)
-    scale = rng.uniform(0.6, 0.95, size=(n, 1)) * [1.0, 1.0]
+    scale = rng.uniform(0.7, 1.0, size=(n, 1)) * [1.0, 0.8]
     side = rng.choice([-1.0, 1.0], size=n)  # distractor left or right, mostly outside
     shift = np.stack([rng.uniform(-0.15, 0.15, size=(n, 2)),
-                      np.stack([side * rng.uniform(0.85, 1.1, size=n),
+                      np.stack([side * rng.uniform(0.95, 1.2, size=n),
                                 rng.uniform(-0.2, 0.2, size=n)], 1)], 1)
     warped = _warp(masks, scale.reshape(-1), rng.uniform(-12, 12, size=2 * n),
                    shift.reshape(-1, 2)).view(n, 2, 1, SIZE, SIZE)
@@ -154,8 +154,8 @@ def _compose(glyphs: torch.Tensor, n_per_class: int, seed: int) -> Arrays:
     dull = (colours - mean[:, None]).norm(dim=2) < 0.4
     far = 0.75 * (mean[:, None] < 0.5).float() + 0.25 * colours
     colours[dull] = far[dull]
-    opacity = torch.from_numpy(np.stack([rng.uniform(0.75, 1.0, size=n),
-                                         rng.uniform(0.5, 0.9, size=n)], 1)).float()
+    opacity = torch.from_numpy(np.stack([rng.uniform(0.85, 1.0, size=n),
+                                         rng.uniform(0.0, 0.8, size=n)], 1)).float()
     x = bg
     for j in (1, 0):  # distractor first, the class's shape on top
         a = opacity[:, j, None, None, None] * warped[:, j]
