@@ -255,3 +255,35 @@ def test_rank_hub_models_on_an_image_folder(standin, tmp_path, capsys):
     code = main(["rank", "--target", f"imagefolder:{root}", "--sources", "timm:nope",
                  "--out", str(tmp_path / "out")])
     assert code == 2 and "timm has no model 'nope'" in capsys.readouterr().err
+
+
+def test_hf_dataset_argument(tmp_path):
+    try:
+        import datasets
+    except Exception as exc:
+        pytest.skip(f"datasets does not import here ({type(exc).__name__}); hf: data is "
+                    "tested where it does (pip install 'transferability[hf]')")
+    from PIL import Image
+
+    from transferability.data import load_dataset
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8))
+              for _ in range(12)]
+    features = datasets.Features({"img": datasets.Image(),
+                                  "fine": datasets.ClassLabel(names=["a", "b", "c"])})
+    ds = datasets.Dataset.from_dict({"img": images, "fine": [0, 1, 2] * 4}, features=features)
+    ds.save_to_disk(str(tmp_path / "one"))
+    full = load_dataset(f"hf:{tmp_path / 'one'}", "all")
+    assert full.x.shape == (12, 3, 12, 10) and full.class_names == ["a", "b", "c"]
+    assert torch.allclose(full.x[0], torch.from_numpy(np.asarray(images[0])).permute(2, 0, 1)
+                          .float() / 255)
+    datasets.DatasetDict({"train": ds, "test": ds.select(range(3))}).save_to_disk(
+        str(tmp_path / "dict"))
+    assert len(load_dataset(f"hf:{tmp_path / 'dict'}", "test")) == 3
+    bad = datasets.Dataset.from_dict({"image": images[:3], "label": [0, 1, -1]},
+                                     features=datasets.Features({"image": datasets.Image(),
+                                                                 "label": datasets.Value("int64")}))
+    bad.save_to_disk(str(tmp_path / "bad"))
+    with pytest.raises(ValueError, match=r"label column 'label' has 1 value\(s\) outside"):
+        load_dataset(f"hf:{tmp_path / 'bad'}", "all")
