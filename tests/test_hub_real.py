@@ -25,10 +25,6 @@ def _package(name: str):
                     "real package run where it does (a GPU machine)")
 
 
-def _device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _images(n=4, h=40, w=52, c=3):
     return torch.rand(n, c, h, w, generator=torch.Generator().manual_seed(0))
 
@@ -43,13 +39,13 @@ def empty_caches(monkeypatch, tmp_path):
                                   "efficientnet_b0"])
 def test_timm_model_matches_timms_own_preprocessing(name):
     timm = _package("timm")
-    model = load_hub_model(f"timm:{name}?weights=none").to(_device())
+    model = load_hub_model(f"timm:{name}?weights=none")  # on the CPU: no TF32 convolutions
     transform = timm.data.create_transform(**timm.data.resolve_model_data_config(model.net))
     for x in (_images(), _images(h=300, w=200), _images(c=1, h=64, w=64)):
-        own = torch.stack([transform(im.expand(3, -1, -1)) for im in x]).to(_device())
+        own = torch.stack([transform(im.expand(3, -1, -1)) for im in x])
         with torch.no_grad():
             expected = model.net(own)
-            got = model(x.to(_device()))
+            got = model(x)
         assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (name, (got - expected).abs()
                                                                      .max())
         out = extract(model, x)
@@ -62,13 +58,25 @@ def test_timm_model_matches_timms_own_preprocessing(name):
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "vit_b_16"])
 def test_torchvision_model_matches_the_weights_transforms(name):
     tv = _package("torchvision")
-    model = load_hub_model(f"torchvision:{name}?weights=none").to(_device())
+    model = load_hub_model(f"torchvision:{name}?weights=none")
     transform = tv.models.get_model_weights(name).DEFAULT.transforms()
     x = _images(h=300, w=260)
     with torch.no_grad():
-        expected = model.net(transform(x).to(_device()))
-        got = model(x.to(_device()))
+        expected = model.net(transform(x))
+        got = model(x)
     assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
+
+
+def test_hub_model_follows_its_device():
+    _package("timm")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here; the device test runs on a GPU machine")
+    model = load_hub_model("timm:resnet18?weights=none")
+    x = _images()
+    cpu = extract(model, x)
+    gpu = extract(model.to("cuda"), x)  # inputs follow the model; outputs come back on the CPU
+    assert gpu.logits.device.type == "cpu"
+    assert torch.allclose(gpu.logits, cpu.logits, atol=1e-2, rtol=1e-2)
 
 
 def test_weights_from_a_local_file_and_missing_weights(tmp_path, empty_caches):
@@ -106,4 +114,7 @@ def test_rank_real_hub_models_on_an_image_folder(tmp_path):
                  "torchvision:resnet18?weights=none", "--estimators", "logme", "leep",
                  "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
     assert code == 0
-    assert (tmp_path / "out" / "rank.csv").read_text().count("\n") == 4
+    import json
+
+    rows = json.loads((tmp_path / "out" / "rank.json").read_text())["rows"]
+    assert len(rows) == 3 and all(np.isfinite(r["logme"]) for r in rows)
