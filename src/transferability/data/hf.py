@@ -45,7 +45,7 @@ def _columns(ds, path: Path, image: str | None, label: str | None) -> tuple[str,
 
 def _to_dataset(ds, path: Path, name: str, image: str, label: str,
                 class_names: list[str], mode: str | None) -> ImageDataset:
-    y = np.asarray(ds[label], dtype=np.int64)
+    y = np.asarray(list(ds[label]), dtype=np.int64)
     k = len(class_names) or (int(y.max()) + 1 if len(y) else 0)
     bad = (y < 0) | (y >= k)
     if bad.any():
