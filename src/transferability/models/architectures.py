@@ -8,7 +8,6 @@ at least 16 pixels via adaptive pooling, and ``in_channels`` 1 or 3.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import nn
 
 from .classifier import Classifier, Normalize
@@ -22,26 +21,12 @@ def _normalize(in_channels: int) -> Normalize:
     return Normalize([_MEAN] * in_channels, [_STD] * in_channels)
 
 
-class PooledFlatten(nn.Flatten):
-    """Flatten after average-pooling to ``size``×``size`` when the input has another size,
-    so the MLP takes any resolution (no parameters: checkpoints are unchanged)."""
-
-    def __init__(self, size: int):
-        super().__init__()
-        self.size = size
-
-    def forward(self, x):
-        if x.ndim == 4 and tuple(x.shape[-2:]) != (self.size, self.size):
-            x = F.adaptive_avg_pool2d(x, self.size)
-        return super().forward(x)
-
-
 @register_model("mlp")
 def mlp(num_classes: int = 10, in_channels: int = 1, hidden: int = 256, image_size: int = 28):
-    """Two hidden ReLU layers on the flattened image (pooled to ``image_size`` first)."""
+    """Two hidden ReLU layers on the flattened image."""
     d = in_channels * image_size * image_size
     backbone = nn.Sequential(
-        nn.Sequential(PooledFlatten(image_size), nn.Linear(d, hidden), nn.ReLU()),
+        nn.Sequential(nn.Flatten(), nn.Linear(d, hidden), nn.ReLU()),
         nn.Sequential(nn.Linear(hidden, hidden // 2), nn.ReLU()),
     )
     return Classifier(backbone, hidden // 2, num_classes, _normalize(in_channels))
