@@ -217,6 +217,7 @@ def _cmd_rank(args) -> None:
     from .model_args import load_models
     from .ranking import rank_sources
     from .report import write_csv, write_json
+    from .study import stored_outputs
 
     attack, attack_options = _attack(args)
     _ensemble_names(args.ensemble)
@@ -230,12 +231,14 @@ def _cmd_rank(args) -> None:
         from .study import load_reference
 
         reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
-    result = rank_sources(models, train, estimators=args.estimators, test=test,
-                          shots=args.shots, repeats=args.repeats, seed=args.seed,
-                          reference=reference, n_per_class=args.n_per_class, attack=attack,
-                          attack_options=attack_options,
-                          source_accuracy=dict(args.source_acc or []), ensemble=args.ensemble,
-                          **_layer(args))
+    with _store(args) as store:  # extractions are cached: a second ranking extracts nothing
+        outputs = stored_outputs(store, **_layer(args), float16=args.cache_float16)
+        result = rank_sources(models, train, estimators=args.estimators, test=test,
+                              shots=args.shots, repeats=args.repeats, seed=args.seed,
+                              reference=reference, n_per_class=args.n_per_class, attack=attack,
+                              attack_options=attack_options,
+                              source_accuracy=dict(args.source_acc or []),
+                              ensemble=args.ensemble, outputs_fn=outputs, **_layer(args))
     print(result.format())
     files = [write_csv(result.rows, args.out / "rank.csv"),
              write_json({"target": str(args.target), **result.to_dict()}, args.out / "rank.json")]
@@ -519,8 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="transferability",
         description="Measure, predict and control knowledge and adversarial transferability.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    models_help = ("checkpoints, zoo specs ('demo', YAML), SPEC:NAME items or "
-                   "py:MODULE:FUNCTION entry points returning an nn.Module")
+    models_help = ("checkpoints, zoo specs ('demo', YAML), SPEC:NAME items, "
+                   "py:MODULE:FUNCTION entry points returning an nn.Module, or hub models "
+                   "timm:NAME, torchvision:NAME, hf-hub:ORG/NAME (?weights=none|FILE)")
 
     def command(name, func, help_text, parent=sub, **kw):
         p = parent.add_parser(name, help=help_text, description=help_text, **kw)
@@ -603,7 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("rank", _cmd_rank,
                 "Score source models on a target task with transferability estimators.")
-    p.add_argument("--target", required=True, help="target dataset name or .npz/folder path")
+    p.add_argument("--target", required=True, help="target dataset name, .npz/folder path, "
+                   "imagefolder:PATH, npz:PATH or hf:PATH")
     p.add_argument("--sources", nargs="+", required=True, help=models_help)
     p.add_argument("--estimators", nargs="+", default=None,
                    help="estimator names (default: all that need no reference model)")
@@ -619,9 +624,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score the mean rank of these estimators/baselines")
     reference_opts(p, required=False)
     feature_opts(p)
+    p.add_argument("--cache-float16", action="store_true",
+                   help="keep the cached features and logits at float16 (big hub models)")
     seed_opt(p)
     out_opt(p, "rank-out")
-    cache_opt(p, store=False)
+    cache_opt(p)
 
     study = sub.add_parser("study", help="Run the studies that connect the two transferabilities.",
                            description="Run the studies that connect the two transferabilities.")
