@@ -4,22 +4,40 @@
 >>> x_adv = attack(x, y)                                     # doctest: +SKIP
 
 FGSM, PGD (BIM without random start; L∞ and L2), MI-FGSM and DI input diversity, targeted
-or untargeted, with a cross-entropy or Carlini–Wagner margin loss; APGD (CE, DLR), APGD-T,
-FAB-T, Square and AutoAttack for robust accuracy, with AutoAttack's checks. Inputs are
-images in [0, 1]; normalisation belongs inside the model, which must output logits.
+or untargeted, with a cross-entropy, Carlini–Wagner margin or logit loss; the transfer
+attacks: gradient stabilisation (NI, VMI, VNI, PGN), input transformations (TI, SI, Admix,
+SIA, BSR), model-specific gradients (SGM, LinBP), feature-level (ILA, FIA) and the SVRE
+ensemble attack; APGD (CE, DLR), APGD-T, FAB-T, Square and AutoAttack for robust accuracy,
+with AutoAttack's checks. Inputs are images in [0, 1]; normalisation belongs inside the
+model, which must output logits.
 """
 
 from . import norms
+from .admix import Admix
 from .apgd import APGD, apgd, dlr
 from .apgdt import APGDT
 from .autoattack import AutoAttack
-from .base import LOSSES, Attack, GradientMaskingWarning, InputTransform, margin
+from .base import (
+    LOSSES,
+    Attack,
+    Compose,
+    GradientMaskingWarning,
+    InputTransform,
+    margin,
+    random_targets,
+)
+from .bsr import BSR
 from .checks import EvaluationCheckWarning
 from .di import DI
 from .fab import FABT
 from .fgsm import FGSM, fgsm
+from .fia import FIA
+from .ila import ILA
+from .linbp import LinBP
 from .mifgsm import MIFGSM, mifgsm
+from .nifgsm import NIFGSM
 from .pgd import PGD, pgd
+from .pgn import PGN
 from .registry import (
     AttackFactory,
     attack_factory,
@@ -29,11 +47,20 @@ from .registry import (
     with_seed,
 )
 from .robust import RobustAccuracy, benchmark, robust_accuracy
+from .sgm import SGM
+from .si import SI
+from .sia import SIA
 from .square import Square
+from .svre import SVRE
+from .ti import TI
+from .vmifgsm import VMIFGSM
+from .vnifgsm import VNIFGSM
 
 __all__ = [
     "Attack", "InputTransform", "LOSSES", "margin", "norms", "GradientMaskingWarning",
     "FGSM", "PGD", "MIFGSM", "DI",
+    "NIFGSM", "VMIFGSM", "VNIFGSM", "PGN", "TI", "SI", "Admix", "SIA", "BSR", "SGM", "LinBP",
+    "ILA", "FIA", "SVRE", "Compose", "random_targets",
     "fgsm", "pgd", "mifgsm",
     "create_attack", "list_attacks", "register_attack", "attack_factory", "AttackFactory",
     "with_seed", "RobustAccuracy", "robust_accuracy",
