@@ -312,6 +312,7 @@ def _screenshot(driver, width: int, path: Path) -> int:
     return scroll_width
 
 
+@pytest.mark.xdist_group("serial")  # timing/processes: kept off the other workers
 def test_report_in_headless_chromium(browser, built, tmp_path):
     from selenium.webdriver.common.by import By
 
