@@ -114,7 +114,7 @@ def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed:
     log.info("[3/4] surrogates: how training controls transfer (%s) ...",
              "tiny" if quick else "quick")
     t = time.perf_counter()
-    settings = {**(TINY_SURROGATES if quick else QUICK_SURROGATES), "task": TARGET}
+    settings = {**(TINY_SURROGATES if quick else QUICK_SURROGATES), "target": TARGET}
     surrogates = surrogate_study(cache_dir=cache_dir, store=store, show_progress=show_progress,
                                  **settings)
     surrogate_seconds = time.perf_counter() - t

@@ -26,6 +26,7 @@ from pathlib import Path
 from ._files import write_bytes
 from .jobs.graph import get_job_kind, list_job_kinds
 from .jobs.store import Record, ResultStore
+from .stats import Claim
 
 __all__ = ["write_report", "render_report", "section_id"]
 
@@ -193,7 +194,8 @@ def _kv(mapping: dict) -> str:
 def _claims(claims) -> str:
     if not claims:
         return ""
-    items = "".join(f"<li>{_e(c)}</li>" for c in claims)
+    items = "".join(f"<li>{_e(Claim.from_dict(c) if isinstance(c, dict) else c)}</li>"
+                    for c in claims)
     return f'<h3>Claims</h3><ul class="claims">{items}</ul>'
 
 

@@ -219,6 +219,22 @@ class Claim(Result):
         return (f"{self.statement}: {self.verdict} (difference {self.difference:+.3f}, "
                 f"{self.method} 95% CI [{self.low:+.3f}, {self.high:+.3f}], n={self.n})")
 
+    @classmethod
+    def from_interval(cls, statement: str, difference: float, low: float, high: float, n: int,
+                      method: str, *, min_n: int = 3) -> Claim:
+        """The verdict of an interval ``[low, high]`` already formed (a bootstrap interval of
+        a correlation, say), by the rule of the class docstring."""
+        if n < min_n or not np.isfinite([low, high]).all():
+            verdict = INCONCLUSIVE
+        elif low > 0:
+            verdict = HOLDS
+        elif high <= 0:
+            verdict = DOES_NOT_HOLD
+        else:
+            verdict = INCONCLUSIVE
+        return cls(statement, float(difference), float(low), float(high), int(n), method,
+                   verdict)
+
 
 def claim(statement: str, differences, *, method: str = "t", level: float = 0.95,
           n_boot: int = 2000, min_n: int = 3, seed: int = 0) -> Claim:
@@ -248,12 +264,4 @@ def claim(statement: str, differences, *, method: str = "t", level: float = 0.95
         idx = np.random.default_rng(seed).integers(0, n, size=(check_count(n_boot, "n_boot"), n))
         low, high = (float(v) for v in np.quantile(d[idx].mean(axis=1),
                                                     [(1 - level) / 2, (1 + level) / 2]))
-    if n < min_n or not np.isfinite([low, high]).all():
-        verdict = INCONCLUSIVE
-    elif low > 0:
-        verdict = HOLDS
-    elif high <= 0:
-        verdict = DOES_NOT_HOLD
-    else:
-        verdict = INCONCLUSIVE
-    return Claim(statement, mean, low, high, n, method, verdict)
+    return Claim.from_interval(statement, mean, low, high, n, method, min_n=min_n)

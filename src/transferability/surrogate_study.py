@@ -45,9 +45,9 @@ from .attacks import attack_factory, with_seed
 from .data import dataset_from_spec, per_class
 from .jobs import Given, Job, Output, ResultStore, job_kind, open_store, run_jobs
 from .models import CheckpointError, Ensemble, load_checkpoint
-from .report import format_table
+from .report import format_claims, format_table
 from .sharpness import sharpness
-from .stats import bootstrap_ci, spearman
+from .stats import Claim, bootstrap_ci, claim, spearman
 from .training import ModelPair, Snapshot, evaluate, fit, lgv_members
 from .transfer_matrix import transfer_matrix
 from .utils import cache_dir as default_cache_dir
@@ -88,7 +88,7 @@ class SurrogateStudyResult(Result):
     summary: list[dict]
     sharpness: dict
     pair: list[dict]
-    claims: list[str]
+    claims: list[Claim]
     settings: dict = field(default_factory=dict)
 
     def format(self) -> str:
@@ -106,7 +106,8 @@ class SurrogateStudyResult(Result):
                     f"[{self.sharpness['low']:+.2f}, {self.sharpness['high']:+.2f}] over "
                     f"{self.sharpness['n']} surrogates" if self.sharpness else "-"), "",
                  "(f) a pair trained with and without the gradient-alignment penalty",
-                 format_table(self.pair), "", "claims:", *[f"- {c}" for c in self.claims]]
+                 format_table(self.pair), "",
+                 format_claims(self.claims, self.settings.get("seeds", []))]
         return "\n".join(parts)
 
 
@@ -116,8 +117,8 @@ def _spread(values) -> dict:
             "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "n": len(values)}
 
 
-def _specs(task, seeds, epochs, n_per_class, rhos) -> tuple[dict, dict]:
-    data = {"dataset": task, "n_per_class": n_per_class}
+def _specs(target, seeds, epochs, n_per_class, rhos) -> tuple[dict, dict]:
+    data = {"dataset": target, "n_per_class": n_per_class}
     base = {"epochs": epochs, "lr": 0.05, "schedule": "step", "batch_size": 64}
     models = []
     for seed in seeds:
@@ -303,14 +304,14 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
     pair_rows = [value[f"pair:{lam}"] for lam in config["lams"]]
     summary = _summary(rows)
     return SurrogateStudyResult(rows, per_epoch, summary, sharp, pair_rows,
-                                _claims(summary, pair_rows, sharp), settings).to_dict()
+                                _claims(rows, pair_rows, sharp), settings).to_dict()
 
 
 def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
     """The study's graph (see the module docstring): its final ``surrogate_study`` job."""
-    task, seeds, epochs = settings["task"], settings["seeds"], settings["epochs"]
-    data = {"dataset": task, "n_per_class": settings["n_per_class"]}
-    surrogate_spec, victim_spec = _specs(task, seeds, epochs, settings["n_per_class"],
+    target, seeds, epochs = settings["target"], settings["seeds"], settings["epochs"]
+    data = {"dataset": target, "n_per_class": settings["n_per_class"]}
+    surrogate_spec, victim_spec = _specs(target, seeds, epochs, settings["n_per_class"],
                                          settings["rhos"])
     trains = zoo_jobs(load_spec(surrogate_spec), cache_dir)
     victims = zoo_jobs(load_spec(victim_spec), cache_dir)
@@ -318,7 +319,7 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
     if not isinstance(attack, str):  # a factory has no content key: a key of this call
         attack_in = {"attack": Given(f"attack-{uuid.uuid4().hex}", attack, repr(attack))}
     attack_config = {"attack": attack if isinstance(attack, str) else None,
-                     "attack_options": settings["attack_options"], "test": task,
+                     "attack_options": settings["attack_options"], "test": target,
                      "per_class": settings["attack_per_class"], "probe_seed": 0}
     victim_in = {f"victim:{name}": job for name, job in victims.items()}
 
@@ -346,7 +347,7 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
         inputs[f"transfer:{name}"] = Job("transfer_row", attack_config,
                                          {"surrogate": model, **victim_in, **attack_in},
                                          label=name)
-        inputs[f"test_acc:{name}"] = Job("surrogate_accuracy", {"data": task},
+        inputs[f"test_acc:{name}"] = Job("surrogate_accuracy", {"data": target},
                                          {"model": model}, label=name)
         inputs[f"sharpness:{name}"] = Job(
             "sharpness", {**SHARPNESS, "samples": settings.get("sharpness_samples",
@@ -364,7 +365,7 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
                                    "lams": list(PAIR_LAMS)}, inputs, label="surrogates")
 
 
-def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = FULL["epochs"],
+def surrogate_study(target: str = "mnist", *, seeds=FULL["seeds"], epochs: int = FULL["epochs"],
                     n_per_class: int = FULL["n_per_class"], rhos=FULL["rhos"],
                     lgv_epochs: int = FULL["lgv_epochs"],
                     lgv_per_epoch: int = FULL["lgv_per_epoch"], attack="bim",
@@ -374,7 +375,7 @@ def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = F
                     sharpness_samples: int = FULL["sharpness_samples"], cache_dir=None,
                     show_progress: bool | None = None, store: ResultStore | None = None,
                     backend: str = "local", **backend_options) -> SurrogateStudyResult:
-    """Run the study (see the module docstring) on ``task`` and return its tables.
+    """Run the study (see the module docstring) on ``target`` and return its tables.
 
     ``attack_options`` go over :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10)
     for a named ``attack``; a factory is used as given (it has no content key, so the jobs
@@ -393,7 +394,7 @@ def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = F
         eps = check_positive(attack_options["eps"], "attack_options['eps']")
         attack_options = with_seed(attack, {"alpha": eps / 10, **attack_options}, seeds[0])
     attack_factory(attack, attack_options)  # checks them before any training
-    settings = {"task": task, "seeds": list(seeds), "epochs": epochs,
+    settings = {"target": target, "seeds": list(seeds), "epochs": epochs,
                 "n_per_class": n_per_class, "rhos": list(rhos), "lgv_epochs": lgv_epochs,
                 "lgv_per_epoch": lgv_per_epoch, "attack_per_class": attack_per_class,
                 "pair_epochs": pair_epochs,
@@ -424,34 +425,44 @@ def _summary(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _claims(summary: list[dict], pair: list[dict], sharp: dict) -> list[str]:
-    by = {s["kind"]: s for s in summary}
-    full, early = by["fully trained"]["transfer"], by["early stopped"]["transfer"]
-    lsam = max((s for s in summary if s["kind"].startswith("l-SAM") and not s["diverged"]),
-               key=lambda s: s["transfer"], default=None)
-    lgv = next(s for s in summary if s["kind"].startswith("LGV"))
+def _claims(rows: list[dict], pair: list[dict], sharp: dict) -> list[Claim]:
+    """Gubri's and Adam's claims as "a paired difference over seeds is > 0", decided from its
+    t interval (:func:`~transferability.stats.claim`); the sharpness claim from the bootstrap
+    interval of the Spearman correlation. Surrogates that did not train are left out."""
+    trained = [r for r in rows if not r["diverged"] and not math.isnan(r["transfer"])]
+    seeds = list(dict.fromkeys(r["seed"] for r in rows))
+
+    def transfer(kind: str) -> dict:
+        return {r["seed"]: r["transfer"] for r in trained if r["kind"] == kind}
+
+    def better(statement: str, a: str, b: str) -> Claim:
+        ta, tb = transfer(a), transfer(b)
+        return claim(statement, [ta[s] - tb[s] for s in seeds if s in ta and s in tb])
+
+    means = {k: np.mean(list(transfer(k).values()))
+             for k in dict.fromkeys(r["kind"] for r in trained)}
+    lsam = max((k for k in means if k.startswith("l-SAM")), key=means.get, default=None)
+    lgv = next(r["kind"] for r in rows if r["kind"].startswith("LGV"))
     claims = []
     if lsam is not None:
-        held = lsam["transfer"] > early > full
-        claims.append(f"Gubri's ordering l-SAM > early stopping > full training "
-                      f"{'holds' if held else 'does not hold'} here: best {lsam['kind']} "
-                      f"{lsam['transfer']:.3f}, early stopped {early:.3f}, fully trained "
-                      f"{full:.3f}.")
-    claims.append(f"LGV {'improves' if lgv['transfer'] > full else 'does not improve'} over "
-                  f"the model it starts from: {lgv['transfer']:.3f} vs {full:.3f}.")
+        claims.append(better(f"Gubri's ordering, l-SAM > early stopping: the best l-SAM "
+                             f"({lsam}) transfers better than early stopping",
+                             lsam, "early stopped"))
+    claims += [
+        better("Gubri's ordering, early stopping > full training: early stopping transfers "
+               "better", "early stopped", "fully trained"),
+        better("LGV transfers better than the model it starts from", lgv, "fully trained")]
     plain, penalised = pair
-    less = penalised["a_to_b"] + penalised["b_to_a"] < plain["a_to_b"] + plain["b_to_a"]
-    claims.append(
-        f"Adam's effect {'holds' if less else 'does not hold'}: with the penalty the members' "
-        f"examples transfer {penalised['a_to_b']:.3f} / {penalised['b_to_a']:.3f} (a→b / b→a) "
-        f"against {plain['a_to_b']:.3f} / {plain['b_to_a']:.3f} without, at clean accuracy "
-        f"{penalised['acc_a']:.3f} / {penalised['acc_b']:.3f} against "
-        f"{plain['acc_a']:.3f} / {plain['acc_b']:.3f}.")
+    drop = (plain["a_to_b"] + plain["b_to_a"] - penalised["a_to_b"] - penalised["b_to_a"]) / 2
+    claims.append(claim("(f) Adam's effect: the alignment penalty lowers transfer between the "
+                        f"pair (one pair; clean accuracy {penalised['acc_a']:.3f} / "
+                        f"{penalised['acc_b']:.3f} with it, {plain['acc_a']:.3f} / "
+                        f"{plain['acc_b']:.3f} without)",
+                        [] if math.isnan(drop) else [drop]))
     if sharp and not math.isnan(sharp["spearman"]):
-        verdict = "transfer better" if sharp["spearman"] < 0 else "do not transfer better"
-        claims.append(f"Flatter surrogates {verdict}: "
-                      f"Spearman(sharpness, transfer) = {sharp['spearman']:+.2f} "
-                      f"[{sharp['low']:+.2f}, {sharp['high']:+.2f}].")
+        claims.append(Claim.from_interval(
+            "(e) flatter surrogates transfer better: −Spearman(sharpness, transfer) > 0",
+            -sharp["spearman"], -sharp["high"], -sharp["low"], sharp["n"], "bootstrap"))
     return claims
 
 
