@@ -153,7 +153,8 @@ def check_images(x, name: str = "x") -> torch.Tensor:
         raise ValueError(f"{name}: expected images shaped N×C×H×W, got shape {tuple(x.shape)}")
     if not torch.is_floating_point(x):
         raise ValueError(f"{name}: expected a float tensor in [0, 1], got dtype {x.dtype}")
-    if x.numel() and not torch.isfinite(x).all():
+    # one reduction when it is finite (NaN and inf propagate into the sum); else every pixel
+    if x.numel() and not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
         raise ValueError(f"{name}: contains NaN or inf")
     if x.numel() and (x.min() < 0 or x.max() > 1):
         raise ValueError(f"{name}: values must lie in [0, 1] (normalisation belongs inside the "

@@ -32,7 +32,9 @@ class JobsFailed(RuntimeError):
         self.failures = failures
         lines = "\n".join(f"  {m}" for m in failures.values())
         super().__init__(f"{len(failures)} job(s) failed; the others finished and are "
-                         f"stored:\n{lines}")
+                         f"stored:\n{lines}\nEvery input is checked before any job runs, so "
+                         "a job that fails on its input is a bug in those checks: please "
+                         "report it with the lines above.")
 
 
 @dataclass
