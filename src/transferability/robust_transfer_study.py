@@ -27,12 +27,14 @@ from types import MappingProxyType
 import numpy as np
 
 from ._results import Result
-from ._validation import check_positive, check_seed
+from ._validation import check_positive, check_seed, positive_arg, seed_arg
 from .attacks import robust_accuracy
 from .data import check_per_class, dataset_from_spec, per_class
+from .html_report import render_robust_transfer
 from .jobs import Job, Output, ResultStore, job_kind, open_store, run_jobs
 from .report import format_claims, format_table
 from .stats import Claim, claim
+from .studies import Study, register_study
 from .transfer import fine_tune
 from .utils import cache_dir as default_cache_dir
 from .zoo import load_spec, zoo_jobs
@@ -63,6 +65,10 @@ QUICK = {"seeds": (0,), "source_epochs": 3, "source_per_class": 80, "target": "m
          "target_per_class": 50, "tune_epochs": 6, "eval_per_class": 4, "radii": (0.1,),
          "source_attack_options": {"eps": 0.2},
          "methods": ("linear probe", "last 3 blocks", "full fine-tune", "LwF")}
+#: ``demo --quick``'s.
+TINY = {"seeds": (0,), "source_epochs": 1, "source_per_class": 40, "target": "mnist",
+        "target_per_class": 20, "tune_epochs": 1, "eval_per_class": 3, "radii": (0.1,),
+        "methods": ("linear probe", "NEFT + BN frozen (last 3)")}
 #: Fine-tuning learning rate (SGD, momentum 0.9, cosine): a new head from scratch needs it.
 TUNE_LR = 0.05
 KINDS = {"standard": {}, "pgd_at": {"method": "pgd_at"},
@@ -310,3 +316,34 @@ def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
     ax.set_title("robust accuracy against freeze level", fontsize=10)
     files.append(save_figure(fig, out / "robust_vs_freeze.png"))
     return files
+
+
+def _options(p) -> None:
+    """``transferability study robust-transfer``'s own options."""
+    p.add_argument("--target", default="mnist", help="target task (default mnist)")
+    p.add_argument("--seeds", type=seed_arg, nargs="+", default=None,
+                   help="training seeds (default 0 1 2; --quick 0)")
+    p.add_argument("--eps", type=positive_arg, nargs="+", default=None,
+                   help="robust-accuracy radii (default 0.1 0.2; --quick 0.1)")
+    p.add_argument("--quick", action="store_true", help="smaller data, one seed, 4 methods")
+
+
+def _settings(args, settings: dict) -> dict:
+    """``robust_transfer_study``'s keywords from the command line, over ``settings``."""
+    settings = {**settings, "target": args.target}
+    if args.seeds:
+        settings["seeds"] = tuple(args.seeds)
+    if args.eps:
+        settings["radii"] = tuple(args.eps)
+    return settings
+
+
+STUDY = register_study(Study(
+    "robust-transfer", "Robust transfer: keeping a source's robustness", RobustTransferResult,
+    "robust_transfer_study", robust_transfer_study, FULL, QUICK, TINY,
+    help="Keep a robust source's robustness on a new task (Shafahi et al.; CARTL): standard, "
+         "pgd_at and cartl_fdm resnet sources fine-tuned by linear probe, freeze levels, full "
+         "fine-tuning, LwF, NEFT and BN freezing; clean and robust accuracy. About 10 minutes "
+         "on a CPU; --quick: one.",
+    options=_options, settings=_settings, plots=plot_robust_transfer,
+    render=render_robust_transfer))

@@ -40,14 +40,16 @@ import torch
 
 from ._files import quarantine
 from ._results import Result
-from ._validation import check_int, check_positive, check_seed
+from ._validation import check_int, check_positive, check_seed, count_arg, positive_arg, seed_arg
 from .attacks import attack_factory, with_seed
 from .data import check_per_class, dataset_from_spec, per_class
+from .html_report import render_surrogates
 from .jobs import Given, Job, Output, ResultStore, job_kind, open_store, run_jobs
 from .models import CheckpointError, Ensemble, load_checkpoint
 from .report import format_claims, format_table
 from .sharpness import sharpness
 from .stats import Claim, bootstrap_ci, claim, spearman
+from .studies import Study, register_study
 from .training import ModelPair, Snapshot, evaluate, fit, lgv_members
 from .transfer_matrix import transfer_matrix
 from .utils import cache_dir as default_cache_dir
@@ -65,6 +67,10 @@ FULL = {"seeds": (0, 1, 2), "epochs": 8, "n_per_class": 200, "rhos": (0.05, 0.1,
 QUICK = {"seeds": (0, 1), "epochs": 4, "n_per_class": 80, "rhos": (0.05, 0.1),
          "lgv_epochs": 1, "lgv_per_epoch": 4, "attack_options": {"eps": 0.2, "steps": 20},
          "attack_per_class": 8, "pair_epochs": 2, "sharpness_samples": 4}
+#: ``demo --quick``'s: one seed, three epochs, a few images.
+TINY = {"seeds": (0,), "epochs": 3, "n_per_class": 60, "rhos": (0.05, 0.1), "lgv_epochs": 1,
+        "lgv_per_epoch": 2, "attack_options": {"eps": 0.2, "steps": 5}, "attack_per_class": 4,
+        "pair_epochs": 1, "sharpness_samples": 4}
 #: A surrogate whose test accuracy stays below this share of the way from chance to 1 did
 #: not train (too large a ρ): it is reported, but left out of the claims and correlations.
 DIVERGED = 0.5
@@ -388,9 +394,9 @@ def surrogate_study(target: str = "mnist", *, seeds=FULL["seeds"], epochs: int =
         raise ValueError("seeds, rhos: need at least one value each")
     rhos = tuple(check_positive(r, "rhos") for r in rhos)
     epochs = check_int(epochs, "epochs", minimum=2)
-    # the task is read before any job: too few images per class is refused here
-    check_per_class(n_per_class, "n_per_class", dataset_from_spec(task, "train"))
-    check_per_class(attack_per_class, "attack_per_class", dataset_from_spec(task, "test"))
+    # the target is read before any job: too few images per class is refused here
+    check_per_class(n_per_class, "n_per_class", dataset_from_spec(target, "train"))
+    check_per_class(attack_per_class, "attack_per_class", dataset_from_spec(target, "test"))
     if isinstance(attack, str):
         attack_options = {**GUBRI_ATTACK, **(attack_options or {})}
         eps = check_positive(attack_options["eps"], "attack_options['eps']")
@@ -526,3 +532,39 @@ def plot_surrogate_study(result: SurrogateStudyResult, out_dir) -> list:
     ax.set_title("(e) sharpness against transfer", fontsize=10)
     files.append(save_figure(fig, out / "sharpness_vs_transfer.png"))
     return files
+
+
+def _options(p) -> None:
+    """``transferability study surrogates``'s own options."""
+    p.add_argument("--target", default="mnist", help="the task of surrogates and victims")
+    p.add_argument("--seeds", type=seed_arg, nargs="+", default=None,
+                   help="training seeds (default 0 1 2; --quick 0 1)")
+    p.add_argument("--rhos", type=positive_arg, nargs="+", default=None,
+                   help="SAM radii (default 0.05 0.1 0.2 0.4; 0.05 is SAM, larger l-SAM)")
+    p.add_argument("--quick", action="store_true", help="smaller data, fewer epochs and seeds")
+    p.set_defaults(attack="bim", eps=None, steps=None, step_size=None, loss=None)
+    p.add_argument("--attack", default="bim", help="attack of the study (default bim)")
+    p.add_argument("--eps", type=positive_arg, default=None, help="budget (default 0.2)")
+    p.add_argument("--steps", type=count_arg(100_000), default=None,
+                   help="iterations (default 50, --quick 20; step eps/10)")
+
+
+def _settings(args, settings: dict) -> dict:
+    """``surrogate_study``'s keywords from the command line, over ``settings``."""
+    settings = {**settings, "target": args.target, "attack": args.attack,
+                "attack_options": {**settings["attack_options"], **args.attack_options}}
+    if args.seeds:
+        settings["seeds"] = tuple(args.seeds)
+    if args.rhos:
+        settings["rhos"] = tuple(args.rhos)
+    return settings
+
+
+STUDY = register_study(Study(
+    "surrogates", "Surrogates: how training controls transfer", SurrogateStudyResult,
+    "surrogate_study", surrogate_study, FULL, QUICK, TINY,
+    help="How training controls transfer (Gubri et al.; Adam et al.): transfer per epoch "
+         "(early stopping), SAM/l-SAM across rho, LGV, sharpness vs transfer, and a pair "
+         "trained against transfer. Several minutes on a CPU; --quick: one.",
+    options=_options, settings=_settings, plots=plot_surrogate_study,
+    render=render_surrogates))
