@@ -60,22 +60,22 @@ __all__ = ["SurrogateStudyResult", "surrogate_study", "plot_surrogate_study", "Q
 
 log = logging.getLogger("transferability")
 
+#: Gubri et al.'s attack: L∞ BIM, 50 steps of ε/10 (the step follows ε unless given).
+GUBRI_ATTACK = MappingProxyType({"eps": 0.2, "steps": 50})
 #: The full study (its own command) and the quick one of ``make demo``.
 FULL = {"seeds": (0, 1, 2), "epochs": 8, "n_per_class": 200, "rhos": (0.05, 0.1, 0.2, 0.4),
-        "lgv_epochs": 2, "lgv_per_epoch": 4, "attack_options": {"eps": 0.2, "steps": 50},
+        "lgv_epochs": 2, "lgv_per_epoch": 4, "attack_options": dict(GUBRI_ATTACK),
         "attack_per_class": 20, "pair_epochs": 4, "sharpness_samples": 10}
 QUICK = {"seeds": (0, 1), "epochs": 4, "n_per_class": 80, "rhos": (0.05, 0.1),
-         "lgv_epochs": 1, "lgv_per_epoch": 4, "attack_options": {"eps": 0.2, "steps": 20},
+         "lgv_epochs": 1, "lgv_per_epoch": 4, "attack_options": {**GUBRI_ATTACK, "steps": 20},
          "attack_per_class": 8, "pair_epochs": 2, "sharpness_samples": 4}
 #: ``demo --quick``'s: one seed, three epochs, a few images.
 TINY = {"seeds": (0,), "epochs": 3, "n_per_class": 60, "rhos": (0.05, 0.1), "lgv_epochs": 1,
-        "lgv_per_epoch": 2, "attack_options": {"eps": 0.2, "steps": 5}, "attack_per_class": 4,
-        "pair_epochs": 1, "sharpness_samples": 4}
+        "lgv_per_epoch": 2, "attack_options": {**GUBRI_ATTACK, "steps": 5},
+        "attack_per_class": 4, "pair_epochs": 1, "sharpness_samples": 4}
 #: A surrogate whose test accuracy stays below this share of the way from chance to 1 did
 #: not train (too large a ρ): it is reported, but left out of the claims and correlations.
 DIVERGED = 0.5
-#: Gubri et al.'s attack: L∞ BIM, 50 steps of ε/10 (the step follows ε unless given).
-GUBRI_ATTACK = MappingProxyType({"eps": 0.2, "steps": 50})
 VICTIMS = ("lenet", "resnet", "mlp")
 #: Sharpness (e): Hutchinson's Hessian trace with 10 probes on the first 256 train images.
 SHARPNESS = {"measure": "hessian_trace", "samples": 10, "n": 256}

@@ -19,7 +19,7 @@ from .._results import Result
 from .._validation import check_images, check_int, check_labels_tensor, check_positive, check_seed
 from ..features import predict
 from ..utils import batches, progress
-from .pgd import PGD
+from .registry import create_attack
 
 __all__ = ["RobustAccuracy", "robust_accuracy"]
 
@@ -57,8 +57,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     per_attack = {}
     runs = [(loss, r) for loss in ("ce", "margin") for r in range(restarts)]
     for loss, r in progress(runs, desc="robust accuracy", enabled=show_progress):
-        attack = PGD(model, eps, steps=check_int(steps, "steps"), norm=norm, loss=loss,
-                     seed=seed + r)
+        attack = create_attack("pgd", model, eps=eps, steps=check_int(steps, "steps"),
+                               norm=norm, loss=loss, seed=seed + r)
         still = torch.cat([predict(model, attack(xb, yb), batch_size=batch_size).argmax(1).cpu()
                            == yb.cpu() for xb, yb in batches(x, y, batch_size=batch_size)])
         name = f"pgd{steps}-{loss}" + (f"-start{r}" if restarts > 1 else "")
