@@ -53,6 +53,8 @@ def test_fewer_than_three_seeds_is_inconclusive_and_said_plainly():
     again = RobustTransferResult.from_dict(result.to_dict())
     assert again == result and isinstance(again.claims[0], Claim)
     assert "CI [" in again.format() and "inconclusive" in again.format()
+    one = Claim.from_dict({**claims[0].to_dict(), "low": None, "high": None})  # results.json
+    assert str(one).endswith("no interval, n=2)")
 
 
 def test_surrogate_claims_pair_seeds_and_leave_out_diverged():

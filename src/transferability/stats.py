@@ -216,8 +216,11 @@ class Claim(Result):
     verdict: str
 
     def __str__(self) -> str:
-        return (f"{self.statement}: {self.verdict} (difference {self.difference:+.3f}, "
-                f"{self.method} 95% CI [{self.low:+.3f}, {self.high:+.3f}], n={self.n})")
+        bounds = [self.low, self.high]  # NaN in memory, None after a strict-JSON file
+        interval = (f"{self.method} 95% CI [{self.low:+.3f}, {self.high:+.3f}]"
+                    if None not in bounds and np.isfinite(bounds).all() else "no interval")
+        difference = "n/a" if self.difference is None else f"{self.difference:+.3f}"
+        return f"{self.statement}: {self.verdict} (difference {difference}, {interval}, n={self.n})"
 
     @classmethod
     def from_interval(cls, statement: str, difference: float, low: float, high: float, n: int,
