@@ -32,7 +32,7 @@ from ._validation import check_same_device
 from .adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, attack_reference
 from .attacks import with_seed
 from .data import ImageDataset, check_per_class, per_class
-from .estimators import list_estimators, score
+from .estimators import check_estimator_data, list_estimators, score
 from .features import Outputs, extract, with_head
 from .html_report import render_adv_knowledge
 from .jobs import Given, Job, Output, ResultStore, given, job_kind, open_store, run_jobs
@@ -310,6 +310,7 @@ def _check_inputs(reference, sources, train, test, *, n_per_class, shots, seed, 
         return
     check_per_class(n_per_class, "n_per_class", train, test)
     check_per_class(shots, "shots", train)
+    check_estimator_data(output_estimators(), train.class_counts(), "train")
     models = {name: m.value if isinstance(m, Given) else m
               for name, m in {"reference": reference, **sources}.items()}
     models = {name: m for name, m in models.items() if isinstance(m, nn.Module)}
