@@ -82,7 +82,7 @@ def registered(monkeypatch):
 
 def test_the_library_studies_are_registered_with_their_result_types():
     names = [s.name for s in transferability.list_studies()]
-    assert names[:4] == ["adv-knowledge", "surrogates", "robust-transfer", "benchmark"]
+    assert names[:5] == ["adv-knowledge", "surrogates", "robust-transfer", "benchmark", "audit"]
     assert get_study("surrogates").result.__name__ == "SurrogateStudyResult"
     assert studies.study_of_result("RobustTransferResult").name == "robust-transfer"
     assert studies.study_of_result("TransferMatrix") is None

@@ -21,6 +21,7 @@ from . import study as _adv_knowledge  # noqa: E402,F401
 from . import surrogate_study as _surrogates  # noqa: E402,F401
 from . import robust_transfer_study as _robust_transfer  # noqa: E402,F401
 from . import benchmark as _benchmark  # noqa: E402,F401
+from . import audit as _audit  # noqa: E402,F401
 # isort: on
 
 __all__ = ["__version__", "create_model", "list_models", "create_attack", "list_attacks",

@@ -653,6 +653,39 @@ def render_robust_transfer(sid: str, v: dict) -> str:
     return "".join(parts)
 
 
+def _rate_ci(protocol: str) -> Callable[[dict], tuple[str, str]]:
+    """A success rate with its bootstrap interval, in %: ``64.0 [51.0, 76.0]%``."""
+    def cell(row: dict) -> tuple[str, str]:
+        r, lo, hi = (row.get(f"{k}_{protocol}") for k in ("rate", "low", "high"))
+        if not _finite(r):
+            return "–", ""
+        return f"{100 * r:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]%", repr(r)
+    return cell
+
+
+def render_audit(sid: str, v: dict) -> str:
+    """The transfer-attack audit: the attack-by-family table, the verdicts, the rows."""
+    settings = v.get("settings") or {}
+    columns = ["attack", "family", "rank", "pairs",
+               ("success, both correct [95% CI]", _rate_ci("both_correct")),
+               ("success, all images [95% CI]", _rate_ci("all")), "l2", "linf", "ssim"]
+    parts = [f'<p class="note">Transfer pairs only (surrogate ≠ victim), {_e(settings.get("n"))} '
+             "images, 8-bit quantised: " + _e(str(settings.get("quantize"))) +
+             "; intervals: percentile bootstrap over images.</p>",
+             table(v.get("families") or [], columns, id=f"{sid}-families"),
+             _claims(v.get("claims"))]
+    if v.get("targeted"):
+        parts += ["<h3>Targeted (the victim predicts the target)</h3>",
+                  table(v["targeted"], ["loss", "family", "pairs",
+                                        ("success [95% CI]", _rate_ci("all"))],
+                        id=f"{sid}-targeted")]
+    rows = v.get("rows") or []
+    parts += [_details(f"per (attack, surrogate, victim) rows ({len(rows)})",
+                       table(rows, id=f"{sid}-rows")),
+              _details("settings", _kv(settings))]
+    return "".join(parts)
+
+
 def _generic(sid: str, v: dict) -> str:
     """Any other result: its scalars, lists of rows as tables, lists of text as lists."""
     scalars, parts = {}, []
