@@ -35,7 +35,7 @@ from ..features import predict
 from ..utils import batches, progress
 from .autoattack import VERSIONS, AutoAttack
 from .norms import check_norm
-from .pgd import PGD
+from .registry import create_attack
 
 __all__ = ["RobustAccuracy", "robust_accuracy", "benchmark", "ROBUST_ATTACKS", "THREAT_MODELS"]
 
@@ -104,7 +104,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     else:
         runs = [(loss, r) for loss in ("ce", "margin") for r in range(restarts)]
         for loss, r in progress(runs, desc="robust accuracy", enabled=show_progress):
-            pgd = PGD(model, eps, steps=steps, norm=norm, loss=loss, seed=seed + r)
+            pgd = create_attack("pgd", model, eps=eps, steps=check_int(steps, "steps"),
+                                norm=norm, loss=loss, seed=seed + r)
             still = torch.cat([predict(model, pgd(xb, yb), batch_size=batch_size).argmax(1).cpu()
                                == yb.cpu() for xb, yb in batches(x, y, batch_size=batch_size)])
             label = f"pgd{steps}-{loss}" + (f"-start{r}" if restarts > 1 else "")
