@@ -101,7 +101,7 @@ def test_ssim_hand_computed_and_stealth():
 
 # ---- the audit ---------------------------------------------------------------------------------
 
-def test_audit_counts_denominators_orderings_and_png(zoo, images, tmp_path):
+def test_audit_counts_denominators_orderings_and_png(zoo, images, tmp_path, request):
     _, m = zoo
     x, y = images
     surrogates = {"a": m.a(), "b": m.b()}
@@ -109,6 +109,7 @@ def test_audit_counts_denominators_orderings_and_png(zoo, images, tmp_path):
     kw = dict(attack_options={"eps": 0.1, "steps": 2}, families={"plain": "defended"},
               targeted_steps=2, n_boot=200, show_progress=False)
     store = ResultStore(tmp_path / "r.sqlite")
+    request.addfinalizer(store.close)  # no WAL checkpoint later, in a neighbour's test
     result = audit(surrogates, victims, x, y, ["mifgsm", "mi-di", "sgm"], store=store, **kw)
 
     # one independent cell: mifgsm on "a", quantised, shown to "c"
@@ -170,8 +171,8 @@ def test_audit_bad_input_before_work(zoo, images, tmp_path):
     x, y = images
     args = ({"p": m.plain()}, {"c": m.c()}, x, y)
     with pytest.raises(ValueError, match="blocks: Sequential has no residual blocks"):
-        audit(*args, ["sgm"], attack_options={"eps": 0.1},
-              store=ResultStore(tmp_path / "r.sqlite"))
+        with ResultStore(tmp_path / "r.sqlite") as store:
+            audit(*args, ["sgm"], attack_options={"eps": 0.1}, store=store)
     with pytest.raises(ValueError, match="layer: 'nope' is not a module"):
         audit(*args, {"ila": {"layer": "nope"}}, attack_options={"eps": 0.1})
     with pytest.raises(ValueError, match="attack_options: cannot build 'mifgsm'.*'decay_rate'"):
