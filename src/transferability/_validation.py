@@ -17,6 +17,7 @@ __all__ = [
     "as_float64",
     "as_labels",
     "check_images",
+    "check_image_range",
     "check_labels_tensor",
     "check_same_length",
     "check_min_length",
@@ -153,12 +154,20 @@ def check_images(x, name: str = "x") -> torch.Tensor:
         raise ValueError(f"{name}: expected images shaped N×C×H×W, got shape {tuple(x.shape)}")
     if not torch.is_floating_point(x):
         raise ValueError(f"{name}: expected a float tensor in [0, 1], got dtype {x.dtype}")
-    if x.numel() and not torch.isfinite(x).all():
-        raise ValueError(f"{name}: contains NaN or inf")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"{name}: values must lie in [0, 1] (normalisation belongs inside the "
-                         f"model), got range [{x.min().item():.3g}, {x.max().item():.3g}]")
+    if x.numel():
+        finite = bool(torch.isfinite(x).all())
+        low, high = torch.aminmax(x.detach()) if finite else (0.0, 0.0)
+        check_image_range(finite, float(low), float(high), name)
     return x
+
+
+def check_image_range(finite: bool, low: float, high: float, name: str = "x") -> None:
+    """Refuse images that are not finite or leave [0, 1] (given their extremes)."""
+    if not finite:
+        raise ValueError(f"{name}: contains NaN or inf")
+    if low < 0 or high > 1:
+        raise ValueError(f"{name}: values must lie in [0, 1] (normalisation belongs inside the "
+                         f"model), got range [{low:.3g}, {high:.3g}]")
 
 
 def check_labels_tensor(y, name: str = "y", *, n: int | None = None,

@@ -230,7 +230,7 @@ def _summary(predictors: list[str], per_target: list[dict]) -> list[dict]:
                   else math.inf)
 
 
-@job_kind("benchmark")
+@job_kind("benchmark", device=False)
 def benchmark_job(config: dict, inputs: dict) -> dict:
     """The benchmark's tables from its studies (see :func:`run_benchmark`)."""
     sources, per_target, predictors = config["sources"], [], None

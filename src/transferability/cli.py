@@ -94,6 +94,10 @@ def _prepare(args) -> None:
     if getattr(args, "backend", "local") == "local" and (
             getattr(args, "scheduler", None) or getattr(args, "workers", None)):
         raise ValueError("--scheduler, --workers: need --backend dask")
+    if hasattr(args, "device"):  # a device this machine has, and a precision it runs
+        from .devices import check_precision, resolve_device
+        args.device = resolve_device(args.device, "--device")
+        check_precision(getattr(args, "precision", "fp32"), args.device, "--precision")
     if getattr(args, "out_file", None) is not None:  # a file, not a folder
         if args.out_file.is_dir():
             raise ValueError(f"--out: {args.out_file} is a folder; expected a file name")
@@ -456,6 +460,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=_count(256), default=None,
                        help="workers of the local Dask cluster, one thread each (default 2)")
 
+    def device_opts(p, precision: bool = False):
+        p.add_argument("--device", default="auto", metavar="DEVICE",
+                       help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps; every "
+                            "model of the command runs there")
+        if precision:
+            p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                           help="autocast for forward passes without gradients (features, "
+                                "predictions, an attack's clean pass); fp16 needs a GPU")
+
     def feature_opts(p):
         p.add_argument("--feature-layer", default=None, metavar="NAME",
                        help="take features from this module (a name from named_modules()); "
@@ -481,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("build", _cmd_zoo_build, "Train the models of a YAML zoo spec; cached models "
                 "are not retrained. SPEC may be 'demo'.", parent=zoo_sub)
     p.add_argument("spec", help="zoo spec YAML path, or 'demo'")
+    device_opts(p)
     cache_opt(p)
 
     p = command("probe", _cmd_probe, "Linear-probe source models on a target dataset.")
@@ -489,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=_count(100_000), default=None,
                    help="samples per class (few-shot)")
     p.add_argument("--repeats", type=_count(10_000), default=1, help="few-shot draws to average")
+    device_opts(p, precision=True)
     feature_opts(p)
     seed_opt(p)
     cache_opt(p, store=False)
@@ -505,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="few-shot probe: samples per class (default: full data)")
     p.add_argument("--repeats", type=_count(10_000), default=5, help="few-shot draws to average")
     reference_opts(p, required=False)
+    device_opts(p, precision=True)
     feature_opts(p)
     seed_opt(p)
     out_opt(p, "rank-out")
@@ -527,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     feature_opts(p)
     seed_opt(p)
     backend_opts(p)
+    device_opts(p)
     out_opt(p, "study-out")
     cache_opt(p)
     p = command("theory", _cmd_study_theory,
@@ -547,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training seeds (default 0 1 2; --quick 0 1)")
     p.add_argument("--rhos", type=_positive, nargs="+", default=None,
                    help="SAM radii (default 0.05 0.1 0.2 0.4; 0.05 is SAM, larger l-SAM)")
+    device_opts(p)
     p.add_argument("--quick", action="store_true", help="smaller data, fewer epochs and seeds")
     p.set_defaults(attack="bim", eps=None, steps=None, step_size=None, loss=None)
     p.add_argument("--attack", default="bim", help="attack of the study (default bim)")
@@ -567,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", type=_positive, nargs="+", default=None,
                    help="robust-accuracy radii (default 0.1 0.2; --quick 0.1)")
     p.add_argument("--quick", action="store_true", help="smaller data, one seed, 4 methods")
+    device_opts(p)
     backend_opts(p)
     out_opt(p, "robust-transfer-out")
     cache_opt(p)
@@ -584,6 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_count(1 << 16), default=128)
     p.add_argument("--protocol", default="both_correct", choices=["both_correct", "all"],
                    help="denominator of the heatmap")
+    device_opts(p, precision=True)
     seed_opt(p)
     out_opt(p, "attack-out")
     cache_opt(p, store=False)
@@ -594,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "seeds); mean and worst weighted τ, top-1 hits, regret and setup stability "
                 "per score. About 6 minutes on a 2-core CPU; --quick: half a minute.")
     p.add_argument("--quick", action="store_true", help="14 sources on 2 small targets")
+    device_opts(p)
     seed_opt(p)
     backend_opts(p)
     out_opt(p, "benchmark-out")
@@ -602,6 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("demo", _cmd_demo, "Run the study on bundled data and write a report.")
     out_opt(p, "demo-out")
     p.add_argument("--quick", action="store_true", help="a smaller zoo for a fast check")
+    device_opts(p)
     cache_opt(p)
 
     results = sub.add_parser("results", help="Look at the finished jobs of the results store.",
@@ -659,7 +681,9 @@ def main(argv: list[str] | None = None) -> int:
     saved_cache = os.environ.get("TRANSFERABILITY_CACHE")  # --cache-dir sets it for this call
     try:
         _prepare(args)
-        args.func(args)
+        from .devices import use_device
+        with use_device(getattr(args, "device", None), getattr(args, "precision", None)):
+            args.func(args)
     except ValueError as exc:
         print(f"transferability {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -148,7 +148,7 @@ def features_job(config: dict, inputs: dict) -> Output:
     return Output({"n": len(data), "features": int(out.features.shape[1])}, out.tensors())
 
 
-@job_kind("knowledge_scores")
+@job_kind("knowledge_scores", device=False)
 def knowledge_scores_job(config: dict, inputs: dict) -> dict:
     """The output estimators of one source on the target, and its affine-fit loss."""
     train, test = _outputs(inputs["train"]), _outputs(inputs["test"])
@@ -158,7 +158,7 @@ def knowledge_scores_job(config: dict, inputs: dict) -> dict:
     return row
 
 
-@job_kind("probe", artifact="tensors")
+@job_kind("probe", artifact="tensors", device=False)
 def probe_job(config: dict, inputs: dict) -> Output:
     """One linear probe: few-shot draw ``draw`` of ``shots`` per class, or (``shots``
     None) the full-data probe, whose head is kept for the transferred model."""
@@ -221,7 +221,7 @@ def model_fit_job(config: dict, inputs: dict) -> float:
     return -affine_fit_loss(src, ref)
 
 
-@job_kind("adv_knowledge_study")
+@job_kind("adv_knowledge_study", device=False)
 def adv_knowledge_study_job(config: dict, inputs: dict) -> dict:
     """The study's tables from its parts' results (see :func:`adv_knowledge_study`)."""
     sources, seed = config["sources"], config["seed"]

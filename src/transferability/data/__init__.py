@@ -5,6 +5,7 @@ with int64 labels 0..C−1.
 """
 
 from .dataset import ImageDataset
+from .loader import stream
 from .registry import DatasetInfo, dataset_info, list_datasets, load_dataset, train_test_split
 from .spec import dataset_from_spec
 from .tasks import mixture, per_class, relabel, select_classes
@@ -13,5 +14,5 @@ from .user import load_image_folder, load_npz
 __all__ = [
     "ImageDataset", "DatasetInfo", "list_datasets", "dataset_info", "load_dataset",
     "train_test_split", "select_classes", "relabel", "per_class", "mixture",
-    "load_npz", "load_image_folder", "dataset_from_spec",
+    "load_npz", "load_image_folder", "dataset_from_spec", "stream",
 ]

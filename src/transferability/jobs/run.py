@@ -103,9 +103,10 @@ def on_device(output: Output, device) -> Output:
 def execute(kind: JobKind, config: dict, inputs: dict[str, Output],
             device: str | None = None) -> Computed:
     """Run a job's function on its config and its inputs' outputs (here or on a worker),
-    with ``device`` (default: the current one) as the device policy."""
+    with ``device`` (default: the current one) as the device policy. Jobs compute in full
+    precision: their results are stored under keys that hold no precision."""
     started = time.time()
-    with use_device(device) as dev:
+    with use_device(device, "fp32") as dev:
         result = kind.fn(dict(config), {n: on_device(o, dev) for n, o in inputs.items()})
         value, artifact = (result.value, result.artifact) if isinstance(result, Output) \
             else (result, None)
