@@ -107,6 +107,7 @@ def run_dask(todo: list[Job], run: Run, store: ResultStore | None, study: str,
     """Compute ``todo`` (inputs first) on a Dask cluster, recording each job as it ends;
     on a GPU ``device``, jobs that run models go to the GPU workers (module docstring)."""
     import torch
+
     from .._validation import check_int
 
     try:
