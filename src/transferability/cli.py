@@ -81,6 +81,10 @@ def _prepare(args) -> None:
     from ._files import check_writable_dir
     from .utils import cache_dir
 
+    if hasattr(args, "device"):  # a device this machine has, and a precision it runs
+        from .devices import check_precision, resolve_device
+        args.device = resolve_device(args.device, "--device")
+        check_precision(getattr(args, "precision", "fp32"), args.device, "--precision")
     if getattr(args, "cache_dir", None) is not None:
         os.environ["TRANSFERABILITY_CACHE"] = str(args.cache_dir)
         check_writable_dir(args.cache_dir, "--cache-dir")
@@ -94,10 +98,6 @@ def _prepare(args) -> None:
     if getattr(args, "backend", "local") == "local" and (
             getattr(args, "scheduler", None) or getattr(args, "workers", None)):
         raise ValueError("--scheduler, --workers: need --backend dask")
-    if hasattr(args, "device"):  # a device this machine has, and a precision it runs
-        from .devices import check_precision, resolve_device
-        args.device = resolve_device(args.device, "--device")
-        check_precision(getattr(args, "precision", "fp32"), args.device, "--precision")
     if getattr(args, "out_file", None) is not None:  # a file, not a folder
         if args.out_file.is_dir():
             raise ValueError(f"--out: {args.out_file} is a folder; expected a file name")
