@@ -29,8 +29,8 @@ from transferability.devices import (
 )
 from transferability.features import extract, predict
 from transferability.jobs import dask as jobs_dask
-from transferability.jobs.graph import get_job_kind
 from transferability.jobs import run as jobs_run
+from transferability.jobs.graph import get_job_kind
 
 CUDA0 = torch.device("cuda", 0)
 
