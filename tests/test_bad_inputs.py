@@ -37,8 +37,11 @@ from torch import nn
 from transferability.adversarial import alpha
 from transferability.attacks import FGSM, MIFGSM, PGD, create_attack
 from transferability.cli import main
+from transferability.data import dataset_from_spec, describe_dataset, per_class
 from transferability.features import extract, predict
 from transferability.models import CheckpointError, create_model, load_checkpoint, save_checkpoint
+from transferability.ranking import rank_sources
+from transferability.study import adv_knowledge_study
 from transferability.training import fit
 from transferability.transfer_matrix import transfer_matrix
 from transferability.zoo import build_zoo, load_spec
@@ -157,8 +160,26 @@ def _rgb_npz(folder: Path) -> Path:
     return folder / "rgb.npz"
 
 
+def _nan_npz(folder: Path) -> Path:
+    x = np.random.default_rng(0).random((20, 28, 28)).astype(np.float32)
+    x[3, 2, 2] = np.nan
+    np.savez(folder / "nan.npz", x=x, y=np.arange(20) % 2)
+    return folder / "nan.npz"
+
+
+def _tiny_npz(folder: Path) -> Path:
+    """10 digits per class: the stratified split leaves 8 train and 2 test images a class."""
+    from transferability.data import load_dataset, per_class
+
+    d = per_class(load_dataset("digits", "all"), 10)
+    np.savez(folder / "tiny.npz", x=d.x.numpy(), y=d.y.numpy())
+    return folder / "tiny.npz"
+
+
 FILES = {
     "plain": lambda d: _write(d / "plain.txt", b"I am a file"),
+    "nan_npz": _nan_npz,
+    "tiny_npz": _tiny_npz,
     "bad_png": _image_folder_with_corrupt_png,
     "garbage_npz": lambda d: _write(d / "garbage.npz", np.random.default_rng(0).bytes(2048)),
     "rgb_npz": _rgb_npz,
@@ -232,6 +253,22 @@ SPECS = {
     "unknown_top_key": "modles: []\n" + HEAD + _model("m"),
     "seed_negative": "train: {epochs: 1, seed: -1}\nmodels:\n" + _model("m"),
     "seed_huge": f"train: {{epochs: 1, seed: {2**40}}}\nmodels:\n" + _model("m"),
+    # checks that need the data (class count, class sizes, pixels): before any train job
+    "mixture_k_42": HEAD + _model("m", data="{mixture: [synthetic, synthetic], k: 42}"),
+    "class_99": HEAD + _model("m", data="{dataset: digits, classes: [0, 99]}"),
+    "relabel_gap": HEAD + _model("m", data="{dataset: digits, relabel: [0, 0, 1, 1, 2, 2, 3, "
+                                           "3, 5, 5]}"),
+    "n_per_class_above_data": HEAD + _model(
+        "m", data="{dataset: synthetic, options: {n_per_class: 20}, n_per_class: 1000}"),
+    "shared_nan": HEAD + _model("m", data="{dataset: synthetic, options: {shared: .nan}}"),
+    "noise_negative": HEAD + _model("m", data="{dataset: synthetic, options: {noise: -1}}"),
+    "image_size_misfit": HEAD + _model("m", ", arch_kwargs: {image_size: 5}"),
+    "npz_nan": lambda tmp: HEAD + _model("m", data=str(_nan_npz(tmp))),
+    "npz_options": lambda tmp: HEAD + _model(
+        "m", data=f"{{dataset: {_nan_npz(tmp)}, options: {{n_per_class: 3}}}}"),
+    "corrupt_image": lambda tmp: HEAD + _model("m", data=str(_image_folder_with_corrupt_png(tmp))),
+    "init_other_classes": HEAD + _model("a") + _model(
+        "b", ", init: a", data="{dataset: digits, classes: [0, 1], n_per_class: 10}"),
 }
 
 
@@ -316,6 +353,18 @@ CLI_CASES = [
     _spec_case("unknown_top_key", ["unknown top-level key", "modles"]),
     _spec_case("seed_negative", ["seed", "-1"]),
     _spec_case("seed_huge", ["seed", str(2**40)]),
+    _spec_case("mixture_k_42", ["model 'm'.data", "k:", "[0, 10]", "42"]),
+    _spec_case("class_99", ["model 'm'.data", "classes", "[99]", "0..9"]),
+    _spec_case("relabel_gap", ["model 'm'.data", "relabel", "0..K-1", "[0, 1, 2, 3, 5]"]),
+    _spec_case("n_per_class_above_data", ["n_per_class", "1000", "largest value that works is "
+                                          "16"]),
+    _spec_case("shared_nan", ["model 'm'.data", "shared", "nan"]),
+    _spec_case("noise_negative", ["model 'm'.data", "noise", "-1"]),
+    _spec_case("image_size_misfit", ["model 'm'", "image_size", "does not fit", "(1, 28, 28)"]),
+    _spec_case("npz_nan", ["nan.npz", "1 NaN"]),
+    _spec_case("npz_options", ["options", "n_per_class", "do not apply to user data"]),
+    _spec_case("corrupt_image", ["cannot read image", "9.png"]),
+    _spec_case("init_other_classes", ["model 'b'.init", "'a' has 10 classes", "2 of"]),
     # -- hostile data and checkpoints ------------------------------------------------------
     pytest.param(_with(PROBE, target="{file_bad_png}"), 2, ["cannot read image", "9.png"],
                  None, id="data-corrupt-png"),
@@ -389,6 +438,36 @@ CLI_CASES = [
                  id="model-py-not-a-module"),
     pytest.param(_with(PROBE, sources="py:os"), 2, ["py:MODULE:FUNCTION"], None,
                  id="model-py-malformed"),
+    # -- more per class than the data have: one rule, before any job (exit 2) --------------
+    pytest.param(["study", "adv-knowledge", "--target", "digits", "--sources", "{ckpt}",
+                  "--n-per-class", "500", "--out", "{tmp}/out", "--cache-dir", "{cache}"], 2,
+                 ["--n-per-class", "500", "'digits/train'", "largest value that works is 139"],
+                 _no_checkpoint, id="study-n-per-class-above-data"),
+    pytest.param(["study", "adv-knowledge", "--target", "{file_tiny_npz}", "--sources",
+                  "{ckpt}", "--n-per-class", "5", "--out", "{tmp}/out", "--cache-dir",
+                  "{cache}"], 2, ["--n-per-class", "'tiny/test'", "largest value that works "
+                                  "is 2"], _no_checkpoint, id="study-n-per-class-tiny-test"),
+    pytest.param(["study", "adv-knowledge", "--target", "{file_tiny_npz}", "--sources",
+                  "{ckpt}", "--n-per-class", "2", "--shots", "9", "--out", "{tmp}/out",
+                  "--cache-dir", "{cache}"], 2, ["--shots", "'tiny/train'", "is 8"],
+                 _no_checkpoint, id="study-shots-above-data"),
+    pytest.param(_with(ATTACK, dataset="{file_tiny_npz}", eps="0.1", n_per_class="3"), 2,
+                 ["--n-per-class", "'tiny/test'", "largest value that works is 2"], None,
+                 id="attack-n-per-class-above-data"),
+    pytest.param(["rank", "--target", "{file_tiny_npz}", "--sources", "{ckpt}", "--reference",
+                  "{ckpt}", "--out", "{tmp}/out", "--cache-dir", "{zoo_cache}"], 2,
+                 ["--n-per-class", "20", "'tiny/train'", "is 8"], None,
+                 id="rank-n-per-class-above-data"),
+    pytest.param(_with(PROBE, target="{file_tiny_npz}", shots="9"), 2,
+                 ["--shots", "'tiny/train'", "is 8"], None, id="probe-shots-above-data"),
+    pytest.param(["study", "surrogates", "--quick", "--target", "{file_tiny_npz}", "--out",
+                  "{tmp}/out", "--cache-dir", "{cache}"], 2,
+                 ["n_per_class", "'tiny/train'", "is 8"], _no_checkpoint,
+                 id="surrogates-target-too-small"),
+    pytest.param(["study", "robust-transfer", "--quick", "--target", "{file_tiny_npz}", "--out",
+                  "{tmp}/out", "--cache-dir", "{cache}"], 2,
+                 ["target_per_class", "'tiny/train'", "is 8"], _no_checkpoint,
+                 id="robust-transfer-target-too-small"),
     # -- the results store, the report, the backends ----------------------------------------
     pytest.param(["study", "adv-knowledge", "--target", "digits", "--sources", "{ckpt}",
                   "--store", "{file_plain}", "--out", "{tmp}/out", "--cache-dir", "{cache}"], 2,
@@ -482,6 +561,42 @@ def _cnn() -> nn.Module:
     with torch.random.fork_rng():
         torch.manual_seed(0)
         return create_model("cnn", width=4).eval()
+
+
+def _meta_mlp() -> nn.Module:
+    with torch.device("meta"):  # a device other than the CPU, on any machine
+        return create_model("mlp", hidden=16)
+
+
+class _Oracle(nn.Module):
+    """Classifies images of constant value: class k for values nearest ``values[k]``
+    (logit_k = 2·m·v_k − v_k², m the mean pixel)."""
+
+    def __init__(self, values):
+        super().__init__()
+        v = torch.tensor(values)
+        self.fc = nn.Linear(1, len(values))
+        with torch.no_grad():
+            self.fc.weight.copy_(2 * v[:, None])
+            self.fc.bias.copy_(-v**2)
+
+    def forward(self, x):
+        return self.fc(x.mean((1, 2, 3))[:, None])
+
+
+def _constant_task(n: int, shift: int, name: str):
+    """``n`` images per class of 3 classes; class c's pixels are near ``VALUES[c + shift]``,
+    so the oracle is right on every image when ``shift`` is 0 and wrong on every one
+    otherwise."""
+    from transferability.data import ImageDataset
+
+    y = torch.arange(3 * n) % 3
+    noise = 0.01 * torch.rand(3 * n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    return ImageDataset(torch.tensor(VALUES)[(y + shift) % 3].view(-1, 1, 1, 1) + noise, y,
+                        name=name)
+
+
+VALUES = [0.25, 0.5, 0.75]
 
 
 def _images(n: int = 6, shape=(1, 28, 28), dtype=torch.float32) -> torch.Tensor:
@@ -597,6 +712,53 @@ API_CASES = [
                                           "data": {"mixture": ["fonts", "nope"], "k": 3}}]},),
                  {}, ValueError, ["models[0].data.mixture[1]", "'nope'"],
                  id="load-spec-mixture-part"),
+    # validation before work: models on two devices, more per class than the data have
+    pytest.param(transfer_matrix, ({"cpu_model": _mlp()}, {"meta_model": _meta_mlp()},
+                                   _images(), LABELS), {"attack": "fgsm",
+                                                        "attack_options": {"eps": 0.1}},
+                 ValueError, ["different devices", "cpu_model is on cpu", "meta_model is on meta"],
+                 id="transfer-matrix-devices"),
+    pytest.param(alpha, (_mlp(), _meta_mlp(), _images()), {}, ValueError,
+                 ["different devices", "from_model", "to_model"], id="alpha-devices"),
+    pytest.param(per_class, (_constant_task(2, 0, "tiny"), 3), {}, ValueError,
+                 ["n:", "'tiny'", "largest value that works is 2"], id="per-class-above-data"),
+    pytest.param(dataset_from_spec, ({"dataset": "digits", "n_per_class": 500},), {},
+                 ValueError, ["n_per_class", "500", "largest value that works is 139"],
+                 id="spec-n-per-class-above-data"),
+    pytest.param(describe_dataset, ({"mixture": ["digits", "digits"], "k": 11},), {},
+                 ValueError, ["spec:", "k:", "11"], id="describe-dataset-k"),
+    pytest.param(adv_knowledge_study, (_Oracle(VALUES), {"s": _mlp()},
+                                       _constant_task(8, 0, "t/train"),
+                                       _constant_task(2, 0, "t/test")), {"n_per_class": 3},
+                 ValueError, ["n_per_class", "'t/test'", "largest value that works is 2"],
+                 id="study-n-per-class-above-test"),
+    pytest.param(adv_knowledge_study, (_Oracle(VALUES), {"s": _mlp()},
+                                       _constant_task(8, 1, "t/train"),
+                                       _constant_task(2, 0, "t/test")),
+                 {"n_per_class": 2, "shots": 2},
+                 ValueError, ["reference:", "none of the 6 target images", "α is undefined"],
+                 id="study-reference-never-right"),
+    pytest.param(adv_knowledge_study, (_Oracle(VALUES[:2]), {"s": _mlp()},
+                                       _constant_task(8, 0, "t/train"),
+                                       _constant_task(2, 0, "t/test")),
+                 {"n_per_class": 2, "shots": 2},
+                 ValueError, ["reference:", "2 outputs", "3 classes"],
+                 id="study-reference-too-few-outputs"),
+    pytest.param(adv_knowledge_study, (_Oracle(VALUES), {"s": _mlp()},
+                                       _constant_task(8, 0, "t/train"),
+                                       _constant_task(2, 0, "t/test")),
+                 {"n_per_class": 2, "shots": 2, "layer": "nope"}, ValueError, ["layer", "'nope'"],
+                 id="study-unknown-layer"),
+    pytest.param(adv_knowledge_study, (_Oracle(VALUES), {"s": _meta_mlp()},
+                                       _constant_task(8, 0, "t/train"),
+                                       _constant_task(2, 0, "t/test")),
+                 {"n_per_class": 2, "shots": 2}, ValueError,
+                 ["different devices", "reference is on cpu", "s is on meta"],
+                 id="study-devices"),
+    pytest.param(rank_sources, ({"s": _mlp()}, _constant_task(8, 0, "t/train")),
+                 {"reference": _Oracle(VALUES), "n_per_class": 9}, ValueError,
+                 ["n_per_class", "'t/train'", "largest value that works is 8"],
+                 id="rank-n-per-class-above-data"),
 ]
 torch.set_rng_state(_GLOBAL_RNG)
 
@@ -611,6 +773,41 @@ def test_api_bad_input(func, args, kwargs, exc, words, tmp_path):
     for word in words:
         assert word.lower() in message.lower(), f"{word!r} not in {message!r}"
     assert not (tmp_path / "PWNED").exists(), "the pickled payload ran"
+
+
+def test_tiny_target_finishes_with_undefined_statistics_shown_as_such(tmp_path):
+    """On a tiny target no test image may be classified right by both models of a pair:
+    the both_correct transfer rate is then 0/0. The study finishes and shows it as n/a
+    with the reason instead of failing after the work (here the reference is right on
+    every train image and wrong on every test image, so both directions are 0/0)."""
+    from transferability.jobs import ResultStore
+
+    train, test = _constant_task(8, 0, "t/train"), _constant_task(2, 1, "t/test")
+    sources = {"A": _mlp(), "B": _cnn()}
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        result = adv_knowledge_study(_Oracle(VALUES), sources, train, test, n_per_class=2,
+                                     shots=2, repeats=2, attack_options={"steps": 2},
+                                     matrix_attack_options={"steps": 2}, store=store)
+    assert [r["source"] for r in result.reverse] == ["A", "B"]
+    for row in result.reverse:
+        assert np.isnan(row["adv_reference_to_source"]) and np.isnan(row["adv_source_to_reference"])
+        assert np.isfinite(row["model_fit"])
+    for c in result.reverse_correlations:
+        assert np.isnan(c["spearman"]) and c["top1"] is None
+        assert "is undefined for A, B" in c["note"] and "0/0" in c["note"]
+    text = result.format()
+    assert "model_fit vs adv_source_to_reference: n/a, adv_source_to_reference is undefined " \
+           "for A, B" in text
+    assert "nan" not in text.lower().replace("n/a", "")
+    again = type(result).from_dict(result.to_dict())  # the undefined values survive a round trip
+    assert again.reverse_correlations[0]["note"] == result.reverse_correlations[0]["note"]
+    # a predictor's undefined values are named too, and the defined ones still correlate
+    from transferability.study import _agreement
+
+    rows = _agreement({"good": [0.1, 0.2, 0.3], "bad": [0.1, float("nan"), 0.3]},
+                      [1.0, 2.0, 3.0], "truth", ["A", "B", "C"], seed=0)
+    assert rows[0]["spearman"] == pytest.approx(1.0) and "note" not in rows[0]
+    assert np.isnan(rows[1]["spearman"]) and rows[1]["note"] == "bad is undefined for B"
 
 
 @pytest.mark.parametrize("name", ["pgd", "fgsm", "mifgsm", "bim", "di", "mi-di"])

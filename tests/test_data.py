@@ -7,9 +7,12 @@ import torch
 
 from transferability.data import (
     DatasetInfo,
+    DataSummary,
     ImageDataset,
+    check_per_class,
     dataset_from_spec,
     dataset_info,
+    describe_dataset,
     list_datasets,
     load_dataset,
     load_image_folder,
@@ -113,6 +116,29 @@ def test_dataset_from_spec():
     assert ds.num_classes == 2 and len(ds) == 200
     with pytest.raises(ValueError, match="unknown key"):
         dataset_from_spec({"dataset": "mnist", "bogus": 1})
+
+
+def test_describe_dataset_gives_classes_shape_and_split_sizes():
+    # digits: 178 zeros and 182 ones; the test split takes round(0.2·n) of each = 36, 36
+    summary = describe_dataset({"dataset": "digits", "classes": [0, 1], "n_per_class": 10})
+    assert summary == DataSummary(2, (1, 28, 28), (10, 10), (36, 36))
+    mixed = describe_dataset({"mixture": ["fonts", "animals"], "k": 4, "n_per_class": 30})
+    assert mixed.num_classes == 10 and mixed.train_counts == (30,) * 10
+
+
+def test_the_largest_value_that_works_works():
+    """check_per_class's bound is exact: the value it names works, one more does not."""
+    ds = ImageDataset(torch.rand(9, 1, 28, 28), torch.tensor([0, 0, 0, 0, 1, 1, 1, 2, 2]))
+    assert check_per_class(2, "n", ds) == 2 and len(per_class(ds, 2)) == 6
+    with pytest.raises(ValueError, match=r"^n: 3 per class .* class 2 has 2; the largest "
+                                         r"value that works is 2$"):
+        per_class(ds, 3)
+    big = ImageDataset(torch.rand(12, 1, 28, 28), torch.arange(12) % 3)  # 4 per class
+    with pytest.raises(ValueError, match="^k: 3 per class .* is 2$"):
+        check_per_class(3, "k", big, ds)  # every dataset counts, the smallest wins
+    with pytest.raises(ValueError, match="n_per_class"):
+        dataset_from_spec({"dataset": "digits", "n_per_class": 140})  # the 8s: 139 to train
+    assert len(dataset_from_spec({"dataset": "digits", "n_per_class": 139})) == 1390
 
 
 def test_user_npz_and_image_folder(tmp_path):

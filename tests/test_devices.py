@@ -72,9 +72,9 @@ def test_precisions():
 
 
 def test_use_device_nests_and_restores():
-    assert current_device() == torch.device("cpu") and devices.current_precision() == "fp32"
+    assert current_device() is None and devices.current_precision() == "fp32"
     with use_device("cpu", "bf16"):
-        assert devices.current_precision() == "bf16"
+        assert devices.current_precision() == "bf16" and current_device().type == "cpu"
         with use_device(None, "fp32"):
             assert devices.current_precision() == "fp32"
         assert devices.current_precision() == "bf16"
@@ -226,11 +226,13 @@ def test_run_jobs_gives_computed_and_loaded_artifacts_the_same_placement(tmp_pat
 # ---- Dask on GPU machines -----------------------------------------------------------------
 def test_dask_gives_gpu_jobs_a_gpu_worker_and_cpu_jobs_the_others():
     pytest.importorskip("distributed")
-    assert jobs_dask.placement(get_job_kind("train"), gpu=True) == ("cuda", {"GPU": 1})
-    assert jobs_dask.placement(get_job_kind("features"), gpu=True) == ("cuda", {"GPU": 1})
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert jobs_dask.placement(get_job_kind("train"), cuda) == ("cuda", {"GPU": 1})
+    assert jobs_dask.placement(get_job_kind("features"), cuda) == ("cuda", {"GPU": 1})
     for kind in ("knowledge_scores", "probe", "adv_knowledge_study", "benchmark"):
-        assert jobs_dask.placement(get_job_kind(kind), gpu=True) == ("cpu", {})
-    assert jobs_dask.placement(get_job_kind("train"), gpu=False) == ("cpu", {})
+        assert jobs_dask.placement(get_job_kind(kind), cuda) == ("cpu", {})
+    assert jobs_dask.placement(get_job_kind("train"), cpu) == ("cpu", {})
+    assert jobs_dask.placement(get_job_kind("train"), None) == (None, {})
     specs = jobs_dask.worker_specs(workers=2, gpus=2)
     gpu = {n: s["options"] for n, s in specs.items() if n.startswith("gpu")}
     cpu = {n: s["options"] for n, s in specs.items() if n.startswith("cpu")}

@@ -148,6 +148,7 @@ def test_a_failing_job_is_reported_and_the_rest_finishes(tmp_path):
         assert len(failures) == 2  # the failing job and the one that needed it
         assert any("negative total" in m and "test_sum" in m for m in failures.values())
         assert any("skipped" in m for m in failures.values())
+        assert "a bug in those checks" in str(info.value)
 
 
 def test_given_objects_reach_the_job_and_no_store_keeps_nothing():

@@ -71,6 +71,15 @@ def _attack(args) -> tuple[str, dict]:
     return args.attack, options
 
 
+def _per_class(value, option: str, *datasets) -> None:
+    """``--n-per-class``/``--shots`` against the smallest class of ``datasets``: the one
+    rule (:func:`~transferability.data.check_per_class`), checked before any work."""
+    from .data import check_per_class
+
+    if value is not None:
+        check_per_class(value, option, *datasets)
+
+
 def _layer(args) -> dict:
     return {"layer": args.feature_layer, "layer_input": args.feature_layer_input}
 
@@ -173,6 +182,7 @@ def _cmd_probe(args) -> None:
 
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed)
+    _per_class(args.shots, "--shots", train)
     models = load_models(args.sources, args.cache_dir)
     rows = []
     for name, model in models.items():
@@ -191,6 +201,8 @@ def _cmd_rank(args) -> None:
     attack, attack_options = _attack(args)
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed) if args.validate else None
+    _per_class(args.shots if args.validate else None, "--shots", train)
+    _per_class(args.n_per_class if args.reference else None, "--n-per-class", train)
     models = load_models(args.sources, args.cache_dir)
     reference = None
     if args.reference:
@@ -217,6 +229,8 @@ def _cmd_study_adv_knowledge(args) -> None:
     attack, attack_options = _attack(args)
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed)
+    _per_class(args.n_per_class, "--n-per-class", train, test)
+    _per_class(args.shots, "--shots", train)
     sources = load_models(args.sources, args.cache_dir)
     reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
     with _store(args) as store:
@@ -296,6 +310,7 @@ def _cmd_attack(args) -> None:
         raise ValueError("--eps: the attack command needs a perturbation budget ([0,1] scale)")
     data = dataset_from_spec(args.dataset, args.split, seed=args.seed)
     if args.n_per_class:
+        _per_class(args.n_per_class, "--n-per-class", data)
         data = per_class(data, args.n_per_class, seed=args.seed)
     # one resolution for both roles: the same model given twice is one model (white-box)
     surrogates, victims = resolve_models(args.surrogates, args.victims,

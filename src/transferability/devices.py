@@ -29,8 +29,8 @@ __all__ = ["resolve_device", "check_precision", "place", "use_device", "current_
 #: Precisions of forward-only passes, and the autocast dtype of each.
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-_POLICY: contextvars.ContextVar[tuple[torch.device, str]] = contextvars.ContextVar(
-    "transferability_device", default=(torch.device("cpu"), "fp32"))
+_POLICY: contextvars.ContextVar[tuple[torch.device | None, str]] = contextvars.ContextVar(
+    "transferability_device", default=(None, "fp32"))
 
 
 def resolve_device(device: str | torch.device | None = "auto",
@@ -108,10 +108,10 @@ def place(model: nn.Module, device: torch.device | str, name: str = "model") -> 
 def use_device(device: torch.device | str | None = None,
                precision: str | None = None) -> Iterator[torch.device]:
     """Run the block with ``device`` (resolved) and ``precision`` as the current policy;
-    ``None`` keeps the current one. Yields the device."""
+    ``None`` keeps the current one. Yields the device (``None``: no device policy)."""
     current_dev, current_prec = _POLICY.get()
     dev = current_dev if device is None else resolve_device(device)
-    prec = current_prec if precision is None else check_precision(precision, dev)
+    prec = current_prec if precision is None else check_precision(precision, dev or "cpu")
     token = _POLICY.set((dev, prec))
     try:
         yield dev
@@ -119,8 +119,9 @@ def use_device(device: torch.device | str | None = None,
         _POLICY.reset(token)
 
 
-def current_device() -> torch.device:
-    """The device of the running command or job (CPU outside :func:`use_device`)."""
+def current_device() -> torch.device | None:
+    """The device of the running command or job; ``None`` outside :func:`use_device` (then
+    models stay where their owner put them, and new ones start on the CPU)."""
     return _POLICY.get()[0]
 
 

@@ -141,7 +141,8 @@ def resolve_models(*groups: Sequence[str], cache_dir=None,
         if name in display.values():  # two different models given with the same text
             name = f"{name}#{sum(n.startswith(name) for n in display.values()) + 1}"
         display[identity] = name
-        models[identity] = place(loader(), current_device(), name)
+        model, device = loader(), current_device()
+        models[identity] = model if device is None else place(model, device, name)
     return [{display[i]: models[i] for i, *_ in group} for group in found]
 
 

@@ -8,6 +8,7 @@ Spearman, Pearson with bootstrap CIs, top-1 hit, regret; :mod:`transferability.s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ from ._results import Result
 from ._validation import check_choice, check_int, check_seed
 from .attacks import AttackFactory, with_seed
 from .data.dataset import ImageDataset
-from .data.tasks import per_class
+from .data.tasks import check_per_class, per_class
 from .estimators import get_estimator, list_estimators, score
 from .features import Outputs
 from .features import outputs_fn as default_outputs
@@ -59,14 +60,18 @@ class RankResult(Result):
 
 
 def format_correlations(rows: Sequence[dict]) -> str:
-    """The correlation block: each statistic with its bootstrap CI."""
+    """The correlation block: each statistic with its bootstrap CI; an undefined one is
+    ``n/a``, and a row's ``note`` (why it is undefined) follows the table."""
     def ci(r, k):
+        if math.isnan(r[k]):
+            return "n/a"
         return f"{r[k]:+.2f} [{r[k + '_low']:+.2f}, {r[k + '_high']:+.2f}]"
 
     table = [{"score": r["estimator"], "weighted tau [CI]": ci(r, "weighted_tau"),
               "spearman [CI]": ci(r, "spearman"), "pearson [CI]": ci(r, "pearson"),
               "top1": r["top1"], "regret": r["regret"]} for r in rows]
-    return format_table(table)
+    notes = [f"{r['estimator']}: n/a, {r['note']}" for r in rows if r.get("note")]
+    return "\n".join([format_table(table), *notes])
 
 
 def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
@@ -106,6 +111,8 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
     if adversarial and reference is None:
         raise ValueError(f"reference: the adversarial estimators {adversarial} need a reference "
                          "model trained on the target task")
+    if adversarial:  # before any model runs, not after every estimator
+        check_per_class(n_per_class, "n_per_class", train)
     outputs_fn = outputs_fn or default_outputs(layer, layer_input)
     truth = None if test is None else ("fewshot_acc" if shots else "probe_acc")
     rows = []

@@ -18,11 +18,12 @@ __all__ = ["format_table", "write_csv", "write_json", "save_figure", "fmt"]
 
 
 def fmt(value, digits: int = 3) -> str:
-    """A compact cell: floats to ``digits`` decimals, NaN as ``-``."""
+    """A compact cell: floats to ``digits`` decimals, NaN (undefined) as ``n/a``, a missing
+    value as ``-``."""
     if isinstance(value, bool) or value is None:
         return "-" if value is None else str(value)
     if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:.{digits}f}"
+        return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
     return str(value)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from ._results import Result
 from ._validation import check_positive, check_seed
 from .attacks import robust_accuracy
-from .data import dataset_from_spec, per_class
+from .data import check_per_class, dataset_from_spec, per_class
 from .jobs import Job, Output, ResultStore, job_kind, open_store, run_jobs
 from .report import format_table
 from .transfer import fine_tune
@@ -200,6 +200,9 @@ def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["sou
     if not seeds or not eps or unknown or not methods:
         raise ValueError(f"methods: unknown {unknown}; choose from {list(METHODS)}"
                          if unknown else "seeds, radii, methods: need at least one value each")
+    # the target is read before any job: too few images per class is refused here
+    check_per_class(target_per_class, "target_per_class", dataset_from_spec(target, "train"))
+    check_per_class(eval_per_class, "eval_per_class", dataset_from_spec(target, "test"))
     settings = {"seeds": list(seeds), "source": SOURCE, "source_epochs": source_epochs,
                 "source_per_class": source_per_class, "target": target,
                 "target_per_class": target_per_class, "tune_epochs": tune_epochs,

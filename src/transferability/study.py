@@ -28,16 +28,17 @@ import torch
 from torch import nn
 
 from ._results import Result
+from ._validation import check_same_device
 from .adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, attack_reference
 from .attacks import with_seed
-from .data import ImageDataset, per_class
+from .data import ImageDataset, check_per_class, per_class
 from .estimators import list_estimators, score
 from .features import Outputs, extract, with_head
 from .jobs import Given, Job, Output, ResultStore, given, job_kind, open_store, run_jobs
 from .jobs.graph import walk
 from .ranking import format_correlations, output_estimators
 from .report import format_table
-from .stats import correlation_table
+from .stats import CorrelationRow, correlation_table
 from .transfer import probe_features
 from .transfer_matrix import TransferMatrix, transfer_matrix
 
@@ -221,6 +222,29 @@ def model_fit_job(config: dict, inputs: dict) -> float:
     return -affine_fit_loss(src, ref)
 
 
+def _agreement(scores: dict[str, list], truth: list, truth_name: str, sources: list[str],
+               seed: int, why: str = "") -> list[dict]:
+    """:func:`correlation_table` rows of the predictors whose values, like the truth's, are
+    all defined; any other predictor gets an undefined row (NaN, shown n/a) whose ``note``
+    names the column and the sources where a value is undefined, and ``why``."""
+    def undefined(values) -> list[str]:
+        return [s for s, v in zip(sources, values, strict=True) if not np.isfinite(v)]
+
+    no_truth = undefined(truth)
+    defined = {} if no_truth else {k: v for k, v in scores.items() if not undefined(v)}
+    table = {c.estimator: c.as_dict()
+             for c in (correlation_table(defined, truth, seed=seed) if defined else [])}
+    rows = []
+    for name, values in scores.items():
+        if name not in table:
+            column, where = (truth_name, no_truth) if no_truth else (name, undefined(values))
+            table[name] = {**{f.name: float("nan") for f in dataclasses.fields(CorrelationRow)},
+                           "estimator": name, "top1": None,
+                           "note": f"{column} is undefined for {', '.join(where)}{why}"}
+        rows.append(table[name])
+    return rows
+
+
 @job_kind("adv_knowledge_study", device=False)
 def adv_knowledge_study_job(config: dict, inputs: dict) -> dict:
     """The study's tables from its parts' results (see :func:`adv_knowledge_study`)."""
@@ -239,9 +263,9 @@ def adv_knowledge_study_job(config: dict, inputs: dict) -> dict:
         rows[-1][AFFINE] = -rows[-1]["affine_loss"]
     predictors = [*estimators, AFFINE]
     truth = "fewshot_acc"
-    correlations, probe_correlations = ([c.as_dict() for c in correlation_table(
-        {p: [r[p] for r in rows] for p in predictors}, [r[column] for r in rows], seed=seed)]
-        for column in (truth, "probe_acc"))
+    correlations, probe_correlations = (_agreement(
+        {p: [r[p] for r in rows] for p in predictors}, [r[column] for r in rows], column,
+        sources, seed) for column in (truth, "probe_acc"))
     if not config.get("matrix", True):
         return StudyResult(rows, predictors, truth, correlations, None,
                            probe_correlations=probe_correlations).to_dict()
@@ -257,9 +281,11 @@ def adv_knowledge_study_job(config: dict, inputs: dict) -> dict:
                for i, name in enumerate(sources)]
     reverse_correlations = []
     for target in ("adv_reference_to_source", "adv_source_to_reference"):
-        c = correlation_table({f"model_fit vs {target}": [r["model_fit"] for r in reverse]},
-                              [r[target] for r in reverse], seed=seed)[0]
-        reverse_correlations.append(c.as_dict())
+        reverse_correlations += _agreement(
+            {f"model_fit vs {target}": [r["model_fit"] for r in reverse]},
+            [r[target] for r in reverse], target, sources, seed,
+            why=" (no test image that both models classify correctly: the both_correct "
+                "rate is 0/0)")
     return StudyResult(rows, predictors, truth, correlations, matrix, reverse,
                        reverse_correlations, probe_correlations=probe_correlations).to_dict()
 
@@ -268,6 +294,39 @@ def adv_knowledge_study_job(config: dict, inputs: dict) -> dict:
 
 def _input(model, label: str) -> Job | Given:
     return model if isinstance(model, Job | Given) else given(model, label)
+
+
+def _check_inputs(reference, sources, train, test, *, n_per_class, shots, seed, layer,
+                  layer_input) -> None:
+    """What the jobs would otherwise find late: ``n_per_class`` against both splits and
+    ``shots`` against the train split (:func:`~transferability.data.check_per_class`);
+    every in-memory source run on two target images (they fit, the feature layer exists);
+    the reference run on α's images: one output per target class, and at least one of
+    those images classified correctly (α attacks only those)."""
+    train, test = (d.value if isinstance(d, Given) else d for d in (train, test))
+    if not isinstance(train, ImageDataset) or not isinstance(test, ImageDataset):
+        return
+    check_per_class(n_per_class, "n_per_class", train, test)
+    check_per_class(shots, "shots", train)
+    models = {name: m.value if isinstance(m, Given) else m
+              for name, m in {"reference": reference, **sources}.items()}
+    models = {name: m for name, m in models.items() if isinstance(m, nn.Module)}
+    if models:
+        check_same_device(**models)  # the transfer matrix shows each model's examples to all
+    for name, model in models.items():
+        if name != "reference":
+            extract(model, train.x[:2], name=name, layer=layer, layer_input=layer_input)
+    reference = models.get("reference")
+    if reference is not None:
+        images = per_class(train, n_per_class, seed=seed)
+        logits = extract(reference, images.x, name="reference").logits
+        if logits.shape[1] < train.num_classes:
+            raise ValueError(f"reference: has {logits.shape[1]} outputs for a target of "
+                             f"{train.num_classes} classes")
+        if not (logits.argmax(1) == images.y).any():
+            raise ValueError(f"reference: classifies none of the {len(images)} target images "
+                             f"that α attacks ({n_per_class} per class) correctly, so α is "
+                             "undefined; use a better reference or more images per class")
 
 
 def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
@@ -299,6 +358,8 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
         raise ValueError("sources: the name 'reference' is the study's reference model; "
                          "rename that source")
     names = list(sources)
+    _check_inputs(reference, sources, train, test, n_per_class=n_per_class, shots=shots,
+                  seed=seed, layer=layer, layer_input=layer_input)
     ref = _input(reference, "reference")
     src = [_input(sources[n], n) for n in names]
     data = {"train": _input(train, "train"), "test": _input(test, "test")}

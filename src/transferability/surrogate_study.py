@@ -42,7 +42,7 @@ from ._files import quarantine
 from ._results import Result
 from ._validation import check_int, check_positive, check_seed
 from .attacks import attack_factory, with_seed
-from .data import dataset_from_spec, per_class
+from .data import check_per_class, dataset_from_spec, per_class
 from .jobs import Given, Job, Output, ResultStore, job_kind, open_store, run_jobs
 from .models import CheckpointError, Ensemble, load_checkpoint
 from .report import format_table
@@ -387,7 +387,9 @@ def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = F
         raise ValueError("seeds, rhos: need at least one value each")
     rhos = tuple(check_positive(r, "rhos") for r in rhos)
     epochs = check_int(epochs, "epochs", minimum=2)
-    check_int(attack_per_class, "attack_per_class")
+    # the task is read before any job: too few images per class is refused here
+    check_per_class(n_per_class, "n_per_class", dataset_from_spec(task, "train"))
+    check_per_class(attack_per_class, "attack_per_class", dataset_from_spec(task, "test"))
     if isinstance(attack, str):
         attack_options = {**GUBRI_ATTACK, **(attack_options or {})}
         eps = check_positive(attack_options["eps"], "attack_options['eps']")

@@ -28,7 +28,13 @@ import torch
 from torch import nn
 
 from ._results import Result
-from ._validation import check_choice, check_images, check_int, check_labels_tensor
+from ._validation import (
+    check_choice,
+    check_images,
+    check_int,
+    check_labels_tensor,
+    check_same_device,
+)
 from .attacks import attack_factory
 from .features import predict
 from .report import save_figure, write_csv, write_json
@@ -305,6 +311,7 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
     make_attack = attack_factory(attack, attack_options)
     y_max = int(y.max())
     models = {**surrogates, **victims}
+    check_same_device(**models)
     clean = {name: _predicted_labels(m, x, name, y_max, batch_size) == y
              for name, m in models.items()}
 

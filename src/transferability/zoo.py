@@ -22,7 +22,7 @@ from torch import nn
 
 from ._files import atomic_write, check_writable_dir, inside, parse_yaml, quarantine, read_yaml
 from ._validation import check_name
-from .data.spec import check_dataset_spec, dataset_from_spec
+from .data.spec import check_dataset_spec, dataset_from_spec, describe_dataset
 from .features import Outputs, extract
 from .jobs import Given, Job, Output, ResultStore, job_kind, run_jobs
 from .models import Ensemble, create_model, list_models, load_checkpoint
@@ -30,7 +30,8 @@ from .training import Snapshot, check_fit_options, evaluate, fit, lgv_members
 from .utils import cache_dir as default_cache_dir
 from .utils import content_key, seed_everything
 
-__all__ = ["ZooEntry", "Zoo", "load_spec", "build_zoo", "zoo_jobs", "entry_config"]
+__all__ = ["ZooEntry", "Zoo", "load_spec", "build_zoo", "zoo_jobs", "entry_config",
+           "check_entry_data"]
 
 log = logging.getLogger("transferability")
 
@@ -91,6 +92,33 @@ def _entry(m, i: int, defaults: dict, earlier: dict[str, ZooEntry]) -> ZooEntry:
                              f"{dict(init.arch_kwargs)}; this entry must have the same "
                              "architecture to start from its weights")
     return ZooEntry(name, m["arch"], m["data"], train, dict(kwargs), init)
+
+
+def check_entry_data(entry: ZooEntry) -> None:
+    """The checks of an entry that need its data (:func:`describe_dataset`: class ids,
+    ``k``, ``n_per_class`` and options against the real dataset, unreadable files), and
+    that its architecture and ``arch_kwargs`` fit the images (a forward pass on the meta
+    device: no weights, no training), and its ``init`` entry's classes and images."""
+    where = f"spec: model {entry.name!r}"
+    seed = entry.train.get("seed", 0)
+    data = describe_dataset(entry.data, seed=seed, name=f"{where}.data")
+    try:
+        with torch.device("meta"):
+            model = create_model(entry.arch, num_classes=data.num_classes,
+                                 in_channels=data.shape[0], **entry.arch_kwargs)
+            model(torch.empty((2, *data.shape)))
+    except (RuntimeError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{where}: a {entry.arch} with arch_kwargs {dict(entry.arch_kwargs)} "
+                         f"does not fit its data (images {data.shape}, {data.num_classes} "
+                         f"classes): {first}") from None
+    if entry.init is not None:
+        init = describe_dataset(entry.init.data, seed=entry.init.train.get("seed", 0),
+                                name=f"spec: model {entry.init.name!r}.data")
+        if (init.num_classes, init.shape) != (data.num_classes, data.shape):
+            raise ValueError(f"{where}.init: {entry.init.name!r} has {init.num_classes} "
+                             f"classes of images {init.shape}; this entry's data have "
+                             f"{data.num_classes} of {data.shape}")
 
 
 def load_spec(spec: str | Path | Mapping) -> list[ZooEntry]:
@@ -268,7 +296,8 @@ def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *
     """Train (or load from the results store) every model of ``spec`` (or the ``only``
     named ones).
 
-    The whole spec is checked before anything is trained. Each model is a ``train`` job of
+    The whole spec is checked before anything is trained, and the data and architecture of
+    every entry the store lacks too (:func:`check_entry_data`). Each model is a ``train`` job of
     the store (``store``, by default the one in ``cache_dir``), recorded as soon as it is
     trained, so an interrupted build loses at most the model in progress; a damaged
     checkpoint is moved aside and retrained. Progress is logged to the ``transferability``
@@ -290,7 +319,10 @@ def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *
     own = store is None
     store = ResultStore.in_cache(cache_dir) if own else store
     try:
-        if any(j.key not in store for j in jobs.values()):
+        to_train = [e for e in entries if jobs[e.name].key not in store]
+        for e in to_train:  # every check before any job runs (cached entries passed them)
+            check_entry_data(e)
+        if to_train:
             check_writable_dir(store.artifacts, "cache_dir")
         run = run_jobs(jobs.values(), store, study="zoo", show_progress=show_progress)
     finally:

@@ -7,12 +7,13 @@ with int64 labels 0..C−1.
 from .dataset import ImageDataset
 from .loader import stream
 from .registry import DatasetInfo, dataset_info, list_datasets, load_dataset, train_test_split
-from .spec import dataset_from_spec
-from .tasks import mixture, per_class, relabel, select_classes
+from .spec import DataSummary, dataset_from_spec, describe_dataset
+from .tasks import check_per_class, mixture, per_class, relabel, select_classes
 from .user import load_image_folder, load_npz
 
 __all__ = [
     "ImageDataset", "DatasetInfo", "list_datasets", "dataset_info", "load_dataset",
     "train_test_split", "select_classes", "relabel", "per_class", "mixture",
     "load_npz", "load_image_folder", "dataset_from_spec", "stream",
+    "DataSummary", "describe_dataset", "check_per_class",
 ]

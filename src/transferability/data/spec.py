@@ -15,14 +15,15 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from .._validation import check_int, check_seed
 from .dataset import ImageDataset
 from .registry import _user_path, dataset_info, list_datasets, load_dataset
 from .sources import MAX_PER_CLASS
-from .tasks import _class_ids, mixture, per_class, relabel, select_classes
+from .tasks import _class_ids, check_per_class, mixture, per_class, relabel, select_classes
 
-__all__ = ["dataset_from_spec", "check_dataset_spec"]
+__all__ = ["dataset_from_spec", "check_dataset_spec", "DataSummary", "describe_dataset"]
 
 _KEYS = {"dataset", "mixture", "k", "options", "classes", "relabel", "n_per_class", "seed"}
 
@@ -84,7 +85,10 @@ def check_dataset_spec(spec, name: str = "spec") -> None:
     else:
         _check_source(spec["dataset"], f"{name}.dataset")
         options = dict(spec.get("options", {}))
-        if options and spec["dataset"] in list_datasets():
+        if options and spec["dataset"] not in list_datasets():
+            raise ValueError(f"{name}.options: {sorted(options)} do not apply to user data "
+                             f"{str(spec['dataset'])!r}; it takes none")
+        if options:
             accepted = set(inspect.signature(dataset_info(spec["dataset"]).loader).parameters)
             unknown = sorted(set(options) - accepted)
             if unknown:
@@ -118,7 +122,39 @@ def dataset_from_spec(spec: str | os.PathLike | Mapping, split: str = "train", *
     if "classes" in spec:
         ds = select_classes(ds, spec["classes"])
     if "relabel" in spec:
-        ds = relabel(ds, spec["relabel"])
+        try:
+            ds = relabel(ds, spec["relabel"])
+        except ValueError as exc:
+            raise ValueError(f"relabel: {str(exc).removeprefix('mapping: ')}") from None
     if "n_per_class" in spec and split == "train":
-        ds = per_class(ds, spec["n_per_class"], seed=seed)
+        ds = per_class(ds, check_per_class(spec["n_per_class"], "n_per_class", ds), seed=seed)
     return ds
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What a command needs to know of a task before any job runs: its class count, image
+    shape and the per-class sizes of both splits."""
+
+    num_classes: int
+    shape: tuple[int, ...]
+    train_counts: tuple[int, ...]
+    test_counts: tuple[int, ...]
+
+
+def describe_dataset(spec, *, seed: int = 0, name: str = "spec") -> DataSummary:
+    """Check a dataset spec fully and summarise it, without training anything.
+
+    Builds both splits (bundled loaders are cached in memory, so the jobs that follow pay
+    nothing more), which runs every check the data have: class ids and relabelling against
+    the real class count, ``k`` of a mixture, ``n_per_class`` against the class sizes
+    (:func:`~transferability.data.check_per_class`), generator options, unreadable or
+    non-finite user files. Any failure is a ``ValueError`` prefixed with ``name``.
+    """
+    check_dataset_spec(spec, name)
+    try:
+        train, test = (dataset_from_spec(spec, split, seed=seed) for split in ("train", "test"))
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    return DataSummary(train.num_classes, tuple(train.shape),
+                       tuple(train.class_counts().tolist()), tuple(test.class_counts().tolist()))

@@ -15,7 +15,7 @@ import torch
 from .._validation import check_int, check_seed
 from .dataset import ImageDataset
 
-__all__ = ["select_classes", "relabel", "per_class", "mixture"]
+__all__ = ["select_classes", "relabel", "per_class", "mixture", "check_per_class"]
 
 
 def _class_ids(values, name: str) -> list[int]:
@@ -74,14 +74,25 @@ def relabel(ds: ImageDataset, mapping: Mapping[int, int] | Sequence[int],
     return ImageDataset(ds.x[keep], new[keep], name=f"{ds.name}:relabel", class_names=class_names)
 
 
+def check_per_class(n, name: str, *datasets: ImageDataset) -> int:
+    """The one rule for "more per class than the data has", used by every ``n_per_class``
+    and ``--n-per-class``: ``n`` may be at most the size of the smallest class of every
+    dataset; otherwise a ``ValueError`` names ``name`` and the largest value that works."""
+    n = check_int(n, name)
+    for ds in datasets:
+        counts = ds.class_counts()
+        if n > counts.min():
+            most, c = int(counts.min()), int(counts.argmin())
+            label = f"{c}" if ds.class_names[c] == str(c) else f"{c} ({ds.class_names[c]})"
+            raise ValueError(f"{name}: {n} per class is more than {ds.name!r} has: its class "
+                             f"{label} has {most}; the largest value that works is {most}")
+    return n
+
+
 def per_class(ds: ImageDataset, n: int, seed: int = 0) -> ImageDataset:
     """Exactly ``n`` random samples of every class (few-shot), deterministic by ``seed``."""
-    n, seed = check_int(n, "n"), check_seed(seed)
+    n, seed = check_per_class(n, "n", ds), check_seed(seed)
     counts = ds.class_counts()
-    short = [c for c in range(ds.num_classes) if counts[c] < n]
-    if short:
-        raise ValueError(f"n: {n} per class requested but class(es) {short} of {ds.name!r} "
-                         f"have only {counts[short].tolist()} samples")
     rng = np.random.default_rng(seed)
     y = ds.y.numpy()
     # one permutation, then the first n positions of each class: vectorised stratified draw

@@ -36,6 +36,9 @@ def to_unit_images(x: np.ndarray, name: str = "x") -> torch.Tensor:
     if not (integer or np.issubdtype(x.dtype, np.floating)):
         raise ValueError(f"{name}: expected integer or float images, got dtype {x.dtype}")
     x = x.astype(np.float32) / (255.0 if integer else 1.0)
+    if x.size and not np.isfinite(x).all():
+        raise ValueError(f"{name}: contains {x.size - np.count_nonzero(np.isfinite(x))} NaN "
+                         "or inf pixel value(s)")
     if x.size and (x.min() < 0 or x.max() > 1):
         raise ValueError(f"{name}: expected integer pixels in 0..255 or floats in [0, 1], got "
                          f"{'integers' if integer else 'floats'} in [{x.min():.4g}, "

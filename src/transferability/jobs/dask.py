@@ -74,7 +74,7 @@ def local_cluster(workers: int = 2, gpus: int = 0):
                            silence_logs=logging.ERROR)
 
 
-def _on_worker(kind: JobKind, config: dict, inputs: dict, device: str) -> Computed:
+def _on_worker(kind: JobKind, config: dict, inputs: dict, device: str | None) -> Computed:
     """A job on a worker: one torch thread, inputs as outputs, the result as bytes."""
     import torch
 
@@ -120,24 +120,27 @@ def run_dask(todo: list[Job], run: Run, store: ResultStore | None, study: str,
     workers = check_int(workers, "workers", maximum=256)
     if not todo:
         return
-    device = torch.device("cpu" if device is None else device)
-    gpu = device.type == "cuda"
+    device = None if device is None else torch.device(device)
     with dask.config.set(WORKER_ENVIRON):  # for workers restarted during the run too
-        _run(todo, run, store, study, show_progress, scheduler, workers, retries, gpu)
+        _run(todo, run, store, study, show_progress, scheduler, workers, retries, device)
 
 
-def placement(kind: JobKind, gpu: bool) -> tuple[str, dict]:
-    """``(device, resources)`` of a job of ``kind`` on a cluster: on a GPU run, a kind that
-    runs models takes a GPU worker's own GPU (``cuda``), any other one a CPU worker."""
-    if gpu and kind.device:
-        return "cuda", {"GPU": 1}
-    return "cpu", {}
+def placement(kind: JobKind, device) -> tuple[str | None, dict]:
+    """``(device, resources)`` of a job of ``kind`` in a run on ``device``: on a GPU run, a
+    kind that runs models takes a GPU worker's own GPU (``cuda``), any other one a CPU
+    worker; without a device policy (``None``) models stay where they are."""
+    if device is None:
+        return None, {}
+    if not kind.device:
+        return "cpu", {}
+    return ("cuda", {"GPU": 1}) if device.type == "cuda" else (str(device), {})
 
 
-def _run(todo, run, store, study, show_progress, scheduler, workers, retries, gpu) -> None:
+def _run(todo, run, store, study, show_progress, scheduler, workers, retries, device) -> None:
     import torch
     from distributed import as_completed
 
+    gpu = device is not None and device.type == "cuda"
     gpus = torch.cuda.device_count() if gpu and scheduler is None else 0
     client, cluster = _client(scheduler, workers, gpus)
     pending = {job.key: job for job in todo}
@@ -163,8 +166,8 @@ def _run(todo, run, store, study, show_progress, scheduler, workers, retries, gp
             elif all(i.key in run.outputs for i in needs):
                 inputs = {n: input_future(i) for n, i in job.inputs.items()}
                 kind = get_job_kind(job.kind)
-                device, resources = placement(kind, gpu)
-                future = client.submit(_on_worker, kind, dict(job.config), inputs, device,
+                where, resources = placement(kind, device)
+                future = client.submit(_on_worker, kind, dict(job.config), inputs, where,
                                        key=f"{job.kind}-{key}", pure=False, retries=retries,
                                        resources=resources or None)
                 running[future] = job

@@ -42,7 +42,9 @@ class JobsFailed(RuntimeError):
         self.failures = failures
         lines = "\n".join(f"  {m}" for m in failures.values())
         super().__init__(f"{len(failures)} job(s) failed; the others finished and are "
-                         f"stored:\n{lines}")
+                         f"stored:\n{lines}\nEvery input is checked before any job runs, so "
+                         "a job that fails on its input is a bug in those checks: please "
+                         "report it with the lines above.")
 
 
 @dataclass
@@ -85,10 +87,13 @@ def input_outputs(job: Job, outputs: dict[str, Output]) -> dict[str, Output]:
 
 
 def on_device(output: Output, device) -> Output:
-    """``output`` as a job receives it on ``device``: a model artifact moved there, a dict of
-    tensors on the CPU (how the store gives them back), anything else as it is."""
+    """``output`` as a job receives it on ``device``: a model artifact moved there (left
+    where it is when ``device`` is ``None``), a dict of tensors on the CPU (how the store
+    gives them back), anything else as it is."""
     artifact = output.artifact
     if isinstance(artifact, nn.Module):
+        if device is None:
+            return output
         meta = getattr(artifact, "meta", None)
         artifact = place(artifact, device, str(meta.get("name", "model"))
                          if isinstance(meta, dict) else "model")
@@ -140,8 +145,8 @@ def run_jobs(jobs, store: ResultStore | None = None, *, study: str = "",
     """Compute what ``jobs`` need that ``store`` does not hold yet; return every output.
 
     ``device``: where every job runs (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``;
-    default: the current policy, the CPU unless set by
-    :func:`~transferability.devices.use_device`). Jobs whose inputs failed are skipped;
+    default: the current policy of :func:`~transferability.devices.use_device`, and
+    without one models stay where they are). Jobs whose inputs failed are skipped;
     after the rest of the graph has run, :class:`JobsFailed` names every failure with its
     key and config.
     """

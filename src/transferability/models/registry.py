@@ -47,4 +47,4 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 1, **kwarg
     model.meta = {"arch": name, "num_classes": int(num_classes),
                   "in_channels": int(in_channels), "arch_kwargs": dict(kwargs)}
     device = current_device()  # a job's models start on the run's device
-    return model if device.type == "cpu" else place(model, device, name)
+    return model if device is None or device.type == "cpu" else place(model, device, name)
