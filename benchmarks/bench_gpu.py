@@ -7,7 +7,8 @@
   pages the readers share with it count once) while extracting the
   features of ``N_RSS`` 224-px images read lazily from an image folder (goal < 3 GB).
 
-Needs CUDA: without a GPU it prints why and returns. ``python -m benchmarks gpu``.
+It also prints how far a CPU and a GPU run of the same weights lie apart (features, LogME,
+PGD). Needs CUDA: without a GPU it prints why and returns. ``python -m benchmarks gpu``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from transferability.devices import place
-from transferability.features import extract
+from transferability.features import extract, predict
 
 N_IMAGES, BATCH, SIZE, N_RSS, WORKERS = 4096, 256, 224, 50_000, 12
 
@@ -198,12 +199,51 @@ def host_memory(device: torch.device, n: int = N_RSS) -> None:
           f"{full:.0f} GB)")
 
 
+def agreement(device: torch.device) -> None:
+    """How far a CPU run and a GPU run of the same weights lie apart (docs/scaling.md): a
+    cnn trained one epoch on digits, its features and LogME on the test split, and PGD-10
+    (no random start) crafted on each device."""
+    import copy
+
+    from transferability.attacks import PGD
+    from transferability.data import dataset_from_spec, per_class
+    from transferability.estimators import logme
+    from transferability.models import create_model
+    from transferability.training import fit
+
+    train, test = (dataset_from_spec("digits", split, seed=0) for split in ("train", "test"))
+    torch.manual_seed(0)
+    cpu = create_model("cnn", num_classes=10)
+    fit(cpu, train, epochs=1, seed=0, show_progress=False)
+    cpu.eval()
+    gpu = place(copy.deepcopy(cpu), device, "cnn")
+    a, b = extract(cpu, test.x, test.y), extract(gpu, test.x, test.y)
+    rel = ((a.features - b.features).abs().max() / a.features.abs().max()).item()
+    same_pred = (a.logits.argmax(1) == b.logits.argmax(1)).float().mean().item()
+    la, lb = logme(a.features, a.labels), logme(b.features, b.labels)
+    probe = per_class(test, 20, seed=0)
+    eps = 0.1
+    adv_a = PGD(cpu, eps, steps=10, random_start=False)(probe.x, probe.y)
+    adv_b = PGD(gpu, eps, steps=10, random_start=False)(probe.x, probe.y).cpu()
+    diff = (adv_a - adv_b).abs()
+    fooled_a = (predict(cpu, adv_a).argmax(1) != probe.y).float().mean().item()
+    fooled_b = (predict(gpu, adv_b.to(device)).argmax(1).cpu() != probe.y).float().mean().item()
+    print(f"\nCPU vs {torch.cuda.get_device_name(device)}, same weights (cnn, 1 epoch on digits):")
+    print(f"  features: max |Δ| / max |f| = {rel:.1e}; same prediction on {same_pred:.2%} of "
+          f"{len(test)} test images; LogME {la:.6f} vs {lb:.6f} (Δ {abs(la - lb):.1e})")
+    print(f"  PGD-10 ε={eps}, no random start, {len(probe)} images: pixels differing "
+          f"{(diff > 1e-6).float().mean().item():.1%}, by more than ε "
+          f"{(diff > eps).float().mean().item():.1%}, max |Δ| {diff.max().item():.3f}; "
+          f"success {fooled_a:.1%} (CPU) vs {fooled_b:.1%} (GPU)")
+
+
 def main() -> None:
     if not torch.cuda.is_available():
         print("no CUDA GPU: skipped (run on a GPU machine)")
         return
     device = torch.device("cuda")
     torch.backends.cudnn.benchmark = True
+    agreement(device)
     throughput(device)
     host_memory(device, int(os.environ.get("BENCH_GPU_RSS_IMAGES", N_RSS)))
 
