@@ -131,7 +131,7 @@ def run_model(model: nn.Module, x: torch.Tensor, name: str = "model", fn=None,
     return out
 
 
-def _stream(model: nn.Module, x, batch_size: int, workers: int):
+def _stream(model: nn.Module, x, batch_size: int, workers: int | None):
     """Batches of images ``x`` (a tensor or any dataset) on the model's device, in its dtype
     and memory layout (:func:`~transferability.data.stream`)."""
     from .data.loader import stream
@@ -147,12 +147,14 @@ def _stream(model: nn.Module, x, batch_size: int, workers: int):
 @torch.no_grad()
 def extract(model: nn.Module, x, y: torch.Tensor | None = None, *,
             layer: str | None = None, layer_input: bool = False, batch_size: int = 256,
-            name: str = "model", precision: str | None = None, workers: int = 0) -> Outputs:
+            name: str = "model", precision: str | None = None,
+            workers: int | None = None) -> Outputs:
     """Features and logits of ``model`` (eval mode, restored) on images ``x``, in batches.
 
     ``x`` is an image tensor, an ``ImageDataset`` or any ``Dataset`` of ``(image, label)``
     items (then its labels are kept unless ``y`` is given), streamed to the model's device
-    by :func:`~transferability.data.stream` with ``workers`` reader processes. Forward
+    by :func:`~transferability.data.stream` with ``workers`` reader processes (default:
+    none on a CPU, up to 8 on a GPU). Forward
     passes run at ``precision`` (autocast; default the current one); the outputs come back
     as float32 on the CPU.
     """
@@ -180,7 +182,7 @@ def extract(model: nn.Module, x, y: torch.Tensor | None = None, *,
 
 @torch.no_grad()
 def predict(model: nn.Module, x, *, batch_size: int = 256, name: str = "model",
-            precision: str | None = None, workers: int = 0) -> torch.Tensor:
+            precision: str | None = None, workers: int | None = None) -> torch.Tensor:
     """Logits of ``model`` on ``x`` (as for :func:`extract`) in batches, in eval mode
     (restored), on the model's device; checked to be N × C and finite."""
     with evaluating(model):

@@ -19,6 +19,7 @@ each batch: a bad value is reported, naming ``name``, when the stream ends.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -35,14 +36,17 @@ _DONE = object()
 
 
 def stream(data, device: torch.device | str = "cpu", *, batch_size: int = 256,
-           workers: int = 0, dtype: torch.dtype = torch.float32,
+           workers: int | None = None, dtype: torch.dtype = torch.float32,
            channels_last: bool = False, name: str = "x"
            ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """Batches ``(x, y)`` of ``data`` on ``device``, in order (``y`` is ``None`` for a bare
-    image tensor); see the module docstring. ``workers`` processes read a ``Dataset``."""
+    image tensor); see the module docstring. ``workers`` processes read a ``Dataset``
+    (default: none on a CPU, up to 8 on a GPU); tensors need none."""
     batch_size = check_int(batch_size, "batch_size")
-    workers = check_int(workers, "workers", minimum=0, maximum=256)
     device = torch.device(device)
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+    workers = check_int(workers, "workers", minimum=0, maximum=256)
     host = _host_batches(data, batch_size, workers, pin=device.type == "cuda", name=name)
     if device.type == "cuda":
         host = _pinned_in_background(host)
