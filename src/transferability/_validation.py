@@ -7,6 +7,7 @@ silently wrong number.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 
@@ -154,11 +155,13 @@ def check_images(x, name: str = "x") -> torch.Tensor:
         raise ValueError(f"{name}: expected images shaped N×C×H×W, got shape {tuple(x.shape)}")
     if not torch.is_floating_point(x):
         raise ValueError(f"{name}: expected a float tensor in [0, 1], got dtype {x.dtype}")
-    # one reduction when it is finite (NaN and inf propagate into the sum); else every pixel
+    # one transfer of three reductions (NaN and inf propagate into the sum; a sum that
+    # overflows is checked pixel by pixel); on a GPU, one wait
     if x.numel():
-        finite = bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
-        low, high = torch.aminmax(x.detach()) if finite else (0.0, 0.0)
-        check_image_range(finite, float(low), float(high), name)
+        flat = x.detach()
+        total, low, high = torch.stack([flat.sum(), *torch.aminmax(flat)]).tolist()
+        finite = math.isfinite(total) or bool(torch.isfinite(flat).all())
+        check_image_range(finite, low, high, name)
     return x
 
 
@@ -181,11 +184,13 @@ def check_labels_tensor(y, name: str = "y", *, n: int | None = None,
                          f"dtype {y.dtype}")
     if n is not None and len(y) != n:
         raise ValueError(f"{name}: expected {n} labels, got {len(y)}")
-    if y.numel() and y.min() < 0:
-        raise ValueError(f"{name}: labels must be >= 0, found {int(y.min())}")
-    if num_classes is not None and y.numel() and y.max() >= num_classes:
-        raise ValueError(f"{name}: labels must be 0..{num_classes - 1} for a model with "
-                         f"{num_classes} outputs, found {int(y.max())}")
+    if y.numel():
+        low, high = torch.stack(torch.aminmax(y)).tolist()  # one transfer
+        if low < 0:
+            raise ValueError(f"{name}: labels must be >= 0, found {low}")
+        if num_classes is not None and high >= num_classes:
+            raise ValueError(f"{name}: labels must be 0..{num_classes - 1} for a model with "
+                             f"{num_classes} outputs, found {high}")
     return y.long()
 
 
