@@ -1,11 +1,11 @@
 """GPU feature extraction: the library's streamed ``extract`` against the model's own forward.
 
 * throughput of a resnet50 at 224 px (timm's, else torchvision's) on host images, fp32
-  and bf16, against the model's own fp32 forward on inputs
-  already on the GPU (goals: fp32 ≥ 0.8×, bf16 ≥ 1.8× fp32);
+  and bf16, against the model's own fp32 forward on inputs already on the GPU (goals:
+  fp32 ≥ 0.8×, bf16 ≥ 1.8× fp32);
 * peak host memory (proportional set size of this process and its reader processes, so
-  pages the readers share with it count once) while extracting the
-  features of ``N_RSS`` 224-px images read lazily from an image folder (goal < 3 GB).
+  pages the readers share with it count once) while extracting the features of ``N_RSS``
+  224-px images read lazily from an image folder (goal < 3 GB).
 
 It also prints how far a CPU and a GPU run of the same weights lie apart (features, LogME,
 PGD). Needs CUDA: without a GPU it prints why and returns. ``python -m benchmarks gpu``.

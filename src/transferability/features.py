@@ -154,9 +154,8 @@ def extract(model: nn.Module, x, y: torch.Tensor | None = None, *,
     ``x`` is an image tensor, an ``ImageDataset`` or any ``Dataset`` of ``(image, label)``
     items (then its labels are kept unless ``y`` is given), streamed to the model's device
     by :func:`~transferability.data.stream` with ``workers`` reader processes (default:
-    none on a CPU, up to 8 on a GPU). Forward
-    passes run at ``precision`` (autocast; default the current one); the outputs come back
-    as float32 on the CPU.
+    none on a CPU, up to 8 on a GPU). Forward passes run at ``precision`` (autocast;
+    default the current one); the outputs come back as float32 on the CPU.
     """
     feats, logits, labels = [], [], []
     with evaluating(model):
