@@ -4,6 +4,9 @@ import pytest
 import torch
 
 os.environ.setdefault("TRANSFERABILITY_PROGRESS", "0")
+# Commands run on the CPU unless a test names a device, so the suite's numbers are the same
+# on a GPU machine; TRANSFERABILITY_DEVICE=cuda pytest runs every command on the GPU.
+os.environ.setdefault("TRANSFERABILITY_DEVICE", "cpu")
 # The suite runs many tiny ops: one thread is faster and steadier than two on a shared
 # 2-core machine, and keeps float reductions in a fixed order.
 torch.set_num_threads(1)

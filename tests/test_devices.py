@@ -113,6 +113,17 @@ def test_cli_refuses_devices_before_any_work(argv, words, tmp_path, capsys, monk
     assert not out.exists()
 
 
+def test_cli_default_device_comes_from_the_environment(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("TRANSFERABILITY_DEVICE", "cuda")
+    assert main(["probe", "--target", "digits", "--sources", "demo"]) == 2
+    assert "--device ($TRANSFERABILITY_DEVICE): cuda asked for" in capsys.readouterr().err
+    monkeypatch.delenv("TRANSFERABILITY_DEVICE")
+    assert main(["probe", "--target", "digits", "--sources", "demo", "--precision",
+                 "fp16"]) == 2  # auto: the CPU here
+    assert "--precision: fp16 needs a GPU" in capsys.readouterr().err
+
+
 def test_cli_refuses_a_gpu_index_the_machine_lacks(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

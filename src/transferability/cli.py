@@ -92,7 +92,12 @@ def _prepare(args) -> None:
 
     if hasattr(args, "device"):  # a device this machine has, and a precision it runs
         from .devices import check_precision, resolve_device
-        args.device = resolve_device(args.device, "--device")
+        if args.device is None:
+            from_env = os.environ.get("TRANSFERABILITY_DEVICE")
+            option = "--device" if from_env is None else "--device ($TRANSFERABILITY_DEVICE)"
+            args.device = resolve_device(from_env or "auto", option)
+        else:
+            args.device = resolve_device(args.device, "--device")
         check_precision(getattr(args, "precision", "fp32"), args.device, "--precision")
     if getattr(args, "cache_dir", None) is not None:
         os.environ["TRANSFERABILITY_CACHE"] = str(args.cache_dir)
@@ -476,9 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="workers of the local Dask cluster, one thread each (default 2)")
 
     def device_opts(p, precision: bool = False):
-        p.add_argument("--device", default="auto", metavar="DEVICE",
+        p.add_argument("--device", default=None, metavar="DEVICE",
                        help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps; every "
-                            "model of the command runs there")
+                            "model of the command runs there (default $TRANSFERABILITY_DEVICE "
+                            "or auto)")
         if precision:
             p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
                            help="autocast for forward passes without gradients (features, "
