@@ -7,6 +7,7 @@
 # torchattacks joins the PGD table when importable: put a copy of the package in
 # .gpu_deps/ (e.g. cp -r <venv>/site-packages/torchattacks .gpu_deps/) to add it.
 # BENCH_GPU_RSS_IMAGES (default 50000) sets the size of the streamed image folder.
+# GPU_CHECK_CLI=1 also runs tests/test_cli.py with every command on the GPU (a few minutes).
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="src:.:.gpu_deps" TRANSFERABILITY_PROGRESS=0
@@ -17,6 +18,11 @@ stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
 stamp "== CUDA tests"
 timeout 150 "$PY" -m pytest tests/test_devices.py tests/test_attacks.py -m cuda -q \
     -p no:cacheprovider -rs 2>&1 | tail -15
+if [ "${GPU_CHECK_CLI:-0}" = 1 ]; then
+    stamp "== tests/test_cli.py with TRANSFERABILITY_DEVICE=cuda"
+    TRANSFERABILITY_DEVICE=cuda timeout 400 "$PY" -m pytest tests/test_cli.py -q -x \
+        -p no:cacheprovider 2>&1 | tail -15
+fi
 stamp "== PGD-10 vs torchattacks (CPU, then CUDA)"
 timeout 150 "$PY" -m benchmarks attacks 2>&1
 stamp "== GPU: agreement with the CPU, feature extraction, host memory"
