@@ -278,9 +278,10 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
     """The floating dtype of a model's first floating parameter or buffer (float32 if none)."""
-    for t in (*model.parameters(), *model.buffers()):
-        if torch.is_floating_point(t):
-            return t.dtype
+    for tensors in (model.parameters(), model.buffers()):  # lazily: the first one decides
+        for t in tensors:
+            if torch.is_floating_point(t):
+                return t.dtype
     return torch.float32
 
 
