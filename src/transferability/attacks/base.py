@@ -208,8 +208,8 @@ class Attack:
 
     def _check_masking(self, grad: torch.Tensor) -> None:
         """Warn (once per attack object) when gradients vanish on confident predictions."""
-        flat = grad.flatten(1)
-        dead = ~torch.isfinite(flat).all(dim=1) | (flat.abs().amax(dim=1) == 0)
+        peak = grad.flatten(1).abs().amax(dim=1)  # NaN and inf propagate into the peak
+        dead = ~(torch.isfinite(peak) & (peak > 0))
         masked = int((dead & self._confident).sum())
         self._confident = None
         if masked >= MASKED_SHARE * len(grad):
