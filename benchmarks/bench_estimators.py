@@ -1,4 +1,6 @@
-"""Estimators against straightforward reference implementations, N = 20,000, D = 1,024.
+"""Estimators against straightforward reference implementations, N = 20,000, D = 1,024;
+then the newer estimators at N = 10,000, D = 2,048, C = 100 against LogME and against their
+authors' code (``benchmarks/reference_authors.py``).
 
 Each reference (in ``benchmarks/reference_estimators.py``) is what a plain script does: loops
 over classes, dense solves, ``np.cov`` and ``pinv``. The table gives both times, their ratio
@@ -15,6 +17,13 @@ from functools import partial
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from benchmarks.reference_authors import (
+    etran_authors,
+    gbc_authors,
+    nleep_authors,
+    parc_authors,
+    sfda_authors,
+)
 from benchmarks.reference_estimators import (
     h_score_reference,
     leep_reference,
@@ -22,7 +31,19 @@ from benchmarks.reference_estimators import (
     nce_reference,
     transrate_reference,
 )
-from transferability.estimators import h_score, leep, logme, nce, transrate
+from transferability.estimators import (
+    etran,
+    gbc,
+    h_score,
+    knn_accuracy,
+    leep,
+    logme,
+    nce,
+    nleep,
+    parc,
+    sfda,
+    transrate,
+)
 from transferability.estimators._common import class_sums, nonzero_eigh
 from transferability.estimators.logme import LogME, _coordinates, _max_evidence
 
@@ -102,11 +123,62 @@ def bench_logme(f: np.ndarray, y: np.ndarray) -> tuple:
     return "logme", num_classes, t_ours, t_ref, diff, note
 
 
+NEWER_N, NEWER_D, NEWER_C = 10_000, 2_048, 100
+#: the authors' code is skipped where it would take longer than this (N-LEEP on isotropic
+#: features: 500 full-covariance components on ~1,600 PCA dimensions)
+AUTHORS_SKIP = {("nleep", "isotropic"): "the authors' GMM on ~1,600 PCA dims: > 3 min"}
+
+
+def newer_data(intrinsic: int | None, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Class-structured float32 features, N × D, C classes; ``intrinsic`` dimensions of
+    signal (plus 1% isotropic noise) or isotropic features (``None``)."""
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(NEWER_N) % NEWER_C)
+    k = intrinsic or NEWER_D
+    latent = rng.normal(size=(NEWER_N, k)) + 0.5 * rng.normal(size=(NEWER_C, k))[y]
+    f = latent if intrinsic is None else (
+        latent @ rng.normal(size=(k, NEWER_D)) / np.sqrt(k)
+        + 0.01 * rng.normal(size=(NEWER_N, NEWER_D)))
+    return f.astype(np.float32), y
+
+
+def run_newer() -> None:
+    """Each newer estimator's time over LogME's and over its authors' code's, same inputs."""
+    ours = {"sfda": sfda, "gbc": gbc, "knn": knn_accuracy, "parc": parc, "etran": etran,
+            "nleep": nleep}
+    authors = {"sfda": lambda f, y: sfda_authors(f, y, power_iterations=3),
+               "gbc": lambda f, y: gbc_authors(f, y, 64, absolute_floor=1e-4),
+               "parc": lambda f, y: parc_authors(f, y, randomized=True, rounding=True),
+               "etran": lambda f, y: sum(etran_authors(f, y)),
+               "nleep": lambda f, y: nleep_authors(f, y, log=False, standardise=False,
+                                                       cap=False)}
+    print(f"\nnewer estimators: N={NEWER_N}, D={NEWER_D}, C={NEWER_C}, float32 inputs, one "
+          "BLAS thread; ratio = time / LogME's time, speed-up = authors' time / ours")
+    print(f"{'estimator':<8} {'features':<14} {'ours s':>8} {'/LogME':>7} {'authors s':>10} "
+          f"{'speed-up':>9}")
+    for label, intrinsic in (("isotropic", None), ("intrinsic 64", 64)):
+        f, y = newer_data(intrinsic)
+        t_logme, _ = timed(partial(logme, f, y), repeat_below_s=0)
+        print(f"{'logme':<8} {label:<14} {t_logme:>8.2f} {1.0:>7.2f}", flush=True)
+        for name, fn in ours.items():
+            if label != "isotropic" and name != "nleep":
+                continue  # only N-LEEP depends on the intrinsic dimension
+            t_o, _ = timed(partial(fn, f, y), repeat_below_s=0)
+            note = AUTHORS_SKIP.get((name, label.split()[0]))
+            t_a = float("nan")
+            if name in authors and note is None:
+                t_a, _ = timed(partial(authors[name], np.array(f, dtype=np.float64), y),
+                               repeat_below_s=0)
+            print(f"{name:<8} {label:<14} {t_o:>8.2f} {t_o / t_logme:>7.2f} {t_a:>10.2f} "
+                  f"{t_a / t_o:>8.1f}x" + (f"  ({note})" if note else ""), flush=True)
+
+
 def main() -> None:
     # One BLAS thread for ours and the references alike: on a shared CPU, multi-threaded BLAS
     # stalls whenever another process holds a core, and the times stop meaning anything.
     with threadpool_limits(limits=1):
         run()
+        run_newer()
 
 
 def run() -> None:

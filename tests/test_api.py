@@ -51,6 +51,12 @@ SIGNATURES = {
     estimators.h_score: ["features", "target_labels"],
     estimators.logme: ["features", "target_labels"],
     estimators.transrate: ["features", "target_labels"],
+    estimators.nleep: ["features", "target_labels"],
+    estimators.sfda: ["features", "target_labels"],
+    estimators.parc: ["features", "target_labels"],
+    estimators.gbc: ["features", "target_labels"],
+    estimators.knn_accuracy: ["features", "target_labels"],
+    estimators.etran: ["features", "target_labels"],
 }
 #: Keyword-only parameters that must exist (the one way to configure an attack, ...).
 KEYWORDS = {

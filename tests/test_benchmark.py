@@ -73,6 +73,37 @@ def test_result_structure(tiny):
     assert len(result.rows()) == 2 * len(result.sources)
 
 
+def test_baselines_ensemble_and_beating_the_best_baseline(tiny):
+    result, _, _ = tiny
+    assert {"params", "source_acc", "feature_dim", "ensemble", "sfda", "knn"} <= set(
+        result.predictors)
+    taus = [{c["estimator"]: c["weighted_tau"] for c in t["correlations"]}
+            for t in result.per_target]
+    scores = [p for p in result.predictors if p != "ensemble"]
+    for i, t in enumerate(result.per_target):
+        rows = t["rows"]
+        # target-blind: the same baseline values on every target
+        assert [r["params"] for r in rows] == [r["params"] for r in result.per_target[0]["rows"]]
+        assert all(0 <= r["source_acc"] <= 1 for r in rows)
+        # the ensemble: the 3 best scores on the other target, never this one's
+        other = taus[1 - i]
+        best = sorted(scores, key=lambda p: (-np.nan_to_num(other[p], nan=-1.0), p))[:3]
+        assert t["ensemble"] == best
+        ranks = np.mean([stats.rankdata([r[p] for r in rows]) for p in best], axis=0)
+        assert [r["ensemble"] for r in rows] == pytest.approx(list(ranks))
+        # beating the best baseline: the point difference of weighted τ, interval around it
+        base = max(("params", "source_acc", "feature_dim"),
+                   key=lambda b: -math.inf if math.isnan(taus[i][b]) else taus[i][b])
+        for p, c in t["beats_baseline"].items():
+            assert c["baseline"] == base
+            if math.isfinite(taus[i][p]) and math.isfinite(taus[i][base]):
+                assert c["difference"] == pytest.approx(taus[i][p] - taus[i][base])
+                assert c["low"] <= c["high"]
+    for r in result.summary:
+        beats = [t["beats_baseline"][r["score"]]["low"] > 0 for t in result.per_target]
+        assert r["beats_baseline"] == pytest.approx(np.mean(beats))
+
+
 def test_setup_stability_by_hand(tiny):
     """Kendall τ of the setups between seed 0 and seed 1, recomputed from the stored rows."""
     result, _, _ = tiny

@@ -132,16 +132,25 @@ def test_attack_rank_and_study_commands(tiny_zoo, tmp_path, capsys):
     assert main(["rank", "--target", "digits", "--sources", tiny_zoo, "--validate",
                  "linear-probe", "--estimators", "leep", "logme", "alpha2", "--reference",
                  f"{tiny_zoo}:mlp-digits", "--steps", "3", "--n-per-class", "3",
-                 "--out", str(out)]) == 0
+                 "--ensemble", "logme", "params", "--out", str(out)]) == 0
     rank = json.loads((out / "rank.json").read_text())
     assert {r["source"] for r in rank["rows"]} == {"mlp-digits", "mlp-fonts", "lenet-animals"}
-    assert {c["estimator"] for c in rank["correlations"]} == {"logme", "leep", "alpha2"}
+    # the estimators, the target-blind baselines (zoo models record their source accuracy)
+    # and the mean-rank ensemble
+    assert {c["estimator"] for c in rank["correlations"]} == {
+        "logme", "leep", "alpha2", "params", "source_acc", "feature_dim", "ensemble"}
     # the model trained on digits itself transfers best to digits by every score
     best = {e: max(rank["rows"], key=lambda r: r[e])["source"] for e in ("logme", "alpha2")}
     assert best == {"logme": "mlp-digits", "alpha2": "mlp-digits"}
     assert main(["rank", "--target", "digits", "--sources", tiny_zoo, "--estimators",
                  "alpha1"]) == 2
     assert "reference" in capsys.readouterr().err
+    assert main(["rank", "--target", "digits", "--sources", tiny_zoo, "--ensemble",
+                 "nope"]) == 2
+    assert "--ensemble: unknown value 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["rank", "--target", "digits", "--sources", tiny_zoo, "--source-acc", "a=2"])
+    assert exc.value.code == 2 and "NAME=ACCURACY" in capsys.readouterr().err
 
     out = tmp_path / "study"
     assert main(["study", "adv-knowledge", "--target", "digits", "--sources", tiny_zoo,

@@ -33,7 +33,11 @@ def test_rank_sources_scores_and_validates(task):
     assert by_name["good"]["leep"] == pytest.approx(leep(out.probs, task.y), abs=1e-9)
     assert by_name["good"]["logme"] > max(by_name["random-a"]["logme"],
                                           by_name["random-b"]["logme"])
-    assert len(result.correlations) == len(result.estimators)
+    assert len(result.correlations) == len(result.estimators) + len(result.baselines)
+    # the target-blind baselines: untrained models record no source accuracy
+    assert result.baselines == ["params", "feature_dim"]
+    assert by_name["good"]["params"] == sum(p.numel() for p in good.parameters())
+    assert by_name["good"]["feature_dim"] == out.features.shape[1]
     assert result.sorted_by("logme")[0]["source"] == "good"
     assert "agreement with probe_acc" in result.format()
 
@@ -41,3 +45,23 @@ def test_rank_sources_scores_and_validates(task):
 def test_rank_sources_rejects_unknown_estimator(task):
     with pytest.raises(ValueError, match="estimators: unknown value 'bogus'"):
         rank_sources({"m": create_model("mlp", num_classes=4)}, task, estimators=["bogus"])
+
+
+def test_rank_sources_source_accuracy_and_the_mean_rank_ensemble(task):
+    models = {n: create_model(a, num_classes=4) for n, a in
+              (("a", "mlp"), ("b", "lenet"), ("c", "cnn"))}
+    models["c"].meta = {"metrics": {"test_acc": 0.9}}  # as a zoo model records it
+    result = rank_sources(models, task, estimators=["logme", "knn"],
+                          source_accuracy={"a": 0.5, "b": 0.7}, ensemble=["logme", "params"])
+    by_name = {r["source"]: r for r in result.rows}
+    assert [by_name[n]["source_acc"] for n in "abc"] == [0.5, 0.7, 0.9]
+    assert result.baselines == ["params", "source_acc", "feature_dim", "ensemble"]
+    def rank(n, key):  # 1 = lowest; no ties among three random models
+        return sorted(models, key=lambda m: by_name[m][key]).index(n) + 1
+
+    for n in models:
+        assert by_name[n]["ensemble"] == (rank(n, "logme") + rank(n, "params")) / 2
+    with pytest.raises(ValueError, match="source_accuracy: no source"):
+        rank_sources(models, task, estimators=["knn"], source_accuracy={"zz": 0.1})
+    with pytest.raises(ValueError, match="ensemble: unknown value"):
+        rank_sources(models, task, estimators=["knn"], ensemble=["nope"])

@@ -165,3 +165,20 @@ def test_claim_bootstrap_over_images():
         claim("x", [0.1, float("nan"), 0.2])
     with pytest.raises(ValueError, match="method"):
         claim("x", [0.1, 0.2, 0.3], method="z")
+
+
+def test_bootstrap_difference_pairs_the_resamples():
+    from transferability.stats import bootstrap_ci, bootstrap_difference, weighted_tau
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=12)
+    good, bad = truth + 0.1 * rng.normal(size=12), rng.normal(size=12)
+    # a score against itself: every resample's difference is exactly 0
+    assert bootstrap_difference(weighted_tau, good, good, truth) == (0.0, 0.0, 0.0)
+    diff, low, high = bootstrap_difference(weighted_tau, good, bad, truth, seed=3)
+    assert diff == pytest.approx(weighted_tau(good, truth) - weighted_tau(bad, truth))
+    assert low <= diff <= high and low > 0  # a near-copy of the truth beats noise
+    # the same resamples as bootstrap_ci: with a constant second score of τ undefined (NaN),
+    # no resample is left
+    assert np.isnan(bootstrap_difference(weighted_tau, good, np.ones(12), truth)[1])
+    assert bootstrap_ci(weighted_tau, good, truth, seed=3)[0] > 0

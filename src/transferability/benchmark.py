@@ -14,7 +14,14 @@ alignment, attribution affinity, the affine fit):
   trained on a dataset, its seeds are replicas; for each target, the Kendall τ between the
   score's ranking of the setups by their seed-a sources and by their seed-b sources,
   averaged over seed pairs and targets. A score whose ranking changes with the training
-  seed cannot be trusted to pick a setup.
+  seed cannot be trusted to pick a setup;
+- beside the scores, the target-blind baselines (:mod:`transferability.baselines`:
+  parameter count, the source's test accuracy on its own task, feature dimension) in the
+  same rows with the same intervals, and the mean-rank ``ensemble`` of the three scores with
+  the best mean τ on the *other* targets (leave-one-target-out). For every score and
+  target, the paired bootstrap interval of τ(score) − τ(best baseline on that target) says
+  whether the score beats the best baseline (interval above zero); the summary gives the
+  share of targets where it does.
 
 Sources: every architecture of ``archs`` on Liang et al.'s mixtures (the first k of 10
 classes printed digits, ``fonts``, the rest animal silhouettes) for each k of ``ks``, and
@@ -37,13 +44,15 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from ._results import Result
+from .baselines import BASELINES, ENSEMBLE, loto_choice, mean_rank, parameter_count
 from .data import dataset_from_spec
 from .jobs import Job, ResultStore, job_kind, open_store, run_jobs
 from .ranking import format_correlations
 from .report import format_table
-from .stats import kendall
+from .stats import bootstrap_difference, correlation_table, kendall, weighted_tau
 from .study import adv_knowledge_jobs, reference_spec
 from .zoo import load_spec, zoo_jobs
 
@@ -149,8 +158,9 @@ def benchmark_jobs(settings: dict = FULL, cache_dir: str | Path | None = None) -
             reference, sources, train, test, n_per_class=settings["alpha_per_class"],
             attack_options=dict(settings["attack_options"]), shots=settings["shots"],
             repeats=settings["repeats"], seed=seed, matrix=False)
+    models = {f"source/{name}": job for name, job in sources.items()}
     return Job("benchmark", {"settings": settings, "targets": list(settings["targets"]),
-                             "sources": table}, studies,
+                             "sources": table}, {**studies, **models},
                label=f"{len(table)} sources on {len(studies)} targets")
 
 
@@ -197,7 +207,10 @@ class BenchmarkResult(Result):
                  "tau = weighted Kendall tau vs the few-shot probe (mean and worst over "
                  "targets); top1 = targets where the score picked a best source;",
                  "stability = Kendall tau of the setups' ranking between seeds (Agostinelli "
-                 "et al. 2022)",
+                 "et al. 2022); beats_baseline = share of targets where the 95% bootstrap "
+                 "interval of tau minus the best baseline's tau lies above 0",
+                 f"baselines (target-blind): {', '.join(BASELINES)}; ensemble = mean rank of "
+                 "the 3 scores with the best mean tau on the other targets",
                  format_table(self.summary)]
         truths = ", ".join(f"{c} {_mean(t['stability'][c] for t in self.per_target):+.2f}"
                            for c in TRUTHS)
@@ -225,24 +238,74 @@ def _summary(predictors: list[str], per_target: list[dict]) -> list[dict]:
                     "top1_hits": sum(bool(c["top1"]) for c in few),
                     "mean_regret": _mean(c["regret"] for c in few),
                     "probe_tau": _mean(c["weighted_tau"] for c in full),
-                    "stability": _mean(t["stability"][p] for t in per_target)})
+                    "stability": _mean(t["stability"][p] for t in per_target),
+                    "beats_baseline": _mean(t["beats_baseline"][p]["low"] > 0
+                                            for t in per_target)})
     return sorted(out, key=lambda r: -r["mean_tau"] if math.isfinite(r["mean_tau"])
                   else math.inf)
+
+
+def _baselines(model: nn.Module, value: dict) -> dict[str, float]:
+    """A zoo source's baselines: parameters, test accuracy on its own task, and the width
+    of the input of its last ``nn.Linear`` (the features the estimators see)."""
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return {"params": float(parameter_count(model)),
+            "source_acc": float(value["metrics"]["test_acc"]),
+            "feature_dim": float(heads[-1].in_features)}
+
+
+def _add_scores(target: dict, names: list[str], seed: int) -> None:
+    """Correlation rows of ``names`` (already in the target's rows) for both truths."""
+    rows = target["rows"]
+    for key, column in (("correlations", "fewshot_acc"), ("probe_correlations", "probe_acc")):
+        target[key] = target[key] + [c.as_dict() for c in correlation_table(
+            {n: [r[n] for r in rows] for n in names}, [r[column] for r in rows], seed=seed)]
+
+
+def _against_baselines(target: dict, predictors: list[str], seed: int) -> dict:
+    """For every score: τ(score) − τ(best baseline here) vs the few-shot probe, with its
+    paired bootstrap interval."""
+    rows, taus = target["rows"], {c["estimator"]: c["weighted_tau"]
+                                  for c in target["correlations"]}
+    best = max(BASELINES, key=lambda b: -math.inf if math.isnan(taus[b]) else taus[b])
+    truth = [r["fewshot_acc"] for r in rows]
+    out = {}
+    for p in predictors:
+        diff, low, high = bootstrap_difference(weighted_tau, [r[p] for r in rows],
+                                               [r[best] for r in rows], truth, seed=seed)
+        out[p] = {"baseline": best, "difference": diff, "low": low, "high": high}
+    return out
 
 
 @job_kind("benchmark", device=False)
 def benchmark_job(config: dict, inputs: dict) -> dict:
     """The benchmark's tables from its studies (see :func:`run_benchmark`)."""
     sources, per_target, predictors = config["sources"], [], None
+    seed = config["settings"]["seed"]
+    base = {s["source"]: _baselines(inputs[f"source/{s['source']}"].artifact,
+                                    inputs[f"source/{s['source']}"].value) for s in sources}
     for name in config["targets"]:
         study = inputs[f"study/{name}"].value
         predictors = study["predictors"]
-        stability = {c: setup_stability(study["rows"], sources, c)
-                     for c in (*predictors, *TRUTHS)}
-        per_target.append({"target": name, "rows": study["rows"],
-                           "correlations": study["correlations"],
-                           "probe_correlations": study["probe_correlations"],
-                           "stability": stability})
+        target = {"target": name, "rows": [{**r, **base[r["source"]]} for r in study["rows"]],
+                  "correlations": study["correlations"],
+                  "probe_correlations": study["probe_correlations"]}
+        _add_scores(target, list(BASELINES), seed)
+        per_target.append(target)
+    taus = {p: [next(c["weighted_tau"] for c in t["correlations"] if c["estimator"] == p)
+                for t in per_target] for p in predictors}
+    for i, target in enumerate(per_target):  # the ensemble, chosen without this target
+        target["ensemble"] = loto_choice(taus, i) if len(per_target) > 1 else []
+        ranks = (mean_rank(target["rows"], target["ensemble"]) if target["ensemble"]
+                 else [float("nan")] * len(target["rows"]))
+        for row, value in zip(target["rows"], ranks, strict=True):
+            row[ENSEMBLE] = value
+        _add_scores(target, [ENSEMBLE], seed)
+    predictors = [*predictors, *BASELINES, ENSEMBLE]
+    for target in per_target:
+        target["stability"] = {c: setup_stability(target["rows"], sources, c)
+                               for c in (*predictors, *TRUTHS)}
+        target["beats_baseline"] = _against_baselines(target, predictors, seed)
     return BenchmarkResult(list(config["targets"]), sources, predictors, per_target,
                            _summary(predictors, per_target), config["settings"]).to_dict()
 

@@ -51,6 +51,20 @@ def _count(maximum: int | None = None):
     return parse
 
 
+def _name_accuracy(text: str) -> tuple[str, float]:
+    """``NAME=ACC`` with ACC in [0, 1] (a source's accuracy on its own task)."""
+    from ._validation import check_unit_interval
+
+    name, sep, value = text.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, check_unit_interval(float(value), "value")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=ACCURACY with an accuracy in [0, 1], "
+                                         f"got {text!r}") from None
+
+
 # ---- shared option groups ------------------------------------------------------------------
 def _attack(args) -> tuple[str, dict]:
     """``(attack, attack_options)`` from ``--attack --eps --steps --step-size --loss``: the
@@ -197,6 +211,16 @@ def _cmd_probe(args) -> None:
     print(format_table(rows))
 
 
+def _ensemble_names(names) -> None:
+    """``--ensemble``: registered estimators or baselines, checked before any work."""
+    from ._validation import check_choice
+    from .baselines import BASELINES
+    from .estimators import list_estimators
+
+    for name in names or []:
+        check_choice(name, "--ensemble", [*list_estimators(), *BASELINES])
+
+
 def _cmd_rank(args) -> None:
     from .data import dataset_from_spec
     from .model_args import load_models
@@ -204,6 +228,7 @@ def _cmd_rank(args) -> None:
     from .report import write_csv, write_json
 
     attack, attack_options = _attack(args)
+    _ensemble_names(args.ensemble)
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed) if args.validate else None
     _per_class(args.shots if args.validate else None, "--shots", train)
@@ -217,7 +242,9 @@ def _cmd_rank(args) -> None:
     result = rank_sources(models, train, estimators=args.estimators, test=test,
                           shots=args.shots, repeats=args.repeats, seed=args.seed,
                           reference=reference, n_per_class=args.n_per_class, attack=attack,
-                          attack_options=attack_options, **_layer(args))
+                          attack_options=attack_options,
+                          source_accuracy=dict(args.source_acc or []), ensemble=args.ensemble,
+                          **_layer(args))
     print(result.format())
     files = [write_csv(result.rows, args.out / "rank.csv"),
              write_json({"target": str(args.target), **result.to_dict()}, args.out / "rank.json")]
@@ -540,6 +567,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=_count(100_000), default=None,
                    help="few-shot probe: samples per class (default: full data)")
     p.add_argument("--repeats", type=_count(10_000), default=5, help="few-shot draws to average")
+    p.add_argument("--source-acc", nargs="+", type=_name_accuracy, metavar="NAME=ACC",
+                   help="each source's test accuracy on its own task, for the source_acc "
+                        "baseline (zoo models record it)")
+    p.add_argument("--ensemble", nargs="+", metavar="SCORE",
+                   help="also score the mean rank of these estimators/baselines")
     reference_opts(p, required=False)
     device_opts(p, precision=True)
     feature_opts(p)

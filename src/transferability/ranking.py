@@ -4,6 +4,9 @@
 every requested estimator from it, optionally measures the real transfer (linear probe,
 full-data or few-shot) and reports each estimator's agreement with it (weighted Kendall τ,
 Spearman, Pearson with bootstrap CIs, top-1 hit, regret; :mod:`transferability.stats`).
+The target-blind baselines of :mod:`transferability.baselines` (parameter count, source
+accuracy, feature dimension) are scored and validated beside the estimators, and so is the
+mean-rank ``ensemble`` of a chosen set of scores.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from torch import nn
 from ._results import Result
 from ._validation import check_choice, check_int, check_seed
 from .attacks import AttackFactory, with_seed
+from .baselines import BASELINES, ENSEMBLE, baseline_scores, mean_rank
 from .data.dataset import ImageDataset
 from .data.tasks import check_per_class, per_class
 from .estimators import get_estimator, list_estimators, score
@@ -39,20 +43,22 @@ def output_estimators() -> list[str]:
 
 @dataclass(frozen=True)
 class RankResult(Result):
-    """Per-source scores (``rows``) and, when validated, each estimator's agreement with
-    the measured transfer column ``truth``."""
+    """Per-source scores (``rows``) and, when validated, each estimator's (and baseline's)
+    agreement with the measured transfer column ``truth``."""
 
     rows: list[dict]
     estimators: list[str]
     truth: str | None = None
     correlations: list[dict] = field(default_factory=list)
+    baselines: list[str] = field(default_factory=list)
 
     def sorted_by(self, column: str) -> list[dict]:
         return sorted(self.rows, key=lambda r: -float("inf") if r[column] is None else r[column],
                       reverse=True)
 
     def format(self) -> str:
-        cols = ["source", *self.estimators, *([self.truth] if self.truth else [])]
+        cols = ["source", *self.estimators, *self.baselines,
+                *([self.truth] if self.truth else [])]
         text = format_table(self.sorted_by(self.truth or self.estimators[0]), cols)
         if self.correlations:
             text += f"\n\nagreement with {self.truth}\n{format_correlations(self.correlations)}"
@@ -81,6 +87,8 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
                  attack: str | AttackFactory = "pgd", attack_options: dict | None = None,
                  layer: str | None = None, layer_input: bool = False,
                  outputs_fn: OutputsFn | None = None,
+                 source_accuracy: Mapping[str, float] | None = None,
+                 ensemble: Sequence[str] | None = None,
                  show_progress: bool | None = None) -> RankResult:
     """Score every model in ``sources`` on the target ``train`` set.
 
@@ -95,6 +103,11 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
             :func:`~transferability.adversarial.alpha_attack`).
         layer, layer_input: where the features come from (:mod:`transferability.features`).
         outputs_fn: ``(name, model, data) -> Outputs``, e.g. a zoo's cached extraction.
+        source_accuracy: each source's accuracy on its own source task, for the
+            ``source_acc`` baseline (default: what ``model.meta`` records; a baseline
+            unknown for some source is left out).
+        ensemble: scores (estimators or baselines) whose mean rank becomes the
+            ``ensemble`` score (:func:`~transferability.baselines.mean_rank`).
     """
     from .adversarial import adversarial_scores
 
@@ -111,6 +124,14 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
     if adversarial and reference is None:
         raise ValueError(f"reference: the adversarial estimators {adversarial} need a reference "
                          "model trained on the target task")
+    given_acc = dict(source_accuracy or {})
+    unknown = sorted(set(given_acc) - set(sources))
+    if unknown:
+        raise ValueError(f"source_accuracy: no source(s) {unknown}; the sources are "
+                         f"{sorted(sources)}")
+    if ensemble is not None:
+        ensemble = [check_choice(n, "ensemble", [*list_estimators(), *BASELINES])
+                    for n in ensemble]
     if adversarial:  # before any model runs, not after every estimator
         check_per_class(n_per_class, "n_per_class", train)
     outputs_fn = outputs_fn or default_outputs(layer, layer_input)
@@ -121,6 +142,7 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
         out = outputs_fn(name, model, train)
         row = {"source": name}
         row.update({n: score(n, out, train.y) for n in names if n not in adversarial})
+        row.update(baseline_scores(model, out.features.shape[1], given_acc.get(name)))
         if test is not None:
             out_test = outputs_fn(name, model, test)
             probe = probe_features(out.features, train.y, out_test.features, test.y,
@@ -136,8 +158,14 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
                                  show_progress=show_progress)
         for row in rows:
             row.update(adv[row["source"]])
+    baselines = [b for b in BASELINES if all(r[b] is not None for r in rows)]
+    if ensemble is not None:
+        for row, value in zip(rows, mean_rank(rows, ensemble), strict=True):
+            row[ENSEMBLE] = value
+        baselines.append(ENSEMBLE)
     correlations = []
     if truth is not None and len(rows) >= 3:
         correlations = [c.as_dict() for c in correlation_table(
-            {n: [r[n] for r in rows] for n in names}, [r[truth] for r in rows], seed=seed)]
-    return RankResult(rows, names, truth, correlations)
+            {n: [r[n] for r in rows] for n in [*names, *baselines]}, [r[truth] for r in rows],
+            seed=seed)]
+    return RankResult(rows, names, truth, correlations, baselines)

@@ -25,7 +25,8 @@ from ._validation import (
 )
 
 __all__ = ["pearson", "spearman", "kendall", "weighted_tau", "bootstrap_ci", "top1_hit",
-           "regret", "CorrelationRow", "correlation_table", "Claim", "claim"]
+           "regret", "CorrelationRow", "correlation_table", "Claim", "claim",
+           "bootstrap_difference"]
 
 
 def _pair(x, y, names: tuple[str, str] = ("x", "y")) -> tuple[np.ndarray, np.ndarray]:
@@ -268,3 +269,25 @@ def claim(statement: str, differences, *, method: str = "t", level: float = 0.95
     else:
         verdict = INCONCLUSIVE
     return Claim(statement, mean, low, high, n, method, verdict)
+
+
+def bootstrap_difference(score_fn: Callable[[np.ndarray, np.ndarray], float], x_a, x_b, y,
+                         n_boot: int = 1000, level: float = 0.95,
+                         seed: int = 0) -> tuple[float, float, float]:
+    """``score_fn(x_a, y) − score_fn(x_b, y)`` and its percentile bootstrap interval, both
+    statistics on the same resamples of models (a paired comparison of two scores)."""
+    a, t = _pair(x_a, y)
+    b, _ = _pair(x_b, y)
+    n_boot, level = check_count(n_boot, "n_boot"), check_fraction(level, "level")
+    idx = np.random.default_rng(seed).integers(0, len(a), size=(n_boot, len(a)))
+    rows = _BATCHED.get(score_fn) or (lambda p, q: np.array([score_fn(u, v) for u, v
+                                                              in zip(p, q, strict=True)]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = rows(a[idx], t[idx]) - rows(b[idx], t[idx])
+        point = float(score_fn(a, t) - score_fn(b, t))
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return point, float("nan"), float("nan")
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return point, float(low), float(high)

@@ -11,15 +11,22 @@ the input it needs (``"probs"``, ``"source_labels"``, ``"features"``), so
 
 from __future__ import annotations
 
+from .etran import etran, etran_terms
+from .gbc import gbc
 from .hscore import HScore, h_score
+from .knn import knn_accuracy
 from .leep import LEEP, leep
 from .logme import LogME, logme
 from .nce import NCE, nce, task_hardness
+from .nleep import mixture_posteriors, nleep
+from .parc import parc
 from .registry import KINDS, Estimator, get_estimator, list_estimators, register_estimator, score
+from .sfda import sfda
 from .transrate import transrate
 
 __all__ = [
     "leep", "LEEP", "nce", "NCE", "task_hardness", "h_score", "HScore", "logme", "LogME",
     "transrate", "KINDS", "Estimator", "get_estimator", "list_estimators", "register_estimator",
-    "score",
+    "score", "nleep", "mixture_posteriors", "sfda", "parc", "gbc", "knn_accuracy", "etran",
+    "etran_terms",
 ]

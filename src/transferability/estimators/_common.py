@@ -97,3 +97,48 @@ def finite(value, name: str) -> float:
         raise ValueError(f"{name}: the score came out {value}, not a finite number "
                          "(numerically degenerate input)")
     return value
+
+
+def principal_components(features: np.ndarray, dims: int | None = None, *,
+                         variance: float | None = None, name: str = "dims") -> np.ndarray:
+    """Scores of centred ``features`` (N × D) on their top principal axes, N × k.
+
+    k is ``dims``; with ``variance``, the fewest axes keeping that fraction of the total
+    variance, at most ``dims`` when given (a cap, not a request). The
+    eigendecomposition is of the smaller of ZᵀZ and ZZᵀ, after an exact power-of-two rescaling
+    (the scores keep the input's scale). Each axis's sign makes its largest-magnitude
+    loading positive (scikit-learn's convention), so the scores are deterministic. Asking
+    for more axes than the rank of the centred features is a ValueError naming ``name``.
+    """
+    scale = pow2_scale(features)
+    z = features / scale
+    z -= z.mean(axis=0)
+    gram_side = len(z) < z.shape[1]
+    lam, vecs = nonzero_eigh(z @ z.T if gram_side else z.T @ z, "features")
+    lam, vecs = lam[::-1], vecs[:, ::-1]
+    if variance is not None:
+        keep = int(np.searchsorted(np.cumsum(lam) / lam.sum(), variance * (1 - 1e-12))) + 1
+        dims = keep if dims is None else min(dims, keep)
+    if dims is None or dims > len(lam):
+        raise ValueError(f"{name}: {dims} principal components requested but the centred "
+                         f"features have rank {len(lam)}")
+    lam, vecs = lam[:dims], vecs[:, :dims]
+    loadings = z.T @ vecs if gram_side else vecs
+    rows = np.abs(loadings).argmax(axis=0)
+    signs = np.sign(loadings[rows, np.arange(dims)])  # largest loading > 0, as in sklearn
+    scores = vecs * np.sqrt(lam) if gram_side else z @ vecs
+    return scores * (signs * scale)
+
+
+def class_means(features: np.ndarray, labels: np.ndarray,
+                num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """C × D class means and the class counts."""
+    counts = np.bincount(labels, minlength=num_classes)
+    return class_sums(features, labels, num_classes) / counts[:, None], counts
+
+
+def check_class_sizes(counts: np.ndarray, minimum: int, name: str = "target_labels") -> None:
+    """Every class must have at least ``minimum`` samples (per-class statistics need them)."""
+    if counts.min() < minimum:
+        raise ValueError(f"{name}: class {int(counts.argmin())} has {int(counts.min())} "
+                         f"sample(s); this estimator needs at least {minimum} per class")

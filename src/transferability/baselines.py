@@ -1,0 +1,74 @@
+"""Target-blind baselines and the mean-rank ensemble, scored beside the estimators.
+
+Critiques of transferability estimation (Agostinelli et al., ECCV 2022; Ibrahim et al.,
+2022) find that on model zoos a ranking that never looks at the target — by model size,
+by the model's accuracy on its own source task — rivals most estimators. So every ranking
+reports them as scores too (higher = predicted more transferable):
+
+- ``params``: the number of parameters;
+- ``source_acc``: the test accuracy on the model's own source task (zoo models carry it in
+  ``model.meta["metrics"]["test_acc"]``; for other models the user gives it);
+- ``feature_dim``: the dimension of the features the estimators see.
+
+The **ensemble** score of a source is the mean, over a chosen set of scores, of its rank
+among the sources (1 = lowest), so scores on different scales combine without weights.
+The benchmark picks the set by leave-one-target-out (:func:`loto_choice`): never on the
+target being scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy.stats import rankdata
+from torch import nn
+
+__all__ = ["BASELINES", "ENSEMBLE", "parameter_count", "source_accuracy", "baseline_scores",
+           "mean_rank", "loto_choice"]
+
+BASELINES: tuple[str, ...] = ("params", "source_acc", "feature_dim")
+ENSEMBLE = "ensemble"
+
+
+def parameter_count(model: nn.Module) -> int:
+    """The number of parameters of ``model`` (shared tensors counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def source_accuracy(model: nn.Module) -> float | None:
+    """The test accuracy on its own source task recorded in ``model.meta`` (zoo models:
+    ``meta["metrics"]["test_acc"]``; others: ``meta["source_acc"]``), else None."""
+    meta = getattr(model, "meta", None) or {}
+    value = meta.get("source_acc", (meta.get("metrics") or {}).get("test_acc"))
+    return None if value is None else float(value)
+
+
+def baseline_scores(model: nn.Module, feature_dim: int,
+                    source_acc: float | None = None) -> dict[str, float | None]:
+    """The three baselines of one model; ``source_acc`` overrides what its meta records."""
+    acc = source_acc if source_acc is not None else source_accuracy(model)
+    return {"params": float(parameter_count(model)), "source_acc": acc,
+            "feature_dim": float(feature_dim)}
+
+
+def mean_rank(rows: Sequence[Mapping], names: Sequence[str]) -> list[float]:
+    """Each row's mean rank over the scores ``names`` (average ranks on ties; higher =
+    better). Raises ValueError when a name is missing from a row."""
+    if not names:
+        raise ValueError("names: the ensemble needs at least one score")
+    missing = [n for n in names if any(r.get(n) is None for r in rows)]
+    if missing:
+        raise ValueError(f"names: scores {missing} are missing for some sources")
+    ranks = np.stack([rankdata([float(r[n]) for r in rows]) for n in names])
+    return [float(v) for v in ranks.mean(axis=0)]
+
+
+def loto_choice(taus: Mapping[str, Sequence[float]], held_out: int, size: int = 3) -> list[str]:
+    """The ``size`` scores with the highest mean τ over every target but ``held_out``
+    (``taus[score][t]`` is the score's weighted τ on target t; NaN counts as −1)."""
+    def mean_without(values):
+        kept = [v for t, v in enumerate(values) if t != held_out]
+        return float(np.mean(np.nan_to_num(kept, nan=-1.0))) if kept else -1.0
+
+    return sorted(taus, key=lambda s: (-mean_without(taus[s]), s))[:size]

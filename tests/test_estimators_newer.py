@@ -1,0 +1,173 @@
+"""N-LEEP, SFDA, PARC, GBC, kNN and ETran: hand-computed cases, the invariances their
+definitions imply, the direction of separable against random features, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transferability.estimators import (
+    etran,
+    etran_terms,
+    gbc,
+    get_estimator,
+    knn_accuracy,
+    leep,
+    mixture_posteriors,
+    nleep,
+    parc,
+    sfda,
+)
+
+NEWER = ["nleep", "sfda", "parc", "gbc", "knn", "etran"]
+SCALE_FREE = ["nleep", "parc", "gbc", "knn"]
+
+
+def task(n=120, d=12, classes=4, sep=3.0, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n) % classes)
+    mix = rng.normal(size=(d, d)) / np.sqrt(d)
+    f = (rng.normal(size=(n, d)) + sep * rng.normal(size=(classes, d))[y]) @ mix
+    return f, y
+
+
+# --- hand-computed cases --------------------------------------------------------------------
+
+
+def test_knn_by_hand():
+    # angles 0, 0.05, π/2, 1.54, 0.02 rad: with k = 1 samples 0, 1 and 4 find each other
+    # across classes 0 and 1 (0 ↔ 4, 1 → 4, 4 → 0), samples 2 and 3 find each other
+    f = np.array([[1, 0], [2, 0.1], [0, 1], [0.1, 3], [1, 0.02]])
+    y = np.array([0, 0, 1, 1, 1])
+    assert knn_accuracy(f, y, k=1) == 0.4
+    assert knn_accuracy(f * np.array([[3], [0.1], [7], [2], [5]]), y, k=1) == 0.4  # cosine
+    # k = 3: sample 4's neighbours are 0, 1 (class 0) and 3: it is wrong; 0 and 1 see 4 and
+    # the other class-0 sample and 3 or 2: right; 2 and 3 see each other and two class-0
+    # samples: wrong
+    assert knn_accuracy(f, y, k=3) == 0.4
+
+
+def test_parc_of_perfectly_grouped_features_by_hand():
+    # one-hot features plus tiny distinct noise: every same-class pair is less dissimilar
+    # than every other, so the ranks are 1..m1 and m1+1..M and the point-biserial ρ is
+    # √(3p(1 − p) M²/(M² − 1)) with M = 28 pairs, p = 24/28 of them across classes
+    y = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    f = np.eye(4)[y] + 1e-3 * np.random.default_rng(0).normal(size=(8, 4))
+    p = 24 / 28
+    expected = np.sqrt(3 * p * (1 - p) * 28**2 / (28**2 - 1))
+    assert parc(f, y, dims=3) == pytest.approx(expected, rel=1e-12)  # the one-hot part
+
+
+def test_gbc_by_hand():
+    # 1-D classes {-1, 1} and {3, 5}: means 0 and 4, variances 1, so D_B = 16/8 = 2 for
+    # both ordered pairs
+    f = np.array([[-1.0], [1.0], [3.0], [5.0]])
+    y = np.array([0, 0, 1, 1])
+    for gaussian in ("spherical", "diagonal"):
+        assert gbc(f, y, gaussian=gaussian) == pytest.approx(-2 * np.exp(-2), rel=1e-12)
+
+
+def test_etran_by_hand():
+    # 1-D: energy = the value; the lowest is -1. Nearest-mean logits at x = ∓1 give the true
+    # class probability 1/(1 + e⁻²) for every sample.
+    f = np.array([[-1.0], [-1.0], [1.0], [1.0]])
+    y = np.array([0, 0, 1, 1])
+    assert etran_terms(f, y) == pytest.approx((-1.0, 1 / (1 + np.exp(-2))), rel=1e-12)
+    assert etran(f, y) == pytest.approx(-1 + 1 / (1 + np.exp(-2)), rel=1e-12)
+
+
+def test_nleep_is_leep_of_the_mixture_posteriors():
+    f, y = task()
+    probs = mixture_posteriors(f, 20, variance=0.8, seed=3)
+    assert nleep(f, y, seed=3) == pytest.approx(leep(probs, y), rel=1e-12)
+    assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_sfda_of_well_separated_classes_is_near_one():
+    f, y = task(sep=30.0)
+    assert 0.95 < sfda(f, y) <= 1.0
+
+
+# --- invariances and direction --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NEWER)
+def test_permuting_classes_leaves_the_score_unchanged(name):
+    f, y = task()
+    renamed = np.array([2, 0, 3, 1])[y]
+    est = get_estimator(name)
+    assert est(f, renamed) == pytest.approx(est(f, y), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", SCALE_FREE)
+def test_scaling_the_features_leaves_scale_free_scores_unchanged(name):
+    f, y = task()
+    est = get_estimator(name)
+    for scale in (1e-3, 7.0, 2.0**40):
+        assert est(f * scale, y) == pytest.approx(est(f, y), rel=1e-6, abs=1e-9), scale
+
+
+@pytest.mark.parametrize("name", NEWER)
+def test_separable_features_score_above_random_ones(name):
+    f, y = task()
+    noise = np.random.default_rng(9).normal(size=f.shape) * f.std()
+    est = get_estimator(name)
+    assert est(f, y) > est(noise, y)
+
+
+@pytest.mark.parametrize("name", NEWER)
+@pytest.mark.parametrize("scale", [1e-150, 1e150])
+def test_extreme_scales_give_a_number_or_a_clear_error(name, scale):
+    f, y = task()
+    try:
+        value = get_estimator(name)(f * scale, y)
+    except ValueError as exc:
+        assert "features" in str(exc)
+    else:
+        assert np.isfinite(value)
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NEWER)
+def test_bad_input_is_a_clear_value_error(name):
+    f, y = task()
+    est = get_estimator(name)
+    with pytest.raises(ValueError, match="features: expected a 2-D"):
+        est(f[:, 0], y)
+    bad = f.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="features: contains 1 NaN"):
+        est(bad, y)
+    with pytest.raises(ValueError, match="target_labels: .*missing class"):
+        est(f, np.where(y == 1, 4, y))
+    with pytest.raises(ValueError, match="length mismatch"):
+        est(f[:-1], y)
+
+
+def test_too_few_samples_and_too_many_components_are_refused():
+    f, y = task(n=12, d=5, classes=4)
+    y1 = y.copy()
+    y1[y1 == 3] = 0
+    y1[0] = 3  # class 3 has a single sample
+    with pytest.raises(ValueError, match="target_labels: class 3 has 1 sample"):
+        gbc(f, y1)
+    with pytest.raises(ValueError, match="target_labels: 5 samples for 4 classes"):
+        nleep(f[:5], np.array([0, 1, 2, 3, 0]))
+    with pytest.raises(ValueError, match="dims: 6 principal components .* rank 5"):
+        gbc(f, y, dims=6)
+    with pytest.raises(ValueError, match="dims: 9 principal components .* rank 5"):
+        parc(f, y, dims=9)
+    with pytest.raises(ValueError, match="k: "):
+        knn_accuracy(f, y, k=12)
+    with pytest.raises(ValueError, match="gaussian: "):
+        gbc(f, y, gaussian="full")
+
+
+def test_knn_default_k_fits_tiny_targets():
+    f = np.array([[1.0, 0], [0.9, 0.1], [0, 1.0], [0.1, 0.9]])
+    y = np.array([0, 0, 1, 1])
+    # k = 3 = N − 1: every sample sees its partner and both others, a 1 : 2 vote against it
+    assert knn_accuracy(f, y) == 0.0
+    assert knn_accuracy(f, y, k=1) == 1.0
