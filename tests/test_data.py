@@ -179,7 +179,7 @@ def test_bad_input_names_the_problem():
 
 
 def test_datasets_live_in_the_registry():
-    assert list_datasets() == sorted(EXPECTED)
+    assert list_datasets() == sorted([*EXPECTED, "colour-digits", "colour-animals"])
     info = dataset_info("fonts")
     assert isinstance(info, DatasetInfo) and info.name == "fonts" and info.classes == 10
     with pytest.raises(dataclasses.FrozenInstanceError):

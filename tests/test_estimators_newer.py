@@ -171,3 +171,14 @@ def test_knn_default_k_fits_tiny_targets():
     # k = 3 = N − 1: every sample sees its partner and both others, a 1 : 2 vote against it
     assert knn_accuracy(f, y) == 0.0
     assert knn_accuracy(f, y, k=1) == 1.0
+
+
+def test_estimators_needing_several_per_class_are_refused_up_front():
+    from transferability.estimators import check_estimator_data, get_estimator
+
+    assert get_estimator("gbc").min_per_class == 2 and get_estimator("leep").min_per_class == 1
+    check_estimator_data(["leep", "logme"], [1, 2, 3])  # 6 samples, 3 classes: defined
+    with pytest.raises(ValueError, match=r"smallest class has 1 .*gbc, nleep need\(s\) at least 2"):
+        check_estimator_data(["logme", "gbc", "nleep"], [1, 2, 3], "train")
+    with pytest.raises(ValueError, match="3 samples for 3 classes"):
+        check_estimator_data(["logme"], [1, 1, 1])

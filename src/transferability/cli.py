@@ -226,6 +226,7 @@ def _cmd_rank(args) -> None:
     from .model_args import load_models
     from .ranking import rank_sources
     from .report import write_csv, write_json
+    from .study import stored_outputs
 
     attack, attack_options = _attack(args)
     _ensemble_names(args.ensemble)
@@ -239,12 +240,14 @@ def _cmd_rank(args) -> None:
         from .study import load_reference
 
         reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
-    result = rank_sources(models, train, estimators=args.estimators, test=test,
-                          shots=args.shots, repeats=args.repeats, seed=args.seed,
-                          reference=reference, n_per_class=args.n_per_class, attack=attack,
-                          attack_options=attack_options,
-                          source_accuracy=dict(args.source_acc or []), ensemble=args.ensemble,
-                          **_layer(args))
+    with _store(args) as store:  # extractions are cached: a second ranking extracts nothing
+        outputs = stored_outputs(store, **_layer(args), float16=args.cache_float16)
+        result = rank_sources(models, train, estimators=args.estimators, test=test,
+                              shots=args.shots, repeats=args.repeats, seed=args.seed,
+                              reference=reference, n_per_class=args.n_per_class, attack=attack,
+                              attack_options=attack_options,
+                              source_accuracy=dict(args.source_acc or []),
+                              ensemble=args.ensemble, outputs_fn=outputs, **_layer(args))
     print(result.format())
     files = [write_csv(result.rows, args.out / "rank.csv"),
              write_json({"target": str(args.target), **result.to_dict()}, args.out / "rank.json")]
@@ -361,6 +364,70 @@ def _cmd_attack(args) -> None:
     print("wrote " + ", ".join(map(str, files)))
 
 
+def _cmd_audit(args) -> None:
+    from importlib import resources
+
+    from ._files import check_writable_dir
+    from .audit import audit, load_protocol
+    from .data import dataset_from_spec, per_class
+    from .model_args import resolve_models
+
+    if args.save_png is not None:
+        check_writable_dir(args.save_png, "--save-png")
+    path = args.protocol or resources.files("transferability.configs") / "audit.yaml"
+    protocol = load_protocol(path)
+    here = Path(str(path)).parent
+
+    def located(item: str) -> str:  # zoo specs are named relative to the protocol
+        spec, sep, name = item.rpartition(":")
+        spec = spec if sep else item
+        if spec.endswith((".yaml", ".yml")) and not Path(spec).is_absolute():
+            return str(here / spec) + (sep + name if sep else "")
+        return item
+
+    attacks = protocol["attacks"]
+    if args.attacks:
+        unknown = sorted(set(args.attacks) - set(attacks))
+        if unknown:
+            raise ValueError(f"--attacks: {unknown[0]!r} is not in the protocol's attacks "
+                             f"{sorted(attacks)}")
+        attacks = {a: attacks[a] for a in args.attacks}
+    data = protocol["data"]
+    dataset = dataset_from_spec(data["dataset"], data.get("split", "test"), seed=args.seed)
+    n_per_class = args.n_per_class or data.get("n_per_class")
+    if n_per_class:
+        dataset = per_class(dataset, n_per_class, seed=args.seed)
+    victims = protocol["victims"]
+    groups = resolve_models([located(m) for m in protocol["surrogates"]],
+                            *[[located(v["model"])] for v in victims], cache_dir=args.cache_dir,
+                            names=["surrogates", *(["victims"] * len(victims))])
+    surrogates, families, all_victims = groups[0], {}, {}
+    for v, group in zip(victims, groups[1:], strict=True):
+        all_victims.update(group)
+        families.update(dict.fromkeys(group, v.get("family", "cnn")))
+    x = dataset.x
+    if args.device is not None:
+        import torch
+        device = torch.device(args.device)
+        for m in {id(m): m for m in [*surrogates.values(), *all_victims.values()]}.values():
+            m.to(device)
+        x = x.to(device)
+    targeted = protocol.get("targeted") or {}
+    with _store(args) as store:
+        options = {"eps": protocol["eps"], "steps": protocol.get("steps", 10),
+                   "norm": protocol.get("norm", "linf")}
+        result = audit(surrogates, all_victims, x, dataset.y, attacks, attack_options=options,
+                       families=families, ensemble=protocol.get("ensemble", True),
+                       targeted_attack=targeted.get("attack"),
+                       targeted_steps=targeted.get("steps", 300),
+                       quantize=protocol.get("quantize", True), save_png=args.save_png,
+                       seed=protocol.get("seed", args.seed), n_boot=protocol.get("n_boot", 1000),
+                       batch_size=protocol.get("batch_size", 128), store=store,
+                       settings={"protocol": protocol.get("name", str(path))}, **_backend(args))
+    print(result.format())
+    print("wrote " + ", ".join(map(str, result.write(args.out))))
+
+
 def _cmd_demo(args) -> None:
     from .demo import run_demo
 
@@ -464,8 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="transferability",
         description="Measure, predict and control knowledge and adversarial transferability.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    models_help = ("checkpoints, zoo specs ('demo', YAML), SPEC:NAME items or "
-                   "py:MODULE:FUNCTION entry points returning an nn.Module")
+    models_help = ("checkpoints, zoo specs ('demo', YAML), SPEC:NAME items, "
+                   "py:MODULE:FUNCTION entry points returning an nn.Module, or hub models "
+                   "timm:NAME, torchvision:NAME, hf-hub:ORG/NAME (?weights=none|FILE)")
 
     def command(name, func, help_text, parent=sub, **kw):
         p = parent.add_parser(name, help=help_text, description=help_text, **kw)
@@ -488,7 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", type=Path, default=Path(default), help="output folder")
 
     def attack_opts(p, *, use: str, default_steps: str):
-        p.add_argument("--attack", default="pgd", help="fgsm, bim, pgd, mifgsm, di, mi-di")
+        p.add_argument("--attack", default="pgd",
+                       help="fgsm, bim, pgd, mifgsm, di, mi-di, nifgsm, vmifgsm, vnifgsm, pgn, "
+                            "ti, si, admix, sia, bsr, sgm, linbp (docs/audit.md)")
         p.add_argument("--eps", type=_positive, default=None,
                        help=f"perturbation budget, [0,1] pixel scale ({use})")
         p.add_argument("--steps", type=_count(100_000), default=None,
@@ -558,7 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("rank", _cmd_rank,
                 "Score source models on a target task with transferability estimators.")
-    p.add_argument("--target", required=True, help="target dataset name or .npz/folder path")
+    p.add_argument("--target", required=True, help="target dataset name, .npz/folder path, "
+                   "imagefolder:PATH, npz:PATH or hf:PATH")
     p.add_argument("--sources", nargs="+", required=True, help=models_help)
     p.add_argument("--estimators", nargs="+", default=None,
                    help="estimator names (default: all that need no reference model)")
@@ -575,9 +646,11 @@ def build_parser() -> argparse.ArgumentParser:
     reference_opts(p, required=False)
     device_opts(p, precision=True)
     feature_opts(p)
+    p.add_argument("--cache-float16", action="store_true",
+                   help="keep the cached features and logits at float16 (big hub models)")
     seed_opt(p)
     out_opt(p, "rank-out")
-    cache_opt(p, store=False)
+    cache_opt(p)
 
     study = sub.add_parser("study", help="Run the studies that connect the two transferabilities.",
                            description="Run the studies that connect the two transferabilities.")
@@ -660,6 +733,23 @@ def build_parser() -> argparse.ArgumentParser:
     seed_opt(p)
     out_opt(p, "attack-out")
     cache_opt(p, store=False)
+
+    p = command("audit", _cmd_audit,
+                "Transfer-attack audit: surrogates × victims × attacks from a protocol (YAML), "
+                "8-bit images, both denominators with bootstrap intervals, success per victim "
+                "family, the field's orderings as verdicts, stealthiness; a heatmap per attack.")
+    p.add_argument("--protocol", type=Path, default=None,
+                   help="protocol file (default: the bundled grid on grayscale mixtures)")
+    p.add_argument("--attacks", nargs="+", default=None, help="only these of the protocol's")
+    p.add_argument("--n-per-class", type=_count(100_000), default=None,
+                   help="images per class (default: the protocol's)")
+    p.add_argument("--save-png", type=Path, default=None, metavar="DIR",
+                   help="write the adversarial images as PNG and evaluate what is read back")
+    p.add_argument("--device", default=None, help="move models and images here (e.g. cuda)")
+    seed_opt(p)
+    backend_opts(p)
+    out_opt(p, "audit-out")
+    cache_opt(p)
 
     p = command("benchmark", _cmd_benchmark,
                 "Which score to trust: the adversarial ↔ knowledge study on several targets "

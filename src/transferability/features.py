@@ -5,7 +5,9 @@ forward pass calls**, captured by a forward pre-hook during the same pass that y
 logits: no model surgery, no second forward. That covers the library's ``Classifier``,
 torchvision (``fc``), timm (``head``) and VGG/AlexNet-style ``classifier`` stacks alike.
 ``layer="classifier.1"`` (any name from ``model.named_modules()``) takes that module's
-output instead, ``layer_input=True`` its input. Every consumer (probes, estimators, the
+output instead, ``layer_input=True`` its input. A model with a ``feature_layer`` attribute
+(a hub model: the output of timm's ``forward_head(pre_logits=True)``) names its own
+default. Every consumer (probes, estimators, the
 zoo's feature cache, transferred models) goes through :func:`feature_tap`.
 """
 
@@ -33,6 +35,8 @@ def feature_tap(model: nn.Module, layer: str | None = None, layer_input: bool = 
     """Hooks that store the features of each forward pass of ``model`` in the yielded dict
     under ``"features"`` (see the module docstring); removed on exit."""
     store: dict[str, torch.Tensor] = {}
+    if layer is None and not layer_input and getattr(model, "feature_layer", None):
+        layer = model.feature_layer  # a hub model's classifier input (forward_head)
     if layer is None and isinstance(model, Ensemble):
         raise ValueError("layer: an Ensemble has no single penultimate layer; name a member's "
                          "module (e.g. layer='members.0.head', layer_input=True)")

@@ -32,7 +32,8 @@ __all__ = ["write_report", "render_report", "section_id"]
 _TITLES = {"StudyResult": "Adversarial ↔ knowledge transferability",
            "SurrogateStudyResult": "Surrogates: how training controls transfer",
            "RobustTransferResult": "Robust transfer: keeping a source's robustness",
-           "TransferMatrix": "Transfer matrix", "BenchmarkResult": "Benchmark"}
+           "TransferMatrix": "Transfer matrix", "BenchmarkResult": "Benchmark",
+           "AuditResult": "Transfer-attack audit"}
 _LABELS = {"probe_acc": "full-data probe acc.", "fewshot_acc": "few-shot probe acc.",
            "fewshot_std": "few-shot std", "neg_affine_loss": "−affine-fit loss",
            "model_fit": "model fit (−affine loss)",
@@ -654,6 +655,39 @@ def _robust(sid: str, v: dict) -> str:
     return "".join(parts)
 
 
+def _rate_ci(protocol: str) -> Callable[[dict], tuple[str, str]]:
+    """A success rate with its bootstrap interval, in %: ``64.0 [51.0, 76.0]%``."""
+    def cell(row: dict) -> tuple[str, str]:
+        r, lo, hi = (row.get(f"{k}_{protocol}") for k in ("rate", "low", "high"))
+        if not _finite(r):
+            return "–", ""
+        return f"{100 * r:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]%", repr(r)
+    return cell
+
+
+def _audit(sid: str, v: dict) -> str:
+    """The transfer-attack audit: the attack-by-family table, the verdicts, the rows."""
+    settings = v.get("settings") or {}
+    columns = ["attack", "family", "rank", "pairs",
+               ("success, both correct [95% CI]", _rate_ci("both_correct")),
+               ("success, all images [95% CI]", _rate_ci("all")), "l2", "linf", "ssim"]
+    parts = [f'<p class="note">Transfer pairs only (surrogate ≠ victim), {_e(settings.get("n"))} '
+             "images, 8-bit quantised: " + _e(str(settings.get("quantize"))) +
+             "; intervals: percentile bootstrap over images.</p>",
+             table(v.get("families") or [], columns, id=f"{sid}-families"),
+             _claims(v.get("claims"))]
+    if v.get("targeted"):
+        parts += ["<h3>Targeted (the victim predicts the target)</h3>",
+                  table(v["targeted"], ["loss", "family", "pairs",
+                                        ("success [95% CI]", _rate_ci("all"))],
+                        id=f"{sid}-targeted")]
+    rows = v.get("rows") or []
+    parts += [_details(f"per (attack, surrogate, victim) rows ({len(rows)})",
+                       table(rows, id=f"{sid}-rows")),
+              _details("settings", _kv(settings))]
+    return "".join(parts)
+
+
 def _generic(sid: str, v: dict) -> str:
     """Any other result: its scalars, lists of rows as tables, lists of text as lists."""
     scalars, parts = {}, []
@@ -675,10 +709,11 @@ def _generic(sid: str, v: dict) -> str:
 
 _RENDERERS: dict[str, Callable[[str, dict], str]] = {
     "StudyResult": _study, "SurrogateStudyResult": _surrogates,
-    "RobustTransferResult": _robust, "TransferMatrix": _transfer_matrix}
+    "RobustTransferResult": _robust, "TransferMatrix": _transfer_matrix,
+    "AuditResult": _audit}
 #: Result types that are a study's outcome: a section even when another job uses them.
 _STUDY_TYPES = {"StudyResult", "SurrogateStudyResult", "RobustTransferResult",
-                "BenchmarkResult"}
+                "BenchmarkResult", "AuditResult"}
 
 
 # ---- the store ----------------------------------------------------------------------------

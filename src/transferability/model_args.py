@@ -6,7 +6,10 @@ Each item names one or more models:
 * ``demo`` or ``zoo.yaml`` — every model of a zoo spec (built, or loaded from the cache);
   ``SPEC:NAME`` — one model of it (``demo:cnn-k5``);
 * ``py:MODULE:FUNCTION`` or ``py:path/to/file.py:FUNCTION`` — a function of yours that
-  returns any ``nn.Module`` (a torchvision, timm or paper-code model, weights loaded).
+  returns any ``nn.Module`` (a torchvision, timm or paper-code model, weights loaded);
+* ``timm:NAME``, ``torchvision:NAME``, ``hf-hub:ORG/NAME``, optionally
+  ``?weights=none|FILE`` — a hub model by name with its preprocessing attached
+  (:mod:`transferability.models.hub`; nothing is downloaded).
 
 Models are identified by what names them — the checkpoint's resolved path, the spec and
 entry, the entry point — never by a name inside a file, so two different checkpoints are
@@ -30,6 +33,7 @@ from torch import nn
 from ._validation import NAME_PATTERN
 from .devices import current_device, place
 from .models import load_checkpoint
+from .models.hub import HUBS, import_hub, load_hub_model, parse_hub_argument
 
 __all__ = ["load_models", "resolve_models", "load_entry_point"]
 
@@ -77,6 +81,10 @@ def _expand(item: str, cache_dir, zoos: dict) -> list[tuple[str, str, str, objec
     if item.startswith("py:"):
         short = item.rpartition(":")[2]
         return [(item, short, item, lambda: load_entry_point(item))]
+    if item.partition(":")[0] in HUBS:  # checked, and its package imported, before any work
+        arg = parse_hub_argument(item)
+        import_hub(arg)
+        return [(arg.identity, arg.short, item, lambda: load_hub_model(arg))]
     path = Path(item)
     try:
         is_file = path.suffix not in (".yaml", ".yml") and path.is_file()
@@ -92,7 +100,8 @@ def _expand(item: str, cache_dir, zoos: dict) -> list[tuple[str, str, str, objec
         spec, name = item, None
     if not _is_spec(spec):
         raise ValueError(f"sources: {item!r} is not a checkpoint file, a zoo spec ('demo', "
-                         "a .yaml file, SPEC:NAME) or a py:MODULE:FUNCTION entry point")
+                         "a .yaml file, SPEC:NAME), a py:MODULE:FUNCTION entry point or a hub "
+                         "model (timm:NAME, torchvision:NAME, hf-hub:ORG/NAME)")
     key = spec if spec == "demo" else str(Path(spec).resolve())
     if name is not None:  # check the name before training anything, then train only it
         names = [e.name for e in load_spec(spec)]

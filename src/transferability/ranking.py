@@ -23,7 +23,7 @@ from .attacks import AttackFactory, with_seed
 from .baselines import BASELINES, ENSEMBLE, baseline_scores, mean_rank
 from .data.dataset import ImageDataset
 from .data.tasks import check_per_class, per_class
-from .estimators import get_estimator, list_estimators, score
+from .estimators import check_estimator_data, get_estimator, list_estimators, score
 from .features import Outputs
 from .features import outputs_fn as default_outputs
 from .report import format_table
@@ -132,6 +132,7 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
     if ensemble is not None:
         ensemble = [check_choice(n, "ensemble", [*list_estimators(), *BASELINES])
                     for n in ensemble]
+    check_estimator_data(names, train.class_counts(), "train")
     if adversarial:  # before any model runs, not after every estimator
         check_per_class(n_per_class, "n_per_class", train)
     outputs_fn = outputs_fn or default_outputs(layer, layer_input)

@@ -42,6 +42,9 @@ __all__ = ["RobustTransferResult", "robust_transfer_study", "plot_robust_transfe
 log = logging.getLogger("transferability")
 
 SOURCE = {"mixture": ["fonts", "animals"], "k": 5}
+#: The source of a colour target (``colour-*``): colour digits and animals, generated with
+#: another seed than the target's images.
+COLOUR_SOURCE = {"mixture": ["colour-digits", "colour-animals"], "k": 5, "seed": 1}
 #: Fine-tuning methods: name -> fine_tune options. "last k" trains the last k backbone
 #: blocks and a new head; the resnet has 5 blocks (stem, 3 residual blocks, pooling).
 METHODS = MappingProxyType({
@@ -143,7 +146,7 @@ def robust_transfer_study_job(config: dict, inputs: dict) -> dict:
 
 def _robust_jobs(settings: dict, cache_dir: Path) -> Job:
     """The study's graph (see the module docstring): its final ``robust_transfer_study`` job."""
-    data = {**SOURCE, "n_per_class": settings["source_per_class"]}
+    data = {**settings.get("source", SOURCE), "n_per_class": settings["source_per_class"]}
     source_attack = settings["source_attack_options"]
     spec = {"models": [
         {"name": f"{kind}-s{seed}", "arch": "resnet", "data": data,
@@ -203,7 +206,8 @@ def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["sou
     # the target is read before any job: too few images per class is refused here
     check_per_class(target_per_class, "target_per_class", dataset_from_spec(target, "train"))
     check_per_class(eval_per_class, "eval_per_class", dataset_from_spec(target, "test"))
-    settings = {"seeds": list(seeds), "source": SOURCE, "source_epochs": source_epochs,
+    source = COLOUR_SOURCE if str(target).startswith("colour-") else SOURCE
+    settings = {"seeds": list(seeds), "source": source, "source_epochs": source_epochs,
                 "source_per_class": source_per_class, "target": target,
                 "target_per_class": target_per_class, "tune_epochs": tune_epochs,
                 "eval_per_class": eval_per_class, "radii": list(eps),
@@ -212,7 +216,7 @@ def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["sou
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = _robust_jobs(settings, cache_dir)
     log.info("  sources: %d resnet models (standard, pgd_at, cartl_fdm) on %s",
-             len(seeds) * len(KINDS), "fonts/animals")
+             len(seeds) * len(KINDS), "/".join(source["mixture"]))
     with open_store(store, cache_dir) as store:
         run = run_jobs([final], store, study="robust-transfer", backend=backend,
                        show_progress=show_progress, **backend_options)

@@ -32,7 +32,7 @@ from ._validation import check_same_device
 from .adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, attack_reference
 from .attacks import with_seed
 from .data import ImageDataset, check_per_class, per_class
-from .estimators import list_estimators, score
+from .estimators import check_estimator_data, list_estimators, score
 from .features import Outputs, extract, with_head
 from .jobs import Given, Job, Output, ResultStore, given, job_kind, open_store, run_jobs
 from .jobs.graph import walk
@@ -48,7 +48,7 @@ log = logging.getLogger("transferability")
 MATRIX_ATTACK_OPTIONS = MappingProxyType({"eps": 0.3, "steps": 10})
 
 __all__ = ["StudyResult", "adv_knowledge_study", "adv_knowledge_jobs", "reference_spec",
-           "load_reference"]
+           "load_reference", "stored_outputs", "model_input"]
 
 AFFINE = "neg_affine_loss"  # −(affine-fit loss): higher = better, like every predictor
 
@@ -146,7 +146,48 @@ def features_job(config: dict, inputs: dict) -> Output:
     data = inputs["data"].artifact
     out = extract(inputs["model"].artifact, data.x, data.y, layer=config["layer"],
                   layer_input=config["layer_input"])
-    return Output({"n": len(data), "features": int(out.features.shape[1])}, out.tensors())
+    tensors = out.tensors()
+    if config.get("float16"):  # big models' caches, on request: half the disk
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    return Output({"n": len(data), "features": int(out.features.shape[1])}, tensors)
+
+
+def model_input(model: nn.Module) -> Given:
+    """``model`` as a job input. A hub model is keyed by what names it (hub, model,
+    weights, with the weights file's size and time) and its preprocessing, so a big network
+    is not hashed; any other model by its content (:func:`~transferability.jobs.given`)."""
+    meta = getattr(model, "meta", None)
+    if not (isinstance(meta, dict) and meta.get("identity") and meta.get("hub")):
+        return given(model)
+    import hashlib
+    import json
+    from pathlib import Path
+
+    weights = meta["weights"]
+    stat = None
+    if weights not in ("pretrained", "none"):
+        st = Path(weights).stat()
+        stat = [st.st_size, st.st_mtime_ns]
+    text = json.dumps({"identity": meta["identity"], "file": stat,
+                       "preprocess": meta.get("preprocess")}, sort_keys=True)
+    return Given(hashlib.sha256(text.encode()).hexdigest()[:24], model, meta["identity"])
+
+
+def stored_outputs(store: ResultStore | None, *, layer: str | None = None,
+                   layer_input: bool = False, float16: bool = False):
+    """``(name, model, data) -> Outputs`` (a ``rank_sources`` ``outputs_fn``) whose
+    extractions are ``features`` jobs in ``store``, keyed by (model, weights, dataset,
+    preprocessing, layer): ranking the same models twice extracts once. ``float16`` keeps
+    the cached features and logits at half precision (returned as float32)."""
+    config = {"layer": layer, "layer_input": layer_input, **({"float16": True} if float16
+                                                              else {})}
+
+    def outputs(name: str, model: nn.Module, data) -> Outputs:
+        job = Job("features", config, {"model": model_input(model), "data": given(data)},
+                  label=name)
+        art = run_jobs([job], store, study="rank", show_progress=False).artifact(job)
+        return Outputs(**{k: v.float() if v.is_floating_point() else v for k, v in art.items()})
+    return outputs
 
 
 @job_kind("knowledge_scores", device=False)
@@ -308,6 +349,7 @@ def _check_inputs(reference, sources, train, test, *, n_per_class, shots, seed, 
         return
     check_per_class(n_per_class, "n_per_class", train, test)
     check_per_class(shots, "shots", train)
+    check_estimator_data(output_estimators(), train.class_counts(), "train")
     models = {name: m.value if isinstance(m, Given) else m
               for name, m in {"reference": reference, **sources}.items()}
     models = {name: m for name, m in models.items() if isinstance(m, nn.Module)}

@@ -127,8 +127,10 @@ def _specs(task, seeds, epochs, n_per_class, rhos) -> tuple[dict, dict]:
             method = "sam" if rho <= 0.05 else "lsam"
             models.append({"name": f"{method}-r{rho}-s{seed}", "arch": "cnn", "data": data,
                            "train": {**base, "seed": seed, "method": method, "rho": rho}})
+    side = 32 if str(task).startswith("colour-") else 28  # the mlp is built for one size
     victims = [{"name": f"victim-{arch}", "arch": arch, "data": data,
-                "train": {**base, "seed": 100 + i}}
+                "train": {**base, "seed": 100 + i},
+                **({"arch_kwargs": {"image_size": side}} if arch == "mlp" and side != 28 else {})}
                for i, arch in enumerate(VICTIMS)]
     return {"models": models}, {"models": victims}
 

@@ -4,16 +4,34 @@
 >>> x_adv = attack(x, y)                                     # doctest: +SKIP
 
 FGSM, PGD (BIM without random start; L∞ and L2), MI-FGSM and DI input diversity, targeted
-or untargeted, with a cross-entropy or Carlini–Wagner margin loss. Inputs are images in
+or untargeted, with a cross-entropy, Carlini–Wagner margin or logit loss; the transfer
+attacks: gradient stabilisation (NI, VMI, VNI, PGN), input transformations (TI, SI, Admix,
+SIA, BSR), model-specific gradients (SGM, LinBP), feature-level (ILA, FIA) and the SVRE
+ensemble attack. Inputs are images in
 [0, 1]; normalisation belongs inside the model, which must output logits.
 """
 
 from . import norms
-from .base import LOSSES, Attack, GradientMaskingWarning, InputTransform, margin
+from .admix import Admix
+from .base import (
+    LOSSES,
+    Attack,
+    Compose,
+    GradientMaskingWarning,
+    InputTransform,
+    margin,
+    random_targets,
+)
+from .bsr import BSR
 from .di import DI
 from .fgsm import FGSM, fgsm
+from .fia import FIA
+from .ila import ILA
+from .linbp import LinBP
 from .mifgsm import MIFGSM, mifgsm
+from .nifgsm import NIFGSM
 from .pgd import PGD, pgd
+from .pgn import PGN
 from .registry import (
     AttackFactory,
     attack_factory,
@@ -23,10 +41,19 @@ from .registry import (
     with_seed,
 )
 from .robust import RobustAccuracy, robust_accuracy
+from .sgm import SGM
+from .si import SI
+from .sia import SIA
+from .svre import SVRE
+from .ti import TI
+from .vmifgsm import VMIFGSM
+from .vnifgsm import VNIFGSM
 
 __all__ = [
     "Attack", "InputTransform", "LOSSES", "margin", "norms", "GradientMaskingWarning",
     "FGSM", "PGD", "MIFGSM", "DI",
+    "NIFGSM", "VMIFGSM", "VNIFGSM", "PGN", "TI", "SI", "Admix", "SIA", "BSR", "SGM", "LinBP",
+    "ILA", "FIA", "SVRE", "Compose", "random_targets",
     "fgsm", "pgd", "mifgsm",
     "create_attack", "list_attacks", "register_attack", "attack_factory", "AttackFactory",
     "with_seed", "RobustAccuracy", "robust_accuracy",

@@ -23,6 +23,7 @@ from torch import nn
 from .._validation import (
     check_choice,
     check_images,
+    check_int,
     check_labels_tensor,
     check_positive,
     check_seed,
@@ -33,9 +34,10 @@ from ..features import check_finite_outputs, run_model
 from ..utils import evaluating, frozen
 from .norms import check_norm
 
-__all__ = ["Attack", "InputTransform", "LOSSES", "margin", "GradientMaskingWarning"]
+__all__ = ["Attack", "InputTransform", "LOSSES", "margin", "GradientMaskingWarning", "Compose",
+           "random_targets"]
 
-LOSSES = ("ce", "margin")
+LOSSES = ("ce", "margin", "logit")
 
 #: A sample is "confident" when its top softmax probability exceeds this; the masking
 #: warning fires when at least MASKED_SHARE of a batch is confident with a zero or
@@ -50,7 +52,37 @@ class GradientMaskingWarning(UserWarning):
 
 #: A differentiable map applied to the adversarial input before each forward pass (for
 #: example :class:`~transferability.attacks.DI`), called as ``transform(x, generator)``.
+#: A multi-copy transform (SI, Admix, SIA, BSR) returns ``k·N`` images, copy-major (all N
+#: images of copy 0, then copy 1, ...); the attack averages the gradient over the copies.
 InputTransform = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
+
+
+class Compose:
+    """Input transforms applied in order, e.g. ``Compose([SI(), DI()])`` for SI-DI: each
+    sees all the copies the previous one made."""
+
+    def __init__(self, transforms):
+        self.transforms = list(transforms)
+        for t in self.transforms:
+            if not callable(t):
+                raise ValueError(f"input_transform: expected callables, got {t!r}")
+
+    def __repr__(self) -> str:
+        return f"Compose({self.transforms!r})"
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        for t in self.transforms:
+            x = t(x, generator)
+        return x
+
+
+def random_targets(y: torch.Tensor, num_classes: int, seed: int = 0) -> torch.Tensor:
+    """A target class for each label, uniform over the ``num_classes − 1`` other classes
+    (the random-target protocol of Zhao et al., "On Success and Simplicity", NeurIPS 2021)."""
+    y = check_labels_tensor(y, "y", num_classes=num_classes)
+    g = torch.Generator().manual_seed(check_seed(seed))
+    shift = torch.randint(1, num_classes, (len(y),), generator=g).to(y.device)
+    return (y + shift) % num_classes
 
 
 def margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -72,31 +104,44 @@ class Attack:
         eps: radius of the threat model's ball, in the [0, 1] pixel scale (ε ≥ 0).
         norm: ``"linf"`` or ``"l2"``.
         targeted: if true, ``y`` holds target classes and the attack pushes towards them.
-        loss: ``"ce"`` (cross-entropy) or ``"margin"`` (Carlini–Wagner logit margin).
+        loss: ``"ce"`` (cross-entropy), ``"margin"`` (Carlini–Wagner logit margin) or
+            ``"logit"`` (the label's logit alone, the targeted loss of Zhao et al. 2021).
         use_predictions: attack the model's own predicted labels and ignore ``y``, as
             Liang et al. (2021) do. Calling with ``y=None`` does the same.
         seed: seeds the random start and input transforms. Each call draws afresh from
             this seed, so the same seed and inputs give the same ``x_adv``; ``None`` uses
             torch's global generator.
         input_transform: a differentiable ``(x, generator) -> x`` applied before every
-            forward pass of the attack, e.g. :class:`DI` input diversity.
+            forward pass of the attack, e.g. :class:`DI` input diversity; a list is
+            applied in order (:class:`Compose`).
+        gradient_transform: a map ``grad -> grad`` applied to every input gradient, e.g.
+            :class:`TI`'s smoothing.
+        copies_batch: with a multi-copy input transform, forward and backward this many
+            copies at a time (``None``: all at once). Bounds memory; the result is the same.
     """
 
-    #: True for attacks that reach the model only through :meth:`gradient`: given labels,
-    #: a call then makes no separate clean pass, and the first gradient's forward pass
-    #: checks the outputs and labels instead (one forward pass fewer per call)
+    #: True for attacks that reach the model only through :meth:`gradient` (and keep the
+    #: base ``_loss``): given labels, a call then makes no separate clean pass, and the
+    #: first gradient's forward pass checks the outputs and labels instead (one forward
+    #: pass fewer per call)
     checks_in_gradient = False
 
     def __init__(self, model: nn.Module, eps: float, *, norm: str = "linf",
                  targeted: bool = False, loss: str = "ce", use_predictions: bool = False,
-                 seed: int | None = None, input_transform: InputTransform | None = None):
+                 seed: int | None = None, input_transform: InputTransform | None = None,
+                 gradient_transform: Callable | None = None, copies_batch: int | None = None):
         if not isinstance(model, nn.Module):
             raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         if targeted and use_predictions:
             raise ValueError("use_predictions: cannot be combined with targeted=True "
                              "(y holds the target classes)")
+        if isinstance(input_transform, list | tuple):
+            input_transform = Compose(input_transform)
         if input_transform is not None and not callable(input_transform):
             raise ValueError(f"input_transform: expected a callable, got {input_transform!r}")
+        if gradient_transform is not None and not callable(gradient_transform):
+            raise ValueError(f"gradient_transform: expected a callable, got "
+                             f"{gradient_transform!r}")
         self.model = model
         self.eps = check_positive(eps, "eps", allow_zero=True)
         self.norm = check_norm(norm)
@@ -105,6 +150,9 @@ class Attack:
         self.use_predictions = bool(use_predictions)
         self.seed = None if seed is None else check_seed(seed)
         self.input_transform = input_transform
+        self.gradient_transform = gradient_transform
+        self.copies_batch = None if copies_batch is None else check_int(copies_batch,
+                                                                         "copies_batch")
         # a model with its own attack objective (e.g. models.Ensemble) combines the logits
         # or losses of its members itself, and may sample them per step
         self._model_objective = getattr(model, "attack_objective", None)
@@ -132,7 +180,8 @@ class Attack:
         x = x.detach().to(device, model_dtype(self.model))
         with evaluating(self.model), frozen(self.model):
             if (y is None or self.use_predictions or not self.checks_in_gradient
-                    or self._model_objective is not None):
+                    or self._model_objective is not None
+                    or type(self)._loss is not Attack._loss):  # a loss of its own
                 with torch.no_grad():
                     logits = check_finite_outputs(run_model(self.model, x), "model")
                 num_classes = self._check_outputs(logits)
@@ -170,31 +219,68 @@ class Attack:
         """
         if self.loss == "ce":
             loss = F.cross_entropy(logits, y, reduction="sum")
-        else:
+        elif self.loss == "margin":
             loss = -margin(logits, y).sum()
+        else:
+            loss = -logits.gather(1, y[:, None]).sum()
         return -loss if self.targeted else loss
 
     def gradient(self, x_adv: torch.Tensor, y: torch.Tensor,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """∇ₓ of :meth:`objective` at ``x_adv`` (through ``input_transform`` if any).
+        """∇ₓ of :meth:`objective` at ``x_adv`` (through ``input_transform`` if any, averaged
+        over its copies, then through ``gradient_transform``).
 
         Uses ``torch.autograd.grad`` on the input alone; the parameters are frozen, so no
-        weight gradients are computed or stored.
+        weight gradients are computed or stored. Copies go through the model
+        ``copies_batch`` at a time: the gradient with respect to each chunk of copies is
+        taken first, then pulled back through the transform in one pass.
         """
         x_adv = x_adv.detach().requires_grad_(True)
         with torch.enable_grad():
             inputs = x_adv
             if self.input_transform is not None:
                 inputs = self.input_transform(x_adv, generator)
-            if self._model_objective is None:
-                logits = self._first_logits(inputs, y) if self._unchecked else self.model(inputs)
-                objective = self.objective(logits, y)
+            k, rest = divmod(len(inputs), len(x_adv))
+            if rest:
+                raise ValueError(f"input_transform: returned {len(inputs)} images for a batch "
+                                 f"of {len(x_adv)}; expected a multiple")
+            labels = y if k == 1 else y.repeat(k)
+            chunk = len(inputs) if self.copies_batch is None else self.copies_batch * len(x_adv)
+            if chunk >= len(inputs):
+                (grad,) = torch.autograd.grad(self._loss(inputs, labels) / k, x_adv)
             else:
-                objective = self._model_objective(inputs, y, self.objective)
-            (grad,) = torch.autograd.grad(objective, x_adv)
-        if self._confident is not None:  # once per call: the first gradient only
-            self._check_masking(grad)
+                leaf = inputs.detach()
+                parts = []
+                for start in range(0, len(leaf), chunk):
+                    part = leaf[start:start + chunk].requires_grad_(True)
+                    objective = self._loss(part, labels[start:start + chunk]) / k
+                    parts.append(torch.autograd.grad(objective, part)[0])
+                (grad,) = torch.autograd.grad(inputs, x_adv, torch.cat(parts))
+        if self.gradient_transform is not None:
+            grad = self.gradient_transform(grad)
+        if self._confident is not None and len(grad) == len(self._confident):
+            self._check_masking(grad)  # once per call: the first gradient only
         return grad
+
+    def gradients(self, points: torch.Tensor, y: torch.Tensor,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """The gradient at each of k points per image, ``points`` shaped k×N×C×H×W, taken
+        ``copies_batch`` points at a time (all at once by default); returns k×N×C×H×W."""
+        k, n = points.shape[:2]
+        per = k if self.copies_batch is None else self.copies_batch
+        out = []
+        for start in range(0, k, per):
+            chunk = points[start:start + per]
+            grad = self.gradient(chunk.flatten(0, 1), y.repeat(len(chunk)), generator)
+            out.append(grad.view(chunk.shape))
+        return torch.cat(out)
+
+    def _loss(self, inputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The summed objective of one forward pass (feature-level attacks replace it)."""
+        if self._model_objective is None:
+            logits = self._first_logits(inputs, y) if self._unchecked else self.model(inputs)
+            return self.objective(logits, y)
+        return self._model_objective(inputs, y, self.objective)
 
     def _first_logits(self, inputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The first forward pass of a call that made no clean pass: it runs the checks the

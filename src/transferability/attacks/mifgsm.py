@@ -36,10 +36,17 @@ class MIFGSM(PGD):
         super().__init__(model, eps, alpha, steps, random_start=random_start, **options)
         self.decay = check_positive(decay, "decay", allow_zero=True)
 
-    def _accumulate(self, previous: torch.Tensor | None, grad: torch.Tensor) -> torch.Tensor:
+    def _direction(self, x, x_adv, y, generator, memory):
+        return self._momentum(memory, self.gradient(x_adv, y, generator))
+
+    def _momentum(self, memory: dict, grad: torch.Tensor) -> torch.Tensor:
+        """``g ← μ·g + grad/‖grad‖₁`` (Eq. 6), kept in ``memory["g"]`` and returned."""
         l1 = grad.abs().flatten(1).sum(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        grad = grad / l1
-        return grad if previous is None else self.decay * previous + grad
+        g = grad / l1
+        if "g" in memory:
+            g = self.decay * memory["g"] + g
+        memory["g"] = g
+        return g
 
 
 def mifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, eps: float,

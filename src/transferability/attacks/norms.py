@@ -11,7 +11,11 @@ import torch
 
 from .._validation import check_choice
 
-__all__ = ["NORMS", "check_norm", "step_direction", "project", "clip", "random_start"]
+__all__ = ["NORMS", "check_norm", "step_direction", "project", "clip", "random_start",
+           "quantize", "check_bound", "LEVELS"]
+
+#: 8-bit images: the values k/255.
+LEVELS = 255
 
 NORMS = ("linf", "l2")
 
@@ -78,3 +82,34 @@ def clip(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> torch.T
     only shrinks each coordinate of the perturbation, so the result stays in the ball.
     """
     return (x + project(x_adv - x, eps, norm)).clamp(0, 1)
+
+
+def quantize(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str,
+             levels: int = LEVELS) -> torch.Tensor:
+    """``x_adv`` rounded to the grid ``k/levels`` (8-bit images), kept in the ε-ball.
+
+    Rounding to the nearest level can leave the ball by up to half a level; the samples
+    (L2) or coordinates (L∞) it pushes out are rounded towards ``x`` instead, which stays
+    in the ball when ``x`` is on the grid (quantise the clean images first), so what a
+    victim sees is what a saved PNG holds. :func:`check_bound` verifies the result.
+    """
+    q = torch.round(x_adv * levels) / levels
+    toward = torch.where(x_adv >= x, torch.floor(x_adv * levels),
+                         torch.ceil(x_adv * levels)) / levels
+    if norm == "linf":
+        outside = (q - x).abs() > eps
+    else:
+        outside = _per_sample(_l2(q - x) > eps).expand_as(q)
+    return torch.where(outside, toward, q).clamp(0, 1)
+
+
+def check_bound(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str,
+                name: str = "x_adv") -> None:
+    """Refuse a batch with a perturbation larger than ε (beyond float rounding)."""
+    size = ((x_adv - x).flatten(1).abs().amax(dim=1) if norm == "linf"
+            else _l2(x_adv - x))
+    worst = float(size.max()) if len(size) else 0.0
+    if worst > eps * (1 + 1e-6) + 1e-7:
+        raise ValueError(f"{name}: a perturbation of {norm} size {worst:.6g} exceeds "
+                         f"eps={eps:.6g} after quantisation; put the clean images on the "
+                         "8-bit grid first")

@@ -45,16 +45,18 @@ class PGD(Attack):
         x_adv = x
         if self.random_start and self.eps > 0:
             x_adv = norms.random_start(x, self.eps, self.norm, generator)
-        direction = None
+        memory: dict = {}
         for _ in range(self.steps):
-            direction = self._accumulate(direction, self.gradient(x_adv, y, generator))
+            direction = self._direction(x, x_adv, y, generator, memory)
             x_adv = x_adv + self.alpha * norms.step_direction(direction, self.norm)
             x_adv = norms.clip(x, x_adv, self.eps, self.norm)
         return x_adv
 
-    def _accumulate(self, previous: torch.Tensor | None, grad: torch.Tensor) -> torch.Tensor:
-        """The vector whose steepest-ascent direction is taken; plain PGD uses the gradient."""
-        return grad
+    def _direction(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
+                   generator: torch.Generator | None, memory: dict) -> torch.Tensor:
+        """The vector whose steepest-ascent direction is this step's; plain PGD uses the
+        gradient. ``memory`` carries state (momentum, variance) from step to step."""
+        return self.gradient(x_adv, y, generator)
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, eps: float,

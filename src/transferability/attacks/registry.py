@@ -8,20 +8,53 @@ Names and what they build (every keyword of the class is accepted)::
     mifgsm   MIFGSM(model, eps, alpha, steps, decay)                 Dong et al. 2018
     di       PGD(..., random_start=False, input_transform=DI(p, resize_rate))  DI²-FGSM
     mi-di    MIFGSM(..., input_transform=DI(p, resize_rate))          M-DI²-FGSM, Xie et al.
+    nifgsm   NIFGSM(model, eps, alpha, steps, decay)                 Lin et al. 2020
+    vmifgsm  VMIFGSM(..., samples, beta)                             Wang & He 2021
+    vnifgsm  VNIFGSM(..., samples, beta)                             Wang & He 2021
+    pgn      PGN(..., samples, zeta, delta)                          Ge et al. 2023
+    ti       MIFGSM(..., gradient_transform=TI(kernel_size, nsig))   TI-MI-FGSM, Dong et al. 2019
+    si       NIFGSM(..., input_transform=SI(copies))                 SI-NI-FGSM, Lin et al. 2020
+    admix    MIFGSM(..., input_transform=Admix(scales, mixes, strength))   Wang et al. 2021
+    sia      MIFGSM(..., input_transform=SIA(copies, blocks))        Wang et al. 2023
+    bsr      MIFGSM(..., input_transform=BSR(copies, blocks, max_angle))   Wang et al. 2024
+    sgm      SGM(model, eps, alpha, steps, gamma, blocks)            Wu et al. 2020
+    linbp    LinBP(model, eps, alpha, steps, start)                  Guo et al. 2020
+    ila      ILA(model, eps, alpha, steps, layer, base_steps)        Huang et al. 2019
+    fia      FIA(model, eps, alpha, steps, layer, copies, drop)      Wang et al. 2021
+    svre     SVRE(ensemble, eps, alpha, steps, inner_steps)          Xiong et al. 2022
+
+The input-transform attacks (``si``, ``admix``, ``sia``, ``bsr``) take the transform's own
+keywords and compose with an ``input_transform`` given to them (applied after theirs, e.g.
+``input_transform=DI()``), and ``ti`` composes with any; ``p``/``resize_rate`` add DI.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 
 from torch import nn
 
 from .._registry import Registry
-from .base import Attack
+from .admix import Admix
+from .base import Attack, Compose
+from .bsr import BSR
 from .di import DI
 from .fgsm import FGSM
+from .fia import FIA
+from .ila import ILA
+from .linbp import LinBP
 from .mifgsm import MIFGSM
+from .nifgsm import NIFGSM
 from .pgd import PGD
+from .pgn import PGN
+from .sgm import SGM
+from .si import SI
+from .sia import SIA
+from .svre import SVRE
+from .ti import TI
+from .vmifgsm import VMIFGSM
+from .vnifgsm import VNIFGSM
 
 __all__ = ["register_attack", "create_attack", "list_attacks", "attack_factory",
            "AttackFactory", "with_seed"]
@@ -113,3 +146,59 @@ def _di(model: nn.Module, **kwargs) -> PGD:
 @register_attack("mi-di")
 def _mi_di(model: nn.Module, **kwargs) -> MIFGSM:
     return MIFGSM(model, **_with_di(kwargs))
+
+
+def _own(kwargs: dict, cls) -> dict:
+    """Pop the keywords of ``cls.__init__`` out of ``kwargs``."""
+    names = inspect.signature(cls).parameters
+    return {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+
+
+def _with_transform(kwargs: dict, cls) -> dict:
+    """An ``input_transform`` of ``cls`` built from its keywords, followed by DI when DI's
+    keywords are given and by the caller's own ``input_transform``."""
+    kwargs = dict(kwargs)
+    steps = [cls(**_own(kwargs, cls))]
+    if {"p", "resize_rate"} & set(kwargs):
+        steps.append(DI(**_own(kwargs, DI)))
+    if kwargs.get("input_transform") is not None:
+        steps.append(kwargs.pop("input_transform"))
+    return {**kwargs, "input_transform": steps[0] if len(steps) == 1 else Compose(steps)}
+
+
+register_attack("nifgsm")(NIFGSM)
+register_attack("vmifgsm")(VMIFGSM)
+register_attack("vnifgsm")(VNIFGSM)
+register_attack("pgn")(PGN)
+register_attack("sgm")(SGM)
+register_attack("linbp")(LinBP)
+register_attack("ila")(ILA)
+register_attack("fia")(FIA)
+register_attack("svre")(SVRE)
+
+
+@register_attack("ti")
+def _ti(model: nn.Module, **kwargs) -> MIFGSM:
+    kwargs = dict(kwargs)
+    ti = TI(**_own(kwargs, TI))
+    return MIFGSM(model, **kwargs, gradient_transform=ti)
+
+
+@register_attack("si")
+def _si(model: nn.Module, **kwargs) -> NIFGSM:
+    return NIFGSM(model, **_with_transform(kwargs, SI))
+
+
+@register_attack("admix")
+def _admix(model: nn.Module, **kwargs) -> MIFGSM:
+    return MIFGSM(model, **_with_transform(kwargs, Admix))
+
+
+@register_attack("sia")
+def _sia(model: nn.Module, **kwargs) -> MIFGSM:
+    return MIFGSM(model, **_with_transform(kwargs, SIA))
+
+
+@register_attack("bsr")
+def _bsr(model: nn.Module, **kwargs) -> MIFGSM:
+    return MIFGSM(model, **_with_transform(kwargs, BSR))

@@ -1,7 +1,8 @@
 """Data: bundled offline datasets, users' data, and task builders.
 
-Every dataset is an :class:`ImageDataset` of float images in [0, 1] shaped N×1×28×28
-with int64 labels 0..C−1.
+Every dataset is an :class:`ImageDataset` of float images in [0, 1] shaped N×C×H×W with
+int64 labels 0..C−1: the grayscale bundled sets are 1×28×28, the colour task
+(``colour-digits``, ``colour-animals``) 3×32×32, users' data keep their own size.
 """
 
 from .dataset import ImageDataset

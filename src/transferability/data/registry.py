@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .._registry import Registry
-from .._validation import check_choice, check_fraction, check_seed
-from . import sources
+from .._validation import check_choice, check_fraction, check_int, check_seed
+from . import colour, sources
 from .dataset import ImageDataset
-from .user import load_image_folder, load_npz
+from .sources import MAX_PER_CLASS
+from .tasks import per_class
+from .user import ImageFolder, load_image_folder, load_npz
 
-__all__ = ["DatasetInfo", "list_datasets", "dataset_info", "load_dataset", "train_test_split"]
+__all__ = ["DatasetInfo", "list_datasets", "dataset_info", "load_dataset", "train_test_split",
+           "parse_data_argument", "DATA_PREFIXES"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,13 @@ for _info in (
     DatasetInfo("synthetic", "any (default 5,000)", 10,
                 "generated Gaussian-mixture images; options shared, task_seed, noise",
                 sources.make_synthetic),
+
+    DatasetInfo("colour-digits", "any (default 10,000)", 10,
+                "32x32 RGB printed digits over photographs, distractors, blur, noise",
+                colour.colour_digits),
+    DatasetInfo("colour-animals", "any (default 10,000)", 10,
+                "32x32 RGB animal silhouettes over photographs, distractors, blur, noise",
+                colour.colour_animals),
 ):
     _DATASETS.register(_info.name, _info)
 
@@ -89,12 +100,104 @@ def _user_path(name) -> Path | None:
     return None
 
 
+#: Data arguments by prefix, and the query options each takes.
+DATA_PREFIXES = {"imagefolder": ("size", "mode", "n_per_class"), "npz": ("n_per_class",),
+                 "hf": ("image", "label", "n_per_class")}
+_OWN_SPLITS = (("train", "test"), ("train", "val"), ("train", "validation"))
+
+
+def parse_data_argument(name) -> tuple[str, Path, dict] | None:
+    """``PREFIX:PATH[?key=value&...]`` → ``(prefix, path, options)`` for the prefixes of
+    :data:`DATA_PREFIXES` (checked: the path exists, the options are known), else ``None``."""
+    if not isinstance(name, str) or name.partition(":")[0] not in DATA_PREFIXES:
+        return None
+    prefix, _, rest = name.partition(":")
+    where, _, query = rest.partition("?")
+    options: dict = {}
+    for part in filter(None, query.split("&")):
+        key, eq, value = part.partition("=")
+        if key not in DATA_PREFIXES[prefix] or not eq or not value:
+            raise ValueError(f"data: {name!r}: {prefix}: takes the options "
+                             f"{', '.join(DATA_PREFIXES[prefix])} (key=value), got {part!r}")
+        options[key] = value
+    for key in ("size", "n_per_class"):
+        if key in options:
+            try:
+                options[key] = check_int(int(options[key]), key, maximum=MAX_PER_CLASS)
+            except ValueError:
+                raise ValueError(f"data: {name!r}: {key} expects a positive integer, got "
+                                 f"{options[key]!r}") from None
+    path = Path(where)
+    ok = where and "\0" not in where and (path.is_dir() if prefix in ("imagefolder", "hf")
+                                           else path.is_file())
+    if not ok:
+        kind = "folder" if prefix in ("imagefolder", "hf") else "file"
+        raise ValueError(f"data: {name!r}: no such {kind} {where!r}")
+    return prefix, path, options
+
+
+def _own_split(root: Path) -> tuple[Path, Path] | None:
+    """``root/train`` and ``root/test`` (or ``val``/``validation``) when both hold class
+    folders: the data's own split."""
+    for train, test in _OWN_SPLITS:
+        a, b = root / train, root / test
+        if a.is_dir() and b.is_dir() and any(p.is_dir() for p in a.iterdir()):
+            return a, b
+    return None
+
+
+def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int,
+                   test_fraction: float) -> ImageDataset:
+    """One split of a data argument: the data's own split, else a seeded stratified one."""
+    n = options.pop("n_per_class", None)
+    if prefix == "imagefolder":
+        own = _own_split(path)
+        if own is not None:
+            parts = [ImageFolder(p, **options).load() for p in own]
+            if parts[0].class_names != parts[1].class_names:
+                raise ValueError(f"data: {path}: the classes of {own[0].name}/ and {own[1].name}/ "
+                                 "differ")
+            full = None
+            ds = {"train": parts[0], "test": parts[1]}.get(split)
+            if ds is None:  # "all"
+                ds = ImageDataset(torch.cat([parts[0].x, parts[1].x]),
+                                  torch.cat([parts[0].y, parts[1].y]), name=path.name,
+                                  class_names=parts[0].class_names)
+        else:
+            full = ImageFolder(path, **options).load()
+    elif prefix == "npz":
+        full = load_npz(path)
+    else:
+        from .hf import load_hf_dataset
+
+        own = load_hf_dataset(path, **options)
+        full = own.get("all")
+        if full is None:
+            ds = own.get(split) if split != "all" else ImageDataset(
+                torch.cat([d.x for d in own.values()]), torch.cat([d.y for d in own.values()]),
+                name=path.name, class_names=next(iter(own.values())).class_names)
+    if full is not None:
+        full.name = path.name
+        if split == "all":
+            ds = full
+        else:
+            ds = train_test_split(full, test_fraction, seed)[split == "test"]
+    if n is not None and split == "train":
+        ds = per_class(ds, n, seed=seed)
+    return ds
+
+
 def load_dataset(name: str | os.PathLike, split: str = "train", *, seed: int = 0,
                  test_fraction: float = 0.2, **options) -> ImageDataset:
     """Load a bundled dataset (or ``.npz`` / image folder path) and return one split.
 
     Args:
-        name: one of :func:`list_datasets`, or a path to an ``.npz`` file or class folder.
+        name: one of :func:`list_datasets`, a path to an ``.npz`` file or class folder
+            (28×28 grayscale), or a data argument: ``imagefolder:PATH`` (native size and
+            colour; ``?size=N&mode=L|RGB``), ``npz:PATH`` or ``hf:PATH`` (a Hugging Face
+            ``save_to_disk`` folder; ``?image=COLUMN&label=COLUMN``), each with
+            ``n_per_class=N`` (train split). A ``train/`` + ``test/`` (or ``val/``) folder
+            pair, or a saved ``DatasetDict``, is the data's own split.
         split: ``"train"``, ``"test"`` or ``"all"``.
         seed: seeds the stratified split (and generation, for ``fonts``/``synthetic``).
         test_fraction: share of each class held out for ``"test"``.
@@ -103,6 +206,11 @@ def load_dataset(name: str | os.PathLike, split: str = "train", *, seed: int = 0
     check_choice(split, "split", ("train", "test", "all"))
     check_fraction(test_fraction, "test_fraction")
     seed = check_seed(seed)
+    argument = parse_data_argument(name)
+    if argument is not None:
+        if options:
+            raise ValueError(f"options: {sorted(map(str, options))} do not apply to {name!r}")
+        return _load_argument(*argument, split, seed, test_fraction)
     path = None if isinstance(name, str) and name in _DATASETS else _user_path(name)
     if path is not None:
         if options:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from .._validation import check_int, check_seed
 from .dataset import ImageDataset
-from .registry import _user_path, dataset_info, list_datasets, load_dataset
+from .registry import _user_path, dataset_info, list_datasets, load_dataset, parse_data_argument
 from .sources import MAX_PER_CLASS
 from .tasks import _class_ids, check_per_class, mixture, per_class, relabel, select_classes
 
@@ -29,10 +29,17 @@ _KEYS = {"dataset", "mixture", "k", "options", "classes", "relabel", "n_per_clas
 
 
 def _check_source(value, name: str) -> None:
-    """Check that ``value`` names a bundled dataset or an existing .npz file or folder."""
+    """Check that ``value`` names a bundled dataset, an existing .npz file or folder, or is a
+    valid data argument (``imagefolder:``, ``npz:``, ``hf:``)."""
+    try:
+        if parse_data_argument(value) is not None:
+            return
+    except ValueError as exc:
+        raise ValueError(f"{name}: {str(exc).removeprefix('data: ')}") from None
     if not (isinstance(value, str) and value in list_datasets()) and _user_path(value) is None:
-        raise ValueError(f"{name}: {value!r} is neither a dataset ({', '.join(list_datasets())}) "
-                         "nor an existing .npz file or image folder")
+        raise ValueError(f"{name}: {value!r} is neither a dataset ({', '.join(list_datasets())}), "
+                         "an existing .npz file or image folder, nor imagefolder:PATH, "
+                         "npz:PATH or hf:PATH")
 
 
 def _check_spec(spec: Mapping, name: str = "spec") -> None:

@@ -1,11 +1,14 @@
-"""Users' own data: ``.npz`` arrays and image folders (one sub-folder per class)."""
+"""Users' own data: ``.npz`` arrays and image folders (one sub-folder per class, read
+lazily by :class:`ImageFolder`)."""
 
 from __future__ import annotations
 
+import logging
 import struct
 import warnings
 import zipfile
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,9 @@ import torch
 from .._validation import check_int
 from .dataset import ImageDataset
 
-__all__ = ["load_npz", "load_image_folder", "to_unit_images"]
+__all__ = ["load_npz", "load_image_folder", "ImageFolder", "to_unit_images"]
+
+log = logging.getLogger("transferability")
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -80,45 +85,144 @@ def load_npz(path: str | Path) -> ImageDataset:
         raise ValueError(f"path: {path}: {exc}") from None
 
 
-def _read_image(file: Path, mode: str, size: int) -> np.ndarray:
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+def _open_image(file: Path, name: str = "root"):
+    """An opened (not yet decoded) Pillow image, or a ``ValueError`` naming the file."""
     from PIL import Image
 
     try:
-        with Image.open(file) as im:
-            return np.asarray(im.convert(mode).resize((size, size), Image.BILINEAR))
+        return Image.open(file)
     except (OSError, SyntaxError, ValueError, EOFError, struct.error,
             Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValueError(f"root: cannot read image {file} ({type(exc).__name__}: {exc})"
+        raise ValueError(f"{name}: cannot read image {file} ({type(exc).__name__}: {exc})"
                          ) from None
 
 
-def load_image_folder(root: str | Path, *, size: int = 28, grayscale: bool = True) -> ImageDataset:
-    """``root/<class>/<image>``: classes sorted by folder name, images resized to size×size
-    (``size`` at most 1024).
-
-    A corrupt or truncated image, or one over Pillow's ``Image.MAX_IMAGE_PIXELS``
-    (a decompression bomb), is a ``ValueError`` naming the file.
-    """
+def _probe(file: Path) -> tuple[str, tuple[int, int]] | str:
+    """``(mode, (width, height))`` of a readable image file, else the reason it is not."""
     from PIL import Image
 
-    size = check_int(size, "size", maximum=1024)
-    root = Path(root)
-    if "\0" in str(root) or not root.is_dir():
-        raise ValueError(f"root: no such folder {str(root)!r}")
-    try:
-        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-        files = [sorted(p for p in (root / c).iterdir()
-                        if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()) for c in classes]
-    except OSError as exc:
-        raise ValueError(f"root: cannot list {root} ({exc.strerror or exc})") from None
-    if not classes:
-        raise ValueError(f"root: {root} has no class sub-folders")
-    mode = "L" if grayscale else "RGB"
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        xs = [_read_image(f, mode, size) for fs in files for f in fs]
-    if not xs:
-        raise ValueError(f"root: no images ({', '.join(sorted(_IMAGE_SUFFIXES))}) under {root}")
-    ys = np.repeat(np.arange(len(classes)), [len(fs) for fs in files])
-    x = np.stack(xs).astype(np.float32) / 255.0
-    return ImageDataset(to_unit_images(x), ys, name=root.name, class_names=classes)
+        try:
+            with _open_image(file) as im:
+                mode, size = im.mode, im.size
+                im.verify()  # structure and checksums, without decoding the pixels
+            return mode, size
+        except ValueError as exc:
+            return str(exc)
+        except Exception as exc:  # verify() raises what the format's parser raises
+            return f"root: cannot read image {file} ({type(exc).__name__}: {exc})"
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """``root/<class>/<image>`` read lazily, one image per item: float C×H×W in [0, 1] and
+    the class index (classes sorted by folder name).
+
+    Every file is checked when the dataset is made (header and structure, not the pixels):
+    an empty folder, a class folder without a readable image, or a mix of grayscale and
+    colour images is a ``ValueError`` naming the path. Unreadable files are skipped and
+    counted (:attr:`skipped`, logged), or refused with ``skip_corrupt=False``. Images keep
+    their native size when all share one; otherwise, or when ``size`` is given, each is
+    resized to ``size`` (default: the most common size) × the same.
+
+    Args:
+        root: the folder of class sub-folders.
+        size: side of the square images returned (``None``: native, see above).
+        mode: ``"L"`` or ``"RGB"`` to convert every image (``None``: the files' own).
+        skip_corrupt: skip unreadable files (counted) instead of refusing the folder.
+    """
+
+    def __init__(self, root: str | Path, *, size: int | None = None, mode: str | None = None,
+                 skip_corrupt: bool = True):
+        if size is not None:
+            size = check_int(size, "size", maximum=4096)
+        if mode not in (None, "L", "RGB"):
+            raise ValueError(f"mode: expected 'L', 'RGB' or None, got {mode!r}")
+        root = Path(root)
+        if "\0" in str(root) or not root.is_dir():
+            raise ValueError(f"root: no such folder {str(root)!r}")
+        try:
+            classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+            listed = [sorted(p for p in (root / c).iterdir()
+                             if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file())
+                      for c in classes]
+        except OSError as exc:
+            raise ValueError(f"root: cannot list {root} ({exc.strerror or exc})") from None
+        if not classes:
+            raise ValueError(f"root: {root} has no class sub-folders")
+        if not any(listed):
+            raise ValueError(f"root: no images ({', '.join(sorted(_IMAGE_SUFFIXES))}) under "
+                             f"{root}")
+        files, labels, modes, sizes, bad = [], [], {}, [], []
+        for c, fs in enumerate(listed):
+            n = 0
+            for f in fs:
+                found = _probe(f)
+                if isinstance(found, str):
+                    if not skip_corrupt:
+                        raise ValueError(found)
+                    bad.append(f)
+                    continue
+                files.append(f)
+                labels.append(c)
+                modes.setdefault("L" if found[0] in _GRAY_MODES else "RGB", f)
+                sizes.append(found[1])
+                n += 1
+            if not n:
+                raise ValueError(f"root: class folder {root / classes[c]} has no readable image")
+        if len(modes) > 1 and mode is None:
+            raise ValueError(f"root: {root} mixes grayscale ({modes['L'].name}) and colour "
+                             f"({modes['RGB'].name}) images; convert them, or choose a mode")
+        if bad:
+            log.warning("%s: skipped %d unreadable image(s), e.g. %s", root, len(bad), bad[0])
+        common = Counter(sizes).most_common(1)[0][0]
+        if size is None and len(set(sizes)) > 1:
+            size = max(common)
+            log.info("%s: images of %d sizes, all resized to %d×%d", root, len(set(sizes)),
+                     size, size)
+        self.root, self.files, self.class_names = root, files, classes
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.mode = mode or next(iter(modes))
+        self.size, self.skipped = size, len(bad)
+        self.image_size = (size, size) if size is not None else common[::-1]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        file = self.files[i]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with _open_image(file) as im:
+                try:
+                    im = im.convert(self.mode)
+                    if self.size is not None and im.size != (self.size, self.size):
+                        im = im.resize((self.size, self.size), Image.BILINEAR)
+                    a = np.asarray(im, dtype=np.uint8)
+                except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+                    raise ValueError(f"root: cannot read image {file} ({type(exc).__name__}: "
+                                     f"{exc})") from None
+        x = torch.from_numpy(a.copy()).float().div_(255)
+        return (x[None] if x.ndim == 2 else x.permute(2, 0, 1)), int(self.labels[i])
+
+    def load(self) -> ImageDataset:
+        """Every image, read in order, as one :class:`ImageDataset`."""
+        x = torch.empty((len(self), 1 if self.mode == "L" else 3, *self.image_size))
+        for i in range(len(self)):  # Pillow decodes one file at a time
+            x[i] = self[i][0]
+        return ImageDataset(x, self.labels, name=self.root.name, class_names=self.class_names)
+
+
+def load_image_folder(root: str | Path, *, size: int = 28, grayscale: bool = True) -> ImageDataset:
+    """``root/<class>/<image>`` loaded at once: classes sorted by folder name, images resized
+    to size×size (``size`` at most 1024) in grayscale (or RGB); any unreadable image, or one
+    over Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb), is a ``ValueError``
+    naming the file (:class:`ImageFolder` reads lazily, at native size, skipping them)."""
+    size = check_int(size, "size", maximum=1024)
+    return ImageFolder(root, size=size, mode="L" if grayscale else "RGB",
+                       skip_corrupt=False).load()

@@ -20,13 +20,22 @@ from .logme import LogME, logme
 from .nce import NCE, nce, task_hardness
 from .nleep import mixture_posteriors, nleep
 from .parc import parc
-from .registry import KINDS, Estimator, get_estimator, list_estimators, register_estimator, score
+from .registry import (
+    KINDS,
+    Estimator,
+    check_estimator_data,
+    get_estimator,
+    list_estimators,
+    register_estimator,
+    score,
+)
 from .sfda import sfda
 from .transrate import transrate
 
 __all__ = [
     "leep", "LEEP", "nce", "NCE", "task_hardness", "h_score", "HScore", "logme", "LogME",
-    "transrate", "KINDS", "Estimator", "get_estimator", "list_estimators", "register_estimator",
+    "transrate", "KINDS", "Estimator", "check_estimator_data", "get_estimator",
+    "list_estimators", "register_estimator",
     "score", "nleep", "mixture_posteriors", "sfda", "parc", "gbc", "knn_accuracy", "etran",
     "etran_terms",
 ]

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..features import Outputs
 
 __all__ = ["KINDS", "Estimator", "register_estimator", "get_estimator", "list_estimators",
-           "score"]
+           "score", "check_estimator_data"]
 
 _FROM_OUTPUTS: dict[str, Callable[[Outputs], torch.Tensor]] = {
     "probs": lambda o: o.probs,  # source softmax θ(x)
@@ -34,11 +34,13 @@ KINDS: tuple[str, ...] = (*_FROM_OUTPUTS, "models")
 
 @dataclass(frozen=True)
 class Estimator:
-    """A registered estimator: ``fn(input, target_labels, **kw) -> float``, higher = better."""
+    """A registered estimator: ``fn(input, target_labels, **kw) -> float``, higher = better;
+    ``min_per_class``: the fewest target samples per class it is defined for."""
 
     name: str
     fn: Callable[..., float]
     kind: str
+    min_per_class: int = 1
 
     def __call__(self, *args, **kwargs) -> float:
         return self.fn(*args, **kwargs)
@@ -47,15 +49,16 @@ class Estimator:
 _ESTIMATORS = Registry("estimator")
 
 
-def register_estimator(name: str, *, kind: str) -> Callable[[Callable[..., float]],
-                                                          Callable[..., float]]:
-    """Decorator registering ``fn`` under ``name``; ``kind`` says which input it takes."""
+def register_estimator(name: str, *, kind: str, min_per_class: int = 1
+                       ) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Decorator registering ``fn`` under ``name``; ``kind`` says which input it takes and
+    ``min_per_class`` how many target samples per class it needs at least."""
     check_choice(kind, "kind", KINDS)
 
     def decorate(fn: Callable[..., float]) -> Callable[..., float]:
         if name in _ESTIMATORS and _ESTIMATORS.get(name).fn is fn:
             return fn
-        _ESTIMATORS.register(name, Estimator(name, fn, kind))
+        _ESTIMATORS.register(name, Estimator(name, fn, kind, min_per_class))
         return fn
 
     return decorate
@@ -80,3 +83,21 @@ def score(name: str, outputs: Outputs, target_labels, **kwargs) -> float:
         raise ValueError(f"name: estimator {name!r} needs {est.kind}, not extracted outputs; "
                          "call get_estimator(name) with its own arguments")
     return est(_FROM_OUTPUTS[est.kind](outputs), target_labels, **kwargs)
+
+
+def check_estimator_data(names, class_counts, name: str = "target") -> None:
+    """Before any model runs: every estimator in ``names`` is defined on a target whose
+    classes have ``class_counts`` samples (a tiny target is refused up front, not by a job)."""
+    import numpy as np
+
+    counts = np.asarray(class_counts)
+    if counts.sum() <= len(counts):
+        raise ValueError(f"{name}: {int(counts.sum())} samples for {len(counts)} classes; the "
+                         "estimators need more samples than classes")
+    smallest = int(counts.min())
+    short = [n for n in names if get_estimator(n).min_per_class > smallest]
+    if short:
+        need = max(get_estimator(n).min_per_class for n in short)
+        raise ValueError(f"{name}: its smallest class has {smallest} sample(s); "
+                         f"{', '.join(short)} need(s) at least {need} per class: use more "
+                         "target data or leave those estimators out")

@@ -73,7 +73,8 @@ def job_kind(name: str, *, artifact: str | None = None, device: bool = True):
 
 
 #: The library modules that define job kinds (imported on first use of the registry).
-KIND_MODULES = ("zoo", "study", "surrogate_study", "robust_transfer_study", "benchmark")
+KIND_MODULES = ("zoo", "study", "surrogate_study", "robust_transfer_study", "benchmark",
+                "audit")
 
 
 @cache

@@ -1,8 +1,9 @@
 """Small image classifiers for 28×28 inputs, each a :class:`Classifier` of blocks.
 
-``mlp``, ``lenet`` (LeCun et al. 1998), ``cnn`` (two conv blocks, the usual MNIST net)
-and ``resnet`` (a CIFAR-style ResNet-8 with BatchNorm, He et al. 2016). All accept any
-square input of at least 16 pixels via adaptive pooling, and ``in_channels`` 1 or 3.
+``mlp``, ``lenet`` (LeCun et al. 1998), ``cnn`` (two conv blocks, the usual MNIST net),
+``resnet`` (a CIFAR-style ResNet-8 with BatchNorm, He et al. 2016) and ``resnet18``
+(ResNet-18's widths and depth, for the 32×32 colour task). All accept any square input of
+at least 16 pixels via adaptive pooling, and ``in_channels`` 1 or 3.
 """
 
 from __future__ import annotations
@@ -87,3 +88,22 @@ def resnet(num_classes: int = 10, in_channels: int = 1, width: int = 16):
         nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
     )
     return Classifier(backbone, 4 * w, num_classes, _normalize(in_channels))
+
+
+@register_model("resnet18")
+def resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64):
+    """ResNet-18 (He et al. 2016): four stages of two basic blocks, widths ×1, ×2, ×4, ×8.
+
+    The stem is one 3×3 convolution of stride 2 (no max-pool), so a 32×32 image enters the
+    first stage at 16×16: a quarter of CIFAR ResNet-18's cost, trainable on a CPU.
+    """
+    w = width
+    stages = [nn.Sequential(nn.Conv2d(in_channels, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w),
+                            nn.ReLU())]
+    for i, cout in enumerate((w, 2 * w, 4 * w, 8 * w)):
+        cin = w if i == 0 else cout // 2
+        stages.append(nn.Sequential(BasicBlock(cin, cout, stride=1 if i == 0 else 2),
+                                    BasicBlock(cout, cout)))
+    stages.append(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+    return Classifier(nn.Sequential(*stages), 8 * w, num_classes,
+                      Normalize([0.5] * in_channels, [0.25] * in_channels))
