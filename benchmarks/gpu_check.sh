@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU checks of the device policy, in one go (about 4 minutes on one H200):
-#   1. the CUDA-marked tests;  2. PGD vs torchattacks on the CPU and on CUDA;
+#   1. every CUDA-marked test of the suite;  2. PGD vs torchattacks on the CPU and on CUDA;
 #   3. GPU feature extraction, CPU-vs-GPU agreement, host memory while streaming an image
 #      folder;  4. the quick benchmark with --device cuda and with --device cpu.
 # Figures go to stdout. Run from the repository root: bash benchmarks/gpu_check.sh
@@ -16,8 +16,7 @@ start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
 
 stamp "== CUDA tests"
-timeout 150 "$PY" -m pytest tests/test_devices.py tests/test_attacks.py -m cuda -q \
-    -p no:cacheprovider -rs 2>&1 | tail -15
+timeout 150 "$PY" -m pytest tests -m cuda -q -p no:cacheprovider -rs 2>&1 | tail -15
 if [ "${GPU_CHECK_CLI:-0}" = 1 ]; then
     stamp "== tests/test_cli.py with TRANSFERABILITY_DEVICE=cuda"
     TRANSFERABILITY_DEVICE=cuda timeout 400 "$PY" -m pytest tests/test_cli.py -q -x \
