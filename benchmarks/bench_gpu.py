@@ -23,10 +23,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from transferability.data.user import ImageFolder
 from transferability.devices import place
 from transferability.features import extract, predict
 
 N_IMAGES, BATCH, SIZE, N_RSS, WORKERS = 4096, 256, 224, 50_000, 12
+RSS_BATCH, RSS_WORKERS = 128, 8  # float batches of 77 MB, at most 2 per reader ahead
 
 
 def resnet50() -> tuple[torch.nn.Module, str]:
@@ -110,25 +112,6 @@ class _Images(Dataset):
         return self.x[i], 0
 
 
-class ImageFolder(Dataset):
-    """``root/<class>/<file>.png`` read one image at a time (a lazy image folder)."""
-
-    def __init__(self, root: Path):
-        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-        self.files = [(f, c) for c, name in enumerate(classes)
-                      for f in sorted((root / name).iterdir())]
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i):
-        from PIL import Image
-
-        file, label = self.files[i]
-        with Image.open(file) as im:
-            return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1), label
-
-
 def _write_images(args) -> None:
     from PIL import Image
 
@@ -176,7 +159,7 @@ def host_memory(device: torch.device, n: int = N_RSS) -> None:
         with ProcessPoolExecutor(os.cpu_count()) as pool:
             list(pool.map(_write_images, [(root, i, min(i + step, n)) for i in range(0, n, step)]))
         made = time.perf_counter() - start
-        data = ImageFolder(root)
+        data = ImageFolder(root)  # the library's lazy reader: float images, one per item
         peak, stop = [_tree_rss()], threading.Event()
         before = peak[0]
 
@@ -186,13 +169,14 @@ def host_memory(device: torch.device, n: int = N_RSS) -> None:
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        seconds = _timed(lambda: extract(model, data, batch_size=BATCH, workers=WORKERS,
+        seconds = _timed(lambda: extract(model, data, batch_size=RSS_BATCH, workers=RSS_WORKERS,
                                          precision="bf16"), device)
         stop.set()
         watcher.join()
     full = n * 3 * SIZE * SIZE * 4 / 2**30
     print(f"\n{n:,} PNG images of {SIZE} px in an image folder (written in {made:.0f} s), "
-          f"{name}, bf16, {WORKERS} reader processes:")
+          f"read by data.ImageFolder; {name}, bf16, batch {RSS_BATCH}, {RSS_WORKERS} reader "
+          "processes:")
     print(f"  {n / seconds:8.0f} img/s; peak host memory (PSS of the process tree) "
           f"{peak[0] / 2**30:.2f} GB "
           f"(before: {before / 2**30:.2f} GB; goal < 3 GB; the float32 tensor would be "

@@ -5,8 +5,9 @@
 ``(image, label)`` items (image folders, memory-mapped ``.npz`` files, torchvision sets).
 Host memory stays bounded by a few batches whatever the dataset's size:
 
-* a ``Dataset`` is read by a ``DataLoader`` with ``workers`` processes; in-memory tensors
-  are sliced (views, no copy);
+* a ``Dataset`` is read by a ``DataLoader`` with ``workers`` processes, each at most two
+  batches ahead (host memory ≈ 2 × workers batches); in-memory tensors are sliced (views,
+  no copy);
 * on a GPU, a background thread pins each batch (page-locked memory) while the device
   works, and the next batch is copied on a side CUDA stream (``non_blocking``) while the
   current one is computed;
@@ -80,7 +81,7 @@ def _host_batches(data, batch_size: int, workers: int, pin: bool, name: str):
         x, y = data.x, data.y
     elif isinstance(data, Dataset):
         loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
-                            pin_memory=pin, prefetch_factor=4 if workers else None,
+                            pin_memory=pin, prefetch_factor=2 if workers else None,
                             persistent_workers=False)
         return (_pair(b, name) for b in loader)
     else:
