@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 from benchmarks.reference_authors import (
     etran_authors,
     gbc_authors,
+    ncti_authors,
     nleep_authors,
     parc_authors,
     sfda_authors,
@@ -39,6 +40,7 @@ from transferability.estimators import (
     leep,
     logme,
     nce,
+    ncti,
     nleep,
     parc,
     sfda,
@@ -145,11 +147,12 @@ def newer_data(intrinsic: int | None, seed: int = SEED) -> tuple[np.ndarray, np.
 def run_newer() -> None:
     """Each newer estimator's time over LogME's and over its authors' code's, same inputs."""
     ours = {"sfda": sfda, "gbc": gbc, "knn": knn_accuracy, "parc": parc, "etran": etran,
-            "nleep": nleep}
+            "ncti": ncti, "nleep": nleep}
     authors = {"sfda": lambda f, y: sfda_authors(f, y, power_iterations=3),
                "gbc": lambda f, y: gbc_authors(f, y, 64, absolute_floor=1e-4),
                "parc": lambda f, y: parc_authors(f, y, randomized=True, rounding=True),
                "etran": lambda f, y: sum(etran_authors(f, y)),
+               "ncti": ncti_authors,
                "nleep": lambda f, y: nleep_authors(f, y, log=False, standardise=False,
                                                        cap=False)}
     print(f"\nnewer estimators: N={NEWER_N}, D={NEWER_D}, C={NEWER_C}, float32 inputs, one "

@@ -16,9 +16,11 @@ import numpy as np
 from scipy import linalg, stats
 from scipy.special import logsumexp
 from sklearn.decomposition import PCA
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.mixture import GaussianMixture
 
-__all__ = ["sfda_authors", "nleep_authors", "parc_authors", "gbc_authors", "etran_authors"]
+__all__ = ["sfda_authors", "nleep_authors", "parc_authors", "gbc_authors", "etran_authors",
+           "ncti_authors", "ncti_authors_across"]
 
 
 def _shrunk(cov: np.ndarray, shrinkage: float) -> np.ndarray:
@@ -158,3 +160,31 @@ def etran_authors(f, y) -> tuple[float, float]:
     intercept = -0.5 * np.diag(means @ coef.T) + np.log(priors)
     prob = _softmax(x @ coef.T + intercept)
     return float(energy), float(prob[np.arange(n), y].mean())
+
+
+def ncti_authors(f, y, components: int = 64) -> tuple[float, float, float]:
+    """NCTI_Score as the authors' code (BUserName/NCTI ``metrics.py``) computes it: sklearn
+    PCA to 64 components, λ = max(exp(−sum of the 32 largest variances), 1e-10), sklearn's
+    LDA ('eigen' with shrinkage λ, or 'svd' when λ hits the 1e-10 floor), then (the nuclear
+    norm of the centred LDA projection, the mean true-class probability, log of the sum
+    over classes of the nuclear norms of that class's probability rows)."""
+    x = PCA(n_components=components).fit(f)
+    shrinkage = max(np.exp(-x.explained_variance_[:32].sum()), 1e-10)
+    z = x.transform(f)
+    lda = (LinearDiscriminantAnalysis(solver="svd") if shrinkage == 1e-10 else
+           LinearDiscriminantAnalysis(solver="eigen", shrinkage=float(shrinkage)))
+    low = lda.fit_transform(z, y)
+    low = low - low.mean(axis=0, keepdims=True)
+    seli = np.linalg.norm(low, ord="nuc")
+    prob = lda.predict_proba(z)
+    ncc = prob[np.arange(len(y)), y].sum() / len(y)
+    vc = sum(np.linalg.norm(prob[y == c], ord="nuc") for c in range(int(y.max()) + 1))
+    return float(seli), float(ncc), float(np.log(vc))
+
+
+def ncti_authors_across(terms) -> np.ndarray:
+    """The authors' evaluate script: min–max each term over the models, seli + ncc − vc."""
+    t = np.asarray(terms, dtype=np.float64)
+    lo, span = t.min(axis=0), t.max(axis=0) - t.min(axis=0)
+    return (t[:, 1] - lo[1]) / span[1] + (t[:, 0] - lo[0]) / span[0] \
+        - (t[:, 2] - lo[2]) / span[2]

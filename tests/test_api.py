@@ -57,6 +57,8 @@ SIGNATURES = {
     estimators.gbc: ["features", "target_labels"],
     estimators.knn_accuracy: ["features", "target_labels"],
     estimators.etran: ["features", "target_labels"],
+    estimators.ncti: ["features", "target_labels"],
+    estimators.ncti_terms: ["features", "target_labels"],
 }
 #: Keyword-only parameters that must exist (the one way to configure an attack, ...).
 KEYWORDS = {

@@ -9,12 +9,14 @@ import pytest
 from benchmarks.reference_authors import (
     etran_authors,
     gbc_authors,
+    ncti_authors,
+    ncti_authors_across,
     nleep_authors,
     parc_authors,
     sfda_authors,
 )
 
-from transferability.estimators import etran_terms, gbc, nleep, parc, sfda
+from transferability.estimators import etran_terms, gbc, ncti_across, ncti_terms, nleep, parc, sfda
 
 RTOL = 1e-6
 
@@ -82,3 +84,15 @@ def test_gbc_equals_the_authors(f, y, gaussian):
 @pytest.mark.parametrize("f,y", [pytest.param(*dataset(400, 16, 4, seed=7), id="n400")])
 def test_etran_terms_equal_the_authors(f, y):
     assert etran_terms(f, y) == pytest.approx(etran_authors(f, y), rel=RTOL)
+
+
+@pytest.mark.parametrize("scale", [0.02, 1.0])  # λ above the floor (sklearn 'eigen'), at it ('svd')
+@pytest.mark.parametrize("f,y", CASES)
+def test_ncti_terms_equal_the_authors(f, y, scale):
+    k = min(64, len(f) - int(y.max()) - 1, f.shape[1])
+    assert ncti_terms(f * scale, y) == pytest.approx(ncti_authors(f * scale, y, k), rel=RTOL)
+
+
+def test_ncti_across_models_equals_the_authors():
+    terms = [ncti_terms(*dataset(120, 16, 4, seed=s, scale=0.1 * s)) for s in range(1, 5)]
+    assert ncti_across(terms) == pytest.approx(ncti_authors_across(terms), rel=1e-12)

@@ -644,4 +644,4 @@ def test_module_docstrings_cite_nothing_outside_the_repository():
 def test_list_estimators_is_sorted():
     assert list_estimators() == sorted(list_estimators())
     assert list_estimators("features") == ["etran", "gbc", "h_score", "h_score_shrinkage", "knn",
-                                           "logme", "nleep", "parc", "sfda", "transrate"]
+                                           "logme", "ncti", "nleep", "parc", "sfda", "transrate"]

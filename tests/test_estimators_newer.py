@@ -14,12 +14,15 @@ from transferability.estimators import (
     knn_accuracy,
     leep,
     mixture_posteriors,
+    ncti,
+    ncti_across,
+    ncti_terms,
     nleep,
     parc,
     sfda,
 )
 
-NEWER = ["nleep", "sfda", "parc", "gbc", "knn", "etran"]
+NEWER = ["nleep", "sfda", "parc", "gbc", "knn", "etran", "ncti"]
 SCALE_FREE = ["nleep", "parc", "gbc", "knn"]
 
 
@@ -74,6 +77,29 @@ def test_etran_by_hand():
     y = np.array([0, 0, 1, 1])
     assert etran_terms(f, y) == pytest.approx((-1.0, 1 / (1 + np.exp(-2))), rel=1e-12)
     assert etran(f, y) == pytest.approx(-1 + 1 / (1 + np.exp(-2)), rel=1e-12)
+
+
+def test_ncti_by_hand():
+    # 1-D classes {-3, -1} and {1, 3}: k = 1, so S_w(λ) = S_w = 1 whatever λ; S_b = 4, the
+    # projection is ±x: S_seli = ‖x‖ = √20; the LDA logit gap is 4x, so the true-class
+    # probabilities are σ(12), σ(4), σ(4), σ(12); each class's 2 × 2 block M has
+    # ‖M‖_* = √(‖M‖_F² + 2|det M|)
+    f = np.array([[-3.0], [-1.0], [1.0], [3.0]])
+    y = np.array([0, 0, 1, 1])
+    s12, s4 = 1 / (1 + np.exp(-12)), 1 / (1 + np.exp(-4))
+    block = np.array([[s12, 1 - s12], [s4, 1 - s4]])
+    nuc = np.sqrt((block**2).sum() + 2 * abs(np.linalg.det(block)))
+    expected = (np.sqrt(20), (s12 + s4) / 2, np.log(2 * nuc))
+    assert ncti_terms(f, y) == pytest.approx(expected, rel=1e-12)
+    assert ncti(f, y) == pytest.approx(expected[0] + expected[1] - expected[2], rel=1e-12)
+
+
+def test_ncti_across_normalises_each_term_over_the_models():
+    terms = [[10.0, 0.5, 3.0], [30.0, 0.9, 2.0], [20.0, 0.7, 4.0]]
+    # min–max per column: seli 0, 1, .5; ncc 0, 1, .5; vc .5, 0, 1
+    assert ncti_across(terms) == pytest.approx([-0.5, 2.0, 0.0], rel=1e-12)
+    with pytest.raises(ValueError, match="terms: expected M × 3"):
+        ncti_across([[1.0, 2.0, 3.0]])
 
 
 def test_nleep_is_leep_of_the_mixture_posteriors():
@@ -163,6 +189,22 @@ def test_too_few_samples_and_too_many_components_are_refused():
         knn_accuracy(f, y, k=12)
     with pytest.raises(ValueError, match="gaussian: "):
         gbc(f, y, gaussian="full")
+    with pytest.raises(ValueError, match="target_labels: class 3 has 1 sample"):
+        ncti(f, y1)
+    with pytest.raises(ValueError, match="components: 6 principal components .* rank 5"):
+        ncti(f, y, components=6)
+
+
+def test_ncti_default_components_stop_at_the_rank():
+    # 300-d features of rank 20 (dead units, as after a ReLU): the default takes the 20
+    # axes there are, where 64 would be refused
+    f, y = task(n=120, d=20)
+    wide = np.hstack([f, np.zeros((120, 280))]) @ np.linalg.qr(
+        np.random.default_rng(1).normal(size=(300, 300)))[0]
+    assert ncti_terms(wide, y) == pytest.approx(ncti_terms(wide, y, components=20), rel=1e-9)
+    assert ncti_terms(wide, y) == pytest.approx(ncti_terms(f, y), rel=1e-6)
+    with pytest.raises(ValueError, match="components: 64 principal components .* rank 20"):
+        ncti(wide, y, components=64)
 
 
 def test_knn_default_k_fits_tiny_targets():

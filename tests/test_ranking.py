@@ -65,3 +65,16 @@ def test_rank_sources_source_accuracy_and_the_mean_rank_ensemble(task):
         rank_sources(models, task, estimators=["knn"], source_accuracy={"zz": 0.1})
     with pytest.raises(ValueError, match="ensemble: unknown value"):
         rank_sources(models, task, estimators=["knn"], ensemble=["nope"])
+
+
+def test_the_default_ensemble_scores_its_members(task):
+    from transferability.baselines import DEFAULT_ENSEMBLE, ensemble_names, mean_rank
+
+    assert ensemble_names([]) == ensemble_names("default") == list(DEFAULT_ENSEMBLE)
+    assert ensemble_names(None) is None and ensemble_names(["knn"]) == ["knn"]
+    models = {n: create_model(a, num_classes=4) for n, a in
+              (("a", "mlp"), ("b", "lenet"), ("c", "cnn"))}
+    result = rank_sources(models, task, estimators=["knn"], ensemble="default")
+    # the members are scored although `estimators` leaves them out
+    assert all(set(DEFAULT_ENSEMBLE) <= set(r) for r in result.rows)
+    assert [r["ensemble"] for r in result.rows] == mean_rank(result.rows, DEFAULT_ENSEMBLE)

@@ -13,7 +13,7 @@ reports them as scores too (higher = predicted more transferable):
 The **ensemble** score of a source is the mean, over a chosen set of scores, of its rank
 among the sources (1 = lowest), so scores on different scales combine without weights.
 The benchmark picks the set by leave-one-target-out (:func:`loto_choice`): never on the
-target being scored.
+target being scored. ``rank`` without a set takes :data:`DEFAULT_ENSEMBLE`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,14 @@ from scipy.stats import rankdata
 from torch import nn
 
 __all__ = ["BASELINES", "ENSEMBLE", "parameter_count", "source_accuracy", "baseline_scores",
-           "mean_rank", "loto_choice"]
+           "mean_rank", "loto_choice", "DEFAULT_ENSEMBLE", "ensemble_names"]
 
 BASELINES: tuple[str, ...] = ("params", "source_acc", "feature_dim")
 ENSEMBLE = "ensemble"
+#: The ensemble of ``rank --ensemble`` with no names (or ``default``): what the benchmark's
+#: leave-one-target-out rule picks for a target outside it, the three best mean τ over all
+#: of the quick benchmark's targets (docs/estimators.md gives the run).
+DEFAULT_ENSEMBLE: tuple[str, ...] = ("h_score_shrinkage", "logme", "nleep")
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -50,6 +54,15 @@ def baseline_scores(model: nn.Module, feature_dim: int,
     acc = source_acc if source_acc is not None else source_accuracy(model)
     return {"params": float(parameter_count(model)), "source_acc": acc,
             "feature_dim": float(feature_dim)}
+
+
+def ensemble_names(names) -> list[str] | None:
+    """``names`` as a list; :data:`DEFAULT_ENSEMBLE` for ``"default"``, ``["default"]`` or
+    ``[]`` (the option given without names); None stays None (no ensemble)."""
+    if names is None:
+        return None
+    names = [names] if isinstance(names, str) else list(names)
+    return list(DEFAULT_ENSEMBLE) if names in ([], ["default"]) else names
 
 
 def mean_rank(rows: Sequence[Mapping], names: Sequence[str]) -> list[float]:

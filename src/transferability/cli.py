@@ -214,10 +214,10 @@ def _cmd_probe(args) -> None:
 def _ensemble_names(names) -> None:
     """``--ensemble``: registered estimators or baselines, checked before any work."""
     from ._validation import check_choice
-    from .baselines import BASELINES
+    from .baselines import BASELINES, ensemble_names
     from .estimators import list_estimators
 
-    for name in names or []:
+    for name in ensemble_names(names) or []:
         check_choice(name, "--ensemble", [*list_estimators(), *BASELINES])
 
 
@@ -641,8 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-acc", nargs="+", type=_name_accuracy, metavar="NAME=ACC",
                    help="each source's test accuracy on its own task, for the source_acc "
                         "baseline (zoo models record it)")
-    p.add_argument("--ensemble", nargs="+", metavar="SCORE",
-                   help="also score the mean rank of these estimators/baselines")
+    p.add_argument("--ensemble", nargs="*", metavar="SCORE",
+                   help="also score the mean rank of these estimators/baselines (no names or "
+                        "'default': the benchmark's choice, see docs/estimators.md)")
     reference_opts(p, required=False)
     device_opts(p, precision=True)
     feature_opts(p)

@@ -20,7 +20,7 @@ from torch import nn
 from ._results import Result
 from ._validation import check_choice, check_int, check_seed
 from .attacks import AttackFactory, with_seed
-from .baselines import BASELINES, ENSEMBLE, baseline_scores, mean_rank
+from .baselines import BASELINES, ENSEMBLE, baseline_scores, ensemble_names, mean_rank
 from .data.dataset import ImageDataset
 from .data.tasks import check_per_class, per_class
 from .estimators import check_estimator_data, get_estimator, list_estimators, score
@@ -107,7 +107,9 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
             ``source_acc`` baseline (default: what ``model.meta`` records; a baseline
             unknown for some source is left out).
         ensemble: scores (estimators or baselines) whose mean rank becomes the
-            ``ensemble`` score (:func:`~transferability.baselines.mean_rank`).
+            ``ensemble`` score (:func:`~transferability.baselines.mean_rank`); ``"default"``
+            (or an empty list) for :data:`~transferability.baselines.DEFAULT_ENSEMBLE`. Its
+            estimators are scored even when ``estimators`` leaves them out.
     """
     from .adversarial import adversarial_scores
 
@@ -129,9 +131,12 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
     if unknown:
         raise ValueError(f"source_accuracy: no source(s) {unknown}; the sources are "
                          f"{sorted(sources)}")
+    ensemble = ensemble_names(ensemble)
     if ensemble is not None:
         ensemble = [check_choice(n, "ensemble", [*list_estimators(), *BASELINES])
                     for n in ensemble]
+        names += [n for n in ensemble if n in list_estimators() and n not in names
+                  and get_estimator(n).kind != "models"]  # members are scored
     check_estimator_data(names, train.class_counts(), "train")
     if adversarial:  # before any model runs, not after every estimator
         check_per_class(n_per_class, "n_per_class", train)

@@ -18,6 +18,7 @@ from .knn import knn_accuracy
 from .leep import LEEP, leep
 from .logme import LogME, logme
 from .nce import NCE, nce, task_hardness
+from .ncti import ncti, ncti_across, ncti_terms
 from .nleep import mixture_posteriors, nleep
 from .parc import parc
 from .registry import (
@@ -37,5 +38,5 @@ __all__ = [
     "transrate", "KINDS", "Estimator", "check_estimator_data", "get_estimator",
     "list_estimators", "register_estimator",
     "score", "nleep", "mixture_posteriors", "sfda", "parc", "gbc", "knn_accuracy", "etran",
-    "etran_terms",
+    "etran_terms", "ncti", "ncti_terms", "ncti_across",
 ]

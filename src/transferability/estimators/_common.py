@@ -4,7 +4,7 @@ power-of-two rescaling and a guarded eigendecomposition."""
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
+from scipy import linalg, sparse
 
 from .._validation import as_float64, as_labels, check_more_samples_than_classes
 
@@ -78,15 +78,21 @@ def pow2_scale(a: np.ndarray, axis: int | None = None) -> np.ndarray:
     return np.ldexp(1.0, np.where(top > 0, np.frexp(top)[1] - 1, -1074))
 
 
-def nonzero_eigh(sym: np.ndarray, name: str = "features", *,
-                 vectors: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """Eigenpairs of a PSD matrix with eigenvalue above dim·eps·λ_max (the rest count as 0)."""
+def nonzero_eigh(sym: np.ndarray, name: str = "features", *, vectors: bool = True,
+                 top: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Eigenpairs of a PSD matrix with eigenvalue above dim·eps·λ_max (the rest count as 0),
+    ascending; of the ``top`` largest only, when given (reads the lower triangle)."""
     try:
-        lam, vecs = np.linalg.eigh(sym) if vectors else (np.linalg.eigvalsh(sym), None)
+        if top is not None:
+            out = linalg.eigh(sym, subset_by_index=[len(sym) - top, len(sym) - 1],
+                              eigvals_only=not vectors)
+            lam, vecs = out if vectors else (out, None)
+        else:
+            lam, vecs = np.linalg.eigh(sym) if vectors else (np.linalg.eigvalsh(sym), None)
     except np.linalg.LinAlgError as exc:
         raise ValueError(f"{name}: the eigendecomposition failed ({exc}); the features are "
                          "numerically degenerate") from exc
-    keep = lam > max(lam[-1], 0.0) * len(lam) * np.finfo(float).eps
+    keep = lam > max(lam[-1], 0.0) * len(sym) * np.finfo(float).eps
     return lam[keep], (None if vecs is None else vecs[:, keep])
 
 
@@ -97,6 +103,12 @@ def finite(value, name: str) -> float:
         raise ValueError(f"{name}: the score came out {value}, not a finite number "
                          "(numerically degenerate input)")
     return value
+
+
+def _lower_gram(z: np.ndarray) -> np.ndarray:
+    """The lower triangle of zᵀz (D × D), which is all that the eigh calls below read: one
+    symmetric rank-k update, half a matrix product."""
+    return linalg.blas.dsyrk(1.0, z.T, lower=1)  # zᵀ is Fortran-ordered: no copy
 
 
 def principal_components(features: np.ndarray, dims: int | None = None, *,
@@ -114,10 +126,13 @@ def principal_components(features: np.ndarray, dims: int | None = None, *,
     z = features / scale
     z -= z.mean(axis=0)
     gram_side = len(z) < z.shape[1]
-    lam, vecs = nonzero_eigh(z @ z.T if gram_side else z.T @ z, "features")
+    gram = z @ z.T if gram_side else _lower_gram(z)
+    top = dims if dims is not None and 0 < dims < len(gram) // 4 else None  # few: far faster
+    lam, vecs = nonzero_eigh(gram, "features", top=top)
+    total = np.trace(gram) if top else lam.sum()
     lam, vecs = lam[::-1], vecs[:, ::-1]
     if variance is not None:
-        keep = int(np.searchsorted(np.cumsum(lam) / lam.sum(), variance * (1 - 1e-12))) + 1
+        keep = int(np.searchsorted(np.cumsum(lam) / total, variance * (1 - 1e-12))) + 1
         dims = keep if dims is None else min(dims, keep)
     if dims is None or dims > len(lam):
         raise ValueError(f"{name}: {dims} principal components requested but the centred "
