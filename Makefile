@@ -26,7 +26,7 @@ demo-quick: $(STAMP)
 	$(VENV)/bin/transferability demo --quick --out $(OUT)
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n auto --dist loadgroup tests
 
 # torchattacks joins the attack benchmark; --no-deps, since it would pull torchvision
 bench: $(STAMP)

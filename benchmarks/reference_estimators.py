@@ -63,7 +63,8 @@ def logme_columns_reference(f: np.ndarray, targets: np.ndarray) -> list[float]:
 
     MacKay's fixed point from α = β = 1 with a dense D × D solve for m at every iteration,
     then the log evidence. Its supremum can also lie on the boundary, which the iteration
-    only creeps towards, so the boundary limits are compared too: α → ∞ (w = 0, y ~ N(0, I/β))
+    only creeps towards (it stops before the dense matrix degenerates), so the boundary limits
+    are compared too: α → ∞ (w = 0, y ~ N(0, I/β))
     and, when FFᵀ is invertible, β → ∞ (y ~ N(0, FFᵀ/α), maximised at α = n / yᵀ(FFᵀ)⁻¹y).
     """
     f = np.asarray(f, dtype=np.float64)
@@ -84,6 +85,8 @@ def logme_columns_reference(f: np.ndarray, targets: np.ndarray) -> list[float]:
                 new_alpha, new_beta = gamma / np.float64(m @ m), (n - gamma) / np.float64(res)
             if not (0 < new_alpha < np.inf and 0 < new_beta < np.inf):  # off to a boundary
                 break
+            if new_alpha < 1e-12 * new_beta * sigma.max():  # towards β → ∞: stop before
+                break  # αI + βFᵀF turns singular in floating point (the limit is compared)
             done = abs(new_alpha / new_beta - alpha / beta) <= 1e-10 * alpha / beta
             alpha, beta = new_alpha, new_beta
             if done:

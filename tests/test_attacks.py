@@ -114,9 +114,11 @@ def test_modes_flags_and_grads_restored(bn_model, batch, name):
     from transferability.models import Ensemble
     extra = {"ila": {"layer": "backbone.2"}, "fia": {"layer": "backbone.2", "copies": 2},
              "vmifgsm": {"samples": 2}, "vnifgsm": {"samples": 2}, "pgn": {"samples": 2},
-             "sia": {"copies": 2}, "bsr": {"copies": 2}}.get(name, {})
+             "sia": {"copies": 2}, "bsr": {"copies": 2}, "square": {"queries": 3},
+             "autoattack": {"queries": 3}}.get(name, {})
     model = Ensemble([bn_model]) if name == "svre" else bn_model
-    create_attack(name, model, eps=0.1, **({} if name == "fgsm" else {"steps": 2}), **extra)(x, y)
+    steps = {} if name in ("fgsm", "square") else {"steps": 2}
+    create_attack(name, model, eps=0.1, **steps, **extra)(x, y)
 
     assert {n: m.training for n, m in bn_model.named_modules()} == modes
     assert [p.requires_grad for p in params] == flags
@@ -344,7 +346,7 @@ def test_bad_arguments(bn_model, batch):
         PGD(lambda t: t, eps=0.1)
     with pytest.raises(ValueError, match="use_predictions"):
         PGD(bn_model, eps=0.1, targeted=True, use_predictions=True)
-    with pytest.raises(ValueError, match="attack: unknown value 'cw'.*bim, bsr, di, fgsm"):
+    with pytest.raises(ValueError, match="attack: unknown value 'cw'.*bim, bsr, di, fab-t, fgsm"):
         create_attack("cw", bn_model, eps=0.1)
 
 

@@ -832,6 +832,7 @@ def test_pickled_payload_is_live_but_never_executed(tmp_path):
     assert (tmp_path / "PWNED").exists()
 
 
+@pytest.mark.xdist_group("serial")  # timing/processes: kept off the other workers
 def test_huge_num_classes_is_refused_without_allocating(tmp_path):
     """Metadata claiming 10⁷ classes (a 5 GB head) is compared on the meta device first."""
     path = _bad_checkpoint("huge_classes", tmp_path)
@@ -865,6 +866,7 @@ for i in range(n):
 """
 
 
+@pytest.mark.xdist_group("serial")  # timing/processes: kept off the other workers
 def test_concurrent_writers_and_a_reader_see_only_whole_checkpoints(tmp_path):
     """Three processes save to one path while this one loads it: every load is a whole,
     consistent checkpoint and no temporary file is left behind."""

@@ -21,6 +21,9 @@ from transferability.jobs import Job, JobsFailed, ResultStore, run_jobs  # noqa:
 from transferability.study import adv_knowledge_study  # noqa: E402
 from transferability.zoo import build_zoo  # noqa: E402
 
+# local clusters start processes: one worker of `pytest -n auto` runs them, one after another
+pytestmark = pytest.mark.xdist_group("serial")
+
 
 def _study(tmp_path, backend: str, **options) -> dict:
     with ResultStore(tmp_path / f"{backend}.sqlite") as store:

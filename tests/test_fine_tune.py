@@ -13,12 +13,12 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from transferability import transfer
-from transferability.lwf import LwF
 from transferability.models import create_model
 from transferability.models.classifier import Classifier, replace_head
-from transferability.neft import NonExpansive, apply_neft, bake_neft, operator_norm
 from transferability.training import Snapshot, fit
 from transferability.transfer import FineTuneResult, fine_tune
+from transferability.transfer.lwf import LwF
+from transferability.transfer.neft import NonExpansive, apply_neft, bake_neft, operator_norm
 from transferability.utils import seed_everything
 
 BETA = 0.5

@@ -100,8 +100,8 @@ def _surrogate_study() -> dict:
     sharp = {"spearman": -0.83, "low": -0.97, "high": -0.41, "n": 10}
     summary = surrogate_summary(rows)
     return SurrogateStudyResult(rows, per_epoch, summary, sharp, pair,
-                                surrogate_claims(summary, pair, sharp),
-                                {"task": "mnist", "seeds": [0, 1], "epochs": 3}).to_dict()
+                                surrogate_claims(rows, pair, sharp),
+                                {"target": "mnist", "seeds": [0, 1], "epochs": 3}).to_dict()
 
 
 def _robust_study() -> dict:
@@ -116,7 +116,7 @@ def _robust_study() -> dict:
     summary = robust_summary(rows, (0.1,))
     ablation = [s for s in summary if s["source"] in ("pgd_at", "cartl_fdm")
                 and s["method"] in ("last 3 blocks", "NEFT + BN frozen (last 3)")]
-    return RobustTransferResult(rows, summary, ablation, robust_claims(summary, 0.1),
+    return RobustTransferResult(rows, summary, ablation, robust_claims(rows, 0.1),
                                 {"seeds": [0, 1], "target": "mnist", "radii": [0.1],
                                  "methods": methods}).to_dict()
 
@@ -312,6 +312,7 @@ def _screenshot(driver, width: int, path: Path) -> int:
     return scroll_width
 
 
+@pytest.mark.xdist_group("serial")  # timing/processes: kept off the other workers
 def test_report_in_headless_chromium(browser, built, tmp_path):
     from selenium.webdriver.common.by import By
 

@@ -36,6 +36,11 @@ def test_robust_accuracy_is_the_worst_case_and_sees_through_saturation():
     ce = [v for k, v in result.per_attack.items() if "-ce" in k]
     assert min(ce) > 0.5 and result.robust_accuracy == 0.0  # CE masked, margin is not
     assert len(result.per_attack) == 4
+    assert result.broken_by.count(None) == result.robust_correct
+    # the first attack (in order) to break each point: CE first, margin for the rest
+    first_ce = 48 - round(result.per_attack["pgd5-ce-start0"] * 48)
+    assert result.broken_by.count("pgd5-ce-start0") == first_ce
+    assert set(result.broken_by) - {None} <= set(result.per_attack)
 
 
 def test_pgd_at_loss_is_ce_on_pgd_examples_and_mix_adds_the_clean_loss(blobs):
@@ -105,3 +110,33 @@ def test_bad_adversarial_training_options(blobs):
     with pytest.raises(ValueError, match="restarts"):
         robust_accuracy(create_model("mlp", 3), blobs[0][:4], blobs[1][:4], eps=0.1,
                         restarts=0)
+
+
+def test_pgd_at_warms_eps_up_linearly_and_warns_at_chance(blobs):
+    import warnings
+
+    from transferability.training.methods.adversarial import ChanceAccuracyWarning
+
+    x, y = blobs[0][:8], blobs[1][:8]
+    model = create_model("mlp", 3)
+    method = create_training_method("pgd_at", eps=0.2, steps=2, warmup_epochs=2)
+    method.on_train_begin(model, 4)  # 4 steps an epoch: ε reaches 0.2 at the 8th step
+    factors = []
+    for step in range(10):
+        factors.append(method.radius_factor())
+        if step == 2:
+            torch.manual_seed(1)
+            ours = method.adversarial(model, x, y)
+            torch.manual_seed(1)
+            torch.testing.assert_close(ours, PGD(model, 0.2 * 3 / 8, 0.25 * 3 / 8, 2)(x, y))
+        method.on_step_end(model, 1 + step // 4, step % 4)
+    assert factors == pytest.approx([1 / 8, 2 / 8, 3 / 8, 4 / 8, 5 / 8, 6 / 8, 7 / 8, 1, 1, 1])
+    assert method.config()["warmup_epochs"] == 2
+
+    with pytest.warns(ChanceAccuracyWarning, match="at chance"):  # ε = 0.6 flips every band
+        fit(create_model("mlp", 3), blobs, method="pgd_at", eps=0.6, steps=3, epochs=1,
+            lr=1e-6, show_progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ChanceAccuracyWarning)
+        fit(create_model("mlp", 3), blobs, method="pgd_at", eps=0.05, steps=2, epochs=3,
+            show_progress=False)

@@ -19,7 +19,7 @@ SURROGATES = {"seeds": (0,), "epochs": 2, "n_per_class": 10, "rhos": (0.05,),
               "attack_per_class": 2, "pair_epochs": 1, "sharpness_samples": 2}
 ROBUST = {"seeds": (0,), "source_epochs": 1, "source_per_class": 10, "target": "digits",
           "target_per_class": 5, "tune_epochs": 1, "eval_per_class": 1, "radii": (0.1,),
-          "methods": ("linear probe", "NEFT + BN frozen (last 3)")}
+          "methods": ("linear probe", "NEFT + BN frozen (last 3)"), "robust_attack": "pgd"}
 
 
 def _same(a, b) -> bool:

@@ -75,3 +75,13 @@ def _seeded(cls):
 
 
 vgg_like, timm_like, fc_like, no_linear = map(_seeded, (VGGLike, TimmLike, FcLike, NoLinear))
+
+
+def saturated_linear() -> nn.Module:
+    """A linear MNIST classifier with logits in the thousands: its softmax saturates, so
+    cross-entropy gradients vanish (for the robustness command)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    with torch.no_grad():
+        model[1].weight.mul_(2000)
+    return model

@@ -1,7 +1,8 @@
 """transferability: measure, predict and control knowledge and adversarial transferability.
 
-Importing the package registers every model, attack, dataset and estimator (the
-adversarial ``"models"`` estimators included), so nothing depends on import order.
+Importing the package registers every model, attack, dataset, estimator (the
+adversarial ``"models"`` estimators included), study and job kind, so nothing depends on
+import order.
 """
 
 __version__ = "0.1.0"
@@ -11,6 +12,18 @@ from .attacks import create_attack, list_attacks  # noqa: E402
 from .data import list_datasets, load_dataset  # noqa: E402
 from .estimators import get_estimator, list_estimators  # noqa: E402
 from .models import create_model, list_models  # noqa: E402
+from .studies import get_study, list_studies  # noqa: E402
+
+# The studies register themselves and their job kinds (the zoo's "train" among them), in the
+# order of the HTML report.
+# isort: off
+from . import study as _adv_knowledge  # noqa: E402,F401
+from . import surrogate_study as _surrogates  # noqa: E402,F401
+from . import robust_transfer_study as _robust_transfer  # noqa: E402,F401
+from . import benchmark as _benchmark  # noqa: E402,F401
+from . import audit as _audit  # noqa: E402,F401
+# isort: on
 
 __all__ = ["__version__", "create_model", "list_models", "create_attack", "list_attacks",
-           "load_dataset", "list_datasets", "get_estimator", "list_estimators"]
+           "load_dataset", "list_datasets", "get_estimator", "list_estimators", "get_study",
+           "list_studies"]

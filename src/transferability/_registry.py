@@ -30,6 +30,10 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._items)
 
+    def values(self) -> list:
+        """The registered objects, in the order they were registered."""
+        return list(self._items.values())
+
     def get(self, name: str, argument: str = "name"):
         return self._items[check_choice(name, argument, self._items)]
 

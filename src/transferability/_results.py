@@ -3,7 +3,8 @@
 ``to_dict()`` gives plain JSON-ready values plus ``"type"`` and ``"schema"`` (a version
 number), so files written today can be read, or refused with a clear error, tomorrow.
 Tensors keep their dtype (``{"dtype": ..., "data": [...]}``), NumPy arrays become lists,
-nested results their own dicts; ``from_dict(to_dict(r))`` rebuilds ``r``. Fields marked
+nested results (also in lists) their own dicts; ``from_dict(to_dict(r))`` rebuilds ``r``.
+Fields marked
 ``field(metadata={"serialize": False})`` (a trained head, a model) are left out.
 """
 
@@ -43,6 +44,9 @@ def _decode(value, hint):
         hint = options[0]
     if isinstance(hint, type) and issubclass(hint, Result) and isinstance(value, Mapping):
         return hint.from_dict(value)
+    if typing.get_origin(hint) is list and isinstance(value, list):  # ``list[X]``
+        (item,) = typing.get_args(hint)
+        return [_decode(v, item) for v in value]
     if hint is torch.Tensor and isinstance(value, Mapping):
         return torch.tensor(value["data"], dtype=getattr(torch, value["dtype"]))
     if hint is np.ndarray:

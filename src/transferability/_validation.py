@@ -7,6 +7,7 @@ silently wrong number.
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -35,6 +36,9 @@ __all__ = [
     "model_device",
     "model_dtype",
     "check_same_device",
+    "seed_arg",
+    "positive_arg",
+    "count_arg",
 ]
 
 #: Seeds are integers in [0, SEED_MAX]: every random generator of NumPy and torch takes them.
@@ -299,3 +303,44 @@ def check_same_device(**models: torch.nn.Module) -> torch.device:
         desc = ", ".join(f"{name} is on {device}" for name, device in devices.items())
         raise ValueError(f"models on different devices: {desc}; move them to one device")
     return next(iter(devices.values()))
+
+
+# ---- command-line values: the same checks, as argparse types -------------------------------
+
+def seed_arg(text: str) -> int:
+    """A seed on the command line (:func:`check_seed`)."""
+    try:
+        return check_seed(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("seed: ")) from None
+
+
+def positive_arg(text: str) -> float:
+    """A finite number > 0 on the command line (:func:`check_positive`)."""
+    try:
+        return check_positive(float(text), "value")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}") from None
+
+
+def radius_arg(text: str) -> float:
+    """A radius > 0 as a number (``0.031``) or a fraction (``8/255``); ``8/0`` is refused."""
+    try:
+        top, _, bottom = text.partition("/")
+        value = float(top) / float(bottom) if bottom else float(top)
+        return check_positive(value, "value")
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number > 0 such as 0.031 or 8/255, got "
+                                         f"{text!r}") from None
+
+
+def count_arg(maximum: int | None = None):
+    """Positive integers up to ``maximum`` on the command line (:func:`check_int`)."""
+    def parse(text: str) -> int:
+        try:
+            return check_int(int(text), "value", maximum=maximum)
+        except ValueError:
+            bound = "" if maximum is None else f" up to {maximum:,}"
+            raise argparse.ArgumentTypeError(f"expected a positive integer{bound}, got "
+                                             f"{text!r}") from None
+    return parse

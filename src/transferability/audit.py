@@ -49,10 +49,12 @@ from ._validation import (
 )
 from .attacks import create_attack, list_attacks, norms, random_targets
 from .features import predict
+from .html_report import render_audit
 from .jobs import Job, Output, ResultStore, given, job_kind, open_store, run_jobs
 from .models import Ensemble
 from .stats import claim
 from .stealth import stealth
+from .studies import Study, register_study
 from .transfer_matrix import _check_models
 from .utils import batches
 
@@ -536,3 +538,8 @@ def load_protocol(path: str | Path) -> dict:
     _check_protocol_key(targeted, "protocol: targeted", {"attack", "steps"})
     check_choice(protocol.get("norm", "linf"), "norm", norms.NORMS)
     return protocol
+
+
+#: The audit's descriptor (its command is ``transferability audit``).
+STUDY = register_study(Study("audit", "Transfer-attack audit", AuditResult, "audit",
+                             render=render_audit))

@@ -53,6 +53,7 @@ from .jobs import Job, ResultStore, job_kind, open_store, run_jobs
 from .ranking import format_correlations
 from .report import format_table
 from .stats import bootstrap_difference, correlation_table, kendall, weighted_tau
+from .studies import Study, register_study
 from .study import adv_knowledge_jobs, reference_spec
 from .zoo import load_spec, zoo_jobs
 
@@ -375,3 +376,8 @@ def plot_benchmark(result: BenchmarkResult, out_dir) -> list[Path]:
     ax.set_title("agreement against stability", fontsize=10)
     files.append(save_figure(fig, out / "benchmark_stability.png"))
     return files
+
+
+#: The benchmark's descriptor (its command is ``transferability benchmark``).
+STUDY = register_study(Study("benchmark", "Benchmark", BenchmarkResult, "benchmark",
+                             run_benchmark, FULL, QUICK, plots=plot_benchmark))

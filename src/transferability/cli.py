@@ -13,44 +13,17 @@ import os
 import sys
 from pathlib import Path
 
+from ._validation import count_arg as _count
+from ._validation import positive_arg as _positive
+from ._validation import radius_arg as _radius
+from ._validation import seed_arg as _seed
+
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("transferability")
 
 
 # ---- argument types: bad values are refused by argparse (exit 2) before any work ----------
-def _seed(text: str) -> int:
-    from ._validation import check_seed
-
-    try:
-        return check_seed(int(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("seed: ")) from None
-
-
-def _positive(text: str) -> float:
-    from ._validation import check_positive
-
-    try:
-        return check_positive(float(text), "value")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}") from None
-
-
-def _count(maximum: int | None = None):
-    """Positive integers up to ``maximum``."""
-    def parse(text: str) -> int:
-        from ._validation import check_int
-
-        try:
-            return check_int(int(text), "value", maximum=maximum)
-        except ValueError:
-            bound = "" if maximum is None else f" up to {maximum:,}"
-            raise argparse.ArgumentTypeError(f"expected a positive integer{bound}, got "
-                                             f"{text!r}") from None
-    return parse
-
-
 def _name_accuracy(text: str) -> tuple[str, float]:
     """``NAME=ACC`` with ACC in [0, 1] (a source's accuracy on its own task)."""
     from ._validation import check_unit_interval
@@ -66,6 +39,7 @@ def _name_accuracy(text: str) -> tuple[str, float]:
 
 
 # ---- shared option groups ------------------------------------------------------------------
+
 def _attack(args) -> tuple[str, dict]:
     """``(attack, attack_options)`` from ``--attack --eps --steps --step-size --loss``: the
     one place where the command line meets the attacks' spelling (``alpha`` = step size).
@@ -254,6 +228,41 @@ def _cmd_rank(args) -> None:
     print("wrote " + ", ".join(map(str, files)))
 
 
+def _cmd_robustness(args) -> None:
+    from .attacks import benchmark, robust_accuracy
+    from .data import dataset_from_spec
+    from .model_args import load_models
+    from .report import write_json
+
+    data = dataset_from_spec(args.dataset, "test", seed=args.seed)
+    x, y = data.x, data.y
+    if args.n_examples is not None:
+        if args.n_examples > len(x):
+            raise ValueError(f"--n-examples: the test split of {args.dataset} has {len(x)} "
+                             f"images, got {args.n_examples}")
+        x, y = x[:args.n_examples], y[:args.n_examples]
+    models = load_models([args.model], args.cache_dir)
+    if len(models) != 1:
+        raise ValueError(f"--model: expected one model, {args.model!r} names {len(models)}")
+    (name, model), = models.items()
+    if args.attack == "autoattack":
+        result = benchmark(model, x, y, threat_model={"linf": "Linf", "l2": "L2"}[args.norm],
+                           eps=args.eps, batch_size=args.batch_size, version=args.version,
+                           seed=args.seed)
+    else:
+        result = robust_accuracy(model, x, y, args.eps, attack="pgd", norm=args.norm,
+                                 batch_size=args.batch_size, seed=args.seed)
+    print(f"{name} on {args.dataset} ({result.n} test images), {args.norm} eps={args.eps:.6g}, "
+          f"{result.attack}: clean {result.clean_accuracy:.4f} ({result.clean_correct}/"
+          f"{result.n}), robust {result.robust_accuracy:.4f} ({result.robust_correct}/"
+          f"{result.n})" + (f" in {result.seconds:.1f} s" if result.seconds else ""))
+    for attack, acc in result.per_attack.items():
+        print(f"  after {attack}: {acc:.4f}")
+    out = write_json({"model": name, "dataset": str(args.dataset), **result.to_dict()},
+                     args.out / "robustness.json")
+    print(f"wrote {out}")
+
+
 def _cmd_study_adv_knowledge(args) -> None:
     from .data import dataset_from_spec
     from .model_args import load_models
@@ -304,35 +313,19 @@ def _report(result, out: Path, stem: str, plot) -> None:
     print("wrote " + ", ".join(map(str, files)))
 
 
-def _cmd_study_surrogates(args) -> None:
-    from .surrogate_study import FULL, QUICK, plot_surrogate_study, surrogate_study
+def _cmd_study(args) -> None:
+    """``transferability study NAME`` for a registered study with its own options."""
+    from .studies import get_study
 
-    attack, attack_options = _attack(args)
-    settings = dict(QUICK if args.quick else FULL)
-    settings["attack_options"] = {**settings["attack_options"], **attack_options}
-    if args.seeds:
-        settings["seeds"] = tuple(args.seeds)
-    if args.rhos:
-        settings["rhos"] = tuple(args.rhos)
+    study = get_study(args.study_command)
+    if hasattr(args, "attack"):  # a study that attacks: the one spelling of its options
+        args.attack, args.attack_options = _attack(args)
+    settings = dict(study.quick if args.quick else study.full)
+    if study.settings is not None:
+        settings = study.settings(args, settings)
     with _store(args) as store:
-        result = surrogate_study(args.target, attack=attack, cache_dir=args.cache_dir,
-                                 store=store, **settings, **_backend(args))
-    _report(result, args.out, "surrogates", plot_surrogate_study)
-
-
-def _cmd_study_robust_transfer(args) -> None:
-    from .robust_transfer_study import FULL, QUICK, plot_robust_transfer, robust_transfer_study
-
-    settings = dict(QUICK if args.quick else FULL)
-    if args.seeds:
-        settings["seeds"] = tuple(args.seeds)
-    if args.eps:
-        settings["radii"] = tuple(args.eps)
-    settings["target"] = args.target
-    with _store(args) as store:
-        result = robust_transfer_study(cache_dir=args.cache_dir, store=store, **settings,
-                                       **_backend(args))
-    _report(result, args.out, "robust_transfer", plot_robust_transfer)
+        result = study.run(cache_dir=args.cache_dir, store=store, **settings, **_backend(args))
+    _report(result, args.out, study.name.replace("-", "_"), study.plots)
 
 
 def _cmd_attack(args) -> None:
@@ -653,6 +646,25 @@ def build_parser() -> argparse.ArgumentParser:
     out_opt(p, "rank-out")
     cache_opt(p)
 
+    p = command("robustness", _cmd_robustness,
+                "Clean and robust accuracy of one model on a dataset's test images under "
+                "AutoAttack (Croce & Hein 2020), as RobustBench's benchmark, with its checks.")
+    p.add_argument("--model", required=True, help="one model: " + models_help)
+    p.add_argument("--dataset", required=True, help="dataset name or .npz/folder path")
+    p.add_argument("--eps", type=_radius, required=True,
+                   help="radius in the [0,1] pixel scale: 0.031 or 8/255")
+    p.add_argument("--norm", choices=["linf", "l2"], default="linf")
+    p.add_argument("--attack", choices=["autoattack", "pgd"], default="autoattack",
+                   help="autoattack, or the fast worst case of PGD-20 with CE and margin loss")
+    p.add_argument("--version", choices=["standard", "plus", "rand"], default="standard",
+                   help="AutoAttack's version (rand: for randomised models)")
+    p.add_argument("--n-examples", type=_count(10**7), default=None,
+                   help="the first N test images (default: all)")
+    p.add_argument("--batch-size", type=_count(100_000), default=500)
+    seed_opt(p)
+    out_opt(p, "robustness-out")
+    cache_opt(p, store=False)
+
     study = sub.add_parser("study", help="Run the studies that connect the two transferabilities.",
                            description="Run the studies that connect the two transferabilities.")
     study_sub = study.add_subparsers(dest="study_command", metavar="STUDY", required=True)
@@ -681,41 +693,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_count(1_000_000), default=1000, help="samples (at most 10^6)")
     seed_opt(p)
     out_opt(p, "study-out")
-    p = command("surrogates", _cmd_study_surrogates,
-                "How training controls transfer (Gubri et al.; Adam et al.): transfer per "
-                "epoch (early stopping), SAM/l-SAM across rho, LGV, sharpness vs transfer, and "
-                "a pair trained against transfer. Several minutes on a CPU; --quick: one.",
-                parent=study_sub)
-    p.add_argument("--target", default="mnist", help="the task of surrogates and victims")
-    p.add_argument("--seeds", type=_seed, nargs="+", default=None,
-                   help="training seeds (default 0 1 2; --quick 0 1)")
-    p.add_argument("--rhos", type=_positive, nargs="+", default=None,
-                   help="SAM radii (default 0.05 0.1 0.2 0.4; 0.05 is SAM, larger l-SAM)")
-    device_opts(p)
-    p.add_argument("--quick", action="store_true", help="smaller data, fewer epochs and seeds")
-    p.set_defaults(attack="bim", eps=None, steps=None, step_size=None, loss=None)
-    p.add_argument("--attack", default="bim", help="attack of the study (default bim)")
-    p.add_argument("--eps", type=_positive, default=None, help="budget (default 0.2)")
-    p.add_argument("--steps", type=_count(100_000), default=None,
-                   help="iterations (default 50, --quick 20; step eps/10)")
-    backend_opts(p)
-    out_opt(p, "surrogates-out")
-    cache_opt(p)
-    p = command("robust-transfer", _cmd_study_robust_transfer,
-                "Keep a robust source's robustness on a new task (Shafahi et al.; CARTL): "
-                "standard, pgd_at and cartl_fdm resnet sources fine-tuned by linear probe, "
-                "freeze levels, full fine-tuning, LwF, NEFT and BN freezing; clean and robust "
-                "accuracy. About 10 minutes on a CPU; --quick: one.", parent=study_sub)
-    p.add_argument("--target", default="mnist", help="target task (default mnist)")
-    p.add_argument("--seeds", type=_seed, nargs="+", default=None,
-                   help="training seeds (default 0 1 2; --quick 0)")
-    p.add_argument("--eps", type=_positive, nargs="+", default=None,
-                   help="robust-accuracy radii (default 0.1 0.2; --quick 0.1)")
-    p.add_argument("--quick", action="store_true", help="smaller data, one seed, 4 methods")
-    device_opts(p)
-    backend_opts(p)
-    out_opt(p, "robust-transfer-out")
-    cache_opt(p)
+    from .studies import list_studies
+
+    for each in list_studies():  # every study with options of its own: one command each
+        if each.options is not None:
+            p = command(each.name, _cmd_study, each.help, parent=study_sub)
+            each.options(p)
+            backend_opts(p)
+            device_opts(p)
+            out_opt(p, f"{each.name}-out")
+            cache_opt(p)
 
     p = command("attack", _cmd_attack,
                 "Craft adversarial examples on surrogates and count how often they fool victims.")

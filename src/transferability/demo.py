@@ -26,11 +26,8 @@ from .html_report import write_report
 from .jobs import ResultStore
 from .plots import plot_probe_accuracy, plot_scatter_grid
 from .report import format_table, write_csv, write_json
-from .robust_transfer_study import QUICK as QUICK_ROBUST
-from .robust_transfer_study import plot_robust_transfer, robust_transfer_study
+from .studies import list_studies
 from .study import adv_knowledge_study, reference_spec
-from .surrogate_study import QUICK as QUICK_SURROGATES
-from .surrogate_study import plot_surrogate_study, surrogate_study
 from .zoo import build_zoo, load_spec
 
 __all__ = ["demo_spec", "run_demo"]
@@ -38,15 +35,6 @@ __all__ = ["demo_spec", "run_demo"]
 log = logging.getLogger("transferability")
 
 TARGET = "mnist"
-#: ``demo --quick``'s surrogate study: one seed, two epochs, a few images.
-TINY_SURROGATES = {"seeds": (0,), "epochs": 3, "n_per_class": 60, "rhos": (0.05, 0.1),
-                   "lgv_epochs": 1, "lgv_per_epoch": 2,
-                   "attack_options": {"eps": 0.2, "steps": 5}, "attack_per_class": 4,
-                   "pair_epochs": 1, "sharpness_samples": 4}
-#: ``demo --quick``'s robust-transfer study.
-TINY_ROBUST = {"seeds": (0,), "source_epochs": 1, "source_per_class": 40, "target": "mnist",
-               "target_per_class": 20, "tune_epochs": 1, "eval_per_class": 3, "radii": (0.1,),
-               "methods": ("linear probe", "NEFT + BN frozen (last 3)")}
 QUICK_MODELS = ("cnn-k0", "cnn-k5", "cnn-k10", "mlp-k5")
 
 
@@ -84,8 +72,9 @@ def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed:
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
 
-    log.info("[1/4] source zoo (%s) and a %s reference model ...", "quick" if quick else "full",
-             TARGET)
+    steps = 2 + sum(bool(s.tiny) for s in list_studies())
+    log.info("[1/%d] source zoo (%s) and a %s reference model ...", steps,
+             "quick" if quick else "full", TARGET)
     t = time.perf_counter()
     zoo = build_zoo(demo_spec(quick), cache_dir, show_progress=show_progress, store=store)
     ref_spec = reference_spec(TARGET, epochs=2 if quick else 3,
@@ -97,7 +86,7 @@ def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed:
              zoo.cache_dir)
     zoo_seconds = time.perf_counter() - t
 
-    log.info("[2/4] adversarial <-> knowledge transfer study, target %s ...", TARGET)
+    log.info("[2/%d] adversarial <-> knowledge transfer study, target %s ...", steps, TARGET)
     train, test = load_dataset(TARGET, "train", seed=seed), load_dataset(TARGET, "test", seed=seed)
 
     # α: the authors' attack with 10/20 steps instead of 50, for time
@@ -111,21 +100,15 @@ def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed:
                     "k": entry.data.get("k") if isinstance(entry.data, dict) else None,
                     "source_acc": zoo[row["source"]].meta["metrics"]["test_acc"]})
 
-    log.info("[3/4] surrogates: how training controls transfer (%s) ...",
-             "tiny" if quick else "quick")
-    t = time.perf_counter()
-    settings = {**(TINY_SURROGATES if quick else QUICK_SURROGATES), "task": TARGET}
-    surrogates = surrogate_study(cache_dir=cache_dir, store=store, show_progress=show_progress,
-                                 **settings)
-    surrogate_seconds = time.perf_counter() - t
-
-    log.info("[4/4] robust transfer: keeping a robust source's robustness (%s) ...",
-             "tiny" if quick else "quick")
-    t = time.perf_counter()
-    settings = dict(TINY_ROBUST if quick else QUICK_ROBUST)
-    robust = robust_transfer_study(cache_dir=cache_dir, store=store,
-                                   show_progress=show_progress, **settings)
-    robust_seconds = time.perf_counter() - t
+    # every other study with demo settings: its quick ones, or its tiny ones with --quick
+    others = []  # (study, result, seconds)
+    for i, each in enumerate((s for s in list_studies() if s.tiny), start=3):
+        log.info("[%d/%d] %s (%s) ...", i, steps, _heading(each), "tiny" if quick else "quick")
+        t = time.perf_counter()
+        settings = {**(each.tiny if quick else each.quick), "target": TARGET}
+        result = each.run(cache_dir=cache_dir, store=store, show_progress=show_progress,
+                          **settings)
+        others.append((each, result, time.perf_counter() - t))
 
     t = time.perf_counter()
     theory = [r.record() for r in theory_check()]
@@ -135,18 +118,16 @@ def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed:
         study.format(), "", study.transfer_matrix.format("both_correct"), "",
         "synthetic check: sources = a target MLP with weights perturbed at each scale; "
         "α^(T→S) (exact Jacobians) should fall and the affine-fit loss rise",
-        format_table(theory), "",
-        "surrogates: how training controls transfer (transferability study surrogates runs "
-        "the full study)", surrogates.format(), "",
-        "robust transfer (transferability study robust-transfer runs the full study)",
-        robust.format()])
+        format_table(theory),
+        *(f"\n{_heading(s)} (transferability study {s.name} runs the full study)\n"
+          + result.format() for s, result, _ in others)])
     timings = {"zoo": zoo_seconds, **study.timings, "theory": theory_seconds,
-               "surrogates": surrogate_seconds, "robust_transfer": robust_seconds,
+               **{_key(s): seconds for s, _, seconds in others},
                "total": time.perf_counter() - start}
     results = {"target": TARGET, "shots": shots, "repeats": repeats, "quick": quick,
                "reference": {"name": ref_name, "test_acc": reference.meta["metrics"]["test_acc"]},
-               **study.to_dict(), "theory": theory, "surrogates": surrogates.to_dict(),
-               "robust_transfer": robust.to_dict(),
+               **study.to_dict(), "theory": theory,
+               **{_key(s): result.to_dict() for s, result, _ in others},
                "timings": timings}
     files = [write_json(results, out / "results.json"), write_csv(study.rows, out / "results.csv"),
              plot_probe_accuracy(study.rows, out / "probe_accuracy.png",
@@ -156,8 +137,17 @@ def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed:
                                title=f"scores vs {shots}-shot probe accuracy on {TARGET}"),
              study.transfer_matrix.to_csv(out / "transfer_matrix.csv"),
              study.transfer_matrix.plot(out / "transfer_matrix.png"),
-             *plot_surrogate_study(surrogates, out), *plot_robust_transfer(robust, out),
+             *(f for s, result, _ in others for f in s.plots(result, out)),
              write_report(store, out / "report.html")]
     report += (f"\n\ndone in {timings['total']:.1f}s; wrote "
                + ", ".join(str(f) for f in files))
     return results, report
+
+
+def _heading(study) -> str:
+    return study.title[0].lower() + study.title[1:]
+
+
+def _key(study) -> str:
+    """The study's key in ``results.json`` and its timings."""
+    return study.name.replace("-", "_")

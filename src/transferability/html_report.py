@@ -26,14 +26,11 @@ from pathlib import Path
 from ._files import write_bytes
 from .jobs.graph import get_job_kind, list_job_kinds
 from .jobs.store import Record, ResultStore
+from .stats import Claim
+from .studies import list_studies, study_of_result
 
 __all__ = ["write_report", "render_report", "section_id"]
 
-_TITLES = {"StudyResult": "Adversarial ↔ knowledge transferability",
-           "SurrogateStudyResult": "Surrogates: how training controls transfer",
-           "RobustTransferResult": "Robust transfer: keeping a source's robustness",
-           "TransferMatrix": "Transfer matrix", "BenchmarkResult": "Benchmark",
-           "AuditResult": "Transfer-attack audit"}
 _LABELS = {"probe_acc": "full-data probe acc.", "fewshot_acc": "few-shot probe acc.",
            "fewshot_std": "few-shot std", "neg_affine_loss": "−affine-fit loss",
            "model_fit": "model fit (−affine loss)",
@@ -194,7 +191,8 @@ def _kv(mapping: dict) -> str:
 def _claims(claims) -> str:
     if not claims:
         return ""
-    items = "".join(f"<li>{_e(c)}</li>" for c in claims)
+    items = "".join(f"<li>{_e(Claim.from_dict(c) if isinstance(c, dict) else c)}</li>"
+                    for c in claims)
     return f'<h3>Claims</h3><ul class="claims">{items}</ul>'
 
 
@@ -478,7 +476,7 @@ def _correlations(sid: str, rows: list[dict], name: str = "correlations") -> str
                  id=f"{sid}-{name}")
 
 
-def _study(sid: str, v: dict) -> str:
+def render_adv_knowledge(sid: str, v: dict) -> str:
     """The adversarial ↔ knowledge study: ranks, scores, correlations, scatters, matrix."""
     from .adversarial import MODEL_SCORES
 
@@ -540,7 +538,7 @@ def _study(sid: str, v: dict) -> str:
     return "".join(parts)
 
 
-def _surrogates(sid: str, v: dict) -> str:
+def render_surrogates(sid: str, v: dict) -> str:
     """The surrogate study: transfer per epoch, by kind, against ρ and sharpness; the pair."""
     per_epoch, rows, summary = v.get("per_epoch") or [], v.get("rows") or [], v["summary"]
     seeds = list(dict.fromkeys(r["seed"] for r in per_epoch))
@@ -613,7 +611,7 @@ def _surrogates(sid: str, v: dict) -> str:
     return "".join(parts)
 
 
-def _robust(sid: str, v: dict) -> str:
+def render_robust_transfer(sid: str, v: dict) -> str:
     """The robust-transfer study: the summary, the frontier and robustness by freeze level."""
     summary, rows = v["summary"], v.get("rows") or []
     keys = [k for k in dict.fromkeys(k for s in summary for k in s) if k.startswith("robust_acc@")]
@@ -665,7 +663,7 @@ def _rate_ci(protocol: str) -> Callable[[dict], tuple[str, str]]:
     return cell
 
 
-def _audit(sid: str, v: dict) -> str:
+def render_audit(sid: str, v: dict) -> str:
     """The transfer-attack audit: the attack-by-family table, the verdicts, the rows."""
     settings = v.get("settings") or {}
     columns = ["attack", "family", "rank", "pairs",
@@ -707,13 +705,16 @@ def _generic(sid: str, v: dict) -> str:
     return (_kv(scalars) if scalars else "") + "".join(parts)
 
 
-_RENDERERS: dict[str, Callable[[str, dict], str]] = {
-    "StudyResult": _study, "SurrogateStudyResult": _surrogates,
-    "RobustTransferResult": _robust, "TransferMatrix": _transfer_matrix,
-    "AuditResult": _audit}
-#: Result types that are a study's outcome: a section even when another job uses them.
-_STUDY_TYPES = {"StudyResult", "SurrogateStudyResult", "RobustTransferResult",
-                "BenchmarkResult", "AuditResult"}
+#: Results that are not a study's but get a section of their own (a study's come from its
+#: :class:`~transferability.studies.Study`).
+_RENDERERS: dict[str, Callable[[str, dict], str]] = {"TransferMatrix": _transfer_matrix}
+_TITLES = {"TransferMatrix": "Transfer matrix"}
+
+
+def _study_types() -> list[str]:
+    """The result types of the registered studies, in registration order: each gets a
+    section even when another job takes it as input."""
+    return [s.result.__name__ for s in list_studies()]
 
 
 # ---- the store ----------------------------------------------------------------------------
@@ -732,11 +733,12 @@ def _studies(records: Sequence[Record]) -> list[Record]:
     of any type when no other record takes it as input. By type (the main study first),
     newest first."""
     used = {k for r in records for k in r.inputs.values()}
+    study_types = _study_types()
     latest: dict[tuple[str, str, str], Record] = {}
     for r in records:  # oldest first: later ones replace
-        if _is_result(r) and (r.value["type"] in _STUDY_TYPES or r.key not in used):
+        if _is_result(r) and (r.value["type"] in study_types or r.key not in used):
             latest[(r.kind, r.label, _json(r.config))] = r
-    order = list(_TITLES)
+    order = [*study_types, *_TITLES]
     return sorted(latest.values(), key=lambda r: (
         order.index(r.value["type"]) if r.value["type"] in order else len(order),
         r.value["type"], -r.finished, r.key))
@@ -831,7 +833,9 @@ def _provenance(studies: Sequence[Record], records: Sequence[Record], path: Path
 
 def _title(rec: Record) -> str:
     kind = rec.value.get("type", "")
-    return _TITLES.get(kind, kind) + (f" — {rec.label}" if rec.label else "")
+    study = study_of_result(kind)
+    return (study.title if study else _TITLES.get(kind, kind)) + (
+        f" — {rec.label}" if rec.label else "")
 
 
 def _differences(studies: Sequence[Record]) -> dict[str, str]:
@@ -851,7 +855,8 @@ def _differences(studies: Sequence[Record]) -> dict[str, str]:
 
 def _section(rec: Record, distinct: str) -> str:
     sid, kind = section_id(rec), rec.value.get("type", "")
-    render = _RENDERERS.get(kind, _generic)
+    study = study_of_result(kind)
+    render = (study.render if study else _RENDERERS.get(kind)) or _generic
     try:
         body = render(sid, rec.value)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) \

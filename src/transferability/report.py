@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ._files import write_bytes
 
-__all__ = ["format_table", "write_csv", "write_json", "save_figure", "fmt"]
+__all__ = ["format_table", "format_claims", "write_csv", "write_json", "save_figure", "fmt"]
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -45,6 +45,17 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(r) for r in cells)])
+
+
+def format_claims(claims: Sequence, seeds: Sequence) -> str:
+    """A study's claims (:class:`~transferability.stats.Claim`), one a line, under a heading
+    that says what decides them; with fewer than 3 ``seeds`` it says the run only exercises
+    the code."""
+    lines = ["claims (paired differences over seeds, t 95% intervals; a verdict needs 3 seeds):"]
+    if len(seeds) < 3:
+        lines.append(f"  ({len(seeds)} seed{'s' * (len(seeds) != 1)}: the verdicts over seeds "
+                     "are inconclusive; this run exercises the code, the full study decides)")
+    return "\n".join([*lines, *(f"- {c}" for c in claims)])
 
 
 def write_csv(rows: Sequence[dict], path: str | Path) -> Path:

@@ -7,9 +7,10 @@ LwF's feature-distance penalty recovers clean accuracy while keeping most of it.
 blocks non-expansively (NEFT) with BatchNorm frozen. This study measures it on bundled data:
 sources are ``resnet`` models (BatchNorm, so BN freezing means something) trained on a
 source task as standard, ``pgd_at`` and ``cartl_fdm`` sources, with several seeds; each is
-transferred to the target by every method, and clean and robust accuracy (the worst case
-of PGD with CE and with margin loss, :func:`~transferability.attacks.robust_accuracy`) are
-measured on the target's test images.
+transferred to the target by every method, and clean and robust accuracy
+(:func:`~transferability.attacks.robust_accuracy`: AutoAttack by default; the quick
+version keeps the fast worst case of PGD with CE and with margin loss) are measured on the
+target's test images. The report names the attack used.
 
 The study is a graph of jobs (:mod:`transferability.jobs`) kept in a results store: a zoo
 ``train`` job per source, a ``fine_tune`` job per (source, method), a ``robust_accuracy``
@@ -27,11 +28,15 @@ from types import MappingProxyType
 import numpy as np
 
 from ._results import Result
-from ._validation import check_positive, check_seed
+from ._validation import check_choice, check_positive, check_seed, positive_arg, seed_arg
 from .attacks import robust_accuracy
+from .attacks.robust import ROBUST_ATTACKS
 from .data import check_per_class, dataset_from_spec, per_class
+from .html_report import render_robust_transfer
 from .jobs import Job, Output, ResultStore, job_kind, open_store, run_jobs
-from .report import format_table
+from .report import format_claims, format_table
+from .stats import Claim, claim
+from .studies import Study, register_study
 from .transfer import fine_tune
 from .utils import cache_dir as default_cache_dir
 from .zoo import load_spec, zoo_jobs
@@ -60,11 +65,17 @@ METHODS = MappingProxyType({
 })
 FULL = {"seeds": (0, 1, 2), "source_epochs": 5, "source_per_class": 300, "target": "mnist",
         "target_per_class": 100, "tune_epochs": 10, "eval_per_class": 10, "radii": (0.1, 0.2),
-        "source_attack_options": {"eps": 0.2}, "methods": tuple(METHODS)}
+        "source_attack_options": {"eps": 0.2}, "methods": tuple(METHODS),
+        "robust_attack": "autoattack"}
 QUICK = {"seeds": (0,), "source_epochs": 3, "source_per_class": 80, "target": "mnist",
          "target_per_class": 50, "tune_epochs": 6, "eval_per_class": 4, "radii": (0.1,),
          "source_attack_options": {"eps": 0.2},
-         "methods": ("linear probe", "last 3 blocks", "full fine-tune", "LwF")}
+         "methods": ("linear probe", "last 3 blocks", "full fine-tune", "LwF"),
+         "robust_attack": "pgd"}
+#: ``demo --quick``'s.
+TINY = {"seeds": (0,), "source_epochs": 1, "source_per_class": 40, "target": "mnist",
+        "target_per_class": 20, "tune_epochs": 1, "eval_per_class": 3, "radii": (0.1,),
+        "methods": ("linear probe", "NEFT + BN frozen (last 3)"), "robust_attack": "pgd"}
 #: Fine-tuning learning rate (SGD, momentum 0.9, cosine): a new head from scratch needs it.
 TUNE_LR = 0.05
 KINDS = {"standard": {}, "pgd_at": {"method": "pgd_at"},
@@ -79,15 +90,17 @@ class RobustTransferResult(Result):
     rows: list[dict]
     summary: list[dict]
     ablation: list[dict]
-    claims: list[str]
+    claims: list[Claim]
     settings: dict = field(default_factory=dict)
 
     def format(self) -> str:
+        attack = self.settings.get("robust_accuracy", "worst of PGD-20 CE and margin")
         return "\n".join([
-            "robust transfer: clean and robust accuracy on the target (mean ± std over seeds)",
+            "robust transfer: clean and robust accuracy on the target (mean ± std over seeds; "
+            f"robust accuracy: {attack})",
             format_table(self.summary), "",
             "CARTL ablation (robust sources, last 3 blocks)", format_table(self.ablation), "",
-            "claims:", *[f"- {c}" for c in self.claims]])
+            format_claims(self.claims, self.settings.get("seeds", []))])
 
 
 def _mean_std(values) -> tuple[float, float]:
@@ -112,13 +125,14 @@ def fine_tune_job(config: dict, inputs: dict) -> Output:
 
 @job_kind("robust_accuracy")
 def robust_accuracy_job(config: dict, inputs: dict) -> dict:
-    """Robust accuracy of ``model`` at radius ``eps`` on ``per_class`` test images a class:
-    the worst case of PGD-``steps`` with CE and with margin loss
-    (:func:`~transferability.attacks.robust_accuracy`)."""
+    """Robust accuracy of ``model`` at radius ``eps`` on ``per_class`` test images a class
+    under ``attack`` (:func:`~transferability.attacks.robust_accuracy`): ``"autoattack"``,
+    or (the default) the worst case of PGD-``steps`` with CE and with margin loss."""
     probe = per_class(dataset_from_spec(config["target"], "test"), config["per_class"],
                       seed=config["probe_seed"])
     return robust_accuracy(inputs["model"].artifact, probe.x, probe.y, config["eps"],
-                           steps=config["steps"], seed=config["seed"]).record()
+                           attack=config.get("attack", "pgd"), steps=config["steps"],
+                           seed=config["seed"]).record()
 
 
 @job_kind("robust_transfer_study", device=False)
@@ -140,7 +154,7 @@ def robust_transfer_study_job(config: dict, inputs: dict) -> dict:
     ablation = [s for s in summary if s["source"] in ("pgd_at", "cartl_fdm")
                 and s["method"] in ("last 3 blocks", "NEFT (last 3)", "BN frozen (last 3)",
                                     "NEFT + BN frozen (last 3)")]
-    return RobustTransferResult(rows, summary, ablation, _claims(summary, eps[0]),
+    return RobustTransferResult(rows, summary, ablation, _claims(rows, eps[0]),
                                 settings).to_dict()
 
 
@@ -155,6 +169,9 @@ def _robust_jobs(settings: dict, cache_dir: Path) -> Job:
         for seed in settings["seeds"] for kind, options in KINDS.items()]}
     sources = zoo_jobs(load_spec(spec), cache_dir)
     target = settings["target"]
+    # the PGD jobs keep their original configuration (and so their stored results)
+    attack = ({"steps": 20} if settings["robust_attack"] == "pgd"
+              else {"steps": 100, "attack": settings["robust_attack"]})
     inputs = {}
     for seed in settings["seeds"]:
         for kind in KINDS:
@@ -168,7 +185,7 @@ def _robust_jobs(settings: dict, cache_dir: Path) -> Job:
                 inputs[f"tune:{run}"] = tuned
                 for e in settings["radii"]:
                     inputs[f"robust:{run}@{e}"] = Job(
-                        "robust_accuracy", {"target": target, "eps": e, "steps": 20,
+                        "robust_accuracy", {"target": target, "eps": e, **attack,
                                             "seed": seed, "probe_seed": 0,
                                             "per_class": settings["eval_per_class"]},
                         {"model": tuned}, label=f"{run}@{e}")
@@ -185,17 +202,21 @@ def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["sou
                           radii=FULL["radii"],
                           source_attack_options: dict | None = None,
                           methods=FULL["methods"],
+                          robust_attack: str = FULL["robust_attack"],
                           cache_dir=None, show_progress: bool | None = None,
                           store: ResultStore | None = None, backend: str = "local",
                           **backend_options) -> RobustTransferResult:
     """Run the study (see the module docstring) and return its tables.
 
     ``radii`` are the ε of the robust accuracy on the target; ``source_attack_options`` the
-    PGD of the ``pgd_at`` and ``cartl_fdm`` sources (default ε = 0.2, 7 steps). Jobs run on
+    PGD of the ``pgd_at`` and ``cartl_fdm`` sources (default ε = 0.2, 7 steps);
+    ``robust_attack`` the attack of the robust accuracy (``"autoattack"`` or ``"pgd"``, the
+    fast worst case of PGD-20 with CE and margin loss). Jobs run on
     ``backend`` (with ``backend_options``) and are kept in ``store``, by default the one in
     ``cache_dir``.
     """
     seeds = tuple(check_seed(s, "seeds") for s in seeds)
+    robust_attack = check_choice(robust_attack, "robust_attack", ROBUST_ATTACKS)
     eps = tuple(check_positive(e, "radii") for e in radii)
     source_attack = {**FULL["source_attack_options"], **(source_attack_options or {})}
     check_positive(source_attack["eps"], "source_attack_options['eps']")
@@ -212,7 +233,10 @@ def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["sou
                 "target_per_class": target_per_class, "tune_epochs": tune_epochs,
                 "eval_per_class": eval_per_class, "radii": list(eps),
                 "source_attack_options": source_attack,
-                "methods": list(methods), "robust_accuracy": "worst of PGD-20 CE and margin"}
+                "methods": list(methods), "robust_attack": robust_attack,
+                "robust_accuracy": ("AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square)"
+                                    if robust_attack == "autoattack"
+                                    else "worst of PGD-20 CE and margin")}
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = _robust_jobs(settings, cache_dir)
     log.info("  sources: %d resnet models (standard, pgd_at, cartl_fdm) on %s",
@@ -240,51 +264,39 @@ def _summary(rows: list[dict], eps: tuple[float, ...]) -> list[dict]:
     return out
 
 
-def _claims(summary: list[dict], eps: float) -> list[str]:
-    def get(source, method):
-        return next((s for s in summary if s["source"] == source and s["method"] == method),
-                    None)
-
+def _claims(rows: list[dict], eps: float) -> list[Claim]:
+    """Each claim of Shafahi et al. and Chen et al. as "a paired difference over seeds is
+    > 0", decided from its t interval (:func:`~transferability.stats.claim`)."""
+    by = {(r["source"], r["method"], r["seed"]): r for r in rows}
+    seeds = list(dict.fromkeys(r["seed"] for r in rows))
     key = f"robust_acc@{eps}"
-    claims = []
-    robust, standard = get("pgd_at", "linear probe"), get("standard", "linear probe")
-    if robust and standard:
-        held = robust[key] > standard[key] + 0.1
-        claims.append(f"(a) {'holds' if held else 'does not hold'}: a robust source with frozen "
-                      f"features gives robust accuracy {robust[key]:.3f} at ε={eps} against "
-                      f"{standard[key]:.3f} from a standard source (clean "
-                      f"{robust['clean_acc']:.3f} vs {standard['clean_acc']:.3f}).")
-    ladder = [get("pgd_at", m) for m in ("linear probe", "last 2 blocks", "last 3 blocks",
-                                         "full fine-tune")]
-    ladder = [s for s in ladder if s]
-    if len(ladder) >= 2:
-        rob = [s[key] for s in ladder]
-        clean = [s["clean_acc"] for s in ladder]
-        held = rob[0] >= rob[-1] and clean[0] <= clean[-1]
-        claims.append(f"(b) {'holds' if held else 'does not hold'}: from frozen to full "
-                      f"fine-tuning (pgd_at source) robust accuracy goes "
-                      f"{' → '.join(f'{r:.3f}' for r in rob)} and clean accuracy "
-                      f"{' → '.join(f'{c:.3f}' for c in clean)}.")
-    lwf, probe, full = get("pgd_at", "LwF"), get("pgd_at", "linear probe"), \
-        get("pgd_at", "full fine-tune")
-    if lwf and probe and full:
-        held = lwf["clean_acc"] > probe["clean_acc"] and lwf[key] > full[key]
-        claims.append(f"(c) {'holds' if held else 'does not hold'}: LwF reaches clean "
-                      f"{lwf['clean_acc']:.3f} (probe {probe['clean_acc']:.3f}) with robust "
-                      f"{lwf[key]:.3f} (probe {probe[key]:.3f}, full fine-tune {full[key]:.3f}).")
-    base, fdm = get("pgd_at", "last 3 blocks"), get("cartl_fdm", "last 3 blocks")
-    neft, bn = get("pgd_at", "NEFT (last 3)"), get("pgd_at", "BN frozen (last 3)")
-    recipe = get("cartl_fdm", "NEFT + BN frozen (last 3)")
-    parts = [(name, s) for name, s in (("FDM", fdm), ("NEFT", neft), ("BN freezing", bn),
-                                       ("CARTL's full recipe", recipe)) if s]
-    if base and parts:
-        text = ", ".join(f"{name} {s[key] - base[key]:+.3f} robust / "
-                         f"{s['clean_acc'] - base['clean_acc']:+.3f} clean"
-                         for name, s in parts)
-        held = all(s[key] > base[key] for _, s in parts)
-        claims.append(f"(d) {'holds' if held else 'does not hold'}: against PGD-AT + last 3 "
-                      f"blocks ({base[key]:.3f} robust, {base['clean_acc']:.3f} clean): {text}.")
-    return claims
+
+    def paired(statement, better, worse, column=key):
+        """The claim "``better`` > ``worse``" on ``column``, or None when a side is absent."""
+        pairs = [(by[(*better, s)][column], by[(*worse, s)][column]) for s in seeds
+                 if (*better, s) in by and (*worse, s) in by]
+        return claim(statement, [b - w for b, w in pairs]) if pairs else None
+
+    robust = f"robust accuracy at ε={eps}"
+    claims = [
+        paired(f"(a) a robust source with frozen features keeps more {robust} than a standard "
+               "one", ("pgd_at", "linear probe"), ("standard", "linear probe")),
+        paired(f"(b) fine-tuning everything costs the pgd_at source {robust}",
+               ("pgd_at", "linear probe"), ("pgd_at", "full fine-tune")),
+        paired("(b) ... and gains it clean accuracy", ("pgd_at", "full fine-tune"),
+               ("pgd_at", "linear probe"), "clean_acc"),
+        paired("(c) LwF reaches a higher clean accuracy than the linear probe (pgd_at source)",
+               ("pgd_at", "LwF"), ("pgd_at", "linear probe"), "clean_acc"),
+        paired(f"(c) ... and keeps more {robust} than the full fine-tune", ("pgd_at", "LwF"),
+               ("pgd_at", "full fine-tune"))]
+    base = ("pgd_at", "last 3 blocks")
+    for name, part in (("FDM", ("cartl_fdm", "last 3 blocks")),
+                       ("NEFT", ("pgd_at", "NEFT (last 3)")),
+                       ("BN freezing", ("pgd_at", "BN frozen (last 3)")),
+                       ("CARTL's full recipe", ("cartl_fdm", "NEFT + BN frozen (last 3)"))):
+        claims.append(paired(f"(d) {name} raises {robust} over PGD-AT + last 3 blocks", part,
+                             base))
+    return [c for c in claims if c is not None]
 
 
 def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
@@ -325,3 +337,39 @@ def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
     ax.set_title("robust accuracy against freeze level", fontsize=10)
     files.append(save_figure(fig, out / "robust_vs_freeze.png"))
     return files
+
+
+def _options(p) -> None:
+    """``transferability study robust-transfer``'s own options."""
+    p.add_argument("--target", default="mnist", help="target task (default mnist)")
+    p.add_argument("--seeds", type=seed_arg, nargs="+", default=None,
+                   help="training seeds (default 0 1 2; --quick 0)")
+    p.add_argument("--eps", type=positive_arg, nargs="+", default=None,
+                   help="robust-accuracy radii (default 0.1 0.2; --quick 0.1)")
+    p.add_argument("--quick", action="store_true", help="smaller data, one seed, 4 methods")
+    p.add_argument("--robust-attack", choices=ROBUST_ATTACKS, default=None,
+                   help="robust accuracy by AutoAttack (default) or the fast worst case of "
+                        "PGD-20 with CE and margin loss (default with --quick)")
+
+
+def _settings(args, settings: dict) -> dict:
+    """``robust_transfer_study``'s keywords from the command line, over ``settings``."""
+    settings = {**settings, "target": args.target}
+    if args.seeds:
+        settings["seeds"] = tuple(args.seeds)
+    if args.eps:
+        settings["radii"] = tuple(args.eps)
+    if args.robust_attack:
+        settings["robust_attack"] = args.robust_attack
+    return settings
+
+
+STUDY = register_study(Study(
+    "robust-transfer", "Robust transfer: keeping a source's robustness", RobustTransferResult,
+    "robust_transfer_study", robust_transfer_study, FULL, QUICK, TINY,
+    help="Keep a robust source's robustness on a new task (Shafahi et al.; CARTL): standard, "
+         "pgd_at and cartl_fdm resnet sources fine-tuned by linear probe, freeze levels, full "
+         "fine-tuning, LwF, NEFT and BN freezing; clean and robust accuracy. About 10 minutes "
+         "on a CPU; --quick: one.",
+    options=_options, settings=_settings, plots=plot_robust_transfer,
+    render=render_robust_transfer))

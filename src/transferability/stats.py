@@ -228,8 +228,27 @@ class Claim(Result):
     verdict: str
 
     def __str__(self) -> str:
-        return (f"{self.statement}: {self.verdict} (difference {self.difference:+.3f}, "
-                f"{self.method} 95% CI [{self.low:+.3f}, {self.high:+.3f}], n={self.n})")
+        bounds = [self.low, self.high]  # NaN in memory, None after a strict-JSON file
+        interval = (f"{self.method} 95% CI [{self.low:+.3f}, {self.high:+.3f}]"
+                    if None not in bounds and np.isfinite(bounds).all() else "no interval")
+        difference = "n/a" if self.difference is None else f"{self.difference:+.3f}"
+        return f"{self.statement}: {self.verdict} (difference {difference}, {interval}, n={self.n})"
+
+    @classmethod
+    def from_interval(cls, statement: str, difference: float, low: float, high: float, n: int,
+                      method: str, *, min_n: int = 3) -> Claim:
+        """The verdict of an interval ``[low, high]`` already formed (a bootstrap interval of
+        a correlation, say), by the rule of the class docstring."""
+        if n < min_n or not np.isfinite([low, high]).all():
+            verdict = INCONCLUSIVE
+        elif low > 0:
+            verdict = HOLDS
+        elif high <= 0:
+            verdict = DOES_NOT_HOLD
+        else:
+            verdict = INCONCLUSIVE
+        return cls(statement, float(difference), float(low), float(high), int(n), method,
+                   verdict)
 
 
 def claim(statement: str, differences, *, method: str = "t", level: float = 0.95,
@@ -260,15 +279,7 @@ def claim(statement: str, differences, *, method: str = "t", level: float = 0.95
         idx = np.random.default_rng(seed).integers(0, n, size=(check_count(n_boot, "n_boot"), n))
         low, high = (float(v) for v in np.quantile(d[idx].mean(axis=1),
                                                     [(1 - level) / 2, (1 + level) / 2]))
-    if n < min_n or not np.isfinite([low, high]).all():
-        verdict = INCONCLUSIVE
-    elif low > 0:
-        verdict = HOLDS
-    elif high <= 0:
-        verdict = DOES_NOT_HOLD
-    else:
-        verdict = INCONCLUSIVE
-    return Claim(statement, mean, low, high, n, method, verdict)
+    return Claim.from_interval(statement, mean, low, high, n, method, min_n=min_n)
 
 
 def bootstrap_difference(score_fn: Callable[[np.ndarray, np.ndarray], float], x_a, x_b, y,

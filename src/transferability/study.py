@@ -34,11 +34,13 @@ from .attacks import with_seed
 from .data import ImageDataset, check_per_class, per_class
 from .estimators import check_estimator_data, list_estimators, score
 from .features import Outputs, extract, with_head
+from .html_report import render_adv_knowledge
 from .jobs import Given, Job, Output, ResultStore, given, job_kind, open_store, run_jobs
 from .jobs.graph import walk
 from .ranking import format_correlations, output_estimators
 from .report import format_table
 from .stats import CorrelationRow, correlation_table
+from .studies import Study, register_study
 from .transfer import probe_features
 from .transfer_matrix import TransferMatrix, transfer_matrix
 
@@ -509,3 +511,10 @@ def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
             if record is not None and stage:
                 timings[stage] = timings.get(stage, 0.0) + record.duration
     return dataclasses.replace(StudyResult.from_dict(run.value(final)), timings=timings)
+
+
+#: The study's descriptor: it takes models, so its command (``study adv-knowledge``) and the
+#: demo call :func:`adv_knowledge_study` themselves.
+STUDY = register_study(Study("adv-knowledge", "Adversarial ↔ knowledge transferability",
+                             StudyResult, "adv_knowledge_study",
+                             render=render_adv_knowledge))

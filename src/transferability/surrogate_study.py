@@ -40,14 +40,16 @@ import torch
 
 from ._files import quarantine
 from ._results import Result
-from ._validation import check_int, check_positive, check_seed
+from ._validation import check_int, check_positive, check_seed, count_arg, positive_arg, seed_arg
 from .attacks import attack_factory, with_seed
 from .data import check_per_class, dataset_from_spec, per_class
+from .html_report import render_surrogates
 from .jobs import Given, Job, Output, ResultStore, job_kind, open_store, run_jobs
 from .models import CheckpointError, Ensemble, load_checkpoint
-from .report import format_table
+from .report import format_claims, format_table
 from .sharpness import sharpness
-from .stats import bootstrap_ci, spearman
+from .stats import Claim, bootstrap_ci, claim, spearman
+from .studies import Study, register_study
 from .training import ModelPair, Snapshot, evaluate, fit, lgv_members
 from .transfer_matrix import transfer_matrix
 from .utils import cache_dir as default_cache_dir
@@ -58,18 +60,22 @@ __all__ = ["SurrogateStudyResult", "surrogate_study", "plot_surrogate_study", "Q
 
 log = logging.getLogger("transferability")
 
+#: Gubri et al.'s attack: L∞ BIM, 50 steps of ε/10 (the step follows ε unless given).
+GUBRI_ATTACK = MappingProxyType({"eps": 0.2, "steps": 50})
 #: The full study (its own command) and the quick one of ``make demo``.
 FULL = {"seeds": (0, 1, 2), "epochs": 8, "n_per_class": 200, "rhos": (0.05, 0.1, 0.2, 0.4),
-        "lgv_epochs": 2, "lgv_per_epoch": 4, "attack_options": {"eps": 0.2, "steps": 50},
+        "lgv_epochs": 2, "lgv_per_epoch": 4, "attack_options": dict(GUBRI_ATTACK),
         "attack_per_class": 20, "pair_epochs": 4, "sharpness_samples": 10}
 QUICK = {"seeds": (0, 1), "epochs": 4, "n_per_class": 80, "rhos": (0.05, 0.1),
-         "lgv_epochs": 1, "lgv_per_epoch": 4, "attack_options": {"eps": 0.2, "steps": 20},
+         "lgv_epochs": 1, "lgv_per_epoch": 4, "attack_options": {**GUBRI_ATTACK, "steps": 20},
          "attack_per_class": 8, "pair_epochs": 2, "sharpness_samples": 4}
+#: ``demo --quick``'s: one seed, three epochs, a few images.
+TINY = {"seeds": (0,), "epochs": 3, "n_per_class": 60, "rhos": (0.05, 0.1), "lgv_epochs": 1,
+        "lgv_per_epoch": 2, "attack_options": {**GUBRI_ATTACK, "steps": 5},
+        "attack_per_class": 4, "pair_epochs": 1, "sharpness_samples": 4}
 #: A surrogate whose test accuracy stays below this share of the way from chance to 1 did
 #: not train (too large a ρ): it is reported, but left out of the claims and correlations.
 DIVERGED = 0.5
-#: Gubri et al.'s attack: L∞ BIM, 50 steps of ε/10 (the step follows ε unless given).
-GUBRI_ATTACK = MappingProxyType({"eps": 0.2, "steps": 50})
 VICTIMS = ("lenet", "resnet", "mlp")
 #: Sharpness (e): Hutchinson's Hessian trace with 10 probes on the first 256 train images.
 SHARPNESS = {"measure": "hessian_trace", "samples": 10, "n": 256}
@@ -88,7 +94,7 @@ class SurrogateStudyResult(Result):
     summary: list[dict]
     sharpness: dict
     pair: list[dict]
-    claims: list[str]
+    claims: list[Claim]
     settings: dict = field(default_factory=dict)
 
     def format(self) -> str:
@@ -106,7 +112,8 @@ class SurrogateStudyResult(Result):
                     f"[{self.sharpness['low']:+.2f}, {self.sharpness['high']:+.2f}] over "
                     f"{self.sharpness['n']} surrogates" if self.sharpness else "-"), "",
                  "(f) a pair trained with and without the gradient-alignment penalty",
-                 format_table(self.pair), "", "claims:", *[f"- {c}" for c in self.claims]]
+                 format_table(self.pair), "",
+                 format_claims(self.claims, self.settings.get("seeds", []))]
         return "\n".join(parts)
 
 
@@ -116,8 +123,8 @@ def _spread(values) -> dict:
             "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "n": len(values)}
 
 
-def _specs(task, seeds, epochs, n_per_class, rhos) -> tuple[dict, dict]:
-    data = {"dataset": task, "n_per_class": n_per_class}
+def _specs(target, seeds, epochs, n_per_class, rhos) -> tuple[dict, dict]:
+    data = {"dataset": target, "n_per_class": n_per_class}
     base = {"epochs": epochs, "lr": 0.05, "schedule": "step", "batch_size": 64}
     models = []
     for seed in seeds:
@@ -127,7 +134,7 @@ def _specs(task, seeds, epochs, n_per_class, rhos) -> tuple[dict, dict]:
             method = "sam" if rho <= 0.05 else "lsam"
             models.append({"name": f"{method}-r{rho}-s{seed}", "arch": "cnn", "data": data,
                            "train": {**base, "seed": seed, "method": method, "rho": rho}})
-    side = 32 if str(task).startswith("colour-") else 28  # the mlp is built for one size
+    side = 32 if str(target).startswith("colour-") else 28  # the mlp is built for one size
     victims = [{"name": f"victim-{arch}", "arch": arch, "data": data,
                 "train": {**base, "seed": 100 + i},
                 **({"arch_kwargs": {"image_size": side}} if arch == "mlp" and side != 28 else {})}
@@ -305,14 +312,14 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
     pair_rows = [value[f"pair:{lam}"] for lam in config["lams"]]
     summary = _summary(rows)
     return SurrogateStudyResult(rows, per_epoch, summary, sharp, pair_rows,
-                                _claims(summary, pair_rows, sharp), settings).to_dict()
+                                _claims(rows, pair_rows, sharp), settings).to_dict()
 
 
 def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
     """The study's graph (see the module docstring): its final ``surrogate_study`` job."""
-    task, seeds, epochs = settings["task"], settings["seeds"], settings["epochs"]
-    data = {"dataset": task, "n_per_class": settings["n_per_class"]}
-    surrogate_spec, victim_spec = _specs(task, seeds, epochs, settings["n_per_class"],
+    target, seeds, epochs = settings["target"], settings["seeds"], settings["epochs"]
+    data = {"dataset": target, "n_per_class": settings["n_per_class"]}
+    surrogate_spec, victim_spec = _specs(target, seeds, epochs, settings["n_per_class"],
                                          settings["rhos"])
     trains = zoo_jobs(load_spec(surrogate_spec), cache_dir)
     victims = zoo_jobs(load_spec(victim_spec), cache_dir)
@@ -320,7 +327,7 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
     if not isinstance(attack, str):  # a factory has no content key: a key of this call
         attack_in = {"attack": Given(f"attack-{uuid.uuid4().hex}", attack, repr(attack))}
     attack_config = {"attack": attack if isinstance(attack, str) else None,
-                     "attack_options": settings["attack_options"], "test": task,
+                     "attack_options": settings["attack_options"], "test": target,
                      "per_class": settings["attack_per_class"], "probe_seed": 0}
     victim_in = {f"victim:{name}": job for name, job in victims.items()}
 
@@ -348,7 +355,7 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
         inputs[f"transfer:{name}"] = Job("transfer_row", attack_config,
                                          {"surrogate": model, **victim_in, **attack_in},
                                          label=name)
-        inputs[f"test_acc:{name}"] = Job("surrogate_accuracy", {"data": task},
+        inputs[f"test_acc:{name}"] = Job("surrogate_accuracy", {"data": target},
                                          {"model": model}, label=name)
         inputs[f"sharpness:{name}"] = Job(
             "sharpness", {**SHARPNESS, "samples": settings.get("sharpness_samples",
@@ -366,7 +373,7 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
                                    "lams": list(PAIR_LAMS)}, inputs, label="surrogates")
 
 
-def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = FULL["epochs"],
+def surrogate_study(target: str = "mnist", *, seeds=FULL["seeds"], epochs: int = FULL["epochs"],
                     n_per_class: int = FULL["n_per_class"], rhos=FULL["rhos"],
                     lgv_epochs: int = FULL["lgv_epochs"],
                     lgv_per_epoch: int = FULL["lgv_per_epoch"], attack="bim",
@@ -376,7 +383,7 @@ def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = F
                     sharpness_samples: int = FULL["sharpness_samples"], cache_dir=None,
                     show_progress: bool | None = None, store: ResultStore | None = None,
                     backend: str = "local", **backend_options) -> SurrogateStudyResult:
-    """Run the study (see the module docstring) on ``task`` and return its tables.
+    """Run the study (see the module docstring) on ``target`` and return its tables.
 
     ``attack_options`` go over :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10)
     for a named ``attack``; a factory is used as given (it has no content key, so the jobs
@@ -389,15 +396,15 @@ def surrogate_study(task: str = "mnist", *, seeds=FULL["seeds"], epochs: int = F
         raise ValueError("seeds, rhos: need at least one value each")
     rhos = tuple(check_positive(r, "rhos") for r in rhos)
     epochs = check_int(epochs, "epochs", minimum=2)
-    # the task is read before any job: too few images per class is refused here
-    check_per_class(n_per_class, "n_per_class", dataset_from_spec(task, "train"))
-    check_per_class(attack_per_class, "attack_per_class", dataset_from_spec(task, "test"))
+    # the target is read before any job: too few images per class is refused here
+    check_per_class(n_per_class, "n_per_class", dataset_from_spec(target, "train"))
+    check_per_class(attack_per_class, "attack_per_class", dataset_from_spec(target, "test"))
     if isinstance(attack, str):
         attack_options = {**GUBRI_ATTACK, **(attack_options or {})}
         eps = check_positive(attack_options["eps"], "attack_options['eps']")
         attack_options = with_seed(attack, {"alpha": eps / 10, **attack_options}, seeds[0])
     attack_factory(attack, attack_options)  # checks them before any training
-    settings = {"task": task, "seeds": list(seeds), "epochs": epochs,
+    settings = {"target": target, "seeds": list(seeds), "epochs": epochs,
                 "n_per_class": n_per_class, "rhos": list(rhos), "lgv_epochs": lgv_epochs,
                 "lgv_per_epoch": lgv_per_epoch, "attack_per_class": attack_per_class,
                 "pair_epochs": pair_epochs,
@@ -428,34 +435,44 @@ def _summary(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _claims(summary: list[dict], pair: list[dict], sharp: dict) -> list[str]:
-    by = {s["kind"]: s for s in summary}
-    full, early = by["fully trained"]["transfer"], by["early stopped"]["transfer"]
-    lsam = max((s for s in summary if s["kind"].startswith("l-SAM") and not s["diverged"]),
-               key=lambda s: s["transfer"], default=None)
-    lgv = next(s for s in summary if s["kind"].startswith("LGV"))
+def _claims(rows: list[dict], pair: list[dict], sharp: dict) -> list[Claim]:
+    """Gubri's and Adam's claims as "a paired difference over seeds is > 0", decided from its
+    t interval (:func:`~transferability.stats.claim`); the sharpness claim from the bootstrap
+    interval of the Spearman correlation. Surrogates that did not train are left out."""
+    trained = [r for r in rows if not r["diverged"] and not math.isnan(r["transfer"])]
+    seeds = list(dict.fromkeys(r["seed"] for r in rows))
+
+    def transfer(kind: str) -> dict:
+        return {r["seed"]: r["transfer"] for r in trained if r["kind"] == kind}
+
+    def better(statement: str, a: str, b: str) -> Claim:
+        ta, tb = transfer(a), transfer(b)
+        return claim(statement, [ta[s] - tb[s] for s in seeds if s in ta and s in tb])
+
+    means = {k: np.mean(list(transfer(k).values()))
+             for k in dict.fromkeys(r["kind"] for r in trained)}
+    lsam = max((k for k in means if k.startswith("l-SAM")), key=means.get, default=None)
+    lgv = next(r["kind"] for r in rows if r["kind"].startswith("LGV"))
     claims = []
     if lsam is not None:
-        held = lsam["transfer"] > early > full
-        claims.append(f"Gubri's ordering l-SAM > early stopping > full training "
-                      f"{'holds' if held else 'does not hold'} here: best {lsam['kind']} "
-                      f"{lsam['transfer']:.3f}, early stopped {early:.3f}, fully trained "
-                      f"{full:.3f}.")
-    claims.append(f"LGV {'improves' if lgv['transfer'] > full else 'does not improve'} over "
-                  f"the model it starts from: {lgv['transfer']:.3f} vs {full:.3f}.")
+        claims.append(better(f"Gubri's ordering, l-SAM > early stopping: the best l-SAM "
+                             f"({lsam}) transfers better than early stopping",
+                             lsam, "early stopped"))
+    claims += [
+        better("Gubri's ordering, early stopping > full training: early stopping transfers "
+               "better", "early stopped", "fully trained"),
+        better("LGV transfers better than the model it starts from", lgv, "fully trained")]
     plain, penalised = pair
-    less = penalised["a_to_b"] + penalised["b_to_a"] < plain["a_to_b"] + plain["b_to_a"]
-    claims.append(
-        f"Adam's effect {'holds' if less else 'does not hold'}: with the penalty the members' "
-        f"examples transfer {penalised['a_to_b']:.3f} / {penalised['b_to_a']:.3f} (a→b / b→a) "
-        f"against {plain['a_to_b']:.3f} / {plain['b_to_a']:.3f} without, at clean accuracy "
-        f"{penalised['acc_a']:.3f} / {penalised['acc_b']:.3f} against "
-        f"{plain['acc_a']:.3f} / {plain['acc_b']:.3f}.")
+    drop = (plain["a_to_b"] + plain["b_to_a"] - penalised["a_to_b"] - penalised["b_to_a"]) / 2
+    claims.append(claim("(f) Adam's effect: the alignment penalty lowers transfer between the "
+                        f"pair (one pair; clean accuracy {penalised['acc_a']:.3f} / "
+                        f"{penalised['acc_b']:.3f} with it, {plain['acc_a']:.3f} / "
+                        f"{plain['acc_b']:.3f} without)",
+                        [] if math.isnan(drop) else [drop]))
     if sharp and not math.isnan(sharp["spearman"]):
-        verdict = "transfer better" if sharp["spearman"] < 0 else "do not transfer better"
-        claims.append(f"Flatter surrogates {verdict}: "
-                      f"Spearman(sharpness, transfer) = {sharp['spearman']:+.2f} "
-                      f"[{sharp['low']:+.2f}, {sharp['high']:+.2f}].")
+        claims.append(Claim.from_interval(
+            "(e) flatter surrogates transfer better: −Spearman(sharpness, transfer) > 0",
+            -sharp["spearman"], -sharp["high"], -sharp["low"], sharp["n"], "bootstrap"))
     return claims
 
 
@@ -517,3 +534,39 @@ def plot_surrogate_study(result: SurrogateStudyResult, out_dir) -> list:
     ax.set_title("(e) sharpness against transfer", fontsize=10)
     files.append(save_figure(fig, out / "sharpness_vs_transfer.png"))
     return files
+
+
+def _options(p) -> None:
+    """``transferability study surrogates``'s own options."""
+    p.add_argument("--target", default="mnist", help="the task of surrogates and victims")
+    p.add_argument("--seeds", type=seed_arg, nargs="+", default=None,
+                   help="training seeds (default 0 1 2; --quick 0 1)")
+    p.add_argument("--rhos", type=positive_arg, nargs="+", default=None,
+                   help="SAM radii (default 0.05 0.1 0.2 0.4; 0.05 is SAM, larger l-SAM)")
+    p.add_argument("--quick", action="store_true", help="smaller data, fewer epochs and seeds")
+    p.set_defaults(attack="bim", eps=None, steps=None, step_size=None, loss=None)
+    p.add_argument("--attack", default="bim", help="attack of the study (default bim)")
+    p.add_argument("--eps", type=positive_arg, default=None, help="budget (default 0.2)")
+    p.add_argument("--steps", type=count_arg(100_000), default=None,
+                   help="iterations (default 50, --quick 20; step eps/10)")
+
+
+def _settings(args, settings: dict) -> dict:
+    """``surrogate_study``'s keywords from the command line, over ``settings``."""
+    settings = {**settings, "target": args.target, "attack": args.attack,
+                "attack_options": {**settings["attack_options"], **args.attack_options}}
+    if args.seeds:
+        settings["seeds"] = tuple(args.seeds)
+    if args.rhos:
+        settings["rhos"] = tuple(args.rhos)
+    return settings
+
+
+STUDY = register_study(Study(
+    "surrogates", "Surrogates: how training controls transfer", SurrogateStudyResult,
+    "surrogate_study", surrogate_study, FULL, QUICK, TINY,
+    help="How training controls transfer (Gubri et al.; Adam et al.): transfer per epoch "
+         "(early stopping), SAM/l-SAM across rho, LGV, sharpness vs transfer, and a pair "
+         "trained against transfer. Several minutes on a CPU; --quick: one.",
+    options=_options, settings=_settings, plots=plot_surrogate_study,
+    render=render_surrogates))

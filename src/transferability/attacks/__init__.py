@@ -7,12 +7,16 @@ FGSM, PGD (BIM without random start; L∞ and L2), MI-FGSM and DI input diversit
 or untargeted, with a cross-entropy, Carlini–Wagner margin or logit loss; the transfer
 attacks: gradient stabilisation (NI, VMI, VNI, PGN), input transformations (TI, SI, Admix,
 SIA, BSR), model-specific gradients (SGM, LinBP), feature-level (ILA, FIA) and the SVRE
-ensemble attack. Inputs are images in
-[0, 1]; normalisation belongs inside the model, which must output logits.
+ensemble attack; APGD (CE, DLR), APGD-T, FAB-T, Square and AutoAttack for robust accuracy,
+with AutoAttack's checks. Inputs are images in [0, 1]; normalisation belongs inside the
+model, which must output logits.
 """
 
 from . import norms
 from .admix import Admix
+from .apgd import APGD, apgd, dlr
+from .apgdt import APGDT
+from .autoattack import AutoAttack
 from .base import (
     LOSSES,
     Attack,
@@ -23,7 +27,9 @@ from .base import (
     random_targets,
 )
 from .bsr import BSR
+from .checks import EvaluationCheckWarning
 from .di import DI
+from .fab import FABT
 from .fgsm import FGSM, fgsm
 from .fia import FIA
 from .ila import ILA
@@ -40,10 +46,11 @@ from .registry import (
     register_attack,
     with_seed,
 )
-from .robust import RobustAccuracy, robust_accuracy
+from .robust import RobustAccuracy, benchmark, robust_accuracy
 from .sgm import SGM
 from .si import SI
 from .sia import SIA
+from .square import Square
 from .svre import SVRE
 from .ti import TI
 from .vmifgsm import VMIFGSM
@@ -57,4 +64,6 @@ __all__ = [
     "fgsm", "pgd", "mifgsm",
     "create_attack", "list_attacks", "register_attack", "attack_factory", "AttackFactory",
     "with_seed", "RobustAccuracy", "robust_accuracy",
+    "APGD", "APGDT", "FABT", "Square", "AutoAttack", "apgd", "dlr", "benchmark",
+    "EvaluationCheckWarning",
 ]

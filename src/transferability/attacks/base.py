@@ -120,6 +120,9 @@ class Attack:
             copies at a time (``None``: all at once). Bounds memory; the result is the same.
     """
 
+    #: the values ``loss`` accepts
+    losses = LOSSES
+
     #: True for attacks that reach the model only through :meth:`gradient` (and keep the
     #: base ``_loss``): given labels, a call then makes no separate clean pass, and the
     #: first gradient's forward pass checks the outputs and labels instead (one forward
@@ -146,7 +149,7 @@ class Attack:
         self.eps = check_positive(eps, "eps", allow_zero=True)
         self.norm = check_norm(norm)
         self.targeted = bool(targeted)
-        self.loss = check_choice(loss, "loss", LOSSES)
+        self.loss = check_choice(loss, "loss", self.losses)
         self.use_predictions = bool(use_predictions)
         self.seed = None if seed is None else check_seed(seed)
         self.input_transform = input_transform

@@ -8,6 +8,12 @@ Names and what they build (every keyword of the class is accepted)::
     mifgsm   MIFGSM(model, eps, alpha, steps, decay)                 Dong et al. 2018
     di       PGD(..., random_start=False, input_transform=DI(p, resize_rate))  DI²-FGSM
     mi-di    MIFGSM(..., input_transform=DI(p, resize_rate))          M-DI²-FGSM, Xie et al.
+    apgd-ce  APGD(model, eps, steps, loss="ce")                       Croce & Hein 2020
+    apgd-dlr APGD(model, eps, steps, loss="dlr")
+    apgd-t   APGDT(model, eps, steps, n_targets)
+    fab-t    FABT(model, eps, steps, n_targets)
+    square   Square(model, eps, queries)                              Andriushchenko et al.
+    autoattack  AutoAttack(model, norm, eps, version)
     nifgsm   NIFGSM(model, eps, alpha, steps, decay)                 Lin et al. 2020
     vmifgsm  VMIFGSM(..., samples, beta)                             Wang & He 2021
     vnifgsm  VNIFGSM(..., samples, beta)                             Wang & He 2021
@@ -37,9 +43,13 @@ from torch import nn
 
 from .._registry import Registry
 from .admix import Admix
+from .apgd import APGD
+from .apgdt import APGDT
+from .autoattack import AutoAttack
 from .base import Attack, Compose
 from .bsr import BSR
 from .di import DI
+from .fab import FABT
 from .fgsm import FGSM
 from .fia import FIA
 from .ila import ILA
@@ -51,6 +61,7 @@ from .pgn import PGN
 from .sgm import SGM
 from .si import SI
 from .sia import SIA
+from .square import Square
 from .svre import SVRE
 from .ti import TI
 from .vmifgsm import VMIFGSM
@@ -148,6 +159,20 @@ def _mi_di(model: nn.Module, **kwargs) -> MIFGSM:
     return MIFGSM(model, **_with_di(kwargs))
 
 
+@register_attack("apgd-ce")
+def _apgd_ce(model: nn.Module, **kwargs) -> APGD:
+    return APGD(model, **{**kwargs, "loss": "ce"})
+
+
+@register_attack("apgd-dlr")
+def _apgd_dlr(model: nn.Module, **kwargs) -> APGD:
+    return APGD(model, **{**kwargs, "loss": "dlr"})
+
+
+register_attack("apgd-t")(APGDT)
+register_attack("fab-t")(FABT)
+register_attack("square")(Square)
+register_attack("autoattack")(AutoAttack)
 def _own(kwargs: dict, cls) -> dict:
     """Pop the keywords of ``cls.__init__`` out of ``kwargs``."""
     names = inspect.signature(cls).parameters

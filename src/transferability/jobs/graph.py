@@ -72,16 +72,11 @@ def job_kind(name: str, *, artifact: str | None = None, device: bool = True):
     return register
 
 
-#: The library modules that define job kinds (imported on first use of the registry).
-KIND_MODULES = ("zoo", "study", "surrogate_study", "robust_transfer_study", "benchmark",
-                "audit")
-
-
 @cache
 def _load_library_kinds() -> None:
+    """Importing the package registers every job kind (its zoo and its studies')."""
     import importlib
-    for module in KIND_MODULES:
-        importlib.import_module(f"{PACKAGE}.{module}")
+    importlib.import_module(PACKAGE)
 
 
 def get_job_kind(name: str) -> JobKind:

@@ -14,6 +14,7 @@ from .methods import (
     LSAM,
     LSAM_RHO,
     SAM,
+    ChanceAccuracyWarning,
     FeatureDistanceMinimisation,
     GradientAlignmentPenalty,
     ModelPair,
@@ -32,5 +33,5 @@ __all__ = [
     "TrainingMethod", "create_training_method", "list_training_methods",
     "register_training_method", "SAM", "LSAM", "LSAM_RHO", "LGV", "lgv_members",
     "GradientAlignmentPenalty", "ModelPair", "alignment_penalty", "PGDAdversarialTraining",
-    "FeatureDistanceMinimisation",
+    "FeatureDistanceMinimisation", "ChanceAccuracyWarning",
 ]

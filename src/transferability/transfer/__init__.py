@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._results import Result
-from ._validation import (
+from .._results import Result
+from .._validation import (
     as_float64,
     as_labels,
     check_choice,
@@ -34,13 +34,13 @@ from ._validation import (
     check_positive,
     check_seed,
 )
-from .data.dataset import as_tensors
-from .features import extract, feature_tap
+from ..data.dataset import as_tensors
+from ..features import extract, feature_tap
+from ..models.classifier import Classifier, replace_head
+from ..training import History, TrainingMethod, check_fit_options, evaluate, fit
+from ..utils import seed_everything
 from .lwf import LwF
-from .models.classifier import Classifier, replace_head
 from .neft import apply_neft, bake_neft
-from .training import History, TrainingMethod, check_fit_options, evaluate, fit
-from .utils import seed_everything
 
 __all__ = ["ProbeResult", "FineTuneResult", "FINE_TUNE_METHODS", "probe_features", "linear_probe",
            "fine_tune"]
@@ -274,14 +274,14 @@ def fine_tune(model: nn.Module, train, test=None, *, method: str = "standard",
             ``requires_grad=False`` in the returned model.
         method: ``"standard"`` (cross-entropy) or ``"lwf"``: Shafahi et al. (ICLR 2020)'s
             LwF, CE + ``lam``·mean ‖φ − φ₀‖₁ on the features of ``layer`` (default: the
-            head's input), φ₀ the source's, computed once (:mod:`transferability.lwf`).
+            head's input), φ₀ the source's, computed once (:mod:`transferability.transfer.lwf`).
             Their recipe also uses ``weight_decay=2e-4``.
         warm_start: the fraction of the steps, in [0, 1), for which only the head trains
             first (the body in eval mode); default 0.5 for ``"lwf"`` (their code), else 0.
         neft_beta: CARTL's NEFT (Chen et al., ICML 2021): every Conv2d and Linear of the
             trained blocks becomes β·W/σ(W) during training, σ the layer's operator norm
-            (:mod:`transferability.neft`), then baked into plain weights. The new head stays
-            free, so the logits can still scale to fit the cross-entropy.
+            (:mod:`transferability.transfer.neft`), then baked into plain weights. The new
+            head stays free, so the logits can still scale to fit the cross-entropy.
         freeze_bn: the BatchNorm affine parameters (γ, β) of the trained blocks stay the
             source's; as ``fit`` runs a BatchNorm with frozen affine parameters in eval mode,
             their running statistics stay the source's too (CARTL's ``--freeze-bn``).

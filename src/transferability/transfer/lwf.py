@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import check_positive
-from .data.dataset import as_tensors
-from .features import extract, forward_with_features
-from .training import TrainingMethod
+from .._validation import check_positive
+from ..data.dataset import as_tensors
+from ..features import extract, forward_with_features
+from ..training import TrainingMethod
 
 __all__ = ["LwF"]
 

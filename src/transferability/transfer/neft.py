@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._validation import check_int, check_positive
+from .._validation import check_int, check_positive
 
 __all__ = ["NonExpansive", "apply_neft", "bake_neft", "operator_norm"]
 

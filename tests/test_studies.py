@@ -1,0 +1,119 @@
+"""A study is one file: this one defines a small study (its result, job kinds, runner, CLI
+options and HTML section), registers it, and finds it in the CLI, the store and the report
+with nothing else touched."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pytest
+
+import transferability
+from transferability import cli, studies
+from transferability._results import Result
+from transferability._validation import count_arg
+from transferability.html_report import write_report
+from transferability.jobs import Job, ResultStore, job_kind, open_store, run_jobs
+from transferability.report import format_table
+from transferability.studies import Study, get_study
+
+
+# ---- the study: everything it needs, in one place -----------------------------------------
+@dataclass(frozen=True)
+class SquaresResult(Result):
+    rows: list[dict]
+    settings: dict = field(default_factory=dict)
+
+    def format(self) -> str:
+        return format_table(self.rows)
+
+
+@job_kind("test_square_of")
+def _square_of(config: dict, inputs: dict) -> dict:
+    return {"n": config["n"], "square": config["n"] ** 2}
+
+
+@job_kind("test_squares_study")
+def _squares_study(config: dict, inputs: dict) -> dict:
+    rows = [inputs[f"n={n}"].value for n in range(1, config["up_to"] + 1)]
+    return SquaresResult(rows, dict(config)).to_dict()
+
+
+def squares_study(*, up_to: int = 4, target: str = "none", cache_dir=None, store=None,
+                  show_progress=None, backend="local", **backend_options) -> SquaresResult:
+    parts = {f"n={n}": Job("test_square_of", {"n": n}) for n in range(1, up_to + 1)}
+    final = Job("test_squares_study", {"up_to": up_to, "target": target}, parts,
+                label="squares")
+    with open_store(store, cache_dir) as store:
+        run = run_jobs([final], store, study="squares", backend=backend,
+                       show_progress=show_progress, **backend_options)
+    return SquaresResult.from_dict(run.value(final))
+
+
+def _options(p) -> None:
+    p.add_argument("--up-to", type=count_arg(1000), default=None)
+    p.add_argument("--quick", action="store_true")
+
+
+def _settings(args, settings: dict) -> dict:
+    return {**settings, **({"up_to": args.up_to} if args.up_to else {})}
+
+
+def _render(sid: str, v: dict) -> str:
+    return f'<p id="{sid}-sum">sum of squares {sum(r["square"] for r in v["rows"])}</p>'
+
+
+SQUARES = Study("squares", "Squares of the first integers", SquaresResult,
+                "test_squares_study", squares_study, {"up_to": 4}, {"up_to": 2},
+                help="Squares of 1..N: a study that exists only in the tests.",
+                options=_options, settings=_settings, plots=lambda result, out: [],
+                render=_render)
+
+
+# ---- what registering it gives -------------------------------------------------------------
+@pytest.fixture
+def registered(monkeypatch):
+    """The study registered for one test (``register_study`` would keep it for the
+    session)."""
+    monkeypatch.setitem(studies._STUDIES._items, SQUARES.name, SQUARES)
+    return SQUARES
+
+
+def test_the_library_studies_are_registered_with_their_result_types():
+    names = [s.name for s in transferability.list_studies()]
+    assert names[:5] == ["adv-knowledge", "surrogates", "robust-transfer", "benchmark", "audit"]
+    assert get_study("surrogates").result.__name__ == "SurrogateStudyResult"
+    assert studies.study_of_result("RobustTransferResult").name == "robust-transfer"
+    assert studies.study_of_result("TransferMatrix") is None
+    with pytest.raises(ValueError, match="study"):
+        get_study("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        studies.register_study(Study("surrogates", "x", SquaresResult, "k"))
+
+
+def test_a_study_in_one_file_reaches_the_cli_the_store_and_the_report(registered, tmp_path,
+                                                                       capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["study", "--help"])
+    assert "squares" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["study", "squares", "--help"])
+    assert "exists only in the tests" in capsys.readouterr().out
+
+    store_path, out = tmp_path / "r.sqlite", tmp_path / "out"
+    assert cli.main(["study", "squares", "--quick", "--up-to", "3", "--store", str(store_path),
+                     "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "square" in printed and (out / "squares.json").is_file()
+    result = json.loads((out / "squares.json").read_text())
+    assert [r["square"] for r in result["rows"]] == [1, 4, 9]  # --up-to over the quick 2
+
+    with ResultStore(store_path) as store:
+        kinds = sorted(r.kind for r in store.records(study="squares"))
+        assert kinds == ["test_square_of"] * 3 + ["test_squares_study"]
+        page = write_report(store, tmp_path / "report.html").read_text()
+    assert "Squares of the first integers" in page and "sum of squares 14" in page
+    with pytest.raises(SystemExit) as refused:  # its own options are checked like any other
+        cli.main(["study", "squares", "--up-to", "0", "--store", str(store_path)])
+    assert refused.value.code == 2

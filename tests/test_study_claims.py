@@ -1,0 +1,81 @@
+"""The studies' claims are decided from t intervals of paired per-seed differences
+(stats.claim), never from point means, and survive the store's JSON round trip."""
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from transferability.report import format_claims
+from transferability.robust_transfer_study import RobustTransferResult, _summary
+from transferability.robust_transfer_study import _claims as robust_claims
+from transferability.stats import Claim
+from transferability.surrogate_study import _claims as surrogate_claims
+
+ROBUST = {  # (source, method) -> robust accuracy per seed; clean accuracy is 0.9 + k/100
+    ("standard", "linear probe"): [0.02, 0.05, 0.03],
+    ("pgd_at", "linear probe"): [0.40, 0.46, 0.41],
+    ("pgd_at", "full fine-tune"): [0.10, 0.50, 0.05],
+    ("pgd_at", "LwF"): [0.20, 0.22, 0.21],
+}
+
+
+def _robust_rows(seeds=(0, 1, 2)):
+    return [{"source": s, "method": m, "seed": seed, "clean_acc": 0.9 + k / 100,
+             "robust_acc@0.1": v[seed]}
+            for k, ((s, m), v) in enumerate(ROBUST.items()) for seed in seeds]
+
+
+def test_robust_claims_are_t_intervals_of_seed_differences():
+    claims = {c.statement.split(":")[0]: c for c in robust_claims(_robust_rows(), 0.1)}
+    a = next(c for k, c in claims.items() if k.startswith("(a)"))
+    d = np.array([0.38, 0.41, 0.38])  # pgd_at probe - standard probe, seed by seed
+    low, high = st.t.interval(0.95, 2, loc=d.mean(), scale=st.sem(d))
+    assert (a.difference, a.low, a.high, a.n) == pytest.approx((d.mean(), low, high, 3))
+    assert a.verdict == "holds"
+    # probe - full fine-tune = [0.30, -0.04, 0.36]: positive mean, interval across 0
+    b = next(c for k, c in claims.items() if k.startswith("(b) fine-tuning"))
+    assert b.difference == pytest.approx(0.62 / 3) and b.verdict == "inconclusive"
+    # LwF clean - probe clean = +0.02 on every seed (k = 3 vs 1): a zero-width interval > 0
+    c = next(c for k, c in claims.items() if k.startswith("(c) LwF"))
+    assert c.difference == pytest.approx(0.02) and c.verdict == "holds"
+    assert all(c.n == 3 for c in claims.values())
+    assert not any(k.startswith("(d)") for k in claims)  # no CARTL rows, no (d) claims
+
+
+def test_fewer_than_three_seeds_is_inconclusive_and_said_plainly():
+    rows = _robust_rows(seeds=(0, 1))
+    claims = robust_claims(rows, 0.1)
+    assert claims and {c.verdict for c in claims} == {"inconclusive"}
+    text = format_claims(claims, [0, 1])
+    assert "2 seeds" in text and "exercises the code" in text
+    assert "exercises" not in format_claims(claims, [0, 1, 2])
+    result = RobustTransferResult(rows, _summary(rows, (0.1,)), [], claims, {"seeds": [0, 1]})
+    again = RobustTransferResult.from_dict(result.to_dict())
+    assert again == result and isinstance(again.claims[0], Claim)
+    assert "CI [" in again.format() and "inconclusive" in again.format()
+    one = Claim.from_dict({**claims[0].to_dict(), "low": None, "high": None})  # results.json
+    assert str(one).endswith("no interval, n=2)")
+
+
+def test_surrogate_claims_pair_seeds_and_leave_out_diverged():
+    rows = []
+    for seed, (full, early, lsam, lgv) in enumerate([(0.40, 0.50, 0.60, 0.45),
+                                                     (0.42, 0.55, 0.61, 0.47),
+                                                     (0.41, 0.52, 0.66, 0.30)]):
+        for kind, t in [("fully trained", full), ("early stopped", early),
+                        ("l-SAM rho=0.1", lsam), ("LGV (4 models)", lgv)]:
+            rows.append({"kind": kind, "seed": seed, "transfer": t,
+                         "diverged": kind == "LGV (4 models)" and seed == 2})
+    pair = [{"a_to_b": 0.6, "b_to_a": 0.5, "acc_a": 0.9, "acc_b": 0.9},
+            {"a_to_b": 0.2, "b_to_a": 0.3, "acc_a": 0.9, "acc_b": 0.9}]
+    sharp = {"spearman": -0.5, "low": -0.9, "high": 0.1, "n": 12}
+    lsam, early, lgv, adam, flat = surrogate_claims(rows, pair, sharp)
+    assert lsam.difference == pytest.approx(np.mean([0.10, 0.06, 0.14])) and lsam.n == 3
+    assert lsam.verdict == "holds" and early.verdict == "holds"
+    assert lgv.n == 2 and lgv.verdict == "inconclusive"  # seed 2's LGV did not train
+    assert adam.difference == pytest.approx(0.3) and adam.n == 1
+    assert adam.verdict == "inconclusive"
+    # the correlation's bootstrap interval [-0.9, 0.1] crosses 0
+    assert (flat.difference, flat.low, flat.high) == (0.5, -0.1, 0.9)
+    assert flat.verdict == "inconclusive"
+    assert Claim.from_interval("x", 0.5, 0.2, 0.9, 12, "bootstrap").verdict == "holds"
