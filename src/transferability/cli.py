@@ -661,6 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-examples", type=_count(10**7), default=None,
                    help="the first N test images (default: all)")
     p.add_argument("--batch-size", type=_count(100_000), default=500)
+    device_opts(p)
     seed_opt(p)
     out_opt(p, "robustness-out")
     cache_opt(p, store=False)
