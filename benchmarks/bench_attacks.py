@@ -4,7 +4,8 @@ The straightforward loop is the one found in tutorials and research scripts: the
 parameters keep ``requires_grad`` (so backward also computes weight gradients), a mean
 cross-entropy, ``loss.backward()``, ``x.grad.sign()``, clip. torchattacks' PGD joins the table
 when it is installed. Without a random start all of them must give the same ``x_adv``.
-Timings are the best of a few interleaved repeats, on the ``cnn`` and ``resnet`` of the zoo.
+Timings are the best of a few interleaved repeats, on the ``cnn`` and ``resnet`` of the zoo,
+on the CPU and, when there is one, on the GPU (batch 256, timed after a synchronize).
 """
 
 from __future__ import annotations
@@ -75,22 +76,37 @@ def _methods(model) -> dict[str, Callable]:
     return methods
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _time(fn: Callable, data) -> tuple[float, list[torch.Tensor]]:
+    device = data[0][0].device
+    _sync(device)
     start = time.perf_counter()
     out = [fn(x, y) for x, y in data]
+    _sync(device)
     return time.perf_counter() - start, out
 
 
 def main() -> None:
+    run(torch.device("cpu"), BATCH)
+    if torch.cuda.is_available():
+        run(torch.device("cuda"), 256)
+
+
+def run(device: torch.device, batch: int) -> None:
     torch.manual_seed(0)
-    data = [(torch.rand(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH,)))
+    data = [(torch.rand(batch, 1, 28, 28).to(device), torch.randint(0, 10, (batch,)).to(device))
             for _ in range(N_BATCHES)]
-    images = BATCH * N_BATCHES
-    print(f"PGD-{STEPS}, L∞ ε={EPS}, α={ALPHA}, no random start; batch {BATCH} of 28×28×1, "
-          f"{N_BATCHES} batches, best of {REPEATS}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s), CPU")
+    images = batch * N_BATCHES
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"{torch.get_num_threads()} thread(s), CPU"
+    print(f"\nPGD-{STEPS}, L∞ ε={EPS}, α={ALPHA}, no random start; batch {batch} of 28×28×1, "
+          f"{N_BATCHES} batches, best of {REPEATS}; torch {torch.__version__}, {where}")
     for arch in ("cnn", "resnet"):
-        model = create_model(arch, num_classes=10).eval()
+        model = create_model(arch, num_classes=10).to(device).eval()
         methods = _methods(model)
         best = dict.fromkeys(methods, float("inf"))
         outputs = {}
@@ -101,7 +117,7 @@ def main() -> None:
                 seconds, outputs[name] = _time(fn, data)
                 best[name] = min(best[name], seconds)
         base = best["straightforward"]
-        print(f"\n{arch}:")
+        print(f"\n{arch} ({device.type}):")
         for name in methods:
             diff = max((a - b).abs().max().item()
                        for a, b in zip(outputs[name], outputs["straightforward"], strict=True))

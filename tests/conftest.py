@@ -4,9 +4,23 @@ import pytest
 import torch
 
 os.environ.setdefault("TRANSFERABILITY_PROGRESS", "0")
+# Commands run on the CPU unless a test names a device, so the suite's numbers are the same
+# on a GPU machine; TRANSFERABILITY_DEVICE=cuda pytest runs every command on the GPU.
+os.environ.setdefault("TRANSFERABILITY_DEVICE", "cpu")
 # The suite runs many tiny ops: one thread is faster and steadier than two on a shared
 # 2-core machine, and keeps float reductions in a fixed order.
 torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` run only where a CUDA GPU is visible."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none visible to torch "
+                                   f"{torch.__version__})")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

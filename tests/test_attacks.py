@@ -150,14 +150,19 @@ def test_device_follows_model_cpu(bn_model, batch):
     assert PGD(bn_model, eps=0.1, steps=1)(x, y).device == torch.device("cpu")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_device_follows_model_cuda(bn_model, batch):
     x, y = batch
     model = bn_model.cuda()
     for name in ("pgd", "mi-di"):
         x_adv = create_attack(name, model, eps=0.1, steps=2, seed=0)(x, y)  # data on CPU
-        assert x_adv.is_cuda
-        assert torch.equal(x_adv, create_attack(name, model, eps=0.1, steps=2, seed=0)(x, y))
+        assert x_adv.is_cuda and (x_adv.cpu() - x).abs().max() <= 0.1 + 1e-6
+        again = create_attack(name, model, eps=0.1, steps=2, seed=0)(x, y)
+        if name == "pgd":
+            assert torch.equal(x_adv, again)
+        else:  # DI's bilinear resize has a backward with atomic adds on CUDA: its order
+            # varies, which flips the sign of some near-zero gradients
+            assert (x_adv != again).float().mean() < 0.05
 
 
 # ---- randomness ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ silently wrong number.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Iterable, Sequence
 
@@ -18,6 +19,7 @@ __all__ = [
     "as_float64",
     "as_labels",
     "check_images",
+    "check_image_range",
     "check_labels_tensor",
     "check_same_length",
     "check_min_length",
@@ -157,13 +159,23 @@ def check_images(x, name: str = "x") -> torch.Tensor:
         raise ValueError(f"{name}: expected images shaped N×C×H×W, got shape {tuple(x.shape)}")
     if not torch.is_floating_point(x):
         raise ValueError(f"{name}: expected a float tensor in [0, 1], got dtype {x.dtype}")
-    # one reduction when it is finite (NaN and inf propagate into the sum); else every pixel
-    if x.numel() and not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
-        raise ValueError(f"{name}: contains NaN or inf")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"{name}: values must lie in [0, 1] (normalisation belongs inside the "
-                         f"model), got range [{x.min().item():.3g}, {x.max().item():.3g}]")
+    # one transfer of three reductions (NaN and inf propagate into the sum; a sum that
+    # overflows is checked pixel by pixel); on a GPU, one wait
+    if x.numel():
+        flat = x.detach()
+        total, low, high = torch.stack([flat.sum(), *torch.aminmax(flat)]).tolist()
+        finite = math.isfinite(total) or bool(torch.isfinite(flat).all())
+        check_image_range(finite, low, high, name)
     return x
+
+
+def check_image_range(finite: bool, low: float, high: float, name: str = "x") -> None:
+    """Refuse images that are not finite or leave [0, 1] (given their extremes)."""
+    if not finite:
+        raise ValueError(f"{name}: contains NaN or inf")
+    if low < 0 or high > 1:
+        raise ValueError(f"{name}: values must lie in [0, 1] (normalisation belongs inside the "
+                         f"model), got range [{low:.3g}, {high:.3g}]")
 
 
 def check_labels_tensor(y, name: str = "y", *, n: int | None = None,
@@ -176,11 +188,13 @@ def check_labels_tensor(y, name: str = "y", *, n: int | None = None,
                          f"dtype {y.dtype}")
     if n is not None and len(y) != n:
         raise ValueError(f"{name}: expected {n} labels, got {len(y)}")
-    if y.numel() and y.min() < 0:
-        raise ValueError(f"{name}: labels must be >= 0, found {int(y.min())}")
-    if num_classes is not None and y.numel() and y.max() >= num_classes:
-        raise ValueError(f"{name}: labels must be 0..{num_classes - 1} for a model with "
-                         f"{num_classes} outputs, found {int(y.max())}")
+    if y.numel():
+        low, high = torch.stack(torch.aminmax(y)).tolist()  # one transfer
+        if low < 0:
+            raise ValueError(f"{name}: labels must be >= 0, found {low}")
+        if num_classes is not None and high >= num_classes:
+            raise ValueError(f"{name}: labels must be 0..{num_classes - 1} for a model with "
+                             f"{num_classes} outputs, found {high}")
     return y.long()
 
 
@@ -268,9 +282,10 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
     """The floating dtype of a model's first floating parameter or buffer (float32 if none)."""
-    for t in (*model.parameters(), *model.buffers()):
-        if torch.is_floating_point(t):
-            return t.dtype
+    for tensors in (model.parameters(), model.buffers()):  # lazily: the first one decides
+        for t in tensors:
+            if torch.is_floating_point(t):
+                return t.dtype
     return torch.float32
 
 

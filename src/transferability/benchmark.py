@@ -278,7 +278,7 @@ def _against_baselines(target: dict, predictors: list[str], seed: int) -> dict:
     return out
 
 
-@job_kind("benchmark")
+@job_kind("benchmark", device=False)
 def benchmark_job(config: dict, inputs: dict) -> dict:
     """The benchmark's tables from its studies (see :func:`run_benchmark`)."""
     sources, per_target, predictors = config["sources"], [], None

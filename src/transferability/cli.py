@@ -78,6 +78,15 @@ def _prepare(args) -> None:
     from ._files import check_writable_dir
     from .utils import cache_dir
 
+    if hasattr(args, "device"):  # a device this machine has, and a precision it runs
+        from .devices import check_precision, resolve_device
+        if args.device is None:
+            from_env = os.environ.get("TRANSFERABILITY_DEVICE")
+            option = "--device" if from_env is None else "--device ($TRANSFERABILITY_DEVICE)"
+            args.device = resolve_device(from_env or "auto", option)
+        else:
+            args.device = resolve_device(args.device, "--device")
+        check_precision(getattr(args, "precision", "fp32"), args.device, "--precision")
     if getattr(args, "cache_dir", None) is not None:
         os.environ["TRANSFERABILITY_CACHE"] = str(args.cache_dir)
         check_writable_dir(args.cache_dir, "--cache-dir")
@@ -561,6 +570,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=_count(256), default=None,
                        help="workers of the local Dask cluster, one thread each (default 2)")
 
+    def device_opts(p, precision: bool = False):
+        p.add_argument("--device", default=None, metavar="DEVICE",
+                       help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps; every "
+                            "model of the command runs there (default $TRANSFERABILITY_DEVICE "
+                            "or auto)")
+        if precision:
+            p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                           help="autocast for forward passes without gradients (features, "
+                                "predictions, an attack's clean pass); fp16 needs a GPU")
+
     def feature_opts(p):
         p.add_argument("--feature-layer", default=None, metavar="NAME",
                        help="take features from this module (a name from named_modules()); "
@@ -586,6 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("build", _cmd_zoo_build, "Train the models of a YAML zoo spec; cached models "
                 "are not retrained. SPEC may be 'demo'.", parent=zoo_sub)
     p.add_argument("spec", help="zoo spec YAML path, or 'demo'")
+    device_opts(p)
     cache_opt(p)
 
     p = command("probe", _cmd_probe, "Linear-probe source models on a target dataset.")
@@ -594,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=_count(100_000), default=None,
                    help="samples per class (few-shot)")
     p.add_argument("--repeats", type=_count(10_000), default=1, help="few-shot draws to average")
+    device_opts(p, precision=True)
     feature_opts(p)
     seed_opt(p)
     cache_opt(p, store=False)
@@ -617,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score the mean rank of these estimators/baselines (no names or "
                         "'default': the benchmark's choice, see docs/estimators.md)")
     reference_opts(p, required=False)
+    device_opts(p, precision=True)
     feature_opts(p)
     p.add_argument("--cache-float16", action="store_true",
                    help="keep the cached features and logits at float16 (big hub models)")
@@ -639,6 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-examples", type=_count(10**7), default=None,
                    help="the first N test images (default: all)")
     p.add_argument("--batch-size", type=_count(100_000), default=500)
+    device_opts(p)
     seed_opt(p)
     out_opt(p, "robustness-out")
     cache_opt(p, store=False)
@@ -660,6 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
     feature_opts(p)
     seed_opt(p)
     backend_opts(p)
+    device_opts(p)
     out_opt(p, "study-out")
     cache_opt(p)
     p = command("theory", _cmd_study_theory,
@@ -677,6 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
             p = command(each.name, _cmd_study, each.help, parent=study_sub)
             each.options(p)
             backend_opts(p)
+            device_opts(p)
             out_opt(p, f"{each.name}-out")
             cache_opt(p)
 
@@ -693,6 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_count(1 << 16), default=128)
     p.add_argument("--protocol", default="both_correct", choices=["both_correct", "all"],
                    help="denominator of the heatmap")
+    device_opts(p, precision=True)
     seed_opt(p)
     out_opt(p, "attack-out")
     cache_opt(p, store=False)
@@ -720,6 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "seeds); mean and worst weighted τ, top-1 hits, regret and setup stability "
                 "per score. About 6 minutes on a 2-core CPU; --quick: half a minute.")
     p.add_argument("--quick", action="store_true", help="14 sources on 2 small targets")
+    device_opts(p)
     seed_opt(p)
     backend_opts(p)
     out_opt(p, "benchmark-out")
@@ -728,6 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("demo", _cmd_demo, "Run the study on bundled data and write a report.")
     out_opt(p, "demo-out")
     p.add_argument("--quick", action="store_true", help="a smaller zoo for a fast check")
+    device_opts(p)
     cache_opt(p)
 
     results = sub.add_parser("results", help="Look at the finished jobs of the results store.",
@@ -785,7 +813,9 @@ def main(argv: list[str] | None = None) -> int:
     saved_cache = os.environ.get("TRANSFERABILITY_CACHE")  # --cache-dir sets it for this call
     try:
         _prepare(args)
-        args.func(args)
+        from .devices import use_device
+        with use_device(getattr(args, "device", None), getattr(args, "precision", None)):
+            args.func(args)
     except ValueError as exc:
         print(f"transferability {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -21,8 +21,9 @@ from torch import nn
 
 from ._results import Result
 from ._validation import check_images, check_int, model_device, model_dtype
+from .devices import forward_precision
 from .models.ensemble import Ensemble
-from .utils import batches, evaluating
+from .utils import evaluating
 
 __all__ = ["Outputs", "feature_tap", "forward_with_features", "extract", "predict",
            "check_finite_outputs", "model_inputs", "run_model", "outputs_fn", "WithHead",
@@ -116,12 +117,15 @@ def model_inputs(model: nn.Module, x: torch.Tensor, name: str = "x") -> torch.Te
     return check_images(x, name).to(model_device(model), model_dtype(model))
 
 
-def run_model(model: nn.Module, x: torch.Tensor, name: str = "model", fn=None):
+def run_model(model: nn.Module, x: torch.Tensor, name: str = "model", fn=None,
+              precision: str | None = None):
     """``fn(x)`` (default ``model(x)``) with one-line errors: images that do not fit the
-    model, outputs that are not one tensor. Every caller that runs a model on user input
-    goes through here."""
+    model, outputs that are not one tensor. Without gradients it runs at ``precision``
+    (default: the current one, :func:`~transferability.devices.forward_precision`). Every
+    caller that runs a model on user input goes through here."""
     try:
-        out = (fn or model)(x)
+        with forward_precision(x.device, precision):
+            out = (fn or model)(x)
     except RuntimeError as exc:
         raise ValueError(f"x: images shaped {tuple(x.shape[1:])} do not fit {name}: "
                          f"{str(exc).splitlines()[0]}") from None
@@ -131,35 +135,69 @@ def run_model(model: nn.Module, x: torch.Tensor, name: str = "model", fn=None):
     return out
 
 
+def _stream(model: nn.Module, x, batch_size: int, workers: int | None):
+    """Batches of images ``x`` (a tensor or any dataset) on the model's device, in its dtype
+    and memory layout (:func:`~transferability.data.stream`)."""
+    from .data.loader import stream
+
+    batch_size = check_int(batch_size, "batch_size")
+    first = next((p for p in model.parameters() if p.ndim == 4), None)
+    channels_last = first is not None and not first.is_contiguous() and \
+        first.is_contiguous(memory_format=torch.channels_last)
+    return stream(x, model_device(model), batch_size=batch_size, workers=workers,
+                  dtype=model_dtype(model), channels_last=channels_last)
+
+
 @torch.no_grad()
-def extract(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
+def extract(model: nn.Module, x, y: torch.Tensor | None = None, *,
             layer: str | None = None, layer_input: bool = False, batch_size: int = 256,
-            name: str = "model") -> Outputs:
-    """Features and logits of ``model`` (eval mode, restored) on images ``x``, in batches."""
-    batch_size = check_int(batch_size, "batch_size")
-    feats, logits = [], []
+            name: str = "model", precision: str | None = None,
+            workers: int | None = None) -> Outputs:
+    """Features and logits of ``model`` (eval mode, restored) on images ``x``, in batches.
+
+    ``x`` is an image tensor, an ``ImageDataset`` or any ``Dataset`` of ``(image, label)``
+    items (then its labels are kept unless ``y`` is given), streamed to the model's device
+    by :func:`~transferability.data.stream` with ``workers`` reader processes (default:
+    none on a CPU, up to 8 on a GPU). Forward passes run at ``precision`` (autocast;
+    default the current one); the outputs come back as float32 on the CPU.
+    """
+    feats, logits, labels = [], [], []
     with evaluating(model):
-        for (xb,) in batches(x, batch_size=batch_size):
-            f, out = run_model(model, model_inputs(model, xb), name,
+        for xb, yb in _stream(model, x, batch_size, workers):
+            f, out = run_model(model, xb, name,
                                lambda b: forward_with_features(model, b, layer=layer,
-                                                               layer_input=layer_input))
-            feats.append(check_finite_outputs(f, f"{name} features").float().cpu())
-            logits.append(check_finite_outputs(out, name).float().cpu())
-    labels = y.cpu().long() if y is not None else torch.empty(0, dtype=torch.long)
-    return Outputs(torch.cat(feats), torch.cat(logits), labels)
+                                                               layer_input=layer_input),
+                               precision)
+            feats.append(f.float())
+            logits.append(out.float())
+            if yb is not None:
+                labels.append(yb)
+    if not feats:
+        raise ValueError("x: is empty; expected at least one image")
+    features = check_finite_outputs(torch.cat(feats), f"{name} features").cpu()
+    logits = check_finite_outputs(torch.cat(logits), name).cpu()
+    if y is not None:
+        labels = torch.as_tensor(y).cpu().long()
+    else:
+        labels = torch.cat(labels).cpu().long() if labels else torch.empty(0, dtype=torch.long)
+    return Outputs(features, logits, labels)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256,
-            name: str = "model") -> torch.Tensor:
-    """Logits of ``model`` on ``x`` in batches, in eval mode (restored), on the model's
-    device; checked to be N × C and finite."""
-    batch_size = check_int(batch_size, "batch_size")
+def predict(model: nn.Module, x, *, batch_size: int = 256, name: str = "model",
+            precision: str | None = None, workers: int | None = None) -> torch.Tensor:
+    """Logits of ``model`` on ``x`` (as for :func:`extract`) in batches, in eval mode
+    (restored), on the model's device; checked to be N × C and finite."""
     with evaluating(model):
-        out = torch.cat([run_model(model, model_inputs(model, xb), name)
-                         for (xb,) in batches(x, batch_size=batch_size)])
+        outs = [run_model(model, xb, name, precision=precision)
+                for xb, _ in _stream(model, x, batch_size, workers)]
+    if not outs:
+        raise ValueError("x: is empty; expected at least one image")
+    out = torch.cat(outs)
     if out.ndim != 2:
         raise ValueError(f"{name}: expected outputs shaped N×C, got shape {tuple(out.shape)}")
+    if out.dtype != model_dtype(model):  # autocast: logits back in the model's dtype
+        out = out.to(model_dtype(model))
     return check_finite_outputs(out, name)
 
 

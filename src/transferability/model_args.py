@@ -13,7 +13,9 @@ Each item names one or more models:
 
 Models are identified by what names them — the checkpoint's resolved path, the spec and
 entry, the entry point — never by a name inside a file, so two different checkpoints are
-never merged. Display names are short (the model's name, the function's name) and are
+never merged. Every model is put on the current device
+(:func:`~transferability.devices.use_device`; the command's ``--device``), so user models
+and zoo models mix. Display names are short (the model's name, the function's name) and are
 disambiguated with the item as given whenever two different models would share one. A
 model listed twice is used once, with a warning.
 """
@@ -29,6 +31,7 @@ from pathlib import Path
 from torch import nn
 
 from ._validation import NAME_PATTERN
+from .devices import current_device, place
 from .models import load_checkpoint
 from .models.hub import HUBS, import_hub, load_hub_model, parse_hub_argument
 
@@ -147,7 +150,8 @@ def resolve_models(*groups: Sequence[str], cache_dir=None,
         if name in display.values():  # two different models given with the same text
             name = f"{name}#{sum(n.startswith(name) for n in display.values()) + 1}"
         display[identity] = name
-        models[identity] = loader()
+        model, device = loader(), current_device()
+        models[identity] = model if device is None else place(model, device, name)
     return [{display[i]: models[i] for i, *_ in group} for group in found]
 
 

@@ -135,7 +135,7 @@ def robust_accuracy_job(config: dict, inputs: dict) -> dict:
                            seed=config["seed"]).record()
 
 
-@job_kind("robust_transfer_study")
+@job_kind("robust_transfer_study", device=False)
 def robust_transfer_study_job(config: dict, inputs: dict) -> dict:
     """The study's tables (:class:`RobustTransferResult`, as a dict) from its part jobs."""
     settings = config["settings"]

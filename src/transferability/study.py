@@ -192,7 +192,7 @@ def stored_outputs(store: ResultStore | None, *, layer: str | None = None,
     return outputs
 
 
-@job_kind("knowledge_scores")
+@job_kind("knowledge_scores", device=False)
 def knowledge_scores_job(config: dict, inputs: dict) -> dict:
     """The output estimators of one source on the target, and its affine-fit loss."""
     train, test = _outputs(inputs["train"]), _outputs(inputs["test"])
@@ -202,7 +202,7 @@ def knowledge_scores_job(config: dict, inputs: dict) -> dict:
     return row
 
 
-@job_kind("probe", artifact="tensors")
+@job_kind("probe", artifact="tensors", device=False)
 def probe_job(config: dict, inputs: dict) -> Output:
     """One linear probe: few-shot draw ``draw`` of ``shots`` per class, or (``shots``
     None) the full-data probe, whose head is kept for the transferred model."""
@@ -288,7 +288,7 @@ def _agreement(scores: dict[str, list], truth: list, truth_name: str, sources: l
     return rows
 
 
-@job_kind("adv_knowledge_study")
+@job_kind("adv_knowledge_study", device=False)
 def adv_knowledge_study_job(config: dict, inputs: dict) -> dict:
     """The study's tables from its parts' results (see :func:`adv_knowledge_study`)."""
     sources, seed = config["sources"], config["seed"]

@@ -260,7 +260,7 @@ def pair_job(config: dict, inputs: dict) -> dict:
             "acc_a": evaluate(members["a"], test)[0], "acc_b": evaluate(members["b"], test)[0]}
 
 
-@job_kind("surrogate_study")
+@job_kind("surrogate_study", device=False)
 def surrogate_study_job(config: dict, inputs: dict) -> dict:
     """The study's tables (:class:`SurrogateStudyResult`, as a dict) from its part jobs."""
     settings = config["settings"]

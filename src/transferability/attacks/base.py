@@ -123,6 +123,12 @@ class Attack:
     #: the values ``loss`` accepts
     losses = LOSSES
 
+    #: True for attacks that reach the model only through :meth:`gradient` (and keep the
+    #: base ``_loss``): given labels, a call then makes no separate clean pass, and the
+    #: first gradient's forward pass checks the outputs and labels instead (one forward
+    #: pass fewer per call)
+    checks_in_gradient = False
+
     def __init__(self, model: nn.Module, eps: float, *, norm: str = "linf",
                  targeted: bool = False, loss: str = "ce", use_predictions: bool = False,
                  seed: int | None = None, input_transform: InputTransform | None = None,
@@ -154,6 +160,7 @@ class Attack:
         # or losses of its members itself, and may sample them per step
         self._model_objective = getattr(model, "attack_objective", None)
         self._confident: torch.Tensor | None = None  # set per call until the first gradient
+        self._unchecked = False  # outputs and labels not checked yet in this call
         self._warned_masking = False
 
     def __repr__(self) -> str:
@@ -175,21 +182,30 @@ class Attack:
         device = model_device(self.model)
         x = x.detach().to(device, model_dtype(self.model))
         with evaluating(self.model), frozen(self.model):
-            with torch.no_grad():
-                logits = check_finite_outputs(run_model(self.model, x), "model")
-            num_classes = self._check_outputs(logits)
-            if not self._warned_masking:
-                self._confident = logits.softmax(dim=1).amax(dim=1) > CONFIDENT
-            if y is None or self.use_predictions:
-                y = logits.argmax(dim=1)
-            else:
-                y = check_labels_tensor(y, "y", n=len(x), num_classes=num_classes).to(device)
+            if (y is None or self.use_predictions or not self.checks_in_gradient
+                    or self._model_objective is not None
+                    or type(self)._loss is not Attack._loss):  # a loss of its own
+                with torch.no_grad():
+                    logits = check_finite_outputs(run_model(self.model, x), "model")
+                num_classes = self._check_outputs(logits)
+                if not self._warned_masking:
+                    self._confident = logits.softmax(dim=1).amax(dim=1) > CONFIDENT
+                if y is None or self.use_predictions:
+                    y = logits.argmax(dim=1)
+                else:
+                    y = check_labels_tensor(y, "y", n=len(x), num_classes=num_classes).to(device)
+            else:  # the first gradient's forward pass checks the outputs and labels
+                y = check_labels_tensor(y, "y", n=len(x)).to(device)
+                self._unchecked = True
             generator = None
             if self.seed is not None:
                 generator = torch.Generator(device=device).manual_seed(self.seed)
             if self._model_objective is not None and hasattr(self.model, "reset"):
                 self.model.reset()  # the same sampled members on every call
-            x_adv = self.perturb(x, y, generator)
+            try:
+                x_adv = self.perturb(x, y, generator)
+            finally:
+                self._unchecked = False
         return x_adv.detach()
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor,
@@ -265,13 +281,24 @@ class Attack:
     def _loss(self, inputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The summed objective of one forward pass (feature-level attacks replace it)."""
         if self._model_objective is None:
-            return self.objective(self.model(inputs), y)
+            logits = self._first_logits(inputs, y) if self._unchecked else self.model(inputs)
+            return self.objective(logits, y)
         return self._model_objective(inputs, y, self.objective)
+
+    def _first_logits(self, inputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The first forward pass of a call that made no clean pass: it runs the checks the
+        clean pass would (finite N×C logits, labels in range, which inputs are confident)."""
+        logits = check_finite_outputs(run_model(self.model, inputs), "model")
+        check_labels_tensor(y, "y", num_classes=self._check_outputs(logits))
+        if not self._warned_masking:
+            self._confident = logits.detach().softmax(dim=1).amax(dim=1) > CONFIDENT
+        self._unchecked = False
+        return logits
 
     def _check_masking(self, grad: torch.Tensor) -> None:
         """Warn (once per attack object) when gradients vanish on confident predictions."""
-        flat = grad.flatten(1)
-        dead = ~torch.isfinite(flat).all(dim=1) | (flat.abs().amax(dim=1) == 0)
+        peak = grad.flatten(1).abs().amax(dim=1)  # NaN and inf propagate into the peak
+        dead = ~(torch.isfinite(peak) & (peak > 0))
         masked = int((dead & self._confident).sum())
         self._confident = None
         if masked >= MASKED_SHARE * len(grad):

@@ -19,6 +19,8 @@ class FGSM(Attack):
     :class:`~transferability.attacks.base.Attack`.
     """
 
+    checks_in_gradient = True
+
     def __init__(self, model: nn.Module, eps: float, **options):
         super().__init__(model, eps, **options)
 

@@ -30,6 +30,7 @@ class PGD(Attack):
 
     #: the default step size is ``alpha_factor·ε/steps``
     alpha_factor = 2.5
+    checks_in_gradient = True
 
     def __init__(self, model: nn.Module, eps: float, alpha: float | None = None,
                  steps: int = 10, *, random_start: bool = True, **options):

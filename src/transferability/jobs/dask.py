@@ -11,6 +11,12 @@ workers on many. A job is submitted once the jobs it needs have finished and bee
 recorded; jobs already in the store are never submitted. A worker killed mid-job has its
 job retried (Dask's ``retries``); a job that raises is reported with its key and config
 while the rest of the graph goes on.
+
+On a GPU run (``device`` cuda) the local cluster has one worker per GPU (that GPU alone
+visible to it, Dask resource ``GPU=1``) besides the ``workers`` CPU-only workers (no GPU
+visible). Jobs of kinds that run models ask for a ``GPU``; CPU-only kinds (estimators on
+stored features, a study's assembly) run beside them on the CPU workers. A remote
+cluster's GPU workers declare the resource themselves (``dask worker --resources GPU=1``).
 """
 
 from __future__ import annotations
@@ -34,28 +40,51 @@ log = logging.getLogger("transferability")
 WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
-def local_cluster(workers: int = 2):
-    """A ``LocalCluster`` of ``workers`` one-thread processes on 127.0.0.1, no dashboard."""
+def worker_specs(workers: int, gpus: int = 0) -> dict[str, dict]:
+    """The workers of a local cluster: ``gpus`` GPU workers (one GPU each, resource
+    ``GPU=1``), then ``workers`` one-thread CPU workers (no GPU visible when there are GPU
+    workers, so they never take GPU memory)."""
+    from distributed import Nanny
+
+    def spec(env: dict, resources: dict | None = None) -> dict:
+        return {"cls": Nanny, "options": {"nthreads": 1, "host": "127.0.0.1", "env": env,
+                                          "resources": resources or {},
+                                          "silence_logs": logging.ERROR}}
+    specs = {f"gpu-{i}": spec({"CUDA_VISIBLE_DEVICES": str(i)}, {"GPU": 1})
+             for i in range(gpus)}
+    specs.update({f"cpu-{i}": spec({"CUDA_VISIBLE_DEVICES": ""} if gpus else {})
+                  for i in range(workers)})
+    return specs
+
+
+def local_cluster(workers: int = 2, gpus: int = 0):
+    """A local cluster on 127.0.0.1, no dashboard: ``workers`` one-thread processes, and
+    with ``gpus`` one more worker per GPU (see :func:`worker_specs`)."""
     import dask
-    from distributed import LocalCluster
+    from distributed import LocalCluster, Scheduler, SpecCluster
 
     with dask.config.set(WORKER_ENVIRON):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                            host="127.0.0.1", dashboard_address=None,
-                            silence_logs=logging.ERROR)
+        if not gpus:
+            return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                host="127.0.0.1", dashboard_address=None,
+                                silence_logs=logging.ERROR)
+        scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1",
+                                                   "dashboard_address": None}}
+        return SpecCluster(workers=worker_specs(workers, gpus), scheduler=scheduler,
+                           silence_logs=logging.ERROR)
 
 
-def _on_worker(kind: JobKind, config: dict, inputs: dict) -> Computed:
+def _on_worker(kind: JobKind, config: dict, inputs: dict, device: str | None) -> Computed:
     """A job on a worker: one torch thread, inputs as outputs, the result as bytes."""
     import torch
 
     torch.set_num_threads(1)
     ready = {n: Output(json.loads(i.value), i.artifact) if isinstance(i, Computed) else i
              for n, i in inputs.items()}
-    return execute(kind, config, ready)
+    return execute(kind, config, ready, device)
 
 
-def _client(scheduler: str | None, workers: int):
+def _client(scheduler: str | None, workers: int, gpus: int = 0):
     from distributed import Client
 
     if scheduler is not None:
@@ -64,7 +93,7 @@ def _client(scheduler: str | None, workers: int):
         except OSError as exc:
             raise ValueError(f"scheduler: cannot reach a Dask scheduler at {scheduler!r} "
                              f"({exc})") from None
-    cluster = local_cluster(workers)
+    cluster = local_cluster(workers, gpus)
     try:
         return Client(cluster), cluster
     except BaseException:
@@ -74,8 +103,11 @@ def _client(scheduler: str | None, workers: int):
 
 def run_dask(todo: list[Job], run: Run, store: ResultStore | None, study: str,
              show_progress: bool | None, *, scheduler: str | None = None, workers: int = 2,
-             retries: int = 2) -> None:
-    """Compute ``todo`` (inputs first) on a Dask cluster, recording each job as it ends."""
+             retries: int = 2, device=None) -> None:
+    """Compute ``todo`` (inputs first) on a Dask cluster, recording each job as it ends;
+    on a GPU ``device``, jobs that run models go to the GPU workers (module docstring)."""
+    import torch
+
     from .._validation import check_int
 
     try:
@@ -88,14 +120,29 @@ def run_dask(todo: list[Job], run: Run, store: ResultStore | None, study: str,
     workers = check_int(workers, "workers", maximum=256)
     if not todo:
         return
+    device = None if device is None else torch.device(device)
     with dask.config.set(WORKER_ENVIRON):  # for workers restarted during the run too
-        _run(todo, run, store, study, show_progress, scheduler, workers, retries)
+        _run(todo, run, store, study, show_progress, scheduler, workers, retries, device)
 
 
-def _run(todo, run, store, study, show_progress, scheduler, workers, retries) -> None:
+def placement(kind: JobKind, device) -> tuple[str | None, dict]:
+    """``(device, resources)`` of a job of ``kind`` in a run on ``device``: on a GPU run, a
+    kind that runs models takes a GPU worker's own GPU (``cuda``), any other one a CPU
+    worker; without a device policy (``None``) models stay where they are."""
+    if device is None:
+        return None, {}
+    if not kind.device:
+        return "cpu", {}
+    return ("cuda", {"GPU": 1}) if device.type == "cuda" else (str(device), {})
+
+
+def _run(todo, run, store, study, show_progress, scheduler, workers, retries, device) -> None:
+    import torch
     from distributed import as_completed
 
-    client, cluster = _client(scheduler, workers)
+    gpu = device is not None and device.type == "cuda"
+    gpus = torch.cuda.device_count() if gpu and scheduler is None else 0
+    client, cluster = _client(scheduler, workers, gpus)
     pending = {job.key: job for job in todo}
     remote: dict[str, object] = {}  # key -> future of an input's Output / Computed
     running: dict[object, Job] = {}
@@ -118,9 +165,11 @@ def _run(todo, run, store, study, show_progress, scheduler, workers, retries) ->
                 bar.update(1)
             elif all(i.key in run.outputs for i in needs):
                 inputs = {n: input_future(i) for n, i in job.inputs.items()}
-                future = client.submit(_on_worker, get_job_kind(job.kind), dict(job.config),
-                                       inputs, key=f"{job.kind}-{key}", pure=False,
-                                       retries=retries)
+                kind = get_job_kind(job.kind)
+                where, resources = placement(kind, device)
+                future = client.submit(_on_worker, kind, dict(job.config), inputs, where,
+                                       key=f"{job.kind}-{key}", pure=False, retries=retries,
+                                       resources=resources or None)
                 running[future] = job
                 done.add(future)
                 del pending[key]

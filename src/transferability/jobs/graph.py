@@ -45,11 +45,13 @@ class Output:
 @dataclass(frozen=True)
 class JobKind:
     """A registered job function ``fn(config, inputs) -> value | Output``; ``artifact`` is
-    what its artifact is: ``None``, ``"tensors"`` (a dict of tensors) or ``"model"``."""
+    what its artifact is: ``None``, ``"tensors"`` (a dict of tensors) or ``"model"``;
+    ``device`` is false for kinds that never run a model (they need no GPU)."""
 
     name: str
     fn: Callable
     artifact: str | None = None
+    device: bool = True
 
     @property
     def version(self) -> str:
@@ -58,13 +60,14 @@ class JobKind:
         return _VERSIONS[self.fn]
 
 
-def job_kind(name: str, *, artifact: str | None = None):
-    """Register ``fn(config, inputs)`` as the job kind ``name``."""
+def job_kind(name: str, *, artifact: str | None = None, device: bool = True):
+    """Register ``fn(config, inputs)`` as the job kind ``name``; ``device=False`` for a kind
+    that runs no model (estimators on stored features, assembling a study's tables)."""
     if artifact not in (None, "tensors", "model"):
         raise ValueError(f"artifact: expected None, 'tensors' or 'model', got {artifact!r}")
 
     def register(fn):
-        _KINDS.register(name, JobKind(name, fn, artifact))
+        _KINDS.register(name, JobKind(name, fn, artifact, bool(device)))
         return fn
     return register
 

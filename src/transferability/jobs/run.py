@@ -5,6 +5,12 @@ others are computed — in this process, or on a Dask cluster with ``backend="da
 (:mod:`.dask`) — and recorded as soon as they finish, so an interrupted run loses at most
 the jobs in progress and a rerun of the same command picks up there. ``store=None`` keeps
 everything in memory.
+
+``device=`` is the run's device policy (:mod:`transferability.devices`): every job runs
+inside :func:`~transferability.devices.use_device`, its input models are moved there, and
+models it builds (``create_model``) start there. Artifacts are stored device-free and come
+back the same way whether computed or loaded: models on the run's device, tensors on the
+CPU. The device never enters a job's key.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
+import torch
+from torch import nn
+
+from ..devices import current_device, place, resolve_device, use_device
 from ..utils import progress
 from .graph import Given, Job, JobKind, Output, get_job_kind, walk
 from .store import ResultStore, artifact_bytes, encode_value
@@ -76,12 +86,36 @@ def input_outputs(job: Job, outputs: dict[str, Output]) -> dict[str, Output]:
             for n, i in job.inputs.items()}
 
 
-def execute(kind: JobKind, config: dict, inputs: dict[str, Output]) -> Computed:
-    """Run a job's function on its config and its inputs' outputs (here or on a worker)."""
+def on_device(output: Output, device) -> Output:
+    """``output`` as a job receives it on ``device``: a model artifact moved there (left
+    where it is when ``device`` is ``None``), a dict of tensors on the CPU (how the store
+    gives them back), anything else as it is."""
+    artifact = output.artifact
+    if isinstance(artifact, nn.Module):
+        if device is None:
+            return output
+        meta = getattr(artifact, "meta", None)
+        artifact = place(artifact, device, str(meta.get("name", "model"))
+                         if isinstance(meta, dict) else "model")
+    elif isinstance(artifact, dict) and artifact and \
+            all(isinstance(v, torch.Tensor) for v in artifact.values()):
+        artifact = {k: v.detach().cpu() for k, v in artifact.items()}
+    else:
+        return output
+    return Output(output.value, artifact)
+
+
+def execute(kind: JobKind, config: dict, inputs: dict[str, Output],
+            device: str | None = None) -> Computed:
+    """Run a job's function on its config and its inputs' outputs (here or on a worker),
+    with ``device`` (default: the current one) as the device policy. Jobs compute in full
+    precision: their results are stored under keys that hold no precision."""
     started = time.time()
-    result = kind.fn(dict(config), inputs)
-    value, artifact = (result.value, result.artifact) if isinstance(result, Output) \
-        else (result, None)
+    with use_device(device, "fp32") as dev:
+        result = kind.fn(dict(config), {n: on_device(o, dev) for n, o in inputs.items()})
+        value, artifact = (result.value, result.artifact) if isinstance(result, Output) \
+            else (result, None)
+        artifact = on_device(Output(None, artifact), dev).artifact
     return Computed(encode_value(value), artifact, artifact_bytes(kind.artifact, artifact),
                     started, time.time(), socket.gethostname())
 
@@ -106,12 +140,17 @@ def record(run: Run, store: ResultStore | None, job: Job, computed: Computed,
 
 
 def run_jobs(jobs, store: ResultStore | None = None, *, study: str = "",
-             backend: str = "local", show_progress: bool | None = None, **backend_options) -> Run:
+             backend: str = "local", show_progress: bool | None = None,
+             device: str | torch.device | None = None, **backend_options) -> Run:
     """Compute what ``jobs`` need that ``store`` does not hold yet; return every output.
 
-    Jobs whose inputs failed are skipped; after the rest of the graph has run,
-    :class:`JobsFailed` names every failure with its key and config.
+    ``device``: where every job runs (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``;
+    default: the current policy of :func:`~transferability.devices.use_device`, and
+    without one models stay where they are). Jobs whose inputs failed are skipped;
+    after the rest of the graph has run, :class:`JobsFailed` names every failure with its
+    key and config.
     """
+    device = current_device() if device is None else resolve_device(device)
     order = walk(list(jobs))
     run = Run()
     todo = []
@@ -120,7 +159,7 @@ def run_jobs(jobs, store: ResultStore | None = None, *, study: str = "",
         if out is None:
             todo.append(job)
         else:
-            run.outputs[job.key] = out
+            run.outputs[job.key] = on_device(out, device)
             run.loaded.append(job.key)
     if todo:
         log.info("  %s: %d job(s) to run, %d already in the store", study or "jobs",
@@ -130,9 +169,9 @@ def run_jobs(jobs, store: ResultStore | None = None, *, study: str = "",
             check_writable_dir(store.artifacts, "store")
     if backend == "dask":
         from .dask import run_dask
-        run_dask(todo, run, store, study, show_progress, **backend_options)
+        run_dask(todo, run, store, study, show_progress, device=device, **backend_options)
     elif backend == "local" and not backend_options:
-        _run_local(todo, run, store, study, show_progress)
+        _run_local(todo, run, store, study, show_progress, device)
     else:
         raise ValueError(f"backend: expected 'local' (this process, no options) or 'dask', "
                          f"got {backend!r} {backend_options or ''}".rstrip())
@@ -141,7 +180,7 @@ def run_jobs(jobs, store: ResultStore | None = None, *, study: str = "",
     return run
 
 
-def _run_local(todo: list[Job], run: Run, store, study: str, show_progress) -> None:
+def _run_local(todo: list[Job], run: Run, store, study: str, show_progress, device) -> None:
     bar = progress(total=len(todo), desc=study or "jobs", enabled=show_progress)
     try:
         for job in todo:
@@ -151,7 +190,7 @@ def _run_local(todo: list[Job], run: Run, store, study: str, show_progress) -> N
             else:
                 try:
                     computed = execute(get_job_kind(job.kind), job.config,
-                                       input_outputs(job, run.outputs))
+                                       input_outputs(job, run.outputs), device)
                 except Exception as exc:  # reported with the others at the end
                     run.failed[job.key] = describe_failure(job, exc)
                     log.error("job failed: %s", run.failed[job.key])

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# GPU checks of the device policy, in one go (about 4 minutes on one H200):
+#   1. every CUDA-marked test of the suite;  2. PGD vs torchattacks on the CPU and on CUDA;
+#   3. GPU feature extraction, CPU-vs-GPU agreement, host memory while streaming an image
+#      folder;  4. the quick benchmark with --device cuda and with --device cpu.
+# Figures go to stdout. Run from the repository root: bash benchmarks/gpu_check.sh
+# torchattacks joins the PGD table when importable: put a copy of the package in
+# .gpu_deps/ (e.g. cp -r <venv>/site-packages/torchattacks .gpu_deps/) to add it.
+# BENCH_GPU_RSS_IMAGES (default 50000) sets the size of the streamed image folder.
+# GPU_CHECK_CLI=1 also runs tests/test_cli.py with every command on the GPU (a few minutes).
+set -u
+cd "$(dirname "$0")/.."
+export PYTHONPATH="src:.:.gpu_deps" TRANSFERABILITY_PROGRESS=0
+PY=${PYTHON:-python}
+start=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
+
+stamp "== CUDA tests"
+timeout 150 "$PY" -m pytest tests -m cuda -q -p no:cacheprovider -rs 2>&1 | tail -15
+if [ "${GPU_CHECK_CLI:-0}" = 1 ]; then
+    stamp "== tests/test_cli.py with TRANSFERABILITY_DEVICE=cuda"
+    TRANSFERABILITY_DEVICE=cuda timeout 400 "$PY" -m pytest tests/test_cli.py -q -x \
+        -p no:cacheprovider 2>&1 | tail -15
+fi
+stamp "== PGD-10 vs torchattacks (CPU, then CUDA)"
+timeout 150 "$PY" -m benchmarks attacks 2>&1
+stamp "== GPU: agreement with the CPU, feature extraction, host memory"
+timeout 300 "$PY" -m benchmarks gpu 2>&1
+for device in cuda cpu; do
+    stamp "== transferability benchmark --quick --device $device (empty cache)"
+    tmp=$(mktemp -d)
+    t0=$(date +%s.%N)
+    timeout 300 "$PY" -m transferability.cli benchmark --quick --device "$device" \
+        --cache-dir "$tmp" --out "$tmp/out" > "$tmp/log" 2>&1
+    rc=$?
+    echo "benchmark --quick --device $device: exit $rc, $(python3 -c \
+        "print(round($(date +%s.%N) - $t0, 1))") s"
+    [ $rc -eq 0 ] || tail -5 "$tmp/log"
+    rm -rf "$tmp"
+done
+stamp "done"

@@ -1,0 +1,160 @@
+"""Streamed batches: images from any source, read lazily, converted on the device.
+
+:func:`stream` yields ``(x, y)`` batches on a device from an image tensor, an
+:class:`~transferability.data.ImageDataset` or **any** map-style ``Dataset`` of
+``(image, label)`` items (image folders, memory-mapped ``.npz`` files, torchvision sets).
+Host memory stays bounded by a few batches whatever the dataset's size:
+
+* a ``Dataset`` is read by a ``DataLoader`` with ``workers`` processes, each at most two
+  batches ahead (host memory ≈ 2 × workers batches); in-memory tensors are sliced (views,
+  no copy);
+* on a GPU, a background thread pins each batch (page-locked memory) while the device
+  works, and the next batch is copied on a side CUDA stream (``non_blocking``) while the
+  current one is computed;
+* images travel as they are stored (``uint8`` is 4× smaller than float32) and become
+  float in [0, 1], in the model's dtype and memory layout, on the device, per batch.
+
+Float images are checked to be finite and in [0, 1] on the device, without waiting on
+each batch: a bad value is reported, naming ``name``, when the stream ends.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .._validation import check_image_range, check_int
+from .dataset import ImageDataset
+
+__all__ = ["stream"]
+
+_DONE = object()
+
+
+def stream(data, device: torch.device | str = "cpu", *, batch_size: int = 256,
+           workers: int | None = None, dtype: torch.dtype = torch.float32,
+           channels_last: bool = False, name: str = "x"
+           ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Batches ``(x, y)`` of ``data`` on ``device``, in order (``y`` is ``None`` for a bare
+    image tensor); see the module docstring. ``workers`` processes read a ``Dataset``
+    (default: none on a CPU, up to 8 on a GPU); tensors need none."""
+    batch_size = check_int(batch_size, "batch_size")
+    device = torch.device(device)
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+    workers = check_int(workers, "workers", minimum=0, maximum=256)
+    host = _host_batches(data, batch_size, workers, pin=device.type == "cuda", name=name)
+    if device.type == "cuda":
+        host = _pinned_in_background(host)
+    stats: list[torch.Tensor] = []
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for xb, yb in _on_device(host, device):
+        if xb.ndim != 4:
+            raise ValueError(f"{name}: expected images shaped N×C×H×W, got a batch shaped "
+                             f"{tuple(xb.shape)}")
+        if xb.dtype == torch.uint8:
+            xb = xb.to(dtype).div_(255)
+        elif torch.is_floating_point(xb):
+            stats.append(torch.stack([torch.isfinite(xb).all().to(xb.dtype),
+                                      xb.amin(), xb.amax()]).float())
+            xb = xb.to(dtype)
+        else:
+            raise ValueError(f"{name}: expected float images in [0, 1] or uint8 pixels, got "
+                             f"dtype {xb.dtype}")
+        yield xb.contiguous(memory_format=fmt), yb
+    if stats:  # one wait for the whole stream
+        s = torch.stack(stats).cpu()
+        check_image_range(bool(s[:, 0].all()), float(s[:, 1].min()), float(s[:, 2].max()),
+                          name)
+
+
+def _host_batches(data, batch_size: int, workers: int, pin: bool, name: str):
+    """CPU batches ``(x, y | None)`` of ``data``."""
+    if isinstance(data, torch.Tensor):
+        x, y = data, None
+    elif isinstance(data, ImageDataset):
+        x, y = data.x, data.y
+    elif isinstance(data, Dataset):
+        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
+                            pin_memory=pin, prefetch_factor=2 if workers else None,
+                            persistent_workers=False)
+        return (_pair(b, name) for b in loader)
+    else:
+        raise ValueError(f"{name}: expected an image tensor, an ImageDataset or a torch "
+                         f"Dataset of (image, label) items, got {type(data).__name__}")
+    return ((x[i:i + batch_size], None if y is None else y[i:i + batch_size])
+            for i in range(0, len(x), batch_size))
+
+
+def _pair(batch, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if isinstance(batch, torch.Tensor):
+        return batch, None
+    if isinstance(batch, (list, tuple)) and len(batch) == 2:
+        return batch[0], torch.as_tensor(batch[1])
+    raise ValueError(f"{name}: expected a Dataset of (image, label) items or of images")
+
+
+def _pinned_in_background(host, depth: int = 3):
+    """``host``'s batches pinned by a background thread, at most ``depth`` ahead."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for xb, yb in host:
+                item = (xb if xb.is_pinned() else xb.pin_memory(),
+                        None if yb is None else yb.pin_memory())
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_DONE)
+        except BaseException as exc:  # raised again in the consumer
+            ready.put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True, name="transferability-pin")
+    thread.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _on_device(host, device: torch.device):
+    """Batches moved to ``device``; on CUDA the next one is copied on a side stream while
+    the caller computes on the current one."""
+    if device.type != "cuda":
+        for xb, yb in host:
+            yield xb.to(device), None if yb is None else yb.to(device)
+        return
+    side = torch.cuda.Stream(device)
+
+    def copy(batch):
+        with torch.cuda.stream(side):
+            return tuple(None if t is None else t.to(device, non_blocking=True) for t in batch)
+
+    batches = iter(host)
+    following = next(batches, None)
+    following = None if following is None else copy(following)
+    while following is not None:
+        current = following
+        torch.cuda.current_stream(device).wait_stream(side)
+        for t in current:
+            if t is not None:
+                t.record_stream(torch.cuda.current_stream(device))
+        nxt = next(batches, None)
+        following = None if nxt is None else copy(nxt)
+        yield current

@@ -1,0 +1,396 @@
+"""The device policy: --device/--precision, run_jobs(device=), streamed data, autocast.
+
+Without a GPU, a fake one-GPU machine (``fake_gpu``) resolves ``cuda`` and records every
+placement instead of moving anything, and a global forward hook records the device policy
+under which every module runs: a study with ``--device cuda`` must place every model it
+builds, receives or loads on the GPU, and run every job and forward pass under it.
+"""
+
+import copy
+import dataclasses
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from transferability import devices
+from transferability.attacks import PGD
+from transferability.cli import main
+from transferability.data import ImageDataset, stream
+from transferability.devices import (
+    check_precision,
+    current_device,
+    forward_precision,
+    place,
+    resolve_device,
+    use_device,
+)
+from transferability.features import extract, predict
+from transferability.jobs import dask as jobs_dask
+from transferability.jobs import run as jobs_run
+from transferability.jobs.graph import get_job_kind
+
+CUDA0 = torch.device("cuda", 0)
+
+
+# ---- devices and precisions -----------------------------------------------------------------
+def test_resolve_device_on_a_cpu_machine(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "_mps_available", lambda: False)
+    assert resolve_device("auto") == resolve_device(None) == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    for bad, words in (("cuda", "no CUDA GPU"), ("cuda:7", "no CUDA GPU"),
+                       ("mps", "Metal"), ("tpu", "expected auto"), ("gpu:0", "expected auto")):
+        with pytest.raises(ValueError, match=words) as info:
+            resolve_device(bad, "--device")
+        assert str(info.value).startswith("--device: ")
+
+
+def test_resolve_device_on_a_one_gpu_machine(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert resolve_device("auto") == resolve_device("cuda") == resolve_device("cuda:0") == CUDA0
+    with pytest.raises(ValueError, match=r"has 1 GPU\(s\): cuda:0..cuda:0"):
+        resolve_device("cuda:7")
+
+
+def test_precisions():
+    assert check_precision("bf16", "cpu") == "bf16" and check_precision("fp16", "cuda") == "fp16"
+    with pytest.raises(ValueError, match="precision: fp16 needs a GPU"):
+        check_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="expected one of fp32, bf16, fp16"):
+        check_precision("int8", "cpu")
+    with torch.no_grad():
+        assert isinstance(forward_precision("cpu", "fp32"), type(forward_precision("cpu")))
+        with forward_precision("cpu", "bf16"):
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with forward_precision("cpu", "bf16"):  # gradients recorded: never autocast
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+def test_use_device_nests_and_restores():
+    assert current_device() is None and devices.current_precision() == "fp32"
+    with use_device("cpu", "bf16"):
+        assert devices.current_precision() == "bf16" and current_device().type == "cpu"
+        with use_device(None, "fp32"):
+            assert devices.current_precision() == "fp32"
+        assert devices.current_precision() == "bf16"
+    assert devices.current_precision() == "fp32"
+
+
+class CpuOnly(nn.Module):
+    """A model with an operation that cannot leave the CPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def _apply(self, fn, recurse=True):
+        raise RuntimeError("custom_op is only implemented for CPU")
+
+
+def test_a_model_that_cannot_move_is_named():
+    with pytest.raises(ValueError, match=r"^my-model: cannot move CpuOnly to cpu .*custom_op"):
+        place(CpuOnly(), "cpu", "my-model")
+
+
+# ---- the command line ---------------------------------------------------------------------
+@pytest.mark.parametrize("argv, words", [
+    (["--device", "cuda"], "--device: cuda asked for, but no CUDA GPU"),
+    (["--device", "tpu"], "--device: expected auto, cpu"),
+    (["--precision", "fp16", "--device", "cpu"], "--precision: fp16 needs a GPU"),
+])
+def test_cli_refuses_devices_before_any_work(argv, words, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "out"
+    assert main(["rank", "--target", "digits", "--sources", "demo", "--out", str(out),
+                 *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err
+    assert not out.exists()
+
+
+def test_cli_default_device_comes_from_the_environment(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("TRANSFERABILITY_DEVICE", "cuda")
+    assert main(["probe", "--target", "digits", "--sources", "demo"]) == 2
+    assert "--device ($TRANSFERABILITY_DEVICE): cuda asked for" in capsys.readouterr().err
+    monkeypatch.delenv("TRANSFERABILITY_DEVICE")
+    assert main(["probe", "--target", "digits", "--sources", "demo", "--precision",
+                 "fp16"]) == 2  # auto: the CPU here
+    assert "--precision: fp16 needs a GPU" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_gpu_index_the_machine_lacks(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert main(["attack", "--surrogates", "demo", "--victims", "demo", "--dataset", "digits",
+                 "--eps", "0.1", "--device", "cuda:7"]) == 2
+    assert "--device: cuda:7 asked for, but this machine has 1 GPU(s)" in capsys.readouterr().err
+
+
+def test_cli_names_a_model_that_cannot_move(tmp_path, capsys):
+    (tmp_path / "bad_model.py").write_text(
+        "from tests.test_devices import CpuOnly\n\ndef build():\n    return CpuOnly()\n")
+    assert main(["probe", "--target", "digits", "--sources",
+                 f"py:{tmp_path / 'bad_model.py'}:build", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "build: cannot move CpuOnly to cpu" in err and len(err.strip().splitlines()) == 1
+
+
+# ---- a study on a (fake) GPU ---------------------------------------------------------------
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """A one-GPU machine where placing a model records it instead of moving it; returns
+    what was seen: placements, the policy of every forward pass and of every job."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    seen = {"placed": [], "forward": set(), "jobs": [], "unplaced_inputs": []}
+
+    def record_place(model, device, name="model"):
+        seen["placed"].append((id(model), name, torch.device(device)))
+        return model
+
+    for module in ("transferability.jobs.run", "transferability.models.registry",
+                   "transferability.model_args"):
+        monkeypatch.setattr(f"{module}.place", record_place)
+    original = jobs_run.execute
+
+    def recording_execute(kind, config, inputs, device=None):
+        def fn(config, inputs):
+            placed = {i for i, _, d in seen["placed"] if d == CUDA0}
+            seen["unplaced_inputs"] += [(kind.name, n) for n, o in inputs.items()
+                                        if isinstance(o.artifact, nn.Module)
+                                        and id(o.artifact) not in placed]
+            seen["jobs"].append((kind.name, current_device()))
+            return kind.fn(config, inputs)
+        return original(dataclasses.replace(kind, fn=fn), config, inputs, device)
+
+    monkeypatch.setattr(jobs_run, "execute", recording_execute)
+    handle = nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: seen["forward"].add(current_device()))
+    yield seen
+    handle.remove()
+
+
+TINY = """
+train: {epochs: 1, batch_size: 64}
+models:
+  - {name: mlp-digits, arch: mlp, data: {dataset: digits, n_per_class: 30}}
+  - {name: lenet-fonts, arch: lenet, data: {dataset: fonts, n_per_class: 30}}
+"""
+
+
+def test_a_study_keeps_every_model_on_the_run_device_and_resumes_the_same(
+        fake_gpu, tmp_path, capsys):
+    (tmp_path / "zoo.yaml").write_text(TINY)
+    zoo = str(tmp_path / "zoo.yaml")
+
+    def study(out):
+        return main(["study", "adv-knowledge", "--device", "cuda", "--target", "digits",
+                     "--sources", zoo, "--reference", f"{zoo}:mlp-digits", "--steps", "2",
+                     "--n-per-class", "2", "--shots", "2", "--repeats", "1",
+                     "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / out)])
+
+    assert study("first") == 0
+    kinds = {k for k, _ in fake_gpu["jobs"]}
+    assert kinds == {"train", "features", "knowledge_scores", "probe", "reference_attack",
+                     "adversarial_scores", "matrix_row", "model_fit", "adv_knowledge_study"}
+    assert {d for _, d in fake_gpu["jobs"]} == {CUDA0}  # every job ran under the policy
+    assert fake_gpu["forward"] == {CUDA0}  # and so did every forward pass of every model
+    assert fake_gpu["unplaced_inputs"] == []  # every model a job received was placed
+    built = {name for _, name, d in fake_gpu["placed"] if d == CUDA0}
+    assert {"mlp", "lenet"} <= built  # create_model (training, checkpoints) on the GPU
+    assert {d for *_, d in fake_gpu["placed"]} == {CUDA0}
+
+    fake_gpu["placed"].clear()
+    fake_gpu["jobs"].clear()
+    assert study("again") == 0  # everything from the store
+    assert fake_gpu["jobs"] == []
+    loaded = {name for _, name, d in fake_gpu["placed"] if d == CUDA0}
+    assert {"mlp-digits", "lenet-fonts"} <= loaded  # loaded models go to the run's device
+    first, again = ((tmp_path / o / "study.json").read_text() for o in ("first", "again"))
+    assert json.loads(first) == json.loads(again)
+
+
+def test_run_jobs_gives_computed_and_loaded_artifacts_the_same_placement(tmp_path):
+    from transferability.jobs import Job, ResultStore, given, run_jobs
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 3))
+    data = ImageDataset(torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2]))
+    job = Job("features", {"layer": None, "layer_input": False},
+              {"model": given(model), "data": given(data)})
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        fresh = run_jobs([job], store, device="cpu").artifact(job)
+        loaded = run_jobs([job], store, device="cpu").artifact(job)
+    assert fresh.keys() == loaded.keys() == {"features", "logits", "labels"}
+    for k in fresh:
+        assert fresh[k].device == loaded[k].device == torch.device("cpu")
+        assert torch.equal(fresh[k], loaded[k])
+
+
+# ---- Dask on GPU machines -----------------------------------------------------------------
+def test_dask_gives_gpu_jobs_a_gpu_worker_and_cpu_jobs_the_others():
+    pytest.importorskip("distributed")
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert jobs_dask.placement(get_job_kind("train"), cuda) == ("cuda", {"GPU": 1})
+    assert jobs_dask.placement(get_job_kind("features"), cuda) == ("cuda", {"GPU": 1})
+    for kind in ("knowledge_scores", "probe", "adv_knowledge_study", "benchmark"):
+        assert jobs_dask.placement(get_job_kind(kind), cuda) == ("cpu", {})
+    assert jobs_dask.placement(get_job_kind("train"), cpu) == ("cpu", {})
+    assert jobs_dask.placement(get_job_kind("train"), None) == (None, {})
+    specs = jobs_dask.worker_specs(workers=2, gpus=2)
+    gpu = {n: s["options"] for n, s in specs.items() if n.startswith("gpu")}
+    cpu = {n: s["options"] for n, s in specs.items() if n.startswith("cpu")}
+    assert [o["env"]["CUDA_VISIBLE_DEVICES"] for o in gpu.values()] == ["0", "1"]
+    assert all(o["resources"] == {"GPU": 1} and o["nthreads"] == 1 for o in gpu.values())
+    assert len(cpu) == 2 and all(o["env"] == {"CUDA_VISIBLE_DEVICES": ""} and
+                                 o["resources"] == {} for o in cpu.values())
+
+
+# ---- streamed data ------------------------------------------------------------------------
+class Pixels(Dataset):
+    """uint8 images read one at a time (as an image folder would give them)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], int(self.y[i])
+
+
+@pytest.fixture
+def pixels():
+    g = torch.Generator().manual_seed(0)
+    return (torch.randint(0, 256, (10, 1, 28, 28), dtype=torch.uint8, generator=g),
+            torch.arange(10) % 3)
+
+
+def test_stream_reads_any_dataset_the_same(pixels):
+    raw, y = pixels
+    as_float = raw.float() / 255
+    sources = [as_float, ImageDataset(as_float, y), Pixels(raw, y), raw]
+    batches = [list(stream(s, batch_size=4)) for s in sources]
+    for got in batches:
+        assert [len(b[0]) for b in got] == [4, 4, 2]
+        assert torch.equal(torch.cat([b[0] for b in got]), as_float)
+    assert torch.equal(torch.cat([b[1] for b in batches[1]]), y)
+    assert torch.equal(torch.cat([b[1] for b in batches[2]]), y)
+    assert batches[0][0][1] is None
+    (x, _), = stream(as_float[:2], batch_size=8, channels_last=True, dtype=torch.float64)
+    assert x.dtype == torch.float64 and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_stream_checks_float_images_once_at_the_end(pixels):
+    bad = pixels[0].float() / 255
+    bad[7, 0, 0, 0] = 1.5
+    seen = []
+    with pytest.raises(ValueError, match=r"^x: values must lie in \[0, 1\].*1\.5\]"):
+        for xb, _ in stream(bad, batch_size=4):
+            seen.append(len(xb))
+    assert seen == [4, 4, 2]
+    bad[7, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="x: contains NaN"):
+        list(stream(bad, batch_size=4))
+    with pytest.raises(ValueError, match="x: expected float images in \\[0, 1\\] or uint8"):
+        list(stream(pixels[0].long()))
+    with pytest.raises(ValueError, match="expected an image tensor, an ImageDataset"):
+        list(stream([1, 2, 3]))
+
+
+def test_extract_and_predict_stream_a_dataset_with_workers(pixels):
+    raw, y = pixels
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 3))
+    reference = extract(model, raw.float() / 255, y, batch_size=3)
+    streamed = extract(model, Pixels(raw, y), batch_size=3, workers=1)
+    assert torch.equal(streamed.labels, y)  # the dataset's own labels
+    assert torch.allclose(streamed.features, reference.features)
+    assert torch.allclose(streamed.logits, reference.logits)
+    assert torch.allclose(predict(model, Pixels(raw, y), batch_size=4), reference.logits)
+
+
+def test_bf16_only_for_forward_passes(pixels):
+    raw, y = pixels
+    x = raw.float() / 255
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 3))
+    fp32 = predict(model, x)
+    bf16 = predict(model, x, precision="bf16")
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)
+    assert torch.allclose(bf16, fp32, atol=0.05, rtol=0.05)
+    with use_device("cpu", "bf16"):  # the policy's precision, by default
+        assert torch.equal(predict(model, x), bf16)
+        assert torch.equal(extract(model, x).logits, bf16)
+        adv = PGD(model, 0.1, steps=3, random_start=False)(x, y)
+    # attacks' gradients stay fp32 whatever the policy
+    assert torch.equal(adv, PGD(model, 0.1, steps=3, random_start=False)(x, y))
+
+
+# ---- on a real GPU ------------------------------------------------------------------------
+@pytest.mark.cuda
+def test_cuda_stream_extract_and_attack_match_the_cpu(pixels):
+    raw, y = pixels
+    x = raw.float() / 255
+    torch.manual_seed(0)
+    cpu = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(4 * 26 * 26, 3)).eval()
+    gpu = place(copy.deepcopy(cpu), "cuda")
+    assert gpu[0].weight.is_contiguous(memory_format=torch.channels_last)
+    batches = list(stream(Pixels(raw, y), "cuda", batch_size=4, workers=1))
+    assert all(b.is_cuda and lab.is_cuda for b, lab in batches)
+    assert torch.equal(torch.cat([b for b, _ in batches]).cpu(), x)
+    ref, out = extract(cpu, x, y), extract(gpu, Pixels(raw, y), batch_size=4)
+    assert out.features.device.type == "cpu"
+    assert torch.allclose(out.logits, ref.logits, atol=1e-3, rtol=1e-3)
+    bf16 = extract(gpu, x, precision="bf16").logits
+    assert torch.allclose(bf16, ref.logits, atol=0.05, rtol=0.05)
+    fp16 = predict(gpu, x, precision="fp16")
+    assert torch.allclose(fp16, ref.logits, atol=0.05, rtol=0.05)
+    adv_cpu = PGD(cpu, 0.1, steps=5, random_start=False)(x, y)
+    adv_gpu = PGD(gpu, 0.1, steps=5, random_start=False)(x.cuda(), y.cuda())
+    assert adv_gpu.is_cuda and (adv_gpu.cpu() - x).abs().max() <= 0.1 + 1e-6
+    # the same up to sign flips of near-zero gradients (docs/scaling.md): most pixels agree
+    assert ((adv_gpu.cpu() - adv_cpu).abs() > 1e-4).float().mean() < 0.5
+
+
+@pytest.mark.cuda
+def test_cuda_run_jobs_resumes_to_the_same_objects(tmp_path):
+    from transferability.jobs import Job, ResultStore, run_jobs
+    from transferability.zoo import entry_config, load_spec
+
+    entry, = load_spec({"train": {"epochs": 1, "batch_size": 64},
+                        "models": [{"name": "mlp-digits", "arch": "mlp",
+                                    "data": {"dataset": "digits", "n_per_class": 20}}]})
+    job = Job("train", entry_config(entry), label="mlp-digits")
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        fresh = run_jobs([job], store, device="cuda")
+        loaded = run_jobs([job], store, device="cuda")
+    assert loaded.loaded == [job.key]
+    a, b = fresh.artifact(job), loaded.artifact(job)
+    assert next(a.parameters()).is_cuda and next(b.parameters()).is_cuda
+    assert json.dumps(fresh.value(job), sort_keys=True) == \
+        json.dumps(loaded.value(job), sort_keys=True)
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(v, w), k
+
+
+@pytest.mark.cuda
+def test_cuda_cli_rank_on_the_gpu(tmp_path, capsys):
+    (tmp_path / "zoo.yaml").write_text(TINY)
+    zoo = str(tmp_path / "zoo.yaml")
+    for device in ("cpu", "cuda"):
+        assert main(["rank", "--target", "digits", "--sources", zoo, "--estimators", "leep",
+                     "logme", "--device", device, "--out", str(tmp_path / device)]) == 0
+    cpu, gpu = (json.loads((tmp_path / d / "rank.json").read_text()) for d in ("cpu", "cuda"))
+    for a, b in zip(cpu["rows"], gpu["rows"], strict=True):
+        assert a["source"] == b["source"]
+        assert a["logme"] == pytest.approx(b["logme"], rel=1e-3, abs=1e-3)
