@@ -394,3 +394,39 @@ def test_cuda_cli_rank_on_the_gpu(tmp_path, capsys):
     for a, b in zip(cpu["rows"], gpu["rows"], strict=True):
         assert a["source"] == b["source"]
         assert a["logme"] == pytest.approx(b["logme"], rel=1e-3, abs=1e-3)
+
+
+def test_models_built_on_the_meta_device_stay_there(fake_gpu):
+    """Up-front shape checks build models on the meta device; the run's device must not
+    move them (moving a meta model raises, which refused every zoo on a GPU)."""
+    from transferability.models import create_model
+
+    with use_device("cuda"), torch.device("meta"):
+        model = create_model("mlp")
+    assert next(model.parameters()).is_meta and fake_gpu["placed"] == []
+    with use_device("cuda"):
+        create_model("mlp")
+    assert [d for _, _, d in fake_gpu["placed"]] == [CUDA0]
+
+
+@pytest.mark.cuda
+def test_cuda_predict_on_images_already_on_the_gpu(pixels):
+    """An attack's output lives on the GPU: predicting on it slices it in place (pinning a
+    CUDA tensor raises)."""
+    raw, _ = pixels
+    x = raw.float() / 255
+    torch.manual_seed(0)
+    cpu = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 3)).eval()
+    gpu = place(copy.deepcopy(cpu), "cuda")
+    out = predict(gpu, x.cuda(), batch_size=4)
+    assert out.is_cuda and torch.allclose(out.cpu(), predict(cpu, x), atol=1e-5)
+    assert torch.allclose(predict(gpu, ImageDataset(x.cuda(), torch.zeros(len(x)).long()
+                                                    .cuda()), batch_size=4).cpu(),
+                          predict(cpu, x), atol=1e-5)
+
+
+@pytest.mark.cuda
+def test_cuda_zoo_build_checks_shapes_on_the_meta_device(tmp_path):
+    (tmp_path / "zoo.yaml").write_text(TINY)
+    assert main(["zoo", "build", str(tmp_path / "zoo.yaml"), "--device", "cuda",
+                 "--cache-dir", str(tmp_path / "c")]) == 0

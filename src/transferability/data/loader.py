@@ -48,12 +48,15 @@ def stream(data, device: torch.device | str = "cpu", *, batch_size: int = 256,
     if workers is None:
         workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
     workers = check_int(workers, "workers", minimum=0, maximum=256)
-    host = _host_batches(data, batch_size, workers, pin=device.type == "cuda", name=name)
-    if device.type == "cuda":
+    # pinning and side-stream copies only for data on the host: a tensor already on the
+    # GPU (an attack's output, say) is sliced where it is
+    overlap = device.type == "cuda" and _on_host(data)
+    host = _host_batches(data, batch_size, workers, pin=overlap, name=name)
+    if overlap:
         host = _pinned_in_background(host)
     stats: list[torch.Tensor] = []
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    for xb, yb in _on_device(host, device):
+    for xb, yb in _on_device(host, device, overlap):
         if xb.ndim != 4:
             raise ValueError(f"{name}: expected images shaped N×C×H×W, got a batch shaped "
                              f"{tuple(xb.shape)}")
@@ -71,6 +74,12 @@ def stream(data, device: torch.device | str = "cpu", *, batch_size: int = 256,
         s = torch.stack(stats).cpu()
         check_image_range(bool(s[:, 0].all()), float(s[:, 1].min()), float(s[:, 2].max()),
                           name)
+
+
+def _on_host(data) -> bool:
+    """Whether ``data``'s images live in host memory (a ``Dataset`` always does)."""
+    x = data.x if isinstance(data, ImageDataset) else data
+    return not isinstance(x, torch.Tensor) or x.device.type == "cpu"
 
 
 def _host_batches(data, batch_size: int, workers: int, pin: bool, name: str):
@@ -133,10 +142,10 @@ def _pinned_in_background(host, depth: int = 3):
         thread.join(timeout=5)
 
 
-def _on_device(host, device: torch.device):
-    """Batches moved to ``device``; on CUDA the next one is copied on a side stream while
-    the caller computes on the current one."""
-    if device.type != "cuda":
+def _on_device(host, device: torch.device, overlap: bool):
+    """Batches moved to ``device``; with ``overlap`` (host data, CUDA) the next one is copied
+    on a side stream while the caller computes on the current one."""
+    if not overlap:
         for xb, yb in host:
             yield xb.to(device), None if yb is None else yb.to(device)
         return

@@ -46,5 +46,7 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 1, **kwarg
                          f"{str(exc).splitlines()[0]}") from None
     model.meta = {"arch": name, "num_classes": int(num_classes),
                   "in_channels": int(in_channels), "arch_kwargs": dict(kwargs)}
-    device = current_device()  # a job's models start on the run's device
-    return model if device is None or device.type == "cpu" else place(model, device, name)
+    device = current_device()  # a job's models start on the run's device,
+    if device is None or device.type == "cpu" or any(p.is_meta for p in model.parameters()):
+        return model  # except shape checks built on the meta device, which stay there
+    return place(model, device, name)
