@@ -332,3 +332,16 @@ def test_robustness_command(tmp_path, capsys):
                  str(tmp_path / "no")]) == 2
     assert "--n-examples" in capsys.readouterr().err
     assert not (tmp_path / "no" / "robustness.json").exists()
+
+
+def test_square_keeps_float64_images_inside_the_exact_ball():
+    """Square's ±ε stripes take the images' dtype: float32's 0.1 is 0.1 + 1.5e-9, which left
+    float64 images outside the ball (seen on CUDA)."""
+    from transferability.attacks import Square
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4)).double()
+    x = torch.rand(6, 1, 8, 8, dtype=torch.float64) * 0.8 + 0.1
+    y = model(x).argmax(1)
+    adv = Square(model, eps=0.1, queries=20, seed=0)(x, y)
+    assert adv.dtype == torch.float64 and (adv - x).abs().max() <= 0.1 + 1e-15

@@ -106,7 +106,8 @@ class Square(Attack):
         return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
 
     def _signs(self, shape, generator, like):
-        return torch.where(self._rand(shape, generator, like) < 0.5, -self.eps, self.eps)
+        eps = torch.tensor(self.eps, dtype=like.dtype, device=like.device)  # not float32's 0.1
+        return torch.where(self._rand(shape, generator, like) < 0.5, -eps, eps)
 
     def _run(self, x, y, generator):
         n, c, h, w = x.shape
