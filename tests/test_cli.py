@@ -117,7 +117,8 @@ def test_zoo_build_probe_and_models_commands(tiny_zoo, capsys):
     assert "resnet" in capsys.readouterr().out
 
 
-def test_attack_rank_and_study_commands(tiny_zoo, tmp_path, capsys):
+def test_attack_rank_and_study_commands(tiny_zoo, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # refused commands below keep their default --out here
     out = tmp_path / "attack"
     assert main(["attack", "--surrogates", f"{tiny_zoo}:mlp-digits", "--victims", tiny_zoo,
                  "--dataset", "digits", "--n-per-class", "5", "--eps", "0.3", "--steps", "5",
