@@ -26,6 +26,7 @@ from transferability.attacks import (
 from transferability.attacks.apgd import checkpoints
 from transferability.attacks.fab import project_onto_hyperplane
 from transferability.attacks.square import pseudo_gaussian, square_fraction, square_size
+from user_models import saturated_linear
 
 
 def _mlp(classes=4, dtype=torch.float32, seed=0):
@@ -39,11 +40,7 @@ def _images(n, dtype=torch.float32, seed=1):
 
 
 def _saturated():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
-    with torch.no_grad():
-        model[1].weight.mul_(2000)
-    return model
+    return saturated_linear().eval()
 
 
 def test_dlr_by_hand():

@@ -11,14 +11,11 @@ from transferability.attacks import PGD, robust_accuracy
 from transferability.features import forward_with_features
 from transferability.models import create_model
 from transferability.training import check_fit_options, create_training_method, fit
+from user_models import saturated_linear
 
 
 def _saturated():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
-    with torch.no_grad():
-        model[1].weight.mul_(2000)
-    return model
+    return saturated_linear().eval()
 
 
 def test_robust_accuracy_is_the_worst_case_and_sees_through_saturation():
