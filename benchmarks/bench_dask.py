@@ -52,7 +52,7 @@ def _overhead() -> None:
 def _speed_up() -> None:
     import torch
 
-    from transferability.benchmark import QUICK, benchmark_jobs
+    from transferability.studies.benchmark import QUICK, benchmark_jobs
 
     threads = torch.get_num_threads()
     sides = {f"local ({threads} torch threads)": ("local", {}, threads),

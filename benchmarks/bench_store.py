@@ -18,7 +18,7 @@ import torch
 
 from transferability.data import dataset_from_spec
 from transferability.jobs import ResultStore, run_jobs
-from transferability.study import adv_knowledge_jobs
+from transferability.studies.adv_knowledge import adv_knowledge_jobs
 from transferability.zoo import build_zoo
 
 ROUNDS, GOAL = 3, 1.03

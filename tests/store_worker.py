@@ -16,7 +16,7 @@ os.environ.setdefault("TRANSFERABILITY_PROGRESS", "0")
 
 from transferability.data import dataset_from_spec  # noqa: E402
 from transferability.jobs import ResultStore  # noqa: E402
-from transferability.study import adv_knowledge_study  # noqa: E402
+from transferability.studies.adv_knowledge import adv_knowledge_study  # noqa: E402
 from transferability.zoo import build_zoo  # noqa: E402
 
 SPEC = {"train": {"epochs": 1, "batch_size": 64},

@@ -15,18 +15,18 @@ import torch
 import transferability
 from transferability import (
     adversarial,
-    benchmark,
     estimators,
     jobs,
     ranking,
-    robust_transfer_study,
-    study,
-    surrogate_study,
     training,
     transfer,
     transfer_matrix,
 )
 from transferability._results import Result
+from transferability.studies import adv_knowledge as study
+from transferability.studies import benchmark
+from transferability.studies import robust_transfer as robust_transfer_study
+from transferability.studies import surrogates as surrogate_study
 
 SRC = Path(transferability.__file__).parent
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from transferability.attacks import create_attack, norms
-from transferability.audit import AuditResult, audit
 from transferability.cli import main
 from transferability.features import predict
 from transferability.jobs import ResultStore
 from transferability.stealth import ssim, stealth
+from transferability.studies.audit import AuditResult, audit
 
 MODELS = '''
 import torch

@@ -41,7 +41,7 @@ from transferability.data import dataset_from_spec, describe_dataset, per_class
 from transferability.features import extract, predict
 from transferability.models import CheckpointError, create_model, load_checkpoint, save_checkpoint
 from transferability.ranking import rank_sources
-from transferability.study import adv_knowledge_study
+from transferability.studies.adv_knowledge import adv_knowledge_study
 from transferability.training import fit
 from transferability.transfer_matrix import transfer_matrix
 from transferability.zoo import build_zoo, load_spec
@@ -802,7 +802,7 @@ def test_tiny_target_finishes_with_undefined_statistics_shown_as_such(tmp_path):
     again = type(result).from_dict(result.to_dict())  # the undefined values survive a round trip
     assert again.reverse_correlations[0]["note"] == result.reverse_correlations[0]["note"]
     # a predictor's undefined values are named too, and the defined ones still correlate
-    from transferability.study import _agreement
+    from transferability.studies.adv_knowledge import _agreement
 
     rows = _agreement({"good": [0.1, 0.2, 0.3], "bad": [0.1, float("nan"), 0.3]},
                       [1.0, 2.0, 3.0], "truth", ["A", "B", "C"], seed=0)

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from transferability import benchmark as module
-from transferability.benchmark import (
+from transferability.cli import main
+from transferability.data import dataset_from_spec
+from transferability.jobs import ResultStore, run_jobs
+from transferability.studies import benchmark as module
+from transferability.studies.benchmark import (
     FULL,
     QUICK,
     BenchmarkResult,
@@ -18,9 +21,6 @@ from transferability.benchmark import (
     run_benchmark,
     source_specs,
 )
-from transferability.cli import main
-from transferability.data import dataset_from_spec
-from transferability.jobs import ResultStore, run_jobs
 
 TINY = {**QUICK, "archs": ("mlp", "lenet"), "ks": (0, 10), "other_archs": ("mlp",),
         "others": {"digits": "digits"}, "source_per_class": 10, "epochs": 1,

@@ -18,7 +18,7 @@ import dask_kinds  # noqa: E402,F401
 import store_worker  # noqa: E402
 from transferability.data import dataset_from_spec  # noqa: E402
 from transferability.jobs import Job, JobsFailed, ResultStore, run_jobs  # noqa: E402
-from transferability.study import adv_knowledge_study  # noqa: E402
+from transferability.studies.adv_knowledge import adv_knowledge_study  # noqa: E402
 from transferability.zoo import build_zoo  # noqa: E402
 
 # local clusters start processes: one worker of `pytest -n auto` runs them, one after another

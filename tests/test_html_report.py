@@ -23,13 +23,13 @@ from transferability.data import ImageDataset
 from transferability.html_report import render_report, section_id, write_report
 from transferability.jobs import Job, ResultStore, job_kind, list_job_kinds
 from transferability.models import create_model
-from transferability.robust_transfer_study import RobustTransferResult
-from transferability.robust_transfer_study import _claims as robust_claims
-from transferability.robust_transfer_study import _summary as robust_summary
-from transferability.study import adv_knowledge_study
-from transferability.surrogate_study import SurrogateStudyResult
-from transferability.surrogate_study import _claims as surrogate_claims
-from transferability.surrogate_study import _summary as surrogate_summary
+from transferability.studies.adv_knowledge import adv_knowledge_study
+from transferability.studies.robust_transfer import RobustTransferResult
+from transferability.studies.robust_transfer import _claims as robust_claims
+from transferability.studies.robust_transfer import _summary as robust_summary
+from transferability.studies.surrogates import SurrogateStudyResult
+from transferability.studies.surrogates import _claims as surrogate_claims
+from transferability.studies.surrogates import _summary as surrogate_summary
 from transferability.training import fit
 
 EVIL = "<script>alert(1)</script>"

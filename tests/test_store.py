@@ -330,7 +330,7 @@ def test_results_commands(tmp_path, capsys):
 def test_an_optional_result_field_round_trips():
     import numpy as np
 
-    from transferability.study import StudyResult
+    from transferability.studies.adv_knowledge import StudyResult
     from transferability.transfer_matrix import TransferMatrix
 
     m = TransferMatrix(["a"], ["a", "b"], 4, np.array([[1, 2]]), np.array([[3, 3]]),
@@ -348,9 +348,9 @@ def test_code_versions_do_not_depend_on_what_was_imported_before():
                "graph.get_job_kind('benchmark').version)")
     versions = {subprocess.run([sys.executable, "-c", snippet.format(mods=mods)],
                                capture_output=True, text=True, check=True).stdout
-                for mods in ("transferability.study",
+                for mods in ("transferability.studies.adv_knowledge",
                              "transferability.cli, transferability.model_args, "
-                             "transferability.benchmark, transferability.html_report")}
+                             "transferability.studies.benchmark, transferability.html_report")}
     assert len(versions) == 1, versions
 
 

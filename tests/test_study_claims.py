@@ -6,10 +6,10 @@ import pytest
 from scipy import stats as st
 
 from transferability.report import format_claims
-from transferability.robust_transfer_study import RobustTransferResult, _summary
-from transferability.robust_transfer_study import _claims as robust_claims
 from transferability.stats import Claim
-from transferability.surrogate_study import _claims as surrogate_claims
+from transferability.studies.robust_transfer import RobustTransferResult, _summary
+from transferability.studies.robust_transfer import _claims as robust_claims
+from transferability.studies.surrogates import _claims as surrogate_claims
 
 ROBUST = {  # (source, method) -> robust accuracy per seed; clean accuracy is 0.9 + k/100
     ("standard", "linear probe"): [0.02, 0.05, 0.03],

@@ -8,11 +8,11 @@ import shutil
 
 import pytest
 
-from transferability import robust_transfer_study as robust_module
-from transferability import surrogate_study as surrogate_module
 from transferability.jobs import ResultStore, run_jobs
-from transferability.robust_transfer_study import RobustTransferResult, robust_transfer_study
-from transferability.surrogate_study import SurrogateStudyResult, surrogate_study
+from transferability.studies import robust_transfer as robust_module
+from transferability.studies import surrogates as surrogate_module
+from transferability.studies.robust_transfer import RobustTransferResult, robust_transfer_study
+from transferability.studies.surrogates import SurrogateStudyResult, surrogate_study
 
 SURROGATES = {"seeds": (0,), "epochs": 2, "n_per_class": 10, "rhos": (0.05,),
               "lgv_epochs": 1, "lgv_per_epoch": 2, "attack_options": {"eps": 0.2, "steps": 2},

@@ -17,11 +17,11 @@ from .studies import get_study, list_studies  # noqa: E402
 # The studies register themselves and their job kinds (the zoo's "train" among them), in the
 # order of the HTML report.
 # isort: off
-from . import study as _adv_knowledge  # noqa: E402,F401
-from . import surrogate_study as _surrogates  # noqa: E402,F401
-from . import robust_transfer_study as _robust_transfer  # noqa: E402,F401
-from . import benchmark as _benchmark  # noqa: E402,F401
-from . import audit as _audit  # noqa: E402,F401
+from .studies import adv_knowledge as _adv_knowledge  # noqa: E402,F401
+from .studies import surrogates as _surrogates  # noqa: E402,F401
+from .studies import robust_transfer as _robust_transfer  # noqa: E402,F401
+from .studies import benchmark as _benchmark  # noqa: E402,F401
+from .studies import audit as _audit  # noqa: E402,F401
 # isort: on
 
 __all__ = ["__version__", "create_model", "list_models", "create_attack", "list_attacks",

@@ -200,7 +200,7 @@ def _cmd_rank(args) -> None:
     from .model_args import load_models
     from .ranking import rank_sources
     from .report import write_csv, write_json
-    from .study import stored_outputs
+    from .studies.adv_knowledge import stored_outputs
 
     attack, attack_options = _attack(args)
     _ensemble_names(args.ensemble)
@@ -211,7 +211,7 @@ def _cmd_rank(args) -> None:
     models = load_models(args.sources, args.cache_dir)
     reference = None
     if args.reference:
-        from .study import load_reference
+        from .studies.adv_knowledge import load_reference
 
         reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
     with _store(args) as store:  # extractions are cached: a second ranking extracts nothing
@@ -268,7 +268,7 @@ def _cmd_study_adv_knowledge(args) -> None:
     from .model_args import load_models
     from .plots import plot_scatter_grid
     from .report import write_csv, write_json
-    from .study import adv_knowledge_study, load_reference
+    from .studies.adv_knowledge import adv_knowledge_study, load_reference
 
     attack, attack_options = _attack(args)
     train = dataset_from_spec(args.target, "train", seed=args.seed)
@@ -361,9 +361,9 @@ def _cmd_audit(args) -> None:
     from importlib import resources
 
     from ._files import check_writable_dir
-    from .audit import audit, load_protocol
     from .data import dataset_from_spec, per_class
     from .model_args import resolve_models
+    from .studies.audit import audit, load_protocol
 
     if args.save_png is not None:
         check_writable_dir(args.save_png, "--save-png")
@@ -504,8 +504,8 @@ def _cmd_report(args) -> None:
 
 
 def _cmd_benchmark(args) -> None:
-    from .benchmark import FULL, QUICK, plot_benchmark, run_benchmark
     from .report import write_csv, write_json
+    from .studies.benchmark import FULL, QUICK, plot_benchmark, run_benchmark
 
     settings = {**(QUICK if args.quick else FULL), "seed": args.seed}
     with _store(args) as store:

@@ -8,7 +8,8 @@
 3. **Adversarial transfer** — α1, α2, α12, α1·α2, gradient alignment and attribution
    affinity from the reference to each source; a PGD transfer matrix between the
    reference and the transferred models; every score's agreement with the few-shot probe
-   and the reverse direction (:mod:`transferability.study`); the synthetic theory check.
+   and the reverse direction (:mod:`transferability.studies.adv_knowledge`); the synthetic
+   theory check.
 
 Writes ``results.json``, ``results.csv``, ``transfer_matrix.{csv,png}``, PNG plots and
 ``report.html`` (every study in the results store, :mod:`transferability.html_report`).
@@ -27,7 +28,7 @@ from .jobs import ResultStore
 from .plots import plot_probe_accuracy, plot_scatter_grid
 from .report import format_table, write_csv, write_json
 from .studies import list_studies
-from .study import adv_knowledge_study, reference_spec
+from .studies.adv_knowledge import adv_knowledge_study, reference_spec
 from .zoo import build_zoo, load_spec
 
 __all__ = ["demo_spec", "run_demo"]

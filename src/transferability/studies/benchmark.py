@@ -1,7 +1,7 @@
 """The transferability benchmark: which score to trust, over many sources and targets.
 
 One target and eight sources give bootstrap intervals too wide to tell the scores apart.
-The benchmark runs the adversarial ↔ knowledge study (:mod:`transferability.study`,
+The benchmark runs the adversarial ↔ knowledge study (:mod:`transferability.studies.adv_knowledge`,
 without its transfer matrix) on several targets over one zoo of dozens of sources, and
 reports for every score (the knowledge estimators, Liang et al. 2021's α family, gradient
 alignment, attribution affinity, the affine fit):
@@ -46,16 +46,16 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from ._results import Result
-from .baselines import BASELINES, ENSEMBLE, loto_choice, mean_rank, parameter_count
-from .data import dataset_from_spec
-from .jobs import Job, ResultStore, job_kind, open_store, run_jobs
-from .ranking import format_correlations
-from .report import format_table
-from .stats import bootstrap_difference, correlation_table, kendall, weighted_tau
-from .studies import Study, register_study
-from .study import adv_knowledge_jobs, reference_spec
-from .zoo import load_spec, zoo_jobs
+from .._results import Result
+from ..baselines import BASELINES, ENSEMBLE, loto_choice, mean_rank, parameter_count
+from ..data import dataset_from_spec
+from ..jobs import Job, ResultStore, job_kind, open_store, run_jobs
+from ..ranking import format_correlations
+from ..report import format_table
+from ..stats import bootstrap_difference, correlation_table, kendall, weighted_tau
+from ..zoo import load_spec, zoo_jobs
+from . import Study, register_study
+from .adv_knowledge import adv_knowledge_jobs, reference_spec
 
 __all__ = ["BenchmarkResult", "benchmark_jobs", "run_benchmark", "plot_benchmark",
            "source_specs", "setup_stability", "FULL", "QUICK"]
@@ -333,7 +333,7 @@ def plot_benchmark(result: BenchmarkResult, out_dir) -> list[Path]:
     mean τ against setup stability."""
     from matplotlib.figure import Figure
 
-    from .report import save_figure
+    from ..report import save_figure
 
     out = Path(out_dir)
     scores = [r["score"] for r in result.summary]

@@ -27,19 +27,19 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ._results import Result
-from ._validation import check_choice, check_positive, check_seed, positive_arg, seed_arg
-from .attacks import robust_accuracy
-from .attacks.robust import ROBUST_ATTACKS
-from .data import check_per_class, dataset_from_spec, per_class
-from .html_report import render_robust_transfer
-from .jobs import Job, Output, ResultStore, job_kind, open_store, run_jobs
-from .report import format_claims, format_table
-from .stats import Claim, claim
-from .studies import Study, register_study
-from .transfer import fine_tune
-from .utils import cache_dir as default_cache_dir
-from .zoo import load_spec, zoo_jobs
+from .._results import Result
+from .._validation import check_choice, check_positive, check_seed, positive_arg, seed_arg
+from ..attacks import robust_accuracy
+from ..attacks.robust import ROBUST_ATTACKS
+from ..data import check_per_class, dataset_from_spec, per_class
+from ..html_report import render_robust_transfer
+from ..jobs import Job, Output, ResultStore, job_kind, open_store, run_jobs
+from ..report import format_claims, format_table
+from ..stats import Claim, claim
+from ..transfer import fine_tune
+from ..utils import cache_dir as default_cache_dir
+from ..zoo import load_spec, zoo_jobs
+from . import Study, register_study
 
 __all__ = ["RobustTransferResult", "robust_transfer_study", "plot_robust_transfer", "FULL",
            "QUICK", "METHODS"]
@@ -306,7 +306,7 @@ def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
 
     from matplotlib.figure import Figure
 
-    from .report import save_figure
+    from ..report import save_figure
 
     out = Path(out_dir)
     key = next(k for k in result.summary[0] if k.startswith("robust_acc@"))

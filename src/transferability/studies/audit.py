@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._files import check_writable_dir
-from ._results import Result
-from ._validation import (
+from .._files import check_writable_dir
+from .._results import Result
+from .._validation import (
     check_choice,
     check_count,
     check_images,
@@ -47,16 +47,16 @@ from ._validation import (
     check_positive,
     check_seed,
 )
-from .attacks import create_attack, list_attacks, norms, random_targets
-from .features import predict
-from .html_report import render_audit
-from .jobs import Job, Output, ResultStore, given, job_kind, open_store, run_jobs
-from .models import Ensemble
-from .stats import claim
-from .stealth import stealth
-from .studies import Study, register_study
-from .transfer_matrix import _check_models
-from .utils import batches
+from ..attacks import create_attack, list_attacks, norms, random_targets
+from ..features import predict
+from ..html_report import render_audit
+from ..jobs import Job, Output, ResultStore, given, job_kind, open_store, run_jobs
+from ..models import Ensemble
+from ..stats import claim
+from ..stealth import stealth
+from ..transfer_matrix import _check_models
+from ..utils import batches
+from . import Study, register_study
 
 __all__ = ["AuditResult", "audit", "FAMILIES", "ORDERINGS"]
 
@@ -157,7 +157,7 @@ class AuditResult(Result):
 
     def format(self) -> str:
         """The attack × family table, the orderings and the targeted rows as text."""
-        from .report import format_table
+        from ..report import format_table
 
         def ci(r, p):
             if r[f"rate_{p}"] is None:
@@ -180,7 +180,7 @@ class AuditResult(Result):
 
     def matrices(self) -> dict:
         """One :class:`~transferability.transfer_matrix.TransferMatrix` per attack."""
-        from .transfer_matrix import TransferMatrix
+        from ..transfer_matrix import TransferMatrix
 
         out = {}
         n = self.settings.get("n", 0)
@@ -208,7 +208,7 @@ class AuditResult(Result):
     def write(self, folder: str | Path) -> list[Path]:
         """``audit_rows.csv``, ``audit_families.csv``, ``audit.json`` and one heatmap per
         attack (``heatmap_<attack>.png``) in ``folder``."""
-        from .report import write_csv, write_json
+        from ..report import write_csv, write_json
 
         folder = check_writable_dir(folder, "out")
         files = [write_csv(self.rows, folder / "audit_rows.csv"),
@@ -518,7 +518,7 @@ PROTOCOL_KEYS = {"name", "surrogates", "victims", "data", "attacks", "eps", "ste
 
 def load_protocol(path: str | Path) -> dict:
     """Read and check an audit protocol (YAML; see ``docs/audit.md``)."""
-    from ._files import read_yaml
+    from .._files import read_yaml
 
     protocol = read_yaml(path, "protocol")
     if not isinstance(protocol, dict):

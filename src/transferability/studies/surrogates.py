@@ -38,22 +38,22 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from ._files import quarantine
-from ._results import Result
-from ._validation import check_int, check_positive, check_seed, count_arg, positive_arg, seed_arg
-from .attacks import attack_factory, with_seed
-from .data import check_per_class, dataset_from_spec, per_class
-from .html_report import render_surrogates
-from .jobs import Given, Job, Output, ResultStore, job_kind, open_store, run_jobs
-from .models import CheckpointError, Ensemble, load_checkpoint
-from .report import format_claims, format_table
-from .sharpness import sharpness
-from .stats import Claim, bootstrap_ci, claim, spearman
-from .studies import Study, register_study
-from .training import ModelPair, Snapshot, evaluate, fit, lgv_members
-from .transfer_matrix import transfer_matrix
-from .utils import cache_dir as default_cache_dir
-from .zoo import load_spec, snapshot_dir, train_job, zoo_jobs
+from .._files import quarantine
+from .._results import Result
+from .._validation import check_int, check_positive, check_seed, count_arg, positive_arg, seed_arg
+from ..attacks import attack_factory, with_seed
+from ..data import check_per_class, dataset_from_spec, per_class
+from ..html_report import render_surrogates
+from ..jobs import Given, Job, Output, ResultStore, job_kind, open_store, run_jobs
+from ..models import CheckpointError, Ensemble, load_checkpoint
+from ..report import format_claims, format_table
+from ..sharpness import sharpness
+from ..stats import Claim, bootstrap_ci, claim, spearman
+from ..training import ModelPair, Snapshot, evaluate, fit, lgv_members
+from ..transfer_matrix import transfer_matrix
+from ..utils import cache_dir as default_cache_dir
+from ..zoo import load_spec, snapshot_dir, train_job, zoo_jobs
+from . import Study, register_study
 
 __all__ = ["SurrogateStudyResult", "surrogate_study", "plot_surrogate_study", "QUICK", "FULL",
            "GUBRI_ATTACK"]
@@ -483,7 +483,7 @@ def plot_surrogate_study(result: SurrogateStudyResult, out_dir) -> list:
 
     from matplotlib.figure import Figure
 
-    from .report import save_figure
+    from ..report import save_figure
 
     out = Path(out_dir)
     files = []

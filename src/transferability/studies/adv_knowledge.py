@@ -27,22 +27,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._results import Result
-from ._validation import check_same_device
-from .adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, attack_reference
-from .attacks import with_seed
-from .data import ImageDataset, check_per_class, per_class
-from .estimators import check_estimator_data, list_estimators, score
-from .features import Outputs, extract, with_head
-from .html_report import render_adv_knowledge
-from .jobs import Given, Job, Output, ResultStore, given, job_kind, open_store, run_jobs
-from .jobs.graph import walk
-from .ranking import format_correlations, output_estimators
-from .report import format_table
-from .stats import CorrelationRow, correlation_table
-from .studies import Study, register_study
-from .transfer import probe_features
-from .transfer_matrix import TransferMatrix, transfer_matrix
+from .._results import Result
+from .._validation import check_same_device
+from ..adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, attack_reference
+from ..attacks import with_seed
+from ..data import ImageDataset, check_per_class, per_class
+from ..estimators import check_estimator_data, list_estimators, score
+from ..features import Outputs, extract, with_head
+from ..html_report import render_adv_knowledge
+from ..jobs import Given, Job, Output, ResultStore, given, job_kind, open_store, run_jobs
+from ..jobs.graph import walk
+from ..ranking import format_correlations, output_estimators
+from ..report import format_table
+from ..stats import CorrelationRow, correlation_table
+from ..transfer import probe_features
+from ..transfer_matrix import TransferMatrix, transfer_matrix
+from . import Study, register_study
 
 log = logging.getLogger("transferability")
 
@@ -74,8 +74,8 @@ def reference_spec(target, *, arch: str = "cnn", epochs: int = 3,
 def load_reference(reference: str, target, cache_dir=None, *, seed: int = 0) -> nn.Module:
     """The CLI's ``--reference``: ``train`` (a cached cnn trained on ``target``'s split for
     ``seed``), or any model argument (:mod:`transferability.model_args`) naming one model."""
-    from .model_args import load_models
-    from .zoo import build_zoo
+    from ..model_args import load_models
+    from ..zoo import build_zoo
 
     if reference == "train":
         (model,) = build_zoo(reference_spec(target, seed=seed), cache_dir).values()
