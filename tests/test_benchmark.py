@@ -22,13 +22,14 @@ from transferability.studies.benchmark import (
     source_specs,
 )
 
-TINY = {**QUICK, "archs": ("mlp", "lenet"), "ks": (0, 10), "other_archs": ("mlp",),
-        "others": {"digits": "digits"}, "source_per_class": 10, "epochs": 1,
-        "targets": {"digits": "digits",
-                    "synthetic": {"dataset": "synthetic",
-                                  "options": {"shared": 0.5, "task_seed": 2, "n_per_class": 40}}},
-        "target_per_class": 10, "reference_epochs": 2, "shots": 3, "repeats": 2,
-        "alpha_per_class": 2, "attack_options": {"steps": 2}}
+TINY = QUICK.replace(
+    archs=("mlp", "lenet"), ks=(0, 10), other_archs=("mlp",), others={"digits": "digits"},
+    source_per_class=10, epochs=1,
+    targets={"digits": "digits",
+             "synthetic": {"dataset": "synthetic",
+                           "options": {"shared": 0.5, "task_seed": 2, "n_per_class": 40}}},
+    target_per_class=10, reference_epochs=2, shots=3, repeats=2, alpha_per_class=2,
+    attack_options={"steps": 2})
 
 
 def _same(a, b) -> bool:
@@ -136,14 +137,14 @@ def test_no_source_trains_on_a_target_test_image(settings):
     spec, table = source_specs(settings)
     assert len({s["source"] for s in table}) == len(table) == len(spec["models"])
     for m in spec["models"]:
-        assert m["data"]["seed"] == settings["seed"]
+        assert m["data"]["seed"] == settings.seed
     if settings is FULL:  # the benchmark the issue asks for
-        assert len(table) >= 36 and len(settings["targets"]) >= 3
+        assert len(table) >= 36 and len(settings.targets) >= 3
         assert {s["arch"] for s in table} == {"mlp", "lenet", "cnn", "resnet"}
         assert {f"k{k}" for k in (0, 2, 4, 6, 8, 10)} <= {s["data"] for s in table}
         return  # loading every one of its datasets is the quick and tiny cases' job
-    tests = {name: _images(dataset_from_spec(t, "test", seed=settings["seed"]))
-             for name, t in settings["targets"].items()}
+    tests = {name: _images(dataset_from_spec(t, "test", seed=settings.seed))
+             for name, t in settings.targets.items()}
     seen = set()
     for m in spec["models"]:
         key = json.dumps(m["data"], sort_keys=True)
@@ -181,9 +182,20 @@ def test_rerun_computes_nothing(tiny):
 
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="seeds"):
-        benchmark_jobs({**TINY, "seeds": (0,)})
+        TINY.replace(seeds=(0,))
+    with pytest.raises(ValueError, match=r"^shot: not a setting of BenchmarkSettings"):
+        TINY.replace(shot=3)
+    # a dict of settings is checked the same way, and must name every field
+    plain = TINY.to_dict()
+    assert benchmark_jobs(plain).key == benchmark_jobs(TINY).key
+    with pytest.raises(ValueError, match="seeds"):
+        benchmark_jobs({**plain, "seeds": [0]})
     with pytest.raises(ValueError, match=r"missing \['shots'\], unknown \['shot'\]"):
-        benchmark_jobs({**{k: v for k, v in TINY.items() if k != "shots"}, "shot": 3})
+        benchmark_jobs({**{k: v for k, v in plain.items() if k != "shots"}, "shot": 3})
+    for field, value in (("archs", ("vit",)), ("ks", (11,)), ("shots", 0), ("seed", -1),
+                         ("targets", {}), ("attack_options", 3)):
+        with pytest.raises(ValueError, match=f"^{field}:"):
+            TINY.replace(**{field: value})
 
 
 def test_cli(tiny, tmp_path, monkeypatch, capsys):

@@ -4,6 +4,7 @@ with nothing else touched."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 
@@ -12,11 +13,11 @@ import pytest
 import transferability
 from transferability import cli, studies
 from transferability._results import Result
-from transferability._validation import count_arg
+from transferability._validation import check_int, count_arg
 from transferability.html_report import write_report
 from transferability.jobs import Job, ResultStore, job_kind, open_store, run_jobs
 from transferability.report import format_table
-from transferability.studies import Study, get_study
+from transferability.studies import Settings, Study, get_study
 
 
 # ---- the study: everything it needs, in one place -----------------------------------------
@@ -51,13 +52,21 @@ def squares_study(*, up_to: int = 4, target: str = "none", cache_dir=None, store
     return SquaresResult.from_dict(run.value(final))
 
 
+@dataclass(frozen=True)
+class SquaresSettings(Settings):
+    up_to: int = 4
+
+    def __post_init__(self):
+        check_int(self.up_to, "up_to")
+
+
 def _options(p) -> None:
     p.add_argument("--up-to", type=count_arg(1000), default=None)
     p.add_argument("--quick", action="store_true")
 
 
-def _settings(args, settings: dict) -> dict:
-    return {**settings, **({"up_to": args.up_to} if args.up_to else {})}
+def _settings(args, settings: SquaresSettings) -> SquaresSettings:
+    return settings.replace(up_to=args.up_to) if args.up_to else settings
 
 
 def _render(sid: str, v: dict) -> str:
@@ -65,7 +74,8 @@ def _render(sid: str, v: dict) -> str:
 
 
 SQUARES = Study("squares", "Squares of the first integers", SquaresResult,
-                "test_squares_study", squares_study, {"up_to": 4}, {"up_to": 2},
+                "test_squares_study", squares_study, SquaresSettings(),
+                SquaresSettings(up_to=2),
                 help="Squares of 1..N: a study that exists only in the tests.",
                 options=_options, settings=_settings, plots=lambda result, out: [],
                 render=_render)
@@ -117,3 +127,45 @@ def test_a_study_in_one_file_reaches_the_cli_the_store_and_the_report(registered
     with pytest.raises(SystemExit) as refused:  # its own options are checked like any other
         cli.main(["study", "squares", "--up-to", "0", "--store", str(store_path)])
     assert refused.value.code == 2
+
+
+# ---- settings: frozen, checked once, replaced by name ---------------------------------------
+def test_the_quick_settings_are_the_full_ones_replaced_and_keep_the_attack_defaults():
+    from transferability.studies import robust_transfer, surrogates
+
+    full, quick, tiny = surrogates.FULL, surrogates.QUICK, surrogates.TINY
+    assert full == surrogates.SurrogateSettings() and full.seeds == (0, 1, 2)
+    assert quick.attack_options == {"eps": 0.2, "steps": 20}  # over Gubri's attack
+    assert tiny.attack_options == {"eps": 0.2, "steps": 5} and tiny.rhos == quick.rhos
+    assert get_study("surrogates").quick is quick and get_study("surrogates").tiny is tiny
+    # lists become tuples; keywords() is what run() takes, to_dict() what JSON takes
+    assert full.replace(seeds=[3, 4]).seeds == (3, 4)
+    assert full.keywords()["rhos"] == (0.05, 0.1, 0.2, 0.4)
+    assert full.to_dict()["rhos"] == [0.05, 0.1, 0.2, 0.4]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        full.epochs = 3
+    assert robust_transfer.TINY.source_attack_options == {"eps": 0.2}
+    assert robust_transfer.QUICK.robust_attack == "pgd"
+
+
+@pytest.mark.parametrize("settings, field, value", [
+    ("surrogates", "seeds", ()), ("surrogates", "seeds", (-1,)), ("surrogates", "rhos", (0,)),
+    ("surrogates", "epochs", 1), ("surrogates", "n_per_class", 0),
+    ("surrogates", "attack", "nope"), ("surrogates", "attack_options", {"eps": 0}),
+    ("surrogates", "sharpness_samples", 2.5), ("robust-transfer", "methods", ("nope",)),
+    ("robust-transfer", "radii", (-0.1,)), ("robust-transfer", "robust_attack", "fgsm"),
+    ("robust-transfer", "source_attack_options", {"eps": -1}),
+    ("robust-transfer", "tune_epochs", True), ("squares", "up_to", 0)])
+def test_a_bad_setting_is_refused_by_name(settings, field, value):
+    defaults = SQUARES.full if settings == "squares" else get_study(settings).full
+    with pytest.raises(ValueError, match=f"^{field}"):
+        defaults.replace(**{field: value})
+    with pytest.raises(ValueError, match=f"^{field}"):  # the same rule through the settings
+        type(defaults)(**{**defaults.keywords(), field: value})
+    with pytest.raises(ValueError, match=r"^epoch: not a setting of \w+Settings"):
+        defaults.replace(epoch=2)
+
+
+def test_a_study_takes_settings_not_dicts():
+    with pytest.raises(ValueError, match="quick: expected a Settings"):
+        Study("x", "x", SquaresResult, "k", squares_study, SquaresSettings(), {"up_to": 2})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,11 +25,13 @@ __all__ = [
     "check_min_length",
     "check_more_samples_than_classes",
     "check_positive",
+    "check_eps",
     "check_int",
     "check_fraction",
     "check_count",
     "check_unit_interval",
     "check_choice",
+    "check_each",
     "check_probabilities",
     "check_seed",
     "check_name",
@@ -210,6 +212,14 @@ def check_positive(value, name: str, *, allow_zero: bool = False) -> float:
     return v
 
 
+def check_eps(value, name: str = "eps") -> float:
+    """The one rule for every attack's radius ε: a finite number > 0 (at ε = 0 an attack
+    does nothing, and a study that meant one would report no transfer). The attacks, their
+    :class:`~transferability.attacks.AttackSpec`, the training methods that attack and the
+    command line's ``--eps`` all check it here."""
+    return check_positive(value, name)
+
+
 def check_count(value, name: str) -> int:
     """Check a positive integer (a number of resamples, steps, ...)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -248,6 +258,17 @@ def check_choice(value, name: str, choices: Iterable[str]) -> str:
     if value not in options:
         raise ValueError(f"{name}: unknown value {value!r}; expected one of: {', '.join(options)}")
     return value
+
+
+def check_each(values, name: str, check, **kwargs) -> tuple:
+    """Check a non-empty sequence item by item with ``check(item, name, **kwargs)``; return
+    the checked items as a tuple (``seeds``, ``rhos``, ``radii`` of a study's settings)."""
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise ValueError(f"{name}: expected a sequence of values, got {values!r}")
+    values = tuple(values)
+    if not values:
+        raise ValueError(f"{name}: needs at least one value")
+    return tuple(check(v, name, **kwargs) for v in values)
 
 
 def check_seed(value, name: str = "seed") -> int:

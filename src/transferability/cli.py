@@ -320,11 +320,12 @@ def _cmd_study(args) -> None:
     study = get_study(args.study_command)
     if hasattr(args, "attack"):  # a study that attacks: the one spelling of its options
         args.attack, args.attack_options = _attack(args)
-    settings = dict(study.quick if args.quick else study.full)
+    settings = study.quick if args.quick else study.full
     if study.settings is not None:
         settings = study.settings(args, settings)
     with _store(args) as store:
-        result = study.run(cache_dir=args.cache_dir, store=store, **settings, **_backend(args))
+        result = study.run(cache_dir=args.cache_dir, store=store, **settings.keywords(),
+                           **_backend(args))
     _report(result, args.out, study.name.replace("-", "_"), study.plots)
 
 
@@ -507,7 +508,7 @@ def _cmd_benchmark(args) -> None:
     from .report import write_csv, write_json
     from .studies.benchmark import FULL, QUICK, plot_benchmark, run_benchmark
 
-    settings = {**(QUICK if args.quick else FULL), "seed": args.seed}
+    settings = (QUICK if args.quick else FULL).replace(seed=args.seed)
     with _store(args) as store:
         result = run_benchmark(settings, cache_dir=args.cache_dir, store=store,
                                **_backend(args))

@@ -73,7 +73,7 @@ def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed:
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
 
-    steps = 2 + sum(bool(s.tiny) for s in list_studies())
+    steps = 2 + sum(s.tiny is not None for s in list_studies())
     log.info("[1/%d] source zoo (%s) and a %s reference model ...", steps,
              "quick" if quick else "full", TARGET)
     t = time.perf_counter()
@@ -103,12 +103,12 @@ def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed:
 
     # every other study with demo settings: its quick ones, or its tiny ones with --quick
     others = []  # (study, result, seconds)
-    for i, each in enumerate((s for s in list_studies() if s.tiny), start=3):
+    for i, each in enumerate((s for s in list_studies() if s.tiny is not None), start=3):
         log.info("[%d/%d] %s (%s) ...", i, steps, _heading(each), "tiny" if quick else "quick")
         t = time.perf_counter()
-        settings = {**(each.tiny if quick else each.quick), "target": TARGET}
+        settings = (each.tiny if quick else each.quick).replace(target=TARGET)
         result = each.run(cache_dir=cache_dir, store=store, show_progress=show_progress,
-                          **settings)
+                          **settings.keywords())
         others.append((each, result, time.perf_counter() - t))
 
     t = time.perf_counter()

@@ -5,20 +5,77 @@ A study module builds its :class:`Study` and calls :func:`register_study`; impor
 ``transferability`` imports every study module, so the registry is complete by then. A
 study with ``options`` gets its own ``transferability study NAME`` command (``--quick``,
 the store and backend options, ``--out`` and ``--cache-dir`` come with it); one with a
-``render`` gets its own section in the HTML report, the others a generic one.
+``render`` gets its own section in the HTML report, the others a generic one. A study's
+settings are a frozen :class:`Settings` dataclass, validated once when it is made;
+``FULL``, ``QUICK`` and ``TINY`` are instances of it, and ``settings.replace(...)`` makes
+a variant (checked again).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
-from types import MappingProxyType
+from typing import Self
 
 from .._registry import Registry
 
-__all__ = ["Study", "register_study", "get_study", "list_studies", "study_of_result"]
+__all__ = ["Settings", "Study", "register_study", "get_study", "list_studies",
+           "study_of_result"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The base of every study's settings: a frozen dataclass whose fields are keywords of
+    the study's ``run``, checked once in ``__post_init__`` (a bad value is a ``ValueError``
+    naming its field). ``replace(**changes)`` makes a variant, checked again;
+    ``keywords()`` gives the fields for ``run(**settings.keywords())``; ``to_dict()`` a
+    JSON-ready copy; ``from_dict(mapping)`` the reverse, refusing missing or unknown names.
+    """
+
+    def replace(self, **changes) -> Self:
+        """A copy with ``changes``; a name that is not a field is refused by name."""
+        names = [f.name for f in fields(self)]
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise ValueError(f"{unknown[0]}: not a setting of {type(self).__name__}; "
+                             f"expected one of {', '.join(names)}")
+        return dataclasses.replace(self, **changes)
+
+    def keywords(self) -> dict:
+        """The fields by name, as they are (for ``run(**settings.keywords())``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_dict(self) -> dict:
+        """The fields as JSON-ready values (tuples become lists)."""
+        return {name: _plain(value) for name, value in self.keywords().items()}
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping) -> Self:
+        """Settings from a complete mapping of every field (e.g. a stored ``to_dict()``)."""
+        if not isinstance(mapping, Mapping):
+            raise ValueError(f"settings: expected a {cls.__name__} or a dict, got "
+                             f"{type(mapping).__name__}")
+        names = {f.name for f in fields(cls)}
+        missing, unknown = sorted(names - set(mapping)), sorted(set(mapping) - names)
+        if missing or unknown:
+            raise ValueError(f"settings: missing {missing}, unknown {unknown}; start from a "
+                             f"copy of FULL or QUICK ({cls.__name__})")
+        return cls(**mapping)
+
+    def _set(self, name: str, value) -> None:
+        """Store a checked (normalised) value from ``__post_init__``."""
+        object.__setattr__(self, name, value)
+
+
+def _plain(value):
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -27,10 +84,11 @@ class Study:
 
     ``name`` is its command (``transferability study NAME``) and the store's study label;
     ``title`` its report heading; ``result`` its :class:`~transferability._results.Result`
-    type and ``kind`` the job kind of its final job. ``run(**settings, cache_dir=, store=,
-    show_progress=, backend=, ...)`` runs it; ``full`` and ``quick`` are its settings (the
-    keywords of ``run``); ``options(parser)`` adds its own CLI options and
-    ``settings(args, defaults)`` turns them into ``run``'s keywords over ``defaults``.
+    type and ``kind`` the job kind of its final job. ``run(**settings.keywords(),
+    cache_dir=, store=, show_progress=, backend=, ...)`` runs it; ``full``, ``quick`` and
+    ``tiny`` (the demo's ``--quick``) are its :class:`Settings`, or None; ``options(parser)``
+    adds its own CLI options and ``settings(args, defaults)`` returns ``defaults`` with them
+    (``defaults.replace(...)``).
     ``plots(result, out_dir)`` writes its figures; ``render(section_id, result_dict)`` draws
     its HTML section body.
     """
@@ -40,19 +98,21 @@ class Study:
     result: type
     kind: str
     run: Callable | None = None
-    full: Mapping = field(default_factory=dict)
-    quick: Mapping = field(default_factory=dict)
-    tiny: Mapping = field(default_factory=dict)
+    full: Settings | None = None
+    quick: Settings | None = None
+    tiny: Settings | None = None
     help: str = ""
     options: Callable[[argparse.ArgumentParser], None] | None = None
-    settings: Callable[[argparse.Namespace, dict], dict] | None = None
+    settings: Callable[[argparse.Namespace, Settings], Settings] | None = None
     plots: Callable[[object, Path], list] | None = None
     render: Callable[[str, dict], str] | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "full", MappingProxyType(dict(self.full)))
-        object.__setattr__(self, "quick", MappingProxyType(dict(self.quick)))
-        object.__setattr__(self, "tiny", MappingProxyType(dict(self.tiny)))
+        for name in ("full", "quick", "tiny"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Settings):
+                raise ValueError(f"{name}: expected a Settings dataclass or None, got "
+                                 f"{type(value).__name__}")
 
 
 _STUDIES = Registry("study")

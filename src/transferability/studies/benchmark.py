@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -47,55 +48,91 @@ import numpy as np
 from torch import nn
 
 from .._results import Result
+from .._validation import check_choice, check_each, check_int, check_seed
 from ..baselines import BASELINES, ENSEMBLE, loto_choice, mean_rank, parameter_count
 from ..data import dataset_from_spec
 from ..jobs import Job, ResultStore, job_kind, open_store, run_jobs
+from ..models import list_models
 from ..ranking import format_correlations
 from ..report import format_table
 from ..stats import bootstrap_difference, correlation_table, kendall, weighted_tau
 from ..zoo import load_spec, zoo_jobs
-from . import Study, register_study
+from . import Settings, Study, register_study
 from .adv_knowledge import adv_knowledge_jobs, reference_spec
 
-__all__ = ["BenchmarkResult", "benchmark_jobs", "run_benchmark", "plot_benchmark",
-           "source_specs", "setup_stability", "FULL", "QUICK"]
+__all__ = ["BenchmarkResult", "BenchmarkSettings", "benchmark_jobs", "run_benchmark",
+           "plot_benchmark", "source_specs", "setup_stability", "FULL", "QUICK"]
 
 log = logging.getLogger("transferability")
 
 MIXTURE = ("fonts", "animals")
 
-#: The benchmark of the issue: 4 architectures × 6 mixtures + 2 architectures × 2 other
-#: tasks, 3 seeds each (84 sources), on 3 targets. The synthetic target is noisy enough
-#: (``noise`` 5) that no probe saturates at 100%.
-FULL = {
-    "archs": ("mlp", "lenet", "cnn", "resnet"), "ks": (0, 2, 4, 6, 8, 10),
-    "other_archs": ("mlp", "cnn"),
-    "others": {"digits": "digits",
-               "synthetic": {"dataset": "synthetic",
-                             "options": {"shared": 0.5, "task_seed": 1, "n_per_class": 150}}},
-    "seeds": (0, 1, 2), "source_per_class": 100, "epochs": 2, "batch_size": 32,
-    "targets": {"mnist": "mnist", "digits": "digits",
-                "synthetic": {"dataset": "synthetic",
-                              "options": {"shared": 0.5, "task_seed": 2, "noise": 5.0,
-                                          "n_per_class": 150}}},
-    "target_per_class": 100, "reference_epochs": 3,
-    "shots": 10, "repeats": 3, "alpha_per_class": 10, "attack_options": {"steps": 20},
-    "seed": 0,
-}
-#: A check of the whole pipeline in half a minute: 2 architectures × 3 mixtures + 1 other
-#: task, 2 seeds (14 sources), on 2 targets.
-QUICK = {
-    "archs": ("mlp", "cnn"), "ks": (0, 5, 10), "other_archs": ("mlp",),
-    "others": {"synthetic": FULL["others"]["synthetic"]},
-    "seeds": (0, 1), "source_per_class": 30, "epochs": 1, "batch_size": 32,
-    "targets": {"digits": "digits",
-                "synthetic": {"dataset": "synthetic",
-                              "options": {"shared": 0.5, "task_seed": 2, "noise": 5.0,
-                                          "n_per_class": 60}}},
-    "target_per_class": 30, "reference_epochs": 2,
-    "shots": 5, "repeats": 2, "alpha_per_class": 4, "attack_options": {"steps": 10},
-    "seed": 0,
-}
+_SYNTHETIC = {"dataset": "synthetic", "options": {"shared": 0.5, "task_seed": 1,
+                                                  "n_per_class": 150}}
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings(Settings):
+    """The benchmark's settings, checked once; the defaults are the benchmark of the issue:
+    4 architectures × 6 mixtures + 2 architectures × 2 other tasks, 3 seeds each (84
+    sources), on 3 targets. The synthetic target is noisy enough (``noise`` 5) that no
+    probe saturates at 100%. ``targets`` and ``others`` map names to data specs."""
+
+    archs: tuple[str, ...] = ("mlp", "lenet", "cnn", "resnet")
+    ks: tuple[int, ...] = (0, 2, 4, 6, 8, 10)
+    other_archs: tuple[str, ...] = ("mlp", "cnn")
+    others: dict = field(default_factory=lambda: {"digits": "digits",
+                                                  "synthetic": _SYNTHETIC})
+    seeds: tuple[int, ...] = (0, 1, 2)
+    source_per_class: int = 100
+    epochs: int = 2
+    batch_size: int = 32
+    targets: dict = field(default_factory=lambda: {
+        "mnist": "mnist", "digits": "digits",
+        "synthetic": {"dataset": "synthetic", "options": {"shared": 0.5, "task_seed": 2,
+                                                          "noise": 5.0, "n_per_class": 150}}})
+    target_per_class: int = 100
+    reference_epochs: int = 3
+    shots: int = 10
+    repeats: int = 3
+    alpha_per_class: int = 10
+    attack_options: dict = field(default_factory=lambda: {"steps": 20})
+    seed: int = 0
+
+    def __post_init__(self):
+        self._set("archs", check_each(self.archs, "archs", check_choice, choices=list_models()))
+        self._set("other_archs", tuple(check_choice(a, "other_archs", list_models())
+                                       for a in self.other_archs))
+        self._set("ks", check_each(self.ks, "ks", check_int, minimum=0, maximum=10))
+        seeds = check_each(self.seeds, "seeds", check_seed)
+        if len(seeds) < 2:
+            raise ValueError("seeds: setup stability compares seeds; give at least two")
+        self._set("seeds", seeds)
+        for name in ("others", "targets", "attack_options"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise ValueError(f"{name}: expected a dict, got "
+                                 f"{type(getattr(self, name)).__name__}")
+            self._set(name, dict(getattr(self, name)))
+        if not self.targets:
+            raise ValueError("targets: needs at least one target")
+        for name in ("source_per_class", "epochs", "batch_size", "target_per_class",
+                     "reference_epochs", "shots", "repeats", "alpha_per_class"):
+            check_int(getattr(self, name), name)
+        check_seed(self.seed)
+
+
+#: The benchmark of the issue (its command), and a check of the whole pipeline in half a
+#: minute: 2 architectures × 3 mixtures + 1 other task, 2 seeds (14 sources), on 2 targets.
+FULL = BenchmarkSettings()
+QUICK = FULL.replace(
+    archs=("mlp", "cnn"), ks=(0, 5, 10), other_archs=("mlp",),
+    others={"synthetic": _SYNTHETIC}, seeds=(0, 1), source_per_class=30, epochs=1,
+    targets={"digits": "digits",
+             "synthetic": {"dataset": "synthetic",
+                           "options": {"shared": 0.5, "task_seed": 2, "noise": 5.0,
+                                       "n_per_class": 60}}},
+    target_per_class=30, reference_epochs=2, shots=5, repeats=2, alpha_per_class=4,
+    attack_options={"steps": 10})
 
 #: The ground truths whose setup stability is reported beside the scores'.
 TRUTHS = ("fewshot_acc", "probe_acc")
@@ -112,9 +149,17 @@ def _data(spec) -> dict:
     return {"dataset": spec} if isinstance(spec, str) else dict(spec)
 
 
-def source_specs(settings: dict) -> tuple[dict, list[dict]]:
+def _plain_settings(settings: BenchmarkSettings | Mapping) -> dict:
+    """Settings (or a complete dict of them, checked) as a JSON-ready dict."""
+    if not isinstance(settings, BenchmarkSettings):
+        settings = BenchmarkSettings.from_dict(settings)
+    return settings.to_dict()
+
+
+def source_specs(settings: BenchmarkSettings | Mapping) -> tuple[dict, list[dict]]:
     """The sources' zoo spec, and one row per source: its name, setup, architecture, data
     and training seed."""
+    settings = _plain_settings(settings)
     data = {f"k{k}": {"mixture": list(MIXTURE), "k": k} for k in settings["ks"]}
     tasks = [(arch, name, spec) for arch in settings["archs"] for name, spec in data.items()]
     tasks += [(arch, name, spec) for arch in settings["other_archs"]
@@ -133,16 +178,13 @@ def source_specs(settings: dict) -> tuple[dict, list[dict]]:
     return {"train": train, "models": models}, table
 
 
-def benchmark_jobs(settings: dict = FULL, cache_dir: str | Path | None = None) -> Job:
+def benchmark_jobs(settings: BenchmarkSettings | Mapping = FULL,
+                   cache_dir: str | Path | None = None) -> Job:
     """The benchmark's graph: a ``train`` job per source and per target's reference, the
     study's jobs per target (``matrix=False``), and a final ``benchmark`` job whose value
-    is a :class:`BenchmarkResult` dict."""
-    missing, unknown = sorted(set(FULL) - set(settings)), sorted(set(settings) - set(FULL))
-    if missing or unknown:
-        raise ValueError(f"settings: missing {missing}, unknown {unknown}; start from a copy "
-                         "of FULL or QUICK")
-    if len(settings["seeds"]) < 2:
-        raise ValueError("seeds: setup stability compares seeds; give at least two")
+    is a :class:`BenchmarkResult` dict. ``settings`` may be a complete dict of the
+    fields of :class:`BenchmarkSettings`."""
+    settings = _plain_settings(settings)
     spec, table = source_specs(settings)
     cache = Path(cache_dir) if cache_dir is not None else None
     sources = zoo_jobs(load_spec(spec), cache)
@@ -311,7 +353,8 @@ def benchmark_job(config: dict, inputs: dict) -> dict:
                            _summary(predictors, per_target), config["settings"]).to_dict()
 
 
-def run_benchmark(settings: dict = FULL, *, cache_dir: str | Path | None = None,
+def run_benchmark(settings: BenchmarkSettings | Mapping = FULL, *,
+                  cache_dir: str | Path | None = None,
                   store: ResultStore | None = None, backend: str = "local",
                   show_progress: bool | None = None, **backend_options) -> BenchmarkResult:
     """Run the benchmark (see the module docstring) and return its tables.

@@ -21,6 +21,7 @@ tables. A rerun computes nothing; an interrupted one resumes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -28,7 +29,15 @@ from types import MappingProxyType
 import numpy as np
 
 from .._results import Result
-from .._validation import check_choice, check_positive, check_seed, positive_arg, seed_arg
+from .._validation import (
+    check_choice,
+    check_each,
+    check_int,
+    check_positive,
+    check_seed,
+    positive_arg,
+    seed_arg,
+)
 from ..attacks import robust_accuracy
 from ..attacks.robust import ROBUST_ATTACKS
 from ..data import check_per_class, dataset_from_spec, per_class
@@ -39,10 +48,10 @@ from ..stats import Claim, claim
 from ..transfer import fine_tune
 from ..utils import cache_dir as default_cache_dir
 from ..zoo import load_spec, zoo_jobs
-from . import Study, register_study
+from . import Settings, Study, register_study
 
-__all__ = ["RobustTransferResult", "robust_transfer_study", "plot_robust_transfer", "FULL",
-           "QUICK", "METHODS"]
+__all__ = ["RobustTransferResult", "RobustTransferSettings", "robust_transfer_study",
+           "plot_robust_transfer", "FULL", "QUICK", "TINY", "METHODS"]
 
 log = logging.getLogger("transferability")
 
@@ -63,19 +72,53 @@ METHODS = MappingProxyType({
     "NEFT + BN frozen (last 3)": {"freeze": 3, "neft_beta": 0.5, "freeze_bn": True,
                                   "reuse_bn_stats": True},
 })
-FULL = {"seeds": (0, 1, 2), "source_epochs": 5, "source_per_class": 300, "target": "mnist",
-        "target_per_class": 100, "tune_epochs": 10, "eval_per_class": 10, "radii": (0.1, 0.2),
-        "source_attack_options": {"eps": 0.2}, "methods": tuple(METHODS),
-        "robust_attack": "autoattack"}
-QUICK = {"seeds": (0,), "source_epochs": 3, "source_per_class": 80, "target": "mnist",
-         "target_per_class": 50, "tune_epochs": 6, "eval_per_class": 4, "radii": (0.1,),
-         "source_attack_options": {"eps": 0.2},
-         "methods": ("linear probe", "last 3 blocks", "full fine-tune", "LwF"),
-         "robust_attack": "pgd"}
+#: The PGD of the ``pgd_at`` and ``cartl_fdm`` sources (their training's own steps: 7).
+SOURCE_ATTACK = MappingProxyType({"eps": 0.2})
+
+
+@dataclass(frozen=True)
+class RobustTransferSettings(Settings):
+    """The settings of :func:`robust_transfer_study` (its keywords), checked once; the
+    defaults are the full study. ``source_attack_options`` go over :data:`SOURCE_ATTACK`."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    source_epochs: int = 5
+    source_per_class: int = 300
+    target: str = "mnist"
+    target_per_class: int = 100
+    tune_epochs: int = 10
+    eval_per_class: int = 10
+    radii: tuple[float, ...] = (0.1, 0.2)
+    source_attack_options: dict = field(default_factory=lambda: dict(SOURCE_ATTACK))
+    methods: tuple[str, ...] = tuple(METHODS)
+    robust_attack: str = "autoattack"
+
+    def __post_init__(self):
+        self._set("seeds", check_each(self.seeds, "seeds", check_seed))
+        self._set("radii", check_each(self.radii, "radii", check_positive))
+        self._set("methods", check_each(self.methods, "methods", check_choice,
+                                        choices=METHODS))
+        check_choice(self.robust_attack, "robust_attack", ROBUST_ATTACKS)
+        for name in ("source_epochs", "source_per_class", "target_per_class", "tune_epochs",
+                     "eval_per_class"):
+            check_int(getattr(self, name), name)
+        options = self.source_attack_options
+        if not isinstance(options, Mapping | None):
+            raise ValueError(f"source_attack_options: expected a dict, got "
+                             f"{type(options).__name__}")
+        options = {**SOURCE_ATTACK, **(options or {})}
+        check_positive(options["eps"], "source_attack_options['eps']")
+        self._set("source_attack_options", options)
+
+
+FULL = RobustTransferSettings()
+QUICK = FULL.replace(seeds=(0,), source_epochs=3, source_per_class=80, target_per_class=50,
+                     tune_epochs=6, eval_per_class=4, radii=(0.1,),
+                     methods=("linear probe", "last 3 blocks", "full fine-tune", "LwF"),
+                     robust_attack="pgd")
 #: ``demo --quick``'s.
-TINY = {"seeds": (0,), "source_epochs": 1, "source_per_class": 40, "target": "mnist",
-        "target_per_class": 20, "tune_epochs": 1, "eval_per_class": 3, "radii": (0.1,),
-        "methods": ("linear probe", "NEFT + BN frozen (last 3)"), "robust_attack": "pgd"}
+TINY = QUICK.replace(source_epochs=1, source_per_class=40, target_per_class=20, tune_epochs=1,
+                     eval_per_class=3, methods=("linear probe", "NEFT + BN frozen (last 3)"))
 #: Fine-tuning learning rate (SGD, momentum 0.9, cosine): a new head from scratch needs it.
 TUNE_LR = 0.05
 KINDS = {"standard": {}, "pgd_at": {"method": "pgd_at"},
@@ -193,54 +236,49 @@ def _robust_jobs(settings: dict, cache_dir: Path) -> Job:
                label="robust-transfer")
 
 
-def robust_transfer_study(*, seeds=FULL["seeds"], source_epochs: int = FULL["source_epochs"],
-                          source_per_class: int = FULL["source_per_class"],
-                          target: str = FULL["target"],
-                          target_per_class: int = FULL["target_per_class"],
-                          tune_epochs: int = FULL["tune_epochs"],
-                          eval_per_class: int = FULL["eval_per_class"],
-                          radii=FULL["radii"],
+def robust_transfer_study(*, seeds=FULL.seeds, source_epochs: int = FULL.source_epochs,
+                          source_per_class: int = FULL.source_per_class,
+                          target: str = FULL.target,
+                          target_per_class: int = FULL.target_per_class,
+                          tune_epochs: int = FULL.tune_epochs,
+                          eval_per_class: int = FULL.eval_per_class,
+                          radii=FULL.radii,
                           source_attack_options: dict | None = None,
-                          methods=FULL["methods"],
-                          robust_attack: str = FULL["robust_attack"],
+                          methods=FULL.methods,
+                          robust_attack: str = FULL.robust_attack,
                           cache_dir=None, show_progress: bool | None = None,
                           store: ResultStore | None = None, backend: str = "local",
                           **backend_options) -> RobustTransferResult:
     """Run the study (see the module docstring) and return its tables.
 
-    ``radii`` are the ε of the robust accuracy on the target; ``source_attack_options`` the
-    PGD of the ``pgd_at`` and ``cartl_fdm`` sources (default ε = 0.2, 7 steps);
-    ``robust_attack`` the attack of the robust accuracy (``"autoattack"`` or ``"pgd"``, the
-    fast worst case of PGD-20 with CE and margin loss). Jobs run on
-    ``backend`` (with ``backend_options``) and are kept in ``store``, by default the one in
-    ``cache_dir``.
+    The settings are those of :class:`RobustTransferSettings` (``FULL.keywords()`` are the
+    defaults). ``radii`` are the ε of the robust accuracy on the target;
+    ``source_attack_options`` the PGD of the ``pgd_at`` and ``cartl_fdm`` sources (default
+    ε = 0.2, 7 steps); ``robust_attack`` the attack of the robust accuracy
+    (``"autoattack"`` or ``"pgd"``, the fast worst case of PGD-20 with CE and margin loss).
+    Jobs run on ``backend`` (with ``backend_options``) and are kept in ``store``, by default
+    the one in ``cache_dir``.
     """
-    seeds = tuple(check_seed(s, "seeds") for s in seeds)
-    robust_attack = check_choice(robust_attack, "robust_attack", ROBUST_ATTACKS)
-    eps = tuple(check_positive(e, "radii") for e in radii)
-    source_attack = {**FULL["source_attack_options"], **(source_attack_options or {})}
-    check_positive(source_attack["eps"], "source_attack_options['eps']")
-    unknown = sorted(set(methods) - set(METHODS))
-    if not seeds or not eps or unknown or not methods:
-        raise ValueError(f"methods: unknown {unknown}; choose from {list(METHODS)}"
-                         if unknown else "seeds, radii, methods: need at least one value each")
+    s = RobustTransferSettings(seeds, source_epochs, source_per_class, target, target_per_class,
+                               tune_epochs, eval_per_class, radii, source_attack_options,
+                               methods, robust_attack)
     # the target is read before any job: too few images per class is refused here
-    check_per_class(target_per_class, "target_per_class", dataset_from_spec(target, "train"))
-    check_per_class(eval_per_class, "eval_per_class", dataset_from_spec(target, "test"))
-    source = COLOUR_SOURCE if str(target).startswith("colour-") else SOURCE
-    settings = {"seeds": list(seeds), "source": source, "source_epochs": source_epochs,
-                "source_per_class": source_per_class, "target": target,
-                "target_per_class": target_per_class, "tune_epochs": tune_epochs,
-                "eval_per_class": eval_per_class, "radii": list(eps),
-                "source_attack_options": source_attack,
-                "methods": list(methods), "robust_attack": robust_attack,
+    check_per_class(s.target_per_class, "target_per_class", dataset_from_spec(s.target, "train"))
+    check_per_class(s.eval_per_class, "eval_per_class", dataset_from_spec(s.target, "test"))
+    source = COLOUR_SOURCE if str(s.target).startswith("colour-") else SOURCE
+    settings = {"seeds": list(s.seeds), "source": source, "source_epochs": s.source_epochs,
+                "source_per_class": s.source_per_class, "target": s.target,
+                "target_per_class": s.target_per_class, "tune_epochs": s.tune_epochs,
+                "eval_per_class": s.eval_per_class, "radii": list(s.radii),
+                "source_attack_options": s.source_attack_options,
+                "methods": list(s.methods), "robust_attack": s.robust_attack,
                 "robust_accuracy": ("AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square)"
-                                    if robust_attack == "autoattack"
+                                    if s.robust_attack == "autoattack"
                                     else "worst of PGD-20 CE and margin")}
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = _robust_jobs(settings, cache_dir)
     log.info("  sources: %d resnet models (standard, pgd_at, cartl_fdm) on %s",
-             len(seeds) * len(KINDS), "/".join(source["mixture"]))
+             len(s.seeds) * len(KINDS), "/".join(source["mixture"]))
     with open_store(store, cache_dir) as store:
         run = run_jobs([final], store, study="robust-transfer", backend=backend,
                        show_progress=show_progress, **backend_options)
@@ -352,16 +390,16 @@ def _options(p) -> None:
                         "PGD-20 with CE and margin loss (default with --quick)")
 
 
-def _settings(args, settings: dict) -> dict:
-    """``robust_transfer_study``'s keywords from the command line, over ``settings``."""
-    settings = {**settings, "target": args.target}
+def _settings(args, settings: RobustTransferSettings) -> RobustTransferSettings:
+    """``settings`` with the command line's options."""
+    changes = {"target": args.target}
     if args.seeds:
-        settings["seeds"] = tuple(args.seeds)
+        changes["seeds"] = tuple(args.seeds)
     if args.eps:
-        settings["radii"] = tuple(args.eps)
+        changes["radii"] = tuple(args.eps)
     if args.robust_attack:
-        settings["robust_attack"] = args.robust_attack
-    return settings
+        changes["robust_attack"] = args.robust_attack
+    return settings.replace(**changes)
 
 
 STUDY = register_study(Study(

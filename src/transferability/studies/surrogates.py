@@ -31,6 +31,7 @@ import copy
 import logging
 import math
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -40,7 +41,15 @@ import torch
 
 from .._files import quarantine
 from .._results import Result
-from .._validation import check_int, check_positive, check_seed, count_arg, positive_arg, seed_arg
+from .._validation import (
+    check_each,
+    check_int,
+    check_positive,
+    check_seed,
+    count_arg,
+    positive_arg,
+    seed_arg,
+)
 from ..attacks import attack_factory, with_seed
 from ..data import check_per_class, dataset_from_spec, per_class
 from ..html_report import render_surrogates
@@ -53,26 +62,59 @@ from ..training import ModelPair, Snapshot, evaluate, fit, lgv_members
 from ..transfer_matrix import transfer_matrix
 from ..utils import cache_dir as default_cache_dir
 from ..zoo import load_spec, snapshot_dir, train_job, zoo_jobs
-from . import Study, register_study
+from . import Settings, Study, register_study
 
-__all__ = ["SurrogateStudyResult", "surrogate_study", "plot_surrogate_study", "QUICK", "FULL",
-           "GUBRI_ATTACK"]
+__all__ = ["SurrogateStudyResult", "SurrogateSettings", "surrogate_study",
+           "plot_surrogate_study", "QUICK", "FULL", "TINY", "GUBRI_ATTACK"]
 
 log = logging.getLogger("transferability")
 
 #: Gubri et al.'s attack: L∞ BIM, 50 steps of ε/10 (the step follows ε unless given).
 GUBRI_ATTACK = MappingProxyType({"eps": 0.2, "steps": 50})
-#: The full study (its own command) and the quick one of ``make demo``.
-FULL = {"seeds": (0, 1, 2), "epochs": 8, "n_per_class": 200, "rhos": (0.05, 0.1, 0.2, 0.4),
-        "lgv_epochs": 2, "lgv_per_epoch": 4, "attack_options": dict(GUBRI_ATTACK),
-        "attack_per_class": 20, "pair_epochs": 4, "sharpness_samples": 10}
-QUICK = {"seeds": (0, 1), "epochs": 4, "n_per_class": 80, "rhos": (0.05, 0.1),
-         "lgv_epochs": 1, "lgv_per_epoch": 4, "attack_options": {**GUBRI_ATTACK, "steps": 20},
-         "attack_per_class": 8, "pair_epochs": 2, "sharpness_samples": 4}
-#: ``demo --quick``'s: one seed, three epochs, a few images.
-TINY = {"seeds": (0,), "epochs": 3, "n_per_class": 60, "rhos": (0.05, 0.1), "lgv_epochs": 1,
-        "lgv_per_epoch": 2, "attack_options": {**GUBRI_ATTACK, "steps": 5},
-        "attack_per_class": 4, "pair_epochs": 1, "sharpness_samples": 4}
+
+
+@dataclass(frozen=True)
+class SurrogateSettings(Settings):
+    """The settings of :func:`surrogate_study` (its keywords), checked once; the defaults
+    are the full study. A named ``attack``'s ``attack_options`` go over
+    :data:`GUBRI_ATTACK`; a factory takes none."""
+
+    target: str = "mnist"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 8
+    n_per_class: int = 200
+    rhos: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
+    lgv_epochs: int = 2
+    lgv_per_epoch: int = 4
+    attack: str | Callable = "bim"
+    attack_options: dict = field(default_factory=lambda: dict(GUBRI_ATTACK))
+    attack_per_class: int = 20
+    pair_epochs: int = 4
+    sharpness_samples: int = 10
+
+    def __post_init__(self):
+        self._set("seeds", check_each(self.seeds, "seeds", check_seed))
+        self._set("rhos", check_each(self.rhos, "rhos", check_positive))
+        check_int(self.epochs, "epochs", minimum=2)
+        for name in ("n_per_class", "lgv_epochs", "lgv_per_epoch", "attack_per_class",
+                     "pair_epochs", "sharpness_samples"):
+            check_int(getattr(self, name), name)
+        options = self.attack_options
+        if isinstance(self.attack, str) and isinstance(options, Mapping | None):
+            options = {**GUBRI_ATTACK, **(options or {})}
+            check_positive(options["eps"], "attack_options['eps']")
+        attack_factory(self.attack, options)  # a known name, or a factory without options
+        self._set("attack_options", dict(options or {}))
+
+
+#: The full study (its own command), the quick one of ``make demo`` and ``demo --quick``'s
+#: (one seed, three epochs, a few images).
+FULL = SurrogateSettings()
+QUICK = FULL.replace(seeds=(0, 1), epochs=4, n_per_class=80, rhos=(0.05, 0.1), lgv_epochs=1,
+                     attack_options={"steps": 20}, attack_per_class=8, pair_epochs=2,
+                     sharpness_samples=4)
+TINY = QUICK.replace(seeds=(0,), epochs=3, n_per_class=60, lgv_per_epoch=2,
+                     attack_options={"steps": 5}, attack_per_class=4, pair_epochs=1)
 #: A surrogate whose test accuracy stays below this share of the way from chance to 1 did
 #: not train (too large a ρ): it is reported, but left out of the claims and correlations.
 DIVERGED = 0.5
@@ -373,54 +415,49 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
                                    "lams": list(PAIR_LAMS)}, inputs, label="surrogates")
 
 
-def surrogate_study(target: str = "mnist", *, seeds=FULL["seeds"], epochs: int = FULL["epochs"],
-                    n_per_class: int = FULL["n_per_class"], rhos=FULL["rhos"],
-                    lgv_epochs: int = FULL["lgv_epochs"],
-                    lgv_per_epoch: int = FULL["lgv_per_epoch"], attack="bim",
-                    attack_options: dict | None = None,
-                    attack_per_class: int = FULL["attack_per_class"],
-                    pair_epochs: int = FULL["pair_epochs"],
-                    sharpness_samples: int = FULL["sharpness_samples"], cache_dir=None,
+def surrogate_study(target: str = FULL.target, *, seeds=FULL.seeds, epochs: int = FULL.epochs,
+                    n_per_class: int = FULL.n_per_class, rhos=FULL.rhos,
+                    lgv_epochs: int = FULL.lgv_epochs, lgv_per_epoch: int = FULL.lgv_per_epoch,
+                    attack=FULL.attack, attack_options: dict | None = None,
+                    attack_per_class: int = FULL.attack_per_class,
+                    pair_epochs: int = FULL.pair_epochs,
+                    sharpness_samples: int = FULL.sharpness_samples, cache_dir=None,
                     show_progress: bool | None = None, store: ResultStore | None = None,
                     backend: str = "local", **backend_options) -> SurrogateStudyResult:
     """Run the study (see the module docstring) on ``target`` and return its tables.
 
-    ``attack_options`` go over :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10)
-    for a named ``attack``; a factory is used as given (it has no content key, so the jobs
-    that attack are recomputed on every call). ``sharpness_samples`` is the number of
-    Hutchinson probes of each Hessian-trace measurement. Jobs run on ``backend`` (with
-    ``backend_options``) and are kept in ``store``, by default the one in ``cache_dir``.
+    The settings are those of :class:`SurrogateSettings` (``FULL.keywords()`` are the
+    defaults; ``run(**QUICK.keywords())`` the quick study). ``attack_options`` go over
+    :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10) for a named ``attack``; a
+    factory is used as given (it has no content key, so the jobs that attack are recomputed
+    on every call). ``sharpness_samples`` is the number of Hutchinson probes of each
+    Hessian-trace measurement. Jobs run on ``backend`` (with ``backend_options``) and are
+    kept in ``store``, by default the one in ``cache_dir``.
     """
-    seeds = tuple(check_seed(s, "seeds") for s in seeds)
-    if not seeds or not rhos:
-        raise ValueError("seeds, rhos: need at least one value each")
-    rhos = tuple(check_positive(r, "rhos") for r in rhos)
-    epochs = check_int(epochs, "epochs", minimum=2)
+    s = SurrogateSettings(target, seeds, epochs, n_per_class, rhos, lgv_epochs, lgv_per_epoch,
+                          attack, attack_options, attack_per_class, pair_epochs,
+                          sharpness_samples)
     # the target is read before any job: too few images per class is refused here
-    check_per_class(n_per_class, "n_per_class", dataset_from_spec(target, "train"))
-    check_per_class(attack_per_class, "attack_per_class", dataset_from_spec(target, "test"))
-    if isinstance(attack, str):
-        attack_options = {**GUBRI_ATTACK, **(attack_options or {})}
-        eps = check_positive(attack_options["eps"], "attack_options['eps']")
-        attack_options = with_seed(attack, {"alpha": eps / 10, **attack_options}, seeds[0])
-    attack_factory(attack, attack_options)  # checks them before any training
-    settings = {"target": target, "seeds": list(seeds), "epochs": epochs,
-                "n_per_class": n_per_class, "rhos": list(rhos), "lgv_epochs": lgv_epochs,
-                "lgv_per_epoch": lgv_per_epoch, "attack_per_class": attack_per_class,
-                "pair_epochs": pair_epochs,
-                "sharpness_samples": check_int(sharpness_samples, "sharpness_samples"),
-                "attack": attack if isinstance(attack, str) else repr(attack),
-                "attack_options": dict(attack_options or {})}
+    check_per_class(s.n_per_class, "n_per_class", dataset_from_spec(s.target, "train"))
+    check_per_class(s.attack_per_class, "attack_per_class", dataset_from_spec(s.target, "test"))
+    attack_options = s.attack_options
+    if isinstance(s.attack, str):
+        attack_options = with_seed(s.attack, {"alpha": attack_options["eps"] / 10,
+                                              **attack_options}, s.seeds[0])
+    settings = {"target": s.target, "seeds": list(s.seeds), "epochs": s.epochs,
+                "n_per_class": s.n_per_class, "rhos": list(s.rhos), "lgv_epochs": s.lgv_epochs,
+                "lgv_per_epoch": s.lgv_per_epoch, "attack_per_class": s.attack_per_class,
+                "pair_epochs": s.pair_epochs, "sharpness_samples": s.sharpness_samples,
+                "attack": s.attack if isinstance(s.attack, str) else repr(s.attack),
+                "attack_options": dict(attack_options)}
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    final = _surrogate_jobs(settings, attack, cache_dir)
-    log.info("  surrogates: %d cnn models; victims: %s", len(seeds) * (1 + len(rhos)),
+    final = _surrogate_jobs(settings, s.attack, cache_dir)
+    log.info("  surrogates: %d cnn models; victims: %s", len(s.seeds) * (1 + len(s.rhos)),
              ", ".join(VICTIMS))
     with open_store(store, cache_dir) as store:
         run = run_jobs([final], store, study="surrogates", backend=backend,
                        show_progress=show_progress, **backend_options)
     return SurrogateStudyResult.from_dict(run.value(final))
-
-
 
 
 def _summary(rows: list[dict]) -> list[dict]:
@@ -551,15 +588,15 @@ def _options(p) -> None:
                    help="iterations (default 50, --quick 20; step eps/10)")
 
 
-def _settings(args, settings: dict) -> dict:
-    """``surrogate_study``'s keywords from the command line, over ``settings``."""
-    settings = {**settings, "target": args.target, "attack": args.attack,
-                "attack_options": {**settings["attack_options"], **args.attack_options}}
+def _settings(args, settings: SurrogateSettings) -> SurrogateSettings:
+    """``settings`` with the command line's options."""
+    changes = {"target": args.target, "attack": args.attack,
+               "attack_options": {**settings.attack_options, **args.attack_options}}
     if args.seeds:
-        settings["seeds"] = tuple(args.seeds)
+        changes["seeds"] = tuple(args.seeds)
     if args.rhos:
-        settings["rhos"] = tuple(args.rhos)
-    return settings
+        changes["rhos"] = tuple(args.rhos)
+    return settings.replace(**changes)
 
 
 STUDY = register_study(Study(
