@@ -90,9 +90,11 @@ def test_inside_ball_and_image_range(bn_model, batch, name, norm):
     assert x_adv.min() >= 0 and x_adv.max() <= 1
 
 
-def test_eps_zero_returns_the_input(bn_model, batch):
-    x, y = batch
-    assert torch.equal(PGD(bn_model, eps=0.0, steps=3)(x, y), x)
+def test_eps_zero_is_refused_like_any_radius_that_is_not_positive(bn_model):
+    """One rule for ε (``check_eps``): an attack with ε = 0 does nothing, so it is refused."""
+    for eps in (0.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="^eps: expected a finite number > 0"):
+            PGD(bn_model, eps=eps, steps=3)
 
 
 # ---- the model is left as it was -----------------------------------------------------

@@ -135,8 +135,9 @@ def test_the_quick_settings_are_the_full_ones_replaced_and_keep_the_attack_defau
 
     full, quick, tiny = surrogates.FULL, surrogates.QUICK, surrogates.TINY
     assert full == surrogates.SurrogateSettings() and full.seeds == (0, 1, 2)
-    assert quick.attack_options == {"eps": 0.2, "steps": 20}  # over Gubri's attack
-    assert tiny.attack_options == {"eps": 0.2, "steps": 5} and tiny.rhos == quick.rhos
+    assert quick.attack.options == {"eps": 0.2, "steps": 20}  # over Gubri's attack
+    assert tiny.attack.options == {"eps": 0.2, "steps": 5} and tiny.rhos == quick.rhos
+    assert full.attack == surrogates.GUBRI_ATTACK and full.attack.name == "bim"
     assert get_study("surrogates").quick is quick and get_study("surrogates").tiny is tiny
     # lists become tuples; keywords() is what run() takes, to_dict() what JSON takes
     assert full.replace(seeds=[3, 4]).seeds == (3, 4)
@@ -151,7 +152,7 @@ def test_the_quick_settings_are_the_full_ones_replaced_and_keep_the_attack_defau
 @pytest.mark.parametrize("settings, field, value", [
     ("surrogates", "seeds", ()), ("surrogates", "seeds", (-1,)), ("surrogates", "rhos", (0,)),
     ("surrogates", "epochs", 1), ("surrogates", "n_per_class", 0),
-    ("surrogates", "attack", "nope"), ("surrogates", "attack_options", {"eps": 0}),
+    ("surrogates", "attack", "nope"), ("surrogates", "attack", 3),
     ("surrogates", "sharpness_samples", 2.5), ("robust-transfer", "methods", ("nope",)),
     ("robust-transfer", "radii", (-0.1,)), ("robust-transfer", "robust_attack", "fgsm"),
     ("robust-transfer", "source_attack_options", {"eps": -1}),

@@ -40,23 +40,21 @@ def _name_accuracy(text: str) -> tuple[str, float]:
 
 # ---- shared option groups ------------------------------------------------------------------
 
-def _attack(args) -> tuple[str, dict]:
-    """``(attack, attack_options)`` from ``--attack --eps --steps --step-size --loss``: the
-    one place where the command line meets the attacks' spelling (``alpha`` = step size).
+def _attack(args):
+    """The :class:`~transferability.attacks.AttackSpec` of ``--attack --eps --steps
+    --step-size --loss [--norm]``: the one place where the command line meets the attacks'
+    spelling (``alpha`` = step size), checked as every spec is (one rule for ``eps``).
     Options left out keep the defaults of the use (α: the authors' attack; transfer matrix:
-    the attack's own)."""
-    from .attacks import list_attacks
+    the attack's own; a study: its settings' spec)."""
+    from .attacks import AttackSpec
 
-    if args.attack not in list_attacks():
-        raise ValueError(f"attack: unknown attack {args.attack!r}; "
-                         f"available: {', '.join(list_attacks())}")
     given = {"eps": args.eps, "steps": args.steps, "alpha": args.step_size, "loss": args.loss,
              "norm": getattr(args, "norm", None)}
     options = {k: v for k, v in given.items() if v is not None}
     if args.attack == "fgsm" and {"steps", "alpha"} & set(options):
         raise ValueError("--steps, --step-size: fgsm takes one step of size eps; use bim or pgd "
                          "for iterations")
-    return args.attack, options
+    return AttackSpec(args.attack, options)
 
 
 def _per_class(value, option: str, *datasets) -> None:
@@ -202,7 +200,7 @@ def _cmd_rank(args) -> None:
     from .report import write_csv, write_json
     from .studies.adv_knowledge import stored_outputs
 
-    attack, attack_options = _attack(args)
+    spec = _attack(args)
     _ensemble_names(args.ensemble)
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed) if args.validate else None
@@ -218,8 +216,8 @@ def _cmd_rank(args) -> None:
         outputs = stored_outputs(store, **_layer(args), float16=args.cache_float16)
         result = rank_sources(models, train, estimators=args.estimators, test=test,
                               shots=args.shots, repeats=args.repeats, seed=args.seed,
-                              reference=reference, n_per_class=args.n_per_class, attack=attack,
-                              attack_options=attack_options,
+                              reference=reference, n_per_class=args.n_per_class,
+                              attack=spec.name, attack_options=spec.options,
                               source_accuracy=dict(args.source_acc or []),
                               ensemble=args.ensemble, outputs_fn=outputs, **_layer(args))
     print(result.format())
@@ -270,7 +268,7 @@ def _cmd_study_adv_knowledge(args) -> None:
     from .report import write_csv, write_json
     from .studies.adv_knowledge import adv_knowledge_study, load_reference
 
-    attack, attack_options = _attack(args)
+    spec = _attack(args)
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed)
     _per_class(args.n_per_class, "--n-per-class", train, test)
@@ -279,8 +277,8 @@ def _cmd_study_adv_knowledge(args) -> None:
     reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
     with _store(args) as store:
         study = adv_knowledge_study(reference, sources, train, test,
-                                    n_per_class=args.n_per_class, attack=attack,
-                                    attack_options=attack_options, shots=args.shots,
+                                    n_per_class=args.n_per_class, attack=spec.name,
+                                    attack_options=spec.options, shots=args.shots,
                                     repeats=args.repeats, seed=args.seed, store=store,
                                     **_layer(args), **_backend(args))
     print(study.format())
@@ -318,9 +316,10 @@ def _cmd_study(args) -> None:
     from .studies import get_study
 
     study = get_study(args.study_command)
-    if hasattr(args, "attack"):  # a study that attacks: the one spelling of its options
-        args.attack, args.attack_options = _attack(args)
     settings = study.quick if args.quick else study.full
+    if study.attack is not None:  # the options given, over the settings' attack
+        own = getattr(settings, study.attack)
+        settings = settings.replace(**{study.attack: _attack(args).with_defaults(own)})
     if study.settings is not None:
         settings = study.settings(args, settings)
     with _store(args) as store:
@@ -334,8 +333,8 @@ def _cmd_attack(args) -> None:
     from .model_args import resolve_models
     from .transfer_matrix import transfer_matrix
 
-    attack, attack_options = _attack(args)
-    if "eps" not in attack_options:
+    spec = _attack(args)
+    if "eps" not in spec.options:
         raise ValueError("--eps: the attack command needs a perturbation budget ([0,1] scale)")
     data = dataset_from_spec(args.dataset, args.split, seed=args.seed)
     if args.n_per_class:
@@ -345,8 +344,8 @@ def _cmd_attack(args) -> None:
     surrogates, victims = resolve_models(args.surrogates, args.victims,
                                          cache_dir=args.cache_dir,
                                          names=["surrogates", "victims"])
-    matrix = transfer_matrix(surrogates, victims, data.x, data.y, attack=attack,
-                             attack_options={**attack_options, "seed": args.seed},
+    matrix = transfer_matrix(surrogates, victims, data.x, data.y, attack=spec.name,
+                             attack_options={**spec.options, "seed": args.seed},
                              batch_size=args.batch_size)
     matrix = dataclasses.replace(matrix, meta={"dataset": str(args.dataset),
                                                "split": args.split})
@@ -549,10 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
     def out_opt(p, default):
         p.add_argument("--out", type=Path, default=Path(default), help="output folder")
 
-    def attack_opts(p, *, use: str, default_steps: str):
-        p.add_argument("--attack", default="pgd",
+    def attack_opts(p, *, use: str, default_steps: str, name: str = "pgd"):
+        p.add_argument("--attack", default=name,
                        help="fgsm, bim, pgd, mifgsm, di, mi-di, nifgsm, vmifgsm, vnifgsm, pgn, "
-                            "ti, si, admix, sia, bsr, sgm, linbp (docs/audit.md)")
+                            f"ti, si, admix, sia, bsr, sgm, linbp (docs/audit.md; default {name})")
         p.add_argument("--eps", type=_positive, default=None,
                        help=f"perturbation budget, [0,1] pixel scale ({use})")
         p.add_argument("--steps", type=_count(100_000), default=None,
@@ -701,6 +700,14 @@ def build_parser() -> argparse.ArgumentParser:
         if each.options is not None:
             p = command(each.name, _cmd_study, each.help, parent=study_sub)
             each.options(p)
+            if each.attack is not None:  # its attack's defaults, from its settings
+                full, quick = getattr(each.full, each.attack), getattr(each.quick, each.attack)
+                steps = full.options.get("steps", "the attack's own")
+                if quick.options.get("steps", steps) != steps:
+                    steps = f"{steps}; --quick {quick.options['steps']}"
+                eps = full.options.get("eps")
+                attack_opts(p, use="default: the attack's own" if eps is None else
+                            f"default {eps:g}", default_steps=str(steps), name=full.name)
             backend_opts(p)
             device_opts(p)
             out_opt(p, f"{each.name}-out")

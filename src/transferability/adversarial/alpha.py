@@ -31,10 +31,9 @@ from .._validation import (
     check_images,
     check_int,
     check_labels_tensor,
-    check_positive,
     check_same_device,
 )
-from ..attacks import AttackFactory, attack_factory
+from ..attacks import AttackFactory, AttackSpec, attack_factory
 from ..features import check_finite_outputs, model_inputs, predict, run_model
 from ..utils import batches, evaluating, frozen
 
@@ -94,27 +93,28 @@ ALPHA_ATTACK_OPTIONS = MappingProxyType({"eps": 0.1, "steps": 50, "random_start"
                                          "norm": "linf", "use_predictions": True, "seed": 0})
 
 
-def alpha_attack(attack: str | AttackFactory = "pgd", attack_options: dict | None = None
-                 ) -> AttackFactory:
+def alpha_attack(attack: str | AttackSpec | AttackFactory = "pgd",
+                 attack_options: dict | None = None) -> AttackFactory:
     """The attack of α as a factory ``(model) -> attack``.
 
-    A registered name is built with ``attack_options`` over :data:`ALPHA_ATTACK_OPTIONS`
+    A registered name (with ``attack_options``) or an
+    :class:`~transferability.attacks.AttackSpec` is laid over :data:`ALPHA_ATTACK_OPTIONS`
     (Liang et al. run PGD with a random start, 50 steps of "0.2ε-equivalents", at ε = 0.1;
     we read that as a step of ``0.2·ε``: 5 steps cross the ball, 50 cross it 10 times). A
     factory is used as given (then ``attack_options`` must be empty).
     """
-    if not isinstance(attack, str) or (attack_options is not None
-                                       and not isinstance(attack_options, Mapping)):
+    if isinstance(attack, str) and isinstance(attack_options, Mapping | None):
+        attack, attack_options = AttackSpec(attack, attack_options or {}), None
+    if not isinstance(attack, AttackSpec) or attack_options is not None:
         return attack_factory(attack, attack_options)  # checks and refuses what does not fit
-    options = {**ALPHA_ATTACK_OPTIONS, **attack_options} if attack_options else \
-        dict(ALPHA_ATTACK_OPTIONS)
-    eps = check_positive(options["eps"], "attack_options['eps']")
-    if attack == "fgsm":  # one step: no step count, step size or random start
-        options = {k: v for k, v in options.items() if k not in ("steps", "random_start")
-                   or k in (attack_options or {})}
-    else:
-        options.setdefault("alpha", 0.2 * eps)
-    return attack_factory(attack, options)
+    spec = attack.with_defaults(ALPHA_ATTACK_OPTIONS)
+    if spec.name == "fgsm":  # one step: no step count, step size or random start
+        spec = AttackSpec("fgsm", {k: v for k, v in spec.options.items()
+                                   if k not in ("steps", "random_start") or k in attack.options},
+                          spec.seed)
+    elif "alpha" not in spec.options:
+        spec = spec.with_options(alpha=0.2 * spec.options["eps"])
+    return spec.factory()
 
 
 def alpha_statistics(d_from_from: torch.Tensor, d_from_to: torch.Tensor,

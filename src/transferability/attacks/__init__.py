@@ -50,6 +50,7 @@ from .robust import RobustAccuracy, benchmark, robust_accuracy
 from .sgm import SGM
 from .si import SI
 from .sia import SIA
+from .spec import AttackSpec
 from .square import Square
 from .svre import SVRE
 from .ti import TI
@@ -63,6 +64,7 @@ __all__ = [
     "ILA", "FIA", "SVRE", "Compose", "random_targets",
     "fgsm", "pgd", "mifgsm",
     "create_attack", "list_attacks", "register_attack", "attack_factory", "AttackFactory",
+    "AttackSpec",
     "with_seed", "RobustAccuracy", "robust_accuracy",
     "APGD", "APGDT", "FABT", "Square", "AutoAttack", "apgd", "dlr", "benchmark",
     "EvaluationCheckWarning",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validation import check_choice, check_int, check_positive
+from .._validation import check_choice, check_int
 from .apgd import APGD
 from .apgdt import APGDT
 from .base import Attack
@@ -51,7 +51,7 @@ class AutoAttack(Attack):
     def __init__(self, model: nn.Module, norm: str = "linf", eps: float = 8 / 255,
                  version: str = "standard", *, steps: int = 100, queries: int = 5000,
                  n_targets: int = 9, seed: int = 0, **options):
-        super().__init__(model, check_positive(eps, "eps"), norm=norm, seed=seed, **options)
+        super().__init__(model, eps, norm=norm, seed=seed, **options)
         if self.targeted or self.loss != "ce" or self.input_transform is not None:
             raise ValueError("targeted: AutoAttack is untargeted, with its own losses and no "
                              "input transform")

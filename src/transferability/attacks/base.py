@@ -22,10 +22,10 @@ from torch import nn
 
 from .._validation import (
     check_choice,
+    check_eps,
     check_images,
     check_int,
     check_labels_tensor,
-    check_positive,
     check_seed,
     model_device,
     model_dtype,
@@ -101,7 +101,7 @@ class Attack:
 
     Args:
         model: a classifier mapping images in [0, 1] to **logits** (normalisation inside).
-        eps: radius of the threat model's ball, in the [0, 1] pixel scale (ε ≥ 0).
+        eps: radius of the threat model's ball, in the [0, 1] pixel scale (ε > 0).
         norm: ``"linf"`` or ``"l2"``.
         targeted: if true, ``y`` holds target classes and the attack pushes towards them.
         loss: ``"ce"`` (cross-entropy), ``"margin"`` (Carlini–Wagner logit margin) or
@@ -146,7 +146,7 @@ class Attack:
             raise ValueError(f"gradient_transform: expected a callable, got "
                              f"{gradient_transform!r}")
         self.model = model
-        self.eps = check_positive(eps, "eps", allow_zero=True)
+        self.eps = check_eps(eps)  # the one rule: > 0
         self.norm = check_norm(norm)
         self.targeted = bool(targeted)
         self.loss = check_choice(loss, "loss", self.losses)

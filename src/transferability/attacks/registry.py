@@ -98,20 +98,26 @@ def create_attack(name: str, model: nn.Module, **kwargs) -> Attack:
 AttackFactory = Callable[[nn.Module], Callable]
 
 
-def attack_factory(attack: str | AttackFactory, attack_options: Mapping | None = None
-                   ) -> AttackFactory:
-    """``(model) -> attack`` from a registered name and its options, or a factory as given.
+def attack_factory(attack, attack_options: Mapping | None = None) -> AttackFactory:
+    """``(model) -> attack`` from a registered name and its options (an
+    :class:`~transferability.attacks.AttackSpec` of them), a spec, or a factory as given.
 
     The one place where ``attack`` + ``attack_options`` are checked. Code that attacks
     several models (transfer matrices, α) takes a factory: an :class:`Attack` instance is
     bound to one model and is refused here.
     """
+    from .spec import AttackSpec  # the spec is built on this registry
+
     if attack_options is not None and not isinstance(attack_options, Mapping):
         raise ValueError(f"attack_options: expected a dict, got {type(attack_options).__name__}")
     options = dict(attack_options or {})
-    if isinstance(attack, str):
-        _ATTACKS.get(attack, "attack")  # fail now, not at the first model
-        return lambda model: create_attack(attack, model, **options)
+    if isinstance(attack, str):  # checked now (name, eps), not at the first model
+        return AttackSpec(attack, options).factory()
+    if isinstance(attack, AttackSpec):
+        if options:
+            raise ValueError(f"attack_options: {sorted(options)} go inside the AttackSpec "
+                             f"(spec.with_options(...))")
+        return attack.factory()
     if isinstance(attack, Attack) or not callable(attack):
         raise ValueError("attack: expected an attack name or a factory (model) -> attack, e.g. "
                          f"functools.partial(PGD, eps=...), got {attack!r}; an Attack instance "
@@ -124,7 +130,8 @@ def attack_factory(attack: str | AttackFactory, attack_options: Mapping | None =
 
 def with_seed(attack: str | AttackFactory, attack_options: Mapping | None, seed: int
               ) -> dict | None:
-    """``attack_options`` with a default ``seed`` for a named attack (a factory's own)."""
+    """``attack_options`` with a default ``seed`` for a named attack (a factory's and an
+    :class:`~transferability.attacks.AttackSpec`'s own)."""
     if not isinstance(attack, str):
         return attack_options
     return {"seed": seed, **(attack_options or {})}

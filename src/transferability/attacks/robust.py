@@ -25,17 +25,17 @@ from torch import nn
 from .._results import Result
 from .._validation import (
     check_choice,
+    check_eps,
     check_images,
     check_int,
     check_labels_tensor,
-    check_positive,
     check_seed,
 )
 from ..features import predict
 from ..utils import batches, progress
-from .autoattack import VERSIONS, AutoAttack
+from .autoattack import VERSIONS
 from .norms import check_norm
-from .registry import create_attack
+from .spec import AttackSpec
 
 __all__ = ["RobustAccuracy", "robust_accuracy", "benchmark", "ROBUST_ATTACKS", "THREAT_MODELS"]
 
@@ -75,7 +75,7 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     """
     x = check_images(x, "x")
     y = check_labels_tensor(y, "y", n=len(x))
-    eps = check_positive(eps, "eps")
+    eps = check_eps(eps)
     attack = check_choice(attack, "attack", ROBUST_ATTACKS)
     norm = check_norm(norm)
     version = check_choice(version, "version", VERSIONS)
@@ -90,7 +90,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     robust = correct.clone()
     per_attack, broken = {}, []
     if attack == "autoattack":
-        aa = AutoAttack(model, norm, eps, version, steps=steps, seed=seed)
+        aa = AttackSpec("autoattack", {"norm": norm, "eps": eps, "version": version,
+                                       "steps": steps}, seed).create(model)
         for xb, yb in progress(list(batches(x, y, batch_size=batch_size)),
                                desc="AutoAttack", enabled=show_progress):
             aa(xb, yb)
@@ -104,8 +105,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     else:
         runs = [(loss, r) for loss in ("ce", "margin") for r in range(restarts)]
         for loss, r in progress(runs, desc="robust accuracy", enabled=show_progress):
-            pgd = create_attack("pgd", model, eps=eps, steps=check_int(steps, "steps"),
-                                norm=norm, loss=loss, seed=seed + r)
+            pgd = AttackSpec("pgd", {"eps": eps, "steps": steps, "norm": norm, "loss": loss},
+                             seed + r).create(model)
             still = torch.cat([predict(model, pgd(xb, yb), batch_size=batch_size).argmax(1).cpu()
                                == yb.cpu() for xb, yb in batches(x, y, batch_size=batch_size)])
             label = f"pgd{steps}-{loss}" + (f"-start{r}" if restarts > 1 else "")

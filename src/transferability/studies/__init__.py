@@ -90,7 +90,10 @@ class Study:
     adds its own CLI options and ``settings(args, defaults)`` returns ``defaults`` with them
     (``defaults.replace(...)``).
     ``plots(result, out_dir)`` writes its figures; ``render(section_id, result_dict)`` draws
-    its HTML section body.
+    its HTML section body. ``attack`` names the field of its settings that holds its
+    :class:`~transferability.attacks.AttackSpec`: the CLI then gives the study the
+    ``--attack --eps --steps --step-size --loss`` options, their help from ``full`` and
+    ``quick``, and lays what is given over the settings' spec.
     """
 
     name: str
@@ -106,6 +109,7 @@ class Study:
     settings: Callable[[argparse.Namespace, Settings], Settings] | None = None
     plots: Callable[[object, Path], list] | None = None
     render: Callable[[str, dict], str] | None = None
+    attack: str | None = None
 
     def __post_init__(self):
         for name in ("full", "quick", "tiny"):

@@ -41,10 +41,10 @@ from .._results import Result
 from .._validation import (
     check_choice,
     check_count,
+    check_eps,
     check_images,
     check_int,
     check_labels_tensor,
-    check_positive,
     check_seed,
 )
 from ..attacks import create_attack, list_attacks, norms, random_targets
@@ -339,7 +339,7 @@ def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
     shared = dict(attack_options or {})
     if "eps" not in shared:
         raise ValueError("attack_options: needs 'eps', the perturbation budget")
-    eps = check_positive(shared.pop("eps"), "attack_options['eps']")
+    eps = check_eps(shared.pop("eps"), "attack_options['eps']")
     steps = check_int(shared.pop("steps", 10), "attack_options['steps']")
     norm = norms.check_norm(shared.pop("norm", "linf"))
     seed = check_seed(seed)

@@ -32,8 +32,8 @@ from .._results import Result
 from .._validation import (
     check_choice,
     check_each,
+    check_eps,
     check_int,
-    check_positive,
     check_seed,
     positive_arg,
     seed_arg,
@@ -95,7 +95,7 @@ class RobustTransferSettings(Settings):
 
     def __post_init__(self):
         self._set("seeds", check_each(self.seeds, "seeds", check_seed))
-        self._set("radii", check_each(self.radii, "radii", check_positive))
+        self._set("radii", check_each(self.radii, "radii", check_eps))
         self._set("methods", check_each(self.methods, "methods", check_choice,
                                         choices=METHODS))
         check_choice(self.robust_attack, "robust_attack", ROBUST_ATTACKS)
@@ -107,7 +107,7 @@ class RobustTransferSettings(Settings):
             raise ValueError(f"source_attack_options: expected a dict, got "
                              f"{type(options).__name__}")
         options = {**SOURCE_ATTACK, **(options or {})}
-        check_positive(options["eps"], "source_attack_options['eps']")
+        check_eps(options["eps"], "source_attack_options['eps']")
         self._set("source_attack_options", options)
 
 

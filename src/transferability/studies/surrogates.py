@@ -34,7 +34,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -46,11 +45,10 @@ from .._validation import (
     check_int,
     check_positive,
     check_seed,
-    count_arg,
     positive_arg,
     seed_arg,
 )
-from ..attacks import attack_factory, with_seed
+from ..attacks import AttackSpec, attack_factory
 from ..data import check_per_class, dataset_from_spec, per_class
 from ..html_report import render_surrogates
 from ..jobs import Given, Job, Output, ResultStore, job_kind, open_store, run_jobs
@@ -62,22 +60,24 @@ from ..training import ModelPair, Snapshot, evaluate, fit, lgv_members
 from ..transfer_matrix import transfer_matrix
 from ..utils import cache_dir as default_cache_dir
 from ..zoo import load_spec, snapshot_dir, train_job, zoo_jobs
-from . import Settings, Study, register_study
+from . import Settings, Study, get_study, register_study
 
 __all__ = ["SurrogateStudyResult", "SurrogateSettings", "surrogate_study",
            "plot_surrogate_study", "QUICK", "FULL", "TINY", "GUBRI_ATTACK"]
 
 log = logging.getLogger("transferability")
 
-#: Gubri et al.'s attack: L∞ BIM, 50 steps of ε/10 (the step follows ε unless given).
-GUBRI_ATTACK = MappingProxyType({"eps": 0.2, "steps": 50})
+#: Gubri et al.'s attack, the study's one default: L∞ BIM, ε = 0.2, 50 steps of ε/10 (the
+#: step follows ε unless given; the seed is the first training seed unless given).
+GUBRI_ATTACK = AttackSpec("bim", {"eps": 0.2, "steps": 50})
 
 
 @dataclass(frozen=True)
 class SurrogateSettings(Settings):
     """The settings of :func:`surrogate_study` (its keywords), checked once; the defaults
-    are the full study. A named ``attack``'s ``attack_options`` go over
-    :data:`GUBRI_ATTACK`; a factory takes none."""
+    are the full study. ``attack`` is an :class:`~transferability.attacks.AttackSpec`,
+    laid over :data:`GUBRI_ATTACK` here (the one place), or a factory ``(model) -> attack``
+    used as given."""
 
     target: str = "mnist"
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -86,8 +86,7 @@ class SurrogateSettings(Settings):
     rhos: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
     lgv_epochs: int = 2
     lgv_per_epoch: int = 4
-    attack: str | Callable = "bim"
-    attack_options: dict = field(default_factory=lambda: dict(GUBRI_ATTACK))
+    attack: AttackSpec | Callable = GUBRI_ATTACK
     attack_per_class: int = 20
     pair_epochs: int = 4
     sharpness_samples: int = 10
@@ -99,22 +98,22 @@ class SurrogateSettings(Settings):
         for name in ("n_per_class", "lgv_epochs", "lgv_per_epoch", "attack_per_class",
                      "pair_epochs", "sharpness_samples"):
             check_int(getattr(self, name), name)
-        options = self.attack_options
-        if isinstance(self.attack, str) and isinstance(options, Mapping | None):
-            options = {**GUBRI_ATTACK, **(options or {})}
-            check_positive(options["eps"], "attack_options['eps']")
-        attack_factory(self.attack, options)  # a known name, or a factory without options
-        self._set("attack_options", dict(options or {}))
+        if isinstance(self.attack, str):
+            self._set("attack", AttackSpec(self.attack))
+        if isinstance(self.attack, AttackSpec):
+            self._set("attack", self.attack.with_defaults(GUBRI_ATTACK))
+        attack_factory(self.attack)  # a spec, or a factory (not an Attack bound to a model)
 
 
 #: The full study (its own command), the quick one of ``make demo`` and ``demo --quick``'s
 #: (one seed, three epochs, a few images).
 FULL = SurrogateSettings()
 QUICK = FULL.replace(seeds=(0, 1), epochs=4, n_per_class=80, rhos=(0.05, 0.1), lgv_epochs=1,
-                     attack_options={"steps": 20}, attack_per_class=8, pair_epochs=2,
-                     sharpness_samples=4)
+                     attack=GUBRI_ATTACK.with_options(steps=20), attack_per_class=8,
+                     pair_epochs=2, sharpness_samples=4)
 TINY = QUICK.replace(seeds=(0,), epochs=3, n_per_class=60, lgv_per_epoch=2,
-                     attack_options={"steps": 5}, attack_per_class=4, pair_epochs=1)
+                     attack=GUBRI_ATTACK.with_options(steps=5), attack_per_class=4,
+                     pair_epochs=1)
 #: A surrogate whose test accuracy stays below this share of the way from chance to 1 did
 #: not train (too large a ρ): it is reported, but left out of the claims and correlations.
 DIVERGED = 0.5
@@ -427,31 +426,39 @@ def surrogate_study(target: str = FULL.target, *, seeds=FULL.seeds, epochs: int 
     """Run the study (see the module docstring) on ``target`` and return its tables.
 
     The settings are those of :class:`SurrogateSettings` (``FULL.keywords()`` are the
-    defaults; ``run(**QUICK.keywords())`` the quick study). ``attack_options`` go over
-    :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10) for a named ``attack``; a
-    factory is used as given (it has no content key, so the jobs that attack are recomputed
-    on every call). ``sharpness_samples`` is the number of Hutchinson probes of each
-    Hessian-trace measurement. Jobs run on ``backend`` (with ``backend_options``) and are
-    kept in ``store``, by default the one in ``cache_dir``.
+    defaults; ``run(**QUICK.keywords())`` the quick study). ``attack`` is an attack name
+    or an :class:`~transferability.attacks.AttackSpec`, with ``attack_options`` over it,
+    laid over :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10); a factory is used
+    as given (it has no content key, so the jobs that attack are recomputed on every call).
+    ``sharpness_samples`` is the number of Hutchinson probes of each Hessian-trace
+    measurement. Jobs run on ``backend`` (with ``backend_options``) and are kept in
+    ``store``, by default the one in ``cache_dir``.
     """
+    if isinstance(attack, str | AttackSpec) and isinstance(attack_options, Mapping | None):
+        attack = (AttackSpec(attack, attack_options or {}) if isinstance(attack, str)
+                  else attack.with_options(**(attack_options or {})))
+    elif attack_options is not None:
+        attack_factory(attack, attack_options)  # refuses options beside a factory
     s = SurrogateSettings(target, seeds, epochs, n_per_class, rhos, lgv_epochs, lgv_per_epoch,
-                          attack, attack_options, attack_per_class, pair_epochs,
-                          sharpness_samples)
+                          attack, attack_per_class, pair_epochs, sharpness_samples)
     # the target is read before any job: too few images per class is refused here
     check_per_class(s.n_per_class, "n_per_class", dataset_from_spec(s.target, "train"))
     check_per_class(s.attack_per_class, "attack_per_class", dataset_from_spec(s.target, "test"))
-    attack_options = s.attack_options
-    if isinstance(s.attack, str):
-        attack_options = with_seed(s.attack, {"alpha": attack_options["eps"] / 10,
-                                              **attack_options}, s.seeds[0])
+    if isinstance(s.attack, AttackSpec):  # the step follows ε, the seed the first seed
+        spec = s.attack
+        spec = AttackSpec(spec.name, {"alpha": spec.options["eps"] / 10, **spec.options},
+                          s.seeds[0] if spec.seed is None else spec.seed)
+        attack, attack_options = spec.name, spec.kwargs
+    else:
+        attack, attack_options = s.attack, {}
     settings = {"target": s.target, "seeds": list(s.seeds), "epochs": s.epochs,
                 "n_per_class": s.n_per_class, "rhos": list(s.rhos), "lgv_epochs": s.lgv_epochs,
                 "lgv_per_epoch": s.lgv_per_epoch, "attack_per_class": s.attack_per_class,
                 "pair_epochs": s.pair_epochs, "sharpness_samples": s.sharpness_samples,
-                "attack": s.attack if isinstance(s.attack, str) else repr(s.attack),
-                "attack_options": dict(attack_options)}
+                "attack": attack if isinstance(attack, str) else repr(attack),
+                "attack_options": attack_options}
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    final = _surrogate_jobs(settings, s.attack, cache_dir)
+    final = _surrogate_jobs(settings, attack, cache_dir)
     log.info("  surrogates: %d cnn models; victims: %s", len(s.seeds) * (1 + len(s.rhos)),
              ", ".join(VICTIMS))
     with open_store(store, cache_dir) as store:
@@ -576,22 +583,22 @@ def plot_surrogate_study(result: SurrogateStudyResult, out_dir) -> list:
 def _options(p) -> None:
     """``transferability study surrogates``'s own options."""
     p.add_argument("--target", default="mnist", help="the task of surrogates and victims")
+    full, quick = get_study("surrogates").full, get_study("surrogates").quick
     p.add_argument("--seeds", type=seed_arg, nargs="+", default=None,
-                   help="training seeds (default 0 1 2; --quick 0 1)")
+                   help=f"training seeds (default {_words(full.seeds)}; --quick "
+                        f"{_words(quick.seeds)})")
     p.add_argument("--rhos", type=positive_arg, nargs="+", default=None,
-                   help="SAM radii (default 0.05 0.1 0.2 0.4; 0.05 is SAM, larger l-SAM)")
+                   help=f"SAM radii (default {_words(full.rhos)}; 0.05 is SAM, larger l-SAM)")
     p.add_argument("--quick", action="store_true", help="smaller data, fewer epochs and seeds")
-    p.set_defaults(attack="bim", eps=None, steps=None, step_size=None, loss=None)
-    p.add_argument("--attack", default="bim", help="attack of the study (default bim)")
-    p.add_argument("--eps", type=positive_arg, default=None, help="budget (default 0.2)")
-    p.add_argument("--steps", type=count_arg(100_000), default=None,
-                   help="iterations (default 50, --quick 20; step eps/10)")
+
+
+def _words(values) -> str:
+    return " ".join(f"{v:g}" for v in values)
 
 
 def _settings(args, settings: SurrogateSettings) -> SurrogateSettings:
     """``settings`` with the command line's options."""
-    changes = {"target": args.target, "attack": args.attack,
-               "attack_options": {**settings.attack_options, **args.attack_options}}
+    changes = {"target": args.target}
     if args.seeds:
         changes["seeds"] = tuple(args.seeds)
     if args.rhos:
@@ -604,6 +611,7 @@ STUDY = register_study(Study(
     "surrogate_study", surrogate_study, FULL, QUICK, TINY,
     help="How training controls transfer (Gubri et al.; Adam et al.): transfer per epoch "
          "(early stopping), SAM/l-SAM across rho, LGV, sharpness vs transfer, and a pair "
-         "trained against transfer. Several minutes on a CPU; --quick: one.",
-    options=_options, settings=_settings, plots=plot_surrogate_study,
+         "trained against transfer; the attack's step is eps/10 unless --step-size is "
+         "given. Several minutes on a CPU; --quick: one.",
+    options=_options, settings=_settings, attack="attack", plots=plot_surrogate_study,
     render=render_surrogates))

@@ -19,8 +19,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from ..._validation import check_int, check_positive, check_unit_interval
-from ...attacks import PGD
+from ..._validation import check_eps, check_int, check_positive, check_unit_interval
+from ...attacks import PGD, AttackSpec
 from ...features import forward_with_features
 from .base import TrainingMethod, register_training_method
 
@@ -38,10 +38,12 @@ class _Adversarial(TrainingMethod):
     def __init__(self, eps: float, steps: int = 7, alpha: float | None = None, *,
                  warmup_epochs: int = 0, **options):
         super().__init__(**options)
-        eps = check_positive(eps, "eps")
+        eps = check_eps(eps)
         steps = check_int(steps, "steps", maximum=1000)
         alpha = 2.5 * eps / steps if alpha is None else check_positive(alpha, "alpha")
         self.options = {"eps": eps, "steps": steps, "alpha": alpha}
+        #: the PGD of every batch (L∞, random start), built through the attack registry
+        self.attack = AttackSpec("pgd", {"eps": eps, "alpha": alpha, "steps": steps})
         if warmup_epochs:
             self.options["warmup_epochs"] = check_int(warmup_epochs, "warmup_epochs",
                                                       minimum=0, maximum=10_000)
@@ -69,7 +71,7 @@ class _Adversarial(TrainingMethod):
         o = self.options
         attack = self._attacks.get(id(model))
         if attack is None:
-            attack = self._attacks[id(model)] = PGD(model, o["eps"], o["alpha"], o["steps"])
+            attack = self._attacks[id(model)] = self.attack.create(model)
         factor = self.radius_factor()
         attack.eps, attack.alpha = o["eps"] * factor, o["alpha"] * factor
         return attack(x, y)
