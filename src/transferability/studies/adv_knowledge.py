@@ -21,7 +21,6 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -30,7 +29,7 @@ from torch import nn
 from .._results import Result
 from .._validation import check_same_device
 from ..adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, attack_reference
-from ..attacks import with_seed
+from ..attacks import AttackSpec
 from ..data import ImageDataset, check_per_class, per_class
 from ..estimators import check_estimator_data, list_estimators, score
 from ..features import Outputs, extract, with_head
@@ -47,7 +46,7 @@ from . import Study, register_study
 log = logging.getLogger("transferability")
 
 #: The transfer matrix's attack in the study: L∞ PGD, ε = 0.3, 10 steps.
-MATRIX_ATTACK_OPTIONS = MappingProxyType({"eps": 0.3, "steps": 10})
+MATRIX_ATTACK = AttackSpec("pgd", {"eps": 0.3, "steps": 10})
 
 __all__ = ["StudyResult", "adv_knowledge_study", "adv_knowledge_jobs", "reference_spec",
            "load_reference", "stored_outputs", "model_input"]
@@ -408,9 +407,11 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
     src = [_input(sources[n], n) for n in names]
     data = {"train": _input(train, "train"), "test": _input(test, "test")}
     where = {"layer": layer, "layer_input": bool(layer_input)}
-    adv_options = with_seed(attack, attack_options, seed)
-    matrix_options = with_seed(matrix_attack, {**MATRIX_ATTACK_OPTIONS,
-                                               **(matrix_attack_options or {})}, seed)
+    # checked now (names, eps), each caller's default overlaid once; the α attack's own
+    # defaults are alpha_attack's, laid over in the job
+    adv_options = AttackSpec(attack, attack_options or {}).with_defaults({"seed": seed}).kwargs
+    matrix_options = AttackSpec(matrix_attack, matrix_attack_options or {}).with_defaults(
+        MATRIX_ATTACK.with_options(seed=seed)).kwargs
     estimators, adversarial = output_estimators(), list_estimators("models")
 
     def feats(i, split):
@@ -487,7 +488,7 @@ def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
         attack, attack_options: the α attack, over the authors' defaults (L∞ PGD on
             predicted labels, ε = 0.1, 50 steps of 0.2·ε, random start).
         matrix_attack, matrix_attack_options: the transfer matrix's attack, over
-            :data:`MATRIX_ATTACK_OPTIONS` (L∞ PGD, ε = 0.3, 10 steps).
+            :data:`MATRIX_ATTACK` (L∞ PGD, ε = 0.3, 10 steps).
         layer, layer_input: where the features come from (:mod:`transferability.features`).
         store: the results store (default: the one in the cache directory).
         backend: ``"local"`` or ``"dask"`` (with ``backend_options``).
