@@ -213,3 +213,36 @@ def test_no_file_cites_anything_outside_the_repository():
                  *(root / "tests").glob("*.py"), *(root / "benchmarks").glob("*.py")]:
         text = path.read_text()
         assert "DESIGN" + ".md" not in text and "../" + "shared" not in text, path
+
+
+def test_attacks_are_built_through_the_registry_above_the_attacks():
+    """Above ``attacks/`` an attack is a name (or an ``AttackSpec``) built by the registry,
+    never an attack class called by hand (one check of its options, one eps rule)."""
+    from transferability import attacks
+    from transferability.attacks import Attack
+
+    classes = {n for n in attacks.__all__ if inspect.isclass(getattr(attacks, n))
+               and issubclass(getattr(attacks, n), Attack)}
+    for path in SRC.rglob("*.py"):
+        if "attacks" in path.relative_to(SRC).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in classes:
+                pytest.fail(f"{path.relative_to(SRC)}:{node.lineno} builds {node.func.id} "
+                            "by hand; use AttackSpec(name, options).create(model)")
+
+
+def test_every_study_settings_are_one_frozen_dataclass_of_its_keywords():
+    from transferability.studies import Settings, list_studies
+
+    for each in list_studies():
+        if each.full is None:
+            continue
+        kind = type(each.full)
+        assert issubclass(kind, Settings) and kind.__dataclass_params__.frozen, each.name
+        for other in (each.quick, each.tiny):
+            assert other is None or type(other) is kind, each.name
+        # run(**settings.keywords()), or run(settings) (the benchmark)
+        params = list(inspect.signature(each.run).parameters)
+        fields = {f.name for f in dataclasses.fields(kind)}
+        assert fields <= set(params) or params[0] == "settings", (each.name, fields)
