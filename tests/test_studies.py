@@ -143,6 +143,9 @@ def test_the_quick_settings_are_the_full_ones_replaced_and_keep_the_attack_defau
     assert full.replace(seeds=[3, 4]).seeds == (3, 4)
     assert full.keywords()["rhos"] == (0.05, 0.1, 0.2, 0.4)
     assert full.to_dict()["rhos"] == [0.05, 0.1, 0.2, 0.4]
+    assert full.to_dict()["attack"] == {"name": "bim", "options": {"eps": 0.2, "steps": 50},
+                                        "seed": None}
+    assert surrogates.SurrogateSettings.from_dict(json.loads(json.dumps(tiny.to_dict()))) == tiny
     with pytest.raises(dataclasses.FrozenInstanceError):
         full.epochs = 3
     assert robust_transfer.TINY.source_attack_options == {"eps": 0.2}

@@ -42,7 +42,7 @@ def _name_accuracy(text: str) -> tuple[str, float]:
 
 def _attack(args):
     """The :class:`~transferability.attacks.AttackSpec` of ``--attack --eps --steps
-    --step-size --loss [--norm]``: the one place where the command line meets the attacks'
+    --step-size --loss [--norm] [--seed]``: the one place where the command line meets the attacks'
     spelling (``alpha`` = step size), checked as every spec is (one rule for ``eps``).
     Options left out keep the defaults of the use (α: the authors' attack; transfer matrix:
     the attack's own; a study: its settings' spec)."""
@@ -54,7 +54,7 @@ def _attack(args):
     if args.attack == "fgsm" and {"steps", "alpha"} & set(options):
         raise ValueError("--steps, --step-size: fgsm takes one step of size eps; use bim or pgd "
                          "for iterations")
-    return AttackSpec(args.attack, options)
+    return AttackSpec(args.attack, options, getattr(args, "seed", None))
 
 
 def _per_class(value, option: str, *datasets) -> None:
@@ -345,7 +345,7 @@ def _cmd_attack(args) -> None:
                                          cache_dir=args.cache_dir,
                                          names=["surrogates", "victims"])
     matrix = transfer_matrix(surrogates, victims, data.x, data.y, attack=spec.name,
-                             attack_options={**spec.options, "seed": args.seed},
+                             attack_options=spec.kwargs,
                              batch_size=args.batch_size)
     matrix = dataclasses.replace(matrix, meta={"dataset": str(args.dataset),
                                                "split": args.split})

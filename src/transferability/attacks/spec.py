@@ -33,7 +33,8 @@ class AttackSpec:
     options becomes the spec's ``seed``. ``with_defaults(defaults)`` lays the spec over a
     caller's defaults; ``with_options(**options)`` over the spec's own; ``create(model)``
     builds the attack (registry); ``factory()`` the ``(model) -> attack`` of code that
-    attacks several models; ``kwargs`` are the keywords the attack is built with.
+    attacks several models; ``kwargs`` are the keywords the attack is built with;
+    ``to_dict()`` a JSON-ready copy.
     """
 
     name: str
@@ -72,6 +73,10 @@ class AttackSpec:
     def kwargs(self) -> dict:
         """The keywords the attack is built with: the seed (when set), then the options."""
         return {**({} if self.seed is None else {"seed": self.seed}), **self.options}
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``AttackSpec(**spec.to_dict()) == spec``."""
+        return {"name": self.name, "options": dict(self.options), "seed": self.seed}
 
     def create(self, model: nn.Module) -> Attack:
         """The attack on ``model``, built through the registry."""

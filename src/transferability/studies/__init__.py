@@ -49,7 +49,8 @@ class Settings:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def to_dict(self) -> dict:
-        """The fields as JSON-ready values (tuples become lists)."""
+        """The fields as JSON-ready values (tuples become lists, an
+        :class:`~transferability.attacks.AttackSpec` its ``to_dict()``)."""
         return {name: _plain(value) for name, value in self.keywords().items()}
 
     @classmethod
@@ -71,6 +72,8 @@ class Settings:
 
 
 def _plain(value):
+    if hasattr(value, "to_dict"):  # an AttackSpec
+        return value.to_dict()
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

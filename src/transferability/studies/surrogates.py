@@ -100,6 +100,8 @@ class SurrogateSettings(Settings):
             check_int(getattr(self, name), name)
         if isinstance(self.attack, str):
             self._set("attack", AttackSpec(self.attack))
+        elif isinstance(self.attack, Mapping):  # a stored to_dict()
+            self._set("attack", AttackSpec(**self.attack))
         if isinstance(self.attack, AttackSpec):
             self._set("attack", self.attack.with_defaults(GUBRI_ATTACK))
         attack_factory(self.attack)  # a spec, or a factory (not an Attack bound to a model)
