@@ -391,16 +391,16 @@ def _html_section(sid: str, result: RobustTransferResult) -> str:
                           if s["source"] == kind and s["method"] in levels]) for kind in kinds]
         parts += ["<h3>Accuracy and robustness</h3>", '<div class="grid">',
                   figure(svg_scatter([(s["clean_acc"], s[key], s["method"], s["source"])
-                                       for s in summary],
-                                      title="accuracy–robustness frontier",
-                                      x_label="clean accuracy", y_label=f"robust acc. ε={eps}",
-                                      x_percent=True, y_percent=True, groups=kinds),
-                          legend(kinds), "One point per (source kind, method).")]
+                                      for s in summary],
+                                     title="accuracy–robustness frontier",
+                                     x_label="clean accuracy", y_label=f"robust acc. ε={eps}",
+                                     x_percent=True, y_percent=True, groups=kinds),
+                         legend(kinds), "One point per (source kind, method).")]
         if any(pts for _, pts in ladder):
             parts.append(figure(svg_lines(ladder, title="robust accuracy against freeze level",
-                                           x_label="blocks fine-tuned (0 = probe, 5 = all)",
-                                           y_label=f"robust acc. ε={eps}", y_percent=True),
-                                 legend(kinds), "Per source kind."))
+                                          x_label="blocks fine-tuned (0 = probe, 5 = all)",
+                                          y_label=f"robust acc. ε={eps}", y_percent=True),
+                                legend(kinds), "Per source kind."))
         parts.append("</div>")
     if result.ablation:
         parts += ["<h3>CARTL ablation (robust sources, last 3 blocks)</h3>",

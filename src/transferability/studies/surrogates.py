@@ -580,14 +580,14 @@ def _html_section(sid: str, result: SurrogateStudyResult) -> str:
     parts = ["<h3>(a) Transfer per epoch of standard training</h3>",
              '<div class="grid">',
              figure(svg_lines(by_seed, title="transfer success per epoch", x_label="epoch",
-                               y_label="transfer success", y_percent=True),
-                     legend(n for n, _ in by_seed),
-                     f"Fooled / both correct, {victims}, per seed (n = {len(seeds)} seeds)."),
+                              y_label="transfer success", y_percent=True),
+                    legend(n for n, _ in by_seed),
+                    f"Fooled / both correct, {victims}, per seed (n = {len(seeds)} seeds)."),
              figure(svg_lines(lr, title="learning rate per epoch", x_label="epoch",
-                               y_label="learning rate"), caption="The schedule of the first seed."),
+                              y_label="learning rate"), caption="The schedule of the first seed."),
              "</div>",
              details(f"per-epoch rows ({len(per_epoch)})",
-                      table(per_epoch, id=f"{sid}-per-epoch")),
+                     table(per_epoch, id=f"{sid}-per-epoch")),
              "<h3>(b–d) Surrogates by kind</h3>",
              f'<p class="note">Transfer success = fooled / both correct, {victims}; mean ± '
              "std over seeds (n); diverged = seeds that did not train (left out of the "
@@ -605,12 +605,12 @@ def _html_section(sid: str, result: SurrogateStudyResult) -> str:
         parts += ["<h3>(c, e) Transfer against the SAM radius ρ and sharpness</h3>",
                   '<div class="grid">',
                   figure(svg_lines(sam, title="transfer success against ρ",
-                                    x_label="SAM radius ρ (0.05 = SAM, larger = l-SAM)",
-                                    y_label="transfer success", y_percent=True,
-                                    hlines=refs, x_axis=axis),
-                          legend([n for n, _ in sam], [n for n, _ in refs]),
-                          "Per seed; dashed: mean over seeds of the early-stopped and fully "
-                          "trained surrogates.")]
+                                   x_label="SAM radius ρ (0.05 = SAM, larger = l-SAM)",
+                                   y_label="transfer success", y_percent=True,
+                                   hlines=refs, x_axis=axis),
+                         legend([n for n, _ in sam], [n for n, _ in refs]),
+                         "Per seed; dashed: mean over seeds of the early-stopped and fully "
+                         "trained surrogates.")]
     else:
         parts += ["<h3>(e) Transfer against sharpness</h3>", '<div class="grid">']
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
@@ -621,12 +621,12 @@ def _html_section(sid: str, result: SurrogateStudyResult) -> str:
                   finite(sharp.get("spearman")) else "correlation undefined")
     if rows:
         parts += [figure(svg_scatter([(r.get("sharpness"), r.get("transfer"), r.get("model", ""),
-                                        r["kind"]) for r in rows],
-                                      title="(e) sharpness against transfer",
-                                      x_label="sharpness (Hessian trace, log)",
-                                      y_label="transfer success", y_percent=True, x_log=True,
-                                      groups=kinds),
-                          legend(kinds), sharp_text + ".")]
+                                       r["kind"]) for r in rows],
+                                     title="(e) sharpness against transfer",
+                                     x_label="sharpness (Hessian trace, log)",
+                                     y_label="transfer success", y_percent=True, x_log=True,
+                                     groups=kinds),
+                         legend(kinds), sharp_text + ".")]
     parts.append("</div>")
     if result.pair:
         parts += ["<h3>(f) A pair trained with and without the gradient-alignment penalty</h3>",
