@@ -229,6 +229,7 @@ def test_report_is_self_contained_valid_and_escaped(built):
     for claim in ("Adam&#x27;s effect", "(a) ", "LGV"):
         assert claim in text
     assert "a result type this report does not know" in text  # the generic section
+    assert "could not be drawn" not in text  # every stored result read back and drawn
 
 
 def test_intermediate_jobs_and_superseded_records_get_no_section(built, tmp_path):

@@ -2,7 +2,7 @@
 
 One file that reads offline: the CSS and the few lines of JavaScript (sortable tables) are
 inline, every figure is hand-written SVG, and nothing is fetched. The report only reads the
-store's records and recomputes nothing. Each study's final record (a value that is a result
+store's records and runs nothing. Each study's final record (a value that is a result
 dict with a ``"type"``, which no other record takes as input) gets a section, the latest
 one per job kind and config; a provenance panel says what ran, where, with which code and
 for how long. Names come from users, so every piece of text is escaped.
