@@ -92,11 +92,13 @@ class Study:
     ``tiny`` (the demo's ``--quick``) are its :class:`Settings`, or None; ``options(parser)``
     adds its own CLI options and ``settings(args, defaults)`` returns ``defaults`` with them
     (``defaults.replace(...)``).
-    ``plots(result, out_dir)`` writes its figures; ``render(section_id, result_dict)`` draws
-    its HTML section body. ``attack`` names the field of its settings that holds its
-    :class:`~transferability.attacks.AttackSpec`: the CLI then gives the study the
-    ``--attack --eps --steps --step-size --loss`` options, their help from ``full`` and
-    ``quick``, and lays what is given over the settings' spec.
+    ``plots(result, out_dir)`` writes its figures; ``render(section_id, result)`` draws its
+    HTML section body from the result object (the report reads the stored dict back with
+    ``result.from_dict`` first; the pieces to draw with are in
+    :mod:`transferability.html_report`: ``tables``, ``charts``, ``text``). ``attack`` names
+    the field of its settings that holds its :class:`~transferability.attacks.AttackSpec`:
+    the CLI then gives the study the ``--attack --eps --steps --step-size --loss`` options,
+    their help from ``full`` and ``quick``, and lays what is given over the settings' spec.
     """
 
     name: str
@@ -111,7 +113,7 @@ class Study:
     options: Callable[[argparse.ArgumentParser], None] | None = None
     settings: Callable[[argparse.Namespace, Settings], Settings] | None = None
     plots: Callable[[object, Path], list] | None = None
-    render: Callable[[str, dict], str] | None = None
+    render: Callable[[str, object], str] | None = None
     attack: str | None = None
 
     def __post_init__(self):
