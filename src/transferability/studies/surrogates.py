@@ -20,9 +20,10 @@ the samples that both models classify correctly, with counts, and averaged over 
 
 The study is a graph of jobs (:mod:`transferability.jobs`) kept in a results store: one
 per model trained (zoo ``train`` jobs, ``surrogate_lgv``, ``surrogate_pair``), per epoch
-snapshot, per transfer-matrix row (``transfer_row``: one surrogate against every victim),
-per test accuracy and per sharpness measurement, and a final ``surrogate_study`` job that
-assembles the tables. A rerun computes nothing; an interrupted one resumes.
+snapshot, per transfer-matrix row (the shared ``transfer_row`` kind: one surrogate against
+every victim), per test accuracy and per sharpness measurement, and a final
+``surrogate_study`` job that assembles the tables. A rerun computes nothing; an
+interrupted one resumes.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from ..report import format_claims, format_table
 from ..sharpness import sharpness
 from ..stats import Claim, bootstrap_ci, claim, spearman
 from ..training import ModelPair, Snapshot, evaluate, fit, lgv_members
-from ..transfer_matrix import transfer_matrix
+from ..transfer_matrix import TransferMatrix, transfer_matrix
 from ..utils import cache_dir as default_cache_dir
 from ..zoo import load_spec, snapshot_dir, train_job, zoo_jobs
 from . import Study, register_study
@@ -190,29 +191,6 @@ def lgv_job(config: dict, inputs: dict) -> Output:
                   Ensemble(members, sample=1, seed=config["seed"]))
 
 
-@job_kind("transfer_row")
-def transfer_row_job(config: dict, inputs: dict) -> dict:
-    """One row of the transfer matrix: examples crafted on ``surrogate`` (``per_class``
-    ``test`` images a class) shown to the ``victim:NAME`` inputs; counts and rates among the
-    samples both models classify correctly (Gubri et al.'s protocol), and the surrogate's
-    white-box success."""
-    victims = {n.removeprefix("victim:"): o.artifact for n, o in inputs.items()
-               if n.startswith("victim:")}
-    probe = per_class(dataset_from_spec(config["test"], "test"), config["per_class"],
-                      seed=config["probe_seed"])
-    matrix = transfer_matrix({"surrogate": inputs["surrogate"].artifact}, victims, probe.x,
-                             probe.y, attack=_attack(config, inputs),
-                             attack_options=config["attack_options"] or None,
-                             show_progress=False)
-    fooled, total = matrix.counts("both_correct")
-    rates = matrix.rates("both_correct")[0]
-    return {"victims": list(victims), "fooled": fooled[0].tolist(),
-            "pairs": total[0].tolist(), "rates": rates.tolist(),
-            "transfer": math.nan if np.isnan(rates).all() else float(np.nanmean(rates)),
-            "white_box": float(matrix.white_box_rates("both_correct")[0]),
-            "weak": bool(matrix.weak_surrogates())}
-
-
 @job_kind("surrogate_accuracy")
 def accuracy_job(config: dict, inputs: dict) -> dict:
     """Accuracy and loss of ``model`` on the ``data`` test split."""
@@ -268,10 +246,15 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
     value = {name: out.value for name, out in inputs.items()}
 
     def rates(model: str) -> dict:
-        row = value[f"transfer:{model}"]
-        return {"transfer": row["transfer"], "fooled": int(sum(row["fooled"])),
-                "pairs": int(sum(row["pairs"])), "white_box": row["white_box"],
-                "weak": row["weak"]}
+        """Transfer among the samples both models classify correctly (Gubri et al.'s
+        protocol), averaged over victims, with its counts and the white-box success."""
+        row = TransferMatrix.from_dict(value[f"transfer:{model}"])
+        fooled, pairs = row.counts("both_correct")
+        victims = row.rates("both_correct")[0]
+        return {"transfer": math.nan if np.isnan(victims).all() else float(np.nanmean(victims)),
+                "fooled": int(fooled.sum()), "pairs": int(pairs.sum()),
+                "white_box": float(row.white_box_rates("both_correct")[0]),
+                "weak": bool(row.weak_surrogates())}
 
     per_epoch = []
     for seed in seeds:
@@ -329,6 +312,10 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
     attack_config = {"attack": attack if isinstance(attack, str) else None,
                      "attack_options": settings["attack_options"], "test": target,
                      "per_class": settings["attack_per_class"], "probe_seed": 0}
+    row_config = {"surrogate": "surrogate", "data": target,
+                  "per_class": settings["attack_per_class"], "seed": 0,
+                  "attack": attack_config["attack"],
+                  "attack_options": settings["attack_options"]}
     victim_in = {f"victim:{name}": job for name, job in victims.items()}
 
     models: dict[str, tuple[Job, int]] = {}  # every surrogate by its row's name, its seed
@@ -352,7 +339,7 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
         models[f"lgv-s{seed}"] = lgv, seed
         inputs[f"lgv:{seed}"] = lgv
     for name, (model, seed) in models.items():
-        inputs[f"transfer:{name}"] = Job("transfer_row", attack_config,
+        inputs[f"transfer:{name}"] = Job("transfer_row", row_config,
                                          {"surrogate": model, **victim_in, **attack_in},
                                          label=name)
         inputs[f"test_acc:{name}"] = Job("surrogate_accuracy", {"data": target},
