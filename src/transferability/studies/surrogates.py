@@ -35,6 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -99,6 +100,16 @@ class SurrogateStudyResult(Result):
     pair: list[dict]
     claims: list[Claim]
     settings: dict = field(default_factory=dict)
+
+    schema: ClassVar[int] = 2  # 2: accuracy (was test_acc), accuracy_a/_b (were acc_a/_b)
+
+    @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        names = {"test_acc": "accuracy", "acc_a": "accuracy_a", "acc_b": "accuracy_b"}
+        for part in ("rows", "per_epoch", "summary", "pair"):
+            data[part] = [{names.get(k, k): v for k, v in row.items()}
+                          for row in data.get(part, [])]
+        return data
 
     def format(self) -> str:
         epochs = sorted({r["epoch"] for r in self.per_epoch})
@@ -198,7 +209,7 @@ def accuracy_job(config: dict, inputs: dict) -> dict:
     """Accuracy and loss of ``model`` on the ``data`` test split."""
     test = dataset_from_spec(config["data"], "test")
     acc, loss = evaluate(inputs["model"].artifact, test)
-    return {"test_acc": acc, "test_loss": loss, "num_classes": test.num_classes}
+    return {"accuracy": acc, "loss": loss, "num_classes": test.num_classes}
 
 
 @job_kind("sharpness")
@@ -237,7 +248,8 @@ def pair_job(config: dict, inputs: dict) -> dict:
                              show_progress=False)
     r = matrix.rates("both_correct")
     return {"lam": config["lam"], "a_to_b": float(r[0, 1]), "b_to_a": float(r[1, 0]),
-            "acc_a": evaluate(members["a"], test)[0], "acc_b": evaluate(members["b"], test)[0]}
+            "accuracy_a": evaluate(members["a"], test)[0],
+            "accuracy_b": evaluate(members["b"], test)[0]}
 
 
 @job_kind("surrogate_study", device=False)
@@ -263,7 +275,7 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
         history = value[f"train:sgd-s{seed}"]["history"]
         for epoch in range(1, epochs + 1):
             per_epoch.append({"seed": seed, "epoch": epoch, "lr": history[epoch - 1]["lr"],
-                              "test_acc": history[epoch - 1]["eval_acc"],
+                              "accuracy": history[epoch - 1]["eval_acc"],
                               **rates(f"sgd-s{seed}@{epoch}")})
     rows = []
     for seed in seeds:
@@ -282,10 +294,10 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
                      "model": f"lgv-s{seed}"})
     for row in rows:
         row.update(rates(row["model"]))
-        accuracy = value[f"test_acc:{row['model']}"]
+        accuracy = value[f"accuracy:{row['model']}"]
         chance = 1 / accuracy["num_classes"]
-        row["test_acc"] = accuracy["test_acc"]
-        row["diverged"] = row["test_acc"] < config["diverged"] * (1 - chance) + chance
+        row["accuracy"] = accuracy["accuracy"]
+        row["diverged"] = row["accuracy"] < config["diverged"] * (1 - chance) + chance
     for row in rows:
         row["sharpness"] = value[f"sharpness:{row['model']}"]["value"]
     trained = [r for r in rows if not r["diverged"]]
@@ -344,7 +356,7 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
         inputs[f"transfer:{name}"] = Job("transfer_row", row_config,
                                          {"surrogate": model, **victim_in, **attack_in},
                                          label=name)
-        inputs[f"test_acc:{name}"] = Job("surrogate_accuracy", {"data": target},
+        inputs[f"accuracy:{name}"] = Job("surrogate_accuracy", {"data": target},
                                          {"model": model}, label=name)
         inputs[f"sharpness:{name}"] = Job(
             "sharpness", {**SHARPNESS, "samples": settings.get("sharpness_samples",
@@ -418,7 +430,7 @@ def _summary(rows: list[dict]) -> list[dict]:
     for kind in kinds:
         group = [r for r in rows if r["kind"] == kind]
         out.append({"kind": kind, **_spread([r["transfer"] for r in group]),
-                    "test_acc": float(np.mean([r["test_acc"] for r in group])),
+                    "accuracy": float(np.mean([r["accuracy"] for r in group])),
                     "sharpness": float(np.mean([r["sharpness"] for r in group])),
                     "diverged": sum(r["diverged"] for r in group)})
     return out
@@ -454,9 +466,9 @@ def _claims(rows: list[dict], pair: list[dict], sharp: dict) -> list[Claim]:
     plain, penalised = pair
     drop = (plain["a_to_b"] + plain["b_to_a"] - penalised["a_to_b"] - penalised["b_to_a"]) / 2
     claims.append(claim("(f) Adam's effect: the alignment penalty lowers transfer between the "
-                        f"pair (one pair; clean accuracy {penalised['acc_a']:.3f} / "
-                        f"{penalised['acc_b']:.3f} with it, {plain['acc_a']:.3f} / "
-                        f"{plain['acc_b']:.3f} without)",
+                        f"pair (one pair; clean accuracy {penalised['accuracy_a']:.3f} / "
+                        f"{penalised['accuracy_b']:.3f} with it, {plain['accuracy_a']:.3f} / "
+                        f"{plain['accuracy_b']:.3f} without)",
                         [] if math.isnan(drop) else [drop]))
     if sharp and not math.isnan(sharp["spearman"]):
         claims.append(Claim.from_interval(
@@ -580,7 +592,7 @@ def _html_section(sid: str, result: SurrogateStudyResult) -> str:
              "std over seeds (n); diverged = seeds that did not train (left out of the "
              "claims).</p>",
              table(summary, ["kind", ("transfer success", mean_std("transfer", "std")), "n",
-                             "test_acc", "sharpness", "diverged"], id=f"{sid}-summary")]
+                             "accuracy", "sharpness", "diverged"], id=f"{sid}-summary")]
     rhos = sorted({r["rho"] for r in rows if finite(r.get("rho"))})
     if rhos:
         axis = (-0.5, len(rhos) - 0.5, [(k, f"{r:g}") for k, r in enumerate(rhos)])
@@ -619,7 +631,7 @@ def _html_section(sid: str, result: SurrogateStudyResult) -> str:
         parts += ["<h3>(f) A pair trained with and without the gradient-alignment penalty</h3>",
                   '<p class="note">Transfer between the two members (fooled / both correct) '
                   "and their clean test accuracy, for each penalty weight λ.</p>",
-                  table(result.pair, ["lam", "a_to_b", "b_to_a", "acc_a", "acc_b"],
+                  table(result.pair, ["lam", "a_to_b", "b_to_a", "accuracy_a", "accuracy_b"],
                         id=f"{sid}-pair")]
     parts += [claims(result.claims),
               details(f"per-surrogate rows ({len(rows)})", table(rows, id=f"{sid}-rows")),
