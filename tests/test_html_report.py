@@ -114,8 +114,8 @@ def _robust_study() -> dict:
                "NEFT + BN frozen (last 3)"]
     base = {"standard": (0.95, 0.02), "pgd_at": (0.86, 0.41), "cartl_fdm": (0.84, 0.45)}
     rows = [{"source": kind, "method": m, "seed": seed,
-             "clean_acc": clean + 0.01 * k - 0.01 * seed,
-             "robust_acc@0.1": max(0.0, robust - 0.07 * k + 0.01 * seed)}
+             "accuracy": clean + 0.01 * k - 0.01 * seed,
+             "robust_accuracy@0.1": max(0.0, robust - 0.07 * k + 0.01 * seed)}
             for seed in (0, 1) for kind, (clean, robust) in base.items()
             for k, m in enumerate(methods)]
     summary = robust_summary(rows, (0.1,))

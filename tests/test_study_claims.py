@@ -20,8 +20,8 @@ ROBUST = {  # (source, method) -> robust accuracy per seed; clean accuracy is 0.
 
 
 def _robust_rows(seeds=(0, 1, 2)):
-    return [{"source": s, "method": m, "seed": seed, "clean_acc": 0.9 + k / 100,
-             "robust_acc@0.1": v[seed]}
+    return [{"source": s, "method": m, "seed": seed, "accuracy": 0.9 + k / 100,
+             "robust_accuracy@0.1": v[seed]}
             for k, ((s, m), v) in enumerate(ROBUST.items()) for seed in seeds]
 
 
@@ -100,3 +100,16 @@ def test_a_schema_1_surrogate_result_reads_with_todays_accuracy_names():
     assert data["schema"] == 2 and SurrogateStudyResult.from_dict(data) == result
     with pytest.raises(ValueError, match="newer"):
         SurrogateStudyResult.from_dict({**data, "schema": 3})
+
+
+def test_a_schema_1_robust_transfer_result_reads_with_todays_accuracy_names():
+    old = {"type": "RobustTransferResult", "schema": 1,
+           "rows": [{"source": "standard", "clean_acc": 0.9, "robust_acc@0.1": 0.2}],
+           "summary": [{"source": "standard", "clean_acc": 0.9, "clean_std": 0.01,
+                        "robust_acc@0.1": 0.2, "robust_std@0.1": 0.03}],
+           "ablation": [], "claims": [], "settings": {}}
+    result = RobustTransferResult.from_dict(old)
+    assert result.rows == [{"source": "standard", "accuracy": 0.9, "robust_accuracy@0.1": 0.2}]
+    assert result.summary == [{"source": "standard", "accuracy": 0.9, "accuracy_std": 0.01,
+                               "robust_accuracy@0.1": 0.2, "robust_accuracy_std@0.1": 0.03}]
+    assert RobustTransferResult.from_dict(result.to_dict()) == result
