@@ -186,7 +186,7 @@ def test_autoattack_is_the_worst_case_and_records_who_broke_each_point():
         for name, attack in parts.items():  # each component run alone on every point
             alone[name] = (model(attack(x, y)).argmax(1) == y).float().mean().item()
     assert result.attack == "autoattack-standard" and result.clean_correct == 35
-    assert result.robust_accuracy <= result.clean_accuracy
+    assert result.robust_accuracy <= result.accuracy
     assert all(result.robust_accuracy <= a + 1e-9 for a in alone.values())
     assert result.broken_by[:5] == ["clean"] * 5
     assert result.robust_correct == sum(b is None for b in result.broken_by)
@@ -206,7 +206,7 @@ def test_saturated_model_pgd_ce_overstates_autoattack_does_not():
         ce = PGD(model, 0.3, steps=20)(x, y)
         result = robust_accuracy(model, x, y, 0.3, attack="autoattack")
     assert (model(ce).argmax(1) == y).float().mean() > 0.3  # CE-PGD: a third "robust"
-    assert result.clean_accuracy == 1.0 and result.robust_accuracy == 0.0
+    assert result.accuracy == 1.0 and result.robust_accuracy == 0.0
     assert any("AutoAttack check 'zero gradients'" in str(w.message) for w in caught
                if issubclass(w.category, EvaluationCheckWarning))
 

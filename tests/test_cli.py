@@ -61,7 +61,8 @@ def test_quick_demo_writes_outputs(tmp_path, capsys):
     assert csv_lines[0].startswith("source,probe_acc,fewshot_acc") and len(csv_lines) == 5
     robust = results["robust_transfer"]
     assert robust["type"] == "RobustTransferResult" and robust["rows"]
-    assert all(0 <= r["clean_acc"] <= 1 and 0 <= r["robust_acc@0.1"] <= 1 for r in robust["rows"])
+    assert all(0 <= r["accuracy"] <= 1 and 0 <= r["robust_accuracy@0.1"] <= 1
+               for r in robust["rows"])
     assert "robust transfer" in printed
     surrogates = results["surrogates"]
     assert surrogates["type"] == "SurrogateStudyResult" and len(surrogates["claims"]) >= 2

@@ -86,7 +86,7 @@ def _surrogate_study() -> dict:
     for seed in (0, 1):
         for epoch, (lr, transfer) in enumerate([(0.05, 0.41), (0.05, 0.56), (0.005, 0.47)], 1):
             per_epoch.append({"seed": seed, "epoch": epoch, "lr": lr,
-                              "test_acc": 0.82 + 0.04 * epoch - 0.01 * seed,
+                              "accuracy": 0.82 + 0.04 * epoch - 0.01 * seed,
                               "transfer": transfer + 0.03 * seed, "fooled": 40 + epoch,
                               "pairs": 96, "white_box": 1.0, "weak": False})
         for kind, rho, epoch, transfer, sharp, model in [
@@ -98,10 +98,10 @@ def _surrogate_study() -> dict:
             rows.append({"kind": kind, "seed": seed, "rho": rho, "epoch": epoch, "model": model,
                          "transfer": transfer + 0.02 * seed, "fooled": int(96 * transfer),
                          "pairs": 96, "white_box": 0.99, "weak": False,
-                         "test_acc": 0.9 - 0.01 * seed, "diverged": False,
+                         "accuracy": 0.9 - 0.01 * seed, "diverged": False,
                          "sharpness": sharp * (1 + 0.1 * seed)})
-    pair = [{"lam": 0.0, "a_to_b": 0.62, "b_to_a": 0.58, "acc_a": 0.91, "acc_b": 0.93},
-            {"lam": 5.0, "a_to_b": 0.31, "b_to_a": 0.27, "acc_a": 0.89, "acc_b": 0.92}]
+    pair = [{"lam": 0.0, "a_to_b": 0.62, "b_to_a": 0.58, "accuracy_a": 0.91, "accuracy_b": 0.93},
+            {"lam": 5.0, "a_to_b": 0.31, "b_to_a": 0.27, "accuracy_a": 0.89, "accuracy_b": 0.92}]
     sharp = {"spearman": -0.83, "low": -0.97, "high": -0.41, "n": 10}
     summary = surrogate_summary(rows)
     return SurrogateStudyResult(rows, per_epoch, summary, sharp, pair,
@@ -114,8 +114,8 @@ def _robust_study() -> dict:
                "NEFT + BN frozen (last 3)"]
     base = {"standard": (0.95, 0.02), "pgd_at": (0.86, 0.41), "cartl_fdm": (0.84, 0.45)}
     rows = [{"source": kind, "method": m, "seed": seed,
-             "clean_acc": clean + 0.01 * k - 0.01 * seed,
-             "robust_acc@0.1": max(0.0, robust - 0.07 * k + 0.01 * seed)}
+             "accuracy": clean + 0.01 * k - 0.01 * seed,
+             "robust_accuracy@0.1": max(0.0, robust - 0.07 * k + 0.01 * seed)}
             for seed in (0, 1) for kind, (clean, robust) in base.items()
             for k, m in enumerate(methods)]
     summary = robust_summary(rows, (0.1,))

@@ -27,7 +27,7 @@ def test_robust_accuracy_is_the_worst_case_and_sees_through_saturation():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = robust_accuracy(model, x, y, eps=0.3, steps=5, restarts=2)
-    assert result.clean_accuracy == 1.0 and result.n == 48 and result.clean_correct == 48
+    assert result.accuracy == 1.0 and result.n == 48 and result.clean_correct == 48
     assert result.robust_accuracy <= min(result.per_attack.values())
     assert result.robust_correct == round(result.robust_accuracy * 48)
     ce = [v for k, v in result.per_attack.items() if "-ce" in k]
@@ -71,7 +71,7 @@ def test_pgd_at_crafts_in_eval_mode_and_makes_the_model_robust(blobs):
 
     standard, robust = trained("sgd"), trained("pgd_at", eps=0.25, steps=5)
     assert robust.robust_accuracy > standard.robust_accuracy + 0.2
-    assert robust.clean_accuracy > 0.8
+    assert robust.accuracy > 0.8
 
 
 def test_cartl_fdm_loss_by_hand(blobs):
@@ -137,3 +137,13 @@ def test_pgd_at_warms_eps_up_linearly_and_warns_at_chance(blobs):
         warnings.simplefilter("error", ChanceAccuracyWarning)
         fit(create_model("mlp", 3), blobs, method="pgd_at", eps=0.05, steps=2, epochs=3,
             show_progress=False)
+
+
+def test_a_schema_1_robust_accuracy_reads_its_clean_accuracy_as_accuracy():
+    from transferability.attacks import RobustAccuracy
+
+    old = {"type": "RobustAccuracy", "schema": 1, "clean_accuracy": 0.75, "robust_accuracy": 0.5,
+           "n": 4, "clean_correct": 3, "robust_correct": 2, "eps": 0.1}
+    result = RobustAccuracy.from_dict(old)
+    assert (result.accuracy, result.robust_accuracy, result.clean_correct) == (0.75, 0.5, 3)
+    assert result.to_dict()["schema"] == 2 and "clean_accuracy" not in result.to_dict()

@@ -102,12 +102,12 @@ def _changed_by_editing(module, monkeypatch) -> set[str]:
 def test_a_code_change_invalidates_exactly_the_kinds_that_can_reach_it(monkeypatch):
     # PGD: α, the transfer matrix and, through the training package, every training
     changed = _changed_by_editing("transferability.attacks.pgd", monkeypatch)
-    assert {"reference_attack", "adversarial_scores", "matrix_row", "train"} <= changed
+    assert {"reference_attack", "adversarial_scores", "transfer_row", "train"} <= changed
     assert not changed & {"features", "test_square", "test_sum"}
     # LogME: the estimators, not the trainings, probes, features or transfer matrix
     changed = _changed_by_editing("transferability.estimators.logme", monkeypatch)
     assert "knowledge_scores" in changed
-    assert not changed & {"train", "probe", "matrix_row", "features", "test_square"}
+    assert not changed & {"train", "probe", "transfer_row", "features", "test_square"}
     # the job's own function: only its kind
     changed = _changed_by_editing("transferability.transfer", monkeypatch)
     assert "probe" in changed and not changed & {"train", "features", "knowledge_scores"}

@@ -20,8 +20,8 @@ ROBUST = {  # (source, method) -> robust accuracy per seed; clean accuracy is 0.
 
 
 def _robust_rows(seeds=(0, 1, 2)):
-    return [{"source": s, "method": m, "seed": seed, "clean_acc": 0.9 + k / 100,
-             "robust_acc@0.1": v[seed]}
+    return [{"source": s, "method": m, "seed": seed, "accuracy": 0.9 + k / 100,
+             "robust_accuracy@0.1": v[seed]}
             for k, ((s, m), v) in enumerate(ROBUST.items()) for seed in seeds]
 
 
@@ -66,8 +66,8 @@ def test_surrogate_claims_pair_seeds_and_leave_out_diverged():
                         ("l-SAM rho=0.1", lsam), ("LGV (4 models)", lgv)]:
             rows.append({"kind": kind, "seed": seed, "transfer": t,
                          "diverged": kind == "LGV (4 models)" and seed == 2})
-    pair = [{"a_to_b": 0.6, "b_to_a": 0.5, "acc_a": 0.9, "acc_b": 0.9},
-            {"a_to_b": 0.2, "b_to_a": 0.3, "acc_a": 0.9, "acc_b": 0.9}]
+    pair = [{"a_to_b": 0.6, "b_to_a": 0.5, "accuracy_a": 0.9, "accuracy_b": 0.9},
+            {"a_to_b": 0.2, "b_to_a": 0.3, "accuracy_a": 0.9, "accuracy_b": 0.9}]
     sharp = {"spearman": -0.5, "low": -0.9, "high": 0.1, "n": 12}
     lsam, early, lgv, adam, flat = surrogate_claims(rows, pair, sharp)
     assert lsam.difference == pytest.approx(np.mean([0.10, 0.06, 0.14])) and lsam.n == 3
@@ -79,3 +79,37 @@ def test_surrogate_claims_pair_seeds_and_leave_out_diverged():
     assert (flat.difference, flat.low, flat.high) == (0.5, -0.1, 0.9)
     assert flat.verdict == "inconclusive"
     assert Claim.from_interval("x", 0.5, 0.2, 0.9, 12, "bootstrap").verdict == "holds"
+
+
+def test_a_schema_1_surrogate_result_reads_with_todays_accuracy_names():
+    """Schema 2 renamed ``test_acc`` -> ``accuracy`` and ``acc_a/_b`` -> ``accuracy_a/_b``:
+    a stored schema-1 dict is read under the new names, numbers untouched."""
+    from transferability.studies.surrogates import SurrogateStudyResult
+
+    old = {"type": "SurrogateStudyResult", "schema": 1,
+           "rows": [{"kind": "fully trained", "seed": 0, "test_acc": 0.9, "transfer": 0.4}],
+           "per_epoch": [{"seed": 0, "epoch": 1, "test_acc": 0.7}],
+           "summary": [{"kind": "fully trained", "test_acc": 0.9}], "sharpness": {},
+           "pair": [{"lam": 0.0, "acc_a": 0.8, "acc_b": 0.85}], "claims": [], "settings": {}}
+    result = SurrogateStudyResult.from_dict(old)
+    assert result.rows == [{"kind": "fully trained", "seed": 0, "accuracy": 0.9,
+                            "transfer": 0.4}]
+    assert result.per_epoch[0]["accuracy"] == 0.7 and result.summary[0]["accuracy"] == 0.9
+    assert result.pair == [{"lam": 0.0, "accuracy_a": 0.8, "accuracy_b": 0.85}]
+    data = result.to_dict()
+    assert data["schema"] == 2 and SurrogateStudyResult.from_dict(data) == result
+    with pytest.raises(ValueError, match="newer"):
+        SurrogateStudyResult.from_dict({**data, "schema": 3})
+
+
+def test_a_schema_1_robust_transfer_result_reads_with_todays_accuracy_names():
+    old = {"type": "RobustTransferResult", "schema": 1,
+           "rows": [{"source": "standard", "clean_acc": 0.9, "robust_acc@0.1": 0.2}],
+           "summary": [{"source": "standard", "clean_acc": 0.9, "clean_std": 0.01,
+                        "robust_acc@0.1": 0.2, "robust_std@0.1": 0.03}],
+           "ablation": [], "claims": [], "settings": {}}
+    result = RobustTransferResult.from_dict(old)
+    assert result.rows == [{"source": "standard", "accuracy": 0.9, "robust_accuracy@0.1": 0.2}]
+    assert result.summary == [{"source": "standard", "accuracy": 0.9, "accuracy_std": 0.01,
+                               "robust_accuracy@0.1": 0.2, "robust_accuracy_std@0.1": 0.03}]
+    assert RobustTransferResult.from_dict(result.to_dict()) == result

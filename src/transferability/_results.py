@@ -1,7 +1,8 @@
 """The base of every result type: a frozen dataclass with ``to_dict`` / ``from_dict``.
 
 ``to_dict()`` gives plain JSON-ready values plus ``"type"`` and ``"schema"`` (a version
-number), so files written today can be read, or refused with a clear error, tomorrow.
+number), so files written today can be read, or refused with a clear error, tomorrow; a
+type that renames a field bumps its ``schema`` and reads older dicts through ``upgrade``.
 Tensors keep their dtype (``{"dtype": ..., "data": [...]}``), NumPy arrays become lists,
 nested results (also in lists) their own dicts; ``from_dict(to_dict(r))`` rebuilds ``r``.
 Fields marked
@@ -72,6 +73,12 @@ class Result:
         return {k: v for k, v in data.items() if k not in ("type", "schema")}
 
     @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        """``data`` of an older schema in today's (a type that renames its fields bumps
+        ``schema`` and overrides this); the base has nothing to rename."""
+        return data
+
+    @classmethod
     def from_dict(cls, data: Mapping):
         if not isinstance(data, Mapping) or data.get("type") != cls.__name__:
             found = data.get("type") if isinstance(data, Mapping) else type(data).__name__
@@ -79,6 +86,8 @@ class Result:
         if not isinstance(data.get("schema"), int) or data["schema"] > cls.schema:
             raise ValueError(f"data: {cls.__name__} schema {data.get('schema')!r} is newer "
                              f"than this library's ({cls.schema}); upgrade transferability")
+        if data["schema"] < cls.schema:
+            data = cls.upgrade(dict(data))
         hints = typing.get_type_hints(cls)
         kwargs = {}
         for f in dataclasses.fields(cls):

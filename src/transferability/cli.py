@@ -251,7 +251,7 @@ def _cmd_robustness(args) -> None:
         result = robust_accuracy(model, x, y, args.eps, attack="pgd", norm=args.norm,
                                  batch_size=args.batch_size, seed=args.seed)
     print(f"{name} on {args.dataset} ({result.n} test images), {args.norm} eps={args.eps:.6g}, "
-          f"{result.attack}: clean {result.clean_accuracy:.4f} ({result.clean_correct}/"
+          f"{result.attack}: clean {result.accuracy:.4f} ({result.clean_correct}/"
           f"{result.n}), robust {result.robust_accuracy:.4f} ({result.robust_correct}/"
           f"{result.n})" + (f" in {result.seconds:.1f} s" if result.seconds else ""))
     for attack, acc in result.per_attack.items():

@@ -36,7 +36,9 @@ from ._validation import (
     check_same_device,
 )
 from .attacks import attack_factory
-from .features import predict
+from .data import dataset_from_spec, per_class
+from .features import predict, with_head
+from .jobs import job_kind
 from .report import save_figure, write_csv, write_json
 from .utils import batches
 from .utils import progress as _progress
@@ -360,3 +362,46 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
         white_box_fooled=wrong_self.sum(-1).numpy(),
         white_box_fooled_correct=(wrong_self & s_clean).sum(-1).numpy(),
         attack=description)
+
+
+def _linear(weights: Mapping[str, torch.Tensor]) -> nn.Linear:
+    """A linear layer holding ``weights`` (``{"weight": ..., "bias": ...}``, a probe's head)."""
+    head = nn.Linear(weights["weight"].shape[1], weights["weight"].shape[0])
+    with torch.no_grad():
+        head.weight.copy_(weights["weight"])
+        head.bias.copy_(weights["bias"])
+    return head
+
+
+@job_kind("transfer_row")
+def transfer_row_job(config: dict, inputs: dict) -> dict:
+    """One row of a transfer matrix (a :class:`TransferMatrix` dict): examples crafted on
+    the surrogate ``config["surrogate"]`` from ``per_class`` images a class of the data
+    (drawn with ``seed``), shown to every ``victim:NAME`` input.
+
+    The data is the ``data`` input's dataset, or the test split of the spec
+    ``config["data"]``. The surrogate is the victim of that name (its cell is then
+    white-box success) or the ``surrogate`` input. A ``head:NAME`` input (a probe's
+    ``weight`` and ``bias``) puts that head on victim NAME's features at ``layer``,
+    ``layer_input``. The attack is ``config["attack"]`` with ``attack_options``, or the
+    factory given as the ``attack`` input.
+    """
+    victims = {}
+    for key, output in inputs.items():
+        if key.startswith("victim:"):
+            name = key.removeprefix("victim:")
+            model = output.artifact
+            if f"head:{name}" in inputs:
+                model = with_head(model, _linear(inputs[f"head:{name}"].artifact),
+                                  layer=config.get("layer"),
+                                  layer_input=config.get("layer_input", False)).eval()
+            victims[name] = model
+    data = inputs["data"].artifact if "data" in inputs else dataset_from_spec(config["data"],
+                                                                              "test")
+    data = per_class(data, config["per_class"], seed=config["seed"])
+    name = config["surrogate"]
+    surrogate = victims[name] if name in victims else inputs["surrogate"].artifact
+    attack = inputs["attack"].artifact if "attack" in inputs else config["attack"]
+    return transfer_matrix({name: surrogate}, victims, data.x, data.y, attack=attack,
+                           attack_options=config["attack_options"] or None,
+                           show_progress=False).to_dict()

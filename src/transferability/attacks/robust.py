@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -52,7 +53,7 @@ class RobustAccuracy(Result):
     (``"clean"``: misclassified without attack; ``None``: robust). ``seconds``: the time
     taken (:func:`benchmark`)."""
 
-    clean_accuracy: float
+    accuracy: float
     robust_accuracy: float
     n: int
     clean_correct: int
@@ -62,6 +63,13 @@ class RobustAccuracy(Result):
     attack: str = "pgd"
     broken_by: list = field(default_factory=list)
     seconds: float | None = None
+
+    schema: ClassVar[int] = 2  # 2: accuracy (was clean_accuracy)
+
+    @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        data["accuracy"] = data.pop("clean_accuracy", None)
+        return data
 
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
@@ -116,7 +124,7 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
                 strict=True)]
             robust &= still
         name = f"pgd{steps} ce+margin"
-    return RobustAccuracy(clean_accuracy=float(correct.double().mean()),
+    return RobustAccuracy(accuracy=float(correct.double().mean()),
                           robust_accuracy=float(robust.double().mean()), n=len(x),
                           clean_correct=int(correct.sum()), robust_correct=int(robust.sum()),
                           eps=eps, per_attack=per_attack, attack=name, broken_by=broken)

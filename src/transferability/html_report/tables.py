@@ -22,10 +22,10 @@ LABELS = {"probe_acc": "full-data probe acc.", "fewshot_acc": "few-shot probe ac
            "model_fit": "model fit (−affine loss)",
            "adv_reference_to_source": "adv. transfer reference → source",
            "adv_source_to_reference": "adv. transfer source → reference",
-           "test_acc": "test acc.", "white_box": "white-box success",
+           "accuracy": "test acc.", "white_box": "white-box success",
            "transfer": "transfer success", "clean_acc": "clean acc.", "lam": "λ (penalty)",
-           "a_to_b": "transfer a → b", "b_to_a": "transfer b → a", "acc_a": "clean acc. a",
-           "acc_b": "clean acc. b", "rho": "ρ", "pairs": "pairs (both correct)",
+           "a_to_b": "transfer a → b", "b_to_a": "transfer b → a", "accuracy_a": "clean acc. a",
+           "accuracy_b": "clean acc. b", "rho": "ρ", "pairs": "pairs (both correct)",
            "sharpness": "sharpness (Hessian trace)", "n": "n (seeds)"}
 # columns holding fractions shown as percentages (accuracies, success rates, their stds)
 _PERCENT = re.compile(r"(^|_)(acc|accuracy|std|transfer|white_box|rate)(@|_|$)|_to_")

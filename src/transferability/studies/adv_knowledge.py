@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from torch import nn
 
 from .._results import Result
@@ -33,7 +32,7 @@ from ..adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, att
 from ..attacks import AttackSpec
 from ..data import ImageDataset, check_per_class, per_class
 from ..estimators import check_estimator_data, list_estimators, score
-from ..features import Outputs, extract, with_head
+from ..features import Outputs, extract
 from ..html_report.charts import svg_scatter
 from ..html_report.tables import ci_cell, label, table
 from ..html_report.text import escape, finite, secs
@@ -44,7 +43,7 @@ from ..ranking import format_correlations, output_estimators
 from ..report import format_table
 from ..stats import CorrelationRow, correlation_table
 from ..transfer import probe_features
-from ..transfer_matrix import TransferMatrix, transfer_matrix
+from ..transfer_matrix import TransferMatrix
 from . import Study, register_study
 
 log = logging.getLogger("transferability")
@@ -134,15 +133,6 @@ ModelInput = nn.Module | Job | Given
 
 def _outputs(output: Output) -> Outputs:
     return Outputs(**output.artifact)
-
-
-def _head(output: Output) -> nn.Linear:
-    weight, bias = output.artifact["weight"], output.artifact["bias"]
-    head = nn.Linear(weight.shape[1], weight.shape[0])
-    with torch.no_grad():
-        head.weight.copy_(weight)
-        head.bias.copy_(bias)
-    return head
 
 
 @job_kind("features", artifact="tensors")
@@ -235,27 +225,6 @@ def adversarial_scores_job(config: dict, inputs: dict) -> dict:
                               names=config["names"], attack=config["attack"],
                               attack_options=config["attack_options"],
                               attacked=inputs["attacked"].artifact)["source"]
-
-
-def _transferred(config: dict, inputs: dict) -> dict[str, nn.Module]:
-    """The reference and every source with its full-data probe head."""
-    models = {"reference": inputs["reference"].artifact}
-    for i, name in enumerate(config["sources"]):
-        models[name] = with_head(inputs[f"source/{i}"].artifact, _head(inputs[f"head/{i}"]),
-                                 layer=config["layer"],
-                                 layer_input=config["layer_input"]).eval()
-    return models
-
-
-@job_kind("matrix_row")
-def matrix_row_job(config: dict, inputs: dict) -> dict:
-    """One row of the transfer matrix: examples crafted on ``surrogate``, shown to all."""
-    data = per_class(inputs["data"].artifact, config["n_per_class"], seed=config["seed"])
-    models = _transferred(config, inputs)
-    name = config["surrogate"]
-    row = transfer_matrix({name: models[name]}, models, data.x, data.y,
-                          attack=config["attack"], attack_options=config["attack_options"])
-    return row.to_dict()
 
 
 @job_kind("model_fit")
@@ -448,11 +417,12 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
                                               **where},
                                 {"reference": ref, "source": src[i], "data": data["test"]},
                                 label=name)
-    models = {"reference": ref, "data": data["test"], **heads,
-              **{f"source/{i}": s for i, s in enumerate(src)}}
+    models = {"victim:reference": ref, "data": data["test"],
+              **{f"victim:{n}": s for n, s in zip(names, src, strict=True)},
+              **{f"head:{n}": heads[f"head/{i}"] for i, n in enumerate(names)}}
     for i, name in enumerate(["reference", *names] if matrix else []):
-        parts[f"row/{i}"] = Job("matrix_row", {
-            "surrogate": name, "sources": names, "n_per_class": n_per_class, "seed": seed,
+        parts[f"row/{i}"] = Job("transfer_row", {
+            "surrogate": name, "per_class": n_per_class, "seed": seed,
             "attack": matrix_attack, "attack_options": matrix_options, **where}, models,
             label=f"{name} -> all")
     config = {"sources": names, "seed": seed, "shots": shots, "repeats": repeats,
@@ -468,7 +438,7 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
 #: Job kinds by the part of the study they measure (the result's ``timings``).
 STAGES = {"features": "features", "knowledge_scores": "scores", "probe": "probes",
           "reference_attack": "alpha", "adversarial_scores": "alpha", "model_fit": "matrix",
-          "matrix_row": "matrix"}
+          "transfer_row": "matrix"}
 
 
 def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],

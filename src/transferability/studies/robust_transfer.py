@@ -21,10 +21,12 @@ tables. A rerun computes nothing; an interrupted one resumes.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import ClassVar
 
 import numpy as np
 
@@ -138,6 +140,19 @@ class RobustTransferResult(Result):
     claims: list[Claim]
     settings: dict = field(default_factory=dict)
 
+    schema: ClassVar[int] = 2  # 2: accuracy, accuracy_std, robust_accuracy@E,
+    # robust_accuracy_std@E (were clean_acc, clean_std, robust_acc@E, robust_std@E)
+
+    @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        def name(key: str) -> str:
+            key = {"clean_acc": "accuracy", "clean_std": "accuracy_std"}.get(key, key)
+            key = re.sub(r"^robust_acc@", "robust_accuracy@", key)
+            return re.sub(r"^robust_std@", "robust_accuracy_std@", key)
+        for part in ("rows", "summary", "ablation"):
+            data[part] = [{name(k): v for k, v in row.items()} for row in data.get(part, [])]
+        return data
+
     def format(self) -> str:
         attack = self.settings.get("robust_accuracy", "worst of PGD-20 CE and margin")
         return "\n".join([
@@ -164,7 +179,7 @@ def fine_tune_job(config: dict, inputs: dict) -> Output:
     test = dataset_from_spec(target, "test")
     tuned = fine_tune(inputs["source"].artifact, train, test, epochs=config["epochs"],
                       seed=config["seed"], **config["options"])
-    return Output({"clean_acc": tuned.accuracy, "loss": tuned.loss, "config": tuned.config},
+    return Output({"accuracy": tuned.accuracy, "loss": tuned.loss, "config": tuned.config},
                   tuned.model)
 
 
@@ -191,9 +206,10 @@ def robust_transfer_study_job(config: dict, inputs: dict) -> dict:
             for method in settings["methods"]:
                 run = f"{kind}-s{seed}/{method}"
                 row = {"source": kind, "method": method, "seed": seed,
-                       "clean_acc": inputs[f"tune:{run}"].value["clean_acc"]}
+                       "accuracy": inputs[f"tune:{run}"].value["accuracy"]}
                 for e in eps:
-                    row[f"robust_acc@{e}"] = inputs[f"robust:{run}@{e}"].value["robust_accuracy"]
+                    row[f"robust_accuracy@{e}"] = \
+                        inputs[f"robust:{run}@{e}"].value["robust_accuracy"]
                 rows.append(row)
     summary = _summary(rows, eps)
     ablation = [s for s in summary if s["source"] in ("pgd_at", "cartl_fdm")
@@ -294,11 +310,11 @@ def _summary(rows: list[dict], eps: tuple[float, ...]) -> list[dict]:
             group = [r for r in rows if r["source"] == kind and r["method"] == method]
             if not group:
                 continue
-            clean, clean_std = _mean_std([r["clean_acc"] for r in group])
-            row = {"source": kind, "method": method, "clean_acc": clean, "clean_std": clean_std}
+            clean, clean_std = _mean_std([r["accuracy"] for r in group])
+            row = {"source": kind, "method": method, "accuracy": clean, "accuracy_std": clean_std}
             for e in eps:
-                mean, std = _mean_std([r[f"robust_acc@{e}"] for r in group])
-                row[f"robust_acc@{e}"], row[f"robust_std@{e}"] = mean, std
+                mean, std = _mean_std([r[f"robust_accuracy@{e}"] for r in group])
+                row[f"robust_accuracy@{e}"], row[f"robust_accuracy_std@{e}"] = mean, std
             row["n"] = len(group)
             out.append(row)
     return out
@@ -309,7 +325,7 @@ def _claims(rows: list[dict], eps: float) -> list[Claim]:
     > 0", decided from its t interval (:func:`~transferability.stats.claim`)."""
     by = {(r["source"], r["method"], r["seed"]): r for r in rows}
     seeds = list(dict.fromkeys(r["seed"] for r in rows))
-    key = f"robust_acc@{eps}"
+    key = f"robust_accuracy@{eps}"
 
     def paired(statement, better, worse, column=key):
         """The claim "``better`` > ``worse``" on ``column``, or None when a side is absent."""
@@ -324,9 +340,9 @@ def _claims(rows: list[dict], eps: float) -> list[Claim]:
         paired(f"(b) fine-tuning everything costs the pgd_at source {robust}",
                ("pgd_at", "linear probe"), ("pgd_at", "full fine-tune")),
         paired("(b) ... and gains it clean accuracy", ("pgd_at", "full fine-tune"),
-               ("pgd_at", "linear probe"), "clean_acc"),
+               ("pgd_at", "linear probe"), "accuracy"),
         paired("(c) LwF reaches a higher clean accuracy than the linear probe (pgd_at source)",
-               ("pgd_at", "LwF"), ("pgd_at", "linear probe"), "clean_acc"),
+               ("pgd_at", "LwF"), ("pgd_at", "linear probe"), "accuracy"),
         paired(f"(c) ... and keeps more {robust} than the full fine-tune", ("pgd_at", "LwF"),
                ("pgd_at", "full fine-tune"))]
     base = ("pgd_at", "last 3 blocks")
@@ -349,14 +365,14 @@ def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
     from ..report import save_figure
 
     out = Path(out_dir)
-    key = next(k for k in result.summary[0] if k.startswith("robust_acc@"))
+    key = next(k for k in result.summary[0] if k.startswith("robust_accuracy@"))
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
     for kind in dict.fromkeys(s["source"] for s in result.summary):
         group = [s for s in result.summary if s["source"] == kind]
-        ax.scatter([s["clean_acc"] for s in group], [s[key] for s in group], label=kind)
+        ax.scatter([s["accuracy"] for s in group], [s[key] for s in group], label=kind)
         for s in group:
-            ax.annotate(s["method"], (s["clean_acc"], s[key]), fontsize=6, alpha=0.7)
+            ax.annotate(s["method"], (s["accuracy"], s[key]), fontsize=6, alpha=0.7)
     ax.set_xlabel("clean accuracy (target)")
     ax.set_ylabel(f"robust accuracy, ε={key.split('@')[1]}")
     ax.legend(fontsize=7)
@@ -410,12 +426,13 @@ def _html_section(sid: str, result: RobustTransferResult) -> str:
     """The study's section of the HTML report: the summary, the frontier, robustness by
     freeze level, the ablation and the claims."""
     summary, rows = result.summary, result.rows
-    keys = [k for k in dict.fromkeys(k for s in summary for k in s) if k.startswith("robust_acc@")]
+    keys = [k for k in dict.fromkeys(k for s in summary for k in s)
+            if k.startswith("robust_accuracy@")]
     key = keys[0] if keys else None
     settings = result.settings
     what = settings.get("robust_accuracy", "worst case of the attacks")
-    columns = ["source", "method", ("clean acc.", mean_std("clean_acc", "clean_std"))]
-    columns += [(f"robust acc. ε = {k.split('@')[1]}", mean_std(k, k.replace("_acc@", "_std@")))
+    columns = ["source", "method", ("clean acc.", mean_std("accuracy", "accuracy_std"))]
+    columns += [(f"robust acc. ε = {k.split('@')[1]}", mean_std(k, k.replace("@", "_std@")))
                 for k in keys]
     parts = [f'<p class="note">Clean and robust accuracy ({escape(what)}) on the target\'s test '
              "images after transfer, mean ± std over seeds (n).</p>",
@@ -428,7 +445,7 @@ def _html_section(sid: str, result: RobustTransferResult) -> str:
         ladder = [(kind, [(levels[s["method"]], s[key]) for s in summary
                           if s["source"] == kind and s["method"] in levels]) for kind in kinds]
         parts += ["<h3>Accuracy and robustness</h3>", '<div class="grid">',
-                  figure(svg_scatter([(s["clean_acc"], s[key], s["method"], s["source"])
+                  figure(svg_scatter([(s["accuracy"], s[key], s["method"], s["source"])
                                       for s in summary],
                                      title="accuracy–robustness frontier",
                                      x_label="clean accuracy", y_label=f"robust acc. ε={eps}",

@@ -20,9 +20,10 @@ the samples that both models classify correctly, with counts, and averaged over 
 
 The study is a graph of jobs (:mod:`transferability.jobs`) kept in a results store: one
 per model trained (zoo ``train`` jobs, ``surrogate_lgv``, ``surrogate_pair``), per epoch
-snapshot, per transfer-matrix row (``transfer_row``: one surrogate against every victim),
-per test accuracy and per sharpness measurement, and a final ``surrogate_study`` job that
-assembles the tables. A rerun computes nothing; an interrupted one resumes.
+snapshot, per transfer-matrix row (the shared ``transfer_row`` kind: one surrogate against
+every victim), per test accuracy and per sharpness measurement, and a final
+``surrogate_study`` job that assembles the tables. A rerun computes nothing; an
+interrupted one resumes.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -59,7 +61,7 @@ from ..report import format_claims, format_table
 from ..sharpness import sharpness
 from ..stats import Claim, bootstrap_ci, claim, spearman
 from ..training import ModelPair, Snapshot, evaluate, fit, lgv_members
-from ..transfer_matrix import transfer_matrix
+from ..transfer_matrix import TransferMatrix, transfer_matrix
 from ..utils import cache_dir as default_cache_dir
 from ..zoo import load_spec, snapshot_dir, train_job, zoo_jobs
 from . import Settings, Study, get_study, register_study
@@ -141,6 +143,16 @@ class SurrogateStudyResult(Result):
     pair: list[dict]
     claims: list[Claim]
     settings: dict = field(default_factory=dict)
+
+    schema: ClassVar[int] = 2  # 2: accuracy (was test_acc), accuracy_a/_b (were acc_a/_b)
+
+    @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        names = {"test_acc": "accuracy", "acc_a": "accuracy_a", "acc_b": "accuracy_b"}
+        for part in ("rows", "per_epoch", "summary", "pair"):
+            data[part] = [{names.get(k, k): v for k, v in row.items()}
+                          for row in data.get(part, [])]
+        return data
 
     def format(self) -> str:
         epochs = sorted({r["epoch"] for r in self.per_epoch})
@@ -235,35 +247,12 @@ def lgv_job(config: dict, inputs: dict) -> Output:
                   Ensemble(members, sample=1, seed=config["seed"]))
 
 
-@job_kind("transfer_row")
-def transfer_row_job(config: dict, inputs: dict) -> dict:
-    """One row of the transfer matrix: examples crafted on ``surrogate`` (``per_class``
-    ``test`` images a class) shown to the ``victim:NAME`` inputs; counts and rates among the
-    samples both models classify correctly (Gubri et al.'s protocol), and the surrogate's
-    white-box success."""
-    victims = {n.removeprefix("victim:"): o.artifact for n, o in inputs.items()
-               if n.startswith("victim:")}
-    probe = per_class(dataset_from_spec(config["test"], "test"), config["per_class"],
-                      seed=config["probe_seed"])
-    matrix = transfer_matrix({"surrogate": inputs["surrogate"].artifact}, victims, probe.x,
-                             probe.y, attack=_attack(config, inputs),
-                             attack_options=config["attack_options"] or None,
-                             show_progress=False)
-    fooled, total = matrix.counts("both_correct")
-    rates = matrix.rates("both_correct")[0]
-    return {"victims": list(victims), "fooled": fooled[0].tolist(),
-            "pairs": total[0].tolist(), "rates": rates.tolist(),
-            "transfer": math.nan if np.isnan(rates).all() else float(np.nanmean(rates)),
-            "white_box": float(matrix.white_box_rates("both_correct")[0]),
-            "weak": bool(matrix.weak_surrogates())}
-
-
 @job_kind("surrogate_accuracy")
 def accuracy_job(config: dict, inputs: dict) -> dict:
     """Accuracy and loss of ``model`` on the ``data`` test split."""
     test = dataset_from_spec(config["data"], "test")
     acc, loss = evaluate(inputs["model"].artifact, test)
-    return {"test_acc": acc, "test_loss": loss, "num_classes": test.num_classes}
+    return {"accuracy": acc, "loss": loss, "num_classes": test.num_classes}
 
 
 @job_kind("sharpness")
@@ -302,7 +291,8 @@ def pair_job(config: dict, inputs: dict) -> dict:
                              show_progress=False)
     r = matrix.rates("both_correct")
     return {"lam": config["lam"], "a_to_b": float(r[0, 1]), "b_to_a": float(r[1, 0]),
-            "acc_a": evaluate(members["a"], test)[0], "acc_b": evaluate(members["b"], test)[0]}
+            "accuracy_a": evaluate(members["a"], test)[0],
+            "accuracy_b": evaluate(members["b"], test)[0]}
 
 
 @job_kind("surrogate_study", device=False)
@@ -313,17 +303,22 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
     value = {name: out.value for name, out in inputs.items()}
 
     def rates(model: str) -> dict:
-        row = value[f"transfer:{model}"]
-        return {"transfer": row["transfer"], "fooled": int(sum(row["fooled"])),
-                "pairs": int(sum(row["pairs"])), "white_box": row["white_box"],
-                "weak": row["weak"]}
+        """Transfer among the samples both models classify correctly (Gubri et al.'s
+        protocol), averaged over victims, with its counts and the white-box success."""
+        row = TransferMatrix.from_dict(value[f"transfer:{model}"])
+        fooled, pairs = row.counts("both_correct")
+        victims = row.rates("both_correct")[0]
+        return {"transfer": math.nan if np.isnan(victims).all() else float(np.nanmean(victims)),
+                "fooled": int(fooled.sum()), "pairs": int(pairs.sum()),
+                "white_box": float(row.white_box_rates("both_correct")[0]),
+                "weak": bool(row.weak_surrogates())}
 
     per_epoch = []
     for seed in seeds:
         history = value[f"train:sgd-s{seed}"]["history"]
         for epoch in range(1, epochs + 1):
             per_epoch.append({"seed": seed, "epoch": epoch, "lr": history[epoch - 1]["lr"],
-                              "test_acc": history[epoch - 1]["eval_acc"],
+                              "accuracy": history[epoch - 1]["eval_acc"],
                               **rates(f"sgd-s{seed}@{epoch}")})
     rows = []
     for seed in seeds:
@@ -342,10 +337,10 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
                      "model": f"lgv-s{seed}"})
     for row in rows:
         row.update(rates(row["model"]))
-        accuracy = value[f"test_acc:{row['model']}"]
+        accuracy = value[f"accuracy:{row['model']}"]
         chance = 1 / accuracy["num_classes"]
-        row["test_acc"] = accuracy["test_acc"]
-        row["diverged"] = row["test_acc"] < config["diverged"] * (1 - chance) + chance
+        row["accuracy"] = accuracy["accuracy"]
+        row["diverged"] = row["accuracy"] < config["diverged"] * (1 - chance) + chance
     for row in rows:
         row["sharpness"] = value[f"sharpness:{row['model']}"]["value"]
     trained = [r for r in rows if not r["diverged"]]
@@ -374,6 +369,10 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
     attack_config = {"attack": attack if isinstance(attack, str) else None,
                      "attack_options": settings["attack_options"], "test": target,
                      "per_class": settings["attack_per_class"], "probe_seed": 0}
+    row_config = {"surrogate": "surrogate", "data": target,
+                  "per_class": settings["attack_per_class"], "seed": 0,
+                  "attack": attack_config["attack"],
+                  "attack_options": settings["attack_options"]}
     victim_in = {f"victim:{name}": job for name, job in victims.items()}
 
     models: dict[str, tuple[Job, int]] = {}  # every surrogate by its row's name, its seed
@@ -397,10 +396,10 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
         models[f"lgv-s{seed}"] = lgv, seed
         inputs[f"lgv:{seed}"] = lgv
     for name, (model, seed) in models.items():
-        inputs[f"transfer:{name}"] = Job("transfer_row", attack_config,
+        inputs[f"transfer:{name}"] = Job("transfer_row", row_config,
                                          {"surrogate": model, **victim_in, **attack_in},
                                          label=name)
-        inputs[f"test_acc:{name}"] = Job("surrogate_accuracy", {"data": target},
+        inputs[f"accuracy:{name}"] = Job("surrogate_accuracy", {"data": target},
                                          {"model": model}, label=name)
         inputs[f"sharpness:{name}"] = Job(
             "sharpness", {**SHARPNESS, "samples": settings.get("sharpness_samples",
@@ -477,7 +476,7 @@ def _summary(rows: list[dict]) -> list[dict]:
     for kind in kinds:
         group = [r for r in rows if r["kind"] == kind]
         out.append({"kind": kind, **_spread([r["transfer"] for r in group]),
-                    "test_acc": float(np.mean([r["test_acc"] for r in group])),
+                    "accuracy": float(np.mean([r["accuracy"] for r in group])),
                     "sharpness": float(np.mean([r["sharpness"] for r in group])),
                     "diverged": sum(r["diverged"] for r in group)})
     return out
@@ -513,9 +512,9 @@ def _claims(rows: list[dict], pair: list[dict], sharp: dict) -> list[Claim]:
     plain, penalised = pair
     drop = (plain["a_to_b"] + plain["b_to_a"] - penalised["a_to_b"] - penalised["b_to_a"]) / 2
     claims.append(claim("(f) Adam's effect: the alignment penalty lowers transfer between the "
-                        f"pair (one pair; clean accuracy {penalised['acc_a']:.3f} / "
-                        f"{penalised['acc_b']:.3f} with it, {plain['acc_a']:.3f} / "
-                        f"{plain['acc_b']:.3f} without)",
+                        f"pair (one pair; clean accuracy {penalised['accuracy_a']:.3f} / "
+                        f"{penalised['accuracy_b']:.3f} with it, {plain['accuracy_a']:.3f} / "
+                        f"{plain['accuracy_b']:.3f} without)",
                         [] if math.isnan(drop) else [drop]))
     if sharp and not math.isnan(sharp["spearman"]):
         claims.append(Claim.from_interval(
@@ -639,7 +638,7 @@ def _html_section(sid: str, result: SurrogateStudyResult) -> str:
              "std over seeds (n); diverged = seeds that did not train (left out of the "
              "claims).</p>",
              table(summary, ["kind", ("transfer success", mean_std("transfer", "std")), "n",
-                             "test_acc", "sharpness", "diverged"], id=f"{sid}-summary")]
+                             "accuracy", "sharpness", "diverged"], id=f"{sid}-summary")]
     rhos = sorted({r["rho"] for r in rows if finite(r.get("rho"))})
     if rhos:
         axis = (-0.5, len(rhos) - 0.5, [(k, f"{r:g}") for k, r in enumerate(rhos)])
@@ -678,7 +677,7 @@ def _html_section(sid: str, result: SurrogateStudyResult) -> str:
         parts += ["<h3>(f) A pair trained with and without the gradient-alignment penalty</h3>",
                   '<p class="note">Transfer between the two members (fooled / both correct) '
                   "and their clean test accuracy, for each penalty weight λ.</p>",
-                  table(result.pair, ["lam", "a_to_b", "b_to_a", "acc_a", "acc_b"],
+                  table(result.pair, ["lam", "a_to_b", "b_to_a", "accuracy_a", "accuracy_b"],
                         id=f"{sid}-pair")]
     parts += [claims(result.claims),
               details(f"per-surrogate rows ({len(rows)})", table(rows, id=f"{sid}-rows")),
