@@ -318,6 +318,46 @@ def test_extract_and_predict_stream_a_dataset_with_workers(pixels):
     assert torch.allclose(predict(model, Pixels(raw, y), batch_size=4), reference.logits)
 
 
+def test_stream_bounds_the_bytes_read_ahead(pixels):
+    from transferability.data.loader import _read_ahead
+
+    raw, y = pixels  # items of 784 bytes (uint8 1×28×28) and an int label
+    batch = 784 * 4
+    assert _read_ahead(Pixels(raw, y), 4, 3, ahead_bytes=1 << 30) == (3, 2)
+    assert _read_ahead(Pixels(raw, y), 4, 3, ahead_bytes=5 * batch) == (3, 1)
+    assert _read_ahead(Pixels(raw, y), 4, 3, ahead_bytes=2 * batch + 1) == (2, 1)
+    assert _read_ahead(Pixels(raw, y), 4, 3, ahead_bytes=1) == (1, 1)
+    assert _read_ahead(Pixels(raw.float(), y), 4, 8, ahead_bytes=8 * batch) == (2, 1)
+    assert _read_ahead(Pixels(raw, y), 4, 0) == (0, None)
+    tight = list(stream(Pixels(raw, y), batch_size=4, workers=3, ahead_bytes=1))
+    assert torch.equal(torch.cat([b for b, _ in tight]), raw.float() / 255)
+    with pytest.raises(ValueError, match="ahead_bytes: expected an integer >= 1"):
+        list(stream(Pixels(raw, y), ahead_bytes=0))
+
+
+def test_image_folder_items_are_uint8_and_stream_like_the_loaded_set(tmp_path):
+    from PIL import Image
+
+    from transferability.data.user import ImageFolder
+
+    g = torch.Generator().manual_seed(0)
+    pix = torch.randint(0, 256, (6, 12, 10, 3), dtype=torch.uint8, generator=g)
+    for i, a in enumerate(pix):
+        (tmp_path / f"c{i % 2}").mkdir(exist_ok=True)
+        Image.fromarray(a.numpy(), "RGB").save(tmp_path / f"c{i % 2}" / f"{i}.png")
+    folder = ImageFolder(tmp_path)
+    x, label = folder[1]  # sorted: c0/0, c0/2, c0/4, c1/1, ...
+    assert x.dtype == torch.uint8 and torch.equal(x, pix[2].permute(2, 0, 1)) and label == 0
+    loaded = folder.load()
+    assert loaded.x.dtype == torch.float32 and torch.equal(loaded.x[1], x.float() / 255)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 10 * 8, 2))
+    streamed = extract(model, folder, batch_size=4, workers=1)
+    reference = extract(model, loaded.x, loaded.y, batch_size=4)
+    assert torch.equal(streamed.labels, loaded.y)
+    assert torch.equal(streamed.logits, reference.logits)
+
+
 def test_bf16_only_for_forward_passes(pixels):
     raw, y = pixels
     x = raw.float() / 255
