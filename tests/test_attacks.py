@@ -350,25 +350,34 @@ def test_bad_arguments(bn_model, batch):
         create_attack("cw", bn_model, eps=0.1)
 
 
-def test_bad_inputs(bn_model, batch):
+@pytest.mark.parametrize("kind", [FGSM, PGD])
+def test_bad_inputs(bn_model, batch, kind):
     x, y = batch
-    attack = FGSM(bn_model, eps=0.1)
+    attack = kind(bn_model, eps=0.1)
     with pytest.raises(ValueError, match="x: values must lie in"):
         attack(x * 255, y)
     with pytest.raises(ValueError, match="x: expected images"):
         attack(x[0], y)
+    # checked with the first gradient's forward pass (one wait for the device)
     with pytest.raises(ValueError, match="y: labels must be 0..3"):
         attack(x, y + 4)
+    with pytest.raises(ValueError, match="y: labels must be >= 0, found -1"):
+        attack(x, y - 1 - y.min())
+    with pytest.raises(ValueError, match="model: outputs contain NaN or inf for 8 of 8"):
+        kind(nn.Sequential(bn_model, nn.Hardtanh(float("nan"), 1.0)), eps=0.1)(x, y)
     with pytest.raises(ValueError, match="y: expected 8 labels"):
         attack(x, y[:3])
+    with pytest.raises(ValueError, match="y: expected a 1-D integer tensor"):
+        attack(x, y.float())
     with pytest.raises(ValueError, match="y: a targeted attack"):
         FGSM(bn_model, eps=0.1, targeted=True)(x)
 
 
 def test_probability_outputs_warn(bn_model, batch):
     x, y = batch
-    with pytest.warns(UserWarning, match="probabilities"):
-        FGSM(nn.Sequential(bn_model, nn.Softmax(dim=1)), eps=0.1)(x, y)
+    for kind in (FGSM, PGD):
+        with pytest.warns(UserWarning, match="probabilities"):
+            kind(nn.Sequential(bn_model, nn.Softmax(dim=1)), eps=0.1)(x, y)
 
 
 def test_base_class_and_repr(bn_model, batch):
