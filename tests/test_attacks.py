@@ -225,6 +225,25 @@ def test_pgd_without_random_start_equals_hand_loop(trained, norm):
     assert (ours - x).abs().max() > 0.5 * alpha
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_steps_and_projections_keep_the_values(dtype):
+    from transferability.attacks import norms
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 5, 5, generator=g, dtype=dtype)
+    grad = torch.randn(x.shape, generator=g, dtype=dtype)
+    grad[0, 0, :2] = 0
+    v = x + 0.3 * torch.randn(x.shape, generator=g, dtype=dtype)
+    assert torch.equal(norms.ascend(x, grad, 0.037, "linf"), x + 0.037 * grad.sign())
+    assert torch.equal(norms.ascend(x, grad, 0.37, "l2"),
+                       x + 0.37 * norms.step_direction(grad, "l2"))
+    assert torch.equal(norms.clip(x, v, 0.1, "linf"), (x + (v - x).clamp(-0.1, 0.1)).clamp(0, 1))
+    authors = torch.min(torch.max(v, x - 0.1), x + 0.1).clamp(0, 1)  # Croce & Hein's form
+    assert torch.equal(norms.projector(x, 0.1, "linf")(v), authors)
+    assert torch.allclose(authors, norms.clip(x, v, 0.1, "linf"), rtol=0, atol=1e-7)
+    assert torch.equal(norms.projector(x, 0.5, "l2")(v), norms.clip(x, v, 0.5, "l2"))
+
+
 def test_mifgsm_equals_hand_loop_and_bim_without_momentum(trained):
     model, x, y = trained
     ours = MIFGSM(model, 0.1, 0.02, steps=6, decay=1.0)(x, y)
