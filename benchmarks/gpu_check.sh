@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks of the device policy, in one go (about 4 minutes on one H200):
-#   1. every CUDA-marked test of the suite;  2. PGD vs torchattacks on the CPU and on CUDA;
+#   1. every CUDA-marked test of the suite;  2. PGD vs torchattacks on the CPU and on CUDA,
+#      APGD-CE per iteration against a PGD step;
 #   3. GPU feature extraction, CPU-vs-GPU agreement;  4. host memory while streaming an
 #      image folder (before/after, 8 readers);  5. the quick benchmark with --device cuda
 #      and with --device cpu.
@@ -25,6 +26,16 @@ if [ "${GPU_CHECK_CLI:-0}" = 1 ]; then
 fi
 stamp "== PGD-10 vs torchattacks (CPU, then CUDA)"
 timeout 150 "$PY" -m benchmarks attacks 2>&1
+stamp "== APGD-CE per iteration / PGD per step on CUDA (cnn, batch 500)"
+timeout 120 "$PY" -c "
+import torch
+from benchmarks.bench_autoattack import per_iteration
+from transferability.models import create_model
+torch.manual_seed(0)
+model = create_model('cnn', num_classes=10).cuda().eval()
+x, y = torch.rand(500, 1, 28, 28, device='cuda'), torch.randint(0, 10, (500,), device='cuda')
+print(f'APGD-CE per iteration / PGD per step: {per_iteration(model, x, y):.2f}x (goal <= 1.1)')
+" 2>&1
 stamp "== GPU: agreement with the CPU, feature extraction"
 timeout 300 "$PY" -m benchmarks gpu 2>&1
 stamp "== host memory while streaming an image folder, 8 readers"
