@@ -6,6 +6,8 @@ cross-entropy, ``loss.backward()``, ``x.grad.sign()``, clip. torchattacks' PGD j
 when it is installed. Without a random start all of them must give the same ``x_adv``.
 Timings are the best of a few interleaved repeats, on the ``cnn`` and ``resnet`` of the zoo,
 on the CPU and, when there is one, on the GPU (batch 256, timed after a synchronize).
+It also counts the aten operators per step of the library's PGD and APGD-CE and of
+torchattacks' PGD (torch.profiler): on a small model on a GPU a step costs its launches.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from transferability.attacks import PGD
+from transferability.attacks import APGD, PGD
 from transferability.models import create_model
 
 BATCH, N_BATCHES, REPEATS, STEPS = 128, 3, 3, 10
@@ -61,6 +63,25 @@ def masking_check_share(model, x, y, calls: int = 500) -> float:
     for _ in range(3):
         attack(x, y)
     return per_check / ((time.perf_counter() - start) / 3)
+
+
+def ops_per_step(make: Callable[[int], Callable], x, y) -> tuple[float, int]:
+    """``(aten ops per step, ops of the rest of a call)`` of the attack ``make(steps)``,
+    counted by torch.profiler (the operators called from Python, each a kernel launch or
+    a view; on a small model on a GPU, launches are what a step costs): the difference
+    between calls of 11 and 1 steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    counts = []
+    for steps in (1, 11):
+        attack = make(steps)
+        attack(x, y)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            attack(x, y)
+        counts.append(sum(1 for e in prof.events() if e.name.startswith("aten::") and not (
+            e.cpu_parent is not None and e.cpu_parent.name.startswith("aten::"))))
+    per_step = (counts[1] - counts[0]) / 10
+    return per_step, round(counts[0] - per_step)
 
 
 def _methods(model) -> dict[str, Callable]:
@@ -124,6 +145,16 @@ def run(device: torch.device, batch: int) -> None:
             print(f"  {name:16s} {images / best[name]:8.0f} img/s   "
                   f"speed-up vs straightforward {base / best[name]:5.2f}×   "
                   f"max|x_adv − straightforward| = {diff:.2g}")
+        small, m = (data[0][0][:16], data[0][1][:16]), model
+        ops = {"library": ops_per_step(lambda k, m=m: PGD(m, EPS, ALPHA, k, random_start=False),
+                                       *small),
+               "library APGD-CE": ops_per_step(lambda k, m=m: APGD(m, EPS, k, seed=0), *small)}
+        if "torchattacks" in methods:
+            import torchattacks
+            ops["torchattacks"] = ops_per_step(lambda k, m=m: torchattacks.PGD(
+                m, eps=EPS, alpha=ALPHA, steps=k, random_start=False), *small)
+        print("  aten ops per step (rest of a call): " + ", ".join(
+            f"{k} {v[0]:.0f} ({v[1]})" for k, v in ops.items()))
         share = masking_check_share(model, *data[0])
         print(f"  gradient-masking check: {share:.3%} of one PGD-{STEPS} call (goal < 2%)")
         if "torchattacks" in methods:

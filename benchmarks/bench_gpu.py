@@ -2,10 +2,9 @@
 
 * throughput of a resnet50 at 224 px (timm's, else torchvision's) on host images, fp32
   and bf16, against the model's own fp32 forward on inputs already on the GPU (goals:
-  fp32 ≥ 0.8×, bf16 ≥ 1.8× fp32);
-* peak host memory (proportional set size of this process and its reader processes, so
-  pages the readers share with it count once) while extracting the features of ``N_RSS``
-  224-px images read lazily from an image folder (goal < 3 GB).
+  fp32 ≥ 0.8×, bf16 ≥ 1.8× fp32).
+
+Host memory while streaming an image folder is ``bench_streaming``.
 
 It also prints how far a CPU and a GPU run of the same weights lie apart (features, LogME,
 PGD). Needs CUDA: without a GPU it prints why and returns. ``python -m benchmarks gpu``.
@@ -13,22 +12,15 @@ PGD). Needs CUDA: without a GPU it prints why and returns. ``python -m benchmark
 
 from __future__ import annotations
 
-import os
-import tempfile
-import threading
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from transferability.data.user import ImageFolder
 from transferability.devices import place
 from transferability.features import extract, predict
 
-N_IMAGES, BATCH, SIZE, N_RSS, WORKERS = 4096, 256, 224, 50_000, 12
-RSS_BATCH, RSS_WORKERS = 128, 8  # float batches of 77 MB, at most 2 per reader ahead
+N_IMAGES, BATCH, SIZE, WORKERS = 4096, 256, 224, 12
 
 
 def resnet50() -> tuple[torch.nn.Module, str]:
@@ -112,77 +104,6 @@ class _Images(Dataset):
         return self.x[i], 0
 
 
-def _write_images(args) -> None:
-    from PIL import Image
-
-    root, start, stop = args
-    rng = np.random.default_rng(start)
-    ramp = np.linspace(0, 255, SIZE, dtype=np.float32)
-    for i in range(start, stop):
-        a, b = rng.uniform(0.2, 1.0, 2)
-        img = np.stack([np.add.outer(ramp * a, ramp * b) / 2,
-                        np.add.outer(ramp * b, ramp * a) / 2,
-                        np.full((SIZE, SIZE), rng.uniform(0, 255))], axis=-1)
-        Image.fromarray(img.astype(np.uint8)).save(root / f"c{i % 10}" / f"{i:06d}.png",
-                                                   compress_level=1)
-
-
-def _tree_rss() -> int:
-    """Resident memory of this process and its descendants, in bytes: the sum of their
-    proportional set sizes (a page shared by k processes counts 1/k in each; Linux)."""
-    total, todo = 0, [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                total += next(int(line.split()[1]) * 1024 for line in f
-                              if line.startswith("Pss:"))
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except (OSError, StopIteration):
-            continue
-    return total
-
-
-def host_memory(device: torch.device, n: int = N_RSS) -> None:
-    from concurrent.futures import ProcessPoolExecutor
-
-    model, name = resnet50()
-    model = place(model.eval(), device, name)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for c in range(10):
-            (root / f"c{c}").mkdir()
-        start = time.perf_counter()
-        step = -(-n // 32)
-        with ProcessPoolExecutor(os.cpu_count()) as pool:
-            list(pool.map(_write_images, [(root, i, min(i + step, n)) for i in range(0, n, step)]))
-        made = time.perf_counter() - start
-        data = ImageFolder(root)  # the library's lazy reader: float images, one per item
-        peak, stop = [_tree_rss()], threading.Event()
-        before = peak[0]
-
-        def watch():
-            while not stop.wait(0.2):
-                peak[0] = max(peak[0], _tree_rss())
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        seconds = _timed(lambda: extract(model, data, batch_size=RSS_BATCH, workers=RSS_WORKERS,
-                                         precision="bf16"), device)
-        stop.set()
-        watcher.join()
-    full = n * 3 * SIZE * SIZE * 4 / 2**30
-    print(f"\n{n:,} PNG images of {SIZE} px in an image folder (written in {made:.0f} s), "
-          f"read by data.ImageFolder; {name}, bf16, batch {RSS_BATCH}, {RSS_WORKERS} reader "
-          "processes:")
-    print(f"  {n / seconds:8.0f} img/s; peak host memory (PSS of the process tree) "
-          f"{peak[0] / 2**30:.2f} GB "
-          f"(before: {before / 2**30:.2f} GB; goal < 3 GB; the float32 tensor would be "
-          f"{full:.0f} GB)")
-
-
 def agreement(device: torch.device) -> None:
     """How far a CPU run and a GPU run of the same weights lie apart (docs/scaling.md): a
     cnn trained one epoch on digits, its features and LogME on the test split, and PGD-10
@@ -229,7 +150,6 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     agreement(device)
     throughput(device)
-    host_memory(device, int(os.environ.get("BENCH_GPU_RSS_IMAGES", N_RSS)))
 
 
 if __name__ == "__main__":

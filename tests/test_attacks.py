@@ -227,6 +227,25 @@ def test_pgd_without_random_start_equals_hand_loop(trained, norm):
     assert (ours - x).abs().max() > 0.5 * alpha
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_steps_and_projections_keep_the_values(dtype):
+    from transferability.attacks import norms
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 5, 5, generator=g, dtype=dtype)
+    grad = torch.randn(x.shape, generator=g, dtype=dtype)
+    grad[0, 0, :2] = 0
+    v = x + 0.3 * torch.randn(x.shape, generator=g, dtype=dtype)
+    assert torch.equal(norms.ascend(x, grad, 0.037, "linf"), x + 0.037 * grad.sign())
+    assert torch.equal(norms.ascend(x, grad, 0.37, "l2"),
+                       x + 0.37 * norms.step_direction(grad, "l2"))
+    assert torch.equal(norms.clip(x, v, 0.1, "linf"), (x + (v - x).clamp(-0.1, 0.1)).clamp(0, 1))
+    authors = torch.min(torch.max(v, x - 0.1), x + 0.1).clamp(0, 1)  # Croce & Hein's form
+    assert torch.equal(norms.projector(x, 0.1, "linf")(v), authors)
+    assert torch.allclose(authors, norms.clip(x, v, 0.1, "linf"), rtol=0, atol=1e-7)
+    assert torch.equal(norms.projector(x, 0.5, "l2")(v), norms.clip(x, v, 0.5, "l2"))
+
+
 def test_mifgsm_equals_hand_loop_and_bim_without_momentum(trained):
     model, x, y = trained
     ours = MIFGSM(model, 0.1, 0.02, steps=6, decay=1.0)(x, y)
@@ -352,25 +371,34 @@ def test_bad_arguments(bn_model, batch):
         create_attack("cw", bn_model, eps=0.1)
 
 
-def test_bad_inputs(bn_model, batch):
+@pytest.mark.parametrize("kind", [FGSM, PGD])
+def test_bad_inputs(bn_model, batch, kind):
     x, y = batch
-    attack = FGSM(bn_model, eps=0.1)
+    attack = kind(bn_model, eps=0.1)
     with pytest.raises(ValueError, match="x: values must lie in"):
         attack(x * 255, y)
     with pytest.raises(ValueError, match="x: expected images"):
         attack(x[0], y)
+    # checked with the first gradient's forward pass (one wait for the device)
     with pytest.raises(ValueError, match="y: labels must be 0..3"):
         attack(x, y + 4)
+    with pytest.raises(ValueError, match="y: labels must be >= 0, found -1"):
+        attack(x, y - 1 - y.min())
+    with pytest.raises(ValueError, match="model: outputs contain NaN or inf for 8 of 8"):
+        kind(nn.Sequential(bn_model, nn.Hardtanh(float("nan"), 1.0)), eps=0.1)(x, y)
     with pytest.raises(ValueError, match="y: expected 8 labels"):
         attack(x, y[:3])
+    with pytest.raises(ValueError, match="y: expected a 1-D integer tensor"):
+        attack(x, y.float())
     with pytest.raises(ValueError, match="y: a targeted attack"):
         FGSM(bn_model, eps=0.1, targeted=True)(x)
 
 
 def test_probability_outputs_warn(bn_model, batch):
     x, y = batch
-    with pytest.warns(UserWarning, match="probabilities"):
-        FGSM(nn.Sequential(bn_model, nn.Softmax(dim=1)), eps=0.1)(x, y)
+    for kind in (FGSM, PGD):
+        with pytest.warns(UserWarning, match="probabilities"):
+            kind(nn.Sequential(bn_model, nn.Softmax(dim=1)), eps=0.1)(x, y)
 
 
 def test_base_class_and_repr(bn_model, batch):

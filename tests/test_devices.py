@@ -113,6 +113,63 @@ def test_cli_refuses_devices_before_any_work(argv, words, tmp_path, capsys, monk
     assert not out.exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["study", "theory", "--n", "20", "--device", "cuda"],
+    ["study", "adv-knowledge", "--precision", "fp16", "--device", "cpu"],
+    ["benchmark", "--quick", "--precision", "fp16", "--device", "cpu"],
+    ["demo", "--quick", "--precision", "fp16", "--device", "cpu"],
+])
+def test_study_commands_refuse_devices_and_precisions_before_any_work(argv, tmp_path, capsys,
+                                                                      monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and not out.exists()
+    assert ("--device: cuda asked for" if "cuda" in argv else "--precision: fp16 needs") in err
+
+
+def test_theory_check_runs_on_the_device_asked_for(tmp_path):
+    import csv
+
+    from transferability.adversarial import theory_check
+
+    seen = set()
+    handle = nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: seen.add(args[0].device.type))
+    try:
+        with use_device("cpu"):
+            rows = theory_check((0.5,), n=20)
+    finally:
+        handle.remove()
+    assert seen == {"cpu"}
+    assert main(["study", "theory", "--scales", "0.5", "--n", "20", "--device", "cpu",
+                 "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "theory.csv") as f:
+        written = next(csv.DictReader(f))
+    assert float(written["alpha1"]) == pytest.approx(rows[0].alpha1, rel=1e-6)
+
+
+def test_features_jobs_honour_and_key_the_precision(pixels, tmp_path):
+    from transferability.jobs import ResultStore
+    from transferability.studies.adv_knowledge import stored_outputs
+
+    raw, y = pixels
+    data = ImageDataset(raw.float() / 255, y)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 3))
+    with ResultStore(tmp_path / "store.sqlite") as store:
+        fp32 = stored_outputs(store)("m", model, data)
+        with use_device("cpu", "bf16"):  # a command's --precision bf16
+            bf16 = stored_outputs(store)("m", model, data)
+        again = stored_outputs(store)("m", model, data)  # loaded: the fp32 job's result
+        keys = [r.config.get("precision") for r in store.records(kind="features")]
+    assert torch.equal(bf16.logits, extract(model, data.x, precision="bf16").logits)
+    assert torch.equal(fp32.logits, extract(model, data.x).logits)
+    assert not torch.equal(bf16.logits, fp32.logits) and torch.equal(again.logits, fp32.logits)
+    assert sorted(keys, key=str) == [None, "bf16"]  # fp32 keys hold no precision, as before
+
+
 def test_cli_default_device_comes_from_the_environment(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("TRANSFERABILITY_DEVICE", "cuda")
@@ -318,6 +375,46 @@ def test_extract_and_predict_stream_a_dataset_with_workers(pixels):
     assert torch.allclose(predict(model, Pixels(raw, y), batch_size=4), reference.logits)
 
 
+def test_stream_bounds_the_bytes_read_ahead(pixels):
+    from transferability.data.loader import _read_ahead
+
+    raw, y = pixels  # items of 784 bytes (uint8 1×28×28) and an int label
+    batch = 784 * 4
+    assert _read_ahead(Pixels(raw, y), 4, 3, ahead_bytes=1 << 30) == (3, 2)
+    assert _read_ahead(Pixels(raw, y), 4, 3, ahead_bytes=5 * batch) == (3, 1)
+    assert _read_ahead(Pixels(raw, y), 4, 3, ahead_bytes=2 * batch + 1) == (2, 1)
+    assert _read_ahead(Pixels(raw, y), 4, 3, ahead_bytes=1) == (1, 1)
+    assert _read_ahead(Pixels(raw.float(), y), 4, 8, ahead_bytes=8 * batch) == (2, 1)
+    assert _read_ahead(Pixels(raw, y), 4, 0) == (0, None)
+    tight = list(stream(Pixels(raw, y), batch_size=4, workers=3, ahead_bytes=1))
+    assert torch.equal(torch.cat([b for b, _ in tight]), raw.float() / 255)
+    with pytest.raises(ValueError, match="ahead_bytes: expected an integer >= 1"):
+        list(stream(Pixels(raw, y), ahead_bytes=0))
+
+
+def test_image_folder_items_are_uint8_and_stream_like_the_loaded_set(tmp_path):
+    from PIL import Image
+
+    from transferability.data.user import ImageFolder
+
+    g = torch.Generator().manual_seed(0)
+    pix = torch.randint(0, 256, (6, 12, 10, 3), dtype=torch.uint8, generator=g)
+    for i, a in enumerate(pix):
+        (tmp_path / f"c{i % 2}").mkdir(exist_ok=True)
+        Image.fromarray(a.numpy(), "RGB").save(tmp_path / f"c{i % 2}" / f"{i}.png")
+    folder = ImageFolder(tmp_path)
+    x, label = folder[1]  # sorted: c0/0, c0/2, c0/4, c1/1, ...
+    assert x.dtype == torch.uint8 and torch.equal(x, pix[2].permute(2, 0, 1)) and label == 0
+    loaded = folder.load()
+    assert loaded.x.dtype == torch.float32 and torch.equal(loaded.x[1], x.float() / 255)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 10 * 8, 2))
+    streamed = extract(model, folder, batch_size=4, workers=1)
+    reference = extract(model, loaded.x, loaded.y, batch_size=4)
+    assert torch.equal(streamed.labels, loaded.y)
+    assert torch.equal(streamed.logits, reference.logits)
+
+
 def test_bf16_only_for_forward_passes(pixels):
     raw, y = pixels
     x = raw.float() / 255
@@ -431,3 +528,26 @@ def test_cuda_zoo_build_checks_shapes_on_the_meta_device(tmp_path):
     (tmp_path / "zoo.yaml").write_text(TINY)
     assert main(["zoo", "build", str(tmp_path / "zoo.yaml"), "--device", "cuda",
                  "--cache-dir", str(tmp_path / "c")]) == 0
+
+
+@pytest.mark.cuda
+def test_cuda_theory_check_and_image_folder_stream(tmp_path):
+    from PIL import Image
+
+    from transferability.adversarial import theory_check
+    from transferability.data.user import ImageFolder
+
+    gpu, cpu = theory_check((0.0, 0.5), n=50, device="cuda"), theory_check((0.0, 0.5), n=50)
+    for a, b in zip(gpu, cpu, strict=True):
+        assert a.alpha1 == pytest.approx(b.alpha1, rel=1e-6)
+        assert a.fit_loss == pytest.approx(b.fit_loss, rel=1e-6, abs=1e-9)
+    pix = torch.randint(0, 256, (10, 16, 16, 3), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(0))
+    for i, a in enumerate(pix):
+        (tmp_path / f"c{i % 2}").mkdir(exist_ok=True)
+        Image.fromarray(a.numpy(), "RGB").save(tmp_path / f"c{i % 2}" / f"{i}.png")
+    folder = ImageFolder(tmp_path)
+    batches = list(stream(folder, "cuda", batch_size=4, workers=2, ahead_bytes=1))
+    x = torch.cat([b for b, _ in batches])
+    assert x.is_cuda and x.dtype == torch.float32
+    assert torch.allclose(x.cpu(), folder.load().x, rtol=0, atol=6e-8)

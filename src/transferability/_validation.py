@@ -181,8 +181,9 @@ def check_image_range(finite: bool, low: float, high: float, name: str = "x") ->
 
 
 def check_labels_tensor(y, name: str = "y", *, n: int | None = None,
-                        num_classes: int | None = None) -> torch.Tensor:
-    """Check a label tensor: 1-D integer, length ``n``, values in 0..num_classes-1."""
+                        num_classes: int | None = None, values: bool = True) -> torch.Tensor:
+    """Check a label tensor: 1-D integer, length ``n``, values in 0..num_classes-1
+    (``values=False``: type and length only, no wait for a GPU; check the values later)."""
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"{name}: expected a torch.Tensor of labels, got {type(y).__name__}")
     if y.ndim != 1 or torch.is_floating_point(y) or y.dtype == torch.bool:
@@ -190,7 +191,7 @@ def check_labels_tensor(y, name: str = "y", *, n: int | None = None,
                          f"dtype {y.dtype}")
     if n is not None and len(y) != n:
         raise ValueError(f"{name}: expected {n} labels, got {len(y)}")
-    if y.numel():
+    if y.numel() and values:
         low, high = torch.stack(torch.aminmax(y)).tolist()  # one transfer
         if low < 0:
             raise ValueError(f"{name}: labels must be >= 0, found {low}")

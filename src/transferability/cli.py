@@ -294,7 +294,8 @@ def _cmd_study_theory(args) -> None:
     from .adversarial import theory_check
     from .report import format_table, write_csv
 
-    rows = [r.record() for r in theory_check(tuple(args.scales), n=args.n, seed=args.seed)]
+    rows = [r.record() for r in theory_check(tuple(args.scales), n=args.n, seed=args.seed,
+                                             device=args.device)]
     print("synthetic check (Liang et al.): sources = target MLP with weights perturbed at "
           "each scale;\nα^(T→S) with exact Jacobians should fall and the affine-fit loss rise")
     print(format_table(rows))
@@ -683,7 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
     feature_opts(p)
     seed_opt(p)
     backend_opts(p)
-    device_opts(p)
+    device_opts(p, precision=True)
     out_opt(p, "study-out")
     cache_opt(p)
     p = command("theory", _cmd_study_theory,
@@ -692,6 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "(Liang et al. 2021).", parent=study_sub)
     p.add_argument("--scales", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.4, 0.8, 1.6])
     p.add_argument("--n", type=_count(1_000_000), default=1000, help="samples (at most 10^6)")
+    device_opts(p)
     seed_opt(p)
     out_opt(p, "study-out")
     from .studies import list_studies
@@ -754,7 +756,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "seeds); mean and worst weighted τ, top-1 hits, regret and setup stability "
                 "per score. About 6 minutes on a 2-core CPU; --quick: half a minute.")
     p.add_argument("--quick", action="store_true", help="14 sources on 2 small targets")
-    device_opts(p)
+    device_opts(p, precision=True)
     seed_opt(p)
     backend_opts(p)
     out_opt(p, "benchmark-out")
@@ -763,7 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("demo", _cmd_demo, "Run the study on bundled data and write a report.")
     out_opt(p, "demo-out")
     p.add_argument("--quick", action="store_true", help="a smaller zoo for a fast check")
-    device_opts(p)
+    device_opts(p, precision=True)
     cache_opt(p)
 
     results = sub.add_parser("results", help="Look at the finished jobs of the results store.",

@@ -40,7 +40,7 @@ def dlr(logits: torch.Tensor, labels: torch.Tensor,
 
 def _image(mask: torch.Tensor) -> torch.Tensor:
     """A per-sample mask shaped to broadcast against N×C×H×W images."""
-    return mask[:, None, None, None]
+    return mask.view(-1, 1, 1, 1)
 
 
 def checkpoints(steps: int) -> list[int]:
@@ -123,25 +123,27 @@ class APGD(Attack):
 
     def _loss_grad(self, x_adv, y, targets):
         """Per-sample losses, logits and the gradient (averaged over ``eot_iter`` passes)."""
-        grad = torch.zeros_like(x_adv)
-        losses = 0.0
+        total = grad = None
         for _ in range(self.eot_iter):
             x_in = x_adv.detach().requires_grad_(True)
             with torch.enable_grad():
                 logits = self.model(x_in)
                 loss = self.sample_losses(logits, y, targets)
-                grad += torch.autograd.grad(loss.sum(), x_in)[0]
-            losses = losses + loss.detach()
-        grad /= self.eot_iter
+                g = torch.autograd.grad(loss.sum(), x_in)[0]
+            grad = g if grad is None else grad + g
+            total = loss.detach() if total is None else total + loss.detach()
+        if self.eot_iter > 1:  # the mean over the passes (one pass: as it is)
+            grad, total = grad / self.eot_iter, total / self.eot_iter
         if self._confident is not None:  # the first gradient of a call on the whole batch
             if len(self._confident) == len(grad):
                 self._check_masking(grad)
             self._confident = None
-        return losses / self.eot_iter, logits.detach(), grad
+        return total, logits.detach(), grad
 
     def _run(self, x, y, targets, generator):
         """One APGD run; returns (x_adv, misclassified) per sample."""
         eps, norm = self.eps, self.norm
+        project = norms.projector(x, eps, norm)
         x_k = norms.random_start(x, eps, norm, generator) if eps > 0 else x.clone()
         loss, logits, grad = self._loss_grad(x_k, y, targets)
         eta = torch.full((len(x), 1, 1, 1), 2 * eps, device=x.device, dtype=x.dtype)
@@ -155,8 +157,8 @@ class APGD(Attack):
         best_at_check = best_loss.clone()
         for k in range(self.steps):
             a = self.momentum if k > 0 else 1.0
-            z = norms.clip(x, x_k + eta * norms.step_direction(grad, norm), eps, norm)
-            x_new = norms.clip(x, x_k + a * (z - x_k) + (1 - a) * (x_k - x_prev), eps, norm)
+            z = project(torch.addcmul(x_k, eta, norms.step_direction(grad, norm)))
+            x_new = project(x_k + a * (z - x_k) + (1 - a) * (x_k - x_prev))
             x_prev, x_k = x_k, x_new
             previous = loss
             loss, logits, grad = self._loss_grad(x_k, y, targets)
@@ -165,16 +167,18 @@ class APGD(Attack):
             adv, fooled = torch.where(_image(wrong), x_k, adv), fooled | wrong
             increases += loss > previous
             better = loss > best_loss
-            best_x = torch.where(_image(better), x_k, best_x)
-            best_grad = torch.where(_image(better), grad, best_grad)
             best_loss = torch.where(better, loss, best_loss)
+            better = _image(better)
+            best_x = torch.where(better, x_k, best_x)
+            best_grad = torch.where(better, grad, best_grad)
             if k + 1 in checks:
                 stalled = increases <= self.rho * (k + 1 - last_check)
                 flat = ~reduced & (best_at_check >= best_loss)
                 reduced = stalled | flat
-                eta = torch.where(_image(reduced), eta / 2, eta)
-                x_k = torch.where(_image(reduced), best_x, x_k)
-                grad = torch.where(_image(reduced), best_grad, grad)
+                image = _image(reduced)
+                eta = torch.where(image, eta / 2, eta)
+                x_k = torch.where(image, best_x, x_k)
+                grad = torch.where(image, best_grad, grad)
                 increases.zero_()
                 last_check, best_at_check = k + 1, best_loss.clone()
         return torch.where(_image(fooled), adv, best_x), fooled

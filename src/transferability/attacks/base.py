@@ -194,8 +194,8 @@ class Attack:
                     y = logits.argmax(dim=1)
                 else:
                     y = check_labels_tensor(y, "y", n=len(x), num_classes=num_classes).to(device)
-            else:  # the first gradient's forward pass checks the outputs and labels
-                y = check_labels_tensor(y, "y", n=len(x)).to(device)
+            else:  # the first gradient's forward pass checks the outputs and label values
+                y = check_labels_tensor(y, "y", n=len(x), values=False).to(device)
                 self._unchecked = True
             generator = None
             if self.seed is not None:
@@ -250,7 +250,8 @@ class Attack:
             labels = y if k == 1 else y.repeat(k)
             chunk = len(inputs) if self.copies_batch is None else self.copies_batch * len(x_adv)
             if chunk >= len(inputs):
-                (grad,) = torch.autograd.grad(self._loss(inputs, labels) / k, x_adv)
+                objective = self._loss(inputs, labels)
+                (grad,) = torch.autograd.grad(objective / k if k > 1 else objective, x_adv)
             else:
                 leaf = inputs.detach()
                 parts = []
@@ -287,9 +288,22 @@ class Attack:
 
     def _first_logits(self, inputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The first forward pass of a call that made no clean pass: it runs the checks the
-        clean pass would (finite N×C logits, labels in range, which inputs are confident)."""
-        logits = check_finite_outputs(run_model(self.model, inputs), "model")
-        check_labels_tensor(y, "y", num_classes=self._check_outputs(logits))
+        clean pass would (finite N×C logits, labels in range, which inputs are confident),
+        with one wait for the device on valid input (the checks' own errors otherwise)."""
+        logits = run_model(self.model, inputs)
+        if logits.ndim == 2 and len(y) and logits.shape[1] >= 2:
+            finite, low, high, positive = torch.stack([
+                torch.isfinite(logits).all().long(), *torch.aminmax(y.detach()),
+                (logits >= 0).all().long()]).tolist()
+            if not finite:
+                check_finite_outputs(logits, "model")
+            if low < 0 or high >= logits.shape[1]:
+                check_labels_tensor(y, "y", num_classes=logits.shape[1])
+            if positive:  # maybe probabilities: the warning's own test
+                self._check_outputs(logits)
+        else:
+            check_finite_outputs(logits, "model")
+            check_labels_tensor(y, "y", num_classes=self._check_outputs(logits))
         if not self._warned_masking:
             self._confident = logits.detach().softmax(dim=1).amax(dim=1) > CONFIDENT
         self._unchecked = False

@@ -7,12 +7,14 @@ and are plain tensor arithmetic (no autograd).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .._validation import check_choice
 
-__all__ = ["NORMS", "check_norm", "step_direction", "project", "clip", "random_start",
-           "quantize", "check_bound", "LEVELS"]
+__all__ = ["NORMS", "check_norm", "step_direction", "ascend", "project", "clip", "projector",
+           "random_start", "quantize", "check_bound", "LEVELS"]
 
 #: 8-bit images: the values k/255.
 LEVELS = 255
@@ -48,6 +50,14 @@ def step_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
     return grad / _per_sample(_l2(grad).clamp_min(_TINY))
 
 
+def ascend(x_adv: torch.Tensor, grad: torch.Tensor, alpha: float, norm: str) -> torch.Tensor:
+    """``x_adv + α·step_direction(grad)``; for L∞ one fused kernel (``α·sign`` is exact, so
+    the sum is the same as the two-kernel form, bit for bit)."""
+    if norm == "linf":
+        return torch.add(x_adv, grad.sign(), alpha=alpha)
+    return x_adv + alpha * step_direction(grad, norm)
+
+
 def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     """Euclidean projection of a perturbation onto the ε-ball of ``norm`` (per sample)."""
     if norm == "linf":
@@ -81,7 +91,23 @@ def clip(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> torch.T
     scripts, so attacks without randomness reproduce them bit for bit. Clamping to [0, 1]
     only shrinks each coordinate of the perturbation, so the result stays in the ball.
     """
+    if norm == "linf":  # in place on the fresh difference: no temporaries
+        return (x_adv - x).clamp_(-eps, eps).add_(x).clamp_(0, 1)
     return (x + project(x_adv - x, eps, norm)).clamp(0, 1)
+
+
+def projector(x: torch.Tensor, eps: float, norm: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``v ↦ v`` brought into the ε-ball around ``x`` and into [0, 1], for many ``v``.
+
+    For L∞ the bounds ``max(x − ε, 0)`` and ``min(x + ε, 1)`` are computed once and each
+    projection is one clamp: the values of ``min(max(v, x − ε), x + ε)`` clamped to [0, 1]
+    (Croce & Hein's form), which may differ from :func:`clip`'s in the last bit. For L2,
+    :func:`clip`.
+    """
+    if norm != "linf":
+        return lambda v: clip(x, v, eps, norm)
+    low, high = (x - eps).clamp_(min=0), (x + eps).clamp_(max=1)
+    return lambda v: torch.clamp(v, low, high)
 
 
 def quantize(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str,

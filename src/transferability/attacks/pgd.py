@@ -48,8 +48,8 @@ class PGD(Attack):
         memory: dict = {}
         for _ in range(self.steps):
             direction = self._direction(x, x_adv, y, generator, memory)
-            x_adv = x_adv + self.alpha * norms.step_direction(direction, self.norm)
-            x_adv = norms.clip(x, x_adv, self.eps, self.norm)
+            x_adv = norms.clip(x, norms.ascend(x_adv, direction, self.alpha, self.norm),
+                               self.eps, self.norm)
         return x_adv
 
     def _direction(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,

@@ -118,8 +118,10 @@ def _probe(file: Path) -> tuple[str, tuple[int, int]] | str:
 
 
 class ImageFolder(torch.utils.data.Dataset):
-    """``root/<class>/<image>`` read lazily, one image per item: float C×H×W in [0, 1] and
-    the class index (classes sorted by folder name).
+    """``root/<class>/<image>`` read lazily, one image per item: ``uint8`` C×H×W pixels, as
+    stored, and the class index (classes sorted by folder name). :func:`~transferability.
+    data.stream` (so ``extract`` and ``predict``) turns them into float in [0, 1] per batch
+    on the device; a quarter of float32's bytes cross processes and sit in host memory.
 
     Every file is checked when the dataset is made (header and structure, not the pixels):
     an empty folder, a class folder without a readable image, or a mix of grayscale and
@@ -207,14 +209,14 @@ class ImageFolder(torch.utils.data.Dataset):
                 except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
                     raise ValueError(f"root: cannot read image {file} ({type(exc).__name__}: "
                                      f"{exc})") from None
-        x = torch.from_numpy(a.copy()).float().div_(255)
+        x = torch.from_numpy(a.copy())
         return (x[None] if x.ndim == 2 else x.permute(2, 0, 1)), int(self.labels[i])
 
     def load(self) -> ImageDataset:
         """Every image, read in order, as one :class:`ImageDataset`."""
         x = torch.empty((len(self), 1 if self.mode == "L" else 3, *self.image_size))
         for i in range(len(self)):  # Pillow decodes one file at a time
-            x[i] = self[i][0]
+            x[i] = self[i][0].float().div_(255)
         return ImageDataset(x, self.labels, name=self.root.name, class_names=self.class_names)
 
 

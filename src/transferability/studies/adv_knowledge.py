@@ -31,6 +31,7 @@ from .._validation import check_same_device
 from ..adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, attack_reference
 from ..attacks import AttackSpec
 from ..data import ImageDataset, check_per_class, per_class
+from ..devices import current_precision
 from ..estimators import check_estimator_data, list_estimators, score
 from ..features import Outputs, extract
 from ..html_report.charts import svg_scatter
@@ -140,11 +141,19 @@ def features_job(config: dict, inputs: dict) -> Output:
     """Features, logits and labels of one model on one dataset."""
     data = inputs["data"].artifact
     out = extract(inputs["model"].artifact, data.x, data.y, layer=config["layer"],
-                  layer_input=config["layer_input"])
+                  layer_input=config["layer_input"], precision=config.get("precision", "fp32"))
     tensors = out.tensors()
     if config.get("float16"):  # big models' caches, on request: half the disk
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     return Output({"n": len(data), "features": int(out.features.shape[1])}, tensors)
+
+
+def _feature_precision() -> dict:
+    """The current forward precision (:func:`~transferability.devices.use_device`, the
+    command's ``--precision``) as ``features`` jobs' config: their results depend on it, so
+    their keys hold it; fp32, the default, adds nothing (its keys stay as they were)."""
+    precision = current_precision()
+    return {} if precision == "fp32" else {"precision": precision}
 
 
 def model_input(model: nn.Module) -> Given:
@@ -175,7 +184,7 @@ def stored_outputs(store: ResultStore | None, *, layer: str | None = None,
     preprocessing, layer): ranking the same models twice extracts once. ``float16`` keeps
     the cached features and logits at half precision (returned as float32)."""
     config = {"layer": layer, "layer_input": layer_input, **({"float16": True} if float16
-                                                              else {})}
+                                                              else {}), **_feature_precision()}
 
     def outputs(name: str, model: nn.Module, data) -> Outputs:
         job = Job("features", config, {"model": model_input(model), "data": given(data)},
@@ -379,7 +388,7 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
     ref = _input(reference, "reference")
     src = [_input(sources[n], n) for n in names]
     data = {"train": _input(train, "train"), "test": _input(test, "test")}
-    where = {"layer": layer, "layer_input": bool(layer_input)}
+    where = {"layer": layer, "layer_input": bool(layer_input), **_feature_precision()}
     # checked now (names, eps), each caller's default overlaid once; the α attack's own
     # defaults are alpha_attack's, laid over in the job
     adv_options = AttackSpec(attack, attack_options or {}).with_defaults({"seed": seed}).kwargs
