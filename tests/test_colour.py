@@ -47,7 +47,7 @@ def test_warp_places_and_scales_a_shape():
     assert cols[:16].sum() < 1e-6 < cols[16:].sum()  # shifted right
     assert half.sum() < out.sum() / 3  # a quarter of the area
     x = torch.rand(2, 3, 32, 32)
-    blurred = _blur(x, np.array([0, 3]))
+    blurred = _blur(x.clone(), np.array([0, 3]))  # in place
     assert torch.equal(blurred[0], x[0]) and blurred[1].std() < x[1].std()
 
 

@@ -276,7 +276,7 @@ def test_hf_dataset_argument(tmp_path):
     ds.save_to_disk(str(tmp_path / "one"))
     full = load_dataset(f"hf:{tmp_path / 'one'}", "all")
     assert full.x.shape == (12, 3, 12, 10) and full.class_names == ["a", "b", "c"]
-    assert torch.allclose(full.x[0], torch.from_numpy(np.asarray(images[0])).permute(2, 0, 1)
+    assert torch.allclose(full.x[0], torch.from_numpy(np.array(images[0])).permute(2, 0, 1)
                           .float() / 255)
     datasets.DatasetDict({"train": ds, "test": ds.select(range(3))}).save_to_disk(
         str(tmp_path / "dict"))
