@@ -200,21 +200,24 @@ def _cmd_rank(args) -> None:
     from .model_args import load_models
     from .ranking import rank_sources
     from .report import write_csv, write_json
-    from .studies.adv_knowledge import stored_outputs
+    from .studies.adv_knowledge import stored_outputs, stored_splitter
 
     attack, attack_options = _attack(args)
     _ensemble_names(args.ensemble)
-    train = dataset_from_spec(args.target, "train", seed=args.seed)
-    test = dataset_from_spec(args.target, "test", seed=args.seed) if args.validate else None
-    _per_class(args.shots if args.validate else None, "--shots", train)
-    _per_class(args.n_per_class if args.reference else None, "--n-per-class", train)
-    models = load_models(args.sources, args.cache_dir)
-    reference = None
-    if args.reference:
-        from .studies.adv_knowledge import load_reference
+    with _store(args) as store:  # users' data are split once (recorded); extractions cached
+        splitter = stored_splitter(store)
+        train = dataset_from_spec(args.target, "train", seed=args.seed, splitter=splitter)
+        test = (dataset_from_spec(args.target, "test", seed=args.seed, splitter=splitter)
+                if args.validate else None)
+        _per_class(args.shots if args.validate else None, "--shots", train)
+        _per_class(args.n_per_class if args.reference else None, "--n-per-class", train)
+        models = load_models(args.sources, args.cache_dir)
+        reference = None
+        if args.reference:
+            from .studies.adv_knowledge import load_reference
 
-        reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
-    with _store(args) as store:  # extractions are cached: a second ranking extracts nothing
+            reference = load_reference(args.reference, args.target, args.cache_dir,
+                                       seed=args.seed)
         outputs = stored_outputs(store, **_layer(args), float16=args.cache_float16)
         result = rank_sources(models, train, estimators=args.estimators, test=test,
                               shots=args.shots, repeats=args.repeats, seed=args.seed,
