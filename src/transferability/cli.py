@@ -324,8 +324,8 @@ def _cmd_study(args) -> None:
     if hasattr(args, "attack"):  # a study that attacks: the one spelling of its options
         args.attack, args.attack_options = _attack(args)
     settings = dict(study.quick if args.quick else study.full)
-    if study.settings is not None:
-        settings = study.settings(args, settings)
+    if study.settings is not None:  # the colour task's settings, the command line's over them
+        settings = study.settings(args, study.for_target(settings, getattr(args, "target", "")))
     with _store(args) as store:
         result = study.run(cache_dir=args.cache_dir, store=store, **settings, **_backend(args))
     _report(result, args.out, study.name.replace("-", "_"), study.plots)
@@ -428,7 +428,8 @@ def _cmd_demo(args) -> None:
     from .demo import run_demo
 
     with _store(args) as store:
-        _, report = run_demo(args.out, quick=args.quick, cache_dir=args.cache_dir, store=store)
+        _, report = run_demo(args.out, quick=args.quick, target=args.target,
+                             cache_dir=args.cache_dir, store=store)
     print(report)
 
 
@@ -758,6 +759,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("demo", _cmd_demo, "Run the study on bundled data and write a report.")
     out_opt(p, "demo-out")
     p.add_argument("--quick", action="store_true", help="a smaller zoo for a fast check")
+    p.add_argument("--target", default="mnist", choices=("mnist", "colour-digits",
+                                                         "colour-animals"),
+                   help="the target task: mnist (default), or the colour task, whose sources "
+                        "are colour digit/animal mixtures and whose studies use their colour "
+                        "settings")
     device_opts(p)
     cache_opt(p)
 

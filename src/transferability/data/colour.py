@@ -214,7 +214,7 @@ def _compose(glyphs: torch.Tensor, n_per_class: int, seed: int, style: _Style) -
 
 
 _DIGITS = _Style()
-_ANIMALS = _Style(distractor=0.3, blur=1, noise=0.03, background=0.6)
+_ANIMALS = _Style(distractor=0.0, blur=1, noise=0.03, background=0.5)
 
 
 def _check(n_per_class, seed) -> tuple[int, int]:

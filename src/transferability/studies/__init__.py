@@ -32,7 +32,8 @@ class Study:
     keywords of ``run``); ``options(parser)`` adds its own CLI options and
     ``settings(args, defaults)`` turns them into ``run``'s keywords over ``defaults``.
     ``plots(result, out_dir)`` writes its figures; ``render(section_id, result_dict)`` draws
-    its HTML section body.
+    its HTML section body. ``colour`` holds the settings that replace those when the target
+    is the colour task (``colour-*``): enough images and epochs for its models to learn it.
     """
 
     name: str
@@ -48,11 +49,17 @@ class Study:
     settings: Callable[[argparse.Namespace, dict], dict] | None = None
     plots: Callable[[object, Path], list] | None = None
     render: Callable[[str, dict], str] | None = None
+    colour: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "full", MappingProxyType(dict(self.full)))
         object.__setattr__(self, "quick", MappingProxyType(dict(self.quick)))
         object.__setattr__(self, "tiny", MappingProxyType(dict(self.tiny)))
+        object.__setattr__(self, "colour", MappingProxyType(dict(self.colour)))
+
+    def for_target(self, settings: Mapping, target) -> dict:
+        """``settings`` with :attr:`colour` over them when ``target`` is the colour task."""
+        return {**settings, **(self.colour if str(target).startswith("colour-") else {})}
 
 
 _STUDIES = Registry("study")
