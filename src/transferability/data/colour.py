@@ -97,13 +97,15 @@ def _backgrounds() -> list[torch.Tensor]:
 @dataclass(frozen=True)
 class _Style:
     """How hard a family is drawn: the distractor's largest opacity, the strongest blur
-    (an index of ``_BLUR_SIZES``), the largest noise standard deviation, and the
-    background's contrast (1: the photograph's; less: faded towards its mean colour)."""
+    (an index of ``_BLUR_SIZES``), the largest noise standard deviation, the background's
+    contrast (1: the photograph's; less: faded towards its mean colour) and the largest
+    rotation (degrees)."""
 
     distractor: float = 0.8
     blur: int = 3
     noise: float = 0.06
     background: float = 1.0
+    tilt: float = 12.0
 
 
 _BLUR_SIZES = (SIZE, 26, 22, 19)  # blur: down to this size and back up (bilinear)
@@ -195,7 +197,7 @@ def _compose(glyphs: torch.Tensor, n_per_class: int, seed: int, style: _Style) -
     side = rng.choice([-1.0, 1.0], size=n)  # distractor left or right, mostly outside
     p = {"y": y, "cls": np.stack([y, other], 1), "variant": rng.integers(variants, size=(n, 2)),
          "scale": rng.uniform(0.7, 1.0, size=(n, 1)) * [1.0, 0.8],
-         "angle": rng.uniform(-12, 12, size=(n, 2)),
+         "angle": rng.uniform(-style.tilt, style.tilt, size=(n, 2)),
          "shift": np.stack([rng.uniform(-0.15, 0.15, size=(n, 2)),
                             np.stack([side * rng.uniform(0.95, 1.2, size=n),
                                       rng.uniform(-0.2, 0.2, size=n)], 1)], 1),
@@ -214,7 +216,7 @@ def _compose(glyphs: torch.Tensor, n_per_class: int, seed: int, style: _Style) -
 
 
 _DIGITS = _Style()
-_ANIMALS = _Style(distractor=0.0, blur=1, noise=0.03, background=0.5)
+_ANIMALS = _Style(distractor=0.0, blur=0, noise=0.02, background=0.3, tilt=4.0)
 
 
 def _check(n_per_class, seed) -> tuple[int, int]:
