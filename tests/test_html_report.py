@@ -13,16 +13,20 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from transferability._results import Result
 from transferability.data import ImageDataset
-from transferability.html_report import render_report, section_id, write_report
+from transferability.html_report import page, render_report, section_id, write_report
 from transferability.jobs import Job, ResultStore, job_kind, list_job_kinds
 from transferability.models import create_model
+from transferability.studies import list_studies
 from transferability.studies.adv_knowledge import adv_knowledge_study
 from transferability.studies.robust_transfer import RobustTransferResult
 from transferability.studies.robust_transfer import _claims as robust_claims
@@ -31,6 +35,7 @@ from transferability.studies.surrogates import SurrogateStudyResult
 from transferability.studies.surrogates import _claims as surrogate_claims
 from transferability.studies.surrogates import _summary as surrogate_summary
 from transferability.training import fit
+from transferability.transfer_matrix import TransferMatrix
 
 EVIL = "<script>alert(1)</script>"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -224,6 +229,7 @@ def test_report_is_self_contained_valid_and_escaped(built):
     for claim in ("Adam&#x27;s effect", "(a) ", "LGV"):
         assert claim in text
     assert "a result type this report does not know" in text  # the generic section
+    assert "could not be drawn" not in text  # every stored result read back and drawn
 
 
 def test_intermediate_jobs_and_superseded_records_get_no_section(built, tmp_path):
@@ -354,3 +360,60 @@ def test_report_in_headless_chromium(browser, built, tmp_path):
         out.mkdir(parents=True, exist_ok=True)
         for path in shots.values():
             shutil.copy(path, out / path.name)
+
+
+# ---- the parts ---------------------------------------------------------------------------
+
+def test_a_stand_alone_transfer_matrix_is_drawn_from_its_counts(tmp_path):
+    """Hand-computed: both denominators, a zero one (n/a), a weak surrogate (⚠) and the
+    white-box row of a surrogate that is not a victim."""
+    tm = TransferMatrix(["a", "b"], ["a", "c"], 7, np.array([[6, 3], [2, 0]]),
+                        np.array([[5, 4], [0, 0]]), np.array([[5, 2], [0, 0]]),
+                        {"a": 5, "b": 3, "c": 6}, np.array([6, 1]), np.array([5, 1]),
+                        attack="PGD(eps=0.3)")
+    with ResultStore(tmp_path / "tm.sqlite") as store:
+        record = store.put(Job("test_report_features", {"tm": 1}), tm.to_dict(),
+                           started=0.0, finished=1.0)
+        text = render_report(store)
+    _check(text)
+    sid = section_id(record)
+    assert f'<section id="{sid}" class="study" data-type="TransferMatrix"><h2>Transfer matrix' \
+        in text
+    # a → c: 2 of the 4 both-correct samples fooled, 3 of all 7
+    assert "a → c\nfooled / both correct: 2/4 (50.0%)\nfooled / all samples: 3/7 (42.9%)" \
+        in text
+    assert ">50%</text>" in text and ">2/4</text>" in text
+    assert "b → a\nfooled / both correct: 0/0 (–)" in text and ">n/a</text>" in text
+    # b fools itself on 1 of its 3 clean-correct samples: white-box 33% < 90%, flagged
+    assert "Weak surrogates" in text and "b" in text.split("understate): ")[1][:3]
+    rows = text.split(f'id="{sid}-matrix"')[1].split("</table>")[0]
+    assert rows.count("<tr>") == 1 + 4 + 1  # header, the grid, b's white-box row
+    assert "0/0 (n/a)" in rows and "1/3 (33.3%)" in rows and "1/7 (14.3%)" in rows
+    assert "a 5/7 (71.4%), b 3/7 (42.9%), c 6/7 (85.7%)" in text
+
+
+@dataclass(frozen=True)
+class _Squares(Result):
+    rows: list[dict]
+
+
+def test_a_registered_section_gets_the_result_object_and_bad_data_falls_back(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setitem(page._SECTIONS._items, "_Squares", page.Section(
+        _Squares, "Squares", lambda sid, r: f"<p>{type(r).__name__} {len(r.rows)} rows</p>"))
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        good = _Squares([{"n": 2, "square": 4}]).to_dict()
+        store.put(Job("test_report_features", {"s": 1}), good, started=0.0, finished=1.0)
+        store.put(Job("test_report_features", {"s": 2}), {**good, "schema": 9},
+                  started=0.0, finished=2.0)
+        text = render_report(store)
+    _check(text)
+    assert text.count("<h2>Squares") == 2 and "<p>_Squares 1 rows</p>" in text
+    assert "could not be drawn (ValueError: data: _Squares schema 9 is newer" in text
+
+
+def test_the_page_names_no_study_and_no_result_type():
+    source = Path(page.__file__).read_text()
+    for study in list_studies():
+        assert study.result.__name__ not in source and f'"{study.name}"' not in source
+    assert "TransferMatrix" not in source

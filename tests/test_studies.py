@@ -60,8 +60,8 @@ def _settings(args, settings: dict) -> dict:
     return {**settings, **({"up_to": args.up_to} if args.up_to else {})}
 
 
-def _render(sid: str, v: dict) -> str:
-    return f'<p id="{sid}-sum">sum of squares {sum(r["square"] for r in v["rows"])}</p>'
+def _render(sid: str, result: SquaresResult) -> str:
+    return f'<p id="{sid}-sum">sum of squares {sum(r["square"] for r in result.rows)}</p>'
 
 
 SQUARES = Study("squares", "Squares of the first integers", SquaresResult,

@@ -31,9 +31,12 @@ class Study:
     show_progress=, backend=, ...)`` runs it; ``full`` and ``quick`` are its settings (the
     keywords of ``run``); ``options(parser)`` adds its own CLI options and
     ``settings(args, defaults)`` turns them into ``run``'s keywords over ``defaults``.
-    ``plots(result, out_dir)`` writes its figures; ``render(section_id, result_dict)`` draws
-    its HTML section body. ``colour`` holds the settings that replace those when the target
-    is the colour task (``colour-*``): enough images and epochs for its models to learn it.
+    ``plots(result, out_dir)`` writes its figures; ``render(section_id, result)`` draws its
+    HTML section body from the result object (the report reads the stored dict back with
+    ``result.from_dict`` first; the pieces to draw with are in
+    :mod:`transferability.html_report`: ``tables``, ``charts``, ``text``). ``colour`` holds
+    the settings that replace those when the target is the colour task (``colour-*``):
+    enough images and epochs for its models to learn it.
     """
 
     name: str
@@ -48,7 +51,7 @@ class Study:
     options: Callable[[argparse.ArgumentParser], None] | None = None
     settings: Callable[[argparse.Namespace, dict], dict] | None = None
     plots: Callable[[object, Path], list] | None = None
-    render: Callable[[str, dict], str] | None = None
+    render: Callable[[str, object], str] | None = None
     colour: Mapping = field(default_factory=dict)
 
     def __post_init__(self):

@@ -32,7 +32,9 @@ from .._validation import check_choice, check_positive, check_seed, positive_arg
 from ..attacks import robust_accuracy
 from ..attacks.robust import ROBUST_ATTACKS
 from ..data import check_per_class, dataset_from_spec, per_class
-from ..html_report import render_robust_transfer
+from ..html_report.charts import figure, legend, svg_lines, svg_scatter
+from ..html_report.tables import claims, details, kv, mean_std, table
+from ..html_report.text import escape
 from ..jobs import Job, Output, ResultStore, job_kind, open_store, run_jobs
 from ..report import format_claims, format_table
 from ..stats import Claim, claim
@@ -368,6 +370,51 @@ def _settings(args, settings: dict) -> dict:
     return settings
 
 
+# ---- the report's section ---------------------------------------------------------------
+
+def _html_section(sid: str, result: RobustTransferResult) -> str:
+    """The study's section of the HTML report: the summary, the frontier, robustness by
+    freeze level, the ablation and the claims."""
+    summary, rows = result.summary, result.rows
+    keys = [k for k in dict.fromkeys(k for s in summary for k in s) if k.startswith("robust_acc@")]
+    key = keys[0] if keys else None
+    settings = result.settings
+    what = settings.get("robust_accuracy", "worst case of the attacks")
+    columns = ["source", "method", ("clean acc.", mean_std("clean_acc", "clean_std"))]
+    columns += [(f"robust acc. ε = {k.split('@')[1]}", mean_std(k, k.replace("_acc@", "_std@")))
+                for k in keys]
+    parts = [f'<p class="note">Clean and robust accuracy ({escape(what)}) on the target\'s test '
+             "images after transfer, mean ± std over seeds (n).</p>",
+             table(summary, [*columns, "n"], id=f"{sid}-summary")]
+    if key:
+        eps = key.split("@")[1]
+        kinds = list(dict.fromkeys(s["source"] for s in summary))
+        levels = {"linear probe": 0, "last 2 blocks": 2, "last 3 blocks": 3,
+                  "full fine-tune": 5}
+        ladder = [(kind, [(levels[s["method"]], s[key]) for s in summary
+                          if s["source"] == kind and s["method"] in levels]) for kind in kinds]
+        parts += ["<h3>Accuracy and robustness</h3>", '<div class="grid">',
+                  figure(svg_scatter([(s["clean_acc"], s[key], s["method"], s["source"])
+                                      for s in summary],
+                                     title="accuracy–robustness frontier",
+                                     x_label="clean accuracy", y_label=f"robust acc. ε={eps}",
+                                     x_percent=True, y_percent=True, groups=kinds),
+                         legend(kinds), "One point per (source kind, method).")]
+        if any(pts for _, pts in ladder):
+            parts.append(figure(svg_lines(ladder, title="robust accuracy against freeze level",
+                                          x_label="blocks fine-tuned (0 = probe, 5 = all)",
+                                          y_label=f"robust acc. ε={eps}", y_percent=True),
+                                legend(kinds), "Per source kind."))
+        parts.append("</div>")
+    if result.ablation:
+        parts += ["<h3>CARTL ablation (robust sources, last 3 blocks)</h3>",
+                  table(result.ablation, [*columns, "n"], id=f"{sid}-ablation")]
+    parts += [claims(result.claims),
+              details(f"per-seed rows ({len(rows)})", table(rows, id=f"{sid}-rows")),
+              details("settings", kv(settings))]
+    return "".join(parts)
+
+
 STUDY = register_study(Study(
     "robust-transfer", "Robust transfer: keeping a source's robustness", RobustTransferResult,
     "robust_transfer_study", robust_transfer_study, FULL, QUICK, TINY,
@@ -376,4 +423,4 @@ STUDY = register_study(Study(
          "fine-tuning, LwF, NEFT and BN freezing; clean and robust accuracy. About 10 minutes "
          "on a CPU; --quick: one.",
     options=_options, settings=_settings, plots=plot_robust_transfer,
-    render=render_robust_transfer, colour=COLOUR))
+    render=_html_section, colour=COLOUR))

@@ -43,7 +43,9 @@ from .._results import Result
 from .._validation import check_int, check_positive, check_seed, count_arg, positive_arg, seed_arg
 from ..attacks import attack_factory, with_seed
 from ..data import check_per_class, dataset_from_spec, per_class
-from ..html_report import render_surrogates
+from ..html_report.charts import figure, legend, svg_lines, svg_scatter
+from ..html_report.tables import claims, details, kv, mean_std, table
+from ..html_report.text import finite
 from ..jobs import Given, Job, Output, ResultStore, job_kind, open_store, run_jobs
 from ..models import CheckpointError, Ensemble, load_checkpoint
 from ..report import format_claims, format_table
@@ -565,6 +567,82 @@ def _settings(args, settings: dict) -> dict:
     return settings
 
 
+# ---- the report's section ---------------------------------------------------------------
+
+def _html_section(sid: str, result: SurrogateStudyResult) -> str:
+    """The study's section of the HTML report: transfer per epoch, by kind, against ρ and
+    sharpness; the pair; the claims."""
+    per_epoch, rows, summary = result.per_epoch, result.rows, result.summary
+    seeds = list(dict.fromkeys(r["seed"] for r in per_epoch))
+    by_seed = [(f"seed {s}", [(r["epoch"], r["transfer"]) for r in per_epoch if r["seed"] == s])
+               for s in seeds]
+    lr = [(f"seed {s}", [(r["epoch"], r["lr"]) for r in per_epoch if r["seed"] == s])
+          for s in seeds[:1]]
+    settings = result.settings
+    victims = "mean over the victims"
+    parts = ["<h3>(a) Transfer per epoch of standard training</h3>",
+             '<div class="grid">',
+             figure(svg_lines(by_seed, title="transfer success per epoch", x_label="epoch",
+                              y_label="transfer success", y_percent=True),
+                    legend(n for n, _ in by_seed),
+                    f"Fooled / both correct, {victims}, per seed (n = {len(seeds)} seeds)."),
+             figure(svg_lines(lr, title="learning rate per epoch", x_label="epoch",
+                              y_label="learning rate"), caption="The schedule of the first seed."),
+             "</div>",
+             details(f"per-epoch rows ({len(per_epoch)})",
+                     table(per_epoch, id=f"{sid}-per-epoch")),
+             "<h3>(b–d) Surrogates by kind</h3>",
+             f'<p class="note">Transfer success = fooled / both correct, {victims}; mean ± '
+             "std over seeds (n); diverged = seeds that did not train (left out of the "
+             "claims).</p>",
+             table(summary, ["kind", ("transfer success", mean_std("transfer", "std")), "n",
+                             "test_acc", "sharpness", "diverged"], id=f"{sid}-summary")]
+    rhos = sorted({r["rho"] for r in rows if finite(r.get("rho"))})
+    if rhos:
+        axis = (-0.5, len(rhos) - 0.5, [(k, f"{r:g}") for k, r in enumerate(rhos)])
+        sam = [(f"seed {s}", [(rhos.index(r["rho"]), r["transfer"]) for r in rows
+                              if r["seed"] == s and finite(r.get("rho"))])
+               for s in dict.fromkeys(r["seed"] for r in rows)]
+        refs = [(s["kind"], s["transfer"]) for s in summary
+                if s["kind"] in ("early stopped", "fully trained")]
+        parts += ["<h3>(c, e) Transfer against the SAM radius ρ and sharpness</h3>",
+                  '<div class="grid">',
+                  figure(svg_lines(sam, title="transfer success against ρ",
+                                   x_label="SAM radius ρ (0.05 = SAM, larger = l-SAM)",
+                                   y_label="transfer success", y_percent=True,
+                                   hlines=refs, x_axis=axis),
+                         legend([n for n, _ in sam], [n for n, _ in refs]),
+                         "Per seed; dashed: mean over seeds of the early-stopped and fully "
+                         "trained surrogates.")]
+    else:
+        parts += ["<h3>(e) Transfer against sharpness</h3>", '<div class="grid">']
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    sharp = result.sharpness
+    sharp_text = (f"Spearman(sharpness, transfer) = {sharp['spearman']:+.2f} "
+                  f"[{sharp.get('low', math.nan):+.2f}, {sharp.get('high', math.nan):+.2f}] "
+                  f"over n = {sharp.get('n')} surrogates that trained" if
+                  finite(sharp.get("spearman")) else "correlation undefined")
+    if rows:
+        parts += [figure(svg_scatter([(r.get("sharpness"), r.get("transfer"), r.get("model", ""),
+                                       r["kind"]) for r in rows],
+                                     title="(e) sharpness against transfer",
+                                     x_label="sharpness (Hessian trace, log)",
+                                     y_label="transfer success", y_percent=True, x_log=True,
+                                     groups=kinds),
+                         legend(kinds), sharp_text + ".")]
+    parts.append("</div>")
+    if result.pair:
+        parts += ["<h3>(f) A pair trained with and without the gradient-alignment penalty</h3>",
+                  '<p class="note">Transfer between the two members (fooled / both correct) '
+                  "and their clean test accuracy, for each penalty weight λ.</p>",
+                  table(result.pair, ["lam", "a_to_b", "b_to_a", "acc_a", "acc_b"],
+                        id=f"{sid}-pair")]
+    parts += [claims(result.claims),
+              details(f"per-surrogate rows ({len(rows)})", table(rows, id=f"{sid}-rows")),
+              details("settings", kv(settings))]
+    return "".join(parts)
+
+
 STUDY = register_study(Study(
     "surrogates", "Surrogates: how training controls transfer", SurrogateStudyResult,
     "surrogate_study", surrogate_study, FULL, QUICK, TINY,
@@ -572,4 +650,4 @@ STUDY = register_study(Study(
          "(early stopping), SAM/l-SAM across rho, LGV, sharpness vs transfer, and a pair "
          "trained against transfer. Several minutes on a CPU; --quick: one.",
     options=_options, settings=_settings, plots=plot_surrogate_study,
-    render=render_surrogates, colour=COLOUR))
+    render=_html_section, colour=COLOUR))
