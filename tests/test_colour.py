@@ -47,7 +47,7 @@ def test_warp_places_and_scales_a_shape():
     assert cols[:16].sum() < 1e-6 < cols[16:].sum()  # shifted right
     assert half.sum() < out.sum() / 3  # a quarter of the area
     x = torch.rand(2, 3, 32, 32)
-    blurred = _blur(x, np.array([0, 3]))
+    blurred = _blur(x.clone(), np.array([0, 3]))  # in place
     assert torch.equal(blurred[0], x[0]) and blurred[1].std() < x[1].std()
 
 
@@ -57,3 +57,59 @@ def test_resnet18_has_resnet18_widths_and_takes_colour_images():
     assert 11.0e6 < n < 11.3e6  # ResNet-18's 11.2 M parameters (its 10-class head)
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     assert model.features(torch.rand(2, 3, 32, 32)).shape == (2, 512)
+
+
+def test_animal_silhouettes_fill_their_glyph():
+    from transferability.data.colour import _animal_glyphs
+
+    glyphs = _animal_glyphs()
+    assert glyphs.shape == (10, 200, 48, 48)
+    inside = glyphs.flatten(0, 1) > 0.5
+    rows, cols = inside.any(2).sum(1), inside.any(1).sum(1)
+    # cut to its bounding box and scaled: the longer side spans about 44 of 48 pixels
+    longer = torch.maximum(rows, cols).float()
+    assert 42 <= longer.median() <= 45 and (longer >= 38).float().mean() > 0.95
+
+
+def test_colour_target_settings(monkeypatch, tmp_path):
+    import dataclasses
+
+    import pytest
+
+    from transferability import studies
+    from transferability.cli import main
+    from transferability.demo import demo_spec
+    from transferability.studies.robust_transfer import QUICK
+
+    seen = {}
+
+    class Ran(Exception):
+        pass
+
+    def run(**settings):
+        seen.clear()
+        seen.update(settings)
+        raise Ran
+
+    real = studies.get_study
+    monkeypatch.setattr(studies, "get_study", lambda name, *a: dataclasses.replace(
+        real(name, *a), run=run))
+    common = ["--quick", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")]
+    with pytest.raises(Ran):
+        main(["study", "robust-transfer", "--target", "colour-digits", "--eps", "0.05",
+              *common])
+    assert seen["source_per_class"] == 150 and seen["tune_epochs"] == 4
+    assert seen["source_attack_options"] == {"eps": 4 / 255}
+    assert seen["radii"] == (0.05,)  # the command line over the colour settings
+    with pytest.raises(Ran):
+        main(["study", "robust-transfer", "--target", "mnist", *common])
+    assert seen["source_per_class"] == QUICK["source_per_class"] and seen["radii"] == (0.1,)
+    with pytest.raises(Ran):
+        main(["study", "surrogates", "--target", "colour-digits", "--seeds", "4", *common])
+    assert (seen["n_per_class"], seen["epochs"], seen["seeds"]) == (300, 8, (4,))
+    # the demo: colour sources, trained long enough, only for a colour target
+    colour, plain = demo_spec(True, "colour-digits")["models"], demo_spec(True)["models"]
+    assert [m["name"] for m in colour] == [m["name"] for m in plain]
+    assert colour[0]["data"]["mixture"] == ["colour-digits", "colour-animals"]
+    assert plain[0]["data"]["mixture"] == ["fonts", "animals"]
+    assert colour[0]["train"]["epochs"] == 8 and plain[0]["train"]["epochs"] == 1

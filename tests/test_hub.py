@@ -222,6 +222,33 @@ def test_image_folder_argument(tmp_path):
     assert len(load_dataset(f"imagefolder:{own}", "train")) == 12
 
 
+def test_users_split_is_recorded_in_the_store_and_reused(tmp_path, monkeypatch):
+    from transferability.data import load_dataset, split_indices
+    from transferability.jobs import ResultStore
+    from transferability.studies import adv_knowledge
+
+    arg = f"imagefolder:{_image_folder(tmp_path / 'imgs')}"
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        splitter = adv_knowledge.stored_splitter(store)
+        train = load_dataset(arg, "train", seed=5, splitter=splitter)
+        test = load_dataset(arg, "test", seed=5, splitter=splitter)
+        (record,) = store.records(kind="data_split")  # train and test: one split
+    full = load_dataset(arg, "all")
+    expected = split_indices(full, 0.2, 5)
+    assert record.value["seed"] == 5 and record.value["test_fraction"] == 0.2
+    assert record.value["train"] == expected[0].tolist()
+    assert record.value["test"] == expected[1].tolist() != split_indices(full, 0.2, 6)[1].tolist()
+    assert sorted(record.value["train"] + record.value["test"]) == list(range(24))
+    assert torch.equal(train.x, full.x[expected[0]]) and torch.equal(test.y, full.y[expected[1]])
+    assert test.class_counts().tolist() == [2, 2, 2]  # stratified: 20% of 8 per class
+    # a rerun reads the split back from the store: drawing it again would fail
+    monkeypatch.setattr(adv_knowledge, "split_indices", lambda *a: pytest.fail("drawn again"))
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        again = load_dataset(arg, "test", seed=5, splitter=adv_knowledge.stored_splitter(store))
+        assert len(store.records(kind="data_split")) == 1
+    assert torch.equal(again.x, test.x)
+
+
 def test_rank_hub_models_on_an_image_folder(standin, tmp_path, capsys):
     root = _image_folder(tmp_path / "imgs")
     file = tmp_path / "tiny.pt"
@@ -242,6 +269,9 @@ def test_rank_hub_models_on_an_image_folder(standin, tmp_path, capsys):
         with ResultStore(tmp_path / "cache" / "results.sqlite") as store:
             return [r.config for r in store.records(kind="features")]
     assert len(stored()) == 3  # one extraction per model
+    with ResultStore(tmp_path / "cache" / "results.sqlite") as store:
+        (split,) = store.records(kind="data_split")  # the seeded split of the folder, recorded
+    assert split.value["seed"] == 0 and len(split.value["train"]) == 18
     again = ["rank", "--target", f"imagefolder:{root}", "--sources",
              "timm:tiny_convnet?weights=none", "--estimators", "logme", "--out",
              str(tmp_path / "out2"), "--cache-dir", str(tmp_path / "cache")]
@@ -276,7 +306,7 @@ def test_hf_dataset_argument(tmp_path):
     ds.save_to_disk(str(tmp_path / "one"))
     full = load_dataset(f"hf:{tmp_path / 'one'}", "all")
     assert full.x.shape == (12, 3, 12, 10) and full.class_names == ["a", "b", "c"]
-    assert torch.allclose(full.x[0], torch.from_numpy(np.asarray(images[0])).permute(2, 0, 1)
+    assert torch.allclose(full.x[0], torch.from_numpy(np.array(images[0])).permute(2, 0, 1)
                           .float() / 255)
     datasets.DatasetDict({"train": ds, "test": ds.select(range(3))}).save_to_disk(
         str(tmp_path / "dict"))

@@ -198,21 +198,24 @@ def _cmd_rank(args) -> None:
     from .model_args import load_models
     from .ranking import rank_sources
     from .report import write_csv, write_json
-    from .studies.adv_knowledge import stored_outputs
+    from .studies.adv_knowledge import stored_outputs, stored_splitter
 
     spec = _attack(args)
     _ensemble_names(args.ensemble)
-    train = dataset_from_spec(args.target, "train", seed=args.seed)
-    test = dataset_from_spec(args.target, "test", seed=args.seed) if args.validate else None
-    _per_class(args.shots if args.validate else None, "--shots", train)
-    _per_class(args.n_per_class if args.reference else None, "--n-per-class", train)
-    models = load_models(args.sources, args.cache_dir)
-    reference = None
-    if args.reference:
-        from .studies.adv_knowledge import load_reference
+    with _store(args) as store:  # users' data are split once (recorded); extractions cached
+        splitter = stored_splitter(store)
+        train = dataset_from_spec(args.target, "train", seed=args.seed, splitter=splitter)
+        test = (dataset_from_spec(args.target, "test", seed=args.seed, splitter=splitter)
+                if args.validate else None)
+        _per_class(args.shots if args.validate else None, "--shots", train)
+        _per_class(args.n_per_class if args.reference else None, "--n-per-class", train)
+        models = load_models(args.sources, args.cache_dir)
+        reference = None
+        if args.reference:
+            from .studies.adv_knowledge import load_reference
 
-        reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
-    with _store(args) as store:  # extractions are cached: a second ranking extracts nothing
+            reference = load_reference(args.reference, args.target, args.cache_dir,
+                                       seed=args.seed)
         outputs = stored_outputs(store, **_layer(args), float16=args.cache_float16)
         result = rank_sources(models, train, estimators=args.estimators, test=test,
                               shots=args.shots, repeats=args.repeats, seed=args.seed,
@@ -318,6 +321,8 @@ def _cmd_study(args) -> None:
 
     study = get_study(args.study_command)
     settings = study.quick if args.quick else study.full
+    # the colour task's settings, then the command line's over them
+    settings = study.for_target(settings, getattr(args, "target", ""))
     if study.attack is not None:  # the options given, over the settings' attack
         own = getattr(settings, study.attack)
         settings = settings.replace(**{study.attack: _attack(args).with_defaults(own)})
@@ -426,7 +431,8 @@ def _cmd_demo(args) -> None:
     from .demo import run_demo
 
     with _store(args) as store:
-        _, report = run_demo(args.out, quick=args.quick, cache_dir=args.cache_dir, store=store)
+        _, report = run_demo(args.out, quick=args.quick, target=args.target,
+                             cache_dir=args.cache_dir, store=store)
     print(report)
 
 
@@ -765,6 +771,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("demo", _cmd_demo, "Run the study on bundled data and write a report.")
     out_opt(p, "demo-out")
     p.add_argument("--quick", action="store_true", help="a smaller zoo for a fast check")
+    p.add_argument("--target", default="mnist", choices=("mnist", "colour-digits",
+                                                         "colour-animals"),
+                   help="the target task: mnist (default), or the colour task, whose sources "
+                        "are colour digit/animal mixtures and whose studies use their colour "
+                        "settings")
     device_opts(p, precision=True)
     cache_opt(p)
 

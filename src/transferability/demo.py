@@ -37,49 +37,75 @@ log = logging.getLogger("transferability")
 
 TARGET = "mnist"
 QUICK_MODELS = ("cnn-k0", "cnn-k5", "cnn-k10", "mlp-k5")
+#: With a colour target (``demo --target colour-digits``): the sources' fonts/animals
+#: mixtures become colour digits/animals ones (generated with another seed than the
+#: target's images), trained long enough to learn them, and the attacks' ε suits 8-bit
+#: colour images.
+COLOUR_DATA = {"fonts": "colour-digits", "animals": "colour-animals"}
+COLOUR_TRAIN = {"n_per_class": 300, "epochs": 8, "batch_size": 64}
+COLOUR_EPS = 8 / 255
 
 
-def demo_spec(quick: bool = False) -> dict:
-    """The bundled demo zoo spec; ``quick`` keeps 4 models on 100 samples/class, 1 epoch."""
+def _colour(target) -> bool:
+    return str(target).startswith("colour-")
+
+
+def demo_spec(quick: bool = False, target: str = TARGET) -> dict:
+    """The bundled demo zoo spec; ``quick`` keeps 4 models on 100 samples/class, 1 epoch.
+    A colour ``target`` gets colour sources (:data:`COLOUR_DATA`, :data:`COLOUR_TRAIN`)."""
     models = []
     for e in load_spec("demo"):
         if quick and e.name not in QUICK_MODELS:
             continue
         data = dict(e.data) | ({"n_per_class": 100} if quick else {})
         train = dict(e.train) | ({"epochs": 1} if quick else {})
+        if _colour(target):
+            data = {"mixture": [COLOUR_DATA[d] for d in data["mixture"]], "k": data["k"],
+                    "seed": 1, "n_per_class": COLOUR_TRAIN["n_per_class"]}
+            train |= {k: v for k, v in COLOUR_TRAIN.items() if k != "n_per_class"}
         models.append({"name": e.name, "arch": e.arch, "data": data, "train": train})
     return {"models": models}
 
 
-def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, cache_dir=None,
-             shots: int = 10, repeats: int = 5, seed: int = 0, store: ResultStore | None = None,
+def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, target: str = TARGET,
+             cache_dir=None, shots: int = 10, repeats: int = 5, seed: int = 0,
+             store: ResultStore | None = None,
              show_progress: bool | None = None) -> tuple[dict, str]:
-    """Run the demo study, write its outputs and ``report.html`` to ``out_dir``; return the
-    results and the text report (tables). Every part is a job of the results store
-    (``store``, default: the one in the cache directory), so a rerun computes only what is
-    missing. Progress goes to the ``transferability`` logger."""
+    """Run the demo study on ``target`` (``mnist``, or the colour task ``colour-digits``),
+    write its outputs and ``report.html`` to ``out_dir``; return the results and the text
+    report (tables). Every part is a job of the results store (``store``, default: the one
+    in the cache directory), so a rerun computes only what is missing. Progress goes to the
+    ``transferability`` logger."""
+    if target != TARGET and not _colour(target):
+        raise ValueError(f"target: expected {TARGET!r} or a colour task (colour-digits, "
+                         f"colour-animals), got {target!r}")
     own = store is None
     store = ResultStore.in_cache(cache_dir) if own else store
     try:
-        return _run_demo(Path(out_dir), quick, cache_dir, shots, repeats, seed, store,
+        return _run_demo(Path(out_dir), quick, target, cache_dir, shots, repeats, seed, store,
                          show_progress)
     finally:
         if own:
             store.close()
 
 
-def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed: int,
-              store: ResultStore, show_progress: bool | None) -> tuple[dict, str]:
+def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeats: int,
+              seed: int, store: ResultStore, show_progress: bool | None) -> tuple[dict, str]:
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
 
     steps = 2 + sum(s.tiny is not None for s in list_studies())
     log.info("[1/%d] source zoo (%s) and a %s reference model ...", steps,
-             "quick" if quick else "full", TARGET)
+             "quick" if quick else "full", target)
     t = time.perf_counter()
-    zoo = build_zoo(demo_spec(quick), cache_dir, show_progress=show_progress, store=store)
-    ref_spec = reference_spec(TARGET, epochs=2 if quick else 3,
-                              n_per_class=100 if quick else None, seed=seed)
+    zoo = build_zoo(demo_spec(quick, target), cache_dir, show_progress=show_progress,
+                    store=store)
+    if _colour(target):
+        ref_spec = reference_spec(target, epochs=COLOUR_TRAIN["epochs"],
+                                  n_per_class=COLOUR_TRAIN["n_per_class"], seed=seed)
+    else:
+        ref_spec = reference_spec(target, epochs=2 if quick else 3,
+                                  n_per_class=100 if quick else None, seed=seed)
     ref_zoo = build_zoo(ref_spec, cache_dir, show_progress=show_progress, store=store)
     (ref_name, reference), = ref_zoo.items()
     n_trained = len(zoo.trained) + len(ref_zoo.trained)
@@ -87,12 +113,13 @@ def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed:
              zoo.cache_dir)
     zoo_seconds = time.perf_counter() - t
 
-    log.info("[2/%d] adversarial <-> knowledge transfer study, target %s ...", steps, TARGET)
-    train, test = load_dataset(TARGET, "train", seed=seed), load_dataset(TARGET, "test", seed=seed)
+    log.info("[2/%d] adversarial <-> knowledge transfer study, target %s ...", steps, target)
+    train, test = load_dataset(target, "train", seed=seed), load_dataset(target, "test", seed=seed)
 
     # α: the authors' attack with 10/20 steps instead of 50, for time
     options = {"n_per_class": 10 if quick else 20, "shots": shots, "repeats": repeats,
-               "seed": seed, "attack_options": {"steps": 10 if quick else 20}}
+               "seed": seed, "attack_options": {"steps": 10 if quick else 20,
+                                                **({"eps": COLOUR_EPS} if _colour(target) else {})}}
     study = adv_knowledge_study(reference, zoo, train, test, store=store,
                                 show_progress=show_progress, **options)
     for row in study.rows:
@@ -106,7 +133,8 @@ def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed:
     for i, each in enumerate((s for s in list_studies() if s.tiny is not None), start=3):
         log.info("[%d/%d] %s (%s) ...", i, steps, _heading(each), "tiny" if quick else "quick")
         t = time.perf_counter()
-        settings = (each.tiny if quick else each.quick).replace(target=TARGET)
+        settings = each.for_target(each.tiny if quick else each.quick, target).replace(
+            target=target)
         result = each.run(cache_dir=cache_dir, store=store, show_progress=show_progress,
                           **settings.keywords())
         others.append((each, result, time.perf_counter() - t))
@@ -125,17 +153,17 @@ def _run_demo(out: Path, quick: bool, cache_dir, shots: int, repeats: int, seed:
     timings = {"zoo": zoo_seconds, **study.timings, "theory": theory_seconds,
                **{_key(s): seconds for s, _, seconds in others},
                "total": time.perf_counter() - start}
-    results = {"target": TARGET, "shots": shots, "repeats": repeats, "quick": quick,
+    results = {"target": target, "shots": shots, "repeats": repeats, "quick": quick,
                "reference": {"name": ref_name, "test_acc": reference.meta["metrics"]["test_acc"]},
                **study.to_dict(), "theory": theory,
                **{_key(s): result.to_dict() for s, result, _ in others},
                "timings": timings}
     files = [write_json(results, out / "results.json"), write_csv(study.rows, out / "results.csv"),
              plot_probe_accuracy(study.rows, out / "probe_accuracy.png",
-                                 title=f"transfer to {TARGET}: linear probes"),
+                                 title=f"transfer to {target}: linear probes"),
              plot_scatter_grid(study.rows, study.predictors, study.truth,
                                out / "scores_vs_probe.png",
-                               title=f"scores vs {shots}-shot probe accuracy on {TARGET}"),
+                               title=f"scores vs {shots}-shot probe accuracy on {target}"),
              study.transfer_matrix.to_csv(out / "transfer_matrix.csv"),
              study.transfer_matrix.plot(out / "transfer_matrix.png"),
              *(f for s, result, _ in others for f in s.plots(result, out)),

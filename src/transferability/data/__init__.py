@@ -7,7 +7,15 @@ int64 labels 0..C−1: the grayscale bundled sets are 1×28×28, the colour task
 
 from .dataset import ImageDataset
 from .loader import stream
-from .registry import DatasetInfo, dataset_info, list_datasets, load_dataset, train_test_split
+from .registry import (
+    DatasetInfo,
+    Splitter,
+    dataset_info,
+    list_datasets,
+    load_dataset,
+    split_indices,
+    train_test_split,
+)
 from .spec import DataSummary, dataset_from_spec, describe_dataset
 from .tasks import check_per_class, mixture, per_class, relabel, select_classes
 from .user import load_image_folder, load_npz
@@ -16,5 +24,5 @@ __all__ = [
     "ImageDataset", "DatasetInfo", "list_datasets", "dataset_info", "load_dataset",
     "train_test_split", "select_classes", "relabel", "per_class", "mixture",
     "load_npz", "load_image_folder", "dataset_from_spec", "stream",
-    "DataSummary", "describe_dataset", "check_per_class",
+    "DataSummary", "describe_dataset", "check_per_class", "split_indices", "Splitter",
 ]

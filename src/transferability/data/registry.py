@@ -25,7 +25,7 @@ from .tasks import per_class
 from .user import ImageFolder, load_image_folder, load_npz
 
 __all__ = ["DatasetInfo", "list_datasets", "dataset_info", "load_dataset", "train_test_split",
-           "parse_data_argument", "DATA_PREFIXES"]
+           "split_indices", "Splitter", "parse_data_argument", "DATA_PREFIXES"]
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,10 @@ def dataset_info(name: str) -> DatasetInfo:
     return _DATASETS.get(name)
 
 
-def train_test_split(ds: ImageDataset, test_fraction: float = 0.2, seed: int = 0):
-    """Stratified split: a ``test_fraction`` of every class goes to the test set."""
+def split_indices(ds: ImageDataset, test_fraction: float = 0.2,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded stratified split of ``ds``: sorted ``(train, test)`` positions, a
+    ``test_fraction`` of every class in ``test``."""
     check_fraction(test_fraction, "test_fraction")
     rng = np.random.default_rng(check_seed(seed))
     y = ds.y.numpy()
@@ -85,8 +87,27 @@ def train_test_split(ds: ImageDataset, test_fraction: float = 0.2, seed: int = 0
         idx = np.flatnonzero(y == c)
         k = int(round(test_fraction * len(idx)))
         test[rng.choice(idx, size=k, replace=False)] = True
-    return (ds.subset(np.flatnonzero(~test), name=f"{ds.name}/train"),
-            ds.subset(np.flatnonzero(test), name=f"{ds.name}/test"))
+    return np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def train_test_split(ds: ImageDataset, test_fraction: float = 0.2, seed: int = 0):
+    """Stratified split: a ``test_fraction`` of every class goes to the test set."""
+    train, test = split_indices(ds, test_fraction, seed)
+    return ds.subset(train, name=f"{ds.name}/train"), ds.subset(test, name=f"{ds.name}/test")
+
+
+#: ``splitter(data, test_fraction, seed) -> (train, test)`` positions: how user data
+#: without a split of its own is split (:func:`split_indices`, or one kept in a store).
+Splitter = Callable[[ImageDataset, float, int], tuple]
+
+
+def _split(full: ImageDataset, split: str, test_fraction: float, seed: int,
+           splitter: Splitter | None) -> ImageDataset:
+    """``split`` of ``full``: all of it, or its part by ``splitter`` (default the seeded one)."""
+    if split == "all":
+        return full
+    part = (splitter or split_indices)(full, test_fraction, seed)[split == "test"]
+    return full.subset(np.asarray(part, dtype=np.int64), name=f"{full.name}/{split}")
 
 
 def _user_path(name) -> Path | None:
@@ -147,7 +168,7 @@ def _own_split(root: Path) -> tuple[Path, Path] | None:
 
 
 def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int,
-                   test_fraction: float) -> ImageDataset:
+                   test_fraction: float, splitter: Splitter | None) -> ImageDataset:
     """One split of a data argument: the data's own split, else a seeded stratified one."""
     n = options.pop("n_per_class", None)
     if prefix == "imagefolder":
@@ -178,17 +199,15 @@ def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int
                 name=path.name, class_names=next(iter(own.values())).class_names)
     if full is not None:
         full.name = path.name
-        if split == "all":
-            ds = full
-        else:
-            ds = train_test_split(full, test_fraction, seed)[split == "test"]
+        ds = _split(full, split, test_fraction, seed, splitter)
     if n is not None and split == "train":
         ds = per_class(ds, n, seed=seed)
     return ds
 
 
 def load_dataset(name: str | os.PathLike, split: str = "train", *, seed: int = 0,
-                 test_fraction: float = 0.2, **options) -> ImageDataset:
+                 test_fraction: float = 0.2, splitter: Splitter | None = None,
+                 **options) -> ImageDataset:
     """Load a bundled dataset (or ``.npz`` / image folder path) and return one split.
 
     Args:
@@ -201,6 +220,9 @@ def load_dataset(name: str | os.PathLike, split: str = "train", *, seed: int = 0
         split: ``"train"``, ``"test"`` or ``"all"``.
         seed: seeds the stratified split (and generation, for ``fonts``/``synthetic``).
         test_fraction: share of each class held out for ``"test"``.
+        splitter: splits a data argument without a split of its own (default
+            :func:`split_indices`; ``stored_splitter(store)`` records the split in a results
+            store and reuses it).
         options: generator options (``n_per_class`` for fonts/synthetic, ``shared``...).
     """
     check_choice(split, "split", ("train", "test", "all"))
@@ -210,7 +232,7 @@ def load_dataset(name: str | os.PathLike, split: str = "train", *, seed: int = 0
     if argument is not None:
         if options:
             raise ValueError(f"options: {sorted(map(str, options))} do not apply to {name!r}")
-        return _load_argument(*argument, split, seed, test_fraction)
+        return _load_argument(*argument, split, seed, test_fraction, splitter)
     path = None if isinstance(name, str) and name in _DATASETS else _user_path(name)
     if path is not None:
         if options:
@@ -231,7 +253,4 @@ def load_dataset(name: str | os.PathLike, split: str = "train", *, seed: int = 0
     else:
         raise ValueError(f"name: {name!r} is neither a dataset ({', '.join(list_datasets())}) "
                          "nor an existing .npz file or image folder")
-    if split == "all":
-        return full
-    train, test = train_test_split(full, test_fraction, seed)
-    return train if split == "train" else test
+    return _split(full, split, test_fraction, seed, splitter if path is not None else None)

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 
 from .._validation import check_int, check_seed
 from .dataset import ImageDataset
-from .registry import _user_path, dataset_info, list_datasets, load_dataset, parse_data_argument
+from .registry import (
+    Splitter,
+    _user_path,
+    dataset_info,
+    list_datasets,
+    load_dataset,
+    parse_data_argument,
+)
 from .sources import MAX_PER_CLASS
 from .tasks import _class_ids, check_per_class, mixture, per_class, relabel, select_classes
 
@@ -107,25 +114,28 @@ def check_dataset_spec(spec, name: str = "spec") -> None:
 
 
 def dataset_from_spec(spec: str | os.PathLike | Mapping, split: str = "train", *,
-                      seed: int = 0) -> ImageDataset:
+                      seed: int = 0, splitter: Splitter | None = None) -> ImageDataset:
     """Build the ``split`` of the task described by ``spec`` (see the module docstring).
 
     Every value is checked (a ``ValueError`` naming the key) before anything is loaded.
     ``n_per_class`` is at most ``sources.MAX_PER_CLASS`` (20,000) and applies to the
-    train split only.
+    train split only. ``splitter`` splits users' data without a split of their own
+    (:func:`~transferability.data.load_dataset`).
     """
     seed = check_seed(seed)
     if isinstance(spec, str | os.PathLike):
-        return load_dataset(spec, split, seed=seed)
+        return load_dataset(spec, split, seed=seed, splitter=splitter)
     if not isinstance(spec, Mapping):
         raise ValueError(f"spec: expected a dataset name or a mapping, got {type(spec).__name__}")
     _check_spec(spec)
     seed = check_seed(spec.get("seed", seed), "spec.seed")
     if "mixture" in spec:
-        first, second = (dataset_from_spec(p, split, seed=seed) for p in spec["mixture"])
+        first, second = (dataset_from_spec(p, split, seed=seed, splitter=splitter)
+                         for p in spec["mixture"])
         ds = mixture(first, second, spec["k"])
     else:
-        ds = load_dataset(spec["dataset"], split, seed=seed, **spec.get("options", {}))
+        ds = load_dataset(spec["dataset"], split, seed=seed, splitter=splitter,
+                          **spec.get("options", {}))
     if "classes" in spec:
         ds = select_classes(ds, spec["classes"])
     if "relabel" in spec:

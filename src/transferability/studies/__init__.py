@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Self
 
 from .._registry import Registry
@@ -99,6 +100,8 @@ class Study:
     the field of its settings that holds its :class:`~transferability.attacks.AttackSpec`:
     the CLI then gives the study the ``--attack --eps --steps --step-size --loss`` options,
     their help from ``full`` and ``quick``, and lays what is given over the settings' spec.
+    ``colour`` holds the settings' fields that change when the target is the colour task
+    (``colour-*``): enough images and epochs for its models to learn it.
     """
 
     name: str
@@ -115,6 +118,7 @@ class Study:
     plots: Callable[[object, Path], list] | None = None
     render: Callable[[str, object], str] | None = None
     attack: str | None = None
+    colour: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
         for name in ("full", "quick", "tiny"):
@@ -122,6 +126,13 @@ class Study:
             if value is not None and not isinstance(value, Settings):
                 raise ValueError(f"{name}: expected a Settings dataclass or None, got "
                                  f"{type(value).__name__}")
+        object.__setattr__(self, "colour", MappingProxyType(dict(self.colour)))
+
+    def for_target(self, settings: Settings | None, target) -> Settings | None:
+        """``settings`` with :attr:`colour` over them when ``target`` is the colour task."""
+        if settings is None or not self.colour or not str(target).startswith("colour-"):
+            return settings
+        return settings.replace(**self.colour)
 
 
 _STUDIES = Registry("study")

@@ -30,7 +30,7 @@ from .._results import Result
 from .._validation import check_same_device
 from ..adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, attack_reference
 from ..attacks import AttackSpec
-from ..data import ImageDataset, check_per_class, per_class
+from ..data import ImageDataset, Splitter, check_per_class, per_class, split_indices
 from ..devices import current_precision
 from ..estimators import check_estimator_data, list_estimators, score
 from ..features import Outputs, extract
@@ -53,7 +53,7 @@ log = logging.getLogger("transferability")
 MATRIX_ATTACK = AttackSpec("pgd", {"eps": 0.3, "steps": 10})
 
 __all__ = ["StudyResult", "adv_knowledge_study", "adv_knowledge_jobs", "reference_spec",
-           "load_reference", "stored_outputs", "model_input"]
+           "load_reference", "stored_outputs", "stored_splitter", "model_input"]
 
 AFFINE = "neg_affine_loss"  # −(affine-fit loss): higher = better, like every predictor
 
@@ -192,6 +192,29 @@ def stored_outputs(store: ResultStore | None, *, layer: str | None = None,
         art = run_jobs([job], store, study="rank", show_progress=False).artifact(job)
         return Outputs(**{k: v.float() if v.is_floating_point() else v for k, v in art.items()})
     return outputs
+
+
+@job_kind("data_split", device=False)
+def data_split_job(config: dict, inputs: dict) -> dict:
+    """The seeded stratified split of users' data without a split of its own
+    (:func:`~transferability.data.split_indices`): the seed, and which positions went to
+    train and which to test."""
+    train, test = split_indices(inputs["data"].artifact, config["test_fraction"],
+                                config["seed"])
+    return {"seed": config["seed"], "test_fraction": config["test_fraction"],
+            "train": train.tolist(), "test": test.tolist()}
+
+
+def stored_splitter(store: ResultStore | None, study: str = "rank") -> Splitter:
+    """A ``splitter`` for :func:`~transferability.data.load_dataset` whose splits are
+    ``data_split`` jobs in ``store``, keyed by the data's content, the seed and the test
+    fraction: the split is recorded, and a rerun reads it back instead of drawing it."""
+    def splitter(data: ImageDataset, test_fraction: float, seed: int):
+        job = Job("data_split", {"seed": seed, "test_fraction": test_fraction},
+                  {"data": given(data)}, label=data.name)
+        value = run_jobs([job], store, study=study, show_progress=False).value(job)
+        return value["train"], value["test"]
+    return splitter
 
 
 @job_kind("knowledge_scores", device=False)

@@ -123,6 +123,10 @@ QUICK = FULL.replace(seeds=(0,), source_epochs=3, source_per_class=80, target_pe
 #: ``demo --quick``'s.
 TINY = QUICK.replace(source_epochs=1, source_per_class=40, target_per_class=20, tune_epochs=1,
                      eval_per_class=3, methods=("linear probe", "NEFT + BN frozen (last 3)"))
+#: On the colour task: more source and target images and epochs (a resnet needs them to learn
+#: it), and radii for 8-bit colour images: PGD-AT at ε = 0.2 learns nothing there.
+COLOUR = {"source_per_class": 150, "source_epochs": 4, "target_per_class": 100,
+          "tune_epochs": 4, "radii": (4 / 255,), "source_attack_options": {"eps": 4 / 255}}
 #: Fine-tuning learning rate (SGD, momentum 0.9, cosine): a new head from scratch needs it.
 TUNE_LR = 0.05
 KINDS = {"standard": {}, "pgd_at": {"method": "pgd_at"},
@@ -474,4 +478,4 @@ STUDY = register_study(Study(
          "fine-tuning, LwF, NEFT and BN freezing; clean and robust accuracy. About 10 minutes "
          "on a CPU; --quick: one.",
     options=_options, settings=_settings, plots=plot_robust_transfer,
-    render=_html_section))
+    render=_html_section, colour=COLOUR))
