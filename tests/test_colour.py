@@ -103,7 +103,7 @@ def test_colour_target_settings(monkeypatch, tmp_path):
     assert seen["radii"] == (0.05,)  # the command line over the colour settings
     with pytest.raises(Ran):
         main(["study", "robust-transfer", "--target", "mnist", *common])
-    assert seen["source_per_class"] == QUICK["source_per_class"] and seen["radii"] == (0.1,)
+    assert seen["source_per_class"] == QUICK.source_per_class and seen["radii"] == (0.1,)
     with pytest.raises(Ran):
         main(["study", "surrogates", "--target", "colour-digits", "--seeds", "4", *common])
     assert (seen["n_per_class"], seen["epochs"], seen["seeds"]) == (300, 8, (4,))

@@ -181,7 +181,7 @@ def test_bad_input(models):
     with pytest.raises(ValueError, match="only go with an attack name"):
         transfer_matrix({"A": a}, {"B": b}, X, Y, lambda m: FGSM(m, 0.1),
                         attack_options={"eps": 0.1})
-    with pytest.raises(ValueError, match="attack: unknown value 'nope'"):
+    with pytest.raises(ValueError, match="attack: unknown attack 'nope'"):
         transfer_matrix({"A": a}, {"B": b}, X, Y, "nope")
     with pytest.raises(ValueError, match="y: labels go up to 2"):
         transfer_matrix({"A": a}, {"B": b}, X, Y * 2, "fgsm", attack_options={"eps": 0.1})
