@@ -194,7 +194,7 @@ def _ensemble_names(names) -> None:
 
 
 def _cmd_rank(args) -> None:
-    from .data import dataset_from_spec
+    from .data import dataset_from_spec, split_indices
     from .model_args import load_models
     from .ranking import rank_sources
     from .report import write_csv, write_json
@@ -202,20 +202,32 @@ def _cmd_rank(args) -> None:
 
     spec = _attack(args)
     _ensemble_names(args.ensemble)
-    with _store(args) as store:  # users' data are split once (recorded); extractions cached
-        splitter = stored_splitter(store)
-        train = dataset_from_spec(args.target, "train", seed=args.seed, splitter=splitter)
-        test = (dataset_from_spec(args.target, "test", seed=args.seed, splitter=splitter)
-                if args.validate else None)
-        _per_class(args.shots if args.validate else None, "--shots", train)
-        _per_class(args.n_per_class if args.reference else None, "--n-per-class", train)
-        models = load_models(args.sources, args.cache_dir)
-        reference = None
-        if args.reference:
-            from .studies.adv_knowledge import load_reference
+    drawn = []  # users' data are split now for the checks, and recorded once they passed
 
-            reference = load_reference(args.reference, args.target, args.cache_dir,
-                                       seed=args.seed)
+    def draw(data, test_fraction, seed):
+        positions = split_indices(data, test_fraction, seed)
+        drawn.append(((data, test_fraction, seed), positions))
+        return positions
+
+    def load(splitter):
+        return (dataset_from_spec(args.target, "train", seed=args.seed, splitter=splitter),
+                dataset_from_spec(args.target, "test", seed=args.seed, splitter=splitter)
+                if args.validate else None)
+
+    train, test = load(draw)
+    _per_class(args.shots if args.validate else None, "--shots", train)
+    _per_class(args.n_per_class if args.reference else None, "--n-per-class", train)
+    models = load_models(args.sources, args.cache_dir)
+    reference = None
+    if args.reference:
+        from .studies.adv_knowledge import load_reference
+
+        reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
+    with _store(args) as store:  # the split recorded (an earlier one read back); extractions
+        record = stored_splitter(store)  # cached: a second ranking extracts nothing
+        if any([list(map(int, p)) for p in record(*split)] != [p.tolist() for p in positions]
+               for split, positions in drawn):
+            train, test = load(record)  # an earlier run drew it differently: keep its split
         outputs = stored_outputs(store, **_layer(args), float16=args.cache_float16)
         result = rank_sources(models, train, estimators=args.estimators, test=test,
                               shots=args.shots, repeats=args.repeats, seed=args.seed,
