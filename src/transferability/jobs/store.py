@@ -164,7 +164,11 @@ class ResultStore:
                     db.execute("PRAGMA journal_mode = WAL")
                     db.execute("BEGIN IMMEDIATE")
                     if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
-                        db.executescript(_CREATE)  # commits
+                        # statement by statement in this one transaction (executescript
+                        # would commit first): no other process sees a half-made store
+                        for statement in filter(str.strip, _CREATE.split(";")):
+                            db.execute(statement)
+                        db.execute("COMMIT")
                     else:
                         db.execute("ROLLBACK")  # another process made it meanwhile
                     app, = db.execute("PRAGMA application_id").fetchone()
