@@ -8,23 +8,14 @@ glyphs and photographs are prepared once, before timing (about a second, cold).
 
 from __future__ import annotations
 
-import time
 from unittest import mock
 
 import torch
 
+from benchmarks.bench_stats import _best
 from transferability.data import colour
 
 N_PER_CLASS = 1000
-
-
-def _best(fn, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
