@@ -7,7 +7,7 @@
 - :func:`theory_check`: the authors' synthetic experiment with exact Jacobians.
 
 This package registers α1, α2, α12, α1·α2, gradient alignment and attribution affinity as
-estimators of kind ``"models"`` (see :mod:`.scores`); importing ``transferability`` does it.
+estimators of ``inputs="models"`` (see :mod:`.scores`); importing ``transferability`` does it.
 """
 
 from .affine import AffineMap, affine_fit_loss, as_targets, fit_affine

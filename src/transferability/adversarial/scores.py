@@ -1,4 +1,4 @@
-"""The adversarial scores as estimators of kind ``"models"`` (for ``transferability rank``).
+"""The adversarial scores as estimators of ``inputs="models"`` (for ``transferability rank``).
 
 A ``"models"`` estimator is called as ``fn(reference, source, x, y=None, **options) ->
 float``, higher = more transferable; the models come in the order of the attack, like
@@ -40,14 +40,14 @@ def _register_alpha(name: str, field: str) -> None:
     score.__name__ = f"{name}_score"
     score.__doc__ = (f"``alpha(reference, source, x, y).{field}``: α^{{T→S}} of "
                      "Liang et al. (2021), Def. 1–2.")
-    register_estimator(name, kind="models")(score)
+    register_estimator(name, inputs="models")(score)
 
 
 for _name, _field in ALPHA_SCORES.items():
     _register_alpha(_name, _field)
 
 
-@register_estimator("gradient_alignment", kind="models")
+@register_estimator("gradient_alignment", inputs="models")
 def gradient_alignment_score(reference: nn.Module, source: nn.Module, x: torch.Tensor,
                              y=None, *, batch_size: int = 256) -> float:
     """Mean gradient cosine (Adam et al. 2019), each model's loss on its own prediction
@@ -55,7 +55,7 @@ def gradient_alignment_score(reference: nn.Module, source: nn.Module, x: torch.T
     return gradient_alignment(reference, source, x, batch_size=batch_size).mean
 
 
-@register_estimator("attribution_affinity", kind="models")
+@register_estimator("attribution_affinity", inputs="models")
 def attribution_affinity_score(reference: nn.Module, source: nn.Module, x: torch.Tensor,
                                y=None, *, method: str = "saliency", batch_size: int = 256
                                ) -> float:
