@@ -121,6 +121,10 @@ def test_a_code_change_invalidates_exactly_the_kinds_that_can_reach_it(monkeypat
     assert "probe" in changed and not changed & {"train", "features", "knowledge_scores"}
 
 
+def _replacing(old: bytes, new: bytes):
+    return lambda source: source.replace(old, new)
+
+
 def test_report_edits_leave_every_job_as_it_is(monkeypatch):
     """Presentation is no part of a code version: the report's modules, the figures, text
     tables, and a study's renderer, plots and format in its own module."""
@@ -133,11 +137,11 @@ def test_report_edits_leave_every_job_as_it_is(monkeypatch):
                      (b"one point per recipe, a colour", b"a point per recipe, a colour"),
                      (b'"CARTL ablation (robust sources, last 3 blocks)", format_table',
                       b'"The CARTL ablation (robust sources, last 3 blocks)", format_table')):
-        assert _changed_by_editing(study, monkeypatch, lambda s: s.replace(old, new)) == set()
+        assert _changed_by_editing(study, monkeypatch, _replacing(old, new)) == set()
     # the job's own helper, and anything else in its module, still counts
     for old, new in ((b'row["n"] = len(group)', b'row["n"] = len(group) + 0'),
                      (b"TUNE_LR = 0.05", b"TUNE_LR = 0.06")):
-        changed = _changed_by_editing(study, monkeypatch, lambda s: s.replace(old, new))
+        changed = _changed_by_editing(study, monkeypatch, _replacing(old, new))
         assert "robust_transfer_study" in changed, old
     with pytest.raises(ValueError, match="fn: expected a function"):
         graph.presentation(print)
