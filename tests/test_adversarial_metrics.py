@@ -140,16 +140,21 @@ def test_affinity_of_linear_models_by_hand_and_output_sizes_may_differ():
 
 def test_affinity_self_is_one_and_symmetric(cnns):
     a, b, x = cnns
-    for method in ("saliency", "grad_input"):
-        assert attribution_affinity(a, a, x, method).mean == pytest.approx(1.0)
-        ab, ba = attribution_affinity(a, b, x, method), attribution_affinity(b, a, x, method)
+    for attribution in ("saliency", "grad_input"):
+        assert attribution_affinity(a, a, x, attribution).mean == pytest.approx(1.0)
+        ab, ba = (attribution_affinity(a, b, x, attribution),
+                  attribution_affinity(b, a, x, attribution))
+        assert ab.attribution == attribution
         assert torch.allclose(ab.per_sample, ba.per_sample)
         assert ab.mean < 0.999  # different models: not the self-affinity of 1
-        maps_a, maps_b = attribution_maps(a, x, method), attribution_maps(b, x, method)
+        maps_a, maps_b = attribution_maps(a, x, attribution), attribution_maps(b, x, attribution)
         expected = torch.nn.functional.cosine_similarity(maps_a.flatten(1), maps_b.flatten(1))
         assert torch.allclose(ab.per_sample.to(expected.dtype), expected, atol=1e-6)
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ValueError, match="attribution"):
         attribution_affinity(a, b, x, "lrp")
+    old = {**ab.to_dict(), "schema": 1, "method": attribution}  # before the rename
+    del old["attribution"]
+    assert type(ab).from_dict(old).attribution == attribution
 
 
 # --- affine fit ------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ SIGNATURES = {
     adversarial.alpha_to_many: ["from_model", "to_models", "x", "y"],
     adversarial.alpha_both_ways: ["model_a", "model_b", "x", "y_a", "y_b"],
     adversarial.gradient_alignment: ["model_a", "model_b", "x", "y"],
-    adversarial.attribution_affinity: ["model_a", "model_b", "x", "method"],
+    adversarial.attribution_affinity: ["model_a", "model_b", "x", "attribution"],
     adversarial.adversarial_scores: ["reference", "sources", "x", "y"],
     adversarial.model_scores: ["reference", "source", "x", "y"],
     transfer_matrix.transfer_matrix: ["surrogates", "victims", "x", "y", "attack"],
@@ -122,6 +122,36 @@ def test_banned_spellings_appear_nowhere_in_the_public_api():
             params), where
         assert not any(p.kind is p.VAR_KEYWORD and n.startswith("attack")
                        for n, p in params.items()), where
+
+
+#: The public callables that take a training ``method`` (docs/glossary.md: one meaning).
+TRAINING_METHOD = {("transferability.training.loop", "fit"),
+                   ("transferability.training.methods.base", "create_training_method"),
+                   ("transferability.transfer", "fine_tune")}
+
+
+def test_kind_is_a_job_kind_and_method_a_training_method():
+    """``kind`` names a job kind only (an estimator's input is ``inputs``, a robust-transfer
+    source's training method ``source_method``); ``method`` a training method only (the
+    robust-transfer fine-tuning ``recipes``, an ``attribution`` map, a claim's
+    ``interval``)."""
+    from transferability.studies import list_studies
+
+    for module, name, params in _public_callables():
+        where = f"{module}.{name}{tuple(params)}"
+        if {"kind", "kinds"} & set(params):
+            assert module.startswith("transferability.jobs") or (module, name) == (
+                "transferability.studies", "Study"), where
+        if {"method", "methods"} & set(params):
+            assert (module, name) in TRAINING_METHOD, where
+    for each in list_studies():
+        if each.full is not None:
+            names = {f.name for f in dataclasses.fields(each.full)}
+            assert not names & {"kind", "kinds", "method", "methods"}, (each.name, names)
+    assert [f.name for f in dataclasses.fields(estimators.Estimator)] == [
+        "name", "fn", "inputs", "min_per_class"]
+    assert list(inspect.signature(estimators.register_estimator).parameters) == [
+        "name", "inputs", "min_per_class"]
 
 
 def test_models_estimators_take_reference_source_x_y():

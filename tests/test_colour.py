@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from transferability.attacks import AttackSpec
 from transferability.data import dataset_from_spec, list_datasets, load_dataset
 from transferability.data.colour import _blur, _warp, colour_animals, colour_digits
 from transferability.models import create_model
@@ -99,7 +100,7 @@ def test_colour_target_settings(monkeypatch, tmp_path):
         main(["study", "robust-transfer", "--target", "colour-digits", "--eps", "0.05",
               *common])
     assert seen["source_per_class"] == 150 and seen["tune_epochs"] == 4
-    assert seen["source_attack_options"] == {"eps": 4 / 255}
+    assert seen["source_attack"] == AttackSpec("pgd", {"eps": 4 / 255})
     assert seen["radii"] == (0.05,)  # the command line over the colour settings
     with pytest.raises(Ran):
         main(["study", "robust-transfer", "--target", "mnist", *common])

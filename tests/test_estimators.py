@@ -43,13 +43,13 @@ def make_task(n=120, d=6, classes=3, sources=5, seed=0):
     return f, p / p.sum(axis=1, keepdims=True), y
 
 
-def inputs_for(kind, f, p):
-    return {"features": f, "probs": p, "source_labels": p.argmax(axis=1)}[kind]
+def inputs_for(inputs, f, p):
+    return {"features": f, "probs": p, "source_labels": p.argmax(axis=1)}[inputs]
 
 
 def output_estimators() -> list[str]:
-    """Registered estimators that score extracted outputs (kind "models" needs models)."""
-    return [n for n in list_estimators() if get_estimator(n).kind != "models"]
+    """Registered estimators that score extracted outputs (inputs "models" need models)."""
+    return [n for n in list_estimators() if get_estimator(n).inputs != "models"]
 
 
 # --- values worked out by hand -------------------------------------------------------------
@@ -165,7 +165,7 @@ def test_renaming_target_labels_leaves_every_score_unchanged():
     renamed = np.array([2, 0, 1])[y]
     for name in output_estimators():
         est = get_estimator(name)
-        x = inputs_for(est.kind, f, p)
+        x = inputs_for(est.inputs, f, p)
         assert est(x, renamed) == pytest.approx(est(x, y), rel=1e-10, abs=1e-12), name
 
 
@@ -304,8 +304,8 @@ def test_registry_scores_any_estimator_from_outputs():
                                       "transrate"}
     assert list_estimators("probs") == ["leep"]
     for name in output_estimators():
-        kind = get_estimator(name).kind
-        direct = get_estimator(name)(inputs_for(kind, f, p), y)
+        inputs = get_estimator(name).inputs
+        direct = get_estimator(name)(inputs_for(inputs, f, p), y)
         assert score(name, outputs, torch.tensor(y)) == pytest.approx(direct, rel=1e-4), name
     with pytest.raises(ValueError, match="name: unknown value 'nope'.*leep"):
         get_estimator("nope")
@@ -316,7 +316,7 @@ def test_registry_keeps_room_for_model_based_scores(monkeypatch):
     fresh._items = dict(registry_module._ESTIMATORS._items)
     monkeypatch.setattr(registry_module, "_ESTIMATORS", fresh)
 
-    @register_estimator("toy_alpha", kind="models")
+    @register_estimator("toy_alpha", inputs="models")
     def toy_alpha(source_model, reference_model, x):
         return 0.5
 
@@ -325,9 +325,11 @@ def test_registry_keeps_room_for_model_based_scores(monkeypatch):
     with pytest.raises(ValueError, match="name: estimator 'toy_alpha' needs models"):
         score("toy_alpha", None, [0, 1])
     with pytest.raises(ValueError, match="already registered"):
-        register_estimator("leep", kind="probs")(lambda p, y: 0.0)
-    with pytest.raises(ValueError, match="kind: unknown value"):
-        register_estimator("x", kind="pixels")
+        register_estimator("leep", inputs="probs")(lambda p, y: 0.0)
+    with pytest.raises(ValueError, match="inputs: unknown value"):
+        register_estimator("x", inputs="pixels")
+    with pytest.raises(TypeError, match="kind"):  # the old spelling is gone
+        register_estimator("x", kind="features")
 
 
 def test_torch_inputs_give_the_same_floats():
@@ -460,8 +462,8 @@ _F, _P, _Y = make_task(n=30)
 
 
 def call(name, f=_F, p=_P, y=_Y):
-    kind = get_estimator(name).kind
-    return get_estimator(name)(inputs_for(kind, f, p), y)
+    inputs = get_estimator(name).inputs
+    return get_estimator(name)(inputs_for(inputs, f, p), y)
 
 
 ALL = ["leep", "nce", "h_score", "h_score_shrinkage", "logme", "transrate"]

@@ -110,20 +110,20 @@ def _surrogate_study() -> dict:
 
 
 def _robust_study() -> dict:
-    methods = ["linear probe", "last 3 blocks", "full fine-tune", "LwF",
+    recipes = ["linear probe", "last 3 blocks", "full fine-tune", "LwF",
                "NEFT + BN frozen (last 3)"]
     base = {"standard": (0.95, 0.02), "pgd_at": (0.86, 0.41), "cartl_fdm": (0.84, 0.45)}
-    rows = [{"source": kind, "method": m, "seed": seed,
+    rows = [{"source_method": source, "recipe": m, "seed": seed,
              "accuracy": clean + 0.01 * k - 0.01 * seed,
              "robust_accuracy@0.1": max(0.0, robust - 0.07 * k + 0.01 * seed)}
-            for seed in (0, 1) for kind, (clean, robust) in base.items()
-            for k, m in enumerate(methods)]
+            for seed in (0, 1) for source, (clean, robust) in base.items()
+            for k, m in enumerate(recipes)]
     summary = robust_summary(rows, (0.1,))
-    ablation = [s for s in summary if s["source"] in ("pgd_at", "cartl_fdm")
-                and s["method"] in ("last 3 blocks", "NEFT + BN frozen (last 3)")]
+    ablation = [s for s in summary if s["source_method"] in ("pgd_at", "cartl_fdm")
+                and s["recipe"] in ("last 3 blocks", "NEFT + BN frozen (last 3)")]
     return RobustTransferResult(rows, summary, ablation, robust_claims(rows, 0.1),
                                 {"seeds": [0, 1], "target": "mnist", "radii": [0.1],
-                                 "methods": methods}).to_dict()
+                                 "recipes": recipes}).to_dict()
 
 
 BENCHMARK = {"type": "BenchmarkResult", "schema": 1, "suite": "tiny", "n_models": 2,

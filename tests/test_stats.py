@@ -158,13 +158,17 @@ def test_claim_bootstrap_over_images():
 
     rng = np.random.default_rng(0)
     d = rng.integers(0, 2, 500) - rng.integers(0, 2, 500) * 0.6  # mean ≈ +0.2
-    c = claim("x", d, method="bootstrap")
+    c = claim("x", d, interval="bootstrap")
     assert c.low < c.difference < c.high and c.verdict == "holds"
     assert c.difference == pytest.approx(d.mean())
     with pytest.raises(ValueError, match="differences"):
         claim("x", [0.1, float("nan"), 0.2])
-    with pytest.raises(ValueError, match="method"):
-        claim("x", [0.1, 0.2, 0.3], method="z")
+    with pytest.raises(ValueError, match="interval"):
+        claim("x", [0.1, 0.2, 0.3], interval="z")
+    assert c.interval == "bootstrap" and "bootstrap 95% CI" in str(c)
+    old = {**c.to_dict(), "schema": 1, "method": "bootstrap"}  # before the rename
+    del old["interval"]
+    assert type(c).from_dict(old) == c
 
 
 def test_bootstrap_difference_pairs_the_resamples():

@@ -88,12 +88,20 @@ def test_keys_depend_on_kind_config_inputs_and_given_content():
         Job("test_square", {"x": object()})
 
 
-def _changed_by_editing(module, monkeypatch) -> set[str]:
+def _changed_by_editing(module, monkeypatch, edit=lambda source: source + b"\n# edited"
+                        ) -> set[str]:
+    """The job kinds whose code version changes when ``module``'s source is ``edit``ed."""
     kinds = transferability.jobs.list_job_kinds()
     before = {k: graph.code_version(graph.get_job_kind(k).fn) for k in kinds}
     real = graph._source
-    monkeypatch.setattr(graph, "_source", lambda name: real(name) + (
-        b"\n# edited" if name == module else b""))
+
+    def edited(name):
+        if name != module:
+            return real(name)
+        source = edit(real(name))
+        assert source != real(name), "the edit changed nothing"
+        return source
+    monkeypatch.setattr(graph, "_source", edited)
     after = {k: graph.code_version(graph.get_job_kind(k).fn) for k in kinds}
     monkeypatch.undo()
     return {k for k in kinds if before[k] != after[k]}
@@ -111,6 +119,32 @@ def test_a_code_change_invalidates_exactly_the_kinds_that_can_reach_it(monkeypat
     # the job's own function: only its kind
     changed = _changed_by_editing("transferability.transfer", monkeypatch)
     assert "probe" in changed and not changed & {"train", "features", "knowledge_scores"}
+
+
+def _replacing(old: bytes, new: bytes):
+    return lambda source: source.replace(old, new)
+
+
+def test_report_edits_leave_every_job_as_it_is(monkeypatch):
+    """Presentation is no part of a code version: the report's modules, the figures, text
+    tables, and a study's renderer, plots and format in its own module."""
+    for module in ("transferability.html_report.tables", "transferability.html_report.charts",
+                   "transferability.html_report.page", "transferability.plots",
+                   "transferability.report"):
+        assert _changed_by_editing(module, monkeypatch) == set(), module
+    study = "transferability.studies.robust_transfer"
+    for old, new in ((b"The study's section of the HTML report", b"The edited section"),
+                     (b"one point per recipe, a colour", b"a point per recipe, a colour"),
+                     (b'"CARTL ablation (robust sources, last 3 blocks)", format_table',
+                      b'"The CARTL ablation (robust sources, last 3 blocks)", format_table')):
+        assert _changed_by_editing(study, monkeypatch, _replacing(old, new)) == set()
+    # the job's own helper, and anything else in its module, still counts
+    for old, new in ((b'row["n"] = len(group)', b'row["n"] = len(group) + 0'),
+                     (b"TUNE_LR = 0.05", b"TUNE_LR = 0.06")):
+        changed = _changed_by_editing(study, monkeypatch, _replacing(old, new))
+        assert "robust_transfer_study" in changed, old
+    with pytest.raises(ValueError, match="fn: expected a function"):
+        graph.presentation(print)
 
 
 def test_stale_rows_are_listed_and_dropped_by_gc(tmp_path, monkeypatch, capsys):

@@ -14,6 +14,7 @@ import transferability
 from transferability import cli, studies
 from transferability._results import Result
 from transferability._validation import check_int, count_arg
+from transferability.attacks import AttackSpec
 from transferability.html_report import write_report
 from transferability.jobs import Job, ResultStore, job_kind, open_store, run_jobs
 from transferability.report import format_table
@@ -148,17 +149,35 @@ def test_the_quick_settings_are_the_full_ones_replaced_and_keep_the_attack_defau
     assert surrogates.SurrogateSettings.from_dict(json.loads(json.dumps(tiny.to_dict()))) == tiny
     with pytest.raises(dataclasses.FrozenInstanceError):
         full.epochs = 3
-    assert robust_transfer.TINY.source_attack_options == {"eps": 0.2}
+    assert robust_transfer.TINY.source_attack == AttackSpec("pgd", {"eps": 0.2})
     assert robust_transfer.QUICK.robust_attack == "pgd"
+
+
+def test_robust_transfer_settings_stored_before_the_renames_still_load():
+    from transferability.studies import robust_transfer
+
+    quick = robust_transfer.QUICK
+    assert robust_transfer.RobustTransferSettings.from_dict(
+        json.loads(json.dumps(quick.to_dict()))) == quick
+    old = quick.to_dict()  # methods and source_attack_options, as stored before
+    old["methods"] = old.pop("recipes")
+    old["source_attack_options"] = old.pop("source_attack")["options"]
+    assert robust_transfer.RobustTransferSettings.from_dict(old) == quick
+    with pytest.raises(ValueError, match="^source_attack: .*eps"):
+        robust_transfer.RobustTransferSettings.from_dict({**old, "source_attack_options": {
+            "eps": 0}})
 
 
 @pytest.mark.parametrize("settings, field, value", [
     ("surrogates", "seeds", ()), ("surrogates", "seeds", (-1,)), ("surrogates", "rhos", (0,)),
     ("surrogates", "epochs", 1), ("surrogates", "n_per_class", 0),
     ("surrogates", "attack", "nope"), ("surrogates", "attack", 3),
-    ("surrogates", "sharpness_samples", 2.5), ("robust-transfer", "methods", ("nope",)),
+    ("surrogates", "sharpness_samples", 2.5), ("robust-transfer", "recipes", ("nope",)),
     ("robust-transfer", "radii", (-0.1,)), ("robust-transfer", "robust_attack", "fgsm"),
-    ("robust-transfer", "source_attack_options", {"eps": -1}),
+    ("robust-transfer", "source_attack", {"name": "pgd", "options": {"eps": -1}}),
+    ("robust-transfer", "source_attack", AttackSpec("pgd", {"eps": 0.1}, seed=3)),
+    ("robust-transfer", "source_attack", {"name": "fgsm", "options": {}}),
+    ("robust-transfer", "source_attack", {"eps": 0.1}),
     ("robust-transfer", "tune_epochs", True), ("squares", "up_to", 0)])
 def test_a_bad_setting_is_refused_by_name(settings, field, value):
     defaults = SQUARES.full if settings == "squares" else get_study(settings).full

@@ -11,7 +11,7 @@ from transferability.studies.robust_transfer import RobustTransferResult, _summa
 from transferability.studies.robust_transfer import _claims as robust_claims
 from transferability.studies.surrogates import _claims as surrogate_claims
 
-ROBUST = {  # (source, method) -> robust accuracy per seed; clean accuracy is 0.9 + k/100
+ROBUST = {  # (source method, recipe) -> robust accuracy per seed; clean accuracy is 0.9 + k/100
     ("standard", "linear probe"): [0.02, 0.05, 0.03],
     ("pgd_at", "linear probe"): [0.40, 0.46, 0.41],
     ("pgd_at", "full fine-tune"): [0.10, 0.50, 0.05],
@@ -20,7 +20,7 @@ ROBUST = {  # (source, method) -> robust accuracy per seed; clean accuracy is 0.
 
 
 def _robust_rows(seeds=(0, 1, 2)):
-    return [{"source": s, "method": m, "seed": seed, "accuracy": 0.9 + k / 100,
+    return [{"source_method": s, "recipe": m, "seed": seed, "accuracy": 0.9 + k / 100,
              "robust_accuracy@0.1": v[seed]}
             for k, ((s, m), v) in enumerate(ROBUST.items()) for seed in seeds]
 
@@ -104,12 +104,28 @@ def test_a_schema_1_surrogate_result_reads_with_todays_accuracy_names():
 
 def test_a_schema_1_robust_transfer_result_reads_with_todays_accuracy_names():
     old = {"type": "RobustTransferResult", "schema": 1,
-           "rows": [{"source": "standard", "clean_acc": 0.9, "robust_acc@0.1": 0.2}],
-           "summary": [{"source": "standard", "clean_acc": 0.9, "clean_std": 0.01,
-                        "robust_acc@0.1": 0.2, "robust_std@0.1": 0.03}],
+           "rows": [{"source": "standard", "method": "LwF", "clean_acc": 0.9,
+                     "robust_acc@0.1": 0.2}],
+           "summary": [{"source": "standard", "method": "LwF", "clean_acc": 0.9,
+                        "clean_std": 0.01, "robust_acc@0.1": 0.2, "robust_std@0.1": 0.03}],
            "ablation": [], "claims": [], "settings": {}}
     result = RobustTransferResult.from_dict(old)
-    assert result.rows == [{"source": "standard", "accuracy": 0.9, "robust_accuracy@0.1": 0.2}]
-    assert result.summary == [{"source": "standard", "accuracy": 0.9, "accuracy_std": 0.01,
-                               "robust_accuracy@0.1": 0.2, "robust_accuracy_std@0.1": 0.03}]
+    assert result.rows == [{"source_method": "standard", "recipe": "LwF", "accuracy": 0.9,
+                            "robust_accuracy@0.1": 0.2}]
+    assert result.summary == [{"source_method": "standard", "recipe": "LwF", "accuracy": 0.9,
+                               "accuracy_std": 0.01, "robust_accuracy@0.1": 0.2,
+                               "robust_accuracy_std@0.1": 0.03}]
     assert RobustTransferResult.from_dict(result.to_dict()) == result
+
+
+def test_a_schema_2_robust_transfer_result_reads_with_source_method_and_recipe():
+    settings = {"seeds": [0], "methods": ["LwF"], "source_attack_options": {"eps": 0.2}}
+    old = {"type": "RobustTransferResult", "schema": 2,
+           "rows": [{"source": "pgd_at", "method": "LwF", "seed": 0, "accuracy": 0.9}],
+           "summary": [], "ablation": [], "claims": [], "settings": settings}
+    result = RobustTransferResult.from_dict(old)
+    assert result.rows == [{"source_method": "pgd_at", "recipe": "LwF", "seed": 0,
+                            "accuracy": 0.9}]
+    assert result.settings == {"seeds": [0], "recipes": ["LwF"], "source_attack": {
+        "name": "pgd", "options": {"eps": 0.2}, "seed": None}}
+    assert "methods" in old["settings"]  # the stored dict is left as it was

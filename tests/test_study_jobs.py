@@ -19,7 +19,7 @@ SURROGATES = {"seeds": (0,), "epochs": 2, "n_per_class": 10, "rhos": (0.05,),
               "attack_per_class": 2, "pair_epochs": 1, "sharpness_samples": 2}
 ROBUST = {"seeds": (0,), "source_epochs": 1, "source_per_class": 10, "target": "digits",
           "target_per_class": 5, "tune_epochs": 1, "eval_per_class": 1, "radii": (0.1,),
-          "methods": ("linear probe", "NEFT + BN frozen (last 3)"), "robust_attack": "pgd"}
+          "recipes": ("linear probe", "NEFT + BN frozen (last 3)"), "robust_attack": "pgd"}
 
 
 def _same(a, b) -> bool:
@@ -86,6 +86,6 @@ def test_robust_transfer_study_is_a_job_graph(tmp_path):
 def test_study_jobs_refuse_bad_settings_before_any_job(tmp_path):
     with pytest.raises(ValueError, match="rhos"):
         surrogate_study("digits", cache_dir=tmp_path, **{**SURROGATES, "rhos": ()})
-    with pytest.raises(ValueError, match="methods"):
-        robust_transfer_study(cache_dir=tmp_path, **{**ROBUST, "methods": ("nope",)})
+    with pytest.raises(ValueError, match="recipes"):
+        robust_transfer_study(cache_dir=tmp_path, **{**ROBUST, "recipes": ("nope",)})
     assert not (tmp_path / "results.sqlite").exists()

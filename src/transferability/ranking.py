@@ -38,7 +38,7 @@ OutputsFn = Callable[[str, nn.Module, ImageDataset], Outputs]
 
 def output_estimators() -> list[str]:
     """Estimators computed from a source's outputs on the target (no attack needed)."""
-    return [n for n in list_estimators() if get_estimator(n).kind != "models"]
+    return [n for n in list_estimators() if get_estimator(n).inputs != "models"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
         names = output_estimators() + (list_estimators("models") if reference is not None else [])
     else:
         names = [check_choice(n, "estimators", list_estimators()) for n in estimators]
-    adversarial = [n for n in names if get_estimator(n).kind == "models"]
+    adversarial = [n for n in names if get_estimator(n).inputs == "models"]
     if adversarial and reference is None:
         raise ValueError(f"reference: the adversarial estimators {adversarial} need a reference "
                          "model trained on the target task")
@@ -136,7 +136,7 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
         ensemble = [check_choice(n, "ensemble", [*list_estimators(), *BASELINES])
                     for n in ensemble]
         names += [n for n in ensemble if n in list_estimators() and n not in names
-                  and get_estimator(n).kind != "models"]  # members are scored
+                  and get_estimator(n).inputs != "models"]  # members are scored
     check_estimator_data(names, train.class_counts(), "train")
     if adversarial:  # before any model runs, not after every estimator
         check_per_class(n_per_class, "n_per_class", train)

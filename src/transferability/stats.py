@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy import stats as _st
@@ -216,7 +217,8 @@ class Claim(Result):
 
     ``verdict`` is ``"holds"`` when the whole interval lies above 0, ``"does not hold"``
     when it lies at or below 0, and ``"inconclusive"`` when it crosses 0, or when there are
-    fewer than ``min_n`` differences (seeds, images) to decide from.
+    fewer than ``min_n`` differences (seeds, images) to decide from. ``interval`` says how
+    ``[low, high]`` was formed: ``"t"`` or ``"bootstrap"``.
     """
 
     statement: str
@@ -224,19 +226,27 @@ class Claim(Result):
     low: float
     high: float
     n: int
-    method: str
+    interval: str
     verdict: str
+
+    schema: ClassVar[int] = 2  # 2: interval (was method)
+
+    @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        if "method" in data:
+            data["interval"] = data.pop("method")
+        return data
 
     def __str__(self) -> str:
         bounds = [self.low, self.high]  # NaN in memory, None after a strict-JSON file
-        interval = (f"{self.method} 95% CI [{self.low:+.3f}, {self.high:+.3f}]"
+        interval = (f"{self.interval} 95% CI [{self.low:+.3f}, {self.high:+.3f}]"
                     if None not in bounds and np.isfinite(bounds).all() else "no interval")
         difference = "n/a" if self.difference is None else f"{self.difference:+.3f}"
         return f"{self.statement}: {self.verdict} (difference {difference}, {interval}, n={self.n})"
 
     @classmethod
     def from_interval(cls, statement: str, difference: float, low: float, high: float, n: int,
-                      method: str, *, min_n: int = 3) -> Claim:
+                      interval: str, *, min_n: int = 3) -> Claim:
         """The verdict of an interval ``[low, high]`` already formed (a bootstrap interval of
         a correlation, say), by the rule of the class docstring."""
         if n < min_n or not np.isfinite([low, high]).all():
@@ -247,17 +257,17 @@ class Claim(Result):
             verdict = DOES_NOT_HOLD
         else:
             verdict = INCONCLUSIVE
-        return cls(statement, float(difference), float(low), float(high), int(n), method,
+        return cls(statement, float(difference), float(low), float(high), int(n), interval,
                    verdict)
 
 
-def claim(statement: str, differences, *, method: str = "t", level: float = 0.95,
+def claim(statement: str, differences, *, interval: str = "t", level: float = 0.95,
           n_boot: int = 2000, min_n: int = 3, seed: int = 0) -> Claim:
     """Decide ``statement`` ("mean difference > 0") from paired ``differences``.
 
     ``differences[i]`` is the claimed-better quantity minus the other one for seed (or
-    image) i. ``method="t"``: Student-t interval of the mean (few seeds);
-    ``method="bootstrap"``: percentile bootstrap of the mean (many images). NaN differences
+    image) i. ``interval="t"``: Student-t interval of the mean (few seeds);
+    ``interval="bootstrap"``: percentile bootstrap of the mean (many images). NaN differences
     are refused; fewer than ``min_n`` of them give an inconclusive verdict with a NaN interval
     when none can be formed.
     """
@@ -266,20 +276,20 @@ def claim(statement: str, differences, *, method: str = "t", level: float = 0.95
     d = as_float64(differences, "differences", ndim=1)
     if not np.isfinite(d).all():
         raise ValueError("differences: contains NaN or inf values")
-    method = check_choice(method, "method", ("t", "bootstrap"))
+    interval = check_choice(interval, "interval", ("t", "bootstrap"))
     level = check_fraction(level, "level")
     n = d.size
     mean = float(d.mean()) if n else float("nan")
     if n < 2:
         low = high = float("nan")
-    elif method == "t":
+    elif interval == "t":
         half = float(_st.t.ppf((1 + level) / 2, n - 1) * d.std(ddof=1) / np.sqrt(n))
         low, high = mean - half, mean + half
     else:
         idx = np.random.default_rng(seed).integers(0, n, size=(check_count(n_boot, "n_boot"), n))
         low, high = (float(v) for v in np.quantile(d[idx].mean(axis=1),
                                                     [(1 - level) / 2, (1 + level) / 2]))
-    return Claim.from_interval(statement, mean, low, high, n, method, min_n=min_n)
+    return Claim.from_interval(statement, mean, low, high, n, interval, min_n=min_n)
 
 
 def bootstrap_difference(score_fn: Callable[[np.ndarray, np.ndarray], float], x_a, x_b, y,

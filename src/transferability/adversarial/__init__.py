@@ -7,7 +7,7 @@
 - :func:`theory_check`: the authors' synthetic experiment with exact Jacobians.
 
 This package registers α1, α2, α12, α1·α2, gradient alignment and attribution affinity as
-estimators of kind ``"models"`` (see :mod:`.scores`); importing ``transferability`` does it.
+estimators of ``inputs="models"`` (see :mod:`.scores`); importing ``transferability`` does it.
 """
 
 from .affine import AffineMap, affine_fit_loss, as_targets, fit_affine
@@ -23,7 +23,7 @@ from .alpha import (
     alpha_to_many,
     attack_reference,
 )
-from .attribution import METHODS, AffinityResult, attribution_affinity, attribution_maps
+from .attribution import ATTRIBUTIONS, AffinityResult, attribution_affinity, attribution_maps
 from .scores import ALPHA_SCORES, MODEL_SCORES, adversarial_scores, model_scores
 from .theory import (
     TheoryRow,
@@ -39,7 +39,7 @@ __all__ = [
     "attack_reference", "alpha_attack",
     "ALPHA_ATTACK_OPTIONS", "alpha_statistics",
     "AlignmentResult", "gradient_alignment", "loss_gradients",
-    "METHODS", "AffinityResult", "attribution_affinity", "attribution_maps",
+    "ATTRIBUTIONS", "AffinityResult", "attribution_affinity", "attribution_maps",
     "AffineMap", "affine_fit_loss", "fit_affine", "as_targets",
     "TheoryRow", "jacobians", "linearized_alpha", "perturb_weights", "synthetic_target",
     "theory_check",

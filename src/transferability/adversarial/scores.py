@@ -1,4 +1,4 @@
-"""The adversarial scores as estimators of kind ``"models"`` (for ``transferability rank``).
+"""The adversarial scores as estimators of ``inputs="models"`` (for ``transferability rank``).
 
 A ``"models"`` estimator is called as ``fn(reference, source, x, y=None, **options) ->
 float``, higher = more transferable; the models come in the order of the attack, like
@@ -40,14 +40,14 @@ def _register_alpha(name: str, field: str) -> None:
     score.__name__ = f"{name}_score"
     score.__doc__ = (f"``alpha(reference, source, x, y).{field}``: α^{{T→S}} of "
                      "Liang et al. (2021), Def. 1–2.")
-    register_estimator(name, kind="models")(score)
+    register_estimator(name, inputs="models")(score)
 
 
 for _name, _field in ALPHA_SCORES.items():
     _register_alpha(_name, _field)
 
 
-@register_estimator("gradient_alignment", kind="models")
+@register_estimator("gradient_alignment", inputs="models")
 def gradient_alignment_score(reference: nn.Module, source: nn.Module, x: torch.Tensor,
                              y=None, *, batch_size: int = 256) -> float:
     """Mean gradient cosine (Adam et al. 2019), each model's loss on its own prediction
@@ -55,28 +55,29 @@ def gradient_alignment_score(reference: nn.Module, source: nn.Module, x: torch.T
     return gradient_alignment(reference, source, x, batch_size=batch_size).mean
 
 
-@register_estimator("attribution_affinity", kind="models")
+@register_estimator("attribution_affinity", inputs="models")
 def attribution_affinity_score(reference: nn.Module, source: nn.Module, x: torch.Tensor,
-                               y=None, *, method: str = "saliency", batch_size: int = 256
-                               ) -> float:
+                               y=None, *, attribution: str = "saliency",
+                               batch_size: int = 256) -> float:
     """Mean attribution-map cosine (Song et al. 2019); needs no labels."""
-    return attribution_affinity(reference, source, x, method, batch_size=batch_size).mean
+    return attribution_affinity(reference, source, x, attribution, batch_size=batch_size).mean
 
 
 def adversarial_scores(reference: nn.Module, sources: Mapping[str, nn.Module], x: torch.Tensor,
                        y: torch.Tensor | None = None, *, names: Iterable[str] = MODEL_SCORES,
                        attack="pgd", attack_options: dict | None = None,
-                       method: str = "saliency", batch_size: int = 256,
+                       attribution: str = "saliency", batch_size: int = 256,
                        show_progress: bool | None = None, attacked: dict | None = None
                        ) -> dict[str, dict[str, float]]:
     """``"models"`` scores of every source against one reference: ``{source: {name: score}}``.
 
     α runs once for all α names, and the reference is attacked once for all sources
     (:func:`~transferability.adversarial.alpha_to_many`) with ``attack`` and
-    ``attack_options`` (see :func:`~transferability.adversarial.alpha_attack`); ``method``
-    goes to the attribution affinity; ``attacked`` is the reference's side of α when it is
-    already computed (:func:`~transferability.adversarial.attack_reference`). Names
-    registered by others are called with ``batch_size`` only.
+    ``attack_options`` (see :func:`~transferability.adversarial.alpha_attack`);
+    ``attribution`` (``"saliency"`` or ``"grad_input"``) is the attribution affinity's
+    map; ``attacked`` is the reference's side of α when it is already computed
+    (:func:`~transferability.adversarial.attack_reference`). Names registered by others
+    are called with ``batch_size`` only.
     """
     names = [check_choice(n, "names", list_estimators("models")) for n in names]
     scores: dict[str, dict[str, float]] = {s: {} for s in sources}
@@ -90,7 +91,8 @@ def adversarial_scores(reference: nn.Module, sources: Mapping[str, nn.Module], x
             if name in ALPHA_SCORES:
                 row[name] = float(getattr(alphas[source_name], ALPHA_SCORES[name]))
             elif name == "attribution_affinity":
-                row[name] = attribution_affinity_score(reference, source, x, method=method,
+                row[name] = attribution_affinity_score(reference, source, x,
+                                                       attribution=attribution,
                                                        batch_size=batch_size)
             else:
                 row[name] = float(get_estimator(name)(reference, source, x, y,

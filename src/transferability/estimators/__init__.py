@@ -22,7 +22,7 @@ from .ncti import ncti, ncti_across, ncti_terms
 from .nleep import mixture_posteriors, nleep
 from .parc import parc
 from .registry import (
-    KINDS,
+    INPUTS,
     Estimator,
     check_estimator_data,
     get_estimator,
@@ -35,7 +35,7 @@ from .transrate import transrate
 
 __all__ = [
     "leep", "LEEP", "nce", "NCE", "task_hardness", "h_score", "HScore", "logme", "LogME",
-    "transrate", "KINDS", "Estimator", "check_estimator_data", "get_estimator",
+    "transrate", "INPUTS", "Estimator", "check_estimator_data", "get_estimator",
     "list_estimators", "register_estimator",
     "score", "nleep", "mixture_posteriors", "sfda", "parc", "gbc", "knn_accuracy", "etran",
     "etran_terms", "ncti", "ncti_terms", "ncti_across",

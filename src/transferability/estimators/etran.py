@@ -44,7 +44,7 @@ def etran_terms(features, target_labels, fraction: float = 0.005) -> tuple[float
             finite(probs[np.arange(n), labels].mean(), "features"))
 
 
-@register_estimator("etran", kind="features")
+@register_estimator("etran", inputs="features")
 def etran(features, target_labels, fraction: float = 0.005) -> float:
     """ETran = S_en + S_lda of features (N × D) for target labels (N,)."""
     return sum(etran_terms(features, target_labels, fraction))

@@ -32,7 +32,7 @@ from .registry import register_estimator
 __all__ = ["gbc"]
 
 
-@register_estimator("gbc", kind="features", min_per_class=2)
+@register_estimator("gbc", inputs="features", min_per_class=2)
 def gbc(features, target_labels, dims: int | None = None,
         gaussian: str = "spherical") -> float:
     """GBC of features (N × D) for target labels (N,) on ``dims`` principal components

@@ -136,10 +136,10 @@ def h_score(features, target_labels, shrinkage: bool = False) -> float:
     return HScore(shrinkage).update(f, labels).compute()
 
 
-register_estimator("h_score", kind="features")(h_score)
+register_estimator("h_score", inputs="features")(h_score)
 
 
-@register_estimator("h_score_shrinkage", kind="features")
+@register_estimator("h_score_shrinkage", inputs="features")
 def h_score_shrinkage(features, target_labels) -> float:
     """H-score with Ledoit–Wolf shrinkage of cov(f)."""
     return h_score(features, target_labels, shrinkage=True)

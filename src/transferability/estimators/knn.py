@@ -21,7 +21,7 @@ from .registry import register_estimator
 __all__ = ["knn_accuracy"]
 
 
-@register_estimator("knn", kind="features")
+@register_estimator("knn", inputs="features")
 def knn_accuracy(features, target_labels, k: int | None = None, block: int = 1024) -> float:
     """Leave-one-out accuracy of the ``k``-NN classifier (cosine) on features (N × D);
     ``k`` defaults to 5 (N − 1 on smaller sets)."""

@@ -54,7 +54,7 @@ def _log_eep(p: np.ndarray, inv: np.ndarray, labels: np.ndarray,
     return np.log(eep * inv)
 
 
-@register_estimator("leep", kind="probs")
+@register_estimator("leep", inputs="probs")
 def leep(source_probs, target_labels) -> float:
     """LEEP of source softmax outputs (N × Z) for target labels (N,), in nats per sample."""
     p, inv = _probs(source_probs)

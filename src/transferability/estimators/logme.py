@@ -171,7 +171,7 @@ def _evidence(sym: np.ndarray, proj: np.ndarray, yy: np.ndarray, n: int, *,
     return _max_evidence(*spectrum, yy, n)
 
 
-@register_estimator("logme", kind="features")
+@register_estimator("logme", inputs="features")
 def logme(features, target_labels=None, *, target_values=None) -> float:
     """LogME of features (N × D) for class ``target_labels`` (N,) or regression
     ``target_values`` (N × K, one column per target); exactly one of the two."""

@@ -44,7 +44,7 @@ def _conditional_entropy(joint: np.ndarray) -> float:
     return float(-(joint[hit] * np.log(joint[hit] / col[hit])).sum() / joint.sum())
 
 
-@register_estimator("nce", kind="source_labels")
+@register_estimator("nce", inputs="source_labels")
 def nce(source_labels, target_labels) -> float:
     """NCE of source predictions (N,) for target labels (N,): −H(Y | Z) in nats."""
     z, num_z = _predicted(source_labels)

@@ -89,7 +89,7 @@ def ncti_terms(features, target_labels,
     return finite(seli, "features"), finite(ncc, "features"), finite(vc, "features")
 
 
-@register_estimator("ncti", kind="features", min_per_class=2)
+@register_estimator("ncti", inputs="features", min_per_class=2)
 def ncti(features, target_labels, components: int | None = None) -> float:
     """NCTI of one model, unnormalised: S_seli + S_ncc − S_vc (see :func:`ncti_across`)."""
     seli, ncc, vc = ncti_terms(features, target_labels, components)

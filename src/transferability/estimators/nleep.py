@@ -53,7 +53,7 @@ def mixture_posteriors(features, num_components: int, *, variance: float = 0.8,
         return gmm.fit(z).predict_proba(z)
 
 
-@register_estimator("nleep", kind="features", min_per_class=2)
+@register_estimator("nleep", inputs="features", min_per_class=2)
 def nleep(features, target_labels, components_per_class: int = 5, variance: float = 0.8,
           max_dims: int = 32, seed: int = 0) -> float:
     """N-LEEP of features (N × D) for target labels (N,), in nats per sample (≤ 0)."""

@@ -46,7 +46,7 @@ def _different_class(z: np.ndarray, labels: np.ndarray, block: int):
         yield dis[keep]
 
 
-@register_estimator("parc", kind="features")
+@register_estimator("parc", inputs="features")
 def parc(features, target_labels, dims: int | None = None, block: int = 1024) -> float:
     """PARC of features (N × D) for target labels (N,), on ``dims`` principal components
     (default: 32, or the features' rank when lower)."""

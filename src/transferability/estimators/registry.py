@@ -1,8 +1,8 @@
 """Registry of transferability estimators, keyed by name, each declaring the input it needs.
 
-An estimator of kind ``"probs"``, ``"source_labels"`` or ``"features"`` takes that input and
-the target labels, so :func:`score` can run any of them on the
-:class:`~transferability.features.Outputs` of one extraction pass. Kind ``"models"`` is for
+An estimator's ``inputs`` say what it takes: ``"probs"``, ``"source_labels"`` or
+``"features"`` (with the target labels), so :func:`score` can run any of them on the
+:class:`~transferability.features.Outputs` of one extraction pass; ``"models"`` is for
 scores that need the models themselves (adversarial transferability); they are called
 directly with their own arguments.
 """
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from ..features import Outputs
 
-__all__ = ["KINDS", "Estimator", "register_estimator", "get_estimator", "list_estimators",
+__all__ = ["INPUTS", "Estimator", "register_estimator", "get_estimator", "list_estimators",
            "score", "check_estimator_data"]
 
 _FROM_OUTPUTS: dict[str, Callable[[Outputs], torch.Tensor]] = {
@@ -29,17 +29,19 @@ _FROM_OUTPUTS: dict[str, Callable[[Outputs], torch.Tensor]] = {
     "source_labels": lambda o: o.logits.argmax(dim=1),  # source prediction z = argmax θ(x)
     "features": lambda o: o.features,  # penultimate features f(x)
 }
-KINDS: tuple[str, ...] = (*_FROM_OUTPUTS, "models")
+#: What an estimator may take (its ``inputs``).
+INPUTS: tuple[str, ...] = (*_FROM_OUTPUTS, "models")
 
 
 @dataclass(frozen=True)
 class Estimator:
     """A registered estimator: ``fn(input, target_labels, **kw) -> float``, higher = better;
-    ``min_per_class``: the fewest target samples per class it is defined for."""
+    ``inputs``: what it takes (one of :data:`INPUTS`); ``min_per_class``: the fewest target
+    samples per class it is defined for."""
 
     name: str
     fn: Callable[..., float]
-    kind: str
+    inputs: str
     min_per_class: int = 1
 
     def __call__(self, *args, **kwargs) -> float:
@@ -49,16 +51,16 @@ class Estimator:
 _ESTIMATORS = Registry("estimator")
 
 
-def register_estimator(name: str, *, kind: str, min_per_class: int = 1
+def register_estimator(name: str, *, inputs: str, min_per_class: int = 1
                        ) -> Callable[[Callable[..., float]], Callable[..., float]]:
-    """Decorator registering ``fn`` under ``name``; ``kind`` says which input it takes and
-    ``min_per_class`` how many target samples per class it needs at least."""
-    check_choice(kind, "kind", KINDS)
+    """Decorator registering ``fn`` under ``name``; ``inputs`` says what it takes (one of
+    :data:`INPUTS`) and ``min_per_class`` how many target samples per class it needs at least."""
+    check_choice(inputs, "inputs", INPUTS)
 
     def decorate(fn: Callable[..., float]) -> Callable[..., float]:
         if name in _ESTIMATORS and _ESTIMATORS.get(name).fn is fn:
             return fn
-        _ESTIMATORS.register(name, Estimator(name, fn, kind, min_per_class))
+        _ESTIMATORS.register(name, Estimator(name, fn, inputs, min_per_class))
         return fn
 
     return decorate
@@ -69,20 +71,21 @@ def get_estimator(name: str) -> Estimator:
     return _ESTIMATORS.get(name)
 
 
-def list_estimators(kind: str | None = None) -> list[str]:
-    """Registered names, sorted, optionally only those of one ``kind``."""
-    if kind is not None:
-        check_choice(kind, "kind", KINDS)
-    return [n for n in _ESTIMATORS.names() if kind is None or _ESTIMATORS.get(n).kind == kind]
+def list_estimators(inputs: str | None = None) -> list[str]:
+    """Registered names, sorted, optionally only those that take ``inputs``."""
+    if inputs is not None:
+        check_choice(inputs, "inputs", INPUTS)
+    return [n for n in _ESTIMATORS.names()
+            if inputs is None or _ESTIMATORS.get(n).inputs == inputs]
 
 
 def score(name: str, outputs: Outputs, target_labels, **kwargs) -> float:
     """Run estimator ``name`` on the input it needs, taken from one extraction's ``outputs``."""
     est = get_estimator(name)
-    if est.kind not in _FROM_OUTPUTS:
-        raise ValueError(f"name: estimator {name!r} needs {est.kind}, not extracted outputs; "
+    if est.inputs not in _FROM_OUTPUTS:
+        raise ValueError(f"name: estimator {name!r} needs {est.inputs}, not extracted outputs; "
                          "call get_estimator(name) with its own arguments")
-    return est(_FROM_OUTPUTS[est.kind](outputs), target_labels, **kwargs)
+    return est(_FROM_OUTPUTS[est.inputs](outputs), target_labels, **kwargs)
 
 
 def check_estimator_data(names, class_counts, name: str = "target") -> None:

@@ -61,7 +61,7 @@ def _lda_probs(z: np.ndarray, labels: np.ndarray, num_classes: int, log_scale2: 
     return softmax(logits, axis=1), shrinkage
 
 
-@register_estimator("sfda", kind="features")
+@register_estimator("sfda", inputs="features")
 def sfda(features, target_labels) -> float:
     """SFDA of features (N × D) for target labels (N,): a mean probability, in (0, 1)."""
     f = as_features(features)

@@ -34,7 +34,7 @@ def coding_rate(z: np.ndarray, log_k: float) -> float:
     return 0.5 * float(np.logaddexp(0.0, log_k + np.log(lam)).sum())
 
 
-@register_estimator("transrate", kind="features")
+@register_estimator("transrate", inputs="features")
 def transrate(features, target_labels, distortion: float = 1e-4) -> float:
     """TransRate of features (N × D) for target labels (N,) at ``distortion`` ε², in nats."""
     f = as_features(features)

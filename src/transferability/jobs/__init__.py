@@ -4,10 +4,20 @@ See :mod:`.graph` (jobs, keys, code versions), :mod:`.store` (the store) and :mo
 (running a graph, resuming where it stopped).
 """
 
-from .graph import Given, Job, JobKind, Output, code_version, given, job_kind, list_job_kinds
+from .graph import (
+    Given,
+    Job,
+    JobKind,
+    Output,
+    code_version,
+    given,
+    job_kind,
+    list_job_kinds,
+    presentation,
+)
 from .run import JobsFailed, Run, run_jobs
 from .store import STORE_FILE, Record, ResultStore, StoreError, open_store
 
 __all__ = ["Job", "Given", "Output", "JobKind", "job_kind", "list_job_kinds", "code_version",
-           "given", "run_jobs", "Run", "JobsFailed", "ResultStore", "Record", "StoreError",
-           "STORE_FILE", "open_store"]
+           "presentation", "given", "run_jobs", "Run", "JobsFailed", "ResultStore", "Record",
+           "StoreError", "STORE_FILE", "open_store"]

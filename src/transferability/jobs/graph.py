@@ -6,6 +6,11 @@ the config, the inputs' keys and the kind's **code version**: the source of the 
 function and of every library module it uses, followed through their imports. Editing a
 module therefore invalidates exactly the jobs whose code can reach it, with no manual
 version bump.
+
+Presentation never counts: the modules that show and save results (:data:`PRESENTATION`:
+the HTML report, the figures, text tables and files) and the functions marked with
+:func:`presentation` (a study's registered ``render`` and ``plots``, a result's
+``format``) are left out, so editing the report reruns nothing.
 """
 
 from __future__ import annotations
@@ -26,12 +31,16 @@ from torch import nn
 from .._registry import Registry
 
 __all__ = ["Job", "Given", "Output", "JobKind", "job_kind", "get_job_kind", "list_job_kinds",
-           "code_version", "given", "walk"]
+           "code_version", "presentation", "PRESENTATION", "given", "walk"]
 
 PACKAGE = "transferability"
 _KINDS = Registry("job kind")
 _VERSIONS: dict = {}  # code versions by function, computed once per process
 _MACHINERY = PACKAGE + ".jobs"  # keys and storage: they never change what a job computes
+#: Library modules that only show or save results (and the modules under them): never part
+#: of a code version.
+PRESENTATION = (PACKAGE + ".html_report", PACKAGE + ".plots", PACKAGE + ".report")
+_PRESENTATION_FUNCTIONS: dict[str, set[str]] = {}  # module -> qualified names, by presentation
 
 
 @dataclass(frozen=True)
@@ -182,10 +191,21 @@ def walk(jobs) -> list[Job]:
 
 # ---- code versions ---------------------------------------------------------------------
 
+def presentation(fn: Callable) -> Callable:
+    """Mark ``fn`` (a module-level function or a method) as presentation only: its source
+    leaves the code version of its module's jobs (unless a job calls it). Returns ``fn``,
+    so it serves as a decorator; :func:`~transferability.studies.register_study` marks a
+    study's ``render`` and ``plots``."""
+    if not isinstance(fn, types.FunctionType):
+        raise ValueError(f"fn: expected a function, got {type(fn).__name__}")
+    _PRESENTATION_FUNCTIONS.setdefault(fn.__module__, set()).add(fn.__qualname__)
+    return fn
+
+
 def code_version(fn: Callable) -> str:
     """Hash of the code ``fn`` runs: its source, the source of the functions of its own
     module that it calls (followed), and every library module it uses, followed through
-    their imports."""
+    their imports; presentation left out (see the module docstring)."""
     sources: list[str] = []
     modules: set[str] = set()
     _collect(fn, sources, modules, set())
@@ -195,8 +215,28 @@ def code_version(fn: Callable) -> str:
     digest = hashlib.sha256("\n".join(sources).encode())
     for name in sorted(closure):
         digest.update(name.encode())
-        digest.update(_source(name))
+        digest.update(_without(_source(name),
+                               frozenset(_PRESENTATION_FUNCTIONS.get(name, ()))))
     return digest.hexdigest()[:16]
+
+
+@cache
+def _without(source: bytes, names: frozenset[str]) -> bytes:
+    """``source`` without the lines (decorators included) of the functions and methods
+    whose qualified names are ``names``."""
+    if not names:
+        return source
+    drop: set[int] = set()
+    body = ast.parse(source).body
+    nodes = [("", n) for n in body]
+    nodes += [(f"{c.name}.", n) for c in body if isinstance(c, ast.ClassDef) for n in c.body]
+    for prefix, node in nodes:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) \
+                and prefix + node.name in names:
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            drop.update(range(first, node.end_lineno + 1))
+    lines = source.splitlines(keepends=True)
+    return b"".join(line for i, line in enumerate(lines, 1) if i not in drop)
 
 
 def _collect(fn, sources: list[str], modules: set[str], seen: set) -> None:
@@ -244,13 +284,14 @@ def _path(module: str) -> Path | None:
 @cache
 def _import_closure(module: str) -> frozenset[str]:
     """``module`` and the library modules it imports, followed transitively. Left out:
-    the package's top-level ``__init__`` (it only re-exports) and the job machinery
-    (``transferability.jobs``: keys and storage, which never change a job's result)."""
+    the package's top-level ``__init__`` (it only re-exports), the job machinery
+    (``transferability.jobs``: keys and storage, which never change a job's result) and
+    the presentation modules (:data:`PRESENTATION`)."""
     out: set[str] = set()
     todo = [module]
     while todo:
         name = todo.pop()
-        if name in out or name == PACKAGE or name.startswith(_MACHINERY) \
+        if name in out or name == PACKAGE or _under(name, (_MACHINERY, *PRESENTATION)) \
                 or _path(name) is None:  # not a module (a name imported from one)
             continue
         out.add(name)
@@ -259,6 +300,11 @@ def _import_closure(module: str) -> frozenset[str]:
             todo.append(parent)
         todo += _imports(name)
     return frozenset(out)
+
+
+def _under(name: str, packages) -> bool:
+    """Whether module ``name`` is one of ``packages`` or inside one."""
+    return any(name == p or name.startswith(p + ".") for p in packages)
 
 
 @cache

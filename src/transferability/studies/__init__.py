@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,6 +23,7 @@ from types import MappingProxyType
 from typing import Self
 
 from .._registry import Registry
+from ..jobs.graph import presentation
 
 __all__ = ["Settings", "Study", "register_study", "get_study", "list_studies",
            "study_of_result"]
@@ -102,6 +104,10 @@ class Study:
     their help from ``full`` and ``quick``, and lays what is given over the settings' spec.
     ``colour`` holds the settings' fields that change when the target is the colour task
     (``colour-*``): enough images and epochs for its models to learn it.
+
+    ``render``, ``plots`` and the result type's own ``format`` are presentation
+    (:func:`~transferability.jobs.graph.presentation`): editing them leaves the code version
+    of the study's jobs, and so its stored results, as they are.
     """
 
     name: str
@@ -139,8 +145,13 @@ _STUDIES = Registry("study")
 
 
 def register_study(study: Study) -> Study:
-    """Add ``study`` to the registry (a second study of the same name is refused)."""
-    return _STUDIES.register(study.name, study)
+    """Add ``study`` to the registry (a second study of the same name is refused) and mark
+    its presentation (``render``, ``plots``, the result's ``format``) as such."""
+    study = _STUDIES.register(study.name, study)
+    for fn in (study.render, study.plots, vars(study.result).get("format")):
+        if isinstance(fn, types.FunctionType):
+            presentation(fn)
+    return study
 
 
 def get_study(name: str, argument: str = "study") -> Study:

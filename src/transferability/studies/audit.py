@@ -256,7 +256,7 @@ def _per_image(fooled: np.ndarray, both: np.ndarray) -> np.ndarray:
 
 def _ordering(statement: str, better: np.ndarray, worse: np.ndarray, seed: int):
     keep = ~(np.isnan(better) | np.isnan(worse))
-    return claim(statement, better[keep] - worse[keep], method="bootstrap", seed=seed)
+    return claim(statement, better[keep] - worse[keep], interval="bootstrap", seed=seed)
 
 
 # ---- the audit --------------------------------------------------------------------------------

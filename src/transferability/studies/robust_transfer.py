@@ -6,14 +6,15 @@ LwF's feature-distance penalty recovers clean accuracy while keeping most of it.
 (CARTL, ICML 2021) pre-train with feature-distance minimisation (FDM) and fine-tune the last
 blocks non-expansively (NEFT) with BatchNorm frozen. This study measures it on bundled data:
 sources are ``resnet`` models (BatchNorm, so BN freezing means something) trained on a
-source task as standard, ``pgd_at`` and ``cartl_fdm`` sources, with several seeds; each is
-transferred to the target by every method, and clean and robust accuracy
+source task by three training methods (the ``source_method``: ``standard``, ``pgd_at`` and
+``cartl_fdm``), with several seeds; each is transferred to the target by every fine-tuning
+``recipe`` (:data:`RECIPES`), and clean and robust accuracy
 (:func:`~transferability.attacks.robust_accuracy`: AutoAttack by default; the quick
 version keeps the fast worst case of PGD with CE and with margin loss) are measured on the
 target's test images. The report names the attack used.
 
 The study is a graph of jobs (:mod:`transferability.jobs`) kept in a results store: a zoo
-``train`` job per source, a ``fine_tune`` job per (source, method), a ``robust_accuracy``
+``train`` job per source, a ``fine_tune`` job per (source, recipe), a ``robust_accuracy``
 job per (fine-tuned model, ε), and a final ``robust_transfer_study`` job that assembles the
 tables. A rerun computes nothing; an interrupted one resumes.
 """
@@ -40,7 +41,7 @@ from .._validation import (
     positive_arg,
     seed_arg,
 )
-from ..attacks import robust_accuracy
+from ..attacks import AttackSpec, robust_accuracy
 from ..attacks.robust import ROBUST_ATTACKS
 from ..data import check_per_class, dataset_from_spec, per_class
 from ..html_report.charts import figure, legend, svg_lines, svg_scatter
@@ -55,7 +56,8 @@ from ..zoo import load_spec, zoo_jobs
 from . import Settings, Study, register_study
 
 __all__ = ["RobustTransferResult", "RobustTransferSettings", "robust_transfer_study",
-           "plot_robust_transfer", "FULL", "QUICK", "TINY", "METHODS"]
+           "plot_robust_transfer", "FULL", "QUICK", "TINY", "RECIPES", "SOURCE_METHODS",
+           "SOURCE_ATTACK"]
 
 log = logging.getLogger("transferability")
 
@@ -63,9 +65,10 @@ SOURCE = {"mixture": ["fonts", "animals"], "k": 5}
 #: The source of a colour target (``colour-*``): colour digits and animals, generated with
 #: another seed than the target's images.
 COLOUR_SOURCE = {"mixture": ["colour-digits", "colour-animals"], "k": 5, "seed": 1}
-#: Fine-tuning methods: name -> fine_tune options. "last k" trains the last k backbone
-#: blocks and a new head; the resnet has 5 blocks (stem, 3 residual blocks, pooling).
-METHODS = MappingProxyType({
+#: Fine-tuning recipes: name -> fine_tune options (``method`` among them: fine_tune's
+#: training method). "last k" trains the last k backbone blocks and a new head; the resnet
+#: has 5 blocks (stem, 3 residual blocks, pooling).
+RECIPES = MappingProxyType({
     "linear probe": {"freeze": "all"},
     "last 2 blocks": {"freeze": 2},
     "last 3 blocks": {"freeze": 3},
@@ -76,14 +79,33 @@ METHODS = MappingProxyType({
     "NEFT + BN frozen (last 3)": {"freeze": 3, "neft_beta": 0.5, "freeze_bn": True,
                                   "reuse_bn_stats": True},
 })
-#: The PGD of the ``pgd_at`` and ``cartl_fdm`` sources (their training's own steps: 7).
-SOURCE_ATTACK = MappingProxyType({"eps": 0.2})
+#: The PGD of the ``pgd_at`` and ``cartl_fdm`` sources (their training's own steps: 7): the
+#: default under :attr:`RobustTransferSettings.source_attack`.
+SOURCE_ATTACK = AttackSpec("pgd", {"eps": 0.2})
+#: The sources' training methods: name -> the zoo's ``train`` options (the adversarial ones
+#: also take the options of :attr:`RobustTransferSettings.source_attack`).
+SOURCE_METHODS = MappingProxyType({"standard": {}, "pgd_at": {"method": "pgd_at"},
+                                   "cartl_fdm": {"method": "cartl_fdm", "k": 3}})
+
+
+def _renamed_settings(settings: Mapping) -> dict:
+    """Settings stored before the renames with today's names: ``methods`` are ``recipes``,
+    ``source_attack_options`` (the PGD's options) a ``source_attack`` spec's dict."""
+    settings = dict(settings)
+    if "methods" in settings:
+        settings["recipes"] = settings.pop("methods")
+    if "source_attack_options" in settings:
+        settings["source_attack"] = {"name": SOURCE_ATTACK.name, "seed": None,
+                                     "options": settings.pop("source_attack_options") or {}}
+    return settings
 
 
 @dataclass(frozen=True)
 class RobustTransferSettings(Settings):
     """The settings of :func:`robust_transfer_study` (its keywords), checked once; the
-    defaults are the full study. ``source_attack_options`` go over :data:`SOURCE_ATTACK`."""
+    defaults are the full study. ``source_attack`` is the PGD of the adversarially trained
+    sources, an :class:`~transferability.attacks.AttackSpec` (or its ``to_dict()``) laid over
+    :data:`SOURCE_ATTACK` here; ``recipes`` name :data:`RECIPES`."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
     source_epochs: int = 5
@@ -93,49 +115,61 @@ class RobustTransferSettings(Settings):
     tune_epochs: int = 10
     eval_per_class: int = 10
     radii: tuple[float, ...] = (0.1, 0.2)
-    source_attack_options: dict = field(default_factory=lambda: dict(SOURCE_ATTACK))
-    methods: tuple[str, ...] = tuple(METHODS)
+    source_attack: AttackSpec = SOURCE_ATTACK
+    recipes: tuple[str, ...] = tuple(RECIPES)
     robust_attack: str = "autoattack"
 
     def __post_init__(self):
         self._set("seeds", check_each(self.seeds, "seeds", check_seed))
         self._set("radii", check_each(self.radii, "radii", check_eps))
-        self._set("methods", check_each(self.methods, "methods", check_choice,
-                                        choices=METHODS))
+        self._set("recipes", check_each(self.recipes, "recipes", check_choice,
+                                        choices=RECIPES))
         check_choice(self.robust_attack, "robust_attack", ROBUST_ATTACKS)
         for name in ("source_epochs", "source_per_class", "target_per_class", "tune_epochs",
                      "eval_per_class"):
             check_int(getattr(self, name), name)
-        options = self.source_attack_options
-        if not isinstance(options, Mapping | None):
-            raise ValueError(f"source_attack_options: expected a dict, got "
-                             f"{type(options).__name__}")
-        options = {**SOURCE_ATTACK, **(options or {})}
-        check_eps(options["eps"], "source_attack_options['eps']")
-        self._set("source_attack_options", options)
+        spec = self.source_attack
+        if isinstance(spec, Mapping):  # a stored to_dict()
+            try:
+                spec = AttackSpec(**spec)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"source_attack: {e}") from None
+        if not isinstance(spec, AttackSpec):
+            raise ValueError(f"source_attack: expected an AttackSpec, got {type(spec).__name__}")
+        if spec.name != SOURCE_ATTACK.name or spec.seed is not None:
+            raise ValueError(f"source_attack: the sources' adversarial training crafts PGD "
+                             f"seeded by its training seed; got {spec.name!r}, seed {spec.seed}")
+        self._set("source_attack", spec.with_defaults(SOURCE_ATTACK))
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping) -> RobustTransferSettings:
+        """As :meth:`Settings.from_dict`; a dict stored before the renames (``methods``,
+        ``source_attack_options``) is read too."""
+        if isinstance(mapping, Mapping):
+            mapping = _renamed_settings(mapping)
+        return super().from_dict(mapping)
 
 
 FULL = RobustTransferSettings()
 QUICK = FULL.replace(seeds=(0,), source_epochs=3, source_per_class=80, target_per_class=50,
                      tune_epochs=6, eval_per_class=4, radii=(0.1,),
-                     methods=("linear probe", "last 3 blocks", "full fine-tune", "LwF"),
+                     recipes=("linear probe", "last 3 blocks", "full fine-tune", "LwF"),
                      robust_attack="pgd")
 #: ``demo --quick``'s.
 TINY = QUICK.replace(source_epochs=1, source_per_class=40, target_per_class=20, tune_epochs=1,
-                     eval_per_class=3, methods=("linear probe", "NEFT + BN frozen (last 3)"))
+                     eval_per_class=3, recipes=("linear probe", "NEFT + BN frozen (last 3)"))
 #: On the colour task: more source and target images and epochs (a resnet needs them to learn
 #: it), and radii for 8-bit colour images: PGD-AT at ε = 0.2 learns nothing there.
 COLOUR = {"source_per_class": 150, "source_epochs": 4, "target_per_class": 100,
-          "tune_epochs": 4, "radii": (4 / 255,), "source_attack_options": {"eps": 4 / 255}}
+          "tune_epochs": 4, "radii": (4 / 255,),
+          "source_attack": SOURCE_ATTACK.with_options(eps=4 / 255)}
 #: Fine-tuning learning rate (SGD, momentum 0.9, cosine): a new head from scratch needs it.
 TUNE_LR = 0.05
-KINDS = {"standard": {}, "pgd_at": {"method": "pgd_at"},
-         "cartl_fdm": {"method": "cartl_fdm", "k": 3}}
 
 
 @dataclass(frozen=True)
 class RobustTransferResult(Result):
-    """One row per (source kind, method, seed), the summary over seeds, the CARTL ablation
+    """One row per (source method, recipe, seed), the summary over seeds, the CARTL ablation
     and the claims stated plainly."""
 
     rows: list[dict]
@@ -144,17 +178,20 @@ class RobustTransferResult(Result):
     claims: list[Claim]
     settings: dict = field(default_factory=dict)
 
-    schema: ClassVar[int] = 2  # 2: accuracy, accuracy_std, robust_accuracy@E,
-    # robust_accuracy_std@E (were clean_acc, clean_std, robust_acc@E, robust_std@E)
+    schema: ClassVar[int] = 3  # 2: accuracy, accuracy_std, robust_accuracy@E,
+    # robust_accuracy_std@E (were clean_acc, clean_std, robust_acc@E, robust_std@E);
+    # 3: source_method, recipe (were source, method; settings: recipes, source_attack)
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
         def name(key: str) -> str:
-            key = {"clean_acc": "accuracy", "clean_std": "accuracy_std"}.get(key, key)
+            key = {"clean_acc": "accuracy", "clean_std": "accuracy_std",
+                   "source": "source_method", "method": "recipe"}.get(key, key)
             key = re.sub(r"^robust_acc@", "robust_accuracy@", key)
             return re.sub(r"^robust_std@", "robust_accuracy_std@", key)
         for part in ("rows", "summary", "ablation"):
             data[part] = [{name(k): v for k, v in row.items()} for row in data.get(part, [])]
+        data["settings"] = _renamed_settings(data.get("settings") or {})
         return data
 
     def format(self) -> str:
@@ -206,18 +243,18 @@ def robust_transfer_study_job(config: dict, inputs: dict) -> dict:
     eps = tuple(settings["radii"])
     rows = []
     for seed in settings["seeds"]:
-        for kind in config["kinds"]:
-            for method in settings["methods"]:
-                run = f"{kind}-s{seed}/{method}"
-                row = {"source": kind, "method": method, "seed": seed,
+        for source_method in config["source_methods"]:
+            for recipe in settings["recipes"]:
+                run = f"{source_method}-s{seed}/{recipe}"
+                row = {"source_method": source_method, "recipe": recipe, "seed": seed,
                        "accuracy": inputs[f"tune:{run}"].value["accuracy"]}
                 for e in eps:
                     row[f"robust_accuracy@{e}"] = \
                         inputs[f"robust:{run}@{e}"].value["robust_accuracy"]
                 rows.append(row)
     summary = _summary(rows, eps)
-    ablation = [s for s in summary if s["source"] in ("pgd_at", "cartl_fdm")
-                and s["method"] in ("last 3 blocks", "NEFT (last 3)", "BN frozen (last 3)",
+    ablation = [s for s in summary if s["source_method"] in ("pgd_at", "cartl_fdm")
+                and s["recipe"] in ("last 3 blocks", "NEFT (last 3)", "BN frozen (last 3)",
                                     "NEFT + BN frozen (last 3)")]
     return RobustTransferResult(rows, summary, ablation, _claims(rows, eps[0]),
                                 settings).to_dict()
@@ -226,12 +263,12 @@ def robust_transfer_study_job(config: dict, inputs: dict) -> dict:
 def _robust_jobs(settings: dict, cache_dir: Path) -> Job:
     """The study's graph (see the module docstring): its final ``robust_transfer_study`` job."""
     data = {**settings.get("source", SOURCE), "n_per_class": settings["source_per_class"]}
-    source_attack = settings["source_attack_options"]
+    source_attack = settings["source_attack"]["options"]  # the adversarial methods' own
     spec = {"models": [
-        {"name": f"{kind}-s{seed}", "arch": "resnet", "data": data,
+        {"name": f"{source_method}-s{seed}", "arch": "resnet", "data": data,
          "train": {"epochs": settings["source_epochs"], "lr": 0.05, "batch_size": 64,
                    "seed": seed, **options, **(source_attack if options else {})}}
-        for seed in settings["seeds"] for kind, options in KINDS.items()]}
+        for seed in settings["seeds"] for source_method, options in SOURCE_METHODS.items()]}
     sources = zoo_jobs(load_spec(spec), cache_dir)
     target = settings["target"]
     # the PGD jobs keep their original configuration (and so their stored results)
@@ -239,14 +276,14 @@ def _robust_jobs(settings: dict, cache_dir: Path) -> Job:
               else {"steps": 100, "attack": settings["robust_attack"]})
     inputs = {}
     for seed in settings["seeds"]:
-        for kind in KINDS:
-            for method in settings["methods"]:
-                run = f"{kind}-s{seed}/{method}"
+        for source_method in SOURCE_METHODS:
+            for recipe in settings["recipes"]:
+                run = f"{source_method}-s{seed}/{recipe}"
                 tuned = Job("fine_tune", {"target": target,
                                           "target_per_class": settings["target_per_class"],
                                           "epochs": settings["tune_epochs"], "seed": seed,
-                                          "options": {"lr": TUNE_LR, **METHODS[method]}},
-                            {"source": sources[f"{kind}-s{seed}"]}, label=run)
+                                          "options": {"lr": TUNE_LR, **RECIPES[recipe]}},
+                            {"source": sources[f"{source_method}-s{seed}"]}, label=run)
                 inputs[f"tune:{run}"] = tuned
                 for e in settings["radii"]:
                     inputs[f"robust:{run}@{e}"] = Job(
@@ -254,7 +291,8 @@ def _robust_jobs(settings: dict, cache_dir: Path) -> Job:
                                             "seed": seed, "probe_seed": 0,
                                             "per_class": settings["eval_per_class"]},
                         {"model": tuned}, label=f"{run}@{e}")
-    return Job("robust_transfer_study", {"settings": settings, "kinds": list(KINDS)}, inputs,
+    return Job("robust_transfer_study",
+               {"settings": settings, "source_methods": list(SOURCE_METHODS)}, inputs,
                label="robust-transfer")
 
 
@@ -265,8 +303,8 @@ def robust_transfer_study(*, seeds=FULL.seeds, source_epochs: int = FULL.source_
                           tune_epochs: int = FULL.tune_epochs,
                           eval_per_class: int = FULL.eval_per_class,
                           radii=FULL.radii,
-                          source_attack_options: dict | None = None,
-                          methods=FULL.methods,
+                          source_attack: AttackSpec = FULL.source_attack,
+                          recipes=FULL.recipes,
                           robust_attack: str = FULL.robust_attack,
                           cache_dir=None, show_progress: bool | None = None,
                           store: ResultStore | None = None, backend: str = "local",
@@ -274,16 +312,18 @@ def robust_transfer_study(*, seeds=FULL.seeds, source_epochs: int = FULL.source_
     """Run the study (see the module docstring) and return its tables.
 
     The settings are those of :class:`RobustTransferSettings` (``FULL.keywords()`` are the
-    defaults). ``radii`` are the ε of the robust accuracy on the target;
-    ``source_attack_options`` the PGD of the ``pgd_at`` and ``cartl_fdm`` sources (default
-    ε = 0.2, 7 steps); ``robust_attack`` the attack of the robust accuracy
+    defaults). ``radii`` are the ε of the robust accuracy on the target; ``source_attack``
+    the PGD of the ``pgd_at`` and ``cartl_fdm`` sources, an
+    :class:`~transferability.attacks.AttackSpec` over :data:`SOURCE_ATTACK` (ε = 0.2,
+    7 steps); ``recipes`` the fine-tuning recipes (:data:`RECIPES`) every source is
+    transferred by; ``robust_attack`` the attack of the robust accuracy
     (``"autoattack"`` or ``"pgd"``, the fast worst case of PGD-20 with CE and margin loss).
     Jobs run on ``backend`` (with ``backend_options``) and are kept in ``store``, by default
     the one in ``cache_dir``.
     """
     s = RobustTransferSettings(seeds, source_epochs, source_per_class, target, target_per_class,
-                               tune_epochs, eval_per_class, radii, source_attack_options,
-                               methods, robust_attack)
+                               tune_epochs, eval_per_class, radii, source_attack, recipes,
+                               robust_attack)
     # the target is read before any job: too few images per class is refused here
     check_per_class(s.target_per_class, "target_per_class", dataset_from_spec(s.target, "train"))
     check_per_class(s.eval_per_class, "eval_per_class", dataset_from_spec(s.target, "test"))
@@ -292,15 +332,15 @@ def robust_transfer_study(*, seeds=FULL.seeds, source_epochs: int = FULL.source_
                 "source_per_class": s.source_per_class, "target": s.target,
                 "target_per_class": s.target_per_class, "tune_epochs": s.tune_epochs,
                 "eval_per_class": s.eval_per_class, "radii": list(s.radii),
-                "source_attack_options": s.source_attack_options,
-                "methods": list(s.methods), "robust_attack": s.robust_attack,
+                "source_attack": s.source_attack.to_dict(),
+                "recipes": list(s.recipes), "robust_attack": s.robust_attack,
                 "robust_accuracy": ("AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square)"
                                     if s.robust_attack == "autoattack"
                                     else "worst of PGD-20 CE and margin")}
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = _robust_jobs(settings, cache_dir)
     log.info("  sources: %d resnet models (standard, pgd_at, cartl_fdm) on %s",
-             len(s.seeds) * len(KINDS), "/".join(source["mixture"]))
+             len(s.seeds) * len(SOURCE_METHODS), "/".join(source["mixture"]))
     with open_store(store, cache_dir) as store:
         run = run_jobs([final], store, study="robust-transfer", backend=backend,
                        show_progress=show_progress, **backend_options)
@@ -309,13 +349,15 @@ def robust_transfer_study(*, seeds=FULL.seeds, source_epochs: int = FULL.source_
 
 def _summary(rows: list[dict], eps: tuple[float, ...]) -> list[dict]:
     out = []
-    for kind in dict.fromkeys(r["source"] for r in rows):
-        for method in dict.fromkeys(r["method"] for r in rows):
-            group = [r for r in rows if r["source"] == kind and r["method"] == method]
+    for source_method in dict.fromkeys(r["source_method"] for r in rows):
+        for recipe in dict.fromkeys(r["recipe"] for r in rows):
+            group = [r for r in rows
+                     if r["source_method"] == source_method and r["recipe"] == recipe]
             if not group:
                 continue
             clean, clean_std = _mean_std([r["accuracy"] for r in group])
-            row = {"source": kind, "method": method, "accuracy": clean, "accuracy_std": clean_std}
+            row = {"source_method": source_method, "recipe": recipe, "accuracy": clean,
+                   "accuracy_std": clean_std}
             for e in eps:
                 mean, std = _mean_std([r[f"robust_accuracy@{e}"] for r in group])
                 row[f"robust_accuracy@{e}"], row[f"robust_accuracy_std@{e}"] = mean, std
@@ -327,7 +369,7 @@ def _summary(rows: list[dict], eps: tuple[float, ...]) -> list[dict]:
 def _claims(rows: list[dict], eps: float) -> list[Claim]:
     """Each claim of Shafahi et al. and Chen et al. as "a paired difference over seeds is
     > 0", decided from its t interval (:func:`~transferability.stats.claim`)."""
-    by = {(r["source"], r["method"], r["seed"]): r for r in rows}
+    by = {(r["source_method"], r["recipe"], r["seed"]): r for r in rows}
     seeds = list(dict.fromkeys(r["seed"] for r in rows))
     key = f"robust_accuracy@{eps}"
 
@@ -360,7 +402,7 @@ def _claims(rows: list[dict], eps: float) -> list[Claim]:
 
 
 def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
-    """The accuracy–robustness frontier (one point per method, a colour per source kind)
+    """The accuracy–robustness frontier (one point per recipe, a colour per source method)
     and robust accuracy against the freeze level."""
     from pathlib import Path
 
@@ -372,11 +414,11 @@ def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
     key = next(k for k in result.summary[0] if k.startswith("robust_accuracy@"))
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
-    for kind in dict.fromkeys(s["source"] for s in result.summary):
-        group = [s for s in result.summary if s["source"] == kind]
-        ax.scatter([s["accuracy"] for s in group], [s[key] for s in group], label=kind)
+    for source_method in dict.fromkeys(s["source_method"] for s in result.summary):
+        group = [s for s in result.summary if s["source_method"] == source_method]
+        ax.scatter([s["accuracy"] for s in group], [s[key] for s in group], label=source_method)
         for s in group:
-            ax.annotate(s["method"], (s["accuracy"], s[key]), fontsize=6, alpha=0.7)
+            ax.annotate(s["recipe"], (s["accuracy"], s[key]), fontsize=6, alpha=0.7)
     ax.set_xlabel("clean accuracy (target)")
     ax.set_ylabel(f"robust accuracy, ε={key.split('@')[1]}")
     ax.legend(fontsize=7)
@@ -386,11 +428,11 @@ def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
     levels = {"linear probe": 0, "last 2 blocks": 2, "last 3 blocks": 3, "full fine-tune": 5}
     fig = Figure(figsize=(5, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    for kind in dict.fromkeys(s["source"] for s in result.summary):
-        points = sorted((levels[s["method"]], s[key]) for s in result.summary
-                        if s["source"] == kind and s["method"] in levels)
+    for source_method in dict.fromkeys(s["source_method"] for s in result.summary):
+        points = sorted((levels[s["recipe"]], s[key]) for s in result.summary
+                        if s["source_method"] == source_method and s["recipe"] in levels)
         if points:
-            ax.plot(*zip(*points, strict=True), marker="o", label=kind)
+            ax.plot(*zip(*points, strict=True), marker="o", label=source_method)
     ax.set_xlabel("blocks fine-tuned (0 = linear probe, 5 = all)")
     ax.set_ylabel(f"robust accuracy, ε={key.split('@')[1]}")
     ax.legend(fontsize=7)
@@ -406,7 +448,7 @@ def _options(p) -> None:
                    help="training seeds (default 0 1 2; --quick 0)")
     p.add_argument("--eps", type=positive_arg, nargs="+", default=None,
                    help="robust-accuracy radii (default 0.1 0.2; --quick 0.1)")
-    p.add_argument("--quick", action="store_true", help="smaller data, one seed, 4 methods")
+    p.add_argument("--quick", action="store_true", help="smaller data, one seed, 4 recipes")
     p.add_argument("--robust-attack", choices=ROBUST_ATTACKS, default=None,
                    help="robust accuracy by AutoAttack (default) or the fast worst case of "
                         "PGD-20 with CE and margin loss (default with --quick)")
@@ -435,7 +477,7 @@ def _html_section(sid: str, result: RobustTransferResult) -> str:
     key = keys[0] if keys else None
     settings = result.settings
     what = settings.get("robust_accuracy", "worst case of the attacks")
-    columns = ["source", "method", ("clean acc.", mean_std("accuracy", "accuracy_std"))]
+    columns = ["source_method", "recipe", ("clean acc.", mean_std("accuracy", "accuracy_std"))]
     columns += [(f"robust acc. ε = {k.split('@')[1]}", mean_std(k, k.replace("@", "_std@")))
                 for k in keys]
     parts = [f'<p class="note">Clean and robust accuracy ({escape(what)}) on the target\'s test '
@@ -443,23 +485,24 @@ def _html_section(sid: str, result: RobustTransferResult) -> str:
              table(summary, [*columns, "n"], id=f"{sid}-summary")]
     if key:
         eps = key.split("@")[1]
-        kinds = list(dict.fromkeys(s["source"] for s in summary))
+        source_methods = list(dict.fromkeys(s["source_method"] for s in summary))
         levels = {"linear probe": 0, "last 2 blocks": 2, "last 3 blocks": 3,
                   "full fine-tune": 5}
-        ladder = [(kind, [(levels[s["method"]], s[key]) for s in summary
-                          if s["source"] == kind and s["method"] in levels]) for kind in kinds]
+        ladder = [(m, [(levels[s["recipe"]], s[key]) for s in summary
+                       if s["source_method"] == m and s["recipe"] in levels])
+                  for m in source_methods]
         parts += ["<h3>Accuracy and robustness</h3>", '<div class="grid">',
-                  figure(svg_scatter([(s["accuracy"], s[key], s["method"], s["source"])
+                  figure(svg_scatter([(s["accuracy"], s[key], s["recipe"], s["source_method"])
                                       for s in summary],
                                      title="accuracy–robustness frontier",
                                      x_label="clean accuracy", y_label=f"robust acc. ε={eps}",
-                                     x_percent=True, y_percent=True, groups=kinds),
-                         legend(kinds), "One point per (source kind, method).")]
+                                     x_percent=True, y_percent=True, groups=source_methods),
+                         legend(source_methods), "One point per (source method, recipe).")]
         if any(pts for _, pts in ladder):
             parts.append(figure(svg_lines(ladder, title="robust accuracy against freeze level",
                                           x_label="blocks fine-tuned (0 = probe, 5 = all)",
                                           y_label=f"robust acc. ε={eps}", y_percent=True),
-                                legend(kinds), "Per source kind."))
+                                legend(source_methods), "Per source method."))
         parts.append("</div>")
     if result.ablation:
         parts += ["<h3>CARTL ablation (robust sources, last 3 blocks)</h3>",
