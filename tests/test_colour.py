@@ -99,7 +99,7 @@ def test_colour_target_settings(monkeypatch, tmp_path):
     with pytest.raises(Ran):
         main(["study", "robust-transfer", "--target", "colour-digits", "--eps", "0.05",
               *common])
-    assert seen["source_per_class"] == 150 and seen["tune_epochs"] == 4
+    assert seen["source_per_class"] == 800 and seen["tune_epochs"] == 4
     assert seen["source_attack"] == AttackSpec("pgd", {"eps": 4 / 255})
     assert seen["radii"] == (0.05,)  # the command line over the colour settings
     with pytest.raises(Ran):
