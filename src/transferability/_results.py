@@ -59,6 +59,8 @@ class Result:
     """Mixin for the library's frozen result dataclasses (see the module docstring)."""
 
     schema: typing.ClassVar[int] = 1
+    #: Top-level fields renamed since an older schema: old name -> today's.
+    renamed: typing.ClassVar[Mapping[str, str]] = {}
 
     def to_dict(self) -> dict:
         out = {"type": type(self).__name__, "schema": self.schema}
@@ -74,8 +76,12 @@ class Result:
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
-        """``data`` of an older schema in today's (a type that renames its fields bumps
-        ``schema`` and overrides this); the base has nothing to rename."""
+        """``data`` of an older schema in today's: a type that renames its fields bumps
+        ``schema`` and lists them in :attr:`renamed` (or overrides this for renames inside
+        its fields, calling it first)."""
+        for old, new in cls.renamed.items():
+            if old in data:
+                data[new] = data.pop(old)
         return data
 
     @classmethod

@@ -229,13 +229,8 @@ class Claim(Result):
     interval: str
     verdict: str
 
-    schema: ClassVar[int] = 2  # 2: interval (was method)
-
-    @classmethod
-    def upgrade(cls, data: dict) -> dict:
-        if "method" in data:
-            data["interval"] = data.pop("method")
-        return data
+    schema: ClassVar[int] = 2
+    renamed: ClassVar[dict] = {"method": "interval"}
 
     def __str__(self) -> str:
         bounds = [self.low, self.high]  # NaN in memory, None after a strict-JSON file

@@ -33,13 +33,8 @@ class AffinityResult(Result):
     per_sample: torch.Tensor
     attribution: str
 
-    schema: ClassVar[int] = 2  # 2: attribution (was method)
-
-    @classmethod
-    def upgrade(cls, data: dict) -> dict:
-        if "method" in data:
-            data["attribution"] = data.pop("method")
-        return data
+    schema: ClassVar[int] = 2
+    renamed: ClassVar[dict] = {"method": "attribution"}
 
     def __float__(self) -> float:
         return self.mean

@@ -64,12 +64,8 @@ class RobustAccuracy(Result):
     broken_by: list = field(default_factory=list)
     seconds: float | None = None
 
-    schema: ClassVar[int] = 2  # 2: accuracy (was clean_accuracy)
-
-    @classmethod
-    def upgrade(cls, data: dict) -> dict:
-        data["accuracy"] = data.pop("clean_accuracy", None)
-        return data
+    schema: ClassVar[int] = 2
+    renamed: ClassVar[dict] = {"clean_accuracy": "accuracy"}
 
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
