@@ -152,13 +152,14 @@ def _cmd_models(args) -> None:
 
 
 def _cmd_zoo_build(args) -> None:
+    from .baselines import model_accuracy
     from .report import format_table
     from .zoo import build_zoo
 
     with _store(args) as store:
         zoo = build_zoo(args.spec, args.cache_dir, store=store)
     rows = [{"name": n, "arch": zoo.entries[n].arch,
-             "test_acc": zoo[n].meta["metrics"]["test_acc"],
+             "accuracy": model_accuracy(zoo[n].meta),
              "status": "trained" if n in zoo.trained else "cached", "path": str(zoo.path(n))}
             for n in zoo]
     print(format_table(rows))

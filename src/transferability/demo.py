@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from .adversarial import theory_check
+from .baselines import model_accuracy
 from .data import load_dataset
 from .html_report import write_report
 from .jobs import ResultStore
@@ -126,7 +127,7 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
         entry = zoo.entries[row["source"]]
         row.update({"arch": entry.arch,
                     "k": entry.data.get("k") if isinstance(entry.data, dict) else None,
-                    "source_acc": zoo[row["source"]].meta["metrics"]["test_acc"]})
+                    "source_acc": model_accuracy(zoo[row["source"]].meta)})
 
     # every other study with demo settings: its quick ones, or its tiny ones with --quick
     others = []  # (study, result, seconds)
@@ -154,7 +155,7 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
                **{_key(s): seconds for s, _, seconds in others},
                "total": time.perf_counter() - start}
     results = {"target": target, "shots": shots, "repeats": repeats, "quick": quick,
-               "reference": {"name": ref_name, "test_acc": reference.meta["metrics"]["test_acc"]},
+               "reference": {"name": ref_name, "accuracy": model_accuracy(reference.meta)},
                **study.to_dict(), "theory": theory,
                **{_key(s): result.to_dict() for s, result, _ in others},
                "timings": timings}

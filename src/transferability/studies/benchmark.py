@@ -49,7 +49,14 @@ from torch import nn
 
 from .._results import Result
 from .._validation import check_choice, check_each, check_int, check_seed
-from ..baselines import BASELINES, ENSEMBLE, loto_choice, mean_rank, parameter_count
+from ..baselines import (
+    BASELINES,
+    ENSEMBLE,
+    loto_choice,
+    mean_rank,
+    model_accuracy,
+    parameter_count,
+)
 from ..data import dataset_from_spec
 from ..jobs import Job, ResultStore, job_kind, open_store, run_jobs
 from ..models import list_models
@@ -293,7 +300,7 @@ def _baselines(model: nn.Module, value: dict) -> dict[str, float]:
     of the input of its last ``nn.Linear`` (the features the estimators see)."""
     heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
     return {"params": float(parameter_count(model)),
-            "source_acc": float(value["metrics"]["test_acc"]),
+            "source_acc": model_accuracy(value),
             "feature_dim": float(heads[-1].in_features)}
 
 

@@ -321,7 +321,7 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
         history = value[f"train:sgd-s{seed}"]["history"]
         for epoch in range(1, epochs + 1):
             per_epoch.append({"seed": seed, "epoch": epoch, "lr": history[epoch - 1]["lr"],
-                              "accuracy": history[epoch - 1]["eval_acc"],
+                              "accuracy": history[epoch - 1]["accuracy"],
                               **rates(f"sgd-s{seed}@{epoch}")})
     rows = []
     for seed in seeds:
