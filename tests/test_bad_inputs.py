@@ -440,15 +440,17 @@ CLI_CASES = [
                  id="model-py-malformed"),
     # -- more per class than the data have: one rule, before any job (exit 2) --------------
     pytest.param(["study", "adv-knowledge", "--target", "digits", "--sources", "{ckpt}",
-                  "--n-per-class", "500", "--out", "{tmp}/out", "--cache-dir", "{cache}"], 2,
-                 ["--n-per-class", "500", "'digits/train'", "largest value that works is 139"],
-                 _no_checkpoint, id="study-n-per-class-above-data"),
+                  "--alpha-per-class", "500", "--out", "{tmp}/out", "--cache-dir", "{cache}"],
+                 2, ["--alpha-per-class", "500", "'digits/train'",
+                     "largest value that works is 139"],
+                 _no_checkpoint, id="study-alpha-per-class-above-data"),
     pytest.param(["study", "adv-knowledge", "--target", "{file_tiny_npz}", "--sources",
-                  "{ckpt}", "--n-per-class", "5", "--out", "{tmp}/out", "--cache-dir",
-                  "{cache}"], 2, ["--n-per-class", "'tiny/test'", "largest value that works "
-                                  "is 2"], _no_checkpoint, id="study-n-per-class-tiny-test"),
+                  "{ckpt}", "--alpha-per-class", "5", "--out", "{tmp}/out", "--cache-dir",
+                  "{cache}"], 2, ["--alpha-per-class", "'tiny/test'", "largest value that "
+                                  "works is 2"], _no_checkpoint,
+                 id="study-alpha-per-class-tiny-test"),
     pytest.param(["study", "adv-knowledge", "--target", "{file_tiny_npz}", "--sources",
-                  "{ckpt}", "--n-per-class", "2", "--shots", "9", "--out", "{tmp}/out",
+                  "{ckpt}", "--alpha-per-class", "2", "--shots", "9", "--out", "{tmp}/out",
                   "--cache-dir", "{cache}"], 2, ["--shots", "'tiny/train'", "is 8"],
                  _no_checkpoint, id="study-shots-above-data"),
     pytest.param(_with(ATTACK, dataset="{file_tiny_npz}", eps="0.1", n_per_class="3"), 2,
@@ -456,13 +458,13 @@ CLI_CASES = [
                  id="attack-n-per-class-above-data"),
     pytest.param(["rank", "--target", "{file_tiny_npz}", "--sources", "{ckpt}", "--reference",
                   "{ckpt}", "--out", "{tmp}/out", "--cache-dir", "{zoo_cache}"], 2,
-                 ["--n-per-class", "20", "'tiny/train'", "is 8"], None,
-                 id="rank-n-per-class-above-data"),
+                 ["--alpha-per-class", "20", "'tiny/train'", "is 8"], None,
+                 id="rank-alpha-per-class-above-data"),
     pytest.param(_with(PROBE, target="{file_tiny_npz}", shots="9"), 2,
                  ["--shots", "'tiny/train'", "is 8"], None, id="probe-shots-above-data"),
     pytest.param(["study", "surrogates", "--quick", "--target", "{file_tiny_npz}", "--out",
                   "{tmp}/out", "--cache-dir", "{cache}"], 2,
-                 ["n_per_class", "'tiny/train'", "is 8"], _no_checkpoint,
+                 ["train_per_class", "'tiny/train'", "is 8"], _no_checkpoint,
                  id="surrogates-target-too-small"),
     pytest.param(["study", "robust-transfer", "--quick", "--target", "{file_tiny_npz}", "--out",
                   "{tmp}/out", "--cache-dir", "{cache}"], 2,
@@ -785,7 +787,7 @@ def test_tiny_target_finishes_with_undefined_statistics_shown_as_such(tmp_path):
     train, test = _constant_task(8, 0, "t/train"), _constant_task(2, 1, "t/test")
     sources = {"A": _mlp(), "B": _cnn()}
     with ResultStore(tmp_path / "results.sqlite") as store:
-        result = adv_knowledge_study(_Oracle(VALUES), sources, train, test, n_per_class=2,
+        result = adv_knowledge_study(_Oracle(VALUES), sources, train, test, alpha_per_class=2,
                                      shots=2, repeats=2, attack_options={"steps": 2},
                                      matrix_attack_options={"steps": 2}, store=store)
     assert [r["source"] for r in result.reverse] == ["A", "B"]

@@ -154,7 +154,7 @@ def test_the_quick_settings_are_the_full_ones_replaced_and_keep_the_attack_defau
 
 @pytest.mark.parametrize("settings, field, value", [
     ("surrogates", "seeds", ()), ("surrogates", "seeds", (-1,)), ("surrogates", "rhos", (0,)),
-    ("surrogates", "epochs", 1), ("surrogates", "n_per_class", 0),
+    ("surrogates", "epochs", 1), ("surrogates", "train_per_class", 0),
     ("surrogates", "attack", "nope"), ("surrogates", "attack", 3),
     ("surrogates", "sharpness_samples", 2.5), ("robust-transfer", "methods", ("nope",)),
     ("robust-transfer", "radii", (-0.1,)), ("robust-transfer", "robust_attack", "fgsm"),

@@ -103,10 +103,10 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
                     store=store)
     if _colour(target):
         ref_spec = reference_spec(target, epochs=COLOUR_TRAIN["epochs"],
-                                  n_per_class=COLOUR_TRAIN["n_per_class"], seed=seed)
+                                  train_per_class=COLOUR_TRAIN["n_per_class"], seed=seed)
     else:
         ref_spec = reference_spec(target, epochs=2 if quick else 3,
-                                  n_per_class=100 if quick else None, seed=seed)
+                                  train_per_class=100 if quick else None, seed=seed)
     ref_zoo = build_zoo(ref_spec, cache_dir, show_progress=show_progress, store=store)
     (ref_name, reference), = ref_zoo.items()
     n_trained = len(zoo.trained) + len(ref_zoo.trained)
@@ -118,7 +118,7 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
     train, test = load_dataset(target, "train", seed=seed), load_dataset(target, "test", seed=seed)
 
     # α: the authors' attack with 10/20 steps instead of 50, for time
-    options = {"n_per_class": 10 if quick else 20, "shots": shots, "repeats": repeats,
+    options = {"alpha_per_class": 10 if quick else 20, "shots": shots, "repeats": repeats,
                "seed": seed, "attack_options": {"steps": 10 if quick else 20,
                                                 **({"eps": COLOUR_EPS} if _colour(target) else {})}}
     study = adv_knowledge_study(reference, zoo, train, test, store=store,

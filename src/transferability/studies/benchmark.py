@@ -199,13 +199,13 @@ def benchmark_jobs(settings: BenchmarkSettings | Mapping = FULL,
     for name, target in settings["targets"].items():
         target = _data(target)
         ref = reference_spec(target, epochs=settings["reference_epochs"],
-                             n_per_class=settings["target_per_class"], seed=seed)
+                             train_per_class=settings["target_per_class"], seed=seed)
         ref["models"][0]["name"] = f"reference-{name}"
         (reference,) = zoo_jobs(load_spec(ref), cache).values()
         data = {**target, "n_per_class": settings["target_per_class"]}
         train, test = (dataset_from_spec(data, split, seed=seed) for split in ("train", "test"))
         studies[f"study/{name}"] = adv_knowledge_jobs(
-            reference, sources, train, test, n_per_class=settings["alpha_per_class"],
+            reference, sources, train, test, alpha_per_class=settings["alpha_per_class"],
             attack_options=dict(settings["attack_options"]), shots=settings["shots"],
             repeats=settings["repeats"], seed=seed, matrix=False)
     models = {f"source/{name}": job for name, job in sources.items()}
