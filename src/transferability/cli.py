@@ -59,8 +59,8 @@ def _attack(args):
 
 def _per_class(value, option: str, *datasets) -> None:
     """An images-per-class option (``--n-per-class``, ``--alpha-per-class``, ``--shots``)
-    against the smallest class of ``datasets``: the one
-    rule (:func:`~transferability.data.check_per_class`), checked before any work."""
+    against the smallest class of ``datasets``: the one rule
+    (:func:`~transferability.data.check_per_class`), checked before any work."""
     from .data import check_per_class
 
     if value is not None:
