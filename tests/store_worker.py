@@ -46,7 +46,7 @@ def main(store_path, cache, out, die_after=None):
     (reference,) = build_zoo(REFERENCE, cache, store=store).values()
     train = dataset_from_spec({"dataset": "digits", "n_per_class": 20}, "train")
     test = dataset_from_spec({"dataset": "digits", "n_per_class": 10}, "test")
-    result = adv_knowledge_study(reference, dict(zoo), train, test, n_per_class=4, shots=3,
+    result = adv_knowledge_study(reference, dict(zoo), train, test, alpha_per_class=4, shots=3,
                                  repeats=2, attack_options={"steps": 3},
                                  matrix_attack_options={"steps": 3}, store=store)
     data = result.to_dict()

@@ -233,7 +233,7 @@ def test_show_progress_false_draws_nothing(blobs, capsys, monkeypatch):
     reference = create_model("mlp", 3)
     training.fit(reference, train, epochs=1, show_progress=False)
     rank_sources({"a": create_model("mlp", 3)}, train, estimators=["alpha1", "leep"],
-                 reference=reference, n_per_class=2,
+                 reference=reference, alpha_per_class=2,
                  attack_options={"steps": 1}, show_progress=False)
     assert capsys.readouterr().err == ""
 
@@ -280,14 +280,14 @@ def test_every_study_settings_are_one_frozen_dataclass_of_its_keywords():
 
 
 #: Accuracy is ``accuracy`` (clean) beside ``robust_accuracy`` (docs/glossary.md). These
-#: older spellings remain where renaming them would change stored results (zoo checkpoints'
-#: metrics, study rows, ``History`` records); they may only shrink: a new one fails here,
+#: older spellings remain only where old data are read: the ``upgrade`` of the result types
+#: that renamed them (``History``'s ``RENAMED_RECORDS``) and ``baselines.model_accuracy``,
+#: the one reader of zoo checkpoints' metrics. They may only shrink: a new one fails here,
 #: and a file that drops some must lower its count.
-RETIRED_ACCURACY = re.compile(r"\b(clean_acc|clean_accuracy|test_acc|eval_acc)\b")
-RETIRED_LEFT = {"attacks/robust.py": 1, "baselines.py": 3, "cli.py": 2, "demo.py": 3,
-                "html_report/tables.py": 1, "studies/benchmark.py": 1,
-                "studies/robust_transfer.py": 2, "studies/surrogates.py": 3,
-                "training/callbacks.py": 2, "training/loop.py": 3, "zoo.py": 2}
+RETIRED_ACCURACY = re.compile(
+    r"\b(clean_acc|clean_accuracy|test_acc|eval_acc|test_loss|eval_loss)\b")
+RETIRED_LEFT = {"attacks/robust.py": 1, "baselines.py": 2, "studies/robust_transfer.py": 2,
+                "studies/surrogates.py": 2, "training/loop.py": 2}
 
 
 def test_retired_accuracy_spellings_only_shrink():
@@ -296,6 +296,40 @@ def test_retired_accuracy_spellings_only_shrink():
         if n := len(RETIRED_ACCURACY.findall(path.read_text())):
             found[path.relative_to(SRC).as_posix()] = n
     assert found == RETIRED_LEFT
+
+
+def test_n_per_class_is_only_the_data_s_own_images_per_class():
+    """``n_per_class`` means "this many images per class of this data" (``per_class``,
+    ``load_dataset``, ``dataset_from_spec``, data specs). Whose images a study or
+    ``rank_sources`` counts has a name that says so (``alpha_per_class``,
+    ``train_per_class``, ``attack_per_class``, ``target_per_class``, ...)."""
+    from transferability import studies
+    from transferability.studies import list_studies
+
+    found = []
+    for info in pkgutil.walk_packages(studies.__path__, "transferability.studies."):
+        module = importlib.import_module(info.name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if callable(obj) and not inspect.isclass(obj):
+                if "n_per_class" in inspect.signature(obj).parameters:
+                    found.append(f"{info.name}.{name}")
+    if "n_per_class" in inspect.signature(ranking.rank_sources).parameters:
+        found.append("ranking.rank_sources")
+    for each in list_studies():
+        if callable(each.run) and "n_per_class" in inspect.signature(each.run).parameters:
+            found.append(f"study {each.name}: run")
+        if each.full is not None and "n_per_class" in {
+                f.name for f in dataclasses.fields(each.full)}:
+            found.append(f"study {each.name}: {type(each.full).__name__}")
+        if "n_per_class" in each.colour:
+            found.append(f"study {each.name}: colour")
+    assert found == []
+    # the data keep it: a spec's n_per_class draws that many images of every class
+    from transferability.data import dataset_from_spec
+
+    data = dataset_from_spec({"dataset": "digits", "n_per_class": 3}, "train")
+    assert data.class_counts().tolist() == [3] * data.num_classes
 
 
 def test_one_job_kind_measures_a_transfer_matrix_row():

@@ -25,6 +25,18 @@ def test_every_command_has_help(capsys):
                 assert "usage:" in capsys.readouterr().out
 
 
+def test_alpha_per_class_reads_its_old_spelling_and_hides_it(capsys):
+    base = ["rank", "--target", "digits", "--sources", "demo"]
+    parser = build_parser()
+    assert parser.parse_args(base).alpha_per_class == 20
+    assert parser.parse_args([*base, "--alpha-per-class", "4"]).alpha_per_class == 4
+    assert parser.parse_args([*base, "--n-per-class", "5"]).alpha_per_class == 5
+    with pytest.raises(SystemExit):
+        main(["rank", "--help"])
+    shown = capsys.readouterr().out
+    assert "--alpha-per-class" in shown and "--n-per-class" not in shown
+
+
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "transferability.cli", "datasets"],
                          capture_output=True, text=True, check=True).stdout
@@ -43,6 +55,7 @@ def test_quick_demo_writes_outputs(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert 0.1 < results["reference"]["accuracy"] <= 1
     names = [r["source"] for r in results["rows"]]
     assert names == ["cnn-k0", "cnn-k5", "cnn-k10", "mlp-k5"]
     for row in results["rows"]:
@@ -133,7 +146,7 @@ def test_attack_rank_and_study_commands(tiny_zoo, tmp_path, capsys, monkeypatch)
     out = tmp_path / "rank"
     assert main(["rank", "--target", "digits", "--sources", tiny_zoo, "--validate",
                  "linear-probe", "--estimators", "leep", "logme", "alpha2", "--reference",
-                 f"{tiny_zoo}:mlp-digits", "--steps", "3", "--n-per-class", "3",
+                 f"{tiny_zoo}:mlp-digits", "--steps", "3", "--alpha-per-class", "3",
                  "--ensemble", "logme", "params", "--out", str(out)]) == 0
     rank = json.loads((out / "rank.json").read_text())
     assert {r["source"] for r in rank["rows"]} == {"mlp-digits", "mlp-fonts", "lenet-animals"}
@@ -154,7 +167,7 @@ def test_attack_rank_and_study_commands(tiny_zoo, tmp_path, capsys, monkeypatch)
         main(["rank", "--target", "digits", "--sources", tiny_zoo, "--source-acc", "a=2"])
     assert exc.value.code == 2 and "NAME=ACCURACY" in capsys.readouterr().err
 
-    out = tmp_path / "study"
+    out = tmp_path / "study"  # --n-per-class: the hidden old spelling of --alpha-per-class
     assert main(["study", "adv-knowledge", "--target", "digits", "--sources", tiny_zoo,
                  "--steps", "3", "--n-per-class", "3", "--shots", "3", "--repeats", "2",
                  "--out", str(out)]) == 0

@@ -31,7 +31,7 @@ def _study(tmp_path, backend: str, **options) -> dict:
         (reference,) = build_zoo(store_worker.REFERENCE, tmp_path, store=store).values()
         train = dataset_from_spec({"dataset": "digits", "n_per_class": 20}, "train")
         test = dataset_from_spec({"dataset": "digits", "n_per_class": 10}, "test")
-        result = adv_knowledge_study(reference, dict(zoo), train, test, n_per_class=4, shots=3,
+        result = adv_knowledge_study(reference, dict(zoo), train, test, alpha_per_class=4, shots=3,
                                      repeats=2, attack_options={"steps": 3},
                                      matrix_attack_options={"steps": 3}, store=store,
                                      backend=backend, **options)

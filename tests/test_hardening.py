@@ -54,7 +54,7 @@ def test_factory_attacks_work_in_rank_sources(blobs):
     fit(reference, train, epochs=1, show_progress=False)
     factory = functools.partial(PGD, eps=0.1, steps=2, use_predictions=True, seed=0)
     result = rank_sources({"s": create_model("mlp", 3)}, train, estimators=["alpha1"],
-                          reference=reference, n_per_class=2, attack=factory,
+                          reference=reference, alpha_per_class=2, attack=factory,
                           show_progress=False)
     assert result.rows[0]["alpha1"] > 0
 

@@ -76,7 +76,8 @@ def _knowledge_study() -> dict:
                "cnn-c": create_model("cnn", num_classes=6),
                "mlp-d": create_model("mlp", num_classes=4)}
     fit(sources["mlp-d"], train, epochs=1, batch_size=32)
-    return adv_knowledge_study(reference, sources, train, test, n_per_class=4, shots=2, repeats=2,
+    return adv_knowledge_study(reference, sources, train, test, alpha_per_class=4, shots=2,
+                               repeats=2,
                                attack_options={"steps": 2},
                                matrix_attack_options={"steps": 2}).to_dict()
 

@@ -50,7 +50,7 @@ def test_rank_sources_rejects_unknown_estimator(task):
 def test_rank_sources_source_accuracy_and_the_mean_rank_ensemble(task):
     models = {n: create_model(a, num_classes=4) for n, a in
               (("a", "mlp"), ("b", "lenet"), ("c", "cnn"))}
-    models["c"].meta = {"metrics": {"test_acc": 0.9}}  # as a zoo model records it
+    models["c"].meta = {"metrics": {"accuracy": 0.9}}  # as a zoo model records it
     result = rank_sources(models, task, estimators=["logme", "knn"],
                           source_accuracy={"a": 0.5, "b": 0.7}, ensemble=["logme", "params"])
     by_name = {r["source"]: r for r in result.rows}
@@ -65,6 +65,15 @@ def test_rank_sources_source_accuracy_and_the_mean_rank_ensemble(task):
         rank_sources(models, task, estimators=["knn"], source_accuracy={"zz": 0.1})
     with pytest.raises(ValueError, match="ensemble: unknown value"):
         rank_sources(models, task, estimators=["knn"], ensemble=["nope"])
+
+
+def test_model_accuracy_reads_the_zoo_metrics_of_now_and_before():
+    from transferability.baselines import model_accuracy
+
+    assert model_accuracy({"metrics": {"accuracy": 0.9, "loss": 0.3}}) == 0.9
+    assert model_accuracy({"metrics": {"test_acc": 0.8}}) == 0.8  # checkpoints before
+    assert model_accuracy({"source_acc": 0.7, "metrics": {"accuracy": 0.9}}) == 0.7
+    assert model_accuracy({"arch": "mlp"}) is None and model_accuracy(None) is None
 
 
 def test_the_default_ensemble_scores_its_members(task):

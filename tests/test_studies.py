@@ -170,7 +170,7 @@ def test_robust_transfer_settings_stored_before_the_renames_still_load():
 
 @pytest.mark.parametrize("settings, field, value", [
     ("surrogates", "seeds", ()), ("surrogates", "seeds", (-1,)), ("surrogates", "rhos", (0,)),
-    ("surrogates", "epochs", 1), ("surrogates", "n_per_class", 0),
+    ("surrogates", "epochs", 1), ("surrogates", "train_per_class", 0),
     ("surrogates", "attack", "nope"), ("surrogates", "attack", 3),
     ("surrogates", "sharpness_samples", 2.5), ("robust-transfer", "recipes", ("nope",)),
     ("robust-transfer", "radii", (-0.1,)), ("robust-transfer", "robust_attack", "fgsm"),

@@ -82,24 +82,28 @@ def test_surrogate_claims_pair_seeds_and_leave_out_diverged():
 
 
 def test_a_schema_1_surrogate_result_reads_with_todays_accuracy_names():
-    """Schema 2 renamed ``test_acc`` -> ``accuracy`` and ``acc_a/_b`` -> ``accuracy_a/_b``:
-    a stored schema-1 dict is read under the new names, numbers untouched."""
+    """Schema 2 renamed ``test_acc`` -> ``accuracy`` and ``acc_a/_b`` -> ``accuracy_a/_b``,
+    schema 3 the settings' ``n_per_class`` -> ``train_per_class``: a stored schema-1 dict is
+    read under the new names, numbers untouched."""
     from transferability.studies.surrogates import SurrogateStudyResult
 
     old = {"type": "SurrogateStudyResult", "schema": 1,
            "rows": [{"kind": "fully trained", "seed": 0, "test_acc": 0.9, "transfer": 0.4}],
            "per_epoch": [{"seed": 0, "epoch": 1, "test_acc": 0.7}],
            "summary": [{"kind": "fully trained", "test_acc": 0.9}], "sharpness": {},
-           "pair": [{"lam": 0.0, "acc_a": 0.8, "acc_b": 0.85}], "claims": [], "settings": {}}
+           "pair": [{"lam": 0.0, "acc_a": 0.8, "acc_b": 0.85}], "claims": [],
+           "settings": {"seeds": [0], "n_per_class": 80}}
     result = SurrogateStudyResult.from_dict(old)
     assert result.rows == [{"kind": "fully trained", "seed": 0, "accuracy": 0.9,
                             "transfer": 0.4}]
     assert result.per_epoch[0]["accuracy"] == 0.7 and result.summary[0]["accuracy"] == 0.9
     assert result.pair == [{"lam": 0.0, "accuracy_a": 0.8, "accuracy_b": 0.85}]
+    assert result.settings == {"seeds": [0], "train_per_class": 80}
     data = result.to_dict()
-    assert data["schema"] == 2 and SurrogateStudyResult.from_dict(data) == result
+    assert data["schema"] == 3 and SurrogateStudyResult.from_dict(data) == result
+    assert SurrogateStudyResult.from_dict({**data, "schema": 2}) == result  # idempotent
     with pytest.raises(ValueError, match="newer"):
-        SurrogateStudyResult.from_dict({**data, "schema": 3})
+        SurrogateStudyResult.from_dict({**data, "schema": 4})
 
 
 def test_a_schema_1_robust_transfer_result_reads_with_todays_accuracy_names():

@@ -14,7 +14,7 @@ from transferability.studies import surrogates as surrogate_module
 from transferability.studies.robust_transfer import RobustTransferResult, robust_transfer_study
 from transferability.studies.surrogates import SurrogateStudyResult, surrogate_study
 
-SURROGATES = {"seeds": (0,), "epochs": 2, "n_per_class": 10, "rhos": (0.05,),
+SURROGATES = {"seeds": (0,), "epochs": 2, "train_per_class": 10, "rhos": (0.05,),
               "lgv_epochs": 1, "lgv_per_epoch": 2, "attack_options": {"eps": 0.2, "steps": 2},
               "attack_per_class": 2, "pair_epochs": 1, "sharpness_samples": 2}
 ROBUST = {"seeds": (0,), "source_epochs": 1, "source_per_class": 10, "target": "digits",

@@ -14,7 +14,20 @@ def test_fit_lowers_loss_and_learns(blobs):
     assert loss < 0.5 * loss0 and acc > 0.95
     assert [r["epoch"] for r in history.epochs] == [1, 2, 3, 4]
     assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
-    assert history.last["eval_acc"] == pytest.approx(acc)
+    assert history.last["accuracy"] == pytest.approx(acc)
+    assert history.last["loss"] == pytest.approx(loss)
+
+
+def test_a_schema_1_history_reads_its_eval_records_as_accuracy_and_loss():
+    from transferability.training import History
+
+    old = {"type": "History", "schema": 1, "config": {}, "stopped_at": None,
+           "epochs": [{"epoch": 1, "lr": 0.1, "train_loss": 0.9, "eval_acc": 0.5,
+                       "eval_loss": 1.2, "seconds": 0.1}]}
+    history = History.from_dict(old)
+    assert history.last == {"epoch": 1, "lr": 0.1, "train_loss": 0.9, "accuracy": 0.5,
+                            "loss": 1.2, "seconds": 0.1}
+    assert history.to_dict()["schema"] == 2
 
 
 def test_fit_is_seeded_and_snapshots(blobs, tmp_path):

@@ -119,19 +119,23 @@ def test_lgv_collects_per_epoch_copies_at_a_constant_rate(blobs):
 def test_early_stopping_stops_and_restores_the_best_epoch(blobs):
     x, y = blobs
     model = create_model("mlp", num_classes=3)
-    stopper = EarlyStopping(monitor="eval_loss", patience=1)
+    stopper = EarlyStopping(monitor="loss", patience=1)
     # a rising learning rate makes the loss go up after a while
     history = fit(model, (x, y), epochs=30, lr=3.0, schedule="constant", test=(x, y),
                   callbacks=[stopper], show_progress=False)
     assert history.stopped_at is not None and history.stopped_at < 30
     assert history.stopped_at == stopper.best_epoch + 1
-    losses = [r["eval_loss"] for r in history.epochs]
+    losses = [r["loss"] for r in history.epochs]
     assert stopper.best == min(losses)
     from transferability.training import evaluate
 
     assert evaluate(model, (x, y))[1] == pytest.approx(stopper.best, rel=1e-5)
     with pytest.raises(ValueError, match="monitor"):
-        fit(model, (x, y), epochs=1, callbacks=[EarlyStopping(monitor="eval_acc")])
+        fit(model, (x, y), epochs=1, callbacks=[EarlyStopping(monitor="accuracy")])
+    with pytest.warns(DeprecationWarning, match="'eval_loss' is now 'loss'"):
+        old = EarlyStopping(monitor="eval_loss")  # the name before History schema 2
+    assert (old.monitor, old.mode) == ("loss", "min")
+    assert EarlyStopping().monitor == "accuracy"
 
 
 def test_alignment_penalty_reaches_the_weights_and_lowers_alignment(blobs):

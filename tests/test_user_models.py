@@ -74,7 +74,7 @@ def test_rank_alpha_and_transfer_matrix_on_users_models(digits):
     fit(reference, digits, epochs=3, show_progress=False)
     sources = {"vgg": um.vgg_like(), "timm": um.timm_like(), "fc": um.fc_like()}
     result = rank_sources(sources, digits, estimators=["logme", "leep", "h_score", "alpha1"],
-                          reference=reference, n_per_class=2,
+                          reference=reference, alpha_per_class=2,
                           attack_options={"steps": 2}, show_progress=False)
     assert [r["source"] for r in result.rows] == ["vgg", "timm", "fc"]
     for row in result.rows:

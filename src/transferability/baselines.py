@@ -7,7 +7,8 @@ reports them as scores too (higher = predicted more transferable):
 
 - ``params``: the number of parameters;
 - ``source_acc``: the test accuracy on the model's own source task (zoo models carry it in
-  ``model.meta["metrics"]["test_acc"]``; for other models the user gives it);
+  ``model.meta["metrics"]["accuracy"]``, read by :func:`model_accuracy`; for other models
+  the user gives it);
 - ``feature_dim``: the dimension of the features the estimators see.
 
 The **ensemble** score of a source is the mean, over a chosen set of scores, of its rank
@@ -24,7 +25,7 @@ import numpy as np
 from scipy.stats import rankdata
 from torch import nn
 
-__all__ = ["BASELINES", "ENSEMBLE", "parameter_count", "source_accuracy", "baseline_scores",
+__all__ = ["BASELINES", "ENSEMBLE", "parameter_count", "model_accuracy", "baseline_scores",
            "mean_rank", "loto_choice", "DEFAULT_ENSEMBLE", "ensemble_names"]
 
 BASELINES: tuple[str, ...] = ("params", "source_acc", "feature_dim")
@@ -40,18 +41,21 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
-def source_accuracy(model: nn.Module) -> float | None:
-    """The test accuracy on its own source task recorded in ``model.meta`` (zoo models:
-    ``meta["metrics"]["test_acc"]``; others: ``meta["source_acc"]``), else None."""
-    meta = getattr(model, "meta", None) or {}
-    value = meta.get("source_acc", (meta.get("metrics") or {}).get("test_acc"))
+def model_accuracy(meta: Mapping | None) -> float | None:
+    """The test accuracy on its own source task that a model's ``meta`` (or a stored
+    ``train`` job's value) records: ``meta["source_acc"]`` where a user gave it, else the
+    zoo's ``meta["metrics"]["accuracy"]`` (``"test_acc"`` in checkpoints and stored results
+    written before the rename), else None. The one reader of that number."""
+    meta = meta or {}
+    metrics = meta.get("metrics") or {}
+    value = meta.get("source_acc", metrics.get("accuracy", metrics.get("test_acc")))
     return None if value is None else float(value)
 
 
 def baseline_scores(model: nn.Module, feature_dim: int,
                     source_acc: float | None = None) -> dict[str, float | None]:
     """The three baselines of one model; ``source_acc`` overrides what its meta records."""
-    acc = source_acc if source_acc is not None else source_accuracy(model)
+    acc = source_acc if source_acc is not None else model_accuracy(getattr(model, "meta", None))
     return {"params": float(parameter_count(model)), "source_acc": acc,
             "feature_dim": float(feature_dim)}
 

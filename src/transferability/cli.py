@@ -58,8 +58,9 @@ def _attack(args):
 
 
 def _per_class(value, option: str, *datasets) -> None:
-    """``--n-per-class``/``--shots`` against the smallest class of ``datasets``: the one
-    rule (:func:`~transferability.data.check_per_class`), checked before any work."""
+    """An images-per-class option (``--n-per-class``, ``--alpha-per-class``, ``--shots``)
+    against the smallest class of ``datasets``: the one rule
+    (:func:`~transferability.data.check_per_class`), checked before any work."""
     from .data import check_per_class
 
     if value is not None:
@@ -152,13 +153,14 @@ def _cmd_models(args) -> None:
 
 
 def _cmd_zoo_build(args) -> None:
+    from .baselines import model_accuracy
     from .report import format_table
     from .zoo import build_zoo
 
     with _store(args) as store:
         zoo = build_zoo(args.spec, args.cache_dir, store=store)
     rows = [{"name": n, "arch": zoo.entries[n].arch,
-             "test_acc": zoo[n].meta["metrics"]["test_acc"],
+             "accuracy": model_accuracy(zoo[n].meta),
              "status": "trained" if n in zoo.trained else "cached", "path": str(zoo.path(n))}
             for n in zoo]
     print(format_table(rows))
@@ -216,7 +218,7 @@ def _cmd_rank(args) -> None:
 
     train, test = load(draw)
     _per_class(args.shots if args.validate else None, "--shots", train)
-    _per_class(args.n_per_class if args.reference else None, "--n-per-class", train)
+    _per_class(args.alpha_per_class if args.reference else None, "--alpha-per-class", train)
     models = load_models(args.sources, args.cache_dir)
     reference = None
     if args.reference:
@@ -231,7 +233,7 @@ def _cmd_rank(args) -> None:
         outputs = stored_outputs(store, **_layer(args), float16=args.cache_float16)
         result = rank_sources(models, train, estimators=args.estimators, test=test,
                               shots=args.shots, repeats=args.repeats, seed=args.seed,
-                              reference=reference, n_per_class=args.n_per_class,
+                              reference=reference, alpha_per_class=args.alpha_per_class,
                               attack=spec.name, attack_options=spec.options,
                               source_accuracy=dict(args.source_acc or []),
                               ensemble=args.ensemble, outputs_fn=outputs, **_layer(args))
@@ -286,13 +288,13 @@ def _cmd_study_adv_knowledge(args) -> None:
     spec = _attack(args)
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed)
-    _per_class(args.n_per_class, "--n-per-class", train, test)
+    _per_class(args.alpha_per_class, "--alpha-per-class", train, test)
     _per_class(args.shots, "--shots", train)
     sources = load_models(args.sources, args.cache_dir)
     reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
     with _store(args) as store:
         study = adv_knowledge_study(reference, sources, train, test,
-                                    n_per_class=args.n_per_class, attack=spec.name,
+                                    alpha_per_class=args.alpha_per_class, attack=spec.name,
                                     attack_options=spec.options, shots=args.shots,
                                     repeats=args.repeats, seed=args.seed, store=store,
                                     **_layer(args), **_backend(args))
@@ -564,6 +566,11 @@ def build_parser() -> argparse.ArgumentParser:
                            help="results store, an SQLite file (default: results.sqlite in "
                                 "the cache folder)")
 
+    def old_spelling(p, option, action):
+        """``option``: an older spelling of ``action``'s option, still read, not in the help."""
+        p.add_argument(option, dest=action.dest, type=action.type, default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
+
     def out_opt(p, default):
         p.add_argument("--out", type=Path, default=Path(default), help="output folder")
 
@@ -612,8 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "'train' (a cached cnn) or a model argument naming one model"
                             + ("" if required else "; without it they are skipped"))
         attack_opts(p, use="α; default 0.1", default_steps="50, the authors' α attack")
-        p.add_argument("--n-per-class", type=_count(10_000), default=20,
-                       help="target images per class for the adversarial scores")
+        old_spelling(p, "--n-per-class", p.add_argument(
+            "--alpha-per-class", type=_count(10_000), default=20,
+            help="target images per class for the adversarial scores (α)"))
 
     command("datasets", _cmd_datasets, "List the bundled datasets with size and source.")
     command("models", _cmd_models, "List the model architectures.")

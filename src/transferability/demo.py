@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from .adversarial import theory_check
+from .baselines import model_accuracy
 from .data import load_dataset
 from .html_report import write_report
 from .jobs import ResultStore
@@ -102,10 +103,10 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
                     store=store)
     if _colour(target):
         ref_spec = reference_spec(target, epochs=COLOUR_TRAIN["epochs"],
-                                  n_per_class=COLOUR_TRAIN["n_per_class"], seed=seed)
+                                  train_per_class=COLOUR_TRAIN["n_per_class"], seed=seed)
     else:
         ref_spec = reference_spec(target, epochs=2 if quick else 3,
-                                  n_per_class=100 if quick else None, seed=seed)
+                                  train_per_class=100 if quick else None, seed=seed)
     ref_zoo = build_zoo(ref_spec, cache_dir, show_progress=show_progress, store=store)
     (ref_name, reference), = ref_zoo.items()
     n_trained = len(zoo.trained) + len(ref_zoo.trained)
@@ -117,7 +118,7 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
     train, test = load_dataset(target, "train", seed=seed), load_dataset(target, "test", seed=seed)
 
     # α: the authors' attack with 10/20 steps instead of 50, for time
-    options = {"n_per_class": 10 if quick else 20, "shots": shots, "repeats": repeats,
+    options = {"alpha_per_class": 10 if quick else 20, "shots": shots, "repeats": repeats,
                "seed": seed, "attack_options": {"steps": 10 if quick else 20,
                                                 **({"eps": COLOUR_EPS} if _colour(target) else {})}}
     study = adv_knowledge_study(reference, zoo, train, test, store=store,
@@ -126,7 +127,7 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
         entry = zoo.entries[row["source"]]
         row.update({"arch": entry.arch,
                     "k": entry.data.get("k") if isinstance(entry.data, dict) else None,
-                    "source_acc": zoo[row["source"]].meta["metrics"]["test_acc"]})
+                    "source_acc": model_accuracy(zoo[row["source"]].meta)})
 
     # every other study with demo settings: its quick ones, or its tiny ones with --quick
     others = []  # (study, result, seconds)
@@ -154,7 +155,7 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
                **{_key(s): seconds for s, _, seconds in others},
                "total": time.perf_counter() - start}
     results = {"target": target, "shots": shots, "repeats": repeats, "quick": quick,
-               "reference": {"name": ref_name, "test_acc": reference.meta["metrics"]["test_acc"]},
+               "reference": {"name": ref_name, "accuracy": model_accuracy(reference.meta)},
                **study.to_dict(), "theory": theory,
                **{_key(s): result.to_dict() for s, result, _ in others},
                "timings": timings}

@@ -19,7 +19,7 @@ from torch import nn
 
 from ._results import Result
 from ._validation import check_choice, check_int, check_seed
-from .attacks import AttackFactory, with_seed
+from .attacks import AttackFactory, AttackSpec
 from .baselines import BASELINES, ENSEMBLE, baseline_scores, ensemble_names, mean_rank
 from .data.dataset import ImageDataset
 from .data.tasks import check_per_class, per_class
@@ -83,8 +83,9 @@ def format_correlations(rows: Sequence[dict]) -> str:
 def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
                  estimators: Sequence[str] | None = None, test: ImageDataset | None = None,
                  shots: int | None = None, repeats: int = 1, seed: int = 0,
-                 reference: nn.Module | None = None, n_per_class: int = 20,
-                 attack: str | AttackFactory = "pgd", attack_options: dict | None = None,
+                 reference: nn.Module | None = None, alpha_per_class: int = 20,
+                 attack: str | AttackSpec | AttackFactory = "pgd",
+                 attack_options: dict | None = None,
                  layer: str | None = None, layer_input: bool = False,
                  outputs_fn: OutputsFn | None = None,
                  source_accuracy: Mapping[str, float] | None = None,
@@ -98,9 +99,10 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
         test: with a target test set, also measure the linear-probe accuracy (``shots``
             per class, averaged over ``repeats`` draws) and correlate every estimator with it.
         reference: a model trained on the target task, needed by the adversarial
-            (``"models"``) estimators; they run on ``n_per_class`` training images per
+            (``"models"``) estimators; they run on ``alpha_per_class`` training images per
             class, α with ``attack`` and ``attack_options`` (``eps``, ``steps``...; see
-            :func:`~transferability.adversarial.alpha_attack`).
+            :func:`~transferability.adversarial.alpha_attack`); a named attack's seed is
+            ``seed`` unless its options give one.
         layer, layer_input: where the features come from (:mod:`transferability.features`).
         outputs_fn: ``(name, model, data) -> Outputs``, e.g. a zoo's cached extraction.
         source_accuracy: each source's accuracy on its own source task, for the
@@ -114,7 +116,7 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
     from .adversarial import adversarial_scores
 
     seed = check_seed(seed)
-    n_per_class = check_int(n_per_class, "n_per_class")
+    alpha_per_class = check_int(alpha_per_class, "alpha_per_class")
     if not isinstance(sources, Mapping) or not sources:
         raise ValueError("sources: expected a non-empty mapping from name to model")
 
@@ -139,7 +141,10 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
                   and get_estimator(n).inputs != "models"]  # members are scored
     check_estimator_data(names, train.class_counts(), "train")
     if adversarial:  # before any model runs, not after every estimator
-        check_per_class(n_per_class, "n_per_class", train)
+        check_per_class(alpha_per_class, "alpha_per_class", train)
+        if isinstance(attack, str):  # one spec: name and options checked, the seed laid under
+            attack = AttackSpec(attack, attack_options or {}).with_defaults({"seed": seed})
+            attack_options = None
     outputs_fn = outputs_fn or default_outputs(layer, layer_input)
     truth = None if test is None else ("fewshot_acc" if shots else "probe_acc")
     rows = []
@@ -157,10 +162,9 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
             row[truth + "_std"] = probe.accuracy_std
         rows.append(row)
     if adversarial:
-        probe_set = per_class(train, n_per_class, seed=seed)
+        probe_set = per_class(train, alpha_per_class, seed=seed)
         adv = adversarial_scores(reference, sources, probe_set.x, probe_set.y, names=adversarial,
-                                 attack=attack,
-                                 attack_options=with_seed(attack, attack_options, seed),
+                                 attack=attack, attack_options=attack_options,
                                  show_progress=show_progress)
         for row in rows:
             row.update(adv[row["source"]])

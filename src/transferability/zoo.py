@@ -238,7 +238,7 @@ def _train_entry(entry: ZooEntry, show_progress: bool | None, snapshot_dir: Path
     meta = {"name": entry.name, "data": entry.data, "train": dict(entry.train),
             "arch_kwargs": dict(entry.arch_kwargs), "in_channels": train.shape[0],
             "history": history.epochs,
-            "metrics": {"test_acc": acc, "test_loss": loss,
+            "metrics": {"accuracy": acc, "loss": loss,
                         "train_seconds": time.perf_counter() - start}}
     return model.eval(), meta
 
@@ -334,7 +334,7 @@ def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *
         (trained if job.key in run.computed else cached).append(name)
         if job.key in run.computed:
             metrics = run.value(job)["metrics"]
-            log.info("trained %-12s test acc %.3f (%.1fs)", name, metrics["test_acc"],
+            log.info("trained %-12s accuracy %.3f (%.1fs)", name, metrics["accuracy"],
                      metrics["train_seconds"])
     return Zoo(entries, models, cache_dir, trained, cached, store.artifacts,
                {n: j.key for n, j in jobs.items()})

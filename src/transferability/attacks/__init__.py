@@ -44,7 +44,6 @@ from .registry import (
     create_attack,
     list_attacks,
     register_attack,
-    with_seed,
 )
 from .robust import RobustAccuracy, benchmark, robust_accuracy
 from .sgm import SGM
@@ -65,7 +64,7 @@ __all__ = [
     "fgsm", "pgd", "mifgsm",
     "create_attack", "list_attacks", "register_attack", "attack_factory", "AttackFactory",
     "AttackSpec",
-    "with_seed", "RobustAccuracy", "robust_accuracy",
+    "RobustAccuracy", "robust_accuracy",
     "APGD", "APGDT", "FABT", "Square", "AutoAttack", "apgd", "dlr", "benchmark",
     "EvaluationCheckWarning",
 ]

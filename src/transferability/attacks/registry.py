@@ -68,7 +68,7 @@ from .vmifgsm import VMIFGSM
 from .vnifgsm import VNIFGSM
 
 __all__ = ["register_attack", "create_attack", "list_attacks", "attack_factory",
-           "AttackFactory", "with_seed"]
+           "AttackFactory"]
 
 _ATTACKS = Registry("attack")
 
@@ -126,15 +126,6 @@ def attack_factory(attack, attack_options: Mapping | None = None) -> AttackFacto
         raise ValueError(f"attack_options: {sorted(options)} only go with an attack name; "
                          "put them inside the factory")
     return attack
-
-
-def with_seed(attack: str | AttackFactory, attack_options: Mapping | None, seed: int
-              ) -> dict | None:
-    """``attack_options`` with a default ``seed`` for a named attack (a factory's and an
-    :class:`~transferability.attacks.AttackSpec`'s own)."""
-    if not isinstance(attack, str):
-        return attack_options
-    return {"seed": seed, **(attack_options or {})}
 
 
 def _with_di(kwargs: dict) -> dict:

@@ -23,7 +23,7 @@ LABELS = {"probe_acc": "full-data probe acc.", "fewshot_acc": "few-shot probe ac
            "adv_reference_to_source": "adv. transfer reference → source",
            "adv_source_to_reference": "adv. transfer source → reference",
            "accuracy": "test acc.", "white_box": "white-box success",
-           "transfer": "transfer success", "clean_acc": "clean acc.", "lam": "λ (penalty)",
+           "transfer": "transfer success", "lam": "λ (penalty)",
            "a_to_b": "transfer a → b", "b_to_a": "transfer b → a", "accuracy_a": "clean acc. a",
            "accuracy_b": "clean acc. b", "rho": "ρ", "pairs": "pairs (both correct)",
            "sharpness": "sharpness (Hessian trace)", "n": "n (seeds)"}

@@ -59,15 +59,16 @@ AFFINE = "neg_affine_loss"  # −(affine-fit loss): higher = better, like every 
 
 
 def reference_spec(target, *, arch: str = "cnn", epochs: int = 3,
-                   n_per_class: int | None = None, seed: int = 0) -> dict:
-    """A zoo spec for the reference model: ``arch`` trained on the target task (f_T).
+                   train_per_class: int | None = None, seed: int = 0) -> dict:
+    """A zoo spec for the reference model: ``arch`` trained on the target task (f_T), on
+    ``train_per_class`` images per class (default: all; the spec's data ``n_per_class``).
 
     ``seed`` must be the study's: it picks the target's train/test split, so the reference
     never sees the test images the study attacks.
     """
     data = {"dataset": target} if isinstance(target, str) else dict(target)
-    if n_per_class:
-        data["n_per_class"] = n_per_class
+    if train_per_class:
+        data["n_per_class"] = train_per_class
     name = f"reference-{target if isinstance(target, str) else 'target'}"
     return {"train": {"epochs": epochs, "lr": 0.05, "seed": seed},
             "models": [{"name": name.replace("/", "-"), "arch": "cnn" if arch is None else arch,
@@ -241,8 +242,8 @@ def probe_job(config: dict, inputs: dict) -> Output:
 
 @job_kind("reference_attack", artifact="tensors")
 def reference_attack_job(config: dict, inputs: dict) -> Output:
-    """The reference's side of α on ``n_per_class`` target images per class."""
-    data = per_class(inputs["data"].artifact, config["n_per_class"], seed=config["seed"])
+    """The reference's side of α on ``alpha_per_class`` target images per class."""
+    data = per_class(inputs["data"].artifact, config["alpha_per_class"], seed=config["seed"])
     attacked = attack_reference(inputs["reference"].artifact, data.x, data.y,
                                 attack=config["attack"], attack_options=config["attack_options"])
     return Output({"used": int(attacked["used"].sum())}, attacked)
@@ -251,7 +252,7 @@ def reference_attack_job(config: dict, inputs: dict) -> Output:
 @job_kind("adversarial_scores")
 def adversarial_scores_job(config: dict, inputs: dict) -> dict:
     """α^{T→S} and the other adversarial scores of one (reference, source) pair."""
-    data = per_class(inputs["data"].artifact, config["n_per_class"], seed=config["seed"])
+    data = per_class(inputs["data"].artifact, config["alpha_per_class"], seed=config["seed"])
     return adversarial_scores(inputs["reference"].artifact,
                               {"source": inputs["source"].artifact}, data.x, data.y,
                               names=config["names"], attack=config["attack"],
@@ -261,8 +262,9 @@ def adversarial_scores_job(config: dict, inputs: dict) -> dict:
 
 @job_kind("model_fit")
 def model_fit_job(config: dict, inputs: dict) -> float:
-    """−(affine-fit loss) of the reference's logits from one source's logits."""
-    data = per_class(inputs["data"].artifact, config["n_per_class"], seed=config["seed"])
+    """−(affine-fit loss) of the reference's logits from one source's logits, on
+    ``per_class`` test images per class (the transfer matrix's)."""
+    data = per_class(inputs["data"].artifact, config["per_class"], seed=config["seed"])
     ref = extract(inputs["reference"].artifact, data.x, name="reference").logits
     src = extract(inputs["source"].artifact, data.x, name="source", layer=config["layer"],
                   layer_input=config["layer_input"]).logits
@@ -343,9 +345,9 @@ def _input(model, label: str) -> Job | Given:
     return model if isinstance(model, Job | Given) else given(model, label)
 
 
-def _check_inputs(reference, sources, train, test, *, n_per_class, shots, seed, layer,
+def _check_inputs(reference, sources, train, test, *, alpha_per_class, shots, seed, layer,
                   layer_input) -> None:
-    """What the jobs would otherwise find late: ``n_per_class`` against both splits and
+    """What the jobs would otherwise find late: ``alpha_per_class`` against both splits and
     ``shots`` against the train split (:func:`~transferability.data.check_per_class`);
     every in-memory source run on two target images (they fit, the feature layer exists);
     the reference run on α's images: one output per target class, and at least one of
@@ -353,7 +355,7 @@ def _check_inputs(reference, sources, train, test, *, n_per_class, shots, seed, 
     train, test = (d.value if isinstance(d, Given) else d for d in (train, test))
     if not isinstance(train, ImageDataset) or not isinstance(test, ImageDataset):
         return
-    check_per_class(n_per_class, "n_per_class", train, test)
+    check_per_class(alpha_per_class, "alpha_per_class", train, test)
     check_per_class(shots, "shots", train)
     check_estimator_data(output_estimators(), train.class_counts(), "train")
     models = {name: m.value if isinstance(m, Given) else m
@@ -366,20 +368,20 @@ def _check_inputs(reference, sources, train, test, *, n_per_class, shots, seed, 
             extract(model, train.x[:2], name=name, layer=layer, layer_input=layer_input)
     reference = models.get("reference")
     if reference is not None:
-        images = per_class(train, n_per_class, seed=seed)
+        images = per_class(train, alpha_per_class, seed=seed)
         logits = extract(reference, images.x, name="reference").logits
         if logits.shape[1] < train.num_classes:
             raise ValueError(f"reference: has {logits.shape[1]} outputs for a target of "
                              f"{train.num_classes} classes")
         if not (logits.argmax(1) == images.y).any():
             raise ValueError(f"reference: classifies none of the {len(images)} target images "
-                             f"that α attacks ({n_per_class} per class) correctly, so α is "
+                             f"that α attacks ({alpha_per_class} per class) correctly, so α is "
                              "undefined; use a better reference or more images per class")
 
 
 def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
                        train: ImageDataset | Given, test: ImageDataset | Given, *,
-                       n_per_class: int = 20, attack: str = "pgd",
+                       alpha_per_class: int = 20, attack: str = "pgd",
                        attack_options: dict | None = None, matrix_attack: str = "pgd",
                        matrix_attack_options: dict | None = None, shots: int = 10,
                        repeats: int = 5, seed: int = 0, layer: str | None = None,
@@ -406,8 +408,8 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
         raise ValueError("sources: the name 'reference' is the study's reference model; "
                          "rename that source")
     names = list(sources)
-    _check_inputs(reference, sources, train, test, n_per_class=n_per_class, shots=shots,
-                  seed=seed, layer=layer, layer_input=layer_input)
+    _check_inputs(reference, sources, train, test, alpha_per_class=alpha_per_class,
+                  shots=shots, seed=seed, layer=layer, layer_input=layer_input)
     ref = _input(reference, "reference")
     src = [_input(sources[n], n) for n in names]
     data = {"train": _input(train, "train"), "test": _input(test, "test")}
@@ -424,7 +426,7 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
                    label=f"{names[i]} on {split}")
 
     parts: dict[str, Job] = {}
-    attacked = Job("reference_attack", {"n_per_class": n_per_class, "seed": seed,
+    attacked = Job("reference_attack", {"alpha_per_class": alpha_per_class, "seed": seed,
                                         "attack": attack, "attack_options": adv_options},
                    {"reference": ref, "data": data["train"]}, label="reference")
     heads = {}
@@ -439,13 +441,13 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
         heads[f"head/{i}"] = parts[f"full/{i}"] = Job(
             "probe", {"shots": None, "draw": None, "seed": seed}, pair, label=name)
         parts[f"adv/{i}"] = Job("adversarial_scores", {
-            "n_per_class": n_per_class, "seed": seed, "attack": attack,
+            "alpha_per_class": alpha_per_class, "seed": seed, "attack": attack,
             "attack_options": adv_options, "names": adversarial},
             {"reference": ref, "source": src[i], "data": data["train"], "attacked": attacked},
             label=name)
         if not matrix:
             continue
-        parts[f"fit/{i}"] = Job("model_fit", {"n_per_class": n_per_class, "seed": seed,
+        parts[f"fit/{i}"] = Job("model_fit", {"per_class": alpha_per_class, "seed": seed,
                                               **where},
                                 {"reference": ref, "source": src[i], "data": data["test"]},
                                 label=name)
@@ -454,11 +456,12 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
               **{f"head:{n}": heads[f"head/{i}"] for i, n in enumerate(names)}}
     for i, name in enumerate(["reference", *names] if matrix else []):
         parts[f"row/{i}"] = Job("transfer_row", {
-            "surrogate": name, "per_class": n_per_class, "seed": seed,
+            "surrogate": name, "per_class": alpha_per_class, "seed": seed,
             "attack": matrix_attack, "attack_options": matrix_options, **where}, models,
             label=f"{name} -> all")
     config = {"sources": names, "seed": seed, "shots": shots, "repeats": repeats,
-              "n_per_class": n_per_class, "attack": attack, "attack_options": adv_options,
+              "alpha_per_class": alpha_per_class, "attack": attack,
+              "attack_options": adv_options,
               "matrix_attack": matrix_attack, "matrix_attack_options": matrix_options,
               "estimators": estimators, "adversarial": adversarial, **where,
               **({} if matrix else {"matrix": False})}
@@ -474,7 +477,7 @@ STAGES = {"features": "features", "knowledge_scores": "scores", "probe": "probes
 
 
 def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
-                        train: ImageDataset, test: ImageDataset, *, n_per_class: int = 20,
+                        train: ImageDataset, test: ImageDataset, *, alpha_per_class: int = 20,
                         attack: str = "pgd", attack_options: dict | None = None,
                         matrix_attack: str = "pgd", matrix_attack_options: dict | None = None,
                         shots: int = 10, repeats: int = 5, seed: int = 0,
@@ -489,7 +492,7 @@ def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
     Args:
         reference: a model trained on the target task (the paper's f_T).
         sources: source models by name; their outputs are their own (source) logits.
-        train, test: the target task; α uses ``n_per_class`` training images per class,
+        train, test: the target task; α uses ``alpha_per_class`` training images per class,
             the transfer matrix as many test images per class.
         attack, attack_options: the α attack, over the authors' defaults (L∞ PGD on
             predicted labels, ε = 0.1, 50 steps of 0.2·ε, random start).
@@ -499,7 +502,8 @@ def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
         store: the results store (default: the one in the cache directory).
         backend: ``"local"`` or ``"dask"`` (with ``backend_options``).
     """
-    final = adv_knowledge_jobs(reference, sources, train, test, n_per_class=n_per_class,
+    final = adv_knowledge_jobs(reference, sources, train, test,
+                               alpha_per_class=alpha_per_class,
                                attack=attack, attack_options=attack_options,
                                matrix_attack=matrix_attack,
                                matrix_attack_options=matrix_attack_options, shots=shots,

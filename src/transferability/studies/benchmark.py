@@ -49,7 +49,14 @@ from torch import nn
 
 from .._results import Result
 from .._validation import check_choice, check_each, check_int, check_seed
-from ..baselines import BASELINES, ENSEMBLE, loto_choice, mean_rank, parameter_count
+from ..baselines import (
+    BASELINES,
+    ENSEMBLE,
+    loto_choice,
+    mean_rank,
+    model_accuracy,
+    parameter_count,
+)
 from ..data import dataset_from_spec
 from ..jobs import Job, ResultStore, job_kind, open_store, run_jobs
 from ..models import list_models
@@ -192,13 +199,13 @@ def benchmark_jobs(settings: BenchmarkSettings | Mapping = FULL,
     for name, target in settings["targets"].items():
         target = _data(target)
         ref = reference_spec(target, epochs=settings["reference_epochs"],
-                             n_per_class=settings["target_per_class"], seed=seed)
+                             train_per_class=settings["target_per_class"], seed=seed)
         ref["models"][0]["name"] = f"reference-{name}"
         (reference,) = zoo_jobs(load_spec(ref), cache).values()
         data = {**target, "n_per_class": settings["target_per_class"]}
         train, test = (dataset_from_spec(data, split, seed=seed) for split in ("train", "test"))
         studies[f"study/{name}"] = adv_knowledge_jobs(
-            reference, sources, train, test, n_per_class=settings["alpha_per_class"],
+            reference, sources, train, test, alpha_per_class=settings["alpha_per_class"],
             attack_options=dict(settings["attack_options"]), shots=settings["shots"],
             repeats=settings["repeats"], seed=seed, matrix=False)
     models = {f"source/{name}": job for name, job in sources.items()}
@@ -293,7 +300,7 @@ def _baselines(model: nn.Module, value: dict) -> dict[str, float]:
     of the input of its last ``nn.Linear`` (the features the estimators see)."""
     heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
     return {"params": float(parameter_count(model)),
-            "source_acc": float(value["metrics"]["test_acc"]),
+            "source_acc": model_accuracy(value),
             "feature_dim": float(heads[-1].in_features)}
 
 

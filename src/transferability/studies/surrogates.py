@@ -86,7 +86,7 @@ class SurrogateSettings(Settings):
     target: str = "mnist"
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 8
-    n_per_class: int = 200
+    train_per_class: int = 200
     rhos: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
     lgv_epochs: int = 2
     lgv_per_epoch: int = 4
@@ -99,7 +99,7 @@ class SurrogateSettings(Settings):
         self._set("seeds", check_each(self.seeds, "seeds", check_seed))
         self._set("rhos", check_each(self.rhos, "rhos", check_positive))
         check_int(self.epochs, "epochs", minimum=2)
-        for name in ("n_per_class", "lgv_epochs", "lgv_per_epoch", "attack_per_class",
+        for name in ("train_per_class", "lgv_epochs", "lgv_per_epoch", "attack_per_class",
                      "pair_epochs", "sharpness_samples"):
             check_int(getattr(self, name), name)
         if isinstance(self.attack, str):
@@ -114,15 +114,15 @@ class SurrogateSettings(Settings):
 #: The full study (its own command), the quick one of ``make demo`` and ``demo --quick``'s
 #: (one seed, three epochs, a few images).
 FULL = SurrogateSettings()
-QUICK = FULL.replace(seeds=(0, 1), epochs=4, n_per_class=80, rhos=(0.05, 0.1), lgv_epochs=1,
-                     attack=GUBRI_ATTACK.with_options(steps=20), attack_per_class=8,
-                     pair_epochs=2, sharpness_samples=4)
-TINY = QUICK.replace(seeds=(0,), epochs=3, n_per_class=60, lgv_per_epoch=2,
+QUICK = FULL.replace(seeds=(0, 1), epochs=4, train_per_class=80, rhos=(0.05, 0.1),
+                     lgv_epochs=1, attack=GUBRI_ATTACK.with_options(steps=20),
+                     attack_per_class=8, pair_epochs=2, sharpness_samples=4)
+TINY = QUICK.replace(seeds=(0,), epochs=3, train_per_class=60, lgv_per_epoch=2,
                      attack=GUBRI_ATTACK.with_options(steps=5), attack_per_class=4,
                      pair_epochs=1)
 #: On the colour task (``--target colour-digits``): a cnn needs 3,000 images and 8 epochs
 #: to learn it (69% test accuracy), the alignment pair 4 epochs.
-COLOUR = {"n_per_class": 300, "epochs": 8, "pair_epochs": 4}
+COLOUR = {"train_per_class": 300, "epochs": 8, "pair_epochs": 4}
 #: A surrogate whose test accuracy stays below this share of the way from chance to 1 did
 #: not train (too large a ρ): it is reported, but left out of the claims and correlations.
 DIVERGED = 0.5
@@ -147,7 +147,9 @@ class SurrogateStudyResult(Result):
     claims: list[Claim]
     settings: dict = field(default_factory=dict)
 
-    schema: ClassVar[int] = 2  # 2: accuracy (was test_acc), accuracy_a/_b (were acc_a/_b)
+    # 2: accuracy (was test_acc), accuracy_a/_b (were acc_a/_b); 3: settings'
+    # train_per_class (was n_per_class)
+    schema: ClassVar[int] = 3
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
@@ -155,6 +157,8 @@ class SurrogateStudyResult(Result):
         for part in ("rows", "per_epoch", "summary", "pair"):
             data[part] = [{names.get(k, k): v for k, v in row.items()}
                           for row in data.get(part, [])]
+        data["settings"] = {("train_per_class" if k == "n_per_class" else k): v
+                            for k, v in (data.get("settings") or {}).items()}
         return data
 
     def format(self) -> str:
@@ -183,8 +187,8 @@ def _spread(values) -> dict:
             "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "n": len(values)}
 
 
-def _specs(target, seeds, epochs, n_per_class, rhos) -> tuple[dict, dict]:
-    data = {"dataset": target, "n_per_class": n_per_class}
+def _specs(target, seeds, epochs, train_per_class, rhos) -> tuple[dict, dict]:
+    data = {"dataset": target, "n_per_class": train_per_class}
     base = {"epochs": epochs, "lr": 0.05, "schedule": "step", "batch_size": 64}
     models = []
     for seed in seeds:
@@ -321,7 +325,7 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
         history = value[f"train:sgd-s{seed}"]["history"]
         for epoch in range(1, epochs + 1):
             per_epoch.append({"seed": seed, "epoch": epoch, "lr": history[epoch - 1]["lr"],
-                              "accuracy": history[epoch - 1]["eval_acc"],
+                              "accuracy": history[epoch - 1]["accuracy"],
                               **rates(f"sgd-s{seed}@{epoch}")})
     rows = []
     for seed in seeds:
@@ -361,8 +365,8 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
 def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
     """The study's graph (see the module docstring): its final ``surrogate_study`` job."""
     target, seeds, epochs = settings["target"], settings["seeds"], settings["epochs"]
-    data = {"dataset": target, "n_per_class": settings["n_per_class"]}
-    surrogate_spec, victim_spec = _specs(target, seeds, epochs, settings["n_per_class"],
+    data = {"dataset": target, "n_per_class": settings["train_per_class"]}
+    surrogate_spec, victim_spec = _specs(target, seeds, epochs, settings["train_per_class"],
                                          settings["rhos"])
     trains = zoo_jobs(load_spec(surrogate_spec), cache_dir)
     victims = zoo_jobs(load_spec(victim_spec), cache_dir)
@@ -421,7 +425,7 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
 
 
 def surrogate_study(target: str = FULL.target, *, seeds=FULL.seeds, epochs: int = FULL.epochs,
-                    n_per_class: int = FULL.n_per_class, rhos=FULL.rhos,
+                    train_per_class: int = FULL.train_per_class, rhos=FULL.rhos,
                     lgv_epochs: int = FULL.lgv_epochs, lgv_per_epoch: int = FULL.lgv_per_epoch,
                     attack=FULL.attack, attack_options: dict | None = None,
                     attack_per_class: int = FULL.attack_per_class,
@@ -445,10 +449,11 @@ def surrogate_study(target: str = FULL.target, *, seeds=FULL.seeds, epochs: int 
                   else attack.with_options(**(attack_options or {})))
     elif attack_options is not None:
         attack_factory(attack, attack_options)  # refuses options beside a factory
-    s = SurrogateSettings(target, seeds, epochs, n_per_class, rhos, lgv_epochs, lgv_per_epoch,
-                          attack, attack_per_class, pair_epochs, sharpness_samples)
+    s = SurrogateSettings(target, seeds, epochs, train_per_class, rhos, lgv_epochs,
+                          lgv_per_epoch, attack, attack_per_class, pair_epochs,
+                          sharpness_samples)
     # the target is read before any job: too few images per class is refused here
-    check_per_class(s.n_per_class, "n_per_class", dataset_from_spec(s.target, "train"))
+    check_per_class(s.train_per_class, "train_per_class", dataset_from_spec(s.target, "train"))
     check_per_class(s.attack_per_class, "attack_per_class", dataset_from_spec(s.target, "test"))
     if isinstance(s.attack, AttackSpec):  # the step follows ε, the seed the first seed
         spec = s.attack
@@ -458,7 +463,8 @@ def surrogate_study(target: str = FULL.target, *, seeds=FULL.seeds, epochs: int 
     else:
         attack, attack_options = s.attack, {}
     settings = {"target": s.target, "seeds": list(s.seeds), "epochs": s.epochs,
-                "n_per_class": s.n_per_class, "rhos": list(s.rhos), "lgv_epochs": s.lgv_epochs,
+                "train_per_class": s.train_per_class, "rhos": list(s.rhos),
+                "lgv_epochs": s.lgv_epochs,
                 "lgv_per_epoch": s.lgv_per_epoch, "attack_per_class": s.attack_per_class,
                 "pair_epochs": s.pair_epochs, "sharpness_samples": s.sharpness_samples,
                 "attack": attack if isinstance(attack, str) else repr(attack),

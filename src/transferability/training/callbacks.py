@@ -3,18 +3,20 @@
 A callback is any object with ``on_epoch_end(epoch, model, record) -> bool | None``
 (or a plain function of the same arguments); returning ``True`` stops training.
 ``record`` is the epoch's metrics (``epoch, lr, train_loss`` and, with ``test=``,
-``eval_acc, eval_loss``).
+``accuracy, loss``).
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .._validation import check_int, check_positive
+from .loop import RENAMED_RECORDS
 
 __all__ = ["Callback", "EarlyStopping", "Snapshot"]
 
@@ -29,13 +31,19 @@ class Callback:
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
-    ``mode`` is ``"max"`` or ``"min"`` (default: ``"min"`` for names containing "loss").
+    ``monitor`` is a record name (``"accuracy"``, ``"loss"``, ``"train_loss"``; the names of
+    before ``History`` schema 2 warn and are mapped by ``RENAMED_RECORDS``). ``mode`` is
+    ``"max"`` or ``"min"`` (default: ``"min"`` for names containing "loss").
     With ``restore_best`` the model gets back the weights of its best epoch when training
     stops or ends. ``best_epoch`` and ``best`` say which epoch and value that was.
     """
 
-    def __init__(self, monitor: str = "eval_acc", patience: int = 3, *, mode: str | None = None,
-                 min_delta: float = 0.0, restore_best: bool = True):
+    def __init__(self, monitor: str = "accuracy", patience: int = 3, *,
+                 mode: str | None = None, min_delta: float = 0.0, restore_best: bool = True):
+        if monitor in RENAMED_RECORDS:
+            warnings.warn(f"monitor: {monitor!r} is now {RENAMED_RECORDS[monitor]!r}",
+                          DeprecationWarning, stacklevel=2)
+            monitor = RENAMED_RECORDS[monitor]
         self.monitor = monitor
         self.patience = check_int(patience, "patience")
         self.mode = mode or ("min" if "loss" in monitor else "max")
@@ -50,7 +58,7 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch, model, record):
         if self.monitor not in record:
             raise ValueError(f"monitor: {self.monitor!r} is not recorded; have "
-                             f"{sorted(record)} (eval_* needs fit(test=...))")
+                             f"{sorted(record)} (accuracy and loss need fit(test=...))")
         value = float(record[self.monitor])
         sign = 1 if self.mode == "max" else -1
         if self.best is None or sign * (value - self.best) > self.min_delta:

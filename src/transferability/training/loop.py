@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -88,17 +89,28 @@ def check_fit_options(options, where: str = "") -> dict:
     return {**checked, **({} if name == "sgd" else method.config())}
 
 
+#: Record names of ``History`` schema 1 (and of ``EarlyStopping(monitor=)``) -> today's.
+RENAMED_RECORDS = {"eval_acc": "accuracy", "eval_loss": "loss"}
+
+
 @dataclass(frozen=True)
 class History(Result):
-    """Per-epoch records (``epoch, lr, train_loss`` and with ``test=`` ``eval_acc,
-    eval_loss``; ``seconds``), the method's ``config``, the epoch an early stop happened
-    after (``stopped_at``), and what the method produced besides the weights (``extras``,
-    e.g. LGV's ``members``; not serialised)."""
+    """Per-epoch records (``epoch, lr, train_loss`` and with ``test=`` ``accuracy, loss``
+    as :func:`evaluate` gives them; ``seconds``), the method's ``config``, the epoch an
+    early stop happened after (``stopped_at``), and what the method produced besides the
+    weights (``extras``, e.g. LGV's ``members``; not serialised)."""
 
     epochs: list[dict] = field(default_factory=list)
     config: dict = field(default_factory=dict)
     stopped_at: int | None = None
     extras: dict = field(default_factory=dict, metadata={"serialize": False})
+    schema: ClassVar[int] = 2  # 2: RENAMED_RECORDS
+
+    @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        data["epochs"] = [{RENAMED_RECORDS.get(k, k): v for k, v in record.items()}
+                          for record in data.get("epochs", [])]
+        return data
 
     @property
     def last(self) -> dict:
@@ -139,7 +151,7 @@ def fit(model: nn.Module, train, *, method: str | TrainingMethod = "sgd", epochs
         schedule: ``"cosine"`` (per step, to zero), ``"step"`` (×0.1 at each ``milestones``
             fraction of training) or ``"constant"``; default the method's own, else cosine.
         seed: seeds the shuffling and any randomness of the method.
-        test: evaluated after every epoch (``eval_acc``, ``eval_loss``), e.g. for
+        test: evaluated after every epoch (``accuracy``, ``loss``), e.g. for
             :class:`~transferability.training.EarlyStopping`.
         callbacks: called after every epoch (:mod:`.callbacks`); one returning true stops.
         params: the parameters to optimise (default: all with ``requires_grad``), for
@@ -209,7 +221,7 @@ def fit(model: nn.Module, train, *, method: str | TrainingMethod = "sgd", epochs
             raise ValueError(f"train: the loss became {record['train_loss']} in epoch {epoch}; "
                              "lower lr (or rho) and check the data")
         if test is not None:
-            record["eval_acc"], record["eval_loss"] = evaluate(model, test)
+            record["accuracy"], record["loss"] = evaluate(model, test)
         record["seconds"] = time.perf_counter() - start
         history.epochs.append(record)
         stop = False
