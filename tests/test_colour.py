@@ -107,7 +107,9 @@ def test_colour_target_settings(monkeypatch, tmp_path):
     assert seen["source_per_class"] == QUICK.source_per_class and seen["radii"] == (0.1,)
     with pytest.raises(Ran):
         main(["study", "surrogates", "--target", "colour-digits", "--seeds", "4", *common])
-    assert (seen["train_per_class"], seen["epochs"], seen["seeds"]) == (300, 8, (4,))
+    assert (seen["train_per_class"], seen["epochs"], seen["seeds"]) == (800, 8, (4,))
+    assert seen["rhos"] == (0.02, 0.05, 0.1)
+    assert seen["attack"].options == {"eps": 8 / 255, "steps": 20}
     # the demo: colour sources, trained long enough, only for a colour target
     colour, plain = demo_spec(True, "colour-digits")["models"], demo_spec(True)["models"]
     assert [m["name"] for m in colour] == [m["name"] for m in plain]
