@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from transferability.report import format_claims
+from transferability.report import format_claims, format_radius
 from transferability.stats import Claim
 from transferability.studies.robust_transfer import RobustTransferResult, _summary
 from transferability.studies.robust_transfer import _claims as robust_claims
@@ -55,6 +55,25 @@ def test_fewer_than_three_seeds_is_inconclusive_and_said_plainly():
     assert "CI [" in again.format() and "inconclusive" in again.format()
     one = Claim.from_dict({**claims[0].to_dict(), "low": None, "high": None})  # results.json
     assert str(one).endswith("no interval, n=2)")
+
+
+@pytest.mark.parametrize(("eps", "text"), [(0.1, "0.1"), (0.2, "0.2"), (8 / 255, "8/255"),
+                                           (4 / 255, "4/255"), ("0.01568627450980392", "4/255"),
+                                           (0.0123456789, "0.01235"), (2.0, "2")])
+def test_a_radius_reads_as_written(eps, text):
+    assert format_radius(eps) == text
+
+
+def test_a_radius_on_the_8_bit_grid_prints_as_k_over_255_in_claims_and_tables():
+    eps = 4 / 255
+    rows = [{**r, f"robust_accuracy@{eps}": r.pop("robust_accuracy@0.1")}
+            for r in _robust_rows()]
+    claims = robust_claims(rows, eps)
+    assert all("0.0156" not in c.statement for c in claims)
+    assert "robust accuracy at ε=4/255" in claims[0].statement
+    text = RobustTransferResult(rows, _summary(rows, (eps,)), [], claims,
+                                {"seeds": [0, 1, 2]}).format()
+    assert "robust_accuracy@4/255" in text and "0.0156" not in text
 
 
 def test_surrogate_claims_pair_seeds_and_leave_out_diverged():

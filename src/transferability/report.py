@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ._files import write_bytes
 
-__all__ = ["format_table", "format_claims", "write_csv", "write_json", "save_figure", "fmt"]
+__all__ = ["format_table", "format_claims", "format_radius", "write_csv", "write_json",
+           "save_figure", "fmt"]
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -25,6 +26,20 @@ def fmt(value, digits: int = 3) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
     return str(value)
+
+
+def format_radius(eps) -> str:
+    """A radius as people write it: ``0.1`` stays ``0.1``; a radius on the 8-bit grid that
+    has no short decimal (``0.01568627…``) reads ``4/255``; anything else to 4 digits.
+    Accepts a number or its text (a column key's ``@eps`` suffix)."""
+    value = float(eps)
+    short = f"{value:g}"
+    if float(short) == value:
+        return short
+    steps = value * 255
+    if steps > 0 and abs(steps - round(steps)) < 1e-9:
+        return f"{round(steps)}/255"
+    return f"{value:.4g}"
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None,

@@ -48,7 +48,7 @@ from ..html_report.charts import figure, legend, svg_lines, svg_scatter
 from ..html_report.tables import claims, details, kv, mean_std, table
 from ..html_report.text import escape
 from ..jobs import Job, Output, ResultStore, job_kind, open_store, run_jobs
-from ..report import format_claims, format_table
+from ..report import format_claims, format_radius, format_table
 from ..stats import Claim, claim
 from ..transfer import fine_tune
 from ..utils import cache_dir as default_cache_dir
@@ -201,9 +201,18 @@ class RobustTransferResult(Result):
         return "\n".join([
             "robust transfer: clean and robust accuracy on the target (mean ± std over seeds; "
             f"robust accuracy: {attack})",
-            format_table(self.summary), "",
-            "CARTL ablation (robust sources, last 3 blocks)", format_table(self.ablation), "",
+            _table(self.summary), "",
+            "CARTL ablation (robust sources, last 3 blocks)", _table(self.ablation), "",
             format_claims(self.claims, self.settings.get("seeds", []))])
+
+
+def _table(rows: list[dict]) -> str:
+    """``rows`` as a text table whose ``…@eps`` columns read the radius as written
+    (``robust_accuracy@4/255``)."""
+    columns = list(rows[0]) if rows else []
+    headers = [c if "@" not in c else f"{c.split('@')[0]}@{format_radius(c.split('@')[1])}"
+               for c in columns]
+    return format_table(rows, columns, headers)
 
 
 def _mean_std(values) -> tuple[float, float]:
@@ -381,7 +390,7 @@ def _claims(rows: list[dict], eps: float) -> list[Claim]:
                  if (*better, s) in by and (*worse, s) in by]
         return claim(statement, [b - w for b, w in pairs]) if pairs else None
 
-    robust = f"robust accuracy at ε={eps}"
+    robust = f"robust accuracy at ε={format_radius(eps)}"
     claims = [
         paired(f"(a) a robust source with frozen features keeps more {robust} than a standard "
                "one", ("pgd_at", "linear probe"), ("standard", "linear probe")),
@@ -422,7 +431,7 @@ def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
         for s in group:
             ax.annotate(s["recipe"], (s["accuracy"], s[key]), fontsize=6, alpha=0.7)
     ax.set_xlabel("clean accuracy (target)")
-    ax.set_ylabel(f"robust accuracy, ε={key.split('@')[1]}")
+    ax.set_ylabel(f"robust accuracy, ε={format_radius(key.split('@')[1])}")
     ax.legend(fontsize=7)
     ax.set_title("accuracy–robustness frontier", fontsize=10)
     files = [save_figure(fig, out / "frontier.png")]
@@ -436,7 +445,7 @@ def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", label=source_method)
     ax.set_xlabel("blocks fine-tuned (0 = linear probe, 5 = all)")
-    ax.set_ylabel(f"robust accuracy, ε={key.split('@')[1]}")
+    ax.set_ylabel(f"robust accuracy, ε={format_radius(key.split('@')[1])}")
     ax.legend(fontsize=7)
     ax.set_title("robust accuracy against freeze level", fontsize=10)
     files.append(save_figure(fig, out / "robust_vs_freeze.png"))
@@ -480,13 +489,14 @@ def _html_section(sid: str, result: RobustTransferResult) -> str:
     settings = result.settings
     what = settings.get("robust_accuracy", "worst case of the attacks")
     columns = ["source_method", "recipe", ("clean acc.", mean_std("accuracy", "accuracy_std"))]
-    columns += [(f"robust acc. ε = {k.split('@')[1]}", mean_std(k, k.replace("@", "_std@")))
+    columns += [(f"robust acc. ε = {format_radius(k.split('@')[1])}",
+                 mean_std(k, k.replace("@", "_std@")))
                 for k in keys]
     parts = [f'<p class="note">Clean and robust accuracy ({escape(what)}) on the target\'s test '
              "images after transfer, mean ± std over seeds (n).</p>",
              table(summary, [*columns, "n"], id=f"{sid}-summary")]
     if key:
-        eps = key.split("@")[1]
+        eps = format_radius(key.split("@")[1])
         source_methods = list(dict.fromkeys(s["source_method"] for s in summary))
         levels = {"linear probe": 0, "last 2 blocks": 2, "last 3 blocks": 3,
                   "full fine-tune": 5}
