@@ -110,6 +110,7 @@ def test_colour_target_settings(monkeypatch, tmp_path):
     assert (seen["train_per_class"], seen["epochs"], seen["seeds"]) == (800, 8, (4,))
     assert seen["rhos"] == (0.02, 0.05, 0.1)
     assert seen["attack"].options == {"eps": 8 / 255, "steps": 20}
+    assert seen["victim_schedule"] == "cosine"  # the resnet victim leaves chance with it
     # the demo: colour sources, trained long enough, only for a colour target
     colour, plain = demo_spec(True, "colour-digits")["models"], demo_spec(True)["models"]
     assert [m["name"] for m in colour] == [m["name"] for m in plain]

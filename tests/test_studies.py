@@ -172,7 +172,8 @@ def test_robust_transfer_settings_stored_before_the_renames_still_load():
     ("surrogates", "seeds", ()), ("surrogates", "seeds", (-1,)), ("surrogates", "rhos", (0,)),
     ("surrogates", "epochs", 1), ("surrogates", "train_per_class", 0),
     ("surrogates", "attack", "nope"), ("surrogates", "attack", 3),
-    ("surrogates", "sharpness_samples", 2.5), ("robust-transfer", "recipes", ("nope",)),
+    ("surrogates", "sharpness_samples", 2.5), ("surrogates", "victim_schedule", "linear"),
+    ("robust-transfer", "recipes", ("nope",)),
     ("robust-transfer", "radii", (-0.1,)), ("robust-transfer", "robust_attack", "fgsm"),
     ("robust-transfer", "source_attack", {"name": "pgd", "options": {"eps": -1}}),
     ("robust-transfer", "source_attack", AttackSpec("pgd", {"eps": 0.1}, seed=3)),
@@ -187,6 +188,19 @@ def test_a_bad_setting_is_refused_by_name(settings, field, value):
         type(defaults)(**{**defaults.keywords(), field: value})
     with pytest.raises(ValueError, match=r"^epoch: not a setting of \w+Settings"):
         defaults.replace(epoch=2)
+
+
+def test_the_victims_schedule_is_theirs_alone():
+    from transferability.studies import surrogates
+
+    surrogate_spec, victim_spec = surrogates._specs("colour-digits", (0,), 8, 10, (0.05,),
+                                                    "cosine")
+    assert {m["train"]["schedule"] for m in victim_spec["models"]} == {"cosine"}
+    assert {m["train"]["schedule"] for m in surrogate_spec["models"]} == {"step"}
+    _, default = surrogates._specs("mnist", (0,), 8, 10, ())  # today's victims, same keys
+    assert [m["train"] for m in default["models"]] == [
+        {"epochs": 8, "lr": 0.05, "schedule": "step", "batch_size": 64, "seed": 100 + i}
+        for i in range(3)]
 
 
 def test_a_study_takes_settings_not_dicts():
