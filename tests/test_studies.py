@@ -5,6 +5,7 @@ with nothing else touched."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from dataclasses import dataclass, field
 
@@ -206,3 +207,13 @@ def test_the_victims_schedule_is_theirs_alone():
 def test_a_study_takes_settings_not_dicts():
     with pytest.raises(ValueError, match="quick: expected a Settings"):
         Study("x", "x", SquaresResult, "k", squares_study, SquaresSettings(), {"up_to": 2})
+
+
+@pytest.mark.parametrize("name", [s.name for s in studies.list_studies()
+                                  if s.full is not None
+                                  and "settings" not in inspect.signature(s.run).parameters])
+def test_a_study_runs_with_every_one_of_its_settings_as_a_keyword(name):
+    """``run(**settings.keywords())`` is the contract of a study whose run function takes
+    keywords: a field that it does not name would reach the backend as an option."""
+    study = get_study(name)
+    assert set(study.full.keywords()) <= set(inspect.signature(study.run).parameters)

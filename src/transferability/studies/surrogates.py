@@ -443,7 +443,8 @@ def surrogate_study(target: str = FULL.target, *, seeds=FULL.seeds, epochs: int 
                     attack=FULL.attack, attack_options: dict | None = None,
                     attack_per_class: int = FULL.attack_per_class,
                     pair_epochs: int = FULL.pair_epochs,
-                    sharpness_samples: int = FULL.sharpness_samples, cache_dir=None,
+                    sharpness_samples: int = FULL.sharpness_samples,
+                    victim_schedule: str = FULL.victim_schedule, cache_dir=None,
                     show_progress: bool | None = None, store: ResultStore | None = None,
                     backend: str = "local", **backend_options) -> SurrogateStudyResult:
     """Run the study (see the module docstring) on ``target`` and return its tables.
@@ -454,8 +455,9 @@ def surrogate_study(target: str = FULL.target, *, seeds=FULL.seeds, epochs: int 
     laid over :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10); a factory is used
     as given (it has no content key, so the jobs that attack are recomputed on every call).
     ``sharpness_samples`` is the number of Hutchinson probes of each Hessian-trace
-    measurement. Jobs run on ``backend`` (with ``backend_options``) and are kept in
-    ``store``, by default the one in ``cache_dir``.
+    measurement; ``victim_schedule`` the learning-rate schedule of the victims. Jobs run
+    on ``backend`` (with ``backend_options``) and are kept in ``store``, by default the one
+    in ``cache_dir``.
     """
     if isinstance(attack, str | AttackSpec) and isinstance(attack_options, Mapping | None):
         attack = (AttackSpec(attack, attack_options or {}) if isinstance(attack, str)
@@ -464,7 +466,7 @@ def surrogate_study(target: str = FULL.target, *, seeds=FULL.seeds, epochs: int 
         attack_factory(attack, attack_options)  # refuses options beside a factory
     s = SurrogateSettings(target, seeds, epochs, train_per_class, rhos, lgv_epochs,
                           lgv_per_epoch, attack, attack_per_class, pair_epochs,
-                          sharpness_samples)
+                          sharpness_samples, victim_schedule)
     # the target is read before any job: too few images per class is refused here
     check_per_class(s.train_per_class, "train_per_class", dataset_from_spec(s.target, "train"))
     check_per_class(s.attack_per_class, "attack_per_class", dataset_from_spec(s.target, "test"))
@@ -480,6 +482,7 @@ def surrogate_study(target: str = FULL.target, *, seeds=FULL.seeds, epochs: int 
                 "lgv_epochs": s.lgv_epochs,
                 "lgv_per_epoch": s.lgv_per_epoch, "attack_per_class": s.attack_per_class,
                 "pair_epochs": s.pair_epochs, "sharpness_samples": s.sharpness_samples,
+                "victim_schedule": s.victim_schedule,
                 "attack": attack if isinstance(attack, str) else repr(attack),
                 "attack_options": attack_options}
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
