@@ -28,11 +28,11 @@ def fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
-def format_radius(eps) -> str:
+def format_radius(radius) -> str:
     """A radius as people write it: ``0.1`` stays ``0.1``; a radius on the 8-bit grid that
     has no short decimal (``0.01568627…``) reads ``4/255``; anything else to 4 digits.
     Accepts a number or its text (a column key's ``@eps`` suffix)."""
-    value = float(eps)
+    value = float(radius)
     short = f"{value:g}"
     if float(short) == value:
         return short

@@ -47,7 +47,7 @@ from ..data import check_per_class, dataset_from_spec, per_class
 from ..html_report.charts import figure, legend, svg_lines, svg_scatter
 from ..html_report.tables import claims, details, kv, mean_std, table
 from ..html_report.text import escape
-from ..jobs import Job, Output, ResultStore, job_kind, open_store, run_jobs
+from ..jobs import Job, Output, ResultStore, job_kind, open_store, presentation, run_jobs
 from ..report import format_claims, format_radius, format_table
 from ..stats import Claim, claim
 from ..transfer import fine_tune
@@ -206,6 +206,7 @@ class RobustTransferResult(Result):
             format_claims(self.claims, self.settings.get("seeds", []))])
 
 
+@presentation
 def _table(rows: list[dict]) -> str:
     """``rows`` as a text table whose ``…@eps`` columns read the radius as written
     (``robust_accuracy@4/255``)."""
