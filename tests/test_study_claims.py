@@ -10,6 +10,7 @@ from transferability.stats import Claim
 from transferability.studies.robust_transfer import RobustTransferResult, _summary
 from transferability.studies.robust_transfer import _claims as robust_claims
 from transferability.studies.surrogates import _claims as surrogate_claims
+from transferability.studies.surrogates import _early_stop
 
 ROBUST = {  # (source method, recipe) -> robust accuracy per seed; clean accuracy is 0.9 + k/100
     ("standard", "linear probe"): [0.02, 0.05, 0.03],
@@ -152,3 +153,12 @@ def test_a_schema_2_robust_transfer_result_reads_with_source_method_and_recipe()
     assert result.settings == {"seeds": [0], "recipes": ["LwF"], "source_attack": {
         "name": "pgd", "options": {"eps": 0.2}, "seed": None}}
     assert "methods" in old["settings"]  # the stored dict is left as it was
+
+
+def test_early_stopping_picks_the_best_epoch_that_trained():
+    # epoch 1 is still at chance: its transfer (a few pairs fooled at random) is the highest
+    epochs = [{"epoch": 1, "transfer": 0.10}, {"epoch": 2, "transfer": 0.04},
+              {"epoch": 3, "transfer": 0.07}, {"epoch": 4, "transfer": 0.06}]
+    assert _early_stop(epochs, lambda epoch: epoch > 1)["epoch"] == 3
+    assert _early_stop(epochs, lambda epoch: True)["epoch"] == 1
+    assert _early_stop(epochs, lambda epoch: False)["epoch"] == 1  # none trained: all epochs
