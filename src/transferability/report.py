@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._files import write_bytes
+from .attacks.norms import LEVELS
 
 __all__ = ["format_table", "format_claims", "format_radius", "write_csv", "write_json",
            "save_figure", "fmt"]
@@ -36,9 +37,9 @@ def format_radius(radius) -> str:
     short = f"{value:g}"
     if float(short) == value:
         return short
-    steps = value * 255
+    steps = value * LEVELS
     if steps > 0 and abs(steps - round(steps)) < 1e-9:
-        return f"{round(steps)}/255"
+        return f"{round(steps)}/{LEVELS}"
     return f"{value:.4g}"
 
 

@@ -211,9 +211,14 @@ def _table(rows: list[dict]) -> str:
     """``rows`` as a text table whose ``…@eps`` columns read the radius as written
     (``robust_accuracy@4/255``)."""
     columns = list(rows[0]) if rows else []
-    headers = [c if "@" not in c else f"{c.split('@')[0]}@{format_radius(c.split('@')[1])}"
-               for c in columns]
+    headers = [c if "@" not in c else f"{c.split('@')[0]}@{_radius(c)}" for c in columns]
     return format_table(rows, columns, headers)
+
+
+@presentation
+def _radius(column: str) -> str:
+    """The radius of a ``…@eps`` column, as written (:func:`format_radius`)."""
+    return format_radius(column.split("@")[1])
 
 
 def _mean_std(values) -> tuple[float, float]:
@@ -432,7 +437,7 @@ def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
         for s in group:
             ax.annotate(s["recipe"], (s["accuracy"], s[key]), fontsize=6, alpha=0.7)
     ax.set_xlabel("clean accuracy (target)")
-    ax.set_ylabel(f"robust accuracy, ε={format_radius(key.split('@')[1])}")
+    ax.set_ylabel(f"robust accuracy, ε={_radius(key)}")
     ax.legend(fontsize=7)
     ax.set_title("accuracy–robustness frontier", fontsize=10)
     files = [save_figure(fig, out / "frontier.png")]
@@ -446,7 +451,7 @@ def plot_robust_transfer(result: RobustTransferResult, out_dir) -> list:
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", label=source_method)
     ax.set_xlabel("blocks fine-tuned (0 = linear probe, 5 = all)")
-    ax.set_ylabel(f"robust accuracy, ε={format_radius(key.split('@')[1])}")
+    ax.set_ylabel(f"robust accuracy, ε={_radius(key)}")
     ax.legend(fontsize=7)
     ax.set_title("robust accuracy against freeze level", fontsize=10)
     files.append(save_figure(fig, out / "robust_vs_freeze.png"))
@@ -490,14 +495,13 @@ def _html_section(sid: str, result: RobustTransferResult) -> str:
     settings = result.settings
     what = settings.get("robust_accuracy", "worst case of the attacks")
     columns = ["source_method", "recipe", ("clean acc.", mean_std("accuracy", "accuracy_std"))]
-    columns += [(f"robust acc. ε = {format_radius(k.split('@')[1])}",
-                 mean_std(k, k.replace("@", "_std@")))
+    columns += [(f"robust acc. ε = {_radius(k)}", mean_std(k, k.replace("@", "_std@")))
                 for k in keys]
     parts = [f'<p class="note">Clean and robust accuracy ({escape(what)}) on the target\'s test '
              "images after transfer, mean ± std over seeds (n).</p>",
              table(summary, [*columns, "n"], id=f"{sid}-summary")]
     if key:
-        eps = format_radius(key.split("@")[1])
+        eps = _radius(key)
         source_methods = list(dict.fromkeys(s["source_method"] for s in summary))
         levels = {"linear probe": 0, "last 2 blocks": 2, "last 3 blocks": 3,
                   "full fine-tune": 5}

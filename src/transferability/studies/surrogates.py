@@ -339,7 +339,8 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
             per_epoch.append({"seed": seed, "epoch": epoch, "lr": history[epoch - 1]["lr"],
                               "accuracy": history[epoch - 1]["accuracy"],
                               **rates(f"sgd-s{seed}@{epoch}")})
-    def trained(model: str) -> bool:
+
+    def learnt(model: str) -> bool:
         """Whether ``model``'s test accuracy is past :data:`DIVERGED` of the way from chance."""
         accuracy = value[f"accuracy:{model}"]
         chance = 1 / accuracy["num_classes"]
@@ -348,7 +349,7 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
     rows = []
     for seed in seeds:
         best = _early_stop([r for r in per_epoch if r["seed"] == seed],
-                           lambda epoch, seed=seed: trained(f"sgd-s{seed}@{epoch}"))
+                           lambda epoch, seed=seed: learnt(f"sgd-s{seed}@{epoch}"))
         rows.append({"kind": "early stopped", "seed": seed, "rho": None,
                      "epoch": best["epoch"], "model": f"sgd-s{seed}@{best['epoch']}"})
         rows.append({"kind": "fully trained", "seed": seed, "rho": None, "epoch": epochs,
@@ -364,7 +365,7 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
     for row in rows:
         row.update(rates(row["model"]))
         row["accuracy"] = value[f"accuracy:{row['model']}"]["accuracy"]
-        row["diverged"] = not trained(row["model"])
+        row["diverged"] = not learnt(row["model"])
     for row in rows:
         row["sharpness"] = value[f"sharpness:{row['model']}"]["value"]
     trained = [r for r in rows if not r["diverged"]]
@@ -391,8 +392,7 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
     target, seeds, epochs = settings["target"], settings["seeds"], settings["epochs"]
     data = {"dataset": target, "n_per_class": settings["train_per_class"]}
     surrogate_spec, victim_spec = _specs(target, seeds, epochs, settings["train_per_class"],
-                                         settings["rhos"],
-                                         settings.get("victim_schedule", "step"))
+                                         settings["rhos"], settings["victim_schedule"])
     trains = zoo_jobs(load_spec(surrogate_spec), cache_dir)
     victims = zoo_jobs(load_spec(victim_spec), cache_dir)
     attack_in = {}
