@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 from ._validation import count_arg as _count
-from ._validation import positive_arg as _positive
 from ._validation import radius_arg as _radius
 from ._validation import seed_arg as _seed
 
@@ -578,12 +577,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--attack", default=name,
                        help="fgsm, bim, pgd, mifgsm, di, mi-di, nifgsm, vmifgsm, vnifgsm, pgn, "
                             f"ti, si, admix, sia, bsr, sgm, linbp (docs/audit.md; default {name})")
-        p.add_argument("--eps", type=_positive, default=None,
-                       help=f"perturbation budget, [0,1] pixel scale ({use})")
+        p.add_argument("--eps", type=_radius, default=None,
+                       help=f"perturbation budget, [0,1] pixel scale: 0.031 or 8/255 ({use})")
         p.add_argument("--steps", type=_count(100_000), default=None,
                        help=f"attack iterations (default {default_steps})")
-        p.add_argument("--step-size", type=_positive, default=None,
-                       help="step per iteration (default: the attack's own rule)")
+        p.add_argument("--step-size", type=_radius, default=None,
+                       help="step per iteration, 0.004 or 1/255 (default: the attack's own rule)")
         p.add_argument("--loss", choices=["ce", "margin"], default=None,
                        help="attack objective; margin resists saturated softmax (default ce)")
 

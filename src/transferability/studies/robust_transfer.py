@@ -38,7 +38,7 @@ from .._validation import (
     check_eps,
     check_int,
     check_seed,
-    positive_arg,
+    radius_arg,
     seed_arg,
 )
 from ..attacks import AttackSpec, robust_accuracy
@@ -463,7 +463,7 @@ def _options(p) -> None:
     p.add_argument("--target", default="mnist", help="target task (default mnist)")
     p.add_argument("--seeds", type=seed_arg, nargs="+", default=None,
                    help="training seeds (default 0 1 2; --quick 0)")
-    p.add_argument("--eps", type=positive_arg, nargs="+", default=None,
+    p.add_argument("--eps", type=radius_arg, nargs="+", default=None,
                    help="robust-accuracy radii (default 0.1 0.2; --quick 0.1)")
     p.add_argument("--quick", action="store_true", help="smaller data, one seed, 4 recipes")
     p.add_argument("--robust-attack", choices=ROBUST_ATTACKS, default=None,

@@ -1,0 +1,1 @@
+"""Benchmarks on real third-party models and real images (never part of ``make test``)."""
