@@ -66,8 +66,9 @@ def clean(data: str, out: Path) -> str:
                 "--dataset", data, "--split", "test", "--attack", "fgsm", "--eps", "1/255",
                 "--out", str(out / "clean"), log=out / "clean.log")
     line = next(t for t in text.splitlines() if "clean correct:" in t)
-    rows = ["| model | clean accuracy (10,000 test JPEGs) |", "|---|---|"]
-    for name, k, n in re.findall(r"(resnet\d+) (\d+)/(\d+)", line):
+    found = re.findall(r"(resnet\d+) (\d+)/(\d+)", line)
+    rows = [f"| model | clean accuracy ({int(found[0][2]):,} test JPEGs) |", "|---|---|"]
+    for name, k, n in found:
         rows.append(f"| {name} | {int(k) / int(n):.4f} ({k}/{n}) |")
     return "\n".join(rows)
 
