@@ -11,7 +11,7 @@ folders) and akamaster/pytorch_resnet_cifar10 (ResNet-20/32/44/56 with their cod
 - ``clean``: clean accuracy of the four models on the 10,000 test images;
 - ``audit``: ResNet-20 as surrogate, the others as victims, every transfer attack at 4/255
   and 8/255 on 8-bit images (``--per-class`` test images a class);
-- ``robustness``: AutoAttack (standard) on 200 stratified test images at 8/255;
+- ``robustness``: AutoAttack (standard) on 200 stratified test images at 8/255 and 1/255;
 - ``differential``: every attack against its independent implementation on ResNet-20.
 
 It prints Markdown tables (the ones in docs/audit.md and docs/robustness.md) and writes them
@@ -110,10 +110,15 @@ def audit(data: str, out: Path, per_class: int) -> str:
 
 
 def robustness(data: str, out: Path) -> str:
-    text = _cli("robustness", "--model", MODELS[20], "--dataset", data, "--n-examples", "200",
-                "--eps", "8/255", "--out", str(out / "robustness"),
-                log=out / "robustness.log")
-    return "```\n" + text.strip() + "\n```"
+    """AutoAttack at 8/255 (where a standard model has no robustness left) and at 1/255."""
+    texts = []
+    for eps in ("8/255", "1/255"):
+        tag = eps.replace("/", "_")
+        texts.append(_cli("robustness", "--model", MODELS[20], "--dataset", data,
+                          "--n-examples", "200", "--eps", eps,
+                          "--out", str(out / f"robustness_{tag}"),
+                          log=out / f"robustness_{tag}.log").strip())
+    return "```\n" + "\n".join(texts) + "\n```"
 
 
 def differential(data: str, out: Path, per_class: int) -> str:
