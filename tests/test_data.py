@@ -163,8 +163,9 @@ def test_user_npz_and_image_folder(tmp_path):
         (tmp_path / "imgs" / cls).mkdir(parents=True)
         for i in range(3):
             Image.fromarray(x[i]).resize((40, 40)).save(tmp_path / "imgs" / cls / f"{i}.png")
-    folder = load_image_folder(tmp_path / "imgs")
-    assert folder.class_names == ["cat", "dog"] and folder.x.shape == (6, 1, 28, 28)
+    folder = load_image_folder(tmp_path / "imgs")  # native size and colour
+    assert folder.class_names == ["cat", "dog"] and folder.x.shape == (6, 1, 40, 40)
+    assert load_image_folder(tmp_path / "imgs", size=28, mode="RGB").x.shape == (6, 3, 28, 28)
 
 
 def test_bad_input_names_the_problem():
