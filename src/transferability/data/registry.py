@@ -25,7 +25,7 @@ from . import colour, sources
 from .dataset import ImageDataset
 from .sources import MAX_PER_CLASS
 from .tasks import per_class_positions, sample_positions
-from .user import ImageFolder, load_cifar, load_npz, to_unit_images
+from .user import ImageFolder, load_cifar, load_npz
 
 __all__ = ["DatasetInfo", "list_datasets", "dataset_info", "load_dataset", "train_test_split",
            "split_indices", "Splitter", "parse_data_argument", "DATA_PREFIXES"]
@@ -222,8 +222,8 @@ def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int
                                  name=f"data: {what!r}")
         keep = _chosen(y, split, n, n_examples, seed, what=what, class_names=names,
                        own_order=True)
-        return ImageDataset(to_unit_images(x[keep]), y[keep], name=f"{path.name}/{split}",
-                            class_names=names)
+        x = torch.from_numpy(x[keep] if len(keep) < len(x) else x).float().div_(255)
+        return ImageDataset(x, y[keep], name=f"{path.name}/{split}", class_names=names)
     if prefix == "imagefolder":
         own = _own_split(path)
         if own is not None:

@@ -265,28 +265,29 @@ def load_image_folder(root: str | Path, *, size: int | None = None,
 _CIFAR = {
     "cifar10": ("cifar-10-batches-py",
                 {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
-                "batches.meta", {"fine": (b"labels", b"label_names")}),
+                "batches.meta", {"fine": ("labels", "label_names")}),
     "cifar100": ("cifar-100-python", {"train": ["train"], "test": ["test"]}, "meta",
-                 {"fine": (b"fine_labels", b"fine_label_names"),
-                  "coarse": (b"coarse_labels", b"coarse_label_names")}),
+                 {"fine": ("fine_labels", "fine_label_names"),
+                  "coarse": ("coarse_labels", "coarse_label_names")}),
 }
 
 
 def _unpickle(path: Path, name: str) -> dict:
-    """A CIFAR pickle (a dict of plain values and NumPy arrays), read by the restricted
-    unpickler: anything else in the file is a ``ValueError`` naming it."""
+    """A CIFAR pickle: a dict of plain values and NumPy arrays (keys as ``str``), read by
+    the restricted unpickler (``latin1``, as Python 2 wrote them); anything else in the
+    file is a ``ValueError`` naming it."""
     from .sources import _ArrayOnlyUnpickler
 
     try:
         with open(path, "rb") as f:
-            d = _ArrayOnlyUnpickler(f, encoding="bytes").load()
+            d = _ArrayOnlyUnpickler(f, encoding="latin1").load()
     except FileNotFoundError:
         raise ValueError(f"{name}: {path.parent} has no file {path.name!r}") from None
     except Exception as exc:  # any failure to parse the file
         raise ValueError(f"{name}: cannot read {path} ({type(exc).__name__}: {exc})") from None
     if not isinstance(d, dict):
         raise ValueError(f"{name}: {path} holds a {type(d).__name__}, not a CIFAR dict")
-    return d
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
 
 
 def load_cifar(root: str | Path, split: str, *, kind: str = "cifar10", labels: str = "fine",
@@ -304,17 +305,17 @@ def load_cifar(root: str | Path, split: str, *, kind: str = "cifar10", labels: s
     label_key, names_key = keys[labels]
     names = _unpickle(root / meta, name).get(names_key)
     if not isinstance(names, list) or not names:
-        raise ValueError(f"{name}: {root / meta} has no list {names_key.decode()!r}")
+        raise ValueError(f"{name}: {root / meta} has no list {names_key!r}")
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
     xs, ys = [], []
     for file in files["train"] * (split != "test") + files["test"] * (split != "train"):
         d = _unpickle(root / file, name)
-        x, y = d.get(b"data"), np.asarray(d.get(label_key, []))
+        x, y = d.get("data"), np.asarray(d.get(label_key, []))
         ok = (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.shape[1:] == (3072,)
               and y.shape == x.shape[:1] and np.issubdtype(y.dtype, np.integer))
         if not ok or (len(y) and not 0 <= y.min() <= y.max() < len(names)):
             raise ValueError(f"{name}: {root / file} is not a CIFAR batch (uint8 'data' N×3072 "
-                             f"and {len(names)}-class {label_key.decode()!r})")
+                             f"and {len(names)}-class {label_key!r})")
         xs.append(x.reshape(-1, 3, 32, 32))
         ys.append(y.astype(np.int64))
     return np.concatenate(xs), np.concatenate(ys), names
