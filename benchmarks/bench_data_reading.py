@@ -85,7 +85,7 @@ def main() -> None:
         root = Path(given) if given else Path(tmp)
         if not given:
             write_folder(root)
-        files = sum(1 for _ in root.glob("*/*/*"))
+        files = sum(p.suffix.lower() in {".jpg", ".jpeg", ".png"} for p in root.glob("*/*/*"))
         rows = []
         for command, variant in VARIANTS:
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
