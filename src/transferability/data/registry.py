@@ -262,8 +262,8 @@ def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int
             ds = own.get(split) if split != "all" else ImageDataset(
                 torch.cat([d.x for d in own.values()]), torch.cat([d.y for d in own.values()]),
                 name=path.name, class_names=next(iter(own.values())).class_names)
-    if full is not None:
-        full.name = path.name
+    if full is not None:  # named by its folder, or its file's stem
+        full.name = path.stem if prefix == "npz" else path.name
         ds = _split(full, split, test_fraction, seed, splitter)
     return _keep(ds, split, n, n_examples, seed, what)
 
