@@ -423,6 +423,15 @@ def test_image_folders_read_only_the_selected_files(tmp_path, opened):
     opened.clear()
     train = load_dataset(f"imagefolder:{own}?n_per_class=3", "train", seed=2)
     assert train.class_counts().tolist() == [3, 3, 3] and len(set(opened)) == 9
+    (own / "train" / "c0" / "00.png").write_bytes(b"not an image")  # drawn: drawn again
+    for seed in range(4):
+        train = load_dataset(f"imagefolder:{own}?n_per_class=8", "train", seed=seed)
+        assert train.class_counts().tolist() == [8, 8, 8]  # exact, without the broken file
+    for c in ("c1", "c2"):
+        (own / "train" / c / "8.png").write_bytes((own / "train" / c / "0.png").read_bytes())
+    with pytest.raises(ValueError, match=r"n_per_class: 9 per class .* its class 0 \(c0\) has "
+                                         r"8; the largest value that works is 8"):
+        load_dataset(f"imagefolder:{own}?n_per_class=9", "train")  # 9 listed, 8 readable
     opened.clear()
     flat = _folder(tmp_path / "flat", per_class=10)  # no split of its own: split, then read
     test = load_dataset(str(flat), "test", n_examples=3, seed=0)

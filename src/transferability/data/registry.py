@@ -179,6 +179,10 @@ def _own_split(root: Path) -> tuple[Path, Path] | None:
     return None
 
 
+def _class_folders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir())
+
+
 def _chosen(y: np.ndarray, split: str, n: int | None, n_examples: int | None, seed: int, *,
             what: str, class_names: list[str], own_order: bool = False) -> np.ndarray:
     """Positions of the samples of a split (labels ``y``) that are kept: ``n`` of every
@@ -209,6 +213,23 @@ def _keep(ds: ImageDataset, split: str, n: int | None, n_examples: int | None, s
     return ds.subset(torch.from_numpy(keep), name=ds.name)
 
 
+def _read_folder(root: Path, options: dict, part: Callable, draw: Callable | None,
+                 name: str) -> ImageDataset:
+    """The images of the folder ``root`` that ``draw(labels)`` picks (``None``: all) among
+    the positions ``part(labels)`` of its listing, checked and decoded, and only those. A
+    file found unreadable is skipped, and left out of a new draw: ``n_per_class`` stays
+    exact."""
+    unreadable = np.zeros(0, dtype=np.int64)
+    while True:
+        def select(y, unreadable=unreadable):
+            among = np.setdiff1d(part(y), unreadable)
+            return among if draw is None else among[draw(y[among])]
+        folder = ImageFolder(root, **options, select=select)
+        if not folder.skipped or draw is None:
+            return folder.load(name=name)
+        unreadable = np.union1d(unreadable, folder.unreadable)
+
+
 def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int,
                    test_fraction: float, splitter: Splitter | None,
                    n_examples: int | None = None, what: str = "") -> ImageDataset:
@@ -226,31 +247,28 @@ def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int
         return ImageDataset(x, y[keep], name=f"{path.name}/{split}", class_names=names)
     if prefix == "imagefolder":
         own = _own_split(path)
-        if own is not None:
-            names = [sorted(p.name for p in part.iterdir() if p.is_dir()) for part in own]
-            if names[0] != names[1]:
-                raise ValueError(f"data: {path}: the classes of {own[0].name}/ and "
-                                 f"{own[1].name}/ differ")
-            if split == "all":
-                parts = [ImageFolder(p, **options).load() for p in own]
-                ds = ImageDataset(torch.cat([parts[0].x, parts[1].x]),
-                                  torch.cat([parts[0].y, parts[1].y]), name=path.name,
-                                  class_names=names[0])
-                return _keep(ds, split, n, n_examples, seed, what)
-            folder = ImageFolder(own[split == "test"], **options, select=lambda y: _chosen(
-                y, split, n, n_examples, seed, what=what, class_names=names[0]))
-            return folder.load(name=f"{path.name}/{split}")
-        if splitter is None or split == "all":  # split, select, then read: the labels suffice
-            names = sorted(p.name for p in path.iterdir() if p.is_dir())
+        names = _class_folders(own[0] if own else path)
+        if own is not None and _class_folders(own[1]) != names:
+            raise ValueError(f"data: {path}: the classes of {own[0].name}/ and {own[1].name}/ "
+                             "differ")
+        if own is not None and split == "all":
+            parts = [ImageFolder(p, **options).load() for p in own]
+            full = ImageDataset(torch.cat([parts[0].x, parts[1].x]),
+                                torch.cat([parts[0].y, parts[1].y]), class_names=names)
+        elif own is not None or splitter is None or split == "all":
+            def part(y):  # the split's positions in the folder's listing: labels suffice
+                if own is not None or split == "all":
+                    return np.arange(len(y))
+                return _split_positions(y, len(names), test_fraction, seed)[split == "test"]
 
-            def select(y):
-                part = (np.arange(len(y)) if split == "all" else
-                        _split_positions(y, len(names), test_fraction, seed)[split == "test"])
-                return part[_chosen(y[part], split, n, n_examples, seed, what=what,
-                                    class_names=names)]
-            folder = ImageFolder(path, **options, select=select)
-            return folder.load(name=path.name if split == "all" else f"{path.name}/{split}")
-        full = ImageFolder(path, **options).load()
+            def draw(y):
+                return _chosen(y, split, n, n_examples, seed, what=what, class_names=names)
+            whole = (n is None or split != "train") and n_examples is None
+            return _read_folder(own[split == "test"] if own else path, options, part,
+                                None if whole else draw,
+                                path.name if split == "all" else f"{path.name}/{split}")
+        else:  # a splitter of the caller's: it sees the whole folder
+            full = ImageFolder(path, **options).load()
     elif prefix == "npz":
         full = load_npz(path)
     else:

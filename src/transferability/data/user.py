@@ -158,10 +158,10 @@ class ImageFolder(torch.utils.data.Dataset):
     The files are listed (no file opened), ``select`` picks those to use, and only these
     are checked (header and structure, not the pixels): a class folder without a readable
     image among them, or a mix of grayscale and colour images, is a ``ValueError`` naming
-    the path. Unreadable files are skipped and counted (:attr:`skipped`, logged), or
-    refused with ``skip_corrupt=False``. Images keep their native size when all share one;
-    otherwise, or when ``size`` is given, each is resized to ``size`` (default: the most
-    common size) × the same.
+    the path. Unreadable files are skipped and counted (:attr:`skipped`, logged; their
+    positions in the listing: :attr:`unreadable`), or refused with ``skip_corrupt=False``.
+    Images keep their native size when all share one; otherwise, or when ``size`` is given,
+    each is resized to ``size`` (default: the most common size) × the same.
 
     Args:
         root: the folder of class sub-folders.
@@ -181,9 +181,9 @@ class ImageFolder(torch.utils.data.Dataset):
             raise ValueError(f"mode: expected 'L', 'RGB' or None, got {mode!r}")
         root = Path(root)
         classes, listed, labels = list_image_folder(root)
-        if select is not None:
-            chosen = np.asarray(select(labels), dtype=np.int64)
-            listed, labels = listed[chosen], labels[chosen]
+        chosen = np.arange(len(listed)) if select is None else np.asarray(select(labels),
+                                                                          dtype=np.int64)
+        listed, labels = listed[chosen], labels[chosen]
         found = [_probe(Path(f)) for f in listed]  # one file at a time: inherent
         bad = np.array([isinstance(r, str) for r in found], dtype=bool)
         if bad.any() and not skip_corrupt:
@@ -214,7 +214,7 @@ class ImageFolder(torch.utils.data.Dataset):
         self.root, self.files, self.class_names = root, files, classes
         self.labels = labels[~bad]
         self.mode = mode or next(iter(modes), "RGB")
-        self.size, self.skipped = size, int(bad.sum())
+        self.size, self.skipped, self.unreadable = size, int(bad.sum()), chosen[bad]
         self.image_size = (size, size) if size is not None else common[::-1]
 
     def __len__(self) -> int:
