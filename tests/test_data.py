@@ -388,6 +388,11 @@ def test_stratified_sample_gives_each_class_its_share():
     assert np.array_equal(first, sample_positions(sorted_by_class, 100, seed=0))
     with pytest.raises(ValueError, match="n_examples: the data has 10 images, got 11"):
         sample_positions(y, 11)
+    assert load_dataset("mnist", "test", n_examples=20).class_counts().tolist() == [2] * 10
+    task = dataset_from_spec({"dataset": "digits", "classes": [0, 1]}, "test", n_examples=10)
+    assert task.class_counts().tolist() == [5, 5]  # 36 and 36 test images
+    with pytest.raises(ValueError, match=r"n_examples: 'digits/test\[0,1\]' has 72 images"):
+        dataset_from_spec({"dataset": "digits", "classes": [0, 1]}, "test", n_examples=73)
 
 
 def _folder(root, classes=3, per_class=4, size=(20, 26), mode="RGB", seed=0):

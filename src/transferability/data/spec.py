@@ -156,12 +156,7 @@ def dataset_from_spec(spec: str | os.PathLike | Mapping, split: str = "train", *
             raise ValueError(f"relabel: {str(exc).removeprefix('mapping: ')}") from None
     if "n_per_class" in spec and split == "train":
         ds = per_class(ds, check_per_class(spec["n_per_class"], "n_per_class", ds), seed=seed)
-    if n_examples is not None:
-        if check_int(n_examples, "n_examples") > len(ds):
-            raise ValueError(f"n_examples: the {split} split of the task has {len(ds)} images, "
-                             f"got {n_examples}")
-        ds = sample(ds, n_examples, seed=seed)
-    return ds
+    return ds if n_examples is None else sample(ds, n_examples, seed=seed)
 
 
 @dataclass(frozen=True)
