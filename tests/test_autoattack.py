@@ -319,7 +319,10 @@ def test_robustness_command(tmp_path, capsys):
     saved = json.loads((tmp_path / "robustness.json").read_text())
     assert saved["eps"] == pytest.approx(0.3) and saved["n"] == 12
     assert saved["attack"] == "autoattack-standard" and saved["robust_correct"] == 0
-    assert "robust 0.0000 (0/12)" in capsys.readouterr().out
+    counts = list(saved["class_counts"].values())  # a stratified sample, not the first 12
+    assert sum(counts) == 12 and len(counts) == 10 and min(counts) == 1 and max(counts) == 2
+    out = capsys.readouterr().out
+    assert "robust 0.0000 (0/12)" in out and "12 test images of mnist, per class: 0 " in out
     for eps in ("8/0", "0", "-1", "a/b"):
         with pytest.raises(SystemExit) as exit_:
             main([*args, "--eps", eps])

@@ -144,7 +144,9 @@ def _image_folder_with_corrupt_png(folder: Path) -> Path:
         for i in range(3):
             Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(root / c / f"{i}.png")
     good = (root / "a" / "0.png").read_bytes()
-    (root / "b" / "9.png").write_bytes(good[: len(good) // 2])  # truncated
+    for i in range(3):  # class b's only image is truncated: skipped, the class left empty
+        (root / "b" / f"{i}.png").unlink()
+    (root / "b" / "9.png").write_bytes(good[: len(good) // 2])
     return root
 
 

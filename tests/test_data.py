@@ -163,8 +163,9 @@ def test_user_npz_and_image_folder(tmp_path):
         (tmp_path / "imgs" / cls).mkdir(parents=True)
         for i in range(3):
             Image.fromarray(x[i]).resize((40, 40)).save(tmp_path / "imgs" / cls / f"{i}.png")
-    folder = load_image_folder(tmp_path / "imgs")
-    assert folder.class_names == ["cat", "dog"] and folder.x.shape == (6, 1, 28, 28)
+    folder = load_image_folder(tmp_path / "imgs")  # native size and colour
+    assert folder.class_names == ["cat", "dog"] and folder.x.shape == (6, 1, 40, 40)
+    assert load_image_folder(tmp_path / "imgs", size=28, mode="RGB").x.shape == (6, 3, 28, 28)
 
 
 def test_bad_input_names_the_problem():
@@ -364,3 +365,205 @@ def test_bad_npz_files_name_the_path(tmp_path):
         with pytest.raises(ValueError, match=f"^path: .*{name}"):
             load_dataset(str(tmp_path / name), "all")
     assert len(load_npz(tmp_path / "ok.npz")) == 4
+
+
+# -- reading only what is used: selections from labels, image folders, CIFAR batches ------
+
+
+def test_stratified_sample_gives_each_class_its_share():
+    from transferability.data.tasks import sample_positions
+
+    y = np.array([0] * 6 + [1] * 3 + [2])  # Webster: class c's k-th comes at (k + ½) / m_c
+    for n, expected in [(1, [1, 0, 0]), (2, [1, 1, 0]), (4, [3, 1, 0]), (7, [4, 2, 1]),
+                        (10, [6, 3, 1])]:
+        got = sample_positions(y, n, seed=3)
+        assert np.bincount(y[got], minlength=3).tolist() == expected
+        assert (np.diff(got) > 0).all()  # sorted, distinct
+    tie = {tuple(np.bincount(y[sample_positions(y, 5, s)], minlength=3)) for s in range(20)}
+    assert tie == {(3, 2, 0), (3, 1, 1)}  # classes 1 and 2 tie at ½: drawn
+    sorted_by_class = np.repeat(np.arange(10), 1000)  # what "the first 100" got wrong
+    first = sample_positions(sorted_by_class, 100, seed=0)
+    assert np.bincount(sorted_by_class[first]).tolist() == [10] * 10
+    assert not np.array_equal(first, sample_positions(sorted_by_class, 100, seed=1))
+    assert np.array_equal(first, sample_positions(sorted_by_class, 100, seed=0))
+    with pytest.raises(ValueError, match="n_examples: the data has 10 images, got 11"):
+        sample_positions(y, 11)
+    assert load_dataset("mnist", "test", n_examples=20).class_counts().tolist() == [2] * 10
+    task = dataset_from_spec({"dataset": "digits", "classes": [0, 1]}, "test", n_examples=10)
+    assert task.class_counts().tolist() == [5, 5]  # 36 and 36 test images
+    with pytest.raises(ValueError, match=r"n_examples: 'digits/test\[0,1\]' has 72 images"):
+        dataset_from_spec({"dataset": "digits", "classes": [0, 1]}, "test", n_examples=73)
+
+
+def _folder(root, classes=3, per_class=4, size=(20, 26), mode="RGB", seed=0):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        (root / f"c{c}").mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            a = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            Image.fromarray(a).convert(mode).save(root / f"c{c}" / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """The image files opened, in order (a spy on the one place that opens them)."""
+    from transferability.data import user
+
+    files, real = [], user._open_image
+    monkeypatch.setattr(user, "_open_image", lambda f, *a: files.append(f) or real(f, *a))
+    return files
+
+
+def test_image_folders_read_only_the_selected_files(tmp_path, opened):
+    own = tmp_path / "own"
+    _folder(own / "train", per_class=8)
+    _folder(own / "test", per_class=5, seed=1)
+    test = load_dataset(f"imagefolder:{own}", "test", n_examples=6, seed=2)
+    assert test.class_counts().tolist() == [2, 2, 2] and test.x.shape == (6, 3, 20, 26)
+    assert len(opened) == 12 and len(set(opened)) == 6  # checked, then decoded; test/ only
+    assert all(f.parent.parent.name == "test" for f in opened)
+    opened.clear()
+    train = load_dataset(f"imagefolder:{own}?n_per_class=3", "train", seed=2)
+    assert train.class_counts().tolist() == [3, 3, 3] and len(set(opened)) == 9
+    (own / "train" / "c0" / "00.png").write_bytes(b"not an image")  # drawn: drawn again
+    for seed in range(4):
+        train = load_dataset(f"imagefolder:{own}?n_per_class=8", "train", seed=seed)
+        assert train.class_counts().tolist() == [8, 8, 8]  # exact, without the broken file
+    for c in ("c1", "c2"):
+        (own / "train" / c / "8.png").write_bytes((own / "train" / c / "0.png").read_bytes())
+    with pytest.raises(ValueError, match=r"n_per_class: 9 per class .* its class 0 \(c0\) has "
+                                         r"8; the largest value that works is 8"):
+        load_dataset(f"imagefolder:{own}?n_per_class=9", "train")  # 9 listed, 8 readable
+    opened.clear()
+    flat = _folder(tmp_path / "flat", per_class=10)  # no split of its own: split, then read
+    test = load_dataset(str(flat), "test", n_examples=3, seed=0)
+    assert test.class_counts().tolist() == [1, 1, 1] and len(set(opened)) == 3
+    whole = load_dataset(str(flat), "test", seed=0)  # the same split, read in full
+    assert len(whole) == 6 and set(test.x.flatten(1).sum(1).tolist()) <= set(
+        whole.x.flatten(1).sum(1).tolist())
+    with pytest.raises(ValueError, match=r"n_examples: the test split of .*flat has 6 images, "
+                                         r"got 7"):
+        load_dataset(str(flat), "test", n_examples=7)
+    with pytest.raises(ValueError, match=r"n_per_class: 9 per class is more than .* has: its "
+                                         r"class 0 \(c0\) has 8; the largest value that works"):
+        load_dataset(f"imagefolder:{flat}?n_per_class=9", "train")  # 8 of 10 per class
+
+
+def test_plain_paths_read_as_their_data_arguments(tmp_path):
+    own = tmp_path / "own"
+    _folder(own / "train", per_class=6)
+    _folder(own / "test", per_class=2, seed=1)
+    for split in ("train", "test"):
+        plain, argument = load_dataset(str(own), split), load_dataset(f"imagefolder:{own}", split)
+        assert torch.equal(plain.x, argument.x) and torch.equal(plain.y, argument.y)
+    assert len(load_dataset(str(own), "test")) == 6  # its own split
+    part = load_dataset(str(own / "train"), "all")  # colour 20×26 stays colour 20×26
+    assert part.shape == (3, 20, 26) and len(part) == 18
+    squeezed = load_dataset(f"imagefolder:{own / 'train'}?size=28&mode=L", "all")
+    assert squeezed.shape == (1, 28, 28)  # only when asked
+    spec = dataset_from_spec({"dataset": str(own), "classes": [2, 0]}, "test")
+    assert spec.shape == (3, 20, 26) and spec.class_names == ["c2", "c0"]
+    x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(8) % 2)
+    for split in ("train", "test"):
+        assert torch.equal(load_dataset(str(tmp_path / "d.npz"), split, seed=4).x,
+                           load_dataset(f"npz:{tmp_path / 'd.npz'}", split, seed=4).x)
+
+
+def _cifar10(root, train_labels=((0, 1, 2, 0), (1, 2, 0, 1), (2, 0, 1, 2), (0, 0, 1, 1),
+                                 (2, 2, 0, 1)), test_labels=(2, 1, 0, 0, 1, 2, 2)):
+    """A tiny cifar-10-batches-py folder in the real format (three classes); its images."""
+    import pickle
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images = {}
+    for i, (name, labels) in enumerate([*((f"data_batch_{k + 1}", t)
+                                          for k, t in enumerate(train_labels)),
+                                        ("test_batch", test_labels)]):
+        data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
+        images[name] = data
+        with open(root / name, "wb") as f:
+            pickle.dump({b"batch_label": f"batch {i}".encode(), b"labels": list(labels),
+                         b"data": data, b"filenames": [b"f%d.png" % j for j in
+                                                       range(len(labels))]},
+                        f, protocol=2 if i % 2 else pickle.HIGHEST_PROTOCOL)
+    with open(root / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [b"plane", b"car", b"bird"], b"num_vis": 3072}, f)
+    return images
+
+
+def test_cifar_batches_in_their_own_order(tmp_path):
+    images = _cifar10(tmp_path / "cifar-10-batches-py")
+    for where in (tmp_path, tmp_path / "cifar-10-batches-py"):  # torchvision's root, or its
+        test = load_dataset(f"cifar10:{where}", "test")  # folder
+        assert test.x.shape == (7, 3, 32, 32) and test.class_names == ["plane", "car", "bird"]
+        assert test.y.tolist() == [2, 1, 0, 0, 1, 2, 2]  # the official order
+        assert torch.equal(test.x[3], torch.from_numpy(images["test_batch"][3]).float()
+                           .div(255).reshape(3, 32, 32))
+    train = load_dataset(f"cifar10:{tmp_path}", "train")
+    assert len(train) == 20 and train.y[:8].tolist() == [0, 1, 2, 0, 1, 2, 0, 1]
+    assert torch.equal(train.x[4] * 255, torch.from_numpy(images["data_batch_2"][0]).float()
+                       .reshape(3, 32, 32))
+    first = load_dataset(f"cifar10:{tmp_path}", "test", n_examples=3)
+    assert first.y.tolist() == [2, 1, 0] and torch.equal(first.x, test.x[:3])
+    few = load_dataset(f"cifar10:{tmp_path}?n_per_class=2", "train", seed=1)
+    assert few.class_counts().tolist() == [2, 2, 2]
+    assert len(load_dataset(f"cifar10:{tmp_path}", "all")) == 27
+    for bad, match in [(f"cifar10:{tmp_path}?labels=coarse", "takes the options n_per_class"),
+                       (f"cifar10:{tmp_path / 'nope'}", "no such folder"),
+                       (f"cifar100:{tmp_path}?labels=middle", "labels expects fine or coarse")]:
+        with pytest.raises(ValueError, match=match):
+            load_dataset(bad)
+    with pytest.raises(ValueError, match="n_examples: the test split of cifar10:.* has 7"):
+        load_dataset(f"cifar10:{tmp_path}", "test", n_examples=8)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
+    load_dataset(f"cifar10:{tmp_path}", "test")  # the test split needs no training batch
+    with pytest.raises(ValueError, match=r"^data: 'cifar10:.*has no file 'data_batch_3'$"):
+        load_dataset(f"cifar10:{tmp_path}", "train")
+
+
+def test_cifar_pickles_with_objects_are_refused(tmp_path):
+    import os
+    import pickle
+
+    _cifar10(tmp_path / "c10")
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    with open(tmp_path / "c10" / "test_batch", "wb") as f:
+        pickle.dump({b"data": np.zeros((1, 3072), np.uint8), b"labels": [Payload()]}, f)
+    with pytest.raises(ValueError, match=r"cannot read .*test_batch .*refusing to unpickle "
+                                         r"(posix|os|nt)\.system"):
+        load_dataset(f"cifar10:{tmp_path / 'c10'}", "test")
+    assert not marker.exists()
+    with open(tmp_path / "c10" / "test_batch", "wb") as f:  # the right types or nothing
+        pickle.dump({b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]}, f)
+    with pytest.raises(ValueError, match="test_batch is not a CIFAR batch"):
+        load_dataset(f"cifar10:{tmp_path / 'c10'}", "test")
+
+
+def test_cifar100_fine_or_coarse_labels(tmp_path):
+    import pickle
+
+    root = tmp_path / "cifar-100-python"
+    root.mkdir()
+    data = np.arange(4 * 3072, dtype=np.int64).reshape(4, 3072).astype(np.uint8)
+    for name in ("train", "test"):
+        with open(root / name, "wb") as f:
+            pickle.dump({b"data": data, b"fine_labels": [3, 0, 2, 1],
+                         b"coarse_labels": [1, 0, 1, 0], b"filenames": [b"a"] * 4}, f)
+    with open(root / "meta", "wb") as f:
+        pickle.dump({b"fine_label_names": [b"a", b"b", b"c", b"d"],
+                     b"coarse_label_names": [b"ab", b"cd"]}, f)
+    fine = load_dataset(f"cifar100:{tmp_path}", "test")
+    coarse = load_dataset(f"cifar100:{tmp_path}?labels=coarse", "test")
+    assert fine.y.tolist() == [3, 0, 2, 1] and fine.class_names == ["a", "b", "c", "d"]
+    assert coarse.y.tolist() == [1, 0, 1, 0] and coarse.class_names == ["ab", "cd"]
+    assert torch.equal(fine.x, coarse.x) and fine.x[1, 0, 0, 0] == 0 / 255

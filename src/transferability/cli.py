@@ -248,13 +248,18 @@ def _cmd_robustness(args) -> None:
     from .model_args import load_models
     from .report import write_json
 
-    data = dataset_from_spec(args.dataset, "test", seed=args.seed)
+    try:  # only the images kept are read: the first N, or a seeded class-stratified sample
+        data = dataset_from_spec(args.dataset, "test", seed=args.seed,
+                                 n_examples=args.n_examples)
+    except ValueError as exc:  # the data layer names the option n_examples
+        message = str(exc)
+        if message.startswith("n_examples:"):
+            message = "--n-examples" + message.removeprefix("n_examples")
+        raise ValueError(message) from None
     x, y = data.x, data.y
-    if args.n_examples is not None:
-        if args.n_examples > len(x):
-            raise ValueError(f"--n-examples: the test split of {args.dataset} has {len(x)} "
-                             f"images, got {args.n_examples}")
-        x, y = x[:args.n_examples], y[:args.n_examples]
+    counts = dict(zip(data.class_names, data.class_counts().tolist(), strict=True))
+    print(f"{len(data)} test images of {args.dataset}, per class: "
+          + ", ".join(f"{name} {count}" for name, count in counts.items()))
     models = load_models([args.model], args.cache_dir)
     if len(models) != 1:
         raise ValueError(f"--model: expected one model, {args.model!r} names {len(models)}")
@@ -272,8 +277,8 @@ def _cmd_robustness(args) -> None:
           f"{result.n})" + (f" in {result.seconds:.1f} s" if result.seconds else ""))
     for attack, acc in result.per_attack.items():
         print(f"  after {attack}: {acc:.4f}")
-    out = write_json({"model": name, "dataset": str(args.dataset), **result.to_dict()},
-                     args.out / "robustness.json")
+    out = write_json({"model": name, "dataset": str(args.dataset), "class_counts": counts,
+                      **result.to_dict()}, args.out / "robustness.json")
     print(f"wrote {out}")
 
 
@@ -676,7 +681,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "Clean and robust accuracy of one model on a dataset's test images under "
                 "AutoAttack (Croce & Hein 2020), as RobustBench's benchmark, with its checks.")
     p.add_argument("--model", required=True, help="one model: " + models_help)
-    p.add_argument("--dataset", required=True, help="dataset name or .npz/folder path")
+    p.add_argument("--dataset", required=True, help="dataset name, .npz/folder path or data "
+                   "argument (imagefolder:, npz:, hf:, cifar10:, cifar100:)")
     p.add_argument("--eps", type=_radius, required=True,
                    help="radius in the [0,1] pixel scale: 0.031 or 8/255")
     p.add_argument("--norm", choices=["linf", "l2"], default="linf")
@@ -685,7 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", choices=["standard", "plus", "rand"], default="standard",
                    help="AutoAttack's version (rand: for randomised models)")
     p.add_argument("--n-examples", type=_count(10**7), default=None,
-                   help="the first N test images (default: all)")
+                   help="N test images, a seeded class-stratified sample (the first N where "
+                        "the data have their own order: cifar10:, cifar100:); default: all")
     p.add_argument("--batch-size", type=_count(100_000), default=500)
     device_opts(p)
     seed_opt(p)

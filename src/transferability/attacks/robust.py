@@ -10,7 +10,8 @@ classifies it correctly on the clean input and after every attack, so robust acc
 never above clean accuracy or any single attack's accuracy.
 
 :func:`benchmark` is RobustBench's ``benchmark`` in meaning: clean and robust accuracy
-under standard AutoAttack on the first ``n_examples`` points, and the time taken.
+under standard AutoAttack on ``n_examples`` points (a seeded class-stratified sample), and
+the time taken.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .._validation import (
     check_labels_tensor,
     check_seed,
 )
+from ..data.tasks import sample_positions
 from ..features import predict
 from ..utils import batches, progress
 from .autoattack import VERSIONS
@@ -129,8 +131,11 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
 def benchmark(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, threat_model: str = "Linf",
               eps: float, n_examples: int | None = None, device=None, batch_size: int = 500,
               version: str = "standard", seed: int = 0) -> RobustAccuracy:
-    """Clean and robust accuracy under AutoAttack on the first ``n_examples`` of ``(x, y)``
-    (all by default), with counts and the seconds taken, as RobustBench's ``benchmark``.
+    """Clean and robust accuracy under AutoAttack on ``n_examples`` of ``(x, y)`` (all by
+    default), with counts and the seconds taken, as RobustBench's ``benchmark``. The
+    examples are a class-stratified sample drawn with ``seed``
+    (:func:`~transferability.data.tasks.sample_positions`), not the first ones: the first
+    of data sorted by class are one class.
 
     ``threat_model``: ``"Linf"`` or ``"L2"``; ``device``: where to run (the model is moved
     there, as RobustBench does; default: where the model is).
@@ -143,7 +148,8 @@ def benchmark(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, threat_mode
         if n_examples > len(x):
             raise ValueError(f"n_examples: expected at most the {len(x)} examples given, got "
                              f"{n_examples}")
-        x, y = x[:n_examples], y[:n_examples]
+        keep = torch.from_numpy(sample_positions(y.cpu().numpy(), n_examples, seed))
+        x, y = x[keep.to(x.device)], y[keep.to(y.device)]
     if device is not None:
         model.to(torch.device(device))
     start = time.perf_counter()

@@ -17,7 +17,7 @@ from .registry import (
     train_test_split,
 )
 from .spec import DataSummary, dataset_from_spec, describe_dataset
-from .tasks import check_per_class, mixture, per_class, relabel, select_classes
+from .tasks import check_per_class, mixture, per_class, relabel, sample, select_classes
 from .user import load_image_folder, load_npz
 
 __all__ = [
@@ -25,4 +25,5 @@ __all__ = [
     "train_test_split", "select_classes", "relabel", "per_class", "mixture",
     "load_npz", "load_image_folder", "dataset_from_spec", "stream",
     "DataSummary", "describe_dataset", "check_per_class", "split_indices", "Splitter",
+    "sample",
 ]

@@ -1,7 +1,10 @@
 """Dataset registry: ``load_dataset(name, split, seed)``, ``list_datasets()``, ``dataset_info()``.
 
 Splits are stratified and deterministic by ``seed``: the same seed always gives the same
-train/test partition. Names may also be paths to ``.npz`` files or image folders. Every
+train/test partition. Names may also be data arguments (``imagefolder:``, ``npz:``, ``hf:``,
+``cifar10:``, ``cifar100:``) or plain paths, which read as ``imagefolder:`` (a folder) or
+``npz:`` (an ``.npz`` file). Image folders and CIFAR batches are selected from their labels
+(split, ``n_per_class``, ``n_examples``) before any image is decoded. Every
 dataset returned owns its tensors: mutating one never changes a later load.
 """
 
@@ -21,8 +24,8 @@ from .._validation import check_choice, check_fraction, check_int, check_seed
 from . import colour, sources
 from .dataset import ImageDataset
 from .sources import MAX_PER_CLASS
-from .tasks import per_class
-from .user import ImageFolder, load_image_folder, load_npz
+from .tasks import per_class_positions, sample_positions
+from .user import ImageFolder, load_cifar, load_npz
 
 __all__ = ["DatasetInfo", "list_datasets", "dataset_info", "load_dataset", "train_test_split",
            "split_indices", "Splitter", "parse_data_argument", "DATA_PREFIXES"]
@@ -79,11 +82,16 @@ def split_indices(ds: ImageDataset, test_fraction: float = 0.2,
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The seeded stratified split of ``ds``: sorted ``(train, test)`` positions, a
     ``test_fraction`` of every class in ``test``."""
+    return _split_positions(ds.y.numpy(), ds.num_classes, test_fraction, seed)
+
+
+def _split_positions(y: np.ndarray, num_classes: int, test_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`split_indices` of the labels ``y`` (all it needs: folders split unread)."""
     check_fraction(test_fraction, "test_fraction")
     rng = np.random.default_rng(check_seed(seed))
-    y = ds.y.numpy()
     test = np.zeros(len(y), dtype=bool)
-    for c in range(ds.num_classes):  # loop over classes (10), not samples
+    for c in range(num_classes):  # loop over classes (10), not samples
         idx = np.flatnonzero(y == c)
         k = int(round(test_fraction * len(idx)))
         test[rng.choice(idx, size=k, replace=False)] = True
@@ -123,7 +131,9 @@ def _user_path(name) -> Path | None:
 
 #: Data arguments by prefix, and the query options each takes.
 DATA_PREFIXES = {"imagefolder": ("size", "mode", "n_per_class"), "npz": ("n_per_class",),
-                 "hf": ("image", "label", "n_per_class")}
+                 "hf": ("image", "label", "n_per_class"), "cifar10": ("n_per_class",),
+                 "cifar100": ("labels", "n_per_class")}
+_FILES = ("npz",)  # the prefixes that name a file; the others name a folder
 _OWN_SPLITS = (("train", "test"), ("train", "val"), ("train", "validation"))
 
 
@@ -148,11 +158,13 @@ def parse_data_argument(name) -> tuple[str, Path, dict] | None:
             except ValueError:
                 raise ValueError(f"data: {name!r}: {key} expects a positive integer, got "
                                  f"{options[key]!r}") from None
+    if options.get("labels", "fine") not in ("fine", "coarse"):
+        raise ValueError(f"data: {name!r}: labels expects fine or coarse, got "
+                         f"{options['labels']!r}")
     path = Path(where)
-    ok = where and "\0" not in where and (path.is_dir() if prefix in ("imagefolder", "hf")
-                                           else path.is_file())
+    ok = where and "\0" not in where and (path.is_file() if prefix in _FILES else path.is_dir())
     if not ok:
-        kind = "folder" if prefix in ("imagefolder", "hf") else "file"
+        kind = "file" if prefix in _FILES else "folder"
         raise ValueError(f"data: {name!r}: no such {kind} {where!r}")
     return prefix, path, options
 
@@ -167,24 +179,95 @@ def _own_split(root: Path) -> tuple[Path, Path] | None:
     return None
 
 
+def _class_folders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir())
+
+
+def _chosen(y: np.ndarray, split: str, n: int | None, n_examples: int | None, seed: int, *,
+            what: str, class_names: list[str], own_order: bool = False) -> np.ndarray:
+    """Positions of the samples of a split (labels ``y``) that are kept: ``n`` of every
+    class (the train split's ``n_per_class``), then ``n_examples`` of those, the first
+    ones where the data's order is their own (``own_order``), else a seeded
+    class-stratified sample (:func:`~transferability.data.tasks.sample_positions`)."""
+    keep = np.arange(len(y))
+    if n is not None and split == "train":
+        keep = per_class_positions(y, n, seed, num_classes=len(class_names),
+                                   class_names=class_names, name="n_per_class", what=what)
+    if n_examples is not None:
+        n_examples = check_int(n_examples, "n_examples")
+        if n_examples > len(keep):
+            raise ValueError(f"n_examples: the {split} split of {what} has {len(keep)} images, "
+                             f"got {n_examples}")
+        keep = keep[:n_examples] if own_order else keep[sample_positions(y[keep], n_examples,
+                                                                          seed)]
+    return keep
+
+
+def _keep(ds: ImageDataset, split: str, n: int | None, n_examples: int | None, seed: int,
+          what: str) -> ImageDataset:
+    """``ds`` (in memory) less what :func:`_chosen` leaves out."""
+    if (n is None or split != "train") and n_examples is None:
+        return ds
+    keep = _chosen(ds.y.numpy(), split, n, n_examples, seed, what=what,
+                   class_names=ds.class_names)
+    return ds.subset(torch.from_numpy(keep), name=ds.name)
+
+
+def _read_folder(root: Path, options: dict, part: Callable, draw: Callable | None,
+                 name: str) -> ImageDataset:
+    """The images of the folder ``root`` that ``draw(labels)`` picks (``None``: all) among
+    the positions ``part(labels)`` of its listing, checked and decoded, and only those. A
+    file found unreadable is skipped, and left out of a new draw: ``n_per_class`` stays
+    exact."""
+    unreadable = np.zeros(0, dtype=np.int64)
+    while True:
+        def select(y, unreadable=unreadable):
+            among = np.setdiff1d(part(y), unreadable)
+            return among if draw is None else among[draw(y[among])]
+        folder = ImageFolder(root, **options, select=select)
+        if not folder.skipped or draw is None:
+            return folder.load(name=name)
+        unreadable = np.union1d(unreadable, folder.unreadable)
+
+
 def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int,
-                   test_fraction: float, splitter: Splitter | None) -> ImageDataset:
-    """One split of a data argument: the data's own split, else a seeded stratified one."""
+                   test_fraction: float, splitter: Splitter | None,
+                   n_examples: int | None = None, what: str = "") -> ImageDataset:
+    """One split of a data argument: the data's own split, else a seeded stratified one;
+    less what ``n_per_class`` (train) and ``n_examples`` leave out, which image folders and
+    CIFAR batches never decode."""
     n = options.pop("n_per_class", None)
+    what = what or str(path)
+    if prefix in ("cifar10", "cifar100"):
+        x, y, names = load_cifar(path, split, kind=prefix, labels=options.get("labels", "fine"),
+                                 name=f"data: {what!r}")
+        keep = _chosen(y, split, n, n_examples, seed, what=what, class_names=names,
+                       own_order=True)
+        x = torch.from_numpy(x[keep] if len(keep) < len(x) else x).float().div_(255)
+        return ImageDataset(x, y[keep], name=f"{path.name}/{split}", class_names=names)
     if prefix == "imagefolder":
         own = _own_split(path)
-        if own is not None:
+        names = _class_folders(own[0] if own else path)
+        if own is not None and _class_folders(own[1]) != names:
+            raise ValueError(f"data: {path}: the classes of {own[0].name}/ and {own[1].name}/ "
+                             "differ")
+        if own is not None and split == "all":
             parts = [ImageFolder(p, **options).load() for p in own]
-            if parts[0].class_names != parts[1].class_names:
-                raise ValueError(f"data: {path}: the classes of {own[0].name}/ and {own[1].name}/ "
-                                 "differ")
-            full = None
-            ds = {"train": parts[0], "test": parts[1]}.get(split)
-            if ds is None:  # "all"
-                ds = ImageDataset(torch.cat([parts[0].x, parts[1].x]),
-                                  torch.cat([parts[0].y, parts[1].y]), name=path.name,
-                                  class_names=parts[0].class_names)
-        else:
+            full = ImageDataset(torch.cat([parts[0].x, parts[1].x]),
+                                torch.cat([parts[0].y, parts[1].y]), class_names=names)
+        elif own is not None or splitter is None or split == "all":
+            def part(y):  # the split's positions in the folder's listing: labels suffice
+                if own is not None or split == "all":
+                    return np.arange(len(y))
+                return _split_positions(y, len(names), test_fraction, seed)[split == "test"]
+
+            def draw(y):
+                return _chosen(y, split, n, n_examples, seed, what=what, class_names=names)
+            whole = (n is None or split != "train") and n_examples is None
+            return _read_folder(own[split == "test"] if own else path, options, part,
+                                None if whole else draw,
+                                path.name if split == "all" else f"{path.name}/{split}")
+        else:  # a splitter of the caller's: it sees the whole folder
             full = ImageFolder(path, **options).load()
     elif prefix == "npz":
         full = load_npz(path)
@@ -197,60 +280,63 @@ def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int
             ds = own.get(split) if split != "all" else ImageDataset(
                 torch.cat([d.x for d in own.values()]), torch.cat([d.y for d in own.values()]),
                 name=path.name, class_names=next(iter(own.values())).class_names)
-    if full is not None:
-        full.name = path.name
+    if full is not None:  # named by its folder, or its file's stem
+        full.name = path.stem if prefix == "npz" else path.name
         ds = _split(full, split, test_fraction, seed, splitter)
-    if n is not None and split == "train":
-        ds = per_class(ds, n, seed=seed)
-    return ds
+    return _keep(ds, split, n, n_examples, seed, what)
 
 
 def load_dataset(name: str | os.PathLike, split: str = "train", *, seed: int = 0,
                  test_fraction: float = 0.2, splitter: Splitter | None = None,
-                 **options) -> ImageDataset:
+                 n_examples: int | None = None, **options) -> ImageDataset:
     """Load a bundled dataset (or ``.npz`` / image folder path) and return one split.
 
     Args:
-        name: one of :func:`list_datasets`, a path to an ``.npz`` file or class folder
-            (28×28 grayscale), or a data argument: ``imagefolder:PATH`` (native size and
-            colour; ``?size=N&mode=L|RGB``), ``npz:PATH`` or ``hf:PATH`` (a Hugging Face
-            ``save_to_disk`` folder; ``?image=COLUMN&label=COLUMN``), each with
-            ``n_per_class=N`` (train split). A ``train/`` + ``test/`` (or ``val/``) folder
-            pair, or a saved ``DatasetDict``, is the data's own split.
+        name: one of :func:`list_datasets`, or a data argument: ``imagefolder:PATH``
+            (native size and colour; ``?size=N&mode=L|RGB``), ``npz:PATH``, ``hf:PATH``
+            (a Hugging Face ``save_to_disk`` folder; ``?image=COLUMN&label=COLUMN``),
+            ``cifar10:PATH`` or ``cifar100:PATH`` (torchvision's ``cifar-10-batches-py`` /
+            ``cifar-100-python``; ``?labels=coarse``), each with ``n_per_class=N`` (train
+            split). A plain folder path reads as ``imagefolder:``, an ``.npz`` path as
+            ``npz:``. A ``train/`` + ``test/`` (or ``val/``) folder pair, a saved
+            ``DatasetDict`` or CIFAR's batches are the data's own split.
         split: ``"train"``, ``"test"`` or ``"all"``.
-        seed: seeds the stratified split (and generation, for ``fonts``/``synthetic``).
+        seed: seeds the stratified split (and generation, for ``fonts``/``synthetic``) and
+            the draws of ``n_per_class`` and ``n_examples``.
         test_fraction: share of each class held out for ``"test"``.
         splitter: splits a data argument without a split of its own (default
             :func:`split_indices`; ``stored_splitter(store)`` records the split in a results
             store and reuses it).
+        n_examples: keep only this many of the split: the first ones where the data have an
+            order of their own (CIFAR batches), else a seeded class-stratified sample. Image
+            folders and CIFAR batches decode only the images kept.
         options: generator options (``n_per_class`` for fonts/synthetic, ``shared``...).
     """
     check_choice(split, "split", ("train", "test", "all"))
     check_fraction(test_fraction, "test_fraction")
     seed = check_seed(seed)
     argument = parse_data_argument(name)
+    path = None if argument is not None or (isinstance(name, str) and name in _DATASETS) \
+        else _user_path(name)
+    if path is not None:  # a plain path means what it looks like
+        argument = ("imagefolder" if path.is_dir() else "npz"), path, {}
     if argument is not None:
         if options:
             raise ValueError(f"options: {sorted(map(str, options))} do not apply to {name!r}")
-        return _load_argument(*argument, split, seed, test_fraction, splitter)
-    path = None if isinstance(name, str) and name in _DATASETS else _user_path(name)
-    if path is not None:
-        if options:
-            raise ValueError(f"options: {sorted(map(str, options))} do not apply to user data "
-                             f"{str(path)!r}")
-        full = load_image_folder(path) if path.is_dir() else load_npz(path)
-    elif isinstance(name, str) and name in _DATASETS:
-        info = _DATASETS.get(name)
-        allowed = set(inspect.signature(info.loader).parameters)
-        unknown = set(options) - allowed
-        if unknown:
-            raise ValueError(f"options: {sorted(map(str, unknown))} do not apply to dataset "
-                             f"{name!r}; it takes {sorted(allowed) or 'none'}")
-        if "seed" in allowed:
-            options.setdefault("seed", seed)
-        x, y, names = info.loader(**options)
-        full = ImageDataset(x, y, name=name, class_names=names)
-    else:
+        return _load_argument(*argument, split, seed, test_fraction, splitter, n_examples,
+                              what=str(name))
+    if not (isinstance(name, str) and name in _DATASETS):
         raise ValueError(f"name: {name!r} is neither a dataset ({', '.join(list_datasets())}) "
                          "nor an existing .npz file or image folder")
-    return _split(full, split, test_fraction, seed, splitter if path is not None else None)
+    info = _DATASETS.get(name)
+    allowed = set(inspect.signature(info.loader).parameters)
+    unknown = set(options) - allowed
+    if unknown:
+        raise ValueError(f"options: {sorted(map(str, unknown))} do not apply to dataset "
+                         f"{name!r}; it takes {sorted(allowed) or 'none'}")
+    if "seed" in allowed:
+        options.setdefault("seed", seed)
+    x, y, names = info.loader(**options)
+    full = ImageDataset(x, y, name=name, class_names=names)
+    return _keep(_split(full, split, test_fraction, seed, None), split, None, n_examples, seed,
+                 name)

@@ -114,10 +114,14 @@ ANIMAL_CLASSES = [f"animal{c}" for c in range(10)]
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Unpickles NumPy arrays and nothing else, so a tampered data file cannot run code."""
+    """Unpickles plain values (dicts, lists, tuples, strings, bytes, numbers) and NumPy
+    arrays, nothing else, so a tampered data file cannot run code."""
 
-    _ALLOWED = {(core, name) for core in ("numpy.core.multiarray", "numpy._core.multiarray")
-                for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+    _ALLOWED = {(f"numpy.{core}.{module}", name) for core in ("core", "_core")
+                for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"),
+                                     ("numeric", "_frombuffer"))} | {  # protocol 5's arrays
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("_codecs", "encode")}  # how protocol 2 spells bytes
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:

@@ -28,7 +28,15 @@ from .registry import (
     parse_data_argument,
 )
 from .sources import MAX_PER_CLASS
-from .tasks import _class_ids, check_per_class, mixture, per_class, relabel, select_classes
+from .tasks import (
+    _class_ids,
+    check_per_class,
+    mixture,
+    per_class,
+    relabel,
+    sample,
+    select_classes,
+)
 
 __all__ = ["dataset_from_spec", "check_dataset_spec", "DataSummary", "describe_dataset"]
 
@@ -37,7 +45,7 @@ _KEYS = {"dataset", "mixture", "k", "options", "classes", "relabel", "n_per_clas
 
 def _check_source(value, name: str) -> None:
     """Check that ``value`` names a bundled dataset, an existing .npz file or folder, or is a
-    valid data argument (``imagefolder:``, ``npz:``, ``hf:``)."""
+    valid data argument (``imagefolder:``, ``npz:``, ``hf:``, ``cifar10:``, ``cifar100:``)."""
     try:
         if parse_data_argument(value) is not None:
             return
@@ -46,7 +54,7 @@ def _check_source(value, name: str) -> None:
     if not (isinstance(value, str) and value in list_datasets()) and _user_path(value) is None:
         raise ValueError(f"{name}: {value!r} is neither a dataset ({', '.join(list_datasets())}), "
                          "an existing .npz file or image folder, nor imagefolder:PATH, "
-                         "npz:PATH or hf:PATH")
+                         "npz:PATH, hf:PATH, cifar10:PATH or cifar100:PATH")
 
 
 def _check_spec(spec: Mapping, name: str = "spec") -> None:
@@ -114,17 +122,20 @@ def check_dataset_spec(spec, name: str = "spec") -> None:
 
 
 def dataset_from_spec(spec: str | os.PathLike | Mapping, split: str = "train", *,
-                      seed: int = 0, splitter: Splitter | None = None) -> ImageDataset:
+                      seed: int = 0, splitter: Splitter | None = None,
+                      n_examples: int | None = None) -> ImageDataset:
     """Build the ``split`` of the task described by ``spec`` (see the module docstring).
 
     Every value is checked (a ``ValueError`` naming the key) before anything is loaded.
     ``n_per_class`` is at most ``sources.MAX_PER_CLASS`` (20,000) and applies to the
-    train split only. ``splitter`` splits users' data without a split of their own
-    (:func:`~transferability.data.load_dataset`).
+    train split only. ``splitter`` splits users' data without a split of their own;
+    ``n_examples`` keeps that many of the task, the first or a seeded class-stratified
+    sample (:func:`~transferability.data.load_dataset`; a plain name or data argument is
+    read only as far as they need).
     """
     seed = check_seed(seed)
     if isinstance(spec, str | os.PathLike):
-        return load_dataset(spec, split, seed=seed, splitter=splitter)
+        return load_dataset(spec, split, seed=seed, splitter=splitter, n_examples=n_examples)
     if not isinstance(spec, Mapping):
         raise ValueError(f"spec: expected a dataset name or a mapping, got {type(spec).__name__}")
     _check_spec(spec)
@@ -145,7 +156,7 @@ def dataset_from_spec(spec: str | os.PathLike | Mapping, split: str = "train", *
             raise ValueError(f"relabel: {str(exc).removeprefix('mapping: ')}") from None
     if "n_per_class" in spec and split == "train":
         ds = per_class(ds, check_per_class(spec["n_per_class"], "n_per_class", ds), seed=seed)
-    return ds
+    return ds if n_examples is None else sample(ds, n_examples, seed=seed)
 
 
 @dataclass(frozen=True)

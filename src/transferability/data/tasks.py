@@ -1,8 +1,10 @@
 """Task builders: carve target and source tasks out of datasets.
 
 ``select_classes`` (a label subset), ``relabel`` (merge/rename classes), ``per_class``
-(n samples per class, few-shot) and ``mixture`` (Liang et al. 2021's mixture sources:
-the first k classes from one dataset, the other 10−k from another).
+(n samples per class, few-shot), ``sample`` (a seeded class-stratified sample) and
+``mixture`` (Liang et al. 2021's mixture sources: the first k classes from one dataset,
+the other 10−k from another). The draws are functions of the labels alone
+(``per_class_positions``, ``sample_positions``), so image folders select before reading.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import torch
 from .._validation import check_int, check_seed
 from .dataset import ImageDataset
 
-__all__ = ["select_classes", "relabel", "per_class", "mixture", "check_per_class"]
+__all__ = ["select_classes", "relabel", "per_class", "mixture", "check_per_class", "sample",
+           "per_class_positions", "sample_positions"]
 
 
 def _class_ids(values, name: str) -> list[int]:
@@ -74,34 +77,70 @@ def relabel(ds: ImageDataset, mapping: Mapping[int, int] | Sequence[int],
     return ImageDataset(ds.x[keep], new[keep], name=f"{ds.name}:relabel", class_names=class_names)
 
 
+def _check_counts(n: int, name: str, counts: np.ndarray, class_names, what: str) -> None:
+    """``n`` per class against ``counts`` (the classes of ``what``)."""
+    if n > counts.min():
+        most, c = int(counts.min()), int(counts.argmin())
+        label = f"{c}" if class_names[c] == str(c) else f"{c} ({class_names[c]})"
+        raise ValueError(f"{name}: {n} per class is more than {what!r} has: its class "
+                         f"{label} has {most}; the largest value that works is {most}")
+
+
 def check_per_class(n, name: str, *datasets: ImageDataset) -> int:
     """The one rule for "more per class than the data has", used by every ``n_per_class``
     and ``--n-per-class``: ``n`` may be at most the size of the smallest class of every
     dataset; otherwise a ``ValueError`` names ``name`` and the largest value that works."""
     n = check_int(n, name)
     for ds in datasets:
-        counts = ds.class_counts()
-        if n > counts.min():
-            most, c = int(counts.min()), int(counts.argmin())
-            label = f"{c}" if ds.class_names[c] == str(c) else f"{c} ({ds.class_names[c]})"
-            raise ValueError(f"{name}: {n} per class is more than {ds.name!r} has: its class "
-                             f"{label} has {most}; the largest value that works is {most}")
+        _check_counts(n, name, ds.class_counts(), ds.class_names, ds.name)
     return n
+
+
+def per_class_positions(labels: np.ndarray, n: int, seed: int = 0, *, num_classes: int,
+                        class_names=None, name: str = "n", what: str = "data") -> np.ndarray:
+    """Sorted positions of exactly ``n`` random samples of every class of ``labels``
+    (checked as :func:`check_per_class` does), deterministic by ``seed``."""
+    n, seed = check_int(n, name), check_seed(seed)
+    counts = np.bincount(labels, minlength=num_classes)
+    _check_counts(n, name, counts, class_names or [str(c) for c in range(num_classes)], what)
+    rng = np.random.default_rng(seed)
+    # one permutation, then the first n positions of each class: vectorised stratified draw
+    perm = rng.permutation(len(labels))
+    order = perm[np.argsort(labels[perm], kind="stable")]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.sort(order[(starts[:, None] + np.arange(n)[None, :]).ravel()])
 
 
 def per_class(ds: ImageDataset, n: int, seed: int = 0) -> ImageDataset:
     """Exactly ``n`` random samples of every class (few-shot), deterministic by ``seed``."""
-    n, seed = check_per_class(n, "n", ds), check_seed(seed)
-    counts = ds.class_counts()
-    rng = np.random.default_rng(seed)
-    y = ds.y.numpy()
-    # one permutation, then the first n positions of each class: vectorised stratified draw
-    perm = rng.permutation(len(y))
-    order = perm[np.argsort(y[perm], kind="stable")]
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    idx = (starts[:, None] + np.arange(n)[None, :]).ravel()
-    chosen = np.sort(order[idx])
+    chosen = per_class_positions(ds.y.numpy(), n, seed, num_classes=ds.num_classes,
+                                 class_names=ds.class_names, what=ds.name)
     return ds.subset(torch.from_numpy(chosen), name=f"{ds.name}:{n}-shot")
+
+
+def sample_positions(labels: np.ndarray, n: int, seed: int = 0, *,
+                     name: str = "n_examples", what: str = "the data") -> np.ndarray:
+    """Sorted positions of a seeded, class-stratified sample of ``n`` of ``labels``: each
+    class gets its share of ``n`` (Webster's rounding: the k-th sample of a class of size
+    m comes at (k + ½) / m; ties drawn), its samples drawn at random."""
+    labels = np.asarray(labels, dtype=np.int64)
+    n, seed = check_int(n, name), check_seed(seed)
+    if n > len(labels):
+        raise ValueError(f"{name}: {what} has {len(labels)} images, got {n}")
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(labels))
+    order = perm[np.argsort(labels[perm], kind="stable")]  # class-major, random within
+    counts = np.bincount(labels)
+    rank = np.empty(len(labels), dtype=np.int64)  # each sample's place in its class
+    rank[order] = np.arange(len(labels)) - (np.cumsum(counts) - counts)[labels[order]]
+    key = (rank + 0.5) / counts[labels]
+    return np.sort(np.lexsort((rng.random(len(labels)), key))[:n])
+
+
+def sample(ds: ImageDataset, n: int, seed: int = 0) -> ImageDataset:
+    """A seeded, class-stratified sample of ``n`` of ``ds`` (:func:`sample_positions`)."""
+    chosen = sample_positions(ds.y.numpy(), n, seed, what=repr(ds.name))
+    return ds.subset(torch.from_numpy(chosen), name=ds.name)
 
 
 def mixture(first: ImageDataset, second: ImageDataset, k: int,
