@@ -35,7 +35,7 @@ from ._validation import (
     check_labels_tensor,
     check_same_device,
 )
-from .attacks import attack_factory
+from .attacks import attack_batch, attack_factory
 from .data import dataset_from_spec, per_class
 from .features import predict, with_head
 from .jobs import job_kind
@@ -333,8 +333,8 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
                                  "got a targeted attack")
             description = description or repr(adversary).replace("\n", " ")
             start = 0
-            for xb, yb in batches(x, y, batch_size=batch_size):
-                x_adv = adversary(xb, yb)
+            for b, (xb, yb) in enumerate(batches(x, y, batch_size=batch_size)):
+                x_adv = attack_batch(adversary, xb, yb, b)
                 stop = start + len(xb)
 
                 def fooled(model, name, x_adv=x_adv, yb=yb):
