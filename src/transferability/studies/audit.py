@@ -328,6 +328,8 @@ def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
         save_png: write every adversarial image as PNG under this folder (one folder per
             cell) and evaluate the images read back.
         n_boot: bootstrap resamples over images for every interval.
+        batch_size: images per attack call; batch i draws its own randomness from ``seed``
+            and i (:func:`~transferability.utils.batch_seed`), so it is part of the setting.
     """
     surrogates = _check_models(surrogates, "surrogates")
     victims = _check_models(victims, "victims")
