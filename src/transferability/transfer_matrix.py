@@ -293,7 +293,8 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
             ``attack(x, y)`` (a torchattacks attack works too).
         attack_options: options of the named attack, e.g. ``{"eps": 0.1, "steps": 10,
             "seed": 0}`` (the default step count is the attack's own, 10 for PGD).
-        batch_size: samples per attack call.
+        batch_size: samples per attack call; batch i draws its own randomness (the
+            attack's ``seed`` and i, :func:`~transferability.attacks.attack_batch`).
         show_progress: a progress bar; ``None`` shows it when stderr is a terminal.
 
     Each surrogate's adversarial examples are computed once per batch and reused for every

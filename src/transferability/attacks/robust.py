@@ -75,7 +75,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     """Robust accuracy at radius ``eps`` under ``attack`` (see the module docstring).
 
     ``steps``: PGD iterations (default 20) or APGD/FAB iterations (default 100);
-    ``restarts``: PGD random starts per loss; ``version``: AutoAttack's version.
+    ``restarts``: PGD random starts per loss; ``version``: AutoAttack's version;
+    ``seed``: restart r of batch i draws from ``batch_seed(seed + r, i)``.
     """
     x = check_images(x, "x")
     y = check_labels_tensor(y, "y", n=len(x))
