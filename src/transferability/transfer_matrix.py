@@ -35,7 +35,7 @@ from ._validation import (
     check_labels_tensor,
     check_same_device,
 )
-from .attacks import attack_factory
+from .attacks import attack_batch, attack_factory
 from .data import dataset_from_spec, per_class
 from .features import predict, with_head
 from .jobs import job_kind
@@ -293,7 +293,8 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
             ``attack(x, y)`` (a torchattacks attack works too).
         attack_options: options of the named attack, e.g. ``{"eps": 0.1, "steps": 10,
             "seed": 0}`` (the default step count is the attack's own, 10 for PGD).
-        batch_size: samples per attack call.
+        batch_size: samples per attack call; batch i draws its own randomness (the
+            attack's ``seed`` and i, :func:`~transferability.attacks.attack_batch`).
         show_progress: a progress bar; ``None`` shows it when stderr is a terminal.
 
     Each surrogate's adversarial examples are computed once per batch and reused for every
@@ -333,8 +334,8 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
                                  "got a targeted attack")
             description = description or repr(adversary).replace("\n", " ")
             start = 0
-            for xb, yb in batches(x, y, batch_size=batch_size):
-                x_adv = adversary(xb, yb)
+            for b, (xb, yb) in enumerate(batches(x, y, batch_size=batch_size)):
+                x_adv = attack_batch(adversary, xb, yb, b)
                 stop = start + len(xb)
 
                 def fooled(model, name, x_adv=x_adv, yb=yb):

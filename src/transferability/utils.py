@@ -13,8 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["batches", "evaluating", "frozen", "seed_everything", "progress", "cache_dir",
-           "content_key"]
+from ._validation import check_int
+
+__all__ = ["batches", "evaluating", "frozen", "seed_everything", "batch_seed", "progress",
+           "cache_dir", "content_key"]
 
 
 def batches(*tensors: torch.Tensor, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, ...]]:
@@ -63,6 +65,20 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def batch_seed(seed: int, batch: int | None = None) -> int:
+    """The seed of batch ``batch`` (0, 1, ...) of a run over a dataset seeded with ``seed``.
+
+    Batch 0, and a call that is no batch of a run (``None``), keep ``seed``; batch i ≥ 1
+    takes child i of NumPy's ``SeedSequence(seed)`` (``SeedSequence(seed, spawn_key=(i,))``,
+    as ``spawn`` makes them), one 64-bit word. Every batch thus draws its own stream, fixed
+    by (seed, i) alone: whatever ran before it, in which process, or in which order.
+    """
+    if batch is None or check_int(batch, "batch", minimum=0) == 0:
+        return seed
+    state = np.random.SeedSequence(seed, spawn_key=(int(batch),))
+    return int(state.generate_state(1, np.uint64)[0])
 
 
 def progress(iterable=None, *, total=None, desc: str | None = None, enabled: bool | None = None,

@@ -33,7 +33,7 @@ from .._validation import (
     check_labels_tensor,
     check_same_device,
 )
-from ..attacks import AttackFactory, AttackSpec, attack_factory
+from ..attacks import AttackFactory, AttackSpec, attack_batch, attack_factory
 from ..features import check_finite_outputs, model_inputs, predict, run_model
 from ..utils import batches, evaluating, frozen
 
@@ -218,7 +218,8 @@ def alpha(from_model: nn.Module, to_model: nn.Module, x: torch.Tensor,
             attack is built for both models.
         squared: report α2 and α12 as squared Frobenius norms (the authors' form).
         batch_size: samples per attack call; results do not depend on it except through
-            the attack's random start, which each call draws afresh from ``seed``.
+            the attack's random start, which each batch draws from ``seed`` and its position
+            (:class:`~transferability.attacks.Attack`'s ``seed``).
 
     Both models are put in eval mode with frozen parameters, restored afterwards. Raises
     ``ValueError`` for ``eps <= 0``, models on different devices, or no usable samples.
@@ -262,8 +263,8 @@ def attack_reference(from_model: nn.Module, x: torch.Tensor, y: torch.Tensor | N
         clean = predict(from_model, x, batch_size=batch_size, name="from_model")
         used = _used(clean, y, only_correct, ("from_model", "y"))
         attack_g = make_attack(from_model)
-        adv = torch.cat([attack_g(xb.to(device), cb.argmax(dim=1)).to(device)
-                         for xb, cb in batches(x, clean, batch_size=batch_size)])
+        adv = torch.cat([attack_batch(attack_g, xb.to(device), cb.argmax(dim=1), i).to(device)
+                         for i, (xb, cb) in enumerate(batches(x, clean, batch_size=batch_size))])
         delta = predict(from_model, adv, batch_size=batch_size, name="from_model") - clean
     return {"clean": clean, "used": used, "adv": adv, "delta": delta}
 
@@ -302,8 +303,8 @@ def alpha_to_many(from_model: nn.Module, to_models: Mapping[str, nn.Module], x: 
             clean_f = predict(model, x, batch_size=batch_size, name=name)
             attack_f = make_attack(model)
             d_gf, d_ff = [], []
-            for xb, ab, cf in batches(x, adv_g, clean_f, batch_size=batch_size):
-                adv_f = attack_f(xb.to(device), cf.argmax(dim=1)).to(device)
+            for i, (xb, ab, cf) in enumerate(batches(x, adv_g, clean_f, batch_size=batch_size)):
+                adv_f = attack_batch(attack_f, xb.to(device), cf.argmax(dim=1), i).to(device)
                 with torch.no_grad():
                     d_gf.append(_outputs(model, ab, name) - cf)
                     d_ff.append(_outputs(model, adv_f, name) - cf)

@@ -23,6 +23,7 @@ from .base import (
     Compose,
     GradientMaskingWarning,
     InputTransform,
+    attack_batch,
     margin,
     random_targets,
 )
@@ -60,7 +61,7 @@ __all__ = [
     "Attack", "InputTransform", "LOSSES", "margin", "norms", "GradientMaskingWarning",
     "FGSM", "PGD", "MIFGSM", "DI",
     "NIFGSM", "VMIFGSM", "VNIFGSM", "PGN", "TI", "SI", "Admix", "SIA", "BSR", "SGM", "LinBP",
-    "ILA", "FIA", "SVRE", "Compose", "random_targets",
+    "ILA", "FIA", "SVRE", "Compose", "random_targets", "attack_batch",
     "fgsm", "pgd", "mifgsm",
     "create_attack", "list_attacks", "register_attack", "attack_factory", "AttackFactory",
     "AttackSpec",

@@ -45,7 +45,7 @@ class AutoAttack(Attack):
         version: ``"standard"``, ``"plus"`` or ``"rand"``.
         steps: iterations of APGD and FAB (100); queries: Square's budget (5,000).
         n_targets: target classes of APGD-T and FAB-T (9).
-        seed: seeds every component (0).
+        seed: seeds every component (0); a call's ``batch`` goes on to each of them.
     """
 
     def __init__(self, model: nn.Module, norm: str = "linf", eps: float = 8 / 255,
@@ -61,6 +61,12 @@ class AutoAttack(Attack):
         self.n_targets = check_int(n_targets, "n_targets", maximum=1000)
         self.broken_by: list[str | None] = []
         self.accuracy_after: dict[str, float] = {}
+        self._batch: int | None = None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None, *,
+                 batch: int | None = None) -> torch.Tensor:
+        self._batch = batch  # the components draw that batch's randomness too
+        return super().__call__(x, y, batch=batch)
 
     def components(self, num_classes: int) -> dict[str, Attack]:
         """The attacks of ``version``, in order, for a model with ``num_classes`` outputs."""
@@ -102,7 +108,7 @@ class AutoAttack(Attack):
         for name, attack in self.components(logits.shape[1]).items():
             idx = robust.nonzero().squeeze(1)
             if len(idx):
-                adv = attack(x[idx], y[idx])
+                adv = attack(x[idx], y[idx], batch=self._batch)
                 with torch.no_grad():
                     hit = self.model(adv).argmax(1) != y[idx]
                 x_adv[idx[hit]], robust[idx[hit]] = adv[hit], False

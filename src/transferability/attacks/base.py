@@ -31,11 +31,11 @@ from .._validation import (
     model_dtype,
 )
 from ..features import check_finite_outputs, run_model
-from ..utils import evaluating, frozen
+from ..utils import batch_seed, evaluating, frozen
 from .norms import check_norm
 
 __all__ = ["Attack", "InputTransform", "LOSSES", "margin", "GradientMaskingWarning", "Compose",
-           "random_targets"]
+           "random_targets", "attack_batch"]
 
 LOSSES = ("ce", "margin", "logit")
 
@@ -76,6 +76,14 @@ class Compose:
         return x
 
 
+def attack_batch(attack: Callable, x: torch.Tensor, y: torch.Tensor | None,
+                 batch: int) -> torch.Tensor:
+    """``x_adv`` of batch ``batch`` (0, 1, ...) of a run: ``attack(x, y, batch=batch)`` for an
+    :class:`Attack` (that batch's random draws, see its ``seed``), ``attack(x, y)`` for any
+    other callable (a torchattacks attack draws from torch's global generator)."""
+    return attack(x, y, batch=batch) if isinstance(attack, Attack) else attack(x, y)
+
+
 def random_targets(y: torch.Tensor, num_classes: int, seed: int = 0) -> torch.Tensor:
     """A target class for each label, uniform over the ``num_classes − 1`` other classes
     (the random-target protocol of Zhao et al., "On Success and Simplicity", NeurIPS 2021)."""
@@ -108,9 +116,13 @@ class Attack:
             ``"logit"`` (the label's logit alone, the targeted loss of Zhao et al. 2021).
         use_predictions: attack the model's own predicted labels and ignore ``y``, as
             Liang et al. (2021) do. Calling with ``y=None`` does the same.
-        seed: seeds the random start and input transforms. Each call draws afresh from
-            this seed, so the same seed and inputs give the same ``x_adv``; ``None`` uses
-            torch's global generator.
+        seed: seeds the random start and input transforms. A call draws afresh from
+            :func:`~transferability.utils.batch_seed` ``(seed, batch)``: ``seed`` itself for
+            a single call (or ``batch=0``), a stream of its own for each batch ``i`` of a
+            run, so every batch draws new randomness while the same seed, inputs and batch
+            size give the same ``x_adv`` however the run is scheduled or resumed (an
+            :class:`~transferability.models.Ensemble` samples its members by the same rule).
+            ``None`` uses torch's global generator.
         input_transform: a differentiable ``(x, generator) -> x`` applied before every
             forward pass of the attack, e.g. :class:`DI` input diversity; a list is
             applied in order (:class:`Compose`).
@@ -168,12 +180,16 @@ class Attack:
                          if k != "model" and not k.startswith("_"))
         return f"{type(self).__name__}({args})"
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None, *,
+                 batch: int | None = None) -> torch.Tensor:
         """Return adversarial examples for ``x`` (N×C×H×W in [0, 1]) on the model's device.
 
         ``y`` holds the true labels (untargeted) or the target classes (``targeted``).
         With ``y=None`` or ``use_predictions`` the model's clean predictions are attacked.
+        ``batch``: the position (0, 1, ...) of ``x`` among the batches of a run, which
+        picks its random draws (see ``seed``; :func:`attack_batch` passes it to any attack).
         """
+        seed = None if self.seed is None else batch_seed(self.seed, batch)
         x = check_images(x, "x")
         if len(x) == 0:
             raise ValueError("x: is an empty batch")
@@ -198,10 +214,10 @@ class Attack:
                 y = check_labels_tensor(y, "y", n=len(x), values=False).to(device)
                 self._unchecked = True
             generator = None
-            if self.seed is not None:
-                generator = torch.Generator(device=device).manual_seed(self.seed)
+            if seed is not None:
+                generator = torch.Generator(device=device).manual_seed(seed)
             if self._model_objective is not None and hasattr(self.model, "reset"):
-                self.model.reset()  # the same sampled members on every call
+                self.model.reset(batch)  # the batch's own sampled members, on every call
             try:
                 x_adv = self.perturb(x, y, generator)
             finally:

@@ -77,7 +77,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     """Robust accuracy at radius ``eps`` under ``attack`` (see the module docstring).
 
     ``steps``: PGD iterations (default 20) or APGD/FAB iterations (default 100);
-    ``restarts``: PGD random starts per loss; ``version``: AutoAttack's version.
+    ``restarts``: PGD random starts per loss; ``version``: AutoAttack's version;
+    ``seed``: restart r of batch i draws from ``batch_seed(seed + r, i)``.
     """
     x = check_images(x, "x")
     y = check_labels_tensor(y, "y", n=len(x))
@@ -95,12 +96,12 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     correct = (logits.argmax(1).cpu() == y.cpu())
     robust = correct.clone()
     per_attack, broken = {}, []
+    parts = list(enumerate(batches(x, y, batch_size=batch_size)))  # batch i: its own draws
     if attack == "autoattack":
         aa = AttackSpec("autoattack", {"norm": norm, "eps": eps, "version": version,
                                        "steps": steps}, seed).create(model)
-        for xb, yb in progress(list(batches(x, y, batch_size=batch_size)),
-                               desc="AutoAttack", enabled=show_progress):
-            aa(xb, yb)
+        for i, (xb, yb) in progress(parts, desc="AutoAttack", enabled=show_progress):
+            aa(xb, yb, batch=i)
             broken += aa.broken_by
         robust = torch.tensor([b is None for b in broken])
         stages = list(aa.accuracy_after)  # "clean", then the attacks in order
@@ -113,8 +114,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
         for loss, r in progress(runs, desc="robust accuracy", enabled=show_progress):
             pgd = AttackSpec("pgd", {"eps": eps, "steps": steps, "norm": norm, "loss": loss},
                              seed + r).create(model)
-            still = torch.cat([predict(model, pgd(xb, yb), batch_size=batch_size).argmax(1).cpu()
-                               == yb.cpu() for xb, yb in batches(x, y, batch_size=batch_size)])
+            still = torch.cat([predict(model, pgd(xb, yb, batch=i), batch_size=batch_size)
+                               .argmax(1).cpu() == yb.cpu() for i, (xb, yb) in parts])
             label = f"pgd{steps}-{loss}" + (f"-start{r}" if restarts > 1 else "")
             per_attack[label] = float(still.double().mean())
             broken = [label if b is None and not s else b for b, s in zip(

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .._validation import check_choice, check_int, check_same_device, check_seed
+from ..utils import batch_seed
 
 __all__ = ["Ensemble", "COMBINES"]
 
@@ -39,7 +40,8 @@ class Ensemble(nn.Module):
         sample: ``None`` attacks all members at every step; ``k`` (1 ≤ k ≤ K) takes the next
             ``k`` members of a cycle over them, reshuffled when exhausted (LGV, Gubri et
             al. 2022, is ``sample=1``). Predictions always use every member.
-        seed: seeds the shuffles; :meth:`reset` (called by every attack call) restarts them.
+        seed: seeds the shuffles; :meth:`reset` (called by every attack call) restarts them,
+            from the attacked batch's own seed (:func:`~transferability.utils.batch_seed`).
     """
 
     def __init__(self, models: Sequence[nn.Module], *, combine: str = "logits",
@@ -69,9 +71,10 @@ class Ensemble(nn.Module):
     def extra_repr(self) -> str:
         return f"combine={self.combine!r}, sample={self.sample!r}, seed={self.seed!r}"
 
-    def reset(self) -> None:
-        """Restart the shuffled cycle from ``seed`` (attacks call it once per call)."""
-        self._generator.manual_seed(self.seed)
+    def reset(self, batch: int | None = None) -> None:
+        """Restart the shuffled cycle for batch ``batch`` of a run (attacks call it once per
+        call): from ``batch_seed(seed, batch)``, ``seed`` itself for ``None`` or 0."""
+        self._generator.manual_seed(batch_seed(self.seed, batch))
         self._cycle: list[int] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

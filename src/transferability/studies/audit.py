@@ -106,8 +106,8 @@ def audit_cell_job(config: dict, inputs: dict) -> Output:
     quality: dict[str, list] = {"l2": [], "linf": [], "ssim": []}
     start, batch = 0, config["batch_size"]
     labels = y if targets is None else targets
-    for xb, lb in batches(x, labels, batch_size=batch):
-        x_adv = attack(xb, lb).to(xb.device)
+    for i, (xb, lb) in enumerate(batches(x, labels, batch_size=batch)):
+        x_adv = attack(xb, lb, batch=i).to(xb.device)  # each batch draws its own randomness
         if config["quantize"]:
             x_adv = norms.quantize(xb, x_adv, eps, norm)
         if folder:
@@ -328,6 +328,8 @@ def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
         save_png: write every adversarial image as PNG under this folder (one folder per
             cell) and evaluate the images read back.
         n_boot: bootstrap resamples over images for every interval.
+        batch_size: images per attack call; batch i draws its own randomness from ``seed``
+            and i (:func:`~transferability.utils.batch_seed`), so it is part of the setting.
     """
     surrogates = _check_models(surrogates, "surrogates")
     victims = _check_models(victims, "victims")
