@@ -60,6 +60,11 @@ class Pair:
     needs: str = ""  # a module their attack needs beyond the package
     float32: bool = False  # their code makes float32 tensors: both sides run in float32
 
+    @property
+    def key(self) -> str:
+        """``name/package``, the key of :data:`PAIRS`."""
+        return f"{self.name}/{self.package}"
+
 
 def _num_classes(model: nn.Module) -> int:
     return next(m for m in reversed(list(model.modules())) if isinstance(m, nn.Linear)).out_features
@@ -80,7 +85,7 @@ def _mi(**kw):
 
 
 _TI = "the TI kernel: ours scales with the image (15 px at 299), theirs is 15 px; 7 px on both"
-PAIRS: dict[str, Pair] = {p.name: p for p in [
+PAIRS: dict[str, Pair] = {p.key: p for p in [
     # ---- torchattacks 3.5.1 --------------------------------------------------------------
     Pair("fgsm", "torchattacks", False, lambda m, eps: {},
          lambda ta, m, eps: ta.FGSM(m, eps=eps)),
@@ -123,7 +128,20 @@ PAIRS: dict[str, Pair] = {p.name: p for p in [
          float32=True),
     Pair("square", "torchattacks", True, lambda m, eps: {"queries": 300},
          lambda ta, m, eps: ta.Square(m, eps=eps, n_queries=300, seed=1)),
-    # ---- torchattack 1.7.2 (its NIFGSM accumulates μ·grad, not μ·g: not paired) --------
+    # ---- torchattack 1.7.2: its NIFGSM, SINIFGSM and TIFGSM step along μ·∇ + ∇/mean|∇|,
+    # not the accumulated momentum (MI's g = μ·g + ...), so they are not paired ----------
+    Pair("fgsm", "torchattack", False, lambda m, eps: {},
+         lambda tk, m, eps: tk.FGSM(m, eps=eps)),
+    Pair("bim", "torchattack", False, lambda m, eps: {"alpha": eps / 4, "steps": STEPS},
+         lambda tk, m, eps: tk.IFGSM(m, eps=eps, alpha=eps / 4, steps=STEPS)),
+    Pair("mifgsm", "torchattack", False, _mi(),
+         lambda tk, m, eps: tk.MIFGSM(m, eps=eps, steps=STEPS, decay=1.0)),
+    Pair("pgd", "torchattack", True, lambda m, eps: {"alpha": eps / 4, "steps": STEPS},
+         lambda tk, m, eps: tk.PGD(m, eps=eps, alpha=eps / 4, steps=STEPS)),
+    Pair("mi-di", "torchattack", True, _mi(mode="nearest"),
+         lambda tk, m, eps: tk.DIFGSM(m, eps=eps, steps=STEPS, diversity_prob=0.5),
+         "DI's resize: ours bilinear (as torchattacks), theirs nearest (the paper's): nearest; "
+         "theirs applies DI with p = 1 by default: 0.5 on both"),
     Pair("sgm", "torchattack", False,
          lambda m, eps: {"alpha": eps / STEPS, "steps": STEPS, "blocks": _not_stage_first(m)},
          lambda tk, m, eps: tk.SGM(m, hook_cfg="resnet", eps=eps, steps=STEPS, decay=0.0),
@@ -213,14 +231,15 @@ def _error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def compare(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
             eps: float = 8 / 255, victim: nn.Module | None = None, seed: int = 0) -> dict:
-    """Run :data:`PAIRS` ``[name]`` both ways on ``(x, y)`` (images in [0, 1], true labels).
+    """Run the pair ``name`` (a key of :data:`PAIRS`, or our attack's name for its first
+    pair) both ways on ``(x, y)`` (images in [0, 1], true labels).
 
     Returns ``pixel_agreement`` (share of pixels within :data:`ATOL`), the error rates
     ``our_rate``/``their_rate`` on ``model`` and ``our_transfer``/``their_transfer`` on
     ``victim`` (None without one), the ``tolerance`` of a random pair (2 standard errors of
     the difference + 0.02 on the rate it is judged by: the victim's when given) and ``ok``.
     """
-    pair = PAIRS[name]
+    pair = PAIRS.get(name) or next(p for p in PAIRS.values() if p.name == name)
     package = load(pair.package)
     if package is None:
         raise RuntimeError(f"{name}: {available(pair)}")
@@ -229,10 +248,10 @@ def compare(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         model = model.float()
     x = x.to(next(model.parameters()))
     y = y.to(x.device)
-    ours = create_attack(name, model, eps=eps, seed=seed, **pair.ours(model, eps))(x, y)
+    ours = create_attack(pair.name, model, eps=eps, seed=seed, **pair.ours(model, eps))(x, y)
     _seed(seed + 1)
     theirs = pair.theirs(package, model, eps)(x, y).detach().to(x)
-    result = {"name": name, "package": pair.package, "random": pair.random,
+    result = {"name": pair.name, "package": pair.package, "random": pair.random,
               "departure": pair.departure,
               "pixel_agreement": ((ours - theirs).abs() <= ATOL).double().mean().item(),
               "our_rate": _error(model, ours, y), "their_rate": _error(model, theirs, y),
