@@ -127,7 +127,9 @@ PAIRS: dict[str, Pair] = {p.key: p for p in [
                                             n_classes=_num_classes(m)), 3),
          float32=True),
     Pair("square", "torchattacks", True, lambda m, eps: {"queries": 300},
-         lambda ta, m, eps: ta.Square(m, eps=eps, n_queries=300, seed=1)),
+         lambda ta, m, eps: ta.Square(m, eps=eps, n_queries=300, seed=1, resc_schedule=False),
+         "p's schedule: torchattacks' Square stretches it to n_queries by default (the Square "
+         "code's option); AutoAttack's Square (resc_schedule=False) and ours do not: off"),
     # ---- torchattack 1.7.2: its NIFGSM, SINIFGSM and TIFGSM step along μ·∇ + ∇/mean|∇|,
     # not the accumulated momentum (MI's g = μ·g + ...), so they are not paired ----------
     Pair("fgsm", "torchattack", False, lambda m, eps: {},
