@@ -10,13 +10,16 @@ OUT    ?= demo-out
 setup: $(STAMP)
 
 # torch first (the CPU build), so nothing pulls a CUDA build; animal-mnist last and with
-# --no-deps because it declares tensorflow but never imports it.
+# --no-deps because it declares tensorflow but never imports it. torchattacks and torchattack
+# are the independent implementations tests/test_differential.py checks the attacks against:
+# --no-deps, since they would pull torchvision (and more) that nothing here needs.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev,dask]"
 	$(PY) -m pip install --quiet --no-deps animal-mnist==0.4
+	$(PY) -m pip install --quiet --no-deps torchattacks==3.5.1 torchattack==1.7.2
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -28,9 +31,8 @@ demo-quick: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n auto --dist loadgroup tests
 
-# torchattacks joins the attack benchmark; --no-deps, since it would pull torchvision
+# torchattacks (installed by setup, --no-deps) joins the attack benchmarks
 bench: $(STAMP)
-	$(PY) -m pip install --quiet --no-deps torchattacks==3.5.1
 	$(PY) -m benchmarks
 
 lint: $(STAMP)

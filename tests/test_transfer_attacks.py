@@ -83,7 +83,9 @@ def grad(model, x, y, through=lambda z: z):
 
 
 def l1(g):
-    return g / g.abs().sum(dim=(1, 2, 3), keepdim=True)
+    """The momentum's normalisation as in the authors' code: by the mean |g| (the paper's
+    ‖g‖₁/d). The scale matters to NI's look-ahead ``x + α·μ·g``."""
+    return g / g.abs().mean(dim=(1, 2, 3), keepdim=True)
 
 
 def clip(x, xa, eps=EPS):
@@ -272,8 +274,13 @@ def test_sgm_reference(model, data):
         relu = block.relu
         block.relu = type("ScaledReLU", (nn.Module,), {
             "forward": lambda self, z, relu=relu: _Scale.apply(relu(z), gamma)})()
+    close(SGM(model, EPS, steps=STEPS, gamma=gamma, blocks="all")(x, y),
+          bim_loop(ref_model, x, y))
+    # the default skips the model's first block, as the authors' current code does
+    assert SGM(model, EPS).blocks == ["block2"]
+    assert SGM(model, EPS, blocks="all").blocks == ["block1", "block2"]
+    ref_model.block1.relu = model.block1.relu
     close(SGM(model, EPS, steps=STEPS, gamma=gamma)(x, y), bim_loop(ref_model, x, y))
-    assert SGM(model, EPS).blocks == ["block1", "block2"]
     with pytest.raises(ValueError, match="blocks: Sequential has no residual blocks"):
         SGM(nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.ReLU()), EPS)
     with pytest.raises(ValueError, match="blocks: 'nope' is not a module"):

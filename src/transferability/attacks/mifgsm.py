@@ -40,9 +40,15 @@ class MIFGSM(PGD):
         return self._momentum(memory, self.gradient(x_adv, y, generator))
 
     def _momentum(self, memory: dict, grad: torch.Tensor) -> torch.Tensor:
-        """``g ← μ·g + grad/‖grad‖₁`` (Eq. 6), kept in ``memory["g"]`` and returned."""
-        l1 = grad.abs().flatten(1).sum(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        g = grad / l1
+        """``g ← μ·g + grad/mean|grad|`` (Eq. 6), kept in ``memory["g"]`` and returned.
+
+        The paper divides by ‖grad‖₁; the authors' code (and torchattacks) by the mean
+        ``‖grad‖₁/d``, d = C·H·W. The step uses ``sign(g)`` (or ``g/‖g‖₂``), which the
+        factor d leaves alone, but NI-FGSM's look-ahead ``x + α·μ·g`` does not: we keep
+        the code's scale, which is what users mean by "the same attack".
+        """
+        scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+        g = grad / scale
         if "g" in memory:
             g = self.decay * memory["g"] + g
         memory["g"] = g

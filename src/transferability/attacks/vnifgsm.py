@@ -9,7 +9,8 @@ __all__ = ["VNIFGSM"]
 
 
 class VNIFGSM(VMIFGSM):
-    """:class:`VMIFGSM` with ĝ taken at NI-FGSM's look-ahead point ``x_t + α·μ·g_t``; the
+    """:class:`VMIFGSM` with ĝ taken at NI-FGSM's look-ahead point ``x_t + α·μ·g_t`` (``g``
+    normalised by the mean, as in the authors' code: :func:`nesterov_point`); the
     variance is sampled around ``x_t`` and relative to that ĝ, as in the authors' code.
     Defaults and cost (N + 1 gradients a step) as for VMI-FGSM."""
 
