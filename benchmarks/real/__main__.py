@@ -12,7 +12,8 @@ folders) and akamaster/pytorch_resnet_cifar10 (ResNet-20/32/44/56 with their cod
 - ``audit``: ResNet-20 as surrogate, the others as victims, every transfer attack at 4/255
   and 8/255 on 8-bit images (``--per-class`` test images a class);
 - ``robustness``: AutoAttack (standard) on 200 stratified test images at 8/255 and 1/255;
-- ``differential``: every attack against its independent implementation on ResNet-20.
+- ``differential``: every attack against its independent implementation on ResNet-20,
+  transferred to ResNet-56.
 
 It prints Markdown tables (the ones in docs/audit.md and docs/robustness.md) and writes them
 to ``OUT/tables.md``. Without the two environment variables it prints why and stops.
@@ -32,18 +33,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 MODELS = {d: f"py:{HERE / 'models.py'}:resnet{d}" for d in (20, 32, 44, 56)}
+#: the audit's surrogate: ResNet-20 with its ReLUs as modules (same outputs), for SGM/LinBP
+SURROGATE = f"py:{HERE / 'models.py'}:resnet20_relu"
 PARTS = ("clean", "audit", "robustness", "differential")
 
-#: Every transfer attack of the library, with the options these models need: their residual
-#: blocks call F.relu (no activation modules), so SGM and LinBP, which act on activation
-#: modules, refuse them; SVRE needs an ensemble of surrogates.
+#: Every transfer attack of the library with the options these models need (ILA and FIA
+#: read the middle stage). SVRE needs an ensemble of surrogates, and there is one here.
 AUDIT_ATTACKS = {"mifgsm": {}, "mi-di": {}, "nifgsm": {}, "vmifgsm": {}, "vnifgsm": {},
                  "pgn": {}, "ti": {}, "si": {}, "admix": {}, "sia": {"copies_batch": 5},
-                 "bsr": {"copies_batch": 5}, "ila": {"layer": "1.layer2"},
-                 "fia": {"layer": "1.layer2"}}
-NOT_APPLICABLE = {"sgm": "the blocks call F.relu: no activation modules to scale",
-                  "linbp": "the blocks call F.relu: no activation modules to linearise",
-                  "svre": "needs an ensemble of surrogates; one surrogate here"}
+                 "bsr": {"copies_batch": 5}, "sgm": {}, "linbp": {},
+                 "ila": {"layer": "1.layer2"}, "fia": {"layer": "1.layer2"}}
+NOT_APPLICABLE = {"svre": "needs an ensemble of surrogates; one surrogate here"}
 
 
 def _cli(*args: str, log: Path) -> str:
@@ -79,7 +79,7 @@ def audit(data: str, out: Path, per_class: int) -> str:
     tables = []
     for eps in ("4/255", "8/255"):
         tag = eps.replace("/", "_")
-        protocol = {"name": f"cifar10-resnets-{tag}", "surrogates": [MODELS[20]],
+        protocol = {"name": f"cifar10-resnets-{tag}", "surrogates": [SURROGATE],
                     "victims": [{"model": MODELS[d], "family": "cnn"} for d in (32, 44, 56)],
                     "data": {"dataset": data, "split": "test", "n_per_class": per_class},
                     "eps": int(eps.split("/")[0]) / 255, "steps": 10, "norm": "linf",
@@ -102,7 +102,7 @@ def audit(data: str, out: Path, per_class: int) -> str:
                     return "n/a"
                 return (f"{r['rate_both_correct']:.2f} [{r['low_both_correct']:.2f}, "
                         f"{r['high_both_correct']:.2f}]")
-            lines.append(f"| {attack} | {fmt(cell.get((attack, 'resnet20')))} | "
+            lines.append(f"| {attack} | {fmt(cell.get((attack, 'resnet20_relu')))} | "
                          + " | ".join(fmt(cell.get((attack, v))) for v in victims) + " |")
         tables.append("\n".join(lines))
     skipped = "; ".join(f"`{a}`: {why}" for a, why in NOT_APPLICABLE.items())
@@ -122,11 +122,42 @@ def robustness(data: str, out: Path) -> str:
 
 
 def differential(data: str, out: Path, per_class: int) -> str:
-    from benchmarks.differential import real_model_table
+    """Every pair of :data:`benchmarks.differential.PAIRS` on ResNet-20 (ReLU modules, for
+    SGM), transferred to ResNet-56: deterministic pairs in float64 at 8/255, random pairs in
+    float32 at 8/255 and at 2/255, where transfer is far from saturated."""
+    import torch
 
-    from .models import resnet20
+    from benchmarks.differential import PAIRS, available, compare
+    from transferability.data import load_dataset
 
-    return real_model_table(resnet20(), data, per_class=per_class)
+    from .models import resnet20_relu, resnet56
+
+    test = load_dataset(data, "test", n_examples=10 * per_class)
+    model, victim = resnet20_relu(), resnet56()
+    lines = ["| attack | implementation | kind | ε | ours | theirs | agreement | ok |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key, pair in PAIRS.items():
+        why = available(pair)
+        if why:
+            lines.append(f"| {pair.name} | {pair.package} | | | | | skipped: {why} | |")
+            continue
+        dtype = torch.float32 if pair.random else torch.float64
+        for eps in ((8, 2) if pair.random else (8,)):
+            r = compare(key, model.to(dtype), test.x.to(dtype), test.y, eps=eps / 255,
+                        victim=victim.to(dtype))
+            if pair.random:
+                ours, theirs = r["our_transfer"], r["their_transfer"]
+                agree = f"within {r['tolerance']:.3f}" if r["ok"] else "differs"
+            else:
+                ours, theirs = r["our_rate"], r["their_rate"]
+                agree = f"{100 * r['pixel_agreement']:.2f} % of pixels"
+            lines.append(f"| {pair.name} | {pair.package} | "
+                         f"{'random' if pair.random else 'deterministic'} | {eps}/255 | "
+                         f"{ours:.3f} | {theirs:.3f} | {agree} | {'yes' if r['ok'] else 'NO'} |")
+            print(lines[-1], flush=True)
+    return (f"{len(test)} test JPEGs, ResNet-20 surrogate; deterministic pairs: error rate on "
+            "ResNet-20 in float64; random pairs: transfer to ResNet-56 in float32.\n\n"
+            + "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,7 @@ from torch import nn
 
 from transferability.models import Normalize
 
-__all__ = ["resnet20", "resnet32", "resnet44", "resnet56", "repository"]
+__all__ = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet20_relu", "repository"]
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -33,7 +33,25 @@ def repository() -> Path:
     return Path(root)
 
 
-def _pretrained(depth: int) -> nn.Module:
+class _ReLUModuleBlock(nn.Module):
+    """One of their residual blocks computing what it computes, with its two ReLUs as
+    ``nn.ReLU`` modules (their ``forward`` calls ``F.relu``; the class name says Block, so it
+    is found as a residual block): SGM and LinBP act on
+    activation modules, so they need these."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.conv1, self.bn1, self.conv2, self.bn2 = block.conv1, block.bn1, block.conv2, block.bn2
+        self.shortcut, self.relu1, self.relu2 = block.shortcut, nn.ReLU(), nn.ReLU()
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        return self.relu2(out + self.shortcut(x))
+
+
+
+
+def _pretrained(depth: int, relu_modules: bool = False) -> nn.Module:
     root = repository()
     spec = importlib.util.spec_from_file_location("akamaster_resnet", root / "resnet.py")
     code = importlib.util.module_from_spec(spec)
@@ -42,6 +60,10 @@ def _pretrained(depth: int) -> nn.Module:
     state = torch.load(weights, map_location="cpu", weights_only=True)["state_dict"]
     net = getattr(code, f"resnet{depth}")()
     net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    if relu_modules:
+        for layer in (net.layer1, net.layer2, net.layer3):
+            for i, block in enumerate(layer):
+                layer[i] = _ReLUModuleBlock(block)
     return nn.Sequential(Normalize(MEAN, STD), net).eval()
 
 
@@ -59,3 +81,9 @@ def resnet44() -> nn.Module:
 
 def resnet56() -> nn.Module:
     return _pretrained(56)
+
+
+def resnet20_relu() -> nn.Module:
+    """ResNet-20 with the same weights and outputs, its blocks' ReLUs as modules: the
+    surrogate of the audit, so that SGM and LinBP run on it too."""
+    return _pretrained(20, relu_modules=True)
