@@ -239,7 +239,7 @@ def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int
     n = options.pop("n_per_class", None)
     what = what or str(path)
     if prefix in ("cifar10", "cifar100"):
-        x, y, names = load_cifar(path, split, kind=prefix, labels=options.get("labels", "fine"),
+        x, y, names = load_cifar(path, split, variant=prefix, labels=options.get("labels", "fine"),
                                  name=f"data: {what!r}")
         keep = _chosen(y, split, n, n_examples, seed, what=what, class_names=names,
                        own_order=True)

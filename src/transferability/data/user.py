@@ -290,14 +290,14 @@ def _unpickle(path: Path, name: str) -> dict:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
 
 
-def load_cifar(root: str | Path, split: str, *, kind: str = "cifar10", labels: str = "fine",
+def load_cifar(root: str | Path, split: str, *, variant: str = "cifar10", labels: str = "fine",
                name: str = "data") -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The ``split`` (``"train"``, ``"test"`` or ``"all"``: train then test) of the
     ``cifar-10-batches-py`` / ``cifar-100-python`` folder ``root`` (or the folder holding
     it), in the files' own order: ``uint8`` images N×3×32×32, int64 labels (CIFAR-100:
     ``labels="fine"`` or ``"coarse"``) and class names. Only the split's files are read,
     with an unpickler that admits plain values and NumPy arrays only."""
-    folder, files, meta, keys = _CIFAR[kind]
+    folder, files, meta, keys = _CIFAR[variant]
     root = Path(root)
     root = root / folder if (root / folder).is_dir() else root
     if labels not in keys:
