@@ -234,6 +234,7 @@ def _cmd_rank(args) -> None:
                for split, positions in drawn):
             train, test = load(record)  # an earlier run drew it differently: keep its split
         outputs = stored_outputs(store, **_layer(args), float16=args.cache_float16)
+        outputs.prefetch(models, [train, *([test] if args.validate else [])])
         result = rank_sources(models, train, estimators=args.estimators,
                               test=test if args.validate else None, reference_data=test,
                               shots=args.shots, repeats=args.repeats, seed=args.seed,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ._results import Result
+from ._threads import limit_threads
 from ._validation import check_choice, check_int, check_seed
 from .attacks import AttackFactory, AttackSpec
 from .baselines import BASELINES, ENSEMBLE, baseline_scores, ensemble_names, mean_rank
@@ -234,14 +235,15 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
                                 enabled=show_progress):
         out = outputs_fn(name, model, train)
         row = {"source": name}
-        row.update({n: score(n, out, train.y) for n in names if n not in adversarial})
         row.update(baseline_scores(model, out.features.shape[1], given_acc.get(name)))
-        if test is not None:
-            out_test = outputs_fn(name, model, test)
-            probe = probe_features(out.features, train.y, out_test.features, test.y,
-                                   shots=shots, repeats=repeats, seed=seed)
-            row[truth] = probe.accuracy
-            row[truth + "_std"] = probe.accuracy_std
+        out_test = None if test is None else outputs_fn(name, model, test)
+        with limit_threads(out.features.numel()):  # small linear algebra: no thread storms
+            row.update({n: score(n, out, train.y) for n in names if n not in adversarial})
+            if out_test is not None:
+                probe = probe_features(out.features, train.y, out_test.features, test.y,
+                                       shots=shots, repeats=repeats, seed=seed)
+                row[truth] = probe.accuracy
+                row[truth + "_std"] = probe.accuracy_std
         rows.append(row)
     if accuracy is not None and not accuracy.learned:
         accuracy.withhold(rows, adversarial)

@@ -29,6 +29,7 @@ import numpy as np
 from torch import nn
 
 from .._results import Result
+from .._threads import limit_threads
 from .._validation import check_same_device
 from ..adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, attack_reference
 from ..attacks import AttackSpec
@@ -236,15 +237,29 @@ def stored_outputs(store: ResultStore | None, *, layer: str | None = None,
     """``(name, model, data) -> Outputs`` (a ``rank_sources`` ``outputs_fn``) whose
     extractions are ``features`` jobs in ``store``, keyed by (model, weights, dataset,
     preprocessing, layer): ranking the same models twice extracts once. ``float16`` keeps
-    the cached features and logits at half precision (returned as float32)."""
+    the cached features and logits at half precision (returned as float32). Its
+    ``prefetch(models, datasets)`` runs every extraction the store lacks at once."""
     config = {"layer": layer, "layer_input": layer_input, **({"float16": True} if float16
                                                               else {}), **_feature_precision()}
 
+    def job(name: str, model: nn.Module, data) -> Job:
+        return Job("features", config, {"model": model_input(model), "data": given(data)},
+                   label=name)
+
     def outputs(name: str, model: nn.Module, data) -> Outputs:
-        job = Job("features", config, {"model": model_input(model), "data": given(data)},
-                  label=name)
-        art = run_jobs([job], store, study="rank", show_progress=False).artifact(job)
+        job_ = job(name, model, data)
+        art = run_jobs([job_], store, study="rank", show_progress=False,
+                       announce=False).artifact(job_)
         return Outputs(**{k: v.float() if v.is_floating_point() else v for k, v in art.items()})
+
+    def prefetch(models: Mapping[str, nn.Module], datasets) -> None:
+        """Extract what the store lacks for every model on every dataset, as one run (it
+        says once how many jobs run)."""
+        if store is not None:
+            run_jobs([job(n, m, d) for n, m in models.items() for d in datasets], store,
+                     study="rank")
+
+    outputs.prefetch = prefetch
     return outputs
 
 
@@ -266,7 +281,8 @@ def stored_splitter(store: ResultStore | None, study: str = "rank") -> Splitter:
     def splitter(data: ImageDataset, test_fraction: float, seed: int):
         job = Job("data_split", {"seed": seed, "test_fraction": test_fraction},
                   {"data": given(data)}, label=data.name)
-        value = run_jobs([job], store, study=study, show_progress=False).value(job)
+        value = run_jobs([job], store, study=study, show_progress=False,
+                         announce=False).value(job)
         return value["train"], value["test"]
     return splitter
 
@@ -275,9 +291,10 @@ def stored_splitter(store: ResultStore | None, study: str = "rank") -> Splitter:
 def knowledge_scores_job(config: dict, inputs: dict) -> dict:
     """The output estimators of one source on the target, and its affine-fit loss."""
     train, test = _outputs(inputs["train"]), _outputs(inputs["test"])
-    row = {n: score(n, train, train.labels) for n in config["estimators"]}
-    row["affine_loss"] = affine_fit_loss(train.logits, train.labels,
-                                         held_out=(test.logits, test.labels))
+    with limit_threads(train.features.numel()):
+        row = {n: score(n, train, train.labels) for n in config["estimators"]}
+        row["affine_loss"] = affine_fit_loss(train.logits, train.labels,
+                                             held_out=(test.logits, test.labels))
     return row
 
 
@@ -286,8 +303,9 @@ def probe_job(config: dict, inputs: dict) -> Output:
     """One linear probe: few-shot draw ``draw`` of ``shots`` per class, or (``shots``
     None) the full-data probe, whose head is kept for the transferred model."""
     train, test = _outputs(inputs["train"]), _outputs(inputs["test"])
-    probe = probe_features(train.features, train.labels, test.features, test.labels,
-                           shots=config["shots"], draw=config["draw"], seed=config["seed"])
+    with limit_threads(train.features.numel()):
+        probe = probe_features(train.features, train.labels, test.features, test.labels,
+                               shots=config["shots"], draw=config["draw"], seed=config["seed"])
     head = None if config["shots"] else {"weight": probe.head.weight.detach(),
                                          "bias": probe.head.bias.detach()}
     return Output({"accuracy": probe.accuracy, "loss": probe.loss}, head)
