@@ -92,7 +92,7 @@ class ReferenceAccuracy(Result):
         learned, with a warning; the one rule of the ranking and the study."""
         if self.learned or not names:
             return
-        log.warning("warning: %s; %s are n/a", self.note, ", ".join(names))
+        log.warning("warning: %s (n/a: %s)", self.note, ", ".join(names))
         for row in rows:
             row.update(dict.fromkeys(names, float("nan")))
 
