@@ -64,10 +64,11 @@ def task():
 
 
 def _constant(classes: int = 4) -> nn.Module:
-    """A model that predicts class 1 for every image: at chance."""
+    """A model that predicts class 1 for every image (its logits vary a little): at chance."""
+    torch.manual_seed(0)
     model = create_model("mlp", num_classes=classes)
     with torch.no_grad():
-        model.head.weight.zero_()
+        model.head.weight.mul_(1e-3)
         model.head.bias.copy_(torch.arange(classes) == 1)
     return model
 
@@ -170,3 +171,20 @@ def test_rank_reference_train_on_an_image_folder(tmp_path, capsys):
     assert all(isinstance(r["params"], int) for r in rank["rows"])
     params = rank["rows"][0]["params"]
     assert f" {params} " in printed.out and f"{params}.000" not in printed.out
+
+
+def test_the_study_withholds_alpha_from_a_reference_at_chance(task, tmp_path):
+    from transferability.jobs import ResultStore
+    from transferability.studies.adv_knowledge import adv_knowledge_study
+
+    sources = {k: v for k, v in _sources().items() if k != "c"}
+    with ResultStore(tmp_path / "store.sqlite") as store:
+        study = adv_knowledge_study(_constant(), sources, task, task, alpha_per_class=2,
+                                    shots=2, repeats=2, attack_options={"steps": 1},
+                                    matrix_attack_options={"steps": 1}, store=store,
+                                    show_progress=False)
+    assert study.reference.correct == 40 and not study.reference.learned
+    assert all(math.isnan(r["alpha1"]) and np.isfinite(r["leep"]) for r in study.rows)
+    notes = {c["estimator"]: c.get("note") for c in study.correlations}
+    assert "not above chance (1/4)" in notes["alpha12"] and notes["leep"] is None
+    assert "alpha1, alpha12" in study.format() and "n/a, the reference has not" in study.format()

@@ -640,7 +640,12 @@ def _html_section(sid: str, result: StudyResult) -> str:
              table(ranked, ["rank", "source", *extra, "probe_acc", truth, "fewshot_std",
                             *knowledge], id=f"{sid}-ranks")]
     if adversarial:
+        reference = result.reference
         parts += ["<h3>Adversarial scores, reference (target) → source</h3>",
+                  *([] if reference is None else [
+                      f'<p class="note">{escape(reference.describe())}'
+                      + (f"; n/a: {escape(reference.note)}" if reference.note else "")
+                      + "</p>"]),
                   table(ranked, ["rank", "source", truth, *adversarial], id=f"{sid}-scores")]
     corr = {c.get("estimator"): c for c in result.correlations}
     parts += [f"<h3>Agreement with {escape(truth_label)}</h3>",
