@@ -188,3 +188,18 @@ def test_the_study_withholds_alpha_from_a_reference_at_chance(task, tmp_path):
     notes = {c["estimator"]: c.get("note") for c in study.correlations}
     assert "not above chance (1/4)" in notes["alpha12"] and notes["leep"] is None
     assert "alpha1, alpha12" in study.format() and "n/a, the reference has not" in study.format()
+
+
+def test_a_zoo_entry_stops_early_on_a_validation_split(tmp_path):
+    from transferability.zoo import build_zoo
+
+    spec = {"train": {"epochs": 40, "batch_size": 16, "early_stopping": {"patience": 1}},
+            "models": [{"name": "m", "arch": "mlp",
+                        "data": {"dataset": "digits", "n_per_class": 10}}]}
+    model = build_zoo(spec, tmp_path)["m"]
+    history = model.meta["history"]
+    assert 2 <= len(history) < 40  # stopped once an epoch did not beat the best
+    best = max(r["accuracy"] for r in history)
+    # the validation split: 2 of each class's 10 train images, so accuracies are k/20
+    assert all(abs(r["accuracy"] * 20 - round(r["accuracy"] * 20)) < 1e-9 for r in history)
+    assert best > 0.1
