@@ -13,7 +13,7 @@ from transferability.cli import main
 from transferability.data import load_dataset, per_class
 from transferability.features import extract, forward_with_features, with_head
 from transferability.models import create_model
-from transferability.ranking import rank_sources
+from transferability.ranking import rank_sources, reference_accuracy
 from transferability.training import fit
 from transferability.transfer_matrix import transfer_matrix
 
@@ -70,8 +70,9 @@ def test_features_keep_gradients_and_with_head_swaps_the_head(digits):
 
 
 def test_rank_alpha_and_transfer_matrix_on_users_models(digits):
-    reference = create_model("mlp")
-    fit(reference, digits, epochs=3, show_progress=False)
+    reference = create_model("mlp")  # trained until it is above chance: α needs that
+    fit(reference, digits, epochs=20, batch_size=16, show_progress=False)
+    assert reference_accuracy(reference, digits).learned
     sources = {"vgg": um.vgg_like(), "timm": um.timm_like(), "fc": um.fc_like()}
     result = rank_sources(sources, digits, estimators=["logme", "leep", "h_score", "alpha1"],
                           reference=reference, alpha_per_class=2,

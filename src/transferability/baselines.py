@@ -53,11 +53,12 @@ def model_accuracy(meta: Mapping | None) -> float | None:
 
 
 def baseline_scores(model: nn.Module, feature_dim: int,
-                    source_acc: float | None = None) -> dict[str, float | None]:
-    """The three baselines of one model; ``source_acc`` overrides what its meta records."""
+                    source_acc: float | None = None) -> dict[str, float | int | None]:
+    """The three baselines of one model (the counts as integers); ``source_acc`` overrides
+    what its meta records."""
     acc = source_acc if source_acc is not None else model_accuracy(getattr(model, "meta", None))
-    return {"params": float(parameter_count(model)), "source_acc": acc,
-            "feature_dim": float(feature_dim)}
+    return {"params": parameter_count(model), "source_acc": acc,
+            "feature_dim": int(feature_dim)}
 
 
 def ensemble_names(names) -> list[str] | None:

@@ -210,10 +210,10 @@ def _cmd_rank(args) -> None:
         drawn.append(((data, test_fraction, seed), positions))
         return positions
 
-    def load(splitter):
+    def load(splitter):  # the test split: for the probe, and to check the reference learned
         return (dataset_from_spec(args.target, "train", seed=args.seed, splitter=splitter),
                 dataset_from_spec(args.target, "test", seed=args.seed, splitter=splitter)
-                if args.validate else None)
+                if args.validate or args.reference else None)
 
     train, test = load(draw)
     _per_class(args.shots if args.validate else None, "--shots", train)
@@ -223,14 +223,19 @@ def _cmd_rank(args) -> None:
     if args.reference:
         from .studies.adv_knowledge import load_reference
 
-        reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
+        reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed,
+                                   epochs=args.reference_epochs, train=train)
+    elif args.reference_epochs is not None:
+        raise ValueError("--reference-epochs: only with --reference train")
     with _store(args) as store:  # the split recorded (an earlier one read back); extractions
         record = stored_splitter(store)  # cached: a second ranking extracts nothing
         if any([list(map(int, p)) for p in record(*split)] != [p.tolist() for p in positions]
                for split, positions in drawn):
             train, test = load(record)  # an earlier run drew it differently: keep its split
         outputs = stored_outputs(store, **_layer(args), float16=args.cache_float16)
-        result = rank_sources(models, train, estimators=args.estimators, test=test,
+        outputs.prefetch(models, [train, *([test] if args.validate else [])])
+        result = rank_sources(models, train, estimators=args.estimators,
+                              test=test if args.validate else None, reference_data=test,
                               shots=args.shots, repeats=args.repeats, seed=args.seed,
                               reference=reference, alpha_per_class=args.alpha_per_class,
                               attack=spec.name, attack_options=spec.options,
@@ -295,7 +300,8 @@ def _cmd_study_adv_knowledge(args) -> None:
     _per_class(args.alpha_per_class, "--alpha-per-class", train, test)
     _per_class(args.shots, "--shots", train)
     sources = load_models(args.sources, args.cache_dir)
-    reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed)
+    reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed,
+                               epochs=args.reference_epochs, train=train)
     with _store(args) as store:
         study = adv_knowledge_study(reference, sources, train, test,
                                     alpha_per_class=args.alpha_per_class, attack=spec.name,
@@ -621,7 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reference", default="train" if required else None,
                        help="model trained on the target task, for the adversarial scores: "
                             "'train' (a cached cnn) or a model argument naming one model"
-                            + ("" if required else "; without it they are skipped"))
+                            + ("" if required else "; without it they are skipped")
+                            + ". Its accuracy on the target's test images is measured: the "
+                              "adversarial scores are n/a unless it is above chance")
+        p.add_argument("--reference-epochs", type=_count(10_000), default=None,
+                       help="epochs of --reference train (default: by data size, 5 to 50; "
+                            "early stopping on a fifth of the train images picks the best)")
         attack_opts(p, use="α; default 0.1", default_steps="50, the authors' α attack")
         old_spelling(p, "--n-per-class", p.add_argument(
             "--alpha-per-class", type=_count(10_000), default=20,

@@ -155,8 +155,9 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
                **{_key(s): seconds for s, _, seconds in others},
                "total": time.perf_counter() - start}
     results = {"target": target, "shots": shots, "repeats": repeats, "quick": quick,
-               "reference": {"name": ref_name, "accuracy": model_accuracy(reference.meta)},
                **study.to_dict(), "theory": theory,
+               "reference": {"name": ref_name, "accuracy": model_accuracy(reference.meta),
+                             "held_out": study.to_dict()["reference"]},
                **{_key(s): result.to_dict() for s, result, _ in others},
                "timings": timings}
     files = [write_json(results, out / "results.json"), write_csv(study.rows, out / "results.csv"),

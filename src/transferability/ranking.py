@@ -11,6 +11,7 @@ mean-rank ``ensemble`` of a chosen set of scores.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ._results import Result
+from ._threads import limit_threads
 from ._validation import check_choice, check_int, check_seed
 from .attacks import AttackFactory, AttackSpec
 from .baselines import BASELINES, ENSEMBLE, baseline_scores, ensemble_names, mean_rank
@@ -27,11 +29,14 @@ from .estimators import check_estimator_data, get_estimator, list_estimators, sc
 from .features import Outputs
 from .features import outputs_fn as default_outputs
 from .report import format_table
-from .stats import correlation_table
+from .stats import correlation_table, undefined_correlation, wilson_interval
 from .transfer import probe_features
 from .utils import progress
 
-__all__ = ["RankResult", "rank_sources", "output_estimators"]
+__all__ = ["RankResult", "rank_sources", "output_estimators", "ReferenceAccuracy",
+           "reference_accuracy"]
+
+log = logging.getLogger("transferability")
 
 OutputsFn = Callable[[str, nn.Module, ImageDataset], Outputs]
 
@@ -39,6 +44,67 @@ OutputsFn = Callable[[str, nn.Module, ImageDataset], Outputs]
 def output_estimators() -> list[str]:
     """Estimators computed from a source's outputs on the target (no attack needed)."""
     return [n for n in list_estimators() if get_estimator(n).inputs != "models"]
+
+
+@dataclass(frozen=True)
+class ReferenceAccuracy(Result):
+    """A reference model's accuracy on held-out target images, with its 95% Wilson interval.
+
+    The adversarial scores (α, gradient alignment, attribution) compare a source with a
+    model of the target task; they are reported only for a reference that has learned it:
+    the interval's lower bound above chance, 1 / ``classes``. Otherwise :attr:`note` says
+    why they are ``n/a``."""
+
+    correct: int
+    n: int
+    classes: int
+    low: float
+    high: float
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n
+
+    @property
+    def learned(self) -> bool:
+        return self.low > 1 / self.classes
+
+    @property
+    def note(self) -> str | None:
+        """Why the adversarial scores are withheld (None when the reference has learned)."""
+        if self.learned:
+            return None
+        return (f"the reference has not learned the target: its held-out accuracy {self} is "
+                f"not above chance (1/{self.classes}); train it longer (--reference-epochs) "
+                "or give a better one (--reference MODEL)")
+
+    def __str__(self) -> str:
+        return (f"{self.accuracy:.3f} [95% CI {self.low:.3f}, {self.high:.3f}] "
+                f"({self.correct}/{self.n})")
+
+    def describe(self) -> str:
+        """One line for a report: the accuracy, its interval and chance."""
+        return (f"reference: held-out accuracy {self}, chance {1 / self.classes:.3f}"
+                + ("" if self.learned else " (not learned: adversarial scores n/a)"))
+
+    def withhold(self, rows: Sequence[dict], names: Sequence[str]) -> None:
+        """Set the scores ``names`` of ``rows`` to NaN (``n/a``) if the reference has not
+        learned, with a warning; the one rule of the ranking and the study."""
+        if self.learned or not names:
+            return
+        log.warning("warning: %s (n/a: %s)", self.note, ", ".join(names))
+        for row in rows:
+            row.update(dict.fromkeys(names, float("nan")))
+
+
+def reference_accuracy(reference: nn.Module, data: ImageDataset) -> ReferenceAccuracy:
+    """``reference``'s accuracy on ``data`` (held-out target images), with its interval."""
+    from .features import extract
+
+    logits = extract(reference, data.x, name="reference").logits
+    correct = int((logits.argmax(1).cpu() == data.y.cpu()).sum())
+    return ReferenceAccuracy(correct, len(data), data.num_classes,
+                             *wilson_interval(correct, len(data)))
 
 
 @dataclass(frozen=True)
@@ -51,15 +117,23 @@ class RankResult(Result):
     truth: str | None = None
     correlations: list[dict] = field(default_factory=list)
     baselines: list[str] = field(default_factory=list)
+    reference: ReferenceAccuracy | None = None
 
     def sorted_by(self, column: str) -> list[dict]:
-        return sorted(self.rows, key=lambda r: -float("inf") if r[column] is None else r[column],
-                      reverse=True)
+        def key(row):
+            value = row[column]
+            return -math.inf if value is None or math.isnan(value) else value
+        return sorted(self.rows, key=key, reverse=True)
 
     def format(self) -> str:
         cols = ["source", *self.estimators, *self.baselines,
                 *([self.truth] if self.truth else [])]
         text = format_table(self.sorted_by(self.truth or self.estimators[0]), cols)
+        if self.reference is not None:
+            text += "\n" + self.reference.describe()
+            if self.reference.note:
+                adversarial = [n for n in self.estimators if get_estimator(n).inputs == "models"]
+                text += f"\n{', '.join(adversarial)}: n/a, {self.reference.note}"
         if self.correlations:
             text += f"\n\nagreement with {self.truth}\n{format_correlations(self.correlations)}"
         return text
@@ -83,7 +157,8 @@ def format_correlations(rows: Sequence[dict]) -> str:
 def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
                  estimators: Sequence[str] | None = None, test: ImageDataset | None = None,
                  shots: int | None = None, repeats: int = 1, seed: int = 0,
-                 reference: nn.Module | None = None, alpha_per_class: int = 20,
+                 reference: nn.Module | None = None,
+                 reference_data: ImageDataset | None = None, alpha_per_class: int = 20,
                  attack: str | AttackSpec | AttackFactory = "pgd",
                  attack_options: dict | None = None,
                  layer: str | None = None, layer_input: bool = False,
@@ -102,7 +177,10 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
             (``"models"``) estimators; they run on ``alpha_per_class`` training images per
             class, α with ``attack`` and ``attack_options`` (``eps``, ``steps``...; see
             :func:`~transferability.adversarial.alpha_attack`); a named attack's seed is
-            ``seed`` unless its options give one.
+            ``seed`` unless its options give one. They are ``n/a`` (NaN, with the reason
+            in ``reference``) when the reference has not learned the target
+            (:class:`ReferenceAccuracy`, measured on ``reference_data``: held-out target
+            images; default ``test``, else ``train``).
         layer, layer_input: where the features come from (:mod:`transferability.features`).
         outputs_fn: ``(name, model, data) -> Outputs``, e.g. a zoo's cached extraction.
         source_accuracy: each source's accuracy on its own source task, for the
@@ -145,6 +223,11 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
         if isinstance(attack, str):  # one spec: name and options checked, the seed laid under
             attack = AttackSpec(attack, attack_options or {}).with_defaults({"seed": seed})
             attack_options = None
+    accuracy = None
+    if adversarial:  # measured before any source runs: a reference at chance is said at once
+        held_out = next(d for d in (reference_data, test, train) if d is not None)
+        accuracy = reference_accuracy(reference, held_out)
+        log.info("  %s", accuracy.describe())
     outputs_fn = outputs_fn or default_outputs(layer, layer_input)
     truth = None if test is None else ("fewshot_acc" if shots else "probe_acc")
     rows = []
@@ -152,16 +235,19 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
                                 enabled=show_progress):
         out = outputs_fn(name, model, train)
         row = {"source": name}
-        row.update({n: score(n, out, train.y) for n in names if n not in adversarial})
         row.update(baseline_scores(model, out.features.shape[1], given_acc.get(name)))
-        if test is not None:
-            out_test = outputs_fn(name, model, test)
-            probe = probe_features(out.features, train.y, out_test.features, test.y,
-                                   shots=shots, repeats=repeats, seed=seed)
-            row[truth] = probe.accuracy
-            row[truth + "_std"] = probe.accuracy_std
+        out_test = None if test is None else outputs_fn(name, model, test)
+        with limit_threads(out.features.numel()):  # small linear algebra: no thread storms
+            row.update({n: score(n, out, train.y) for n in names if n not in adversarial})
+            if out_test is not None:
+                probe = probe_features(out.features, train.y, out_test.features, test.y,
+                                       shots=shots, repeats=repeats, seed=seed)
+                row[truth] = probe.accuracy
+                row[truth + "_std"] = probe.accuracy_std
         rows.append(row)
-    if adversarial:
+    if accuracy is not None and not accuracy.learned:
+        accuracy.withhold(rows, adversarial)
+    elif adversarial:
         probe_set = per_class(train, alpha_per_class, seed=seed)
         adv = adversarial_scores(reference, sources, probe_set.x, probe_set.y, names=adversarial,
                                  attack=attack, attack_options=attack_options,
@@ -175,7 +261,9 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
         baselines.append(ENSEMBLE)
     correlations = []
     if truth is not None and len(rows) >= 3:
+        withheld = [] if accuracy is None or accuracy.learned else adversarial
+        defined = {n: [r[n] for r in rows] for n in [*names, *baselines] if n not in withheld}
         correlations = [c.as_dict() for c in correlation_table(
-            {n: [r[n] for r in rows] for n in [*names, *baselines]}, [r[truth] for r in rows],
-            seed=seed)]
-    return RankResult(rows, names, truth, correlations, baselines)
+            defined, [r[truth] for r in rows], seed=seed)] if defined else []
+        correlations += [undefined_correlation(n, accuracy.note) for n in withheld]
+    return RankResult(rows, names, truth, correlations, baselines, accuracy)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
 import numpy as np
@@ -27,7 +27,7 @@ from ._validation import (
 
 __all__ = ["pearson", "spearman", "kendall", "weighted_tau", "bootstrap_ci", "top1_hit",
            "regret", "CorrelationRow", "correlation_table", "Claim", "claim",
-           "bootstrap_difference"]
+           "bootstrap_difference", "wilson_interval", "undefined_correlation"]
 
 
 def _pair(x, y, names: tuple[str, str] = ("x", "y")) -> tuple[np.ndarray, np.ndarray]:
@@ -183,6 +183,23 @@ class CorrelationRow(Result):
     def as_dict(self) -> dict[str, object]:
         """The fields as a flat row, for tables."""
         return asdict(self)
+
+
+def undefined_correlation(name: str, note: str) -> dict[str, object]:
+    """A correlation row that is undefined (NaN, shown ``n/a``), with ``note`` saying why."""
+    return {**{f.name: float("nan") for f in fields(CorrelationRow)}, "estimator": name,
+            "top1": None, "note": note}
+
+
+def wilson_interval(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``correct / n`` (e.g. an accuracy)."""
+    n = check_count(n, "n")
+    if not 0 <= correct <= n:
+        raise ValueError(f"correct: expected 0..{n}, got {correct}")
+    z = float(_st.norm.ppf((1 + check_fraction(level, "level")) / 2))
+    p, z2 = correct / n, z * z / n
+    centre, half = (p + z2 / 2) / (1 + z2), z * np.sqrt(p * (1 - p) / n + z2 / (4 * n)) / (1 + z2)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 def correlation_table(scores: Mapping[str, Sequence[float]], truth, *, n_boot: int = 1000,

@@ -22,11 +22,12 @@ from torch import nn
 
 from ._files import atomic_write, check_writable_dir, inside, parse_yaml, quarantine, read_yaml
 from ._validation import check_name
+from .data.registry import split_indices
 from .data.spec import check_dataset_spec, dataset_from_spec, describe_dataset
 from .features import Outputs, extract
 from .jobs import Given, Job, Output, ResultStore, job_kind, run_jobs
 from .models import Ensemble, create_model, list_models, load_checkpoint
-from .training import Snapshot, check_fit_options, evaluate, fit, lgv_members
+from .training import EarlyStopping, Snapshot, check_fit_options, evaluate, fit, lgv_members
 from .utils import cache_dir as default_cache_dir
 from .utils import content_key, seed_everything
 
@@ -220,6 +221,13 @@ def _train_entry(entry: ZooEntry, show_progress: bool | None, snapshot_dir: Path
     options = dict(entry.train)
     every = options.pop("snapshot_every", None)
     callbacks = [] if every is None or snapshot_dir is None else [Snapshot(every, snapshot_dir)]
+    monitored = test
+    stop = options.pop("early_stopping", None)
+    if stop is not None:  # the best epoch on a validation split of the train images
+        kept, held = split_indices(train, stop["val_fraction"], seed)
+        if len(held):
+            train, monitored = train.subset(kept), train.subset(held)
+            callbacks.append(EarlyStopping("accuracy", stop["patience"]))
     model.meta = {"arch": entry.arch, "num_classes": train.num_classes,
                   "in_channels": train.shape[0], "arch_kwargs": dict(entry.arch_kwargs),
                   "name": entry.name}
@@ -229,7 +237,7 @@ def _train_entry(entry: ZooEntry, show_progress: bool | None, snapshot_dir: Path
         except RuntimeError:
             raise ValueError(f"init: the entry {entry.name!r} starts from has other classes "
                              "or shapes than its data") from None
-    history = fit(model, train, test=test, callbacks=callbacks, show_progress=show_progress,
+    history = fit(model, train, test=monitored, callbacks=callbacks, show_progress=show_progress,
                   desc=entry.name, **options)
     if history.extras.get("members"):  # LGV: the collected weights are the surrogate
         model = Ensemble(lgv_members(model, history.extras["members"]), sample=1,

@@ -45,7 +45,16 @@ class Estimator:
     min_per_class: int = 1
 
     def __call__(self, *args, **kwargs) -> float:
-        return self.fn(*args, **kwargs)
+        """``fn``; one on arrays runs under a thread limit for its input's size
+        (:func:`~transferability._threads.limit_threads`)."""
+        if self.inputs == "models" or not args:
+            return self.fn(*args, **kwargs)
+        from .._threads import limit_threads
+
+        data = args[0]
+        size = data.numel() if hasattr(data, "numel") else getattr(data, "size", 0)
+        with limit_threads(size if isinstance(size, int) else 0):
+            return self.fn(*args, **kwargs)
 
 
 _ESTIMATORS = Registry("estimator")

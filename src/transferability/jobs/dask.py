@@ -75,13 +75,16 @@ def local_cluster(workers: int = 2, gpus: int = 0):
 
 
 def _on_worker(kind: JobKind, config: dict, inputs: dict, device: str | None) -> Computed:
-    """A job on a worker: one torch thread, inputs as outputs, the result as bytes."""
+    """A job on a worker: one thread (torch, BLAS, OpenMP), inputs as outputs, the result
+    as bytes."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
     ready = {n: Output(json.loads(i.value), i.artifact) if isinstance(i, Computed) else i
              for n, i in inputs.items()}
-    return execute(kind, config, ready, device)
+    with threadpool_limits(limits=1):
+        return execute(kind, config, ready, device)
 
 
 def _client(scheduler: str | None, workers: int, gpus: int = 0):

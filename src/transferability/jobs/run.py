@@ -141,8 +141,12 @@ def record(run: Run, store: ResultStore | None, job: Job, computed: Computed,
 
 def run_jobs(jobs, store: ResultStore | None = None, *, study: str = "",
              backend: str = "local", show_progress: bool | None = None,
-             device: str | torch.device | None = None, **backend_options) -> Run:
+             device: str | torch.device | None = None, announce: bool = True,
+             **backend_options) -> Run:
     """Compute what ``jobs`` need that ``store`` does not hold yet; return every output.
+
+    ``announce``: log how many jobs run (False for a command's small helper jobs, so that it
+    says it once).
 
     ``device``: where every job runs (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``;
     default: the current policy of :func:`~transferability.devices.use_device`, and
@@ -161,7 +165,7 @@ def run_jobs(jobs, store: ResultStore | None = None, *, study: str = "",
         else:
             run.outputs[job.key] = on_device(out, device)
             run.loaded.append(job.key)
-    if todo:
+    if todo and announce:
         log.info("  %s: %d job(s) to run, %d already in the store", study or "jobs",
                  len(todo), len(run.loaded))
         if store is not None:  # before any work: a store that cannot take the results

@@ -18,8 +18,10 @@ For a zoo of source models, a target task and a reference model trained on it:
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -27,6 +29,7 @@ import numpy as np
 from torch import nn
 
 from .._results import Result
+from .._threads import limit_threads
 from .._validation import check_same_device
 from ..adversarial import MODEL_SCORES, adversarial_scores, affine_fit_loss, attack_reference
 from ..attacks import AttackSpec
@@ -40,9 +43,14 @@ from ..html_report.text import escape, finite, secs
 from ..html_report.transfer_matrix import transfer_matrix_section
 from ..jobs import Given, Job, Output, ResultStore, given, job_kind, open_store, run_jobs
 from ..jobs.graph import walk
-from ..ranking import format_correlations, output_estimators
+from ..ranking import (
+    ReferenceAccuracy,
+    format_correlations,
+    output_estimators,
+    reference_accuracy,
+)
 from ..report import format_table
-from ..stats import CorrelationRow, correlation_table
+from ..stats import correlation_table, undefined_correlation
 from ..transfer import probe_features
 from ..transfer_matrix import TransferMatrix
 from . import Study, register_study
@@ -58,10 +66,38 @@ __all__ = ["StudyResult", "adv_knowledge_study", "adv_knowledge_jobs", "referenc
 AFFINE = "neg_affine_loss"  # −(affine-fit loss): higher = better, like every predictor
 
 
+#: How ``--reference train`` trains its cnn: early stopping on a fifth of the train
+#: images (patience 5, the best epoch kept); on 32×32 colour images, batches of 64 (the
+#: colour tasks' models need more steps to leave chance, as the demo's colour settings).
+REFERENCE_TRAIN = {"lr": 0.05, "early_stopping": {"patience": 5, "val_fraction": 0.2}}
+REFERENCE_COLOUR = {"batch_size": 64}
+
+
+def reference_epochs(n_train: int) -> int:
+    """The default epoch budget of ``--reference train`` for ``n_train`` images: about
+    250,000 images seen, between 5 and 50 epochs (early stopping may end it sooner)."""
+    return max(5, min(50, math.ceil(250_000 / max(n_train, 1))))
+
+
+def reference_name(target) -> str:
+    """A safe, stable zoo name for the reference of ``target`` (any data argument or spec):
+    ``reference-NAME`` for a bundled dataset's name, else a readable slug of the text's end
+    and a short hash of all of it."""
+    from ..utils import content_key
+
+    if isinstance(target, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}", target):
+        return f"reference-{target}"
+    text = target if isinstance(target, str) else json.dumps(target, sort_keys=True, default=str)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[-40:].strip("-.") or "target"
+    return f"reference-{slug}-{content_key(text)[:8]}"
+
+
 def reference_spec(target, *, arch: str = "cnn", epochs: int = 3,
-                   train_per_class: int | None = None, seed: int = 0) -> dict:
+                   train_per_class: int | None = None, seed: int = 0,
+                   train: Mapping | None = None) -> dict:
     """A zoo spec for the reference model: ``arch`` trained on the target task (f_T), on
-    ``train_per_class`` images per class (default: all; the spec's data ``n_per_class``).
+    ``train_per_class`` images per class (default: all; the spec's data ``n_per_class``),
+    with ``train`` options over lr 0.05 (e.g. :data:`REFERENCE_TRAIN`).
 
     ``seed`` must be the study's: it picks the target's train/test split, so the reference
     never sees the test images the study attacks.
@@ -69,26 +105,40 @@ def reference_spec(target, *, arch: str = "cnn", epochs: int = 3,
     data = {"dataset": target} if isinstance(target, str) else dict(target)
     if train_per_class:
         data["n_per_class"] = train_per_class
-    name = f"reference-{target if isinstance(target, str) else 'target'}"
-    return {"train": {"epochs": epochs, "lr": 0.05, "seed": seed},
-            "models": [{"name": name.replace("/", "-"), "arch": "cnn" if arch is None else arch,
+    return {"train": {"lr": 0.05, **(train or {}), "epochs": epochs, "seed": seed},
+            "models": [{"name": reference_name(target), "arch": "cnn" if arch is None else arch,
                         "data": data}]}
 
 
-def load_reference(reference: str, target, cache_dir=None, *, seed: int = 0) -> nn.Module:
+def load_reference(reference: str, target, cache_dir=None, *, seed: int = 0,
+                   epochs: int | None = None, train: ImageDataset | None = None) -> nn.Module:
     """The CLI's ``--reference``: ``train`` (a cached cnn trained on ``target``'s split for
-    ``seed``), or any model argument (:mod:`transferability.model_args`) naming one model."""
+    ``seed`` with :data:`REFERENCE_TRAIN`, for ``epochs`` or :func:`reference_epochs`), or
+    any model argument (:mod:`transferability.model_args`) naming one model. ``train``: the
+    target's train split, if loaded already."""
+    from ..data import dataset_from_spec
     from ..model_args import load_models
     from ..zoo import build_zoo
 
-    if reference == "train":
-        (model,) = build_zoo(reference_spec(target, seed=seed), cache_dir).values()
-        return model
-    models = load_models([reference], cache_dir)
-    if len(models) != 1:
-        raise ValueError(f"reference: expected one model, {reference!r} gives {len(models)}; "
-                         "pick one with SPEC:NAME")
-    return next(iter(models.values()))
+    if reference != "train":
+        if epochs is not None:
+            raise ValueError("--reference-epochs: only with --reference train")
+        models = load_models([reference], cache_dir)
+        if len(models) != 1:
+            raise ValueError(f"reference: expected one model, {reference!r} gives "
+                             f"{len(models)}; pick one with SPEC:NAME")
+        return next(iter(models.values()))
+    if train is None:
+        train = dataset_from_spec(target, "train", seed=seed)
+    options = {**REFERENCE_TRAIN, **(REFERENCE_COLOUR if train.shape == (3, 32, 32) else {})}
+    spec = reference_spec(target, seed=seed, train=options,
+                          epochs=epochs or reference_epochs(len(train)))
+    try:
+        (model,) = build_zoo(spec, cache_dir).values()
+    except ValueError as exc:  # the spec is ours, not the user's: name the option
+        message = re.sub(r"^spec: (models\[0\]\.)?", "", str(exc))
+        raise ValueError(f"--reference train: {message}") from None
+    return model
 
 
 @dataclass(frozen=True)
@@ -105,6 +155,7 @@ class StudyResult(Result):
     reverse_correlations: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     probe_correlations: list[dict] = field(default_factory=list)  # vs the full-data probe
+    reference: ReferenceAccuracy | None = None
 
     def format(self) -> str:
         adversarial = [p for p in self.predictors if p in MODEL_SCORES]
@@ -113,7 +164,10 @@ class StudyResult(Result):
                  format_table(self.rows, ["source", "probe_acc", self.truth, "fewshot_std",
                                           *knowledge]), "",
                  "adversarial scores, reference (target) -> source",
-                 format_table(self.rows, ["source", *adversarial]), "",
+                 format_table(self.rows, ["source", *adversarial]),
+                 *([] if self.reference is None else [self.reference.describe()]),
+                 *([f"{', '.join(adversarial)}: n/a, {self.reference.note}"]
+                   if self.reference is not None and self.reference.note else []), "",
                  f"every score vs {self.truth} ({len(self.rows)} sources, 95% bootstrap CI)",
                  format_correlations(self.correlations)]
         if self.transfer_matrix is None:
@@ -183,15 +237,29 @@ def stored_outputs(store: ResultStore | None, *, layer: str | None = None,
     """``(name, model, data) -> Outputs`` (a ``rank_sources`` ``outputs_fn``) whose
     extractions are ``features`` jobs in ``store``, keyed by (model, weights, dataset,
     preprocessing, layer): ranking the same models twice extracts once. ``float16`` keeps
-    the cached features and logits at half precision (returned as float32)."""
+    the cached features and logits at half precision (returned as float32). Its
+    ``prefetch(models, datasets)`` runs every extraction the store lacks at once."""
     config = {"layer": layer, "layer_input": layer_input, **({"float16": True} if float16
                                                               else {}), **_feature_precision()}
 
+    def job(name: str, model: nn.Module, data) -> Job:
+        return Job("features", config, {"model": model_input(model), "data": given(data)},
+                   label=name)
+
     def outputs(name: str, model: nn.Module, data) -> Outputs:
-        job = Job("features", config, {"model": model_input(model), "data": given(data)},
-                  label=name)
-        art = run_jobs([job], store, study="rank", show_progress=False).artifact(job)
+        job_ = job(name, model, data)
+        art = run_jobs([job_], store, study="rank", show_progress=False,
+                       announce=False).artifact(job_)
         return Outputs(**{k: v.float() if v.is_floating_point() else v for k, v in art.items()})
+
+    def prefetch(models: Mapping[str, nn.Module], datasets) -> None:
+        """Extract what the store lacks for every model on every dataset, as one run (it
+        says once how many jobs run)."""
+        if store is not None:
+            run_jobs([job(n, m, d) for n, m in models.items() for d in datasets], store,
+                     study="rank")
+
+    outputs.prefetch = prefetch
     return outputs
 
 
@@ -213,7 +281,8 @@ def stored_splitter(store: ResultStore | None, study: str = "rank") -> Splitter:
     def splitter(data: ImageDataset, test_fraction: float, seed: int):
         job = Job("data_split", {"seed": seed, "test_fraction": test_fraction},
                   {"data": given(data)}, label=data.name)
-        value = run_jobs([job], store, study=study, show_progress=False).value(job)
+        value = run_jobs([job], store, study=study, show_progress=False,
+                         announce=False).value(job)
         return value["train"], value["test"]
     return splitter
 
@@ -222,9 +291,10 @@ def stored_splitter(store: ResultStore | None, study: str = "rank") -> Splitter:
 def knowledge_scores_job(config: dict, inputs: dict) -> dict:
     """The output estimators of one source on the target, and its affine-fit loss."""
     train, test = _outputs(inputs["train"]), _outputs(inputs["test"])
-    row = {n: score(n, train, train.labels) for n in config["estimators"]}
-    row["affine_loss"] = affine_fit_loss(train.logits, train.labels,
-                                         held_out=(test.logits, test.labels))
+    with limit_threads(train.features.numel()):
+        row = {n: score(n, train, train.labels) for n in config["estimators"]}
+        row["affine_loss"] = affine_fit_loss(train.logits, train.labels,
+                                             held_out=(test.logits, test.labels))
     return row
 
 
@@ -233,8 +303,9 @@ def probe_job(config: dict, inputs: dict) -> Output:
     """One linear probe: few-shot draw ``draw`` of ``shots`` per class, or (``shots``
     None) the full-data probe, whose head is kept for the transferred model."""
     train, test = _outputs(inputs["train"]), _outputs(inputs["test"])
-    probe = probe_features(train.features, train.labels, test.features, test.labels,
-                           shots=config["shots"], draw=config["draw"], seed=config["seed"])
+    with limit_threads(train.features.numel()):
+        probe = probe_features(train.features, train.labels, test.features, test.labels,
+                               shots=config["shots"], draw=config["draw"], seed=config["seed"])
     head = None if config["shots"] else {"weight": probe.head.weight.detach(),
                                          "bias": probe.head.bias.detach()}
     return Output({"accuracy": probe.accuracy, "loss": probe.loss}, head)
@@ -247,6 +318,12 @@ def reference_attack_job(config: dict, inputs: dict) -> Output:
     attacked = attack_reference(inputs["reference"].artifact, data.x, data.y,
                                 attack=config["attack"], attack_options=config["attack_options"])
     return Output({"used": int(attacked["used"].sum())}, attacked)
+
+
+@job_kind("reference_accuracy")
+def reference_accuracy_job(config: dict, inputs: dict) -> dict:
+    """The reference's accuracy on the target's test images (:class:`ReferenceAccuracy`)."""
+    return reference_accuracy(inputs["reference"].artifact, inputs["data"].artifact).to_dict()
 
 
 @job_kind("adversarial_scores")
@@ -272,10 +349,11 @@ def model_fit_job(config: dict, inputs: dict) -> float:
 
 
 def _agreement(scores: dict[str, list], truth: list, truth_name: str, sources: list[str],
-               seed: int, why: str = "") -> list[dict]:
+               seed: int, why: str = "", notes: Mapping[str, str | None] = {}) -> list[dict]:
     """:func:`correlation_table` rows of the predictors whose values, like the truth's, are
     all defined; any other predictor gets an undefined row (NaN, shown n/a) whose ``note``
-    names the column and the sources where a value is undefined, and ``why``."""
+    is its entry in ``notes``, or names the column and the sources where a value is
+    undefined, and ``why``."""
     def undefined(values) -> list[str]:
         return [s for s, v in zip(sources, values, strict=True) if not np.isfinite(v)]
 
@@ -287,9 +365,8 @@ def _agreement(scores: dict[str, list], truth: list, truth_name: str, sources: l
     for name, values in scores.items():
         if name not in table:
             column, where = (truth_name, no_truth) if no_truth else (name, undefined(values))
-            table[name] = {**{f.name: float("nan") for f in dataclasses.fields(CorrelationRow)},
-                           "estimator": name, "top1": None,
-                           "note": f"{column} is undefined for {', '.join(where)}{why}"}
+            table[name] = undefined_correlation(
+                name, notes.get(name) or f"{column} is undefined for {', '.join(where)}{why}")
         rows.append(table[name])
     return rows
 
@@ -312,12 +389,15 @@ def adv_knowledge_study_job(config: dict, inputs: dict) -> dict:
         rows[-1][AFFINE] = -rows[-1]["affine_loss"]
     predictors = [*estimators, AFFINE]
     truth = "fewshot_acc"
+    accuracy = ReferenceAccuracy.from_dict(inputs["reference_accuracy"].value)
+    accuracy.withhold(rows, config["adversarial"])
     correlations, probe_correlations = (_agreement(
         {p: [r[p] for r in rows] for p in predictors}, [r[column] for r in rows], column,
-        sources, seed) for column in (truth, "probe_acc"))
+        sources, seed, notes={a: accuracy.note for a in config["adversarial"]})
+        for column in (truth, "probe_acc"))
     if not config.get("matrix", True):
         return StudyResult(rows, predictors, truth, correlations, None,
-                           probe_correlations=probe_correlations).to_dict()
+                           probe_correlations=probe_correlations, reference=accuracy).to_dict()
     names = ["reference", *sources]
     matrix = TransferMatrix.from_rows([TransferMatrix.from_dict(inputs[f"row/{i}"].value)
                                        for i in range(len(names))])
@@ -336,7 +416,8 @@ def adv_knowledge_study_job(config: dict, inputs: dict) -> dict:
             why=" (no test image that both models classify correctly: the both_correct "
                 "rate is 0/0)")
     return StudyResult(rows, predictors, truth, correlations, matrix, reverse,
-                       reverse_correlations, probe_correlations=probe_correlations).to_dict()
+                       reverse_correlations, probe_correlations=probe_correlations,
+                       reference=accuracy).to_dict()
 
 
 # ---- the graph -------------------------------------------------------------------------
@@ -425,7 +506,8 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
         return Job("features", where, {"model": src[i], "data": data[split]},
                    label=f"{names[i]} on {split}")
 
-    parts: dict[str, Job] = {}
+    parts: dict[str, Job] = {"reference_accuracy": Job("reference_accuracy", {}, {
+        "reference": ref, "data": data["test"]}, label="reference")}
     attacked = Job("reference_attack", {"alpha_per_class": alpha_per_class, "seed": seed,
                                         "attack": attack, "attack_options": adv_options},
                    {"reference": ref, "data": data["train"]}, label="reference")
@@ -472,6 +554,7 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
 
 #: Job kinds by the part of the study they measure (the result's ``timings``).
 STAGES = {"features": "features", "knowledge_scores": "scores", "probe": "probes",
+          "reference_accuracy": "alpha",
           "reference_attack": "alpha", "adversarial_scores": "alpha", "model_fit": "matrix",
           "transfer_row": "matrix"}
 
@@ -557,7 +640,12 @@ def _html_section(sid: str, result: StudyResult) -> str:
              table(ranked, ["rank", "source", *extra, "probe_acc", truth, "fewshot_std",
                             *knowledge], id=f"{sid}-ranks")]
     if adversarial:
+        reference = result.reference
         parts += ["<h3>Adversarial scores, reference (target) → source</h3>",
+                  *([] if reference is None else [
+                      f'<p class="note">{escape(reference.describe())}'
+                      + (f"; n/a: {escape(reference.note)}" if reference.note else "")
+                      + "</p>"]),
                   table(ranked, ["rank", "source", truth, *adversarial], id=f"{sid}-scores")]
     corr = {c.get("estimator"): c for c in result.correlations}
     parts += [f"<h3>Agreement with {escape(truth_label)}</h3>",

@@ -225,7 +225,9 @@ def setup_stability(rows: list[dict], sources: list[dict], column: str) -> float
     taus = []
     for a, b in combinations(seeds, 2):
         both = [u for u in setups if (u, a) in value and (u, b) in value]
-        if len(both) >= 2:
+        if any(not math.isfinite(value[u, s]) for u in both for s in (a, b)):
+            taus.append(float("nan"))  # e.g. α from a reference that has not learned
+        elif len(both) >= 2:
             taus.append(kendall([value[u, a] for u in both], [value[u, b] for u in both]))
     return _mean(taus)
 
@@ -321,8 +323,11 @@ def _against_baselines(target: dict, predictors: list[str], seed: int) -> dict:
     truth = [r["fewshot_acc"] for r in rows]
     out = {}
     for p in predictors:
-        diff, low, high = bootstrap_difference(weighted_tau, [r[p] for r in rows],
-                                               [r[best] for r in rows], truth, seed=seed)
+        if not all(math.isfinite(r[p]) for r in rows):  # α of a reference at chance: n/a
+            diff = low = high = float("nan")
+        else:
+            diff, low, high = bootstrap_difference(weighted_tau, [r[p] for r in rows],
+                                                   [r[best] for r in rows], truth, seed=seed)
         out[p] = {"baseline": best, "difference": diff, "low": low, "high": high}
     return out
 

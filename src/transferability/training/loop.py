@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -23,6 +23,7 @@ from torch import nn
 from .._results import Result
 from .._validation import (
     check_choice,
+    check_fraction,
     check_int,
     check_positive,
     check_seed,
@@ -50,6 +51,17 @@ def _check_milestones(value, name: str) -> tuple[float, ...]:
     return tuple(check_unit_interval(m, name) for m in value)
 
 
+def _check_early_stopping(value, name: str) -> dict:
+    """A zoo entry's ``early_stopping: {patience, val_fraction}`` (defaults 5 and 0.2)."""
+    if not isinstance(value, Mapping) or set(value) - {"patience", "val_fraction"}:
+        raise ValueError(f"{name}: expected a mapping with patience and val_fraction, got "
+                         f"{value!r}")
+    return {"patience": check_int(value.get("patience", 5), f"{name}.patience",
+                                  maximum=MAX_EPOCHS),
+            "val_fraction": check_fraction(value.get("val_fraction", 0.2),
+                                           f"{name}.val_fraction")}
+
+
 #: The options of :func:`fit` that a zoo spec's ``train:`` may set, each with its check;
 #: any other key is an option of the training method (``method:``).
 FIT_OPTIONS = {
@@ -62,6 +74,7 @@ FIT_OPTIONS = {
     "milestones": _check_milestones,
     "seed": lambda v, n: check_seed(v, n),
     "snapshot_every": lambda v, n: check_int(v, n, maximum=MAX_EPOCHS),
+    "early_stopping": _check_early_stopping,
 }
 
 
