@@ -162,6 +162,20 @@ def _rgb_npz(folder: Path) -> Path:
     return folder / "rgb.npz"
 
 
+def _rgb_split_folder(folder: Path) -> Path:
+    """``train/`` and ``test/`` class folders of 32×32 colour PNGs, as CIFAR-10 ships."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 3)):
+        for c in ("cat", "dog"):
+            (folder / "rgb" / split / c).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / "rgb" / split / c / f"{i}.png")
+    return folder / "rgb"
+
+
 def _nan_npz(folder: Path) -> Path:
     x = np.random.default_rng(0).random((20, 28, 28)).astype(np.float32)
     x[3, 2, 2] = np.nan
@@ -185,7 +199,9 @@ FILES = {
     "bad_png": _image_folder_with_corrupt_png,
     "garbage_npz": lambda d: _write(d / "garbage.npz", np.random.default_rng(0).bytes(2048)),
     "rgb_npz": _rgb_npz,
+    "rgb_folder": _rgb_split_folder,
 }
+USER_MODELS = Path(__file__).parent / "user_models.py"
 CKPT_KINDS = ["missing", "empty", "random_bytes", "truncated", "folder", "plain_state_dict",
               "no_meta", "meta_list", "meta_int", "meta_bad_json", "state_list",
               "state_not_tensors", "unknown_arch", "classes_str", "arch_kwargs_list",
@@ -372,10 +388,32 @@ CLI_CASES = [
                  None, id="data-corrupt-png"),
     pytest.param(_with(PROBE, target="{file_garbage_npz}"), 2, ["cannot read", "garbage.npz"],
                  None, id="data-garbage-npz"),
-    pytest.param(_with(PROBE, target="{file_rgb_npz}"), 2, ["x:", "(3, 32, 32)", "do not fit"],
-                 None, id="probe-rgb-images-1ch-model"),
+    # -- a model that does not take the data's images: one line before any job ------------
+    pytest.param(_with(PROBE, target="{file_rgb_npz}"), 2,
+                 ["--sources", "does not fit", "(1×3×32×32)"], None,
+                 id="probe-rgb-images-1ch-model"),
     pytest.param(_with(ATTACK, dataset="{file_rgb_npz}", eps="0.1"), 2,
-                 ["x:", "(3, 32, 32)", "do not fit"], None, id="attack-rgb-images-1ch-model"),
+                 ["--surrogates", "does not fit", "(1×3×32×32)"], None,
+                 id="attack-rgb-images-1ch-model"),
+    pytest.param(["rank", "--target", "{file_rgb_folder}", "--sources",
+                  f"py:{USER_MODELS}:fc_like", "--out", "{tmp}/out", "--cache-dir", "{cache}"],
+                 2, ["--sources: fc_like does not fit", "(1×3×32×32)", "expected input"],
+                 None, id="rank-py-model-misfit-plain-folder"),
+    pytest.param(["rank", "--target", "{file_rgb_folder}/train", "--sources",
+                  f"py:{USER_MODELS}:fc_like", "--out", "{tmp}/out", "--cache-dir", "{cache}"],
+                 2, ["--sources: fc_like does not fit", "(1×3×32×32)"], None,
+                 id="rank-py-model-misfit-plain-train-folder"),
+    pytest.param(["rank", "--target", "digits", "--sources", f"py:{USER_MODELS}:no_linear",
+                  "--out", "{tmp}/out", "--cache-dir", "{cache}"], 2,
+                 ["--sources: no_linear does not fit", "layer"], None,
+                 id="rank-py-model-without-linear"),
+    pytest.param(["robustness", "--model", f"py:{USER_MODELS}:fc_like", "--dataset",
+                  "{file_rgb_folder}", "--eps", "8/255", "--out", "{tmp}/out"], 2,
+                 ["--model: fc_like does not fit", "(1×3×32×32)"], None,
+                 id="robustness-py-model-misfit"),
+    pytest.param(["attack", "--surrogates", "{ckpt}", "--victims", f"py:{USER_MODELS}:fc_like",
+                  "--dataset", "{file_rgb_folder}", "--eps", "8/255", "--out", "{tmp}/out"], 2,
+                 ["does not fit", "(1×3×32×32)"], None, id="attack-victim-misfit"),
     *[pytest.param(_with(PROBE, sources=f"{{ckpt_{kind}}}"), 2,
                    {"missing": ["not a checkpoint file"],
                     "folder": ["not a checkpoint file"],

@@ -168,7 +168,7 @@ def _cmd_zoo_build(args) -> None:
 
 def _cmd_probe(args) -> None:
     from .data import dataset_from_spec
-    from .model_args import load_models
+    from .model_args import check_fit, load_models
     from .report import format_table
     from .transfer import linear_probe
 
@@ -176,6 +176,8 @@ def _cmd_probe(args) -> None:
     test = dataset_from_spec(args.target, "test", seed=args.seed)
     _per_class(args.shots, "--shots", train)
     models = load_models(args.sources, args.cache_dir)
+    check_fit(models, train.x, "--sources", data=str(args.target), features=True,
+              **_layer(args))
     rows = []
     for name, model in models.items():
         r = linear_probe(model, train, test, shots=args.shots, repeats=args.repeats,
@@ -196,7 +198,7 @@ def _ensemble_names(names) -> None:
 
 def _cmd_rank(args) -> None:
     from .data import dataset_from_spec, split_indices
-    from .model_args import load_models
+    from .model_args import check_fit, load_models
     from .ranking import rank_sources
     from .report import write_csv, write_json
     from .studies.adv_knowledge import stored_outputs, stored_splitter
@@ -219,6 +221,8 @@ def _cmd_rank(args) -> None:
     _per_class(args.shots if args.validate else None, "--shots", train)
     _per_class(args.alpha_per_class if args.reference else None, "--alpha-per-class", train)
     models = load_models(args.sources, args.cache_dir)
+    check_fit(models, train.x, "--sources", data=str(args.target), features=True,
+              **_layer(args))
     reference = None
     if args.reference:
         from .studies.adv_knowledge import load_reference
@@ -250,7 +254,7 @@ def _cmd_rank(args) -> None:
 def _cmd_robustness(args) -> None:
     from .attacks import benchmark, robust_accuracy
     from .data import dataset_from_spec
-    from .model_args import load_models
+    from .model_args import check_fit, load_models
     from .report import write_json
 
     try:  # only the images kept are read: the first N, or a seeded class-stratified sample
@@ -268,6 +272,7 @@ def _cmd_robustness(args) -> None:
     models = load_models([args.model], args.cache_dir)
     if len(models) != 1:
         raise ValueError(f"--model: expected one model, {args.model!r} names {len(models)}")
+    check_fit(models, x, "--model", data=str(args.dataset), num_classes=data.num_classes)
     (name, model), = models.items()
     if args.attack == "autoattack":
         result = benchmark(model, x, y, threat_model={"linf": "Linf", "l2": "L2"}[args.norm],
@@ -289,7 +294,7 @@ def _cmd_robustness(args) -> None:
 
 def _cmd_study_adv_knowledge(args) -> None:
     from .data import dataset_from_spec
-    from .model_args import load_models
+    from .model_args import check_fit, load_models
     from .plots import plot_scatter_grid
     from .report import write_csv, write_json
     from .studies.adv_knowledge import adv_knowledge_study, load_reference
@@ -300,6 +305,8 @@ def _cmd_study_adv_knowledge(args) -> None:
     _per_class(args.alpha_per_class, "--alpha-per-class", train, test)
     _per_class(args.shots, "--shots", train)
     sources = load_models(args.sources, args.cache_dir)
+    check_fit(sources, train.x, "--sources", data=str(args.target), features=True,
+              **_layer(args))
     reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed,
                                epochs=args.reference_epochs, train=train)
     with _store(args) as store:
@@ -360,7 +367,7 @@ def _cmd_study(args) -> None:
 
 def _cmd_attack(args) -> None:
     from .data import dataset_from_spec, per_class
-    from .model_args import resolve_models
+    from .model_args import check_fit, resolve_models
     from .transfer_matrix import transfer_matrix
 
     spec = _attack(args)
@@ -374,6 +381,8 @@ def _cmd_attack(args) -> None:
     surrogates, victims = resolve_models(args.surrogates, args.victims,
                                          cache_dir=args.cache_dir,
                                          names=["surrogates", "victims"])
+    for option, group in (("--surrogates", surrogates), ("--victims", victims)):
+        check_fit(group, data.x, option, data=str(args.dataset), num_classes=data.num_classes)
     matrix = transfer_matrix(surrogates, victims, data.x, data.y, attack=spec.name,
                              attack_options=spec.kwargs,
                              batch_size=args.batch_size)
@@ -392,7 +401,7 @@ def _cmd_audit(args) -> None:
 
     from ._files import check_writable_dir
     from .data import dataset_from_spec, per_class
-    from .model_args import resolve_models
+    from .model_args import check_fit, resolve_models
     from .studies.audit import audit, load_protocol
 
     if args.save_png is not None:
@@ -428,6 +437,9 @@ def _cmd_audit(args) -> None:
     for v, group in zip(victims, groups[1:], strict=True):
         all_victims.update(group)
         families.update(dict.fromkeys(group, v.get("family", "cnn")))
+    for option, group in (("surrogates", surrogates), ("victims", all_victims)):
+        check_fit(group, dataset.x, option, data=str(data["dataset"]),
+                  num_classes=dataset.num_classes)
     x = dataset.x
     if args.device is not None:
         import torch

@@ -28,6 +28,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ._validation import NAME_PATTERN
@@ -35,7 +36,7 @@ from .devices import current_device, place
 from .models import load_checkpoint
 from .models.hub import HUBS, import_hub, load_hub_model, parse_hub_argument
 
-__all__ = ["load_models", "resolve_models", "load_entry_point"]
+__all__ = ["load_models", "resolve_models", "load_entry_point", "check_fit"]
 
 log = logging.getLogger("transferability")
 
@@ -158,3 +159,36 @@ def resolve_models(*groups: Sequence[str], cache_dir=None,
 def load_models(items: Sequence[str], cache_dir=None) -> dict[str, nn.Module]:
     """Resolve model arguments into ``{display name: model}`` (see the module docstring)."""
     return resolve_models(items, cache_dir=cache_dir)[0]
+
+
+def check_fit(models: dict[str, nn.Module], images: torch.Tensor, option: str, *,
+              data: str = "the data", num_classes: int | None = None,
+              features: bool = False, layer: str | None = None,
+              layer_input: bool = False) -> None:
+    """One image through every model before any job runs: a model that does not take the
+    data's images (or whose ``layer`` features cannot be read, with ``features``), or that
+    has fewer outputs than the data's ``num_classes``, is a one-line ``ValueError`` naming
+    ``option``, the model and the image shape (the forward pass's own words say the
+    model's side)."""
+    from .features import extract, model_inputs, run_model
+    from .utils import evaluating
+
+    x = images[:1]
+    shape = "×".join(map(str, x.shape[1:]))
+    for name, model in models.items():
+        try:
+            if features or layer is not None:
+                logits = extract(model, x, layer=layer, layer_input=layer_input, name=name,
+                                 batch_size=1).logits
+            else:
+                with evaluating(model), torch.no_grad():
+                    logits = run_model(model, model_inputs(model, x), name)
+        except ValueError as exc:
+            reason = str(exc).splitlines()[0].split(f" do not fit {name}: ")[-1]
+            raise ValueError(f"{option}: {name} does not fit the images of {data} "
+                             f"(1×{shape}): {reason}") from None
+        if logits.ndim != 2 or (num_classes is not None and logits.shape[1] < num_classes):
+            want = "N×C logits" + ("" if num_classes is None else
+                                   f" with C ≥ {num_classes}, the data's classes")
+            raise ValueError(f"{option}: {name} gives outputs shaped {tuple(logits.shape)} on "
+                             f"the images of {data} (1×{shape}); expected {want}")

@@ -117,19 +117,21 @@ def load_reference(reference: str, target, cache_dir=None, *, seed: int = 0,
     any model argument (:mod:`transferability.model_args`) naming one model. ``train``: the
     target's train split, if loaded already."""
     from ..data import dataset_from_spec
-    from ..model_args import load_models
+    from ..model_args import check_fit, load_models
     from ..zoo import build_zoo
 
+    if reference != "train" and epochs is not None:
+        raise ValueError("--reference-epochs: only with --reference train")
+    if train is None:
+        train = dataset_from_spec(target, "train", seed=seed)
     if reference != "train":
-        if epochs is not None:
-            raise ValueError("--reference-epochs: only with --reference train")
         models = load_models([reference], cache_dir)
         if len(models) != 1:
             raise ValueError(f"reference: expected one model, {reference!r} gives "
                              f"{len(models)}; pick one with SPEC:NAME")
+        check_fit(models, train.x, "--reference", data=str(target),
+                  num_classes=train.num_classes)
         return next(iter(models.values()))
-    if train is None:
-        train = dataset_from_spec(target, "train", seed=seed)
     options = {**REFERENCE_TRAIN, **(REFERENCE_COLOUR if train.shape == (3, 32, 32) else {})}
     spec = reference_spec(target, seed=seed, train=options,
                           epochs=epochs or reference_epochs(len(train)))
