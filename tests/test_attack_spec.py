@@ -84,7 +84,7 @@ def test_the_command_line_refuses_eps_by_the_same_rule(command, capsys, tmp_path
         cli.main([*command, "--eps", "0", "--out", str(tmp_path / "out")])
     assert refused.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert "argument --eps: expected a finite number > 0, got '0'" in err[-1]
+    assert "argument --eps: expected a number > 0 such as 0.031 or 8/255, got '0'" in err[-1]
     assert not (tmp_path / "out").exists()
 
 

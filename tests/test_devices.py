@@ -257,7 +257,8 @@ def test_a_study_keeps_every_model_on_the_run_device_and_resumes_the_same(
     assert study("first") == 0
     kinds = {k for k, _ in fake_gpu["jobs"]}
     assert kinds == {"train", "features", "knowledge_scores", "probe", "reference_attack",
-                     "adversarial_scores", "transfer_row", "model_fit", "adv_knowledge_study"}
+                     "adversarial_scores", "transfer_row", "model_fit", "adv_knowledge_study",
+                     "reference_accuracy"}
     assert {d for _, d in fake_gpu["jobs"]} == {CUDA0}  # every job ran under the policy
     assert fake_gpu["forward"] == {CUDA0}  # and so did every forward pass of every model
     assert fake_gpu["unplaced_inputs"] == []  # every model a job received was placed
