@@ -9,14 +9,19 @@ from transferability.ranking import output_estimators, rank_sources
 from transferability.training import fit
 
 
-@pytest.fixture(scope="module")
-def task():
+def stripes() -> ImageDataset:
+    """A 4-class image task: class c lights up band c of the image (160 images)."""
     g = torch.Generator().manual_seed(0)
     y = torch.arange(4).repeat(40)
     x = torch.rand(160, 1, 28, 28, generator=g) * 0.3
     for c in range(4):
         x[y == c, :, 7 * c:7 * c + 7, :] += 0.6
     return ImageDataset(x.clamp(0, 1), y)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return stripes()
 
 
 def test_rank_sources_scores_and_validates(task):

@@ -15,10 +15,10 @@ from PIL import Image
 from threadpoolctl import threadpool_info
 from torch import nn
 
+from test_ranking import stripes
 from transferability._threads import PER_THREAD, limit_threads, threads_for
 from transferability._validation import check_name
 from transferability.cli import main
-from transferability.data import ImageDataset
 from transferability.estimators.registry import Estimator
 from transferability.models import create_model
 from transferability.ranking import rank_sources, reference_accuracy
@@ -55,12 +55,7 @@ def test_wilson_interval_and_the_epoch_budget():
 
 @pytest.fixture(scope="module")
 def task():
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(4).repeat(40)
-    x = torch.rand(160, 1, 28, 28, generator=g) * 0.3
-    for c in range(4):
-        x[y == c, :, 7 * c:7 * c + 7, :] += 0.6
-    return ImageDataset(x.clamp(0, 1), y)
+    return stripes()
 
 
 def _constant(classes: int = 4) -> nn.Module:
