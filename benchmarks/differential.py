@@ -238,7 +238,9 @@ def compare(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     """Run the pair ``name`` (a key of :data:`PAIRS`, or our attack's name for its first
     pair) both ways on ``(x, y)`` (images in [0, 1], true labels).
 
-    Returns ``pixel_agreement`` (share of pixels within :data:`ATOL`), the error rates
+    Returns ``pixel_agreement`` (share of pixels within :data:`ATOL`), ``images_equal``
+    (images whose every pixel is within it: one image whose path a rounding tie sends
+    elsewhere costs the share of its pixels, not the comparison), the error rates
     ``our_rate``/``their_rate`` on ``model`` and ``our_transfer``/``their_transfer`` on
     ``victim`` (None without one), the ``tolerance`` of a random pair (2 standard errors of
     the difference + 0.02 on the rate it is judged by: the victim's when given) and ``ok``.
@@ -258,6 +260,7 @@ def compare(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     result = {"name": pair.name, "package": pair.package, "random": pair.random,
               "departure": pair.departure,
               "pixel_agreement": ((ours - theirs).abs() <= ATOL).double().mean().item(),
+              "images_equal": int(((ours - theirs).abs() <= ATOL).flatten(1).all(1).sum()),
               "our_rate": _error(model, ours, y), "their_rate": _error(model, theirs, y),
               "our_transfer": None, "their_transfer": None,
               "max_perturbation": max((ours - x).abs().max().item(),

@@ -124,7 +124,10 @@ def robustness(data: str, out: Path) -> str:
 def differential(data: str, out: Path, per_class: int) -> str:
     """Every pair of :data:`benchmarks.differential.PAIRS` on ResNet-20 (ReLU modules, for
     SGM), transferred to ResNet-56: deterministic pairs in float64 at 8/255, random pairs in
-    float32 at 8/255 and at 2/255, where transfer is far from saturated."""
+    float32 at 8/255 and at 2/255, where transfer is far from saturated. A deterministic
+    pair passes with 99.9 % of the pixels equal, or with 98 % of the images equal to the
+    last pixel: in float64 too, a momentum component that two sums round to opposite signs
+    can send one image down another path, which then differs in half its pixels."""
     import torch
 
     from benchmarks.differential import PAIRS, available, compare
@@ -150,7 +153,9 @@ def differential(data: str, out: Path, per_class: int) -> str:
                 agree = f"within {r['tolerance']:.3f}" if r["ok"] else "differs"
             else:
                 ours, theirs = r["our_rate"], r["their_rate"]
-                agree = f"{100 * r['pixel_agreement']:.2f} % of pixels"
+                agree = (f"{100 * r['pixel_agreement']:.2f} % of pixels, "
+                         f"{r['images_equal']}/{len(test)} images equal")
+                r["ok"] = r["ok"] or r["images_equal"] >= 0.98 * len(test)
             lines.append(f"| {pair.name} | {pair.package} | "
                          f"{'random' if pair.random else 'deterministic'} | {eps}/255 | "
                          f"{ours:.3f} | {theirs:.3f} | {agree} | {'yes' if r['ok'] else 'NO'} |")
