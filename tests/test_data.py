@@ -452,6 +452,21 @@ def test_image_folders_read_only_the_selected_files(tmp_path, opened):
         load_dataset(f"imagefolder:{flat}?n_per_class=9", "train")  # 8 of 10 per class
 
 
+def test_per_class_of_any_split_is_drawn_before_reading(tmp_path, opened):
+    from transferability.data import PerClass, per_class
+
+    own = tmp_path / "own"
+    _folder(own / "train", per_class=8)
+    _folder(own / "test", per_class=5, seed=1)
+    test = load_dataset(f"imagefolder:{own}", "test", per_class=2, seed=3)
+    assert test.class_counts().tolist() == [2, 2, 2] and len(set(opened)) == 6  # of 15
+    whole = load_dataset(f"imagefolder:{own}", "test", seed=3)
+    assert torch.equal(test.x, per_class(whole, 2, seed=3).x)  # the images per_class picks
+    with pytest.raises(ValueError, match=r"--n-per-class: 6 per class is more than .* its "
+                                         r"class 0 \(c0\) has 5; the largest value that works"):
+        load_dataset(f"imagefolder:{own}", "test", per_class=PerClass(6, "--n-per-class"))
+
+
 def test_plain_paths_read_as_their_data_arguments(tmp_path):
     own = tmp_path / "own"
     _folder(own / "train", per_class=6)

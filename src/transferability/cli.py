@@ -366,17 +366,15 @@ def _cmd_study(args) -> None:
 
 
 def _cmd_attack(args) -> None:
-    from .data import dataset_from_spec, per_class
+    from .data import PerClass, dataset_from_spec
     from .model_args import check_fit, resolve_models
     from .transfer_matrix import transfer_matrix
 
     spec = _attack(args)
     if "eps" not in spec.options:
         raise ValueError("--eps: the attack command needs a perturbation budget ([0,1] scale)")
-    data = dataset_from_spec(args.dataset, args.split, seed=args.seed)
-    if args.n_per_class:
-        _per_class(args.n_per_class, "--n-per-class", data)
-        data = per_class(data, args.n_per_class, seed=args.seed)
+    n = args.n_per_class and PerClass(args.n_per_class, "--n-per-class")
+    data = dataset_from_spec(args.dataset, args.split, seed=args.seed, per_class=n or None)
     # one resolution for both roles: the same model given twice is one model (white-box)
     surrogates, victims = resolve_models(args.surrogates, args.victims,
                                          cache_dir=args.cache_dir,
@@ -400,7 +398,7 @@ def _cmd_audit(args) -> None:
     from importlib import resources
 
     from ._files import check_writable_dir
-    from .data import dataset_from_spec, per_class
+    from .data import PerClass, dataset_from_spec
     from .model_args import check_fit, resolve_models
     from .studies.audit import audit, load_protocol
 
@@ -425,10 +423,10 @@ def _cmd_audit(args) -> None:
                              f"{sorted(attacks)}")
         attacks = {a: attacks[a] for a in args.attacks}
     data = protocol["data"]
-    dataset = dataset_from_spec(data["dataset"], data.get("split", "test"), seed=args.seed)
-    n_per_class = args.n_per_class or data.get("n_per_class")
-    if n_per_class:
-        dataset = per_class(dataset, n_per_class, seed=args.seed)
+    n = (PerClass(args.n_per_class, "--n-per-class") if args.n_per_class else
+         PerClass(data["n_per_class"], "data.n_per_class") if data.get("n_per_class") else None)
+    dataset = dataset_from_spec(data["dataset"], data.get("split", "test"), seed=args.seed,
+                                per_class=n)
     victims = protocol["victims"]
     groups = resolve_models([located(m) for m in protocol["surrogates"]],
                             *[[located(v["model"])] for v in victims], cache_dir=args.cache_dir,

@@ -9,6 +9,7 @@ from .dataset import ImageDataset
 from .loader import stream
 from .registry import (
     DatasetInfo,
+    PerClass,
     Splitter,
     dataset_info,
     list_datasets,
@@ -25,5 +26,5 @@ __all__ = [
     "train_test_split", "select_classes", "relabel", "per_class", "mixture",
     "load_npz", "load_image_folder", "dataset_from_spec", "stream",
     "DataSummary", "describe_dataset", "check_per_class", "split_indices", "Splitter",
-    "sample",
+    "sample", "PerClass",
 ]

@@ -27,8 +27,8 @@ from .sources import MAX_PER_CLASS
 from .tasks import per_class_positions, sample_positions
 from .user import ImageFolder, load_cifar, load_npz
 
-__all__ = ["DatasetInfo", "list_datasets", "dataset_info", "load_dataset", "train_test_split",
-           "split_indices", "Splitter", "parse_data_argument", "DATA_PREFIXES"]
+__all__ = ["PerClass", "DatasetInfo", "list_datasets", "dataset_info", "load_dataset",
+           "train_test_split", "split_indices", "Splitter", "parse_data_argument", "DATA_PREFIXES"]
 
 
 @dataclass(frozen=True)
@@ -183,16 +183,34 @@ def _class_folders(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir())
 
 
+class PerClass(int):
+    """``per_class=`` of :func:`load_dataset`: ``n`` of every class of whichever split is
+    read, errors naming ``option`` (a CLI option such as ``--n-per-class``)."""
+
+    def __new__(cls, n: int, option: str = "per_class"):
+        self = super().__new__(cls, check_int(n, option))
+        self.option = option
+        return self
+
+
+def _draws_per_class(n, split: str) -> bool:
+    """Whether ``n`` per class is drawn from ``split``: a data argument's ``n_per_class``
+    from the train split, ``per_class=`` from any."""
+    return n is not None and (split == "train" or isinstance(n, PerClass))
+
+
 def _chosen(y: np.ndarray, split: str, n: int | None, n_examples: int | None, seed: int, *,
             what: str, class_names: list[str], own_order: bool = False) -> np.ndarray:
     """Positions of the samples of a split (labels ``y``) that are kept: ``n`` of every
-    class (the train split's ``n_per_class``), then ``n_examples`` of those, the first
-    ones where the data's order is their own (``own_order``), else a seeded
-    class-stratified sample (:func:`~transferability.data.tasks.sample_positions`)."""
+    class (the train split's ``n_per_class``, or ``per_class=`` of any split), then
+    ``n_examples`` of those, the first ones where the data's order is their own
+    (``own_order``), else a seeded class-stratified sample
+    (:func:`~transferability.data.tasks.sample_positions`)."""
     keep = np.arange(len(y))
-    if n is not None and split == "train":
+    if _draws_per_class(n, split):
         keep = per_class_positions(y, n, seed, num_classes=len(class_names),
-                                   class_names=class_names, name="n_per_class", what=what)
+                                   class_names=class_names,
+                                   name=getattr(n, "option", "n_per_class"), what=what)
     if n_examples is not None:
         n_examples = check_int(n_examples, "n_examples")
         if n_examples > len(keep):
@@ -206,9 +224,10 @@ def _chosen(y: np.ndarray, split: str, n: int | None, n_examples: int | None, se
 def _keep(ds: ImageDataset, split: str, n: int | None, n_examples: int | None, seed: int,
           what: str) -> ImageDataset:
     """``ds`` (in memory) less what :func:`_chosen` leaves out."""
-    if (n is None or split != "train") and n_examples is None:
+    if not _draws_per_class(n, split) and n_examples is None:
         return ds
-    keep = _chosen(ds.y.numpy(), split, n, n_examples, seed, what=what,
+    keep = _chosen(ds.y.numpy(), split, n, n_examples, seed,
+                   what=ds.name if isinstance(n, PerClass) else what,
                    class_names=ds.class_names)
     return ds.subset(torch.from_numpy(keep), name=ds.name)
 
@@ -232,11 +251,12 @@ def _read_folder(root: Path, options: dict, part: Callable, draw: Callable | Non
 
 def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int,
                    test_fraction: float, splitter: Splitter | None,
-                   n_examples: int | None = None, what: str = "") -> ImageDataset:
+                   n_examples: int | None = None, what: str = "",
+                   per_class: PerClass | None = None) -> ImageDataset:
     """One split of a data argument: the data's own split, else a seeded stratified one;
     less what ``n_per_class`` (train) and ``n_examples`` leave out, which image folders and
     CIFAR batches never decode."""
-    n = options.pop("n_per_class", None)
+    n = options.pop("n_per_class", None) if per_class is None else per_class
     what = what or str(path)
     if prefix in ("cifar10", "cifar100"):
         x, y, names = load_cifar(path, split, variant=prefix, labels=options.get("labels", "fine"),
@@ -263,7 +283,7 @@ def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int
 
             def draw(y):
                 return _chosen(y, split, n, n_examples, seed, what=what, class_names=names)
-            whole = (n is None or split != "train") and n_examples is None
+            whole = not _draws_per_class(n, split) and n_examples is None
             return _read_folder(own[split == "test"] if own else path, options, part,
                                 None if whole else draw,
                                 path.name if split == "all" else f"{path.name}/{split}")
@@ -288,7 +308,8 @@ def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int
 
 def load_dataset(name: str | os.PathLike, split: str = "train", *, seed: int = 0,
                  test_fraction: float = 0.2, splitter: Splitter | None = None,
-                 n_examples: int | None = None, **options) -> ImageDataset:
+                 n_examples: int | None = None, per_class: int | None = None,
+                 **options) -> ImageDataset:
     """Load a bundled dataset (or ``.npz`` / image folder path) and return one split.
 
     Args:
@@ -310,11 +331,16 @@ def load_dataset(name: str | os.PathLike, split: str = "train", *, seed: int = 0
         n_examples: keep only this many of the split: the first ones where the data have an
             order of their own (CIFAR batches), else a seeded class-stratified sample. Image
             folders and CIFAR batches decode only the images kept.
+        per_class: keep exactly this many of every class of the split (seeded; the same
+            images as :func:`~transferability.data.per_class` on the whole split), drawn
+            before anything is decoded; a :class:`PerClass` names its option in errors.
         options: generator options (``n_per_class`` for fonts/synthetic, ``shared``...).
     """
     check_choice(split, "split", ("train", "test", "all"))
     check_fraction(test_fraction, "test_fraction")
     seed = check_seed(seed)
+    if per_class is not None and not isinstance(per_class, PerClass):
+        per_class = PerClass(per_class)
     argument = parse_data_argument(name)
     path = None if argument is not None or (isinstance(name, str) and name in _DATASETS) \
         else _user_path(name)
@@ -324,7 +350,7 @@ def load_dataset(name: str | os.PathLike, split: str = "train", *, seed: int = 0
         if options:
             raise ValueError(f"options: {sorted(map(str, options))} do not apply to {name!r}")
         return _load_argument(*argument, split, seed, test_fraction, splitter, n_examples,
-                              what=str(name))
+                              what=str(name), per_class=per_class)
     if not (isinstance(name, str) and name in _DATASETS):
         raise ValueError(f"name: {name!r} is neither a dataset ({', '.join(list_datasets())}) "
                          "nor an existing .npz file or image folder")
@@ -338,5 +364,5 @@ def load_dataset(name: str | os.PathLike, split: str = "train", *, seed: int = 0
         options.setdefault("seed", seed)
     x, y, names = info.loader(**options)
     full = ImageDataset(x, y, name=name, class_names=names)
-    return _keep(_split(full, split, test_fraction, seed, None), split, None, n_examples, seed,
-                 name)
+    return _keep(_split(full, split, test_fraction, seed, None), split, per_class, n_examples,
+                 seed, name)

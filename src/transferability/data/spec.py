@@ -32,11 +32,11 @@ from .tasks import (
     _class_ids,
     check_per_class,
     mixture,
-    per_class,
     relabel,
     sample,
     select_classes,
 )
+from .tasks import per_class as draw_per_class
 
 __all__ = ["dataset_from_spec", "check_dataset_spec", "DataSummary", "describe_dataset"]
 
@@ -123,7 +123,8 @@ def check_dataset_spec(spec, name: str = "spec") -> None:
 
 def dataset_from_spec(spec: str | os.PathLike | Mapping, split: str = "train", *,
                       seed: int = 0, splitter: Splitter | None = None,
-                      n_examples: int | None = None) -> ImageDataset:
+                      n_examples: int | None = None,
+                      per_class: int | None = None) -> ImageDataset:
     """Build the ``split`` of the task described by ``spec`` (see the module docstring).
 
     Every value is checked (a ``ValueError`` naming the key) before anything is loaded.
@@ -131,11 +132,13 @@ def dataset_from_spec(spec: str | os.PathLike | Mapping, split: str = "train", *
     train split only. ``splitter`` splits users' data without a split of their own;
     ``n_examples`` keeps that many of the task, the first or a seeded class-stratified
     sample (:func:`~transferability.data.load_dataset`; a plain name or data argument is
-    read only as far as they need).
+    read only as far as they need); ``per_class`` keeps that many of every class of the
+    split, drawn before reading where the data can be (as ``n_examples``).
     """
     seed = check_seed(seed)
     if isinstance(spec, str | os.PathLike):
-        return load_dataset(spec, split, seed=seed, splitter=splitter, n_examples=n_examples)
+        return load_dataset(spec, split, seed=seed, splitter=splitter, n_examples=n_examples,
+                            per_class=per_class)
     if not isinstance(spec, Mapping):
         raise ValueError(f"spec: expected a dataset name or a mapping, got {type(spec).__name__}")
     _check_spec(spec)
@@ -155,7 +158,11 @@ def dataset_from_spec(spec: str | os.PathLike | Mapping, split: str = "train", *
         except ValueError as exc:
             raise ValueError(f"relabel: {str(exc).removeprefix('mapping: ')}") from None
     if "n_per_class" in spec and split == "train":
-        ds = per_class(ds, check_per_class(spec["n_per_class"], "n_per_class", ds), seed=seed)
+        ds = draw_per_class(ds, check_per_class(spec["n_per_class"], "n_per_class", ds),
+                            seed=seed)
+    if per_class is not None:
+        option = getattr(per_class, "option", "per_class")
+        ds = draw_per_class(ds, check_per_class(per_class, option, ds), seed=seed)
     return ds if n_examples is None else sample(ds, n_examples, seed=seed)
 
 
