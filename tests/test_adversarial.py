@@ -208,6 +208,16 @@ def test_alpha_to_many_equals_single_calls(pair):
         alpha_to_many(a, {}, x)
 
 
+def test_alpha_draws_per_batch_as_alpha_to_many_does(pair):
+    """A seeded random start draws from (seed, batch) in both, whatever the batch size."""
+    a, b, x = pair
+    options = {"steps": 2, "random_start": True, "seed": 0}
+    for batch_size in (4, len(x)):
+        single = alpha(a, b, x, attack_options=options, batch_size=batch_size)
+        many = alpha_to_many(a, {"b": b}, x, attack_options=options, batch_size=batch_size)
+        assert many["b"].scalars() == pytest.approx(single.scalars(), rel=1e-6)
+
+
 def test_batch_size_does_not_change_a_deterministic_attack(pair):
     g, f, x = pair
     factory = alpha_attack("pgd", {"eps": 0.1, "steps": 2, "random_start": False})

@@ -261,7 +261,9 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
         baselines.append(ENSEMBLE)
     correlations = []
     if truth is not None and len(rows) >= 3:
-        withheld = [] if accuracy is None or accuracy.learned else adversarial
+        withheld = [] if accuracy is None or accuracy.learned else list(adversarial)
+        if withheld and ensemble is not None and set(withheld) & set(ensemble_names(ensemble)):
+            withheld.append(ENSEMBLE)  # an ensemble of withheld scores is withheld too
         defined = {n: [r[n] for r in rows] for n in [*names, *baselines] if n not in withheld}
         correlations = [c.as_dict() for c in correlation_table(
             defined, [r[truth] for r in rows], seed=seed)] if defined else []

@@ -186,10 +186,10 @@ def _both(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor, y_a, y_b, *,
         # Every sample is attacked, so a sample's adversarial example never depends on
         # which others are used; each direction then keeps its own samples.
         parts = []
-        for xb, ca, cb in batches(x, clean_a, clean_b, batch_size=batch_size):
-            xb = xb.to(device)
-            adv_a = attack_a(xb, ca.argmax(dim=1)).to(device)
-            adv_b = attack_b(xb, cb.argmax(dim=1)).to(device)
+        for i, (xb, ca, cb) in enumerate(batches(x, clean_a, clean_b, batch_size=batch_size)):
+            xb = xb.to(device)  # batch i draws from (seed, i), as in attack_reference
+            adv_a = attack_batch(attack_a, xb, ca.argmax(dim=1), i).to(device)
+            adv_b = attack_batch(attack_b, xb, cb.argmax(dim=1), i).to(device)
             with torch.no_grad():
                 out_a = [_outputs(model_a, adv, name_a) for adv in (adv_a, adv_b)]
                 out_b = [_outputs(model_b, adv, name_b) for adv in (adv_a, adv_b)]

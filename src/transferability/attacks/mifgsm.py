@@ -47,7 +47,8 @@ class MIFGSM(PGD):
         factor d leaves alone, but NI-FGSM's look-ahead ``x + α·μ·g`` does not: we keep
         the code's scale, which is what users mean by "the same attack".
         """
-        scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+        scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(
+            torch.finfo(grad.dtype).tiny)  # 0/0 only: the authors' code has no floor
         g = grad / scale
         if "g" in memory:
             g = self.decay * memory["g"] + g

@@ -256,7 +256,12 @@ def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int
     """One split of a data argument: the data's own split, else a seeded stratified one;
     less what ``n_per_class`` (train) and ``n_examples`` leave out, which image folders and
     CIFAR batches never decode."""
-    n = options.pop("n_per_class", None) if per_class is None else per_class
+    n = options.pop("n_per_class", None)  # the argument's own, of the train split
+    if per_class is not None:
+        if n is not None:
+            raise ValueError(f"data: {what or path}: n_per_class is given twice (in the data "
+                             f"argument and as {per_class.option}); give it once")
+        n = per_class
     what = what or str(path)
     if prefix in ("cifar10", "cifar100"):
         x, y, names = load_cifar(path, split, variant=prefix, labels=options.get("labels", "fine"),

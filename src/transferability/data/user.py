@@ -149,6 +149,10 @@ def list_image_folder(root: str | Path) -> tuple[list[str], np.ndarray, np.ndarr
     return classes, files, labels
 
 
+#: files whose headers decide a drawn folder's size and mode (evenly spaced in its listing)
+SHAPE_SAMPLE = 64
+
+
 class ImageFolder(torch.utils.data.Dataset):
     """``root/<class>/<image>`` read lazily, one image per item: ``uint8`` C×H×W pixels, as
     stored, and the class index (classes sorted by folder name). :func:`~transferability.
@@ -181,6 +185,11 @@ class ImageFolder(torch.utils.data.Dataset):
             raise ValueError(f"mode: expected 'L', 'RGB' or None, got {mode!r}")
         root = Path(root)
         classes, listed, labels = list_image_folder(root)
+        # every draw of a folder decides size and mode alike: from the same evenly spaced
+        # sample of its files' headers (beside the drawn ones), not from the draw alone
+        sample = [] if select is None or (size is not None and mode is not None) else [
+            (Path(f), r) for f in listed[::max(1, len(listed) // SHAPE_SAMPLE)]
+            if not isinstance(r := _probe(Path(f)), str)]
         chosen = np.arange(len(listed)) if select is None else np.asarray(select(labels),
                                                                           dtype=np.int64)
         listed, labels = listed[chosen], labels[chosen]
@@ -197,7 +206,7 @@ class ImageFolder(torch.utils.data.Dataset):
         files = [Path(f) for f in listed[~bad]]
         found = [r for r in found if not isinstance(r, str)]
         modes: dict = {}
-        for f, (m, _) in zip(files, found, strict=True):
+        for f, (m, _) in [*zip(files, found, strict=True), *sample]:
             modes.setdefault("L" if m in _GRAY_MODES else "RGB", f)
         if len(modes) > 1 and mode is None:
             raise ValueError(f"root: {root} mixes grayscale ({modes['L'].name}) and colour "
@@ -205,8 +214,9 @@ class ImageFolder(torch.utils.data.Dataset):
         if bad.any():
             log.warning("%s: skipped %d unreadable image(s), e.g. %s", root, int(bad.sum()),
                         listed[bad][0])
-        sizes = [s for _, s in found]
-        common = Counter(sizes).most_common(1)[0][0] if sizes else (1, 1)
+        sizes = [s for _, s in found] + [s for _, (_, s) in sample]
+        shapes = [s for _, (_, s) in sample] or sizes  # the folder's, not the draw's
+        common = Counter(shapes).most_common(1)[0][0] if shapes else (1, 1)
         if size is None and len(set(sizes)) > 1:
             size = max(common)
             log.info("%s: images of %d sizes, all resized to %d×%d", root, len(set(sizes)),
