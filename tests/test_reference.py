@@ -93,6 +93,11 @@ def test_a_reference_at_chance_gives_no_alpha(task, caplog):
     assert "--reference-epochs" in caplog.text and "--reference MODEL" in caplog.text
     again = type(result).from_dict(json.loads(json.dumps(result.to_dict())))
     assert again.reference == ref
+    voted = rank_sources(_sources(), task, test=task, estimators=["leep", "alpha1"],
+                         reference=_constant(), alpha_per_class=2, ensemble=["leep", "alpha1"],
+                         attack_options={"steps": 1}, show_progress=False)
+    notes = {c["estimator"]: c.get("note") for c in voted.correlations}
+    assert "not above chance" in notes["ensemble"]  # a vote of withheld scores is withheld
 
 
 def test_a_reference_that_learned_gives_alpha(task):
