@@ -476,7 +476,7 @@ def test_every_draw_of_a_mixed_size_folder_has_one_shape(tmp_path):
 
 
 def test_per_class_of_any_split_is_drawn_before_reading(tmp_path, opened):
-    from transferability.data import PerClass, per_class
+    from transferability.data import Count, per_class
 
     own = tmp_path / "own"
     _folder(own / "train", per_class=8)
@@ -487,7 +487,7 @@ def test_per_class_of_any_split_is_drawn_before_reading(tmp_path, opened):
     assert torch.equal(test.x, per_class(whole, 2, seed=3).x)  # the images per_class picks
     with pytest.raises(ValueError, match=r"--n-per-class: 6 per class is more than .* its "
                                          r"class 0 \(c0\) has 5; the largest value that works"):
-        load_dataset(f"imagefolder:{own}", "test", per_class=PerClass(6, "--n-per-class"))
+        load_dataset(f"imagefolder:{own}", "test", per_class=Count(6, "--n-per-class"))
 
 
 def test_plain_paths_read_as_their_data_arguments(tmp_path):

@@ -253,18 +253,13 @@ def _cmd_rank(args) -> None:
 
 def _cmd_robustness(args) -> None:
     from .attacks import benchmark, robust_accuracy
-    from .data import dataset_from_spec
+    from .data import Count, dataset_from_spec
     from .model_args import check_fit, load_models
     from .report import write_json
 
-    try:  # only the images kept are read: the first N, or a seeded class-stratified sample
-        data = dataset_from_spec(args.dataset, "test", seed=args.seed,
-                                 n_examples=args.n_examples)
-    except ValueError as exc:  # the data layer names the option n_examples
-        message = str(exc)
-        if message.startswith("n_examples:"):
-            message = "--n-examples" + message.removeprefix("n_examples")
-        raise ValueError(message) from None
+    # only the images kept are read: the first N, or a seeded class-stratified sample
+    n = args.n_examples and Count(args.n_examples, "--n-examples")
+    data = dataset_from_spec(args.dataset, "test", seed=args.seed, n_examples=n or None)
     x, y = data.x, data.y
     counts = dict(zip(data.class_names, data.class_counts().tolist(), strict=True))
     print(f"{len(data)} test images of {args.dataset}, per class: "
@@ -366,14 +361,14 @@ def _cmd_study(args) -> None:
 
 
 def _cmd_attack(args) -> None:
-    from .data import PerClass, dataset_from_spec
+    from .data import Count, dataset_from_spec
     from .model_args import check_fit, resolve_models
     from .transfer_matrix import transfer_matrix
 
     spec = _attack(args)
     if "eps" not in spec.options:
         raise ValueError("--eps: the attack command needs a perturbation budget ([0,1] scale)")
-    n = args.n_per_class and PerClass(args.n_per_class, "--n-per-class")
+    n = args.n_per_class and Count(args.n_per_class, "--n-per-class")
     data = dataset_from_spec(args.dataset, args.split, seed=args.seed, per_class=n or None)
     # one resolution for both roles: the same model given twice is one model (white-box)
     surrogates, victims = resolve_models(args.surrogates, args.victims,
@@ -398,7 +393,7 @@ def _cmd_audit(args) -> None:
     from importlib import resources
 
     from ._files import check_writable_dir
-    from .data import PerClass, dataset_from_spec
+    from .data import Count, dataset_from_spec
     from .model_args import check_fit, resolve_models
     from .studies.audit import audit, load_protocol
 
@@ -423,8 +418,8 @@ def _cmd_audit(args) -> None:
                              f"{sorted(attacks)}")
         attacks = {a: attacks[a] for a in args.attacks}
     data = protocol["data"]
-    n = (PerClass(args.n_per_class, "--n-per-class") if args.n_per_class else
-         PerClass(data["n_per_class"], "data.n_per_class") if data.get("n_per_class") else None)
+    n = (Count(args.n_per_class, "--n-per-class") if args.n_per_class else
+         Count(data["n_per_class"], "data.n_per_class") if data.get("n_per_class") else None)
     dataset = dataset_from_spec(data["dataset"], data.get("split", "test"), seed=args.seed,
                                 per_class=n)
     victims = protocol["victims"]

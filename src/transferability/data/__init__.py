@@ -8,8 +8,8 @@ int64 labels 0..C−1: the grayscale bundled sets are 1×28×28, the colour task
 from .dataset import ImageDataset
 from .loader import stream
 from .registry import (
+    Count,
     DatasetInfo,
-    PerClass,
     Splitter,
     dataset_info,
     list_datasets,
@@ -26,5 +26,5 @@ __all__ = [
     "train_test_split", "select_classes", "relabel", "per_class", "mixture",
     "load_npz", "load_image_folder", "dataset_from_spec", "stream",
     "DataSummary", "describe_dataset", "check_per_class", "split_indices", "Splitter",
-    "sample", "PerClass",
+    "sample", "Count",
 ]

@@ -27,7 +27,7 @@ from .sources import MAX_PER_CLASS
 from .tasks import per_class_positions, sample_positions
 from .user import ImageFolder, load_cifar, load_npz
 
-__all__ = ["PerClass", "DatasetInfo", "list_datasets", "dataset_info", "load_dataset",
+__all__ = ["Count", "DatasetInfo", "list_datasets", "dataset_info", "load_dataset",
            "train_test_split", "split_indices", "Splitter", "parse_data_argument", "DATA_PREFIXES"]
 
 
@@ -183,9 +183,10 @@ def _class_folders(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir())
 
 
-class PerClass(int):
-    """``per_class=`` of :func:`load_dataset`: ``n`` of every class of whichever split is
-    read, errors naming ``option`` (a CLI option such as ``--n-per-class``)."""
+class Count(int):
+    """A count that names the option it came from in errors: ``per_class=`` and
+    ``n_examples=`` of :func:`load_dataset` given as ``Count(n, "--n-per-class")`` say
+    ``--n-per-class: ...``, not the keyword's name."""
 
     def __new__(cls, n: int, option: str = "per_class"):
         self = super().__new__(cls, check_int(n, option))
@@ -196,7 +197,7 @@ class PerClass(int):
 def _draws_per_class(n, split: str) -> bool:
     """Whether ``n`` per class is drawn from ``split``: a data argument's ``n_per_class``
     from the train split, ``per_class=`` from any."""
-    return n is not None and (split == "train" or isinstance(n, PerClass))
+    return n is not None and (split == "train" or isinstance(n, Count))
 
 
 def _chosen(y: np.ndarray, split: str, n: int | None, n_examples: int | None, seed: int, *,
@@ -212,9 +213,10 @@ def _chosen(y: np.ndarray, split: str, n: int | None, n_examples: int | None, se
                                    class_names=class_names,
                                    name=getattr(n, "option", "n_per_class"), what=what)
     if n_examples is not None:
-        n_examples = check_int(n_examples, "n_examples")
+        option = getattr(n_examples, "option", "n_examples")
+        n_examples = check_int(n_examples, option)
         if n_examples > len(keep):
-            raise ValueError(f"n_examples: the {split} split of {what} has {len(keep)} images, "
+            raise ValueError(f"{option}: the {split} split of {what} has {len(keep)} images, "
                              f"got {n_examples}")
         keep = keep[:n_examples] if own_order else keep[sample_positions(y[keep], n_examples,
                                                                           seed)]
@@ -227,7 +229,7 @@ def _keep(ds: ImageDataset, split: str, n: int | None, n_examples: int | None, s
     if not _draws_per_class(n, split) and n_examples is None:
         return ds
     keep = _chosen(ds.y.numpy(), split, n, n_examples, seed,
-                   what=ds.name if isinstance(n, PerClass) else what,
+                   what=ds.name if isinstance(n, Count) else what,
                    class_names=ds.class_names)
     return ds.subset(torch.from_numpy(keep), name=ds.name)
 
@@ -252,7 +254,7 @@ def _read_folder(root: Path, options: dict, part: Callable, draw: Callable | Non
 def _load_argument(prefix: str, path: Path, options: dict, split: str, seed: int,
                    test_fraction: float, splitter: Splitter | None,
                    n_examples: int | None = None, what: str = "",
-                   per_class: PerClass | None = None) -> ImageDataset:
+                   per_class: Count | None = None) -> ImageDataset:
     """One split of a data argument: the data's own split, else a seeded stratified one;
     less what ``n_per_class`` (train) and ``n_examples`` leave out, which image folders and
     CIFAR batches never decode."""
@@ -338,14 +340,15 @@ def load_dataset(name: str | os.PathLike, split: str = "train", *, seed: int = 0
             folders and CIFAR batches decode only the images kept.
         per_class: keep exactly this many of every class of the split (seeded; the same
             images as :func:`~transferability.data.per_class` on the whole split), drawn
-            before anything is decoded; a :class:`PerClass` names its option in errors.
+            before anything is decoded; a :class:`Count` names its option in errors, here
+            and for ``n_examples``.
         options: generator options (``n_per_class`` for fonts/synthetic, ``shared``...).
     """
     check_choice(split, "split", ("train", "test", "all"))
     check_fraction(test_fraction, "test_fraction")
     seed = check_seed(seed)
-    if per_class is not None and not isinstance(per_class, PerClass):
-        per_class = PerClass(per_class)
+    if per_class is not None and not isinstance(per_class, Count):
+        per_class = Count(per_class)
     argument = parse_data_argument(name)
     path = None if argument is not None or (isinstance(name, str) and name in _DATASETS) \
         else _user_path(name)
