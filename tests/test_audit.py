@@ -12,6 +12,7 @@ import torch
 from transferability.attacks import create_attack, norms
 from transferability.cli import main
 from transferability.features import predict
+from transferability.html_report import format_result
 from transferability.jobs import ResultStore
 from transferability.stealth import ssim, stealth
 from transferability.studies.audit import AuditResult, audit
@@ -163,7 +164,7 @@ def test_audit_counts_denominators_orderings_and_png(zoo, images, tmp_path, requ
     assert {f.name for f in files} >= {"audit.json", "audit_rows.csv", "heatmap_sgm.png"}
     again = AuditResult.from_dict(json.loads((tmp_path / "out" / "audit.json").read_text()))
     assert again.to_dict() == result.to_dict()
-    assert "transfer success by attack and victim family" in result.format()
+    assert "transfer success by attack and victim family" in format_result(result)
 
 
 def test_audit_bad_input_before_work(zoo, images, tmp_path):

@@ -39,6 +39,7 @@ from transferability.attacks import FGSM, MIFGSM, PGD, create_attack
 from transferability.cli import main
 from transferability.data import dataset_from_spec, describe_dataset, per_class
 from transferability.features import extract, predict
+from transferability.html_report import format_result
 from transferability.models import CheckpointError, create_model, load_checkpoint, save_checkpoint
 from transferability.ranking import rank_sources
 from transferability.studies.adv_knowledge import adv_knowledge_study
@@ -849,7 +850,7 @@ def test_tiny_target_finishes_with_undefined_statistics_shown_as_such(tmp_path):
     for c in result.reverse_correlations:
         assert np.isnan(c["spearman"]) and c["top1"] is None
         assert "is undefined for A, B" in c["note"] and "0/0" in c["note"]
-    text = result.format()
+    text = format_result(result)
     assert "model_fit vs adv_source_to_reference: n/a, adv_source_to_reference is undefined " \
            "for A, B" in text
     assert "nan" not in text.lower().replace("n/a", "")

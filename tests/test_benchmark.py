@@ -11,6 +11,7 @@ from scipy import stats
 
 from transferability.cli import main
 from transferability.data import dataset_from_spec
+from transferability.html_report import format_result
 from transferability.jobs import ResultStore, run_jobs
 from transferability.studies import benchmark as module
 from transferability.studies.benchmark import (
@@ -69,7 +70,7 @@ def test_result_structure(tiny):
         assert r["top1_hits"] == sum(bool(c["top1"]) for c in few)  # None: n/a
         if math.isfinite(r["mean_tau"]):
             assert r["worst_tau"] <= r["mean_tau"] + 1e-12
-    text = result.format()
+    text = format_result(result)
     assert "which score to trust" in text and "target synthetic" in text
     assert len(result.rows()) == 2 * len(result.sources)
 

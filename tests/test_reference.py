@@ -20,6 +20,7 @@ from transferability._threads import PER_THREAD, limit_threads, threads_for
 from transferability._validation import check_name
 from transferability.cli import main
 from transferability.estimators.registry import Estimator
+from transferability.html_report import format_result
 from transferability.models import create_model
 from transferability.ranking import rank_sources, reference_accuracy
 from transferability.stats import wilson_interval
@@ -87,7 +88,7 @@ def test_a_reference_at_chance_gives_no_alpha(task, caplog):
         assert np.isfinite(row["leep"])
     notes = {c["estimator"]: c.get("note") for c in result.correlations}
     assert "not above chance (1/4)" in notes["alpha1"] and notes["leep"] is None
-    text = result.format()
+    text = format_result(result)
     assert "alpha1, gradient_alignment: n/a, the reference has not learned the target" in text
     assert "held-out accuracy 0.250 [95% CI 0.189, 0.322] (40/160)" in text
     assert "--reference-epochs" in caplog.text and "--reference MODEL" in caplog.text
@@ -110,7 +111,7 @@ def test_a_reference_that_learned_gives_alpha(task):
                           alpha_per_class=2, attack_options={"steps": 2}, show_progress=False)
     assert result.reference == accuracy  # measured on train when no held-out data is given
     assert all(0 < r["alpha1"] < math.inf for r in result.rows)
-    assert "n/a" not in result.format()
+    assert "n/a" not in format_result(result)
 
 
 def test_estimators_run_under_a_thread_limit_by_size():
@@ -187,7 +188,8 @@ def test_the_study_withholds_alpha_from_a_reference_at_chance(task, tmp_path):
     assert all(math.isnan(r["alpha1"]) and np.isfinite(r["leep"]) for r in study.rows)
     notes = {c["estimator"]: c.get("note") for c in study.correlations}
     assert "not above chance (1/4)" in notes["alpha12"] and notes["leep"] is None
-    assert "alpha1, alpha12" in study.format() and "n/a, the reference has not" in study.format()
+    text = format_result(study)
+    assert "alpha1, alpha12" in text and "n/a, the reference has not" in text
 
 
 def test_a_zoo_entry_stops_early_on_a_validation_split(tmp_path):

@@ -16,7 +16,8 @@ from transferability import cli, studies
 from transferability._results import Result
 from transferability._validation import check_int, count_arg
 from transferability.attacks import AttackSpec
-from transferability.html_report import write_report
+from transferability.html_report import sections, write_report
+from transferability.html_report.sections import Section
 from transferability.jobs import Job, ResultStore, job_kind, open_store, run_jobs
 from transferability.report import format_table
 from transferability.studies import Settings, Study, get_study
@@ -27,9 +28,6 @@ from transferability.studies import Settings, Study, get_study
 class SquaresResult(Result):
     rows: list[dict]
     settings: dict = field(default_factory=dict)
-
-    def format(self) -> str:
-        return format_table(self.rows)
 
 
 @job_kind("test_square_of")
@@ -79,8 +77,11 @@ SQUARES = Study("squares", "Squares of the first integers", SquaresResult,
                 "test_squares_study", squares_study, SquaresSettings(),
                 SquaresSettings(up_to=2),
                 help="Squares of 1..N: a study that exists only in the tests.",
-                options=_options, settings=_settings, plots=lambda result, out: [],
-                render=_render)
+                options=_options, settings=_settings)
+#: How it is shown: its report section and its text (``register_section`` at import in a
+#: real study file; registered per test by the fixture below).
+SQUARES_SECTION = Section(SquaresResult, SQUARES.title, _render,
+                          format=lambda result: format_table(result.rows))
 
 
 # ---- what registering it gives -------------------------------------------------------------
@@ -89,6 +90,7 @@ def registered(monkeypatch):
     """The study registered for one test (``register_study`` would keep it for the
     session)."""
     monkeypatch.setitem(studies._STUDIES._items, SQUARES.name, SQUARES)
+    monkeypatch.setitem(sections._SECTIONS._items, SquaresResult.__name__, SQUARES_SECTION)
     return SQUARES
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
+from transferability.html_report import format_result
 from transferability.report import format_claims, format_radius
 from transferability.stats import Claim
 from transferability.studies.robust_transfer import RobustTransferResult, _summary
@@ -53,7 +54,7 @@ def test_fewer_than_three_seeds_is_inconclusive_and_said_plainly():
     result = RobustTransferResult(rows, _summary(rows, (0.1,)), [], claims, {"seeds": [0, 1]})
     again = RobustTransferResult.from_dict(result.to_dict())
     assert again == result and isinstance(again.claims[0], Claim)
-    assert "CI [" in again.format() and "inconclusive" in again.format()
+    assert "CI [" in format_result(again) and "inconclusive" in format_result(again)
     one = Claim.from_dict({**claims[0].to_dict(), "low": None, "high": None})  # results.json
     assert str(one).endswith("no interval, n=2)")
 
@@ -72,8 +73,8 @@ def test_a_radius_on_the_8_bit_grid_prints_as_k_over_255_in_claims_and_tables():
     claims = robust_claims(rows, eps)
     assert all("0.0156" not in c.statement for c in claims)
     assert "robust accuracy at ε=4/255" in claims[0].statement
-    text = RobustTransferResult(rows, _summary(rows, (eps,)), [], claims,
-                                {"seeds": [0, 1, 2]}).format()
+    text = format_result(RobustTransferResult(rows, _summary(rows, (eps,)), [], claims,
+                                              {"seeds": [0, 1, 2]}))
     assert "robust_accuracy@4/255" in text and "0.0156" not in text
 
 

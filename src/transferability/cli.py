@@ -289,6 +289,7 @@ def _cmd_robustness(args) -> None:
 
 def _cmd_study_adv_knowledge(args) -> None:
     from .data import dataset_from_spec
+    from .html_report import format_result
     from .model_args import check_fit, load_models
     from .plots import plot_scatter_grid
     from .report import write_csv, write_json
@@ -310,7 +311,7 @@ def _cmd_study_adv_knowledge(args) -> None:
                                     attack_options=spec.options, shots=args.shots,
                                     repeats=args.repeats, seed=args.seed, store=store,
                                     **_layer(args), **_backend(args))
-    print(study.format())
+    print(format_result(study))
     out = args.out
     files = [write_json(study.to_dict(), out / "study.json"),
              write_csv(study.rows, out / "study.csv"),
@@ -331,13 +332,14 @@ def _cmd_study_theory(args) -> None:
     print("wrote", write_csv(rows, args.out / "theory.csv"))
 
 
-def _report(result, out: Path, stem: str, plot) -> None:
-    """A study's tables on stdout; its JSON, CSV (the rows) and plots in ``out``."""
+def _report(result, out: Path, stem: str) -> None:
+    """A study's tables on stdout; its JSON, CSV (the rows) and figures in ``out``."""
+    from .html_report import format_result, plot_result
     from .report import write_csv, write_json
 
-    print(result.format())
+    print(format_result(result))
     files = [write_json(result.to_dict(), out / f"{stem}.json"),
-             write_csv(result.rows, out / f"{stem}.csv"), *plot(result, out)]
+             write_csv(result.rows, out / f"{stem}.csv"), *plot_result(result, out)]
     print("wrote " + ", ".join(map(str, files)))
 
 
@@ -357,7 +359,7 @@ def _cmd_study(args) -> None:
     with _store(args) as store:
         result = study.run(cache_dir=args.cache_dir, store=store, **settings.keywords(),
                            **_backend(args))
-    _report(result, args.out, study.name.replace("-", "_"), study.plots)
+    _report(result, args.out, study.name.replace("-", "_"))
 
 
 def _cmd_attack(args) -> None:
@@ -394,6 +396,7 @@ def _cmd_audit(args) -> None:
 
     from ._files import check_writable_dir
     from .data import Count, dataset_from_spec
+    from .html_report import format_result
     from .model_args import check_fit, resolve_models
     from .studies.audit import audit, load_protocol
 
@@ -452,7 +455,7 @@ def _cmd_audit(args) -> None:
                        seed=protocol.get("seed", args.seed), n_boot=protocol.get("n_boot", 1000),
                        batch_size=protocol.get("batch_size", 128), store=store,
                        settings={"protocol": protocol.get("name", str(path))}, **_backend(args))
-    print(result.format())
+    print(format_result(result))
     print("wrote " + ", ".join(map(str, result.write(args.out))))
 
 
@@ -540,18 +543,19 @@ def _cmd_report(args) -> None:
 
 
 def _cmd_benchmark(args) -> None:
+    from .html_report import format_result, plot_result
     from .report import write_csv, write_json
-    from .studies.benchmark import FULL, QUICK, plot_benchmark, run_benchmark
+    from .studies.benchmark import FULL, QUICK, run_benchmark
 
     settings = (QUICK if args.quick else FULL).replace(seed=args.seed)
     with _store(args) as store:
         result = run_benchmark(settings, cache_dir=args.cache_dir, store=store,
                                **_backend(args))
-    print(result.format())
+    print(format_result(result))
     out = args.out
     files = [write_json(result.to_dict(), out / "benchmark.json"),
              write_csv(result.summary, out / "benchmark.csv"),
-             write_csv(result.rows(), out / "benchmark_rows.csv"), *plot_benchmark(result, out)]
+             write_csv(result.rows(), out / "benchmark_rows.csv"), *plot_result(result, out)]
     print("wrote " + ", ".join(map(str, files)))
 
 

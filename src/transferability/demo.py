@@ -24,7 +24,7 @@ from pathlib import Path
 from .adversarial import theory_check
 from .baselines import model_accuracy
 from .data import load_dataset
-from .html_report import write_report
+from .html_report import format_result, plot_result, write_report
 from .jobs import ResultStore
 from .plots import plot_probe_accuracy, plot_scatter_grid
 from .report import format_table, write_csv, write_json
@@ -145,12 +145,12 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
     theory_seconds = time.perf_counter() - t
 
     report = "\n".join([
-        study.format(), "", study.transfer_matrix.format("both_correct"), "",
+        format_result(study), "", study.transfer_matrix.format("both_correct"), "",
         "synthetic check: sources = a target MLP with weights perturbed at each scale; "
         "α^(T→S) (exact Jacobians) should fall and the affine-fit loss rise",
         format_table(theory),
         *(f"\n{_heading(s)} (transferability study {s.name} runs the full study)\n"
-          + result.format() for s, result, _ in others)])
+          + format_result(result) for s, result, _ in others)])
     timings = {"zoo": zoo_seconds, **study.timings, "theory": theory_seconds,
                **{_key(s): seconds for s, _, seconds in others},
                "total": time.perf_counter() - start}
@@ -168,7 +168,7 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
                                title=f"scores vs {shots}-shot probe accuracy on {target}"),
              study.transfer_matrix.to_csv(out / "transfer_matrix.csv"),
              study.transfer_matrix.plot(out / "transfer_matrix.png"),
-             *(f for s, result, _ in others for f in s.plots(result, out)),
+             *(f for _, result, _ in others for f in plot_result(result, out)),
              write_report(store, out / "report.html")]
     report += (f"\n\ndone in {timings['total']:.1f}s; wrote "
                + ", ".join(str(f) for f in files))

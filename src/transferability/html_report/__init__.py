@@ -1,4 +1,5 @@
-"""A self-contained HTML report of a results store: ``write_report(store, path)``.
+"""How results are shown: the self-contained HTML report of a results store
+(``write_report(store, path)``), and each result type's text table and figures.
 
 One file that reads offline: the CSS and the few lines of JavaScript (sortable tables) are
 inline, every figure is hand-written SVG, and nothing is fetched. The report only reads the
@@ -12,12 +13,24 @@ Section ids: ``study-<first 12 characters of the record's key>`` for a study and
 a study is ``<section id>-<name>`` (``-ranks``, ``-scores``, ``-correlations``, ...).
 
 The package draws it in parts: :mod:`.text` (escaping, numbers), :mod:`.tables`,
-:mod:`.charts` (SVG), :mod:`.assets` (CSS, JS) and :mod:`.page` (the page, its sections and
-provenance); :mod:`.transfer_matrix` draws a transfer matrix. A study draws its own section
-from its result object (the ``render`` of its :class:`~transferability.studies.Study`).
+:mod:`.charts` (SVG), :mod:`.assets` (CSS, JS), :mod:`.sections` (the registry of how each
+result type is shown) and :mod:`.page` (the page and provenance). One module per result
+type registers its section, text and figures: :mod:`.transfer_matrix` and one per study
+(:mod:`.adv_knowledge`, :mod:`.surrogates`, :mod:`.robust_transfer`, :mod:`.benchmark`,
+:mod:`.audit`). Job code never imports this package (it imports the studies), so editing
+how a result is shown reruns nothing.
 """
 
-from . import transfer_matrix  # noqa: F401  (gives a stand-alone transfer matrix its section)
-from .page import register_section, render_report, section_id, write_report
+from . import (  # noqa: F401  (each registers its result type's section)
+    adv_knowledge,
+    audit,
+    benchmark,
+    robust_transfer,
+    surrogates,
+    transfer_matrix,
+)
+from .page import render_report, section_id, write_report
+from .sections import format_result, plot_result, register_section
 
-__all__ = ["write_report", "render_report", "section_id", "register_section"]
+__all__ = ["write_report", "render_report", "section_id", "register_section",
+           "format_result", "plot_result"]

@@ -1,9 +1,9 @@
 """The page: one section per study in a results store, the generic section, provenance.
 
-The page knows no study: a study's section comes from its
-:class:`~transferability.studies.Study` (``title`` and ``render``), another result type's
-from :func:`register_section`, and any other result gets the generic section (its scalars,
-rows and text as stored). A stored dict is read back once, with its type's ``from_dict``,
+The page knows no study: a result type's section comes from
+:func:`~transferability.html_report.sections.register_section` (a study's from its module
+here, ``html_report/<study>.py``), and any other result gets the generic section (its
+scalars, rows and text as stored). A stored dict is read back once, with its type's ``from_dict``,
 and the renderer is given the :class:`~transferability._results.Result` object.
 """
 
@@ -11,46 +11,29 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .._files import write_bytes
-from .._registry import Registry
 from ..jobs.graph import get_job_kind, list_job_kinds
 from ..jobs.store import Record, ResultStore
 from ..studies import list_studies
 from .assets import CSS, JS
+from .sections import Section, list_sections
 from .tables import details, kv, label, table
 from .text import escape, secs, short, to_json, when
 
-__all__ = ["write_report", "render_report", "section_id", "register_section"]
-
-
-@dataclass(frozen=True)
-class Section:
-    """How a result type is drawn: its heading and ``render(section_id, result)``."""
-
-    result: type
-    title: str
-    render: Callable[[str, object], str] | None = None
-
-
-_SECTIONS = Registry("report section")
-
-
-def register_section(result: type, title: str, render: Callable[[str, object], str]) -> type:
-    """Give ``result`` (a :class:`~transferability._results.Result` type that is not a
-    study's) a section of its own, titled ``title`` and drawn by ``render(section_id,
-    result)``; returns ``result``."""
-    _SECTIONS.register(result.__name__, Section(result, title, render))
-    return result
+__all__ = ["write_report", "render_report", "section_id"]
 
 
 def _sections() -> list[Section]:
-    """Every drawn result type: the studies' (registration order), then the others'."""
-    return [*(Section(s.result, s.title, s.render) for s in list_studies()),
-            *_SECTIONS.values()]
+    """Every drawn result type: the studies' first (registration order: the main study
+    first), then the others'; a study with no registered section gets its title and the
+    generic section."""
+    registered = {s.result.__name__: s for s in list_sections()}
+    studies = [registered.pop(s.result.__name__, Section(s.result, s.title))
+               for s in list_studies()]
+    return [*studies, *registered.values()]
 
 
 def _section_of(type_name: str) -> Section | None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from ..transfer_matrix import TransferMatrix
 from .charts import figure, svg_heatmap
-from .page import register_section
+from .sections import register_section
 from .tables import details, table
 from .text import escape, pct
 

@@ -13,11 +13,10 @@ from .graph import (
     given,
     job_kind,
     list_job_kinds,
-    presentation,
 )
 from .run import JobsFailed, Run, run_jobs
 from .store import STORE_FILE, Record, ResultStore, StoreError, open_store
 
 __all__ = ["Job", "Given", "Output", "JobKind", "job_kind", "list_job_kinds", "code_version",
-           "presentation", "given", "run_jobs", "Run", "JobsFailed", "ResultStore", "Record",
+           "given", "run_jobs", "Run", "JobsFailed", "ResultStore", "Record",
            "StoreError", "STORE_FILE", "open_store"]

@@ -8,9 +8,9 @@ module therefore invalidates exactly the jobs whose code can reach it, with no m
 version bump.
 
 Presentation never counts: the modules that show and save results (:data:`PRESENTATION`:
-the HTML report, the figures, text tables and files) and the functions marked with
-:func:`presentation` (a study's registered ``render`` and ``plots``, a result's
-``format``) are left out, so editing the report reruns nothing.
+the HTML report with each study's text, figures and section, the figures, text tables and
+files) are left out, so editing how a result is shown reruns nothing. Job code never imports
+them, so nothing has to be cut out of a job module's source.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from torch import nn
 from .._registry import Registry
 
 __all__ = ["Job", "Given", "Output", "JobKind", "job_kind", "get_job_kind", "list_job_kinds",
-           "code_version", "presentation", "PRESENTATION", "given", "walk"]
+           "code_version", "PRESENTATION", "given", "walk"]
 
 PACKAGE = "transferability"
 _KINDS = Registry("job kind")
@@ -40,7 +40,6 @@ _MACHINERY = PACKAGE + ".jobs"  # keys and storage: they never change what a job
 #: Library modules that only show or save results (and the modules under them): never part
 #: of a code version.
 PRESENTATION = (PACKAGE + ".html_report", PACKAGE + ".plots", PACKAGE + ".report")
-_PRESENTATION_FUNCTIONS: dict[str, set[str]] = {}  # module -> qualified names, by presentation
 
 
 @dataclass(frozen=True)
@@ -191,21 +190,10 @@ def walk(jobs) -> list[Job]:
 
 # ---- code versions ---------------------------------------------------------------------
 
-def presentation(fn: Callable) -> Callable:
-    """Mark ``fn`` (a module-level function or a method) as presentation only: its source
-    leaves the code version of its module's jobs (unless a job calls it). Returns ``fn``,
-    so it serves as a decorator; :func:`~transferability.studies.register_study` marks a
-    study's ``render`` and ``plots``."""
-    if not isinstance(fn, types.FunctionType):
-        raise ValueError(f"fn: expected a function, got {type(fn).__name__}")
-    _PRESENTATION_FUNCTIONS.setdefault(fn.__module__, set()).add(fn.__qualname__)
-    return fn
-
-
 def code_version(fn: Callable) -> str:
     """Hash of the code ``fn`` runs: its source, the source of the functions of its own
     module that it calls (followed), and every library module it uses, followed through
-    their imports; presentation left out (see the module docstring)."""
+    their imports; presentation modules left out (see the module docstring)."""
     sources: list[str] = []
     modules: set[str] = set()
     _collect(fn, sources, modules, set())
@@ -215,28 +203,8 @@ def code_version(fn: Callable) -> str:
     digest = hashlib.sha256("\n".join(sources).encode())
     for name in sorted(closure):
         digest.update(name.encode())
-        digest.update(_without(_source(name),
-                               frozenset(_PRESENTATION_FUNCTIONS.get(name, ()))))
+        digest.update(_source(name))
     return digest.hexdigest()[:16]
-
-
-@cache
-def _without(source: bytes, names: frozenset[str]) -> bytes:
-    """``source`` without the lines (decorators included) of the functions and methods
-    whose qualified names are ``names``."""
-    if not names:
-        return source
-    drop: set[int] = set()
-    body = ast.parse(source).body
-    nodes = [("", n) for n in body]
-    nodes += [(f"{c.name}.", n) for c in body if isinstance(c, ast.ClassDef) for n in c.body]
-    for prefix, node in nodes:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) \
-                and prefix + node.name in names:
-            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            drop.update(range(first, node.end_lineno + 1))
-    lines = source.splitlines(keepends=True)
-    return b"".join(line for i, line in enumerate(lines, 1) if i not in drop)
 
 
 def _collect(fn, sources: list[str], modules: set[str], seen: set) -> None:

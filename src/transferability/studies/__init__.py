@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from types import MappingProxyType
 from typing import Self
 
 from .._registry import Registry
-from ..jobs.graph import presentation
 
 __all__ = ["Settings", "Study", "register_study", "get_study", "list_studies",
            "study_of_result"]
@@ -95,19 +92,14 @@ class Study:
     ``tiny`` (the demo's ``--quick``) are its :class:`Settings`, or None; ``options(parser)``
     adds its own CLI options and ``settings(args, defaults)`` returns ``defaults`` with them
     (``defaults.replace(...)``).
-    ``plots(result, out_dir)`` writes its figures; ``render(section_id, result)`` draws its
-    HTML section body from the result object (the report reads the stored dict back with
-    ``result.from_dict`` first; the pieces to draw with are in
-    :mod:`transferability.html_report`: ``tables``, ``charts``, ``text``). ``attack`` names
+    How its result is shown (text, figures, the report's section) is registered apart, by
+    :func:`~transferability.html_report.register_section` in its display module
+    (``html_report/<study>.py``), so the study's job code holds no display. ``attack`` names
     the field of its settings that holds its :class:`~transferability.attacks.AttackSpec`:
     the CLI then gives the study the ``--attack --eps --steps --step-size --loss`` options,
     their help from ``full`` and ``quick``, and lays what is given over the settings' spec.
     ``colour`` holds the settings' fields that change when the target is the colour task
     (``colour-*``): enough images and epochs for its models to learn it.
-
-    ``render``, ``plots`` and the result type's own ``format`` are presentation
-    (:func:`~transferability.jobs.graph.presentation`): editing them leaves the code version
-    of the study's jobs, and so its stored results, as they are.
     """
 
     name: str
@@ -121,8 +113,6 @@ class Study:
     help: str = ""
     options: Callable[[argparse.ArgumentParser], None] | None = None
     settings: Callable[[argparse.Namespace, Settings], Settings] | None = None
-    plots: Callable[[object, Path], list] | None = None
-    render: Callable[[str, object], str] | None = None
     attack: str | None = None
     colour: Mapping = field(default_factory=dict)
 
@@ -145,13 +135,8 @@ _STUDIES = Registry("study")
 
 
 def register_study(study: Study) -> Study:
-    """Add ``study`` to the registry (a second study of the same name is refused) and mark
-    its presentation (``render``, ``plots``, the result's ``format``) as such."""
-    study = _STUDIES.register(study.name, study)
-    for fn in (study.render, study.plots, vars(study.result).get("format")):
-        if isinstance(fn, types.FunctionType):
-            presentation(fn)
-    return study
+    """Add ``study`` to the registry (a second study of the same name is refused)."""
+    return _STUDIES.register(study.name, study)
 
 
 def get_study(name: str, argument: str = "study") -> Study:

@@ -28,7 +28,7 @@ images and seeds, so that a published setting can be rerun and compared.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,8 +49,6 @@ from .._validation import (
 )
 from ..attacks import create_attack, list_attacks, norms, random_targets
 from ..features import predict
-from ..html_report.tables import claims, details, kv, table
-from ..html_report.text import escape, finite
 from ..jobs import Job, Output, ResultStore, given, job_kind, open_store, run_jobs
 from ..models import Ensemble
 from ..stats import claim
@@ -155,29 +153,6 @@ class AuditResult(Result):
         key = f"rate_{protocol}"
         rows = [r for r in self.families if r["family"] == family and r[key] is not None]
         return [r["attack"] for r in sorted(rows, key=lambda r: -r[key])]
-
-    def format(self) -> str:
-        """The attack × family table, the orderings and the targeted rows as text."""
-        from ..report import format_table
-
-        def ci(r, p):
-            if r[f"rate_{p}"] is None:
-                return "n/a"
-            return f"{r[f'rate_{p}']:.3f} [{r[f'low_{p}']:.3f}, {r[f'high_{p}']:.3f}]"
-
-        table = [{"attack": r["attack"], "family": r["family"], "rank": r["rank"],
-                  "success (both correct) [95% CI]": ci(r, "both_correct"),
-                  "success (all) [95% CI]": ci(r, "all"), "L2": r["l2"], "Linf": r["linf"],
-                  "SSIM": r["ssim"]} for r in self.families]
-        parts = [f"transfer success by attack and victim family (n={self.settings.get('n')}, "
-                 "transfer pairs only; both denominators)", format_table(table)]
-        if self.targeted:
-            parts += ["", "targeted (victim predicts the target, all images)",
-                      format_table([{"loss": r["loss"], "family": r["family"],
-                                     "success [95% CI]": ci(r, "all")}
-                                    for r in self.targeted])]
-        parts += ["", "orderings:", *self.claims]
-        return "\n".join(parts)
 
     def matrices(self) -> dict:
         """One :class:`~transferability.transfer_matrix.TransferMatrix` per attack."""
@@ -545,41 +520,7 @@ def load_protocol(path: str | Path) -> dict:
 
 # ---- the report's section ---------------------------------------------------------------
 
-def _html_rate_ci(protocol: str) -> Callable[[dict], tuple[str, str]]:
-    """A success rate with its bootstrap interval, in %: ``64.0 [51.0, 76.0]%``."""
-    def rate_ci_cell(row: dict) -> tuple[str, str]:
-        r, lo, hi = (row.get(f"{k}_{protocol}") for k in ("rate", "low", "high"))
-        if not finite(r):
-            return "–", ""
-        return f"{100 * r:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]%", repr(r)
-    return rate_ci_cell
-
-
-def _html_section(sid: str, result: AuditResult) -> str:
-    """The audit's section of the HTML report: the attack-by-family table, the verdicts,
-    the targeted attacks, the rows."""
-    settings = result.settings
-    columns = ["attack", "family", "rank", "pairs",
-               ("success, both correct [95% CI]", _html_rate_ci("both_correct")),
-               ("success, all images [95% CI]", _html_rate_ci("all")), "l2", "linf", "ssim"]
-    parts = [f'<p class="note">Transfer pairs only (surrogate ≠ victim), '
-             f'{escape(settings.get("n"))} images, 8-bit quantised: '
-             f'{escape(str(settings.get("quantize")))}; intervals: percentile bootstrap over '
-             "images.</p>",
-             table(result.families, columns, id=f"{sid}-families"),
-             claims(result.claims)]
-    if result.targeted:
-        parts += ["<h3>Targeted (the victim predicts the target)</h3>",
-                  table(result.targeted, ["loss", "family", "pairs",
-                                          ("success [95% CI]", _html_rate_ci("all"))],
-                        id=f"{sid}-targeted")]
-    rows = result.rows
-    parts += [details(f"per (attack, surrogate, victim) rows ({len(rows)})",
-                      table(rows, id=f"{sid}-rows")),
-              details("settings", kv(settings))]
-    return "".join(parts)
 
 
 #: The audit's descriptor (its command is ``transferability audit``).
-STUDY = register_study(Study("audit", "Transfer-attack audit", AuditResult, "audit",
-                             render=_html_section))
+STUDY = register_study(Study("audit", "Transfer-attack audit", AuditResult, "audit"))
