@@ -23,7 +23,7 @@ import torch
 
 from transferability._results import Result
 from transferability.data import ImageDataset
-from transferability.html_report import page, render_report, section_id, write_report
+from transferability.html_report import page, render_report, section_id, sections, write_report
 from transferability.jobs import Job, ResultStore, job_kind, list_job_kinds
 from transferability.models import create_model
 from transferability.studies import list_studies
@@ -400,7 +400,7 @@ class _Squares(Result):
 
 def test_a_registered_section_gets_the_result_object_and_bad_data_falls_back(tmp_path,
                                                                               monkeypatch):
-    monkeypatch.setitem(page._SECTIONS._items, "_Squares", page.Section(
+    monkeypatch.setitem(sections._SECTIONS._items, "_Squares", sections.Section(
         _Squares, "Squares", lambda sid, r: f"<p>{type(r).__name__} {len(r.rows)} rows</p>"))
     with ResultStore(tmp_path / "s.sqlite") as store:
         good = _Squares([{"n": 2, "square": 4}]).to_dict()
