@@ -22,6 +22,7 @@ from .studies import surrogates as _surrogates  # noqa: E402,F401
 from .studies import robust_transfer as _robust_transfer  # noqa: E402,F401
 from .studies import benchmark as _benchmark  # noqa: E402,F401
 from .studies import audit as _audit  # noqa: E402,F401
+from .studies import theory as _theory  # noqa: E402,F401
 # isort: on
 
 __all__ = ["__version__", "create_model", "list_models", "create_attack", "list_attacks",

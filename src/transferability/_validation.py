@@ -38,6 +38,16 @@ __all__ = [
     "model_device",
     "model_dtype",
     "check_same_device",
+    "Constraint",
+    "Integer",
+    "Seed",
+    "Positive",
+    "OneOf",
+    "Text",
+    "Flag",
+    "Table",
+    "Each",
+    "Optional",
     "seed_arg",
     "positive_arg",
     "count_arg",
@@ -325,6 +335,209 @@ def check_same_device(**models: torch.nn.Module) -> torch.device:
         desc = ", ".join(f"{name} is on {device}" for name, device in devices.items())
         raise ValueError(f"models on different devices: {desc}; move them to one device")
     return next(iter(devices.values()))
+
+
+# ---- parameter constraints: each setting's rule, declared once ---------------------------
+
+class Constraint:
+    """The rule of one parameter, declared once beside it (scikit-learn's parameter
+    constraints): ``check(value, name)`` returns the value normalised or raises a
+    ``ValueError`` naming ``name``; ``parse(text)`` reads one command-line word and
+    ``nargs`` says how many (``"+"``: a sequence); ``invalid()`` gives values the rule
+    refuses, from which the tests of every declared parameter are generated;
+    ``describe()`` says what is expected, for help texts."""
+
+    nargs: str | None = None
+
+    def check(self, value, name: str):
+        raise NotImplementedError
+
+    def parse(self, text: str):
+        return text
+
+    def invalid(self) -> tuple:
+        return ()
+
+    def describe(self) -> str:
+        return ""
+
+    def arg_type(self, option: str):
+        """An argparse ``type`` for ``option``: the word parsed and checked by this rule, so
+        a bad value exits with status 2 and a line naming the option, before any work."""
+        def convert(text: str):
+            try:
+                return self.check(self.parse(text), option)
+            except (ValueError, TypeError, ZeroDivisionError) as exc:
+                message = str(exc).removeprefix(f"{option}: ")
+                raise argparse.ArgumentTypeError(message or f"invalid value {text!r}") from None
+        convert.__name__ = self.describe() or "value"
+        return convert
+
+
+class Integer(Constraint):
+    """An integer (not a bool) in ``[minimum, maximum]``."""
+
+    def __init__(self, minimum: int = 1, maximum: int | None = None):
+        self.minimum, self.maximum = minimum, maximum
+
+    def check(self, value, name: str) -> int:
+        return check_int(value, name, minimum=self.minimum, maximum=self.maximum)
+
+    def parse(self, text: str) -> int:
+        return int(text)
+
+    def invalid(self) -> tuple:
+        return (self.minimum - 1, 1.5, True) + (() if self.maximum is None else
+                                                 (self.maximum + 1,))
+
+    def describe(self) -> str:
+        return "integer"
+
+
+class Seed(Integer):
+    """A seed: an integer in [0, 2**32 - 1] (:func:`check_seed`)."""
+
+    def __init__(self):
+        super().__init__(0, SEED_MAX)
+
+    def check(self, value, name: str) -> int:
+        return check_seed(value, name)
+
+    def describe(self) -> str:
+        return "seed"
+
+
+class Positive(Constraint):
+    """A finite number > 0 (``allow_zero``: >= 0), written ``0.031`` or ``8/255`` on the
+    command line."""
+
+    def __init__(self, allow_zero: bool = False):
+        self.allow_zero = allow_zero
+
+    def check(self, value, name: str) -> float:
+        if isinstance(value, bool):
+            raise ValueError(f"{name}: expected a number, got {value!r}")
+        return check_positive(value, name, allow_zero=self.allow_zero)
+
+    def parse(self, text: str) -> float:
+        top, _, bottom = text.partition("/")
+        return float(top) / float(bottom) if bottom else float(top)
+
+    def invalid(self) -> tuple:
+        return (-1.0, math.inf, "x") + (() if self.allow_zero else (0.0,))
+
+    def describe(self) -> str:
+        return "number"
+
+
+class OneOf(Constraint):
+    """One of ``choices``."""
+
+    def __init__(self, *choices: str):
+        self.choices = choices
+
+    def check(self, value, name: str) -> str:
+        return check_choice(value, name, self.choices)
+
+    def invalid(self) -> tuple:
+        return ("no-such-choice", 3)
+
+    def describe(self) -> str:
+        return "{" + ",".join(self.choices) + "}"
+
+
+class Text(Constraint):
+    """A non-empty string (a dataset or model argument, a path)."""
+
+    def check(self, value, name: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name}: expected a non-empty string, got {value!r}")
+        return value
+
+    def invalid(self) -> tuple:
+        return ("", 3)
+
+    def describe(self) -> str:
+        return "text"
+
+
+class Flag(Constraint):
+    """True or False; on the command line, a switch."""
+
+    nargs = 0
+
+    def check(self, value, name: str) -> bool:
+        if not isinstance(value, bool | np.bool_):
+            raise ValueError(f"{name}: expected True or False, got {value!r}")
+        return bool(value)
+
+    def invalid(self) -> tuple:
+        return ("yes", 1)
+
+
+class Table(Constraint):
+    """A mapping (names to specs), at least ``min_len`` entries; a dict once checked. Not a
+    command-line option."""
+
+    def __init__(self, min_len: int = 0):
+        self.min_len = min_len
+
+    def check(self, value, name: str) -> dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{name}: expected a dict, got {type(value).__name__}")
+        if len(value) < self.min_len:
+            raise ValueError(f"{name}: needs at least {self.min_len} entr"
+                             f"{'y' if self.min_len == 1 else 'ies'}")
+        return dict(value)
+
+    def invalid(self) -> tuple:
+        return ("x", 3) + (({},) if self.min_len else ())
+
+
+class Each(Constraint):
+    """A non-empty sequence of values that each follow ``item``; a tuple once checked."""
+
+    nargs = "+"
+
+    def __init__(self, item: Constraint):
+        self.item = item
+
+    def check(self, value, name: str) -> tuple:
+        return check_each(value, name, self.item.check)
+
+    def parse(self, text: str):
+        return self.item.parse(text)
+
+    def arg_type(self, option: str):
+        return self.item.arg_type(option)
+
+    def invalid(self) -> tuple:
+        return ((), *((bad,) for bad in self.item.invalid()))
+
+    def describe(self) -> str:
+        return self.item.describe()
+
+
+class Optional(Constraint):
+    """None, or a value that follows ``rule``."""
+
+    def __init__(self, rule: Constraint):
+        self.rule, self.nargs = rule, rule.nargs
+
+    def check(self, value, name: str):
+        return None if value is None else self.rule.check(value, name)
+
+    def parse(self, text: str):
+        return self.rule.parse(text)
+
+    def arg_type(self, option: str):
+        return self.rule.arg_type(option)
+
+    def invalid(self) -> tuple:
+        return self.rule.invalid()
+
+    def describe(self) -> str:
+        return self.rule.describe()
 
 
 # ---- command-line values: the same checks, as argparse types -------------------------------

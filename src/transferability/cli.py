@@ -334,12 +334,12 @@ def _cmd_study_theory(args) -> None:
 
 def _report(result, out: Path, stem: str) -> None:
     """A study's tables on stdout; its JSON, CSV (the rows) and figures in ``out``."""
-    from .html_report import format_result, plot_result
+    from .html_report import format_result, result_files
     from .report import write_csv, write_json
 
     print(format_result(result))
     files = [write_json(result.to_dict(), out / f"{stem}.json"),
-             write_csv(result.rows, out / f"{stem}.csv"), *plot_result(result, out)]
+             write_csv(result.rows, out / f"{stem}.csv"), *result_files(result, out)]
     print("wrote " + ", ".join(map(str, files)))
 
 
@@ -543,7 +543,7 @@ def _cmd_report(args) -> None:
 
 
 def _cmd_benchmark(args) -> None:
-    from .html_report import format_result, plot_result
+    from .html_report import format_result, result_files
     from .report import write_csv, write_json
     from .studies.benchmark import FULL, QUICK, run_benchmark
 
@@ -555,7 +555,7 @@ def _cmd_benchmark(args) -> None:
     out = args.out
     files = [write_json(result.to_dict(), out / "benchmark.json"),
              write_csv(result.summary, out / "benchmark.csv"),
-             write_csv(result.rows(), out / "benchmark_rows.csv"), *plot_result(result, out)]
+             write_csv(result.rows(), out / "benchmark_rows.csv"), *result_files(result, out)]
     print("wrote " + ", ".join(map(str, files)))
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from .adversarial import theory_check
 from .baselines import model_accuracy
 from .data import load_dataset
-from .html_report import format_result, plot_result, write_report
+from .html_report import format_result, result_files, write_report
 from .jobs import ResultStore
 from .plots import plot_probe_accuracy, plot_scatter_grid
 from .report import format_table, write_csv, write_json
@@ -168,7 +168,7 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
                                title=f"scores vs {shots}-shot probe accuracy on {target}"),
              study.transfer_matrix.to_csv(out / "transfer_matrix.csv"),
              study.transfer_matrix.plot(out / "transfer_matrix.png"),
-             *(f for _, result, _ in others for f in plot_result(result, out)),
+             *(f for _, result, _ in others for f in result_files(result, out)),
              write_report(store, out / "report.html")]
     report += (f"\n\ndone in {timings['total']:.1f}s; wrote "
                + ", ".join(str(f) for f in files))

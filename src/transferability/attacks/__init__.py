@@ -50,7 +50,7 @@ from .robust import RobustAccuracy, benchmark, robust_accuracy
 from .sgm import SGM
 from .si import SI
 from .sia import SIA
-from .spec import AttackSpec
+from .spec import AttackRule, AttackSpec
 from .square import Square
 from .svre import SVRE
 from .ti import TI
@@ -65,6 +65,7 @@ __all__ = [
     "fgsm", "pgd", "mifgsm",
     "create_attack", "list_attacks", "register_attack", "attack_factory", "AttackFactory",
     "AttackSpec",
+    "AttackRule",
     "RobustAccuracy", "robust_accuracy",
     "APGD", "APGDT", "FABT", "Square", "AutoAttack", "apgd", "dlr", "benchmark",
     "EvaluationCheckWarning",

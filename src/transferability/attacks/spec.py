@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .._validation import check_eps, check_seed
+from .._validation import Constraint, check_eps, check_seed
 from .base import Attack
 from .registry import _ATTACKS, AttackFactory, create_attack
 
-__all__ = ["AttackSpec"]
+__all__ = ["AttackSpec", "AttackRule"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +85,37 @@ class AttackSpec:
     def factory(self) -> AttackFactory:
         """``(model) -> attack``, for code that attacks several models."""
         return self.create
+
+
+class AttackRule(Constraint):
+    """The rule of a setting that holds an attack (a study's ``attack``): an
+    :class:`AttackSpec`, its name or its ``to_dict()``, laid over ``defaults`` when given;
+    with ``factories``, a ``(model) -> attack`` used as given (not an :class:`Attack`
+    instance, which is bound to one model). On the command line such a setting is the
+    ``--attack --eps --steps --step-size --loss`` group."""
+
+    def __init__(self, defaults: AttackSpec | None = None, *, factories: bool = True):
+        self.defaults, self.factories = defaults, factories
+
+    def check(self, value, name: str):
+        if isinstance(value, str):
+            value = AttackSpec(value)
+        elif isinstance(value, Mapping):  # a stored to_dict()
+            try:
+                value = AttackSpec(**value)
+            except TypeError as exc:
+                raise ValueError(f"{name}: expected an attack spec's dict, got {value!r} "
+                                 f"({exc})") from None
+        if isinstance(value, AttackSpec):
+            return value if self.defaults is None else value.with_defaults(self.defaults)
+        if not self.factories or isinstance(value, Attack) or not callable(value):
+            raise ValueError(f"{name}: expected an AttackSpec or an attack name"
+                             + (", or a factory (model) -> attack" if self.factories else "")
+                             + f", got {value!r}")
+        return value
+
+    def invalid(self) -> tuple:
+        return ("no-such-attack", 3)
+
+    def describe(self) -> str:
+        return "attack"

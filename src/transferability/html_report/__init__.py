@@ -17,7 +17,7 @@ The package draws it in parts: :mod:`.text` (escaping, numbers), :mod:`.tables`,
 result type is shown) and :mod:`.page` (the page and provenance). One module per result
 type registers its section, text and figures: :mod:`.transfer_matrix` and one per study
 (:mod:`.adv_knowledge`, :mod:`.surrogates`, :mod:`.robust_transfer`, :mod:`.benchmark`,
-:mod:`.audit`). Job code never imports this package (it imports the studies), so editing
+:mod:`.audit`, :mod:`.theory`). Job code never imports this package (it imports the studies), so editing
 how a result is shown reruns nothing.
 """
 
@@ -27,10 +27,11 @@ from . import (  # noqa: F401  (each registers its result type's section)
     benchmark,
     robust_transfer,
     surrogates,
+    theory,
     transfer_matrix,
 )
 from .page import render_report, section_id, write_report
-from .sections import format_result, plot_result, register_section
+from .sections import format_result, register_section, result_files
 
 __all__ = ["write_report", "render_report", "section_id", "register_section",
-           "format_result", "plot_result"]
+           "format_result", "result_files"]

@@ -119,4 +119,16 @@ def _html_section(sid: str, result: StudyResult) -> str:
     return "".join(parts)
 
 
-register_section(StudyResult, STUDY.title, _html_section, format=format_study)
+def study_files(result: StudyResult, out_dir) -> list:
+    """Every score against the truth (one panel each) and the transfer matrix, as PNGs."""
+    from ..plots import plot_scatter_grid
+
+    files = [plot_scatter_grid(result.rows, result.predictors, result.truth,
+                               out_dir / "scores.png")]
+    if result.transfer_matrix is not None:
+        files.append(result.transfer_matrix.plot(out_dir / "transfer_matrix.png"))
+    return files
+
+
+register_section(StudyResult, STUDY.title, _html_section, format=format_study,
+                 files=study_files)

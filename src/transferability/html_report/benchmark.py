@@ -10,7 +10,7 @@ import numpy as np
 
 from ..baselines import BASELINES
 from ..ranking import format_correlations
-from ..report import format_table
+from ..report import format_table, write_csv
 from ..studies.benchmark import STUDY, TRUTHS, BenchmarkResult, _mean
 from .sections import register_section
 
@@ -91,5 +91,12 @@ def plot_benchmark(result: BenchmarkResult, out_dir) -> list[Path]:
     return files
 
 
+def benchmark_files(result: BenchmarkResult, out_dir) -> list[Path]:
+    """The summary and the per-source rows as CSV, and the two figures."""
+    out = Path(out_dir)
+    return [write_csv(result.summary, out / "benchmark.csv"),
+            write_csv(result.rows(), out / "benchmark_rows.csv"), *plot_benchmark(result, out)]
+
+
 register_section(BenchmarkResult, STUDY.title, format=format_benchmark,
-                 plots=plot_benchmark)
+                 files=benchmark_files)

@@ -121,4 +121,4 @@ def _html_section(sid: str, result: RobustTransferResult) -> str:
 
 
 register_section(RobustTransferResult, STUDY.title, _html_section,
-                 format=format_robust_transfer, plots=plot_robust_transfer)
+                 format=format_robust_transfer, files=plot_robust_transfer)

@@ -3,7 +3,7 @@
 The module that shows a study (``html_report/<study>.py``, or a user's own file) registers
 its result type here with :func:`register_section`: the section's title, ``render(section_id,
 result)`` for the HTML report, ``format(result)`` for the text the command line prints and
-``plots(result, out_dir)`` for the figures it saves. Job code never imports this package, so
+``files(result, out_dir)`` for the files it saves beside its JSON (figures, tables). Job code never imports this package, so
 editing how a result is shown reruns nothing.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from .._registry import Registry
 
 __all__ = ["Section", "register_section", "section_of", "list_sections", "format_result",
-           "plot_result"]
+           "result_files"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Section:
     title: str
     render: Callable[[str, object], str] | None = None
     format: Callable[[object], str] | None = None
-    plots: Callable[[object, Path], list] | None = None
+    files: Callable[[object, Path], list] | None = None
 
 
 _SECTIONS = Registry("report section")
@@ -36,13 +36,13 @@ _SECTIONS = Registry("report section")
 
 def register_section(result: type, title: str, render: Callable[[str, object], str] | None = None,
                      *, format: Callable[[object], str] | None = None,
-                     plots: Callable[[object, Path], list] | None = None) -> type:
+                     files: Callable[[object, Path], list] | None = None) -> type:
     """Show ``result`` under ``title``: drawn in the report by ``render(section_id, result)``
-    (None: the generic section of its fields), printed by ``format(result)`` and saved as
-    figures by ``plots(result, out_dir)``; returns ``result``."""
+    (None: the generic section of its fields), printed by ``format(result)``, and saved
+    beside its JSON by ``files(result, out_dir)`` (figures, CSV tables); returns ``result``."""
     if not isinstance(result, type):
         raise ValueError(f"result: expected a Result type, got {result!r}")
-    _SECTIONS.register(result.__name__, Section(result, title, render, format, plots))
+    _SECTIONS.register(result.__name__, Section(result, title, render, format, files))
     return result
 
 
@@ -67,9 +67,10 @@ def format_result(result) -> str:
     return json.dumps(result.to_dict(), indent=1, default=str)
 
 
-def plot_result(result, out_dir: str | Path) -> list[Path]:
-    """The figures of ``result`` saved in ``out_dir`` (none when its section has no plots)."""
+def result_files(result, out_dir: str | Path) -> list[Path]:
+    """The files of ``result`` (figures, tables) written in ``out_dir``: its section's
+    ``files``, or none."""
     section = section_of(type(result).__name__)
-    if section is None or section.plots is None:
+    if section is None or section.files is None:
         return []
-    return list(section.plots(result, Path(out_dir)))
+    return list(section.files(result, Path(out_dir)))

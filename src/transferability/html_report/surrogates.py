@@ -171,4 +171,4 @@ def _html_section(sid: str, result: SurrogateStudyResult) -> str:
 
 
 register_section(SurrogateStudyResult, STUDY.title, _html_section,
-                 format=format_surrogates, plots=plot_surrogate_study)
+                 format=format_surrogates, files=plot_surrogate_study)

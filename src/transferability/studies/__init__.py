@@ -3,17 +3,19 @@ store find studies here, never by name.
 
 A study module builds its :class:`Study` and calls :func:`register_study`; importing
 ``transferability`` imports every study module, so the registry is complete by then. A
-study with ``options`` gets its own ``transferability study NAME`` command (``--quick``,
-the store and backend options, ``--out`` and ``--cache-dir`` come with it); one with a
-``render`` gets its own section in the HTML report, the others a generic one. A study's
-settings are a frozen :class:`Settings` dataclass, validated once when it is made;
-``FULL``, ``QUICK`` and ``TINY`` are instances of it, and ``settings.replace(...)`` makes
-a variant (checked again).
+study's parameters are stated once, as the fields of its frozen :class:`Settings`
+dataclass, each declared with :func:`setting`: its default, its rule (a
+:class:`~transferability._validation.Constraint`) and its help. From that one declaration
+the settings are checked when made, the ``transferability study NAME`` command gets one
+option per field (``--quick``, the store, backend and device options, ``--out`` and
+``--cache-dir`` come with it), and the tests of every bad value are generated. ``FULL``,
+``QUICK`` and ``TINY`` are instances of it, and ``settings.replace(...)`` makes a variant
+(checked again). Every study runs as ``study.run(settings, *, store=, backend=,
+device=, ...)``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -21,19 +23,46 @@ from types import MappingProxyType
 from typing import Self
 
 from .._registry import Registry
+from .._validation import Constraint
 
-__all__ = ["Settings", "Study", "register_study", "get_study", "list_studies",
+__all__ = ["Settings", "setting", "Study", "register_study", "get_study", "list_studies",
            "study_of_result"]
+
+
+def setting(default, rule: Constraint, help: str = "", *, option: bool = True):
+    """A field of a study's :class:`Settings`, declared once: its ``default``, its ``rule``
+    (checked whenever settings are made) and its ``help``; ``option=False`` keeps it off
+    the command line."""
+    if not isinstance(rule, Constraint):
+        raise ValueError(f"rule: expected a Constraint, got {rule!r}")
+    metadata = {"rule": rule, "help": help, "option": option}
+    if isinstance(default, Mapping):  # a fresh dict per instance
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The base of every study's settings: a frozen dataclass whose fields are keywords of
-    the study's ``run``, checked once in ``__post_init__`` (a bad value is a ``ValueError``
-    naming its field). ``replace(**changes)`` makes a variant, checked again;
-    ``keywords()`` gives the fields for ``run(**settings.keywords())``; ``to_dict()`` a
-    JSON-ready copy; ``from_dict(mapping)`` the reverse, refusing missing or unknown names.
+    """The base of every study's settings: a frozen dataclass of :func:`setting` fields,
+    each checked by its rule when the settings are made (a bad value is a ``ValueError``
+    naming its field), then :meth:`check` for rules between fields.
+    ``replace(**changes)`` makes a variant, checked again; ``keywords()`` gives the fields
+    by name; ``to_dict()`` a JSON-ready copy; ``from_dict(mapping)`` the reverse, refusing
+    missing or unknown names; ``declared()`` the fields with their rules.
     """
+
+    def __post_init__(self):
+        for f in self.declared():
+            self._set(f.name, f.metadata["rule"].check(getattr(self, f.name), f.name))
+        self.check()
+
+    def check(self) -> None:
+        """Rules between fields (a subclass's own); each field's rule has passed already."""
+
+    @classmethod
+    def declared(cls) -> list[dataclasses.Field]:
+        """The fields declared with a rule (:func:`setting`), in order."""
+        return [f for f in fields(cls) if "rule" in f.metadata]
 
     def replace(self, **changes) -> Self:
         """A copy with ``changes``; a name that is not a field is refused by name."""
@@ -87,18 +116,15 @@ class Study:
 
     ``name`` is its command (``transferability study NAME``) and the store's study label;
     ``title`` its report heading; ``result`` its :class:`~transferability._results.Result`
-    type and ``kind`` the job kind of its final job. ``run(**settings.keywords(),
-    cache_dir=, store=, show_progress=, backend=, ...)`` runs it; ``full``, ``quick`` and
-    ``tiny`` (the demo's ``--quick``) are its :class:`Settings`, or None; ``options(parser)``
-    adds its own CLI options and ``settings(args, defaults)`` returns ``defaults`` with them
-    (``defaults.replace(...)``).
-    How its result is shown (text, figures, the report's section) is registered apart, by
+    type and ``kind`` the job kind of its final job. ``run(settings, *, store=, cache_dir=,
+    backend=, device=, show_progress=, **backend_options)`` runs it; ``full``, ``quick``
+    and ``tiny`` (the demo's ``--quick``) are its :class:`Settings`; the command's options
+    come from their declared fields. ``aliases`` are older command names that still run it
+    (``transferability benchmark`` for ``transferability study benchmark``). How its result
+    is shown (text, files, the report's section) is registered apart, by
     :func:`~transferability.html_report.register_section` in its display module
-    (``html_report/<study>.py``), so the study's job code holds no display. ``attack`` names
-    the field of its settings that holds its :class:`~transferability.attacks.AttackSpec`:
-    the CLI then gives the study the ``--attack --eps --steps --step-size --loss`` options,
-    their help from ``full`` and ``quick``, and lays what is given over the settings' spec.
-    ``colour`` holds the settings' fields that change when the target is the colour task
+    (``html_report/<study>.py``), so the study's job code holds no display. ``colour``
+    holds the settings' fields that change when the target is the colour task
     (``colour-*``): enough images and epochs for its models to learn it.
     """
 
@@ -111,9 +137,7 @@ class Study:
     quick: Settings | None = None
     tiny: Settings | None = None
     help: str = ""
-    options: Callable[[argparse.ArgumentParser], None] | None = None
-    settings: Callable[[argparse.Namespace, Settings], Settings] | None = None
-    attack: str | None = None
+    aliases: tuple[str, ...] = ()
     colour: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
@@ -122,6 +146,10 @@ class Study:
             if value is not None and not isinstance(value, Settings):
                 raise ValueError(f"{name}: expected a Settings dataclass or None, got "
                                  f"{type(value).__name__}")
+        if self.run is not None and not callable(self.run):
+            raise ValueError(f"run: expected a function run(settings, *, store, backend, "
+                             f"device), got {self.run!r}")
+        object.__setattr__(self, "aliases", tuple(self.aliases))
         object.__setattr__(self, "colour", MappingProxyType(dict(self.colour)))
 
     def for_target(self, settings: Settings | None, target) -> Settings | None:

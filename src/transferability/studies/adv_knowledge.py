@@ -30,9 +30,9 @@ from torch import nn
 
 from .._results import Result
 from .._threads import limit_threads
-from .._validation import check_same_device
+from .._validation import Each, Flag, Integer, Optional, Seed, Text, check_same_device
 from ..adversarial import adversarial_scores, affine_fit_loss, attack_reference
-from ..attacks import AttackSpec
+from ..attacks import AttackRule, AttackSpec
 from ..data import ImageDataset, Splitter, check_per_class, per_class, split_indices
 from ..devices import current_precision
 from ..estimators import check_estimator_data, list_estimators, score
@@ -47,7 +47,7 @@ from ..ranking import (
 from ..stats import correlation_table, undefined_correlation
 from ..transfer import probe_features
 from ..transfer_matrix import TransferMatrix
-from . import Study, register_study
+from . import Settings, Study, register_study, setting
 
 log = logging.getLogger("transferability")
 
@@ -583,7 +583,68 @@ def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
 
 
 
-#: The study's descriptor: it takes models, so its command (``study adv-knowledge``) and the
-#: demo call :func:`adv_knowledge_study` themselves.
-STUDY = register_study(Study("adv-knowledge", "Adversarial ↔ knowledge transferability",
-                             StudyResult, "adv_knowledge_study"))
+@dataclass(frozen=True)
+class AdvKnowledgeSettings(Settings):
+    """The settings of :func:`run_adv_knowledge`: the target, the sources (model
+    arguments: zoo specs, checkpoints, ``py:`` entry points, hub models), the reference and
+    the α attack, the probes."""
+
+    target: str = setting("mnist", Text(), "target dataset (a name, or a data argument)")
+    sources: tuple[str, ...] = setting(("demo",), Each(Text()),
+                                       "source models: zoo specs ('demo', YAML), checkpoints, "
+                                       "SPEC:NAME, py:MODULE:FUNCTION or hub models")
+    reference: str = setting("train", Text(), "model trained on the target task for the "
+                             "adversarial scores: 'train' (a cached cnn) or one model argument")
+    reference_epochs: int | None = setting(None, Optional(Integer(1, 10_000)),
+                                           "epochs of --reference train (default: by data "
+                                           "size, with early stopping)")
+    attack: AttackSpec = setting(AttackSpec("pgd"), AttackRule(factories=False),
+                                 "the α attack (default: the authors', ε 0.1, 50 steps)")
+    alpha_per_class: int = setting(20, Integer(1, 10_000),
+                                   "target images per class for the adversarial scores (α)")
+    shots: int = setting(10, Integer(1, 100_000), "few-shot probe: images per class")
+    repeats: int = setting(5, Integer(1, 10_000), "few-shot draws to average")
+    feature_layer: str | None = setting(None, Optional(Text()),
+                                        "take features from this module (default: the input "
+                                        "of the last nn.Linear)")
+    feature_layer_input: bool = setting(False, Flag(), "take the input of --feature-layer "
+                                                       "instead of its output")
+    seed: int = setting(0, Seed(), "seed of the data draws, probes and attacks")
+
+
+def run_adv_knowledge(settings: AdvKnowledgeSettings = AdvKnowledgeSettings(), *,
+                      store: ResultStore | None = None, cache_dir=None,
+                      backend: str = "local", device=None, show_progress: bool | None = None,
+                      **backend_options) -> StudyResult:
+    """The study from its settings: the target's splits and the models are read and
+    checked (images per class, the models' fit to the images) before any job, then
+    :func:`adv_knowledge_study` runs on ``backend`` and ``device``."""
+    from ..data import check_per_class, dataset_from_spec
+    from ..model_args import check_fit, load_models
+
+    s = settings
+    train = dataset_from_spec(s.target, "train", seed=s.seed)
+    test = dataset_from_spec(s.target, "test", seed=s.seed)
+    check_per_class(s.alpha_per_class, "alpha_per_class", train, test)
+    check_per_class(s.shots, "shots", train)
+    sources = load_models(list(s.sources), cache_dir)
+    layer = {"layer": s.feature_layer, "layer_input": s.feature_layer_input}
+    check_fit(sources, train.x, "sources", data=str(s.target), features=True, **layer)
+    reference = load_reference(s.reference, s.target, cache_dir, seed=s.seed,
+                               epochs=s.reference_epochs, train=train)
+    with open_store(store, cache_dir) as store:
+        return adv_knowledge_study(reference, sources, train, test,
+                                   alpha_per_class=s.alpha_per_class, attack=s.attack.name,
+                                   attack_options=s.attack.kwargs, shots=s.shots,
+                                   repeats=s.repeats, seed=s.seed, store=store, **layer,
+                                   backend=backend, device=device,
+                                   show_progress=show_progress, **backend_options)
+
+
+#: The study's descriptor (``transferability study adv-knowledge``).
+STUDY = register_study(Study(
+    "adv-knowledge", "Adversarial ↔ knowledge transferability", StudyResult,
+    "adv_knowledge_study", run_adv_knowledge, AdvKnowledgeSettings(),
+    help="For every source: estimators, α^(target→source), gradient alignment, attribution "
+         "affinity, linear probes and the affine fit; every score's agreement with the "
+         "few-shot probe; a transfer matrix and the reverse direction (Liang et al. 2021)."))

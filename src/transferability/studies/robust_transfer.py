@@ -32,16 +32,8 @@ from typing import ClassVar
 import numpy as np
 
 from .._results import Result
-from .._validation import (
-    check_choice,
-    check_each,
-    check_eps,
-    check_int,
-    check_seed,
-    radius_arg,
-    seed_arg,
-)
-from ..attacks import AttackSpec, robust_accuracy
+from .._validation import Each, Integer, OneOf, Positive, Seed, Text
+from ..attacks import AttackRule, AttackSpec, robust_accuracy
 from ..attacks.robust import ROBUST_ATTACKS
 from ..data import check_per_class, dataset_from_spec, per_class
 from ..jobs import Job, Output, ResultStore, job_kind, open_store, run_jobs
@@ -50,7 +42,7 @@ from ..stats import Claim, claim
 from ..transfer import fine_tune
 from ..utils import cache_dir as default_cache_dir
 from ..zoo import load_spec, zoo_jobs
-from . import Settings, Study, register_study
+from . import Settings, Study, register_study, setting
 
 __all__ = ["RobustTransferResult", "RobustTransferSettings", "robust_transfer_study",
            "FULL", "QUICK", "TINY", "RECIPES", "SOURCE_METHODS",
@@ -104,39 +96,31 @@ class RobustTransferSettings(Settings):
     sources, an :class:`~transferability.attacks.AttackSpec` (or its ``to_dict()``) laid over
     :data:`SOURCE_ATTACK` here; ``recipes`` name :data:`RECIPES`."""
 
-    seeds: tuple[int, ...] = (0, 1, 2)
-    source_epochs: int = 5
-    source_per_class: int = 300
-    target: str = "mnist"
-    target_per_class: int = 100
-    tune_epochs: int = 10
-    eval_per_class: int = 10
-    radii: tuple[float, ...] = (0.1, 0.2)
-    source_attack: AttackSpec = SOURCE_ATTACK
-    recipes: tuple[str, ...] = tuple(RECIPES)
-    robust_attack: str = "autoattack"
+    seeds: tuple[int, ...] = setting((0, 1, 2), Each(Seed()), "training seeds")
+    source_epochs: int = setting(5, Integer(), "training epochs of every source")
+    source_per_class: int = setting(300, Integer(), "source training images per class")
+    target: str = setting("mnist", Text(), "the target task")
+    target_per_class: int = setting(100, Integer(), "target training images per class")
+    tune_epochs: int = setting(10, Integer(), "fine-tuning epochs")
+    eval_per_class: int = setting(10, Integer(), "target test images per class for robust "
+                                                 "accuracy")
+    radii: tuple[float, ...] = setting((0.1, 0.2), Each(Positive()),
+                                       "robust-accuracy radii ε (0.1 or 8/255)")
+    source_attack: AttackSpec = setting(SOURCE_ATTACK, AttackRule(SOURCE_ATTACK,
+                                                                  factories=False),
+                                        "the PGD of the adversarially trained sources",
+                                        option=False)
+    recipes: tuple[str, ...] = setting(tuple(RECIPES), Each(OneOf(*RECIPES)),
+                                       "fine-tuning recipes")
+    robust_attack: str = setting("autoattack", OneOf(*ROBUST_ATTACKS),
+                                 "robust accuracy by AutoAttack, or pgd: the fast worst case "
+                                 "of PGD-20 with CE and margin loss")
 
-    def __post_init__(self):
-        self._set("seeds", check_each(self.seeds, "seeds", check_seed))
-        self._set("radii", check_each(self.radii, "radii", check_eps))
-        self._set("recipes", check_each(self.recipes, "recipes", check_choice,
-                                        choices=RECIPES))
-        check_choice(self.robust_attack, "robust_attack", ROBUST_ATTACKS)
-        for name in ("source_epochs", "source_per_class", "target_per_class", "tune_epochs",
-                     "eval_per_class"):
-            check_int(getattr(self, name), name)
+    def check(self) -> None:
         spec = self.source_attack
-        if isinstance(spec, Mapping):  # a stored to_dict()
-            try:
-                spec = AttackSpec(**spec)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"source_attack: {e}") from None
-        if not isinstance(spec, AttackSpec):
-            raise ValueError(f"source_attack: expected an AttackSpec, got {type(spec).__name__}")
         if spec.name != SOURCE_ATTACK.name or spec.seed is not None:
             raise ValueError(f"source_attack: the sources' adversarial training crafts PGD "
                              f"seeded by its training seed; got {spec.name!r}, seed {spec.seed}")
-        self._set("source_attack", spec.with_defaults(SOURCE_ATTACK))
 
     @classmethod
     def from_dict(cls, mapping: Mapping) -> RobustTransferSettings:
@@ -288,34 +272,25 @@ def _robust_jobs(settings: dict, cache_dir: Path) -> Job:
                label="robust-transfer")
 
 
-def robust_transfer_study(*, seeds=FULL.seeds, source_epochs: int = FULL.source_epochs,
-                          source_per_class: int = FULL.source_per_class,
-                          target: str = FULL.target,
-                          target_per_class: int = FULL.target_per_class,
-                          tune_epochs: int = FULL.tune_epochs,
-                          eval_per_class: int = FULL.eval_per_class,
-                          radii=FULL.radii,
-                          source_attack: AttackSpec = FULL.source_attack,
-                          recipes=FULL.recipes,
-                          robust_attack: str = FULL.robust_attack,
-                          cache_dir=None, show_progress: bool | None = None,
-                          store: ResultStore | None = None, backend: str = "local",
+def robust_transfer_study(settings: RobustTransferSettings = FULL, *,
+                          store: ResultStore | None = None, cache_dir=None,
+                          backend: str = "local", device=None,
+                          show_progress: bool | None = None,
                           **backend_options) -> RobustTransferResult:
-    """Run the study (see the module docstring) and return its tables.
+    """Run the study (see the module docstring) with ``settings`` (:data:`FULL`,
+    :data:`QUICK`, or a variant) and return its tables.
 
-    The settings are those of :class:`RobustTransferSettings` (``FULL.keywords()`` are the
-    defaults). ``radii`` are the ε of the robust accuracy on the target; ``source_attack``
-    the PGD of the ``pgd_at`` and ``cartl_fdm`` sources, an
-    :class:`~transferability.attacks.AttackSpec` over :data:`SOURCE_ATTACK` (ε = 0.2,
-    7 steps); ``recipes`` the fine-tuning recipes (:data:`RECIPES`) every source is
-    transferred by; ``robust_attack`` the attack of the robust accuracy
-    (``"autoattack"`` or ``"pgd"``, the fast worst case of PGD-20 with CE and margin loss).
-    Jobs run on ``backend`` (with ``backend_options``) and are kept in ``store``, by default
-    the one in ``cache_dir``.
+    ``radii`` are the ε of the robust accuracy on the target; ``source_attack`` the PGD of
+    the ``pgd_at`` and ``cartl_fdm`` sources over :data:`SOURCE_ATTACK` (ε = 0.2, 7 steps);
+    ``recipes`` the fine-tuning recipes (:data:`RECIPES`) every source is transferred by;
+    ``robust_attack`` the attack of the robust accuracy. Jobs run on ``backend`` (with
+    ``backend_options``) and ``device``, and are kept in ``store``, by default the one in
+    ``cache_dir``.
     """
-    s = RobustTransferSettings(seeds, source_epochs, source_per_class, target, target_per_class,
-                               tune_epochs, eval_per_class, radii, source_attack, recipes,
-                               robust_attack)
+    if not isinstance(settings, RobustTransferSettings):
+        raise ValueError(f"settings: expected RobustTransferSettings, got "
+                         f"{type(settings).__name__}")
+    s = settings
     # the target is read before any job: too few images per class is refused here
     check_per_class(s.target_per_class, "target_per_class", dataset_from_spec(s.target, "train"))
     check_per_class(s.eval_per_class, "eval_per_class", dataset_from_spec(s.target, "test"))
@@ -335,7 +310,7 @@ def robust_transfer_study(*, seeds=FULL.seeds, source_epochs: int = FULL.source_
              len(s.seeds) * len(SOURCE_METHODS), "/".join(source["mixture"]))
     with open_store(store, cache_dir) as store:
         run = run_jobs([final], store, study="robust-transfer", backend=backend,
-                       show_progress=show_progress, **backend_options)
+                       device=device, show_progress=show_progress, **backend_options)
     return RobustTransferResult.from_dict(run.value(final))
 
 
@@ -394,34 +369,6 @@ def _claims(rows: list[dict], eps: float) -> list[Claim]:
 
 
 
-def _options(p) -> None:
-    """``transferability study robust-transfer``'s own options."""
-    p.add_argument("--target", default="mnist", help="target task (default mnist)")
-    p.add_argument("--seeds", type=seed_arg, nargs="+", default=None,
-                   help="training seeds (default 0 1 2; --quick 0)")
-    p.add_argument("--eps", type=radius_arg, nargs="+", default=None,
-                   help="robust-accuracy radii (default 0.1 0.2; --quick 0.1)")
-    p.add_argument("--quick", action="store_true", help="smaller data, one seed, 4 recipes")
-    p.add_argument("--robust-attack", choices=ROBUST_ATTACKS, default=None,
-                   help="robust accuracy by AutoAttack (default) or the fast worst case of "
-                        "PGD-20 with CE and margin loss (default with --quick)")
-
-
-def _settings(args, settings: RobustTransferSettings) -> RobustTransferSettings:
-    """``settings`` with the command line's options."""
-    changes = {"target": args.target}
-    if args.seeds:
-        changes["seeds"] = tuple(args.seeds)
-    if args.eps:
-        changes["radii"] = tuple(args.eps)
-    if args.robust_attack:
-        changes["robust_attack"] = args.robust_attack
-    return settings.replace(**changes)
-
-
-# ---- the report's section ---------------------------------------------------------------
-
-
 STUDY = register_study(Study(
     "robust-transfer", "Robust transfer: keeping a source's robustness", RobustTransferResult,
     "robust_transfer_study", robust_transfer_study, FULL, QUICK, TINY,
@@ -429,4 +376,4 @@ STUDY = register_study(Study(
          "pgd_at and cartl_fdm resnet sources fine-tuned by linear probe, freeze levels, full "
          "fine-tuning, LwF, NEFT and BN freezing; clean and robust accuracy. About 10 minutes "
          "on a CPU; --quick: one.",
-    options=_options, settings=_settings, colour=COLOUR))
+    colour=COLOUR))

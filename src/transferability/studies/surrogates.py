@@ -32,7 +32,7 @@ import copy
 import logging
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -42,16 +42,8 @@ import torch
 
 from .._files import quarantine
 from .._results import Result
-from .._validation import (
-    check_choice,
-    check_each,
-    check_int,
-    check_positive,
-    check_seed,
-    positive_arg,
-    seed_arg,
-)
-from ..attacks import AttackSpec, attack_factory
+from .._validation import Each, Integer, OneOf, Positive, Seed, Text
+from ..attacks import AttackRule, AttackSpec
 from ..data import check_per_class, dataset_from_spec, per_class
 from ..jobs import Given, Job, Output, ResultStore, job_kind, open_store, run_jobs
 from ..models import CheckpointError, Ensemble, load_checkpoint
@@ -61,7 +53,7 @@ from ..training import SCHEDULES, ModelPair, Snapshot, evaluate, fit, lgv_member
 from ..transfer_matrix import TransferMatrix, transfer_matrix
 from ..utils import cache_dir as default_cache_dir
 from ..zoo import load_spec, snapshot_dir, train_job, zoo_jobs
-from . import Settings, Study, get_study, register_study
+from . import Settings, Study, register_study, setting
 
 __all__ = ["SurrogateStudyResult", "SurrogateSettings", "surrogate_study",
            "QUICK", "FULL", "TINY", "GUBRI_ATTACK"]
@@ -80,34 +72,22 @@ class SurrogateSettings(Settings):
     laid over :data:`GUBRI_ATTACK` here (the one place), or a factory ``(model) -> attack``
     used as given."""
 
-    target: str = "mnist"
-    seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int = 8
-    train_per_class: int = 200
-    rhos: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
-    lgv_epochs: int = 2
-    lgv_per_epoch: int = 4
-    attack: AttackSpec | Callable = GUBRI_ATTACK
-    attack_per_class: int = 20
-    pair_epochs: int = 4
-    sharpness_samples: int = 10
-    victim_schedule: str = "step"
-
-    def __post_init__(self):
-        self._set("seeds", check_each(self.seeds, "seeds", check_seed))
-        self._set("rhos", check_each(self.rhos, "rhos", check_positive))
-        check_choice(self.victim_schedule, "victim_schedule", SCHEDULES)
-        check_int(self.epochs, "epochs", minimum=2)
-        for name in ("train_per_class", "lgv_epochs", "lgv_per_epoch", "attack_per_class",
-                     "pair_epochs", "sharpness_samples"):
-            check_int(getattr(self, name), name)
-        if isinstance(self.attack, str):
-            self._set("attack", AttackSpec(self.attack))
-        elif isinstance(self.attack, Mapping):  # a stored to_dict()
-            self._set("attack", AttackSpec(**self.attack))
-        if isinstance(self.attack, AttackSpec):
-            self._set("attack", self.attack.with_defaults(GUBRI_ATTACK))
-        attack_factory(self.attack)  # a spec, or a factory (not an Attack bound to a model)
+    target: str = setting("mnist", Text(), "the task of surrogates and victims")
+    seeds: tuple[int, ...] = setting((0, 1, 2), Each(Seed()), "training seeds")
+    epochs: int = setting(8, Integer(2), "training epochs of every surrogate")
+    train_per_class: int = setting(200, Integer(), "training images per class")
+    rhos: tuple[float, ...] = setting((0.05, 0.1, 0.2, 0.4), Each(Positive()),
+                                      "SAM radii (0.05 is SAM, larger l-SAM)")
+    lgv_epochs: int = setting(2, Integer(), "epochs of LGV's collection")
+    lgv_per_epoch: int = setting(4, Integer(), "LGV models collected per epoch")
+    attack: AttackSpec | Callable = setting(GUBRI_ATTACK, AttackRule(GUBRI_ATTACK),
+                                            "the transfer attack")
+    attack_per_class: int = setting(20, Integer(), "attacked test images per class")
+    pair_epochs: int = setting(4, Integer(), "epochs of the pair trained against transfer")
+    sharpness_samples: int = setting(10, Integer(),
+                                     "Hutchinson probes of each Hessian-trace measurement")
+    victim_schedule: str = setting("step", OneOf(*SCHEDULES),
+                                   "the victims' learning-rate schedule")
 
 
 #: The full study (its own command), the quick one of ``make demo`` and ``demo --quick``'s
@@ -426,36 +406,21 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
                                    "lams": list(PAIR_LAMS)}, inputs, label="surrogates")
 
 
-def surrogate_study(target: str = FULL.target, *, seeds=FULL.seeds, epochs: int = FULL.epochs,
-                    train_per_class: int = FULL.train_per_class, rhos=FULL.rhos,
-                    lgv_epochs: int = FULL.lgv_epochs, lgv_per_epoch: int = FULL.lgv_per_epoch,
-                    attack=FULL.attack, attack_options: dict | None = None,
-                    attack_per_class: int = FULL.attack_per_class,
-                    pair_epochs: int = FULL.pair_epochs,
-                    sharpness_samples: int = FULL.sharpness_samples,
-                    victim_schedule: str = FULL.victim_schedule, cache_dir=None,
-                    show_progress: bool | None = None, store: ResultStore | None = None,
-                    backend: str = "local", **backend_options) -> SurrogateStudyResult:
-    """Run the study (see the module docstring) on ``target`` and return its tables.
+def surrogate_study(settings: SurrogateSettings = FULL, *, store: ResultStore | None = None,
+                    cache_dir=None, backend: str = "local", device=None,
+                    show_progress: bool | None = None,
+                    **backend_options) -> SurrogateStudyResult:
+    """Run the study (see the module docstring) with ``settings`` (:data:`FULL`,
+    :data:`QUICK`, or a variant: ``QUICK.replace(target="digits")``) and return its tables.
 
-    The settings are those of :class:`SurrogateSettings` (``FULL.keywords()`` are the
-    defaults; ``run(**QUICK.keywords())`` the quick study). ``attack`` is an attack name
-    or an :class:`~transferability.attacks.AttackSpec`, with ``attack_options`` over it,
-    laid over :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10); a factory is used
-    as given (it has no content key, so the jobs that attack are recomputed on every call).
-    ``sharpness_samples`` is the number of Hutchinson probes of each Hessian-trace
-    measurement; ``victim_schedule`` the learning-rate schedule of the victims. Jobs run
-    on ``backend`` (with ``backend_options``) and are kept in ``store``, by default the one
-    in ``cache_dir``.
+    The attack is laid over :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10); a
+    factory is used as given (it has no content key, so the jobs that attack are recomputed
+    on every call). Jobs run on ``backend`` (with ``backend_options``) and ``device``, and
+    are kept in ``store``, by default the one in ``cache_dir``.
     """
-    if isinstance(attack, str | AttackSpec) and isinstance(attack_options, Mapping | None):
-        attack = (AttackSpec(attack, attack_options or {}) if isinstance(attack, str)
-                  else attack.with_options(**(attack_options or {})))
-    elif attack_options is not None:
-        attack_factory(attack, attack_options)  # refuses options beside a factory
-    s = SurrogateSettings(target, seeds, epochs, train_per_class, rhos, lgv_epochs,
-                          lgv_per_epoch, attack, attack_per_class, pair_epochs,
-                          sharpness_samples, victim_schedule)
+    if not isinstance(settings, SurrogateSettings):
+        raise ValueError(f"settings: expected SurrogateSettings, got {type(settings).__name__}")
+    s = settings
     # the target is read before any job: too few images per class is refused here
     check_per_class(s.train_per_class, "train_per_class", dataset_from_spec(s.target, "train"))
     check_per_class(s.attack_per_class, "attack_per_class", dataset_from_spec(s.target, "test"))
@@ -479,7 +444,7 @@ def surrogate_study(target: str = FULL.target, *, seeds=FULL.seeds, epochs: int 
     log.info("  surrogates: %d cnn models; victims: %s", len(s.seeds) * (1 + len(s.rhos)),
              ", ".join(VICTIMS))
     with open_store(store, cache_dir) as store:
-        run = run_jobs([final], store, study="surrogates", backend=backend,
+        run = run_jobs([final], store, study="surrogates", backend=backend, device=device,
                        show_progress=show_progress, **backend_options)
     return SurrogateStudyResult.from_dict(run.value(final))
 
@@ -538,35 +503,6 @@ def _claims(rows: list[dict], pair: list[dict], sharp: dict) -> list[Claim]:
 
 
 
-def _options(p) -> None:
-    """``transferability study surrogates``'s own options."""
-    p.add_argument("--target", default="mnist", help="the task of surrogates and victims")
-    full, quick = get_study("surrogates").full, get_study("surrogates").quick
-    p.add_argument("--seeds", type=seed_arg, nargs="+", default=None,
-                   help=f"training seeds (default {_words(full.seeds)}; --quick "
-                        f"{_words(quick.seeds)})")
-    p.add_argument("--rhos", type=positive_arg, nargs="+", default=None,
-                   help=f"SAM radii (default {_words(full.rhos)}; 0.05 is SAM, larger l-SAM)")
-    p.add_argument("--quick", action="store_true", help="smaller data, fewer epochs and seeds")
-
-
-def _words(values) -> str:
-    return " ".join(f"{v:g}" for v in values)
-
-
-def _settings(args, settings: SurrogateSettings) -> SurrogateSettings:
-    """``settings`` with the command line's options."""
-    changes = {"target": args.target}
-    if args.seeds:
-        changes["seeds"] = tuple(args.seeds)
-    if args.rhos:
-        changes["rhos"] = tuple(args.rhos)
-    return settings.replace(**changes)
-
-
-# ---- the report's section ---------------------------------------------------------------
-
-
 STUDY = register_study(Study(
     "surrogates", "Surrogates: how training controls transfer", SurrogateStudyResult,
     "surrogate_study", surrogate_study, FULL, QUICK, TINY,
@@ -574,4 +510,4 @@ STUDY = register_study(Study(
          "(early stopping), SAM/l-SAM across rho, LGV, sharpness vs transfer, and a pair "
          "trained against transfer; the attack's step is eps/10 unless --step-size is "
          "given. Several minutes on a CPU; --quick: one.",
-    options=_options, settings=_settings, attack="attack", colour=COLOUR))
+    colour=COLOUR))
