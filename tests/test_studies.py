@@ -14,13 +14,13 @@ import pytest
 import transferability
 from transferability import cli, studies
 from transferability._results import Result
-from transferability._validation import check_int, count_arg
+from transferability._validation import Integer, Text
 from transferability.attacks import AttackSpec
 from transferability.html_report import sections, write_report
 from transferability.html_report.sections import Section
 from transferability.jobs import Job, ResultStore, job_kind, open_store, run_jobs
 from transferability.report import format_table
-from transferability.studies import Settings, Study, get_study
+from transferability.studies import Settings, Study, get_study, setting
 
 
 # ---- the study: everything it needs, in one place -----------------------------------------
@@ -41,32 +41,21 @@ def _squares_study(config: dict, inputs: dict) -> dict:
     return SquaresResult(rows, dict(config)).to_dict()
 
 
-def squares_study(*, up_to: int = 4, target: str = "none", cache_dir=None, store=None,
-                  show_progress=None, backend="local", **backend_options) -> SquaresResult:
-    parts = {f"n={n}": Job("test_square_of", {"n": n}) for n in range(1, up_to + 1)}
-    final = Job("test_squares_study", {"up_to": up_to, "target": target}, parts,
-                label="squares")
-    with open_store(store, cache_dir) as store:
-        run = run_jobs([final], store, study="squares", backend=backend,
-                       show_progress=show_progress, **backend_options)
-    return SquaresResult.from_dict(run.value(final))
-
-
 @dataclass(frozen=True)
 class SquaresSettings(Settings):
-    up_to: int = 4
-
-    def __post_init__(self):
-        check_int(self.up_to, "up_to")
+    up_to: int = setting(4, Integer(1, 1000), "squares of 1..N")
+    target: str = setting("none", Text(), "a label", option=False)
 
 
-def _options(p) -> None:
-    p.add_argument("--up-to", type=count_arg(1000), default=None)
-    p.add_argument("--quick", action="store_true")
-
-
-def _settings(args, settings: SquaresSettings) -> SquaresSettings:
-    return settings.replace(up_to=args.up_to) if args.up_to else settings
+def squares_study(settings: SquaresSettings = SquaresSettings(), *, store=None,
+                  cache_dir=None, backend="local", device=None, show_progress=None,
+                  **backend_options) -> SquaresResult:
+    parts = {f"n={n}": Job("test_square_of", {"n": n}) for n in range(1, settings.up_to + 1)}
+    final = Job("test_squares_study", settings.to_dict(), parts, label="squares")
+    with open_store(store, cache_dir) as store:
+        run = run_jobs([final], store, study="squares", backend=backend, device=device,
+                       show_progress=show_progress, **backend_options)
+    return SquaresResult.from_dict(run.value(final))
 
 
 def _render(sid: str, result: SquaresResult) -> str:
@@ -76,8 +65,7 @@ def _render(sid: str, result: SquaresResult) -> str:
 SQUARES = Study("squares", "Squares of the first integers", SquaresResult,
                 "test_squares_study", squares_study, SquaresSettings(),
                 SquaresSettings(up_to=2),
-                help="Squares of 1..N: a study that exists only in the tests.",
-                options=_options, settings=_settings)
+                help="Squares of 1..N: a study that exists only in the tests.")
 #: How it is shown: its report section and its text (``register_section`` at import in a
 #: real study file; registered per test by the fixture below).
 SQUARES_SECTION = Section(SquaresResult, SQUARES.title, _render,

@@ -56,6 +56,49 @@ def _attack(args):
     return AttackSpec(args.attack, options, getattr(args, "seed", None))
 
 
+def _shown(value) -> str:
+    """A setting's value as its option is written (``0 1 2``, ``0.1``)."""
+    if isinstance(value, tuple | list):
+        return " ".join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _setting_options(p, study, attack_opts) -> None:
+    """One option per declared field of ``study``'s settings (:func:`~transferability.
+    studies.setting`): its rule parses and checks the value (a bad one exits with status 2,
+    naming the option, before any work); its help gives the defaults, full and quick. A
+    field that holds an attack is the ``--attack --eps --steps --step-size --loss`` group."""
+    from ._validation import Flag
+    from .attacks import AttackRule
+
+    full, quick = study.full, study.quick
+    for f in type(full).declared():
+        if not f.metadata["option"]:
+            continue
+        rule, option = f.metadata["rule"], "--" + f.name.replace("_", "-")
+        value, fast = getattr(full, f.name), getattr(quick, f.name, None)
+        if isinstance(rule, AttackRule):
+            steps = value.options.get("steps", "the attack's own")
+            if fast is not None and fast.options.get("steps", steps) != steps:
+                steps = f"{steps}; --quick {fast.options['steps']}"
+            eps = value.options.get("eps")
+            attack_opts(p, use="default: the attack's own" if eps is None else
+                        f"default {eps:g}", default_steps=str(steps), name=value.name)
+            continue
+        default = "none" if value is None else _shown(value)
+        if quick is not None and fast != value:
+            default += f"; --quick {_shown(fast)}"
+        help_text = f"{f.metadata['help']} (default {default})"
+        if isinstance(rule, Flag):
+            p.add_argument(option, action=argparse.BooleanOptionalAction, default=None,
+                           help=help_text)
+        else:
+            shape = rule.describe()  # {a,b} for a choice, else the field's name
+            p.add_argument(option, type=rule.arg_type(option), nargs=rule.nargs, default=None,
+                           metavar=shape if shape.startswith("{") else f.name.upper(),
+                           help=help_text)
+
+
 def _per_class(value, option: str, *datasets) -> None:
     """An images-per-class option (``--n-per-class``, ``--alpha-per-class``, ``--shots``)
     against the smallest class of ``datasets``: the one rule
@@ -287,77 +330,44 @@ def _cmd_robustness(args) -> None:
     print(f"wrote {out}")
 
 
-def _cmd_study_adv_knowledge(args) -> None:
-    from .data import dataset_from_spec
-    from .html_report import format_result
-    from .model_args import check_fit, load_models
-    from .plots import plot_scatter_grid
-    from .report import write_csv, write_json
-    from .studies.adv_knowledge import adv_knowledge_study, load_reference
-
-    spec = _attack(args)
-    train = dataset_from_spec(args.target, "train", seed=args.seed)
-    test = dataset_from_spec(args.target, "test", seed=args.seed)
-    _per_class(args.alpha_per_class, "--alpha-per-class", train, test)
-    _per_class(args.shots, "--shots", train)
-    sources = load_models(args.sources, args.cache_dir)
-    check_fit(sources, train.x, "--sources", data=str(args.target), features=True,
-              **_layer(args))
-    reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed,
-                               epochs=args.reference_epochs, train=train)
-    with _store(args) as store:
-        study = adv_knowledge_study(reference, sources, train, test,
-                                    alpha_per_class=args.alpha_per_class, attack=spec.name,
-                                    attack_options=spec.options, shots=args.shots,
-                                    repeats=args.repeats, seed=args.seed, store=store,
-                                    **_layer(args), **_backend(args))
-    print(format_result(study))
-    out = args.out
-    files = [write_json(study.to_dict(), out / "study.json"),
-             write_csv(study.rows, out / "study.csv"),
-             plot_scatter_grid(study.rows, study.predictors, study.truth, out / "scores.png"),
-             study.transfer_matrix.plot(out / "transfer_matrix.png")]
-    print("wrote " + ", ".join(map(str, files)))
-
-
-def _cmd_study_theory(args) -> None:
-    from .adversarial import theory_check
-    from .report import format_table, write_csv
-
-    rows = [r.record() for r in theory_check(tuple(args.scales), n=args.n, seed=args.seed,
-                                             device=args.device)]
-    print("synthetic check (Liang et al.): sources = target MLP with weights perturbed at "
-          "each scale;\nα^(T→S) with exact Jacobians should fall and the affine-fit loss rise")
-    print(format_table(rows))
-    print("wrote", write_csv(rows, args.out / "theory.csv"))
-
-
 def _report(result, out: Path, stem: str) -> None:
     """A study's tables on stdout; its JSON, CSV (the rows) and figures in ``out``."""
     from .html_report import format_result, result_files
     from .report import write_csv, write_json
 
     print(format_result(result))
+    rows = getattr(result, "rows", None)
     files = [write_json(result.to_dict(), out / f"{stem}.json"),
-             write_csv(result.rows, out / f"{stem}.csv"), *result_files(result, out)]
+             *([write_csv(rows, out / f"{stem}.csv")] if isinstance(rows, list) else []),
+             *result_files(result, out)]
     print("wrote " + ", ".join(map(str, files)))
 
 
+def _study_settings(args, study):
+    """The study's settings: ``--quick``'s or the full ones, the colour task's over them,
+    then every option given (each already checked by its field's rule)."""
+    from .attacks import AttackRule
+
+    settings = study.quick if getattr(args, "quick", False) else study.full
+    target = getattr(args, "target", None) or getattr(settings, "target", "")
+    settings = study.for_target(settings, target)
+    changes = {}
+    for f in type(settings).declared():
+        if isinstance(f.metadata["rule"], AttackRule) and f.metadata["option"]:
+            changes[f.name] = _attack(args).with_defaults(getattr(settings, f.name))
+        elif getattr(args, f.name, None) is not None:
+            changes[f.name] = getattr(args, f.name)
+    return settings.replace(**changes)
+
+
 def _cmd_study(args) -> None:
-    """``transferability study NAME`` for a registered study with its own options."""
+    """``transferability study NAME`` (and its older names) for every registered study."""
     from .studies import get_study
 
     study = get_study(args.study_command)
-    settings = study.quick if args.quick else study.full
-    # the colour task's settings, then the command line's over them
-    settings = study.for_target(settings, getattr(args, "target", ""))
-    if study.attack is not None:  # the options given, over the settings' attack
-        own = getattr(settings, study.attack)
-        settings = settings.replace(**{study.attack: _attack(args).with_defaults(own)})
-    if study.settings is not None:
-        settings = study.settings(args, settings)
+    settings = _study_settings(args, study)
     with _store(args) as store:
-        result = study.run(cache_dir=args.cache_dir, store=store, **settings.keywords(),
+        result = study.run(settings, store=store, cache_dir=args.cache_dir, device=args.device,
                            **_backend(args))
     _report(result, args.out, study.name.replace("-", "_"))
 
@@ -542,23 +552,6 @@ def _cmd_report(args) -> None:
     print(f"wrote {path}")
 
 
-def _cmd_benchmark(args) -> None:
-    from .html_report import format_result, result_files
-    from .report import write_csv, write_json
-    from .studies.benchmark import FULL, QUICK, run_benchmark
-
-    settings = (QUICK if args.quick else FULL).replace(seed=args.seed)
-    with _store(args) as store:
-        result = run_benchmark(settings, cache_dir=args.cache_dir, store=store,
-                               **_backend(args))
-    print(format_result(result))
-    out = args.out
-    files = [write_json(result.to_dict(), out / "benchmark.json"),
-             write_csv(result.summary, out / "benchmark.csv"),
-             write_csv(result.rows(), out / "benchmark_rows.csv"), *result_files(result, out)]
-    print("wrote " + ", ".join(map(str, files)))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="transferability",
@@ -722,48 +715,21 @@ def build_parser() -> argparse.ArgumentParser:
     study = sub.add_parser("study", help="Run the studies that connect the two transferabilities.",
                            description="Run the studies that connect the two transferabilities.")
     study_sub = study.add_subparsers(dest="study_command", metavar="STUDY", required=True)
-    p = command("adv-knowledge", _cmd_study_adv_knowledge,
-                "For every source: estimators, α^(target→source), gradient alignment, "
-                "attribution affinity, linear probes and the affine fit; every score's "
-                "agreement with the few-shot probe; a transfer matrix and the reverse "
-                "direction (Liang et al. 2021).", parent=study_sub)
-    p.add_argument("--target", default="mnist", help="target dataset (default mnist)")
-    p.add_argument("--sources", nargs="+", default=["demo"], help=models_help)
-    reference_opts(p, required=True)
-    p.add_argument("--shots", type=_count(100_000), default=10,
-                   help="few-shot probe: samples per class")
-    p.add_argument("--repeats", type=_count(10_000), default=5, help="few-shot draws to average")
-    feature_opts(p)
-    seed_opt(p)
-    backend_opts(p)
-    device_opts(p, precision=True)
-    out_opt(p, "study-out")
-    cache_opt(p)
-    p = command("theory", _cmd_study_theory,
-                "A small MLP target on a synthetic regression task; sources are its weights "
-                "perturbed at increasing scale; α1, α2 and the affine-fit loss per scale "
-                "(Liang et al. 2021).", parent=study_sub)
-    p.add_argument("--scales", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.4, 0.8, 1.6])
-    p.add_argument("--n", type=_count(1_000_000), default=1000, help="samples (at most 10^6)")
-    device_opts(p)
-    seed_opt(p)
-    out_opt(p, "study-out")
     from .studies import list_studies
 
-    for each in list_studies():  # every study with options of its own: one command each
-        if each.options is not None:
-            p = command(each.name, _cmd_study, each.help, parent=study_sub)
-            each.options(p)
-            if each.attack is not None:  # its attack's defaults, from its settings
-                full, quick = getattr(each.full, each.attack), getattr(each.quick, each.attack)
-                steps = full.options.get("steps", "the attack's own")
-                if quick.options.get("steps", steps) != steps:
-                    steps = f"{steps}; --quick {quick.options['steps']}"
-                eps = full.options.get("eps")
-                attack_opts(p, use="default: the attack's own" if eps is None else
-                            f"default {eps:g}", default_steps=str(steps), name=full.name)
+    for each in list_studies():  # one command per study, its options from its settings
+        if each.full is None:
+            continue
+        for name, parent in ((each.name, study_sub), *((a, sub) for a in each.aliases)):
+            p = command(name, _cmd_study, each.help, parent=parent)
+            p.set_defaults(study_command=each.name)
+            _setting_options(p, each, attack_opts)
+            if each.quick is not None:
+                p.add_argument("--quick", action="store_true",
+                               help="the quick settings (their values are in each option's "
+                                    "help)")
             backend_opts(p)
-            device_opts(p)
+            device_opts(p, precision=True)
             out_opt(p, f"{each.name}-out")
             cache_opt(p)
 
@@ -800,18 +766,6 @@ def build_parser() -> argparse.ArgumentParser:
     seed_opt(p)
     backend_opts(p)
     out_opt(p, "audit-out")
-    cache_opt(p)
-
-    p = command("benchmark", _cmd_benchmark,
-                "Which score to trust: the adversarial ↔ knowledge study on several targets "
-                "over dozens of sources (4 architectures × 6 mixtures and other tasks, 3 "
-                "seeds); mean and worst weighted τ, top-1 hits, regret and setup stability "
-                "per score. About 6 minutes on a 2-core CPU; --quick: half a minute.")
-    p.add_argument("--quick", action="store_true", help="14 sources on 2 small targets")
-    device_opts(p, precision=True)
-    seed_opt(p)
-    backend_opts(p)
-    out_opt(p, "benchmark-out")
     cache_opt(p)
 
     p = command("demo", _cmd_demo, "Run the study on bundled data and write a report.")

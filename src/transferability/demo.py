@@ -136,8 +136,8 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
         t = time.perf_counter()
         settings = each.for_target(each.tiny if quick else each.quick, target).replace(
             target=target)
-        result = each.run(cache_dir=cache_dir, store=store, show_progress=show_progress,
-                          **settings.keywords())
+        result = each.run(settings, store=store, cache_dir=cache_dir,
+                          show_progress=show_progress)
         others.append((each, result, time.perf_counter() - t))
 
     t = time.perf_counter()

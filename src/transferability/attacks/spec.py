@@ -98,16 +98,18 @@ class AttackRule(Constraint):
         self.defaults, self.factories = defaults, factories
 
     def check(self, value, name: str):
-        if isinstance(value, str):
-            value = AttackSpec(value)
-        elif isinstance(value, Mapping):  # a stored to_dict()
-            try:
+        try:
+            if isinstance(value, str):
+                value = AttackSpec(value)
+            elif isinstance(value, Mapping):  # a stored to_dict()
                 value = AttackSpec(**value)
-            except TypeError as exc:
-                raise ValueError(f"{name}: expected an attack spec's dict, got {value!r} "
-                                 f"({exc})") from None
+            if isinstance(value, AttackSpec) and self.defaults is not None:
+                value = value.with_defaults(self.defaults)
+        except (TypeError, ValueError) as exc:  # named by the setting that holds it
+            message = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
+            raise ValueError(f"{name}: {message}") from None
         if isinstance(value, AttackSpec):
-            return value if self.defaults is None else value.with_defaults(self.defaults)
+            return value
         if not self.factories or isinstance(value, Attack) or not callable(value):
             raise ValueError(f"{name}: expected an AttackSpec or an attack name"
                              + (", or a factory (model) -> attack" if self.factories else "")

@@ -17,8 +17,8 @@ The package draws it in parts: :mod:`.text` (escaping, numbers), :mod:`.tables`,
 result type is shown) and :mod:`.page` (the page and provenance). One module per result
 type registers its section, text and figures: :mod:`.transfer_matrix` and one per study
 (:mod:`.adv_knowledge`, :mod:`.surrogates`, :mod:`.robust_transfer`, :mod:`.benchmark`,
-:mod:`.audit`, :mod:`.theory`). Job code never imports this package (it imports the studies), so editing
-how a result is shown reruns nothing.
+:mod:`.audit`, :mod:`.theory`). Job code never imports this package (it imports the
+studies), so editing how a result is shown reruns nothing.
 """
 
 from . import (  # noqa: F401  (each registers its result type's section)

@@ -3,8 +3,8 @@
 The module that shows a study (``html_report/<study>.py``, or a user's own file) registers
 its result type here with :func:`register_section`: the section's title, ``render(section_id,
 result)`` for the HTML report, ``format(result)`` for the text the command line prints and
-``files(result, out_dir)`` for the files it saves beside its JSON (figures, tables). Job code never imports this package, so
-editing how a result is shown reruns nothing.
+``files(result, out_dir)`` for the files it saves beside its JSON (figures, tables). Job
+code never imports this package, so editing how a result is shown reruns nothing.
 """
 
 from __future__ import annotations

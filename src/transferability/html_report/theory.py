@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..report import format_table, write_csv
+from ..report import format_table
 from ..studies.theory import STUDY, TheoryResult
 from .sections import register_section
 from .tables import table
@@ -14,15 +14,10 @@ def format_theory(result: TheoryResult) -> str:
             "rise\n" + format_table(result.rows))
 
 
-def theory_files(result: TheoryResult, out_dir) -> list:
-    return [write_csv(result.rows, out_dir / "theory.csv")]
-
-
 def _html_section(sid: str, result: TheoryResult) -> str:
     return ('<p class="note">Sources are the target MLP with its weights perturbed at each '
             "scale: α^(T→S) (exact Jacobians) should fall and the affine-fit loss rise.</p>"
             + table(result.rows, id=f"{sid}-rows"))
 
 
-register_section(TheoryResult, STUDY.title, _html_section, format=format_theory,
-                 files=theory_files)
+register_section(TheoryResult, STUDY.title, _html_section, format=format_theory)
