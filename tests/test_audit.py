@@ -12,7 +12,7 @@ import torch
 from transferability.attacks import create_attack, norms
 from transferability.cli import main
 from transferability.features import predict
-from transferability.html_report import format_result
+from transferability.html_report import format_result, result_files
 from transferability.jobs import ResultStore
 from transferability.stealth import ssim, stealth
 from transferability.studies.audit import AuditResult, audit
@@ -159,10 +159,10 @@ def test_audit_counts_denominators_orderings_and_png(zoo, images, tmp_path, requ
     same = {(r["surrogate"], r["victim"]): r["fooled"] for r in result.rows
             if r["attack"] == "mifgsm"}
     assert all(same[r["surrogate"], r["victim"]] == r["fooled"] for r in png.rows)
-    # files: CSV, JSON, one heatmap per attack; the JSON round-trips
-    files = result.write(tmp_path / "out")
-    assert {f.name for f in files} >= {"audit.json", "audit_rows.csv", "heatmap_sgm.png"}
-    again = AuditResult.from_dict(json.loads((tmp_path / "out" / "audit.json").read_text()))
+    # files: CSV, one heatmap per attack; the JSON round-trips
+    files = result_files(result, tmp_path)
+    assert {f.name for f in files} >= {"audit_rows.csv", "audit_families.csv", "heatmap_sgm.png"}
+    again = AuditResult.from_dict(json.loads(json.dumps(result.to_dict())))
     assert again.to_dict() == result.to_dict()
     assert "transfer success by attack and victim family" in format_result(result)
 
@@ -229,7 +229,7 @@ def test_cli_audit_runs_and_refuses_bad_input(zoo, tmp_path, capsys):
     assert main(["audit", "--protocol", good, "--save-png", str(blocked / "png"),
                  "--cache-dir", cache, "--out", str(bad)]) == 2
     assert "--save-png" in capsys.readouterr().err
-    assert main(["audit", "--protocol", good, "--attacks", "bsr", "--cache-dir", cache,
+    assert main(["audit", "--protocol", good, "--only", "bsr", "--cache-dir", cache,
                  "--out", str(bad)]) == 2
-    assert "--attacks: 'bsr' is not in the protocol" in capsys.readouterr().err
+    assert "--only: 'bsr' is not in the protocol" in capsys.readouterr().err
     assert not list(bad.glob("*"))

@@ -167,11 +167,11 @@ def test_attack_rank_and_study_commands(tiny_zoo, tmp_path, capsys, monkeypatch)
         main(["rank", "--target", "digits", "--sources", tiny_zoo, "--source-acc", "a=2"])
     assert exc.value.code == 2 and "NAME=ACCURACY" in capsys.readouterr().err
 
-    out = tmp_path / "study"  # --n-per-class: the hidden old spelling of --alpha-per-class
+    out = tmp_path / "study"
     assert main(["study", "adv-knowledge", "--target", "digits", "--sources", tiny_zoo,
-                 "--steps", "3", "--n-per-class", "3", "--shots", "3", "--repeats", "2",
+                 "--steps", "3", "--alpha-per-class", "3", "--shots", "3", "--repeats", "2",
                  "--out", str(out)]) == 0
-    study = json.loads((out / "study.json").read_text())
+    study = json.loads((out / "adv_knowledge.json").read_text())
     assert study["truth"] == "fewshot_acc" and len(study["rows"]) == 3
     assert "alpha12" in study["predictors"] and "neg_affine_loss" in study["predictors"]
     assert main(["study", "theory", "--scales", "0", "0.5", "--n", "200",

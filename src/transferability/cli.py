@@ -85,10 +85,10 @@ def _setting_options(p, study, attack_opts) -> None:
             attack_opts(p, use="default: the attack's own" if eps is None else
                         f"default {eps:g}", default_steps=str(steps), name=value.name)
             continue
-        default = "none" if value is None else _shown(value)
+        default = "" if value is None else f"default {_shown(value)}"
         if quick is not None and fast != value:
             default += f"; --quick {_shown(fast)}"
-        help_text = f"{f.metadata['help']} (default {default})"
+        help_text = f.metadata["help"] + (f" ({default})" if default else "")
         if isinstance(rule, Flag):
             p.add_argument(option, action=argparse.BooleanOptionalAction, default=None,
                            help=help_text)
@@ -349,6 +349,8 @@ def _study_settings(args, study):
     from .attacks import AttackRule
 
     settings = study.quick if getattr(args, "quick", False) else study.full
+    if getattr(args, "settings_file", None) is not None:
+        settings = study.read(args.settings_file)
     target = getattr(args, "target", None) or getattr(settings, "target", "")
     settings = study.for_target(settings, target)
     changes = {}
@@ -365,10 +367,17 @@ def _cmd_study(args) -> None:
     from .studies import get_study
 
     study = get_study(args.study_command)
-    settings = _study_settings(args, study)
-    with _store(args) as store:
-        result = study.run(settings, store=store, cache_dir=args.cache_dir, device=args.device,
-                           **_backend(args))
+    try:
+        settings = _study_settings(args, study)
+        with _store(args) as store:
+            result = study.run(settings, store=store, cache_dir=args.cache_dir,
+                               device=args.device, **_backend(args))
+    except ValueError as exc:  # a setting's name is its option's: say it as typed
+        name, sep, rest = str(exc).partition(": ")
+        fields = {f.name for f in type(study.full).declared() if f.metadata["option"]}
+        if sep and name in fields:
+            raise ValueError(f"--{name.replace('_', '-')}: {rest}") from None
+        raise
     _report(result, args.out, study.name.replace("-", "_"))
 
 
@@ -399,74 +408,6 @@ def _cmd_attack(args) -> None:
              matrix.to_json(out / "transfer_matrix.json"),
              matrix.plot(out / "transfer_matrix.png", protocol=args.protocol)]
     print("wrote " + ", ".join(map(str, files)))
-
-
-def _cmd_audit(args) -> None:
-    from importlib import resources
-
-    from ._files import check_writable_dir
-    from .data import Count, dataset_from_spec
-    from .html_report import format_result
-    from .model_args import check_fit, resolve_models
-    from .studies.audit import audit, load_protocol
-
-    if args.save_png is not None:
-        check_writable_dir(args.save_png, "--save-png")
-    path = args.protocol or resources.files("transferability.configs") / "audit.yaml"
-    protocol = load_protocol(path)
-    here = Path(str(path)).parent
-
-    def located(item: str) -> str:  # zoo specs are named relative to the protocol
-        spec, sep, name = item.rpartition(":")
-        spec = spec if sep else item
-        if spec.endswith((".yaml", ".yml")) and not Path(spec).is_absolute():
-            return str(here / spec) + (sep + name if sep else "")
-        return item
-
-    attacks = protocol["attacks"]
-    if args.attacks:
-        unknown = sorted(set(args.attacks) - set(attacks))
-        if unknown:
-            raise ValueError(f"--attacks: {unknown[0]!r} is not in the protocol's attacks "
-                             f"{sorted(attacks)}")
-        attacks = {a: attacks[a] for a in args.attacks}
-    data = protocol["data"]
-    n = (Count(args.n_per_class, "--n-per-class") if args.n_per_class else
-         Count(data["n_per_class"], "data.n_per_class") if data.get("n_per_class") else None)
-    dataset = dataset_from_spec(data["dataset"], data.get("split", "test"), seed=args.seed,
-                                per_class=n)
-    victims = protocol["victims"]
-    groups = resolve_models([located(m) for m in protocol["surrogates"]],
-                            *[[located(v["model"])] for v in victims], cache_dir=args.cache_dir,
-                            names=["surrogates", *(["victims"] * len(victims))])
-    surrogates, families, all_victims = groups[0], {}, {}
-    for v, group in zip(victims, groups[1:], strict=True):
-        all_victims.update(group)
-        families.update(dict.fromkeys(group, v.get("family", "cnn")))
-    for option, group in (("surrogates", surrogates), ("victims", all_victims)):
-        check_fit(group, dataset.x, option, data=str(data["dataset"]),
-                  num_classes=dataset.num_classes)
-    x = dataset.x
-    if args.device is not None:
-        import torch
-        device = torch.device(args.device)
-        for m in {id(m): m for m in [*surrogates.values(), *all_victims.values()]}.values():
-            m.to(device)
-        x = x.to(device)
-    targeted = protocol.get("targeted") or {}
-    with _store(args) as store:
-        options = {"eps": protocol["eps"], "steps": protocol.get("steps", 10),
-                   "norm": protocol.get("norm", "linf")}
-        result = audit(surrogates, all_victims, x, dataset.y, attacks, attack_options=options,
-                       families=families, ensemble=protocol.get("ensemble", True),
-                       targeted_attack=targeted.get("attack"),
-                       targeted_steps=targeted.get("steps", 300),
-                       quantize=protocol.get("quantize", True), save_png=args.save_png,
-                       seed=protocol.get("seed", args.seed), n_boot=protocol.get("n_boot", 1000),
-                       batch_size=protocol.get("batch_size", 128), store=store,
-                       settings={"protocol": protocol.get("name", str(path))}, **_backend(args))
-    print(format_result(result))
-    print("wrote " + ", ".join(map(str, result.write(args.out))))
 
 
 def _cmd_demo(args) -> None:
@@ -724,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
             p = command(name, _cmd_study, each.help, parent=parent)
             p.set_defaults(study_command=each.name)
             _setting_options(p, each, attack_opts)
+            if each.read is not None:
+                p.add_argument(each.read_option, dest="settings_file", type=Path, default=None,
+                               metavar="FILE", help="read the settings from this file (YAML)")
             if each.quick is not None:
                 p.add_argument("--quick", action="store_true",
                                help="the quick settings (their values are in each option's "
@@ -750,23 +694,6 @@ def build_parser() -> argparse.ArgumentParser:
     seed_opt(p)
     out_opt(p, "attack-out")
     cache_opt(p, store=False)
-
-    p = command("audit", _cmd_audit,
-                "Transfer-attack audit: surrogates × victims × attacks from a protocol (YAML), "
-                "8-bit images, both denominators with bootstrap intervals, success per victim "
-                "family, the field's orderings as verdicts, stealthiness; a heatmap per attack.")
-    p.add_argument("--protocol", type=Path, default=None,
-                   help="protocol file (default: the bundled grid on grayscale mixtures)")
-    p.add_argument("--attacks", nargs="+", default=None, help="only these of the protocol's")
-    p.add_argument("--n-per-class", type=_count(100_000), default=None,
-                   help="images per class (default: the protocol's)")
-    p.add_argument("--save-png", type=Path, default=None, metavar="DIR",
-                   help="write the adversarial images as PNG and evaluate what is read back")
-    p.add_argument("--device", default=None, help="move models and images here (e.g. cuda)")
-    seed_opt(p)
-    backend_opts(p)
-    out_opt(p, "audit-out")
-    cache_opt(p)
 
     p = command("demo", _cmd_demo, "Run the study on bundled data and write a report.")
     out_opt(p, "demo-out")

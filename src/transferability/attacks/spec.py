@@ -106,8 +106,7 @@ class AttackRule(Constraint):
             if isinstance(value, AttackSpec) and self.defaults is not None:
                 value = value.with_defaults(self.defaults)
         except (TypeError, ValueError) as exc:  # named by the setting that holds it
-            message = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
-            raise ValueError(f"{name}: {message}") from None
+            raise ValueError(f"{name}: {str(exc).removeprefix('attack: ')}") from None
         if isinstance(value, AttackSpec):
             return value
         if not self.factories or isinstance(value, Attack) or not callable(value):

@@ -4,8 +4,9 @@ targeted rows, as text and as the report's section."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from ..report import format_table
+from ..report import format_table, write_csv
 from ..studies.audit import STUDY, AuditResult
 from .sections import register_section
 from .tables import claims, details, kv, table
@@ -70,4 +71,15 @@ def _html_section(sid: str, result: AuditResult) -> str:
     return "".join(parts)
 
 
-register_section(AuditResult, STUDY.title, _html_section, format=format_audit)
+def audit_files(result: AuditResult, folder: Path) -> list[Path]:
+    """``audit_rows.csv``, ``audit_families.csv`` and one heatmap per attack
+    (``heatmap_<attack>.png``) in ``folder``."""
+    files = [write_csv(result.rows, folder / "audit_rows.csv"),
+             write_csv(result.families, folder / "audit_families.csv")]
+    for attack, matrix in result.matrices().items():
+        files.append(matrix.plot(folder / f"heatmap_{attack}.png"))
+    return files
+
+
+register_section(AuditResult, STUDY.title, _html_section, format=format_audit,
+                 files=audit_files)

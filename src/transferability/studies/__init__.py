@@ -120,7 +120,9 @@ class Study:
     backend=, device=, show_progress=, **backend_options)`` runs it; ``full``, ``quick``
     and ``tiny`` (the demo's ``--quick``) are its :class:`Settings`; the command's options
     come from their declared fields. ``aliases`` are older command names that still run it
-    (``transferability benchmark`` for ``transferability study benchmark``). How its result
+    (``transferability benchmark`` for ``transferability study benchmark``); ``read(path)``
+    reads settings from a file, given as ``read_option`` (the audit's ``--protocol``), over
+    which the options given are laid. How its result
     is shown (text, files, the report's section) is registered apart, by
     :func:`~transferability.html_report.register_section` in its display module
     (``html_report/<study>.py``), so the study's job code holds no display. ``colour``
@@ -138,6 +140,8 @@ class Study:
     tiny: Settings | None = None
     help: str = ""
     aliases: tuple[str, ...] = ()
+    read: Callable[[str], Settings] | None = None
+    read_option: str = "--settings"
     colour: Mapping = field(default_factory=dict)
 
     def __post_init__(self):

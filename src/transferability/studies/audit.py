@@ -21,7 +21,7 @@ final ``audit`` job turns the cells into:
   (Zhao et al., "On Success and Simplicity: A Second Look at Transferable Targeted
   Attacks", NeurIPS 2021).
 
-A protocol (:func:`load_protocol`, a YAML file) fixes the surrogates, victims, ε, steps,
+A protocol (:class:`AuditSettings`, read from a YAML file) fixes the surrogates, victims, ε, steps,
 images and seeds, so that a published setting can be rerun and compared.
 """
 
@@ -39,7 +39,16 @@ from torch import nn
 from .._files import check_writable_dir
 from .._results import Result
 from .._validation import (
-    check_choice,
+    Constraint,
+    Each,
+    Flag,
+    Integer,
+    OneOf,
+    Optional,
+    Positive,
+    Seed,
+    Table,
+    Text,
     check_count,
     check_eps,
     check_images,
@@ -55,7 +64,7 @@ from ..stats import claim
 from ..stealth import stealth
 from ..transfer_matrix import _check_models
 from ..utils import batches
-from . import Study, register_study
+from . import Settings, Study, register_study, setting
 
 __all__ = ["AuditResult", "audit", "FAMILIES", "ORDERINGS"]
 
@@ -180,19 +189,6 @@ class AuditResult(Result):
                 white_box_fooled_correct=[wb[s]["fooled_both_correct"] for s in s_names],
                 attack=attack)
         return out
-
-    def write(self, folder: str | Path) -> list[Path]:
-        """``audit_rows.csv``, ``audit_families.csv``, ``audit.json`` and one heatmap per
-        attack (``heatmap_<attack>.png``) in ``folder``."""
-        from ..report import write_csv, write_json
-
-        folder = check_writable_dir(folder, "out")
-        files = [write_csv(self.rows, folder / "audit_rows.csv"),
-                 write_csv(self.families, folder / "audit_families.csv"),
-                 write_json(self.to_dict(), folder / "audit.json")]
-        for attack, matrix in self.matrices().items():
-            files.append(matrix.plot(folder / f"heatmap_{attack}.png"))
-        return files
 
 
 # ---- statistics over images ------------------------------------------------------------------
@@ -484,43 +480,149 @@ def audit_job(config: dict, inputs: dict) -> dict:
                        [c.to_dict() for c in verdicts], settings).to_dict()
 
 
-def _check_protocol_key(protocol: Mapping, key: str, choices) -> None:
-    unknown = sorted(set(protocol) - set(choices))
-    if unknown:
-        raise ValueError(f"{key}: unknown key(s) {unknown}; allowed: {sorted(choices)}")
+class _Victims(Constraint):
+    """The victims of a protocol: ``{model: ARG, family: NAME}`` entries (family: ``cnn``
+    unless given)."""
+
+    def check(self, value, name: str) -> tuple:
+        if isinstance(value, str | Mapping) or not isinstance(value, Sequence) or not value:
+            raise ValueError(f"{name}: expected a list of {{model: ..., family: ...}}")
+        for v in value:
+            if not isinstance(v, Mapping) or "model" not in v or set(v) - {"model", "family"}:
+                raise ValueError(f"{name}: expected {{model: ARG, family: NAME}}, got {v!r}")
+        return tuple({"model": v["model"], "family": v.get("family", "cnn")} for v in value)
+
+    def invalid(self) -> tuple:
+        return ("cnn", (), ({"family": "cnn"},), ({"model": "m", "size": 3},))
 
 
-PROTOCOL_KEYS = {"name", "surrogates", "victims", "data", "attacks", "eps", "steps", "norm",
-                 "seed", "quantize", "ensemble", "targeted", "n_boot", "batch_size"}
+#: The keys of a protocol's ``data`` and ``targeted`` entries.
+DATA_KEYS, TARGETED_KEYS = {"dataset", "split", "n_per_class"}, {"attack", "steps"}
+#: The bundled protocol (``transferability study audit`` without ``--protocol``).
+BUNDLED = "audit.yaml"
 
 
-def load_protocol(path: str | Path) -> dict:
-    """Read and check an audit protocol (YAML; see ``docs/audit.md``)."""
-    from .._files import read_yaml
+@dataclass(frozen=True)
+class AuditSettings(Settings):
+    """An audit protocol (YAML; see ``docs/audit.md``), its keys the fields below; read by
+    :meth:`from_protocol`, whose ``folder`` resolves the protocol's relative zoo paths."""
 
-    protocol = read_yaml(path, "protocol")
-    if not isinstance(protocol, dict):
-        raise ValueError("protocol: expected a mapping at the top level")
-    _check_protocol_key(protocol, "protocol", PROTOCOL_KEYS)
-    for key in ("surrogates", "victims", "data", "attacks", "eps"):
-        if key not in protocol:
-            raise ValueError(f"protocol: missing key {key!r}")
-    victims = protocol["victims"]
-    if not isinstance(victims, list) or not victims:
-        raise ValueError("protocol: victims: expected a list of {model: ..., family: ...}")
-    for v in victims:
-        if not isinstance(v, dict) or "model" not in v:
-            raise ValueError(f"protocol: victims: expected {{model: ARG, family: NAME}}, got {v!r}")
-        _check_protocol_key(v, "protocol: victims", {"model", "family"})
-    targeted = protocol.get("targeted") or {}
-    _check_protocol_key(targeted, "protocol: targeted", {"attack", "steps"})
-    check_choice(protocol.get("norm", "linf"), "norm", norms.NORMS)
-    return protocol
+    surrogates: tuple[str, ...] = setting((), Each(Text()), "surrogate models", option=False)
+    victims: tuple[dict, ...] = setting(({"model": "m"},), _Victims(), "victims and their "
+                                        "families", option=False)
+    data: dict = setting({"dataset": "digits"}, Table(min_len=1), "the images",
+                         option=False)
+    attacks: dict = setting({"mifgsm": {}}, Table(min_len=1), "attack label -> options",
+                            option=False)
+    only: tuple[str, ...] | None = setting(None, Optional(Each(Text())),
+                                           "run only these of the protocol's attacks")
+    n_per_class: int | None = setting(None, Optional(Integer(1, 100_000)),
+                                      "images per class (default: the protocol's)")
+    eps: float = setting(0.2, Positive(), "perturbation budget, [0,1] pixel scale")
+    steps: int = setting(10, Integer(1, 100_000), "attack iterations")
+    norm: str = setting("linf", OneOf(*norms.NORMS), "threat model")
+    seed: int = setting(0, Seed(), "seed of the data draw and the attacks")
+    quantize: bool = setting(True, Flag(), "put the images on the 8-bit grid first")
+    ensemble: bool = setting(True, Flag(), "also attack an ensemble of the surrogates")
+    targeted: dict = setting({}, Table(), "{attack, steps} of the targeted attacks",
+                             option=False)
+    n_boot: int = setting(1000, Integer(1, 1_000_000), "bootstrap resamples")
+    batch_size: int = setting(128, Integer(1, 1 << 16), "images per attack call")
+    save_png: str | None = setting(None, Optional(Text()), "write the adversarial images "
+                                   "as PNG in this folder and evaluate what is read back")
+    name: str = setting("audit", Text(), "the protocol's name", option=False)
+    folder: str = setting(".", Text(), "the protocol's folder", option=False)
+
+    def check(self) -> None:
+        for key, keys, value in (("data", DATA_KEYS, self.data),
+                                 ("targeted", TARGETED_KEYS, self.targeted)):
+            unknown = sorted(set(value) - keys)
+            if unknown:
+                raise ValueError(f"{key}: unknown key(s) {unknown}; allowed: {sorted(keys)}")
+        if "dataset" not in self.data:
+            raise ValueError("data: missing key 'dataset'")
+        unknown = sorted(set(self.only or ()) - set(self.attacks))
+        if unknown:
+            raise ValueError(f"only: {unknown[0]!r} is not in the protocol's attacks "
+                             f"{sorted(self.attacks)}")
+
+    @classmethod
+    def from_protocol(cls, path: str | Path) -> AuditSettings:
+        """The settings of the protocol file at ``path``."""
+        from .._files import read_yaml
+
+        protocol = read_yaml(path, "protocol")
+        if not isinstance(protocol, dict):
+            raise ValueError("protocol: expected a mapping at the top level")
+        keys = {f.name for f in cls.declared()} - {"only", "n_per_class", "save_png", "folder"}
+        unknown = sorted(set(protocol) - keys)
+        if unknown:
+            raise ValueError(f"protocol: unknown key(s) {unknown}; allowed: {sorted(keys)}")
+        for key in ("surrogates", "victims", "data", "attacks", "eps"):
+            if key not in protocol:
+                raise ValueError(f"protocol: missing key {key!r}")
+        protocol = {**protocol, "name": protocol.get("name", str(path)),
+                    "targeted": protocol.get("targeted") or {}}
+        return cls(**protocol, folder=str(Path(str(path)).parent))
+
+    def located(self, item: str) -> str:
+        """A model argument with a relative zoo spec read from the protocol's folder."""
+        spec, sep, name = item.rpartition(":")
+        spec = spec if sep else item
+        if spec.endswith((".yaml", ".yml")) and not Path(spec).is_absolute():
+            return str(Path(self.folder) / spec) + (sep + name if sep else "")
+        return item
 
 
-# ---- the report's section ---------------------------------------------------------------
+def bundled_protocol() -> AuditSettings:
+    """The bundled protocol: grey-scale mixtures, a small zoo, every transfer attack."""
+    from importlib import resources
+
+    return AuditSettings.from_protocol(resources.files("transferability.configs") / BUNDLED)
 
 
+def run_audit(settings: AuditSettings, *, store: ResultStore | None = None, cache_dir=None,
+              backend: str = "local", device=None, show_progress: bool | None = None,
+              **backend_options) -> AuditResult:
+    """The audit of a protocol: its images drawn and its models read and checked (their
+    fit to the images) before any job, then :func:`audit` on ``backend``."""
+    from ..data import Count, dataset_from_spec
+    from ..model_args import check_fit, resolve_models
 
-#: The audit's descriptor (its command is ``transferability audit``).
-STUDY = register_study(Study("audit", "Transfer-attack audit", AuditResult, "audit"))
+    s = settings
+    if s.save_png is not None:
+        check_writable_dir(s.save_png, "save_png")
+    attacks = {a: s.attacks[a] for a in (s.only or s.attacks)}
+    n = (Count(s.n_per_class, "n_per_class") if s.n_per_class else
+         Count(s.data["n_per_class"], "data.n_per_class") if s.data.get("n_per_class")
+         else None)
+    dataset = dataset_from_spec(s.data["dataset"], s.data.get("split", "test"), seed=s.seed,
+                                per_class=n)
+    groups = resolve_models([s.located(m) for m in s.surrogates],
+                            *[[s.located(v["model"])] for v in s.victims], cache_dir=cache_dir,
+                            names=["surrogates", *(["victims"] * len(s.victims))])
+    surrogates, families, victims = groups[0], {}, {}
+    for v, group in zip(s.victims, groups[1:], strict=True):
+        victims.update(group)
+        families.update(dict.fromkeys(group, v["family"]))
+    for option, group in (("surrogates", surrogates), ("victims", victims)):
+        check_fit(group, dataset.x, option, data=str(s.data["dataset"]),
+                  num_classes=dataset.num_classes)
+    return audit(surrogates, victims, dataset.x, dataset.y, attacks,
+                 attack_options={"eps": s.eps, "steps": s.steps, "norm": s.norm},
+                 families=families, ensemble=s.ensemble,
+                 targeted_attack=s.targeted.get("attack"),
+                 targeted_steps=s.targeted.get("steps", 300), quantize=s.quantize,
+                 save_png=s.save_png, seed=s.seed, n_boot=s.n_boot, batch_size=s.batch_size,
+                 store=store, cache_dir=cache_dir, backend=backend, device=device,
+                 show_progress=show_progress, settings={"protocol": s.name},
+                 **backend_options)
+
+
+#: The audit's descriptor (``transferability study audit``, and ``transferability audit``).
+STUDY = register_study(Study(
+    "audit", "Transfer-attack audit", AuditResult, "audit", run_audit, bundled_protocol(),
+    help="Transfer-attack audit: surrogates × victims × attacks from a protocol (YAML), "
+         "8-bit images, both denominators with bootstrap intervals, success per victim "
+         "family, the field's orderings as verdicts, stealthiness; a heatmap per attack.",
+    aliases=("audit",), read=AuditSettings.from_protocol, read_option="--protocol"))
