@@ -1,6 +1,7 @@
 """The benchmark: its structure, setup stability by hand, no source trained on a target's
 test images, a rerun that computes nothing, and the command."""
 
+import dataclasses
 import json
 import math
 from itertools import combinations
@@ -9,11 +10,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from transferability import studies
 from transferability.cli import main
 from transferability.data import dataset_from_spec
 from transferability.html_report import format_result
 from transferability.jobs import ResultStore, run_jobs
 from transferability.studies import benchmark as module
+from transferability.studies import get_study
 from transferability.studies.benchmark import (
     FULL,
     QUICK,
@@ -203,7 +206,9 @@ def test_cli(tiny, tmp_path, monkeypatch, capsys):
     """``benchmark --quick`` with QUICK made tiny, on the store of the first run: it
     computes nothing and writes the tables, CSVs and plots."""
     result, cache, path = tiny
-    monkeypatch.setattr(module, "QUICK", TINY)
+    study = get_study("benchmark")
+    monkeypatch.setitem(studies._STUDIES._items, "benchmark",
+                        dataclasses.replace(study, quick=TINY))
     out = tmp_path / "out"
     with ResultStore(path) as store:
         n = len(store)

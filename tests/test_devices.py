@@ -251,7 +251,7 @@ def test_a_study_keeps_every_model_on_the_run_device_and_resumes_the_same(
     def study(out):
         return main(["study", "adv-knowledge", "--device", "cuda", "--target", "digits",
                      "--sources", zoo, "--reference", f"{zoo}:mlp-digits", "--steps", "2",
-                     "--n-per-class", "2", "--shots", "2", "--repeats", "1",
+                     "--alpha-per-class", "2", "--shots", "2", "--repeats", "1",
                      "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / out)])
 
     assert study("first") == 0
@@ -272,7 +272,7 @@ def test_a_study_keeps_every_model_on_the_run_device_and_resumes_the_same(
     assert fake_gpu["jobs"] == []
     loaded = {name for _, name, d in fake_gpu["placed"] if d == CUDA0}
     assert {"mlp-digits", "lenet-fonts"} <= loaded  # loaded models go to the run's device
-    first, again = ((tmp_path / o / "study.json").read_text() for o in ("first", "again"))
+    first, again = ((tmp_path / o / "adv_knowledge.json").read_text() for o in ("first", "again"))
     assert json.loads(first) == json.loads(again)
 
 

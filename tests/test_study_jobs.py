@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from transferability.attacks import AttackSpec
 from transferability.jobs import ResultStore, run_jobs
 from transferability.studies import robust_transfer as robust_module
 from transferability.studies import surrogates as surrogate_module
@@ -15,11 +16,20 @@ from transferability.studies.robust_transfer import RobustTransferResult, robust
 from transferability.studies.surrogates import SurrogateStudyResult, surrogate_study
 
 SURROGATES = {"seeds": (0,), "epochs": 2, "train_per_class": 10, "rhos": (0.05,),
-              "lgv_epochs": 1, "lgv_per_epoch": 2, "attack_options": {"eps": 0.2, "steps": 2},
+              "lgv_epochs": 1, "lgv_per_epoch": 2,
+              "attack": AttackSpec("bim", {"eps": 0.2, "steps": 2}),
               "attack_per_class": 2, "pair_epochs": 1, "sharpness_samples": 2}
 ROBUST = {"seeds": (0,), "source_epochs": 1, "source_per_class": 10, "target": "digits",
           "target_per_class": 5, "tune_epochs": 1, "eval_per_class": 1, "radii": (0.1,),
           "recipes": ("linear probe", "NEFT + BN frozen (last 3)"), "robust_attack": "pgd"}
+
+
+def _surrogates(**changes):
+    return surrogate_module.FULL.replace(**{**SURROGATES, **changes})
+
+
+def _robust(**changes):
+    return robust_module.FULL.replace(**{**ROBUST, **changes})
 
 
 def _same(a, b) -> bool:
@@ -42,7 +52,7 @@ def _check_resume(store: ResultStore, keep: set[str], final, first, result_type)
 
 def test_surrogate_study_is_a_job_graph(tmp_path, monkeypatch):
     monkeypatch.setitem(surrogate_module.SHARPNESS, "n", 32)  # enters the jobs' configs
-    first = surrogate_study("digits", cache_dir=tmp_path, **SURROGATES)  # the cache's store
+    first = surrogate_study(_surrogates(target="digits"), cache_dir=tmp_path)  # the cache's store
     assert isinstance(first, SurrogateStudyResult) and first.settings["pair_epochs"] == 1
     with ResultStore.in_cache(tmp_path) as store:
         # 2 surrogates + 3 victims; 2 epoch snapshots, SAM and LGV measured 3 ways each
@@ -50,7 +60,7 @@ def test_surrogate_study_is_a_job_graph(tmp_path, monkeypatch):
                                  "transfer_row": 4, "surrogate_accuracy": 4, "sharpness": 4,
                                  "surrogate_pair": 2, "surrogate_study": 1}
         n, finished = len(store), {r.key: r.finished for r in store.records()}
-        again = surrogate_study("digits", cache_dir=tmp_path, store=store, **SURROGATES)
+        again = surrogate_study(_surrogates(target="digits"), cache_dir=tmp_path, store=store)
         assert len(store) == n and {r.key: r.finished for r in store.records()} == finished
         assert _same(again, first)
         # the final job's stored settings rebuild the same graph
@@ -66,13 +76,13 @@ def test_surrogate_study_is_a_job_graph(tmp_path, monkeypatch):
 
 
 def test_robust_transfer_study_is_a_job_graph(tmp_path):
-    first = robust_transfer_study(cache_dir=tmp_path, **ROBUST)
+    first = robust_transfer_study(_robust(), cache_dir=tmp_path)
     assert isinstance(first, RobustTransferResult) and len(first.rows) == 3 * 2
     with ResultStore.in_cache(tmp_path) as store:
         assert _kinds(store) == {"train": 3, "fine_tune": 6, "robust_accuracy": 6,
                                  "robust_transfer_study": 1}
         n, finished = len(store), {r.key: r.finished for r in store.records()}
-        again = robust_transfer_study(cache_dir=tmp_path, store=store, **ROBUST)
+        again = robust_transfer_study(_robust(), cache_dir=tmp_path, store=store)
         assert len(store) == n and {r.key: r.finished for r in store.records()} == finished
         assert _same(again, first)
         record, = store.records(kind="robust_transfer_study")
@@ -85,7 +95,7 @@ def test_robust_transfer_study_is_a_job_graph(tmp_path):
 
 def test_study_jobs_refuse_bad_settings_before_any_job(tmp_path):
     with pytest.raises(ValueError, match="rhos"):
-        surrogate_study("digits", cache_dir=tmp_path, **{**SURROGATES, "rhos": ()})
+        surrogate_study(_surrogates(target="digits", rhos=()), cache_dir=tmp_path)
     with pytest.raises(ValueError, match="recipes"):
-        robust_transfer_study(cache_dir=tmp_path, **{**ROBUST, "recipes": ("nope",)})
+        robust_transfer_study(_robust(recipes=("nope",)), cache_dir=tmp_path)
     assert not (tmp_path / "results.sqlite").exists()
