@@ -98,7 +98,7 @@ def test_the_options_given_replace_the_settings_and_keep_the_rest():
     study = get_study("surrogates")
     args = cli.build_parser().parse_args(["study", "surrogates", "--quick", "--seeds", "4", "5",
                                           "--rhos", "8/255", "--epochs", "3", "--eps", "0.1"])
-    settings = cli._study_settings(args, study)
+    settings = cli.study.study_settings(args, study)
     assert settings == study.quick.replace(seeds=(4, 5), rhos=(8 / 255,), epochs=3,
                                            attack=study.quick.attack.with_options(eps=0.1))
 

@@ -199,11 +199,12 @@ def test_a_study_takes_settings_not_dicts():
         Study("x", "x", SquaresResult, "k", squares_study, SquaresSettings(), {"up_to": 2})
 
 
-@pytest.mark.parametrize("name", [s.name for s in studies.list_studies()
-                                  if s.full is not None
-                                  and "settings" not in inspect.signature(s.run).parameters])
-def test_a_study_runs_with_every_one_of_its_settings_as_a_keyword(name):
-    """``run(**settings.keywords())`` is the contract of a study whose run function takes
-    keywords: a field that it does not name would reach the backend as an option."""
-    study = get_study(name)
-    assert set(study.full.keywords()) <= set(inspect.signature(study.run).parameters)
+@pytest.mark.parametrize("name", [s.name for s in studies.list_studies()])
+def test_every_study_runs_as_run_settings_store_backend_device(name):
+    """One signature for every study: its settings first, then where it runs and keeps
+    its jobs, all by keyword."""
+    parameters = inspect.signature(get_study(name).run).parameters
+    first, *rest = parameters.values()
+    assert first.name == "settings"
+    assert {"store", "cache_dir", "backend", "device", "show_progress"} <= {
+        p.name for p in rest if p.kind is p.KEYWORD_ONLY}
