@@ -213,7 +213,7 @@ def test_results_round_trip_with_a_schema(blobs):
 
 def test_library_code_logs_and_never_prints():
     for path in SRC.rglob("*.py"):
-        if path.name == "cli.py":
+        if path.parent.name == "cli":  # the command line prints
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
@@ -281,13 +281,14 @@ def test_every_study_settings_are_one_frozen_dataclass_of_its_keywords():
 
 #: Accuracy is ``accuracy`` (clean) beside ``robust_accuracy`` (docs/glossary.md). These
 #: older spellings remain only where old data are read: the ``upgrade`` of the result types
-#: that renamed them (``History``'s ``RENAMED_RECORDS``) and ``baselines.model_accuracy``,
-#: the one reader of zoo checkpoints' metrics. They may only shrink: a new one fails here,
+#: that renamed them and the deprecation table (``_deprecated.py``), which ``History``'s
+#: ``RENAMED_RECORDS`` and ``baselines.model_accuracy`` (the one reader of zoo
+#: checkpoints' metrics) read. They may only shrink: a new one fails here,
 #: and a file that drops some must lower its count.
 RETIRED_ACCURACY = re.compile(
     r"\b(clean_acc|clean_accuracy|test_acc|eval_acc|test_loss|eval_loss)\b")
-RETIRED_LEFT = {"attacks/robust.py": 1, "baselines.py": 2, "studies/robust_transfer.py": 2,
-                "studies/surrogates.py": 2, "training/loop.py": 2}
+RETIRED_LEFT = {"_deprecated.py": 3, "attacks/robust.py": 1, "baselines.py": 1,
+                "studies/robust_transfer.py": 2, "studies/surrogates.py": 2}
 
 
 def test_retired_accuracy_spellings_only_shrink():

@@ -67,9 +67,7 @@ def test_eps_is_refused_by_one_rule_from_every_entry(eps, model, batch, tmp_path
                  lambda: robust_accuracy(model, x, y, eps),
                  lambda: create_training_method("pgd_at", eps=eps),
                  lambda: create_training_method("cartl_fdm", eps=eps),
-                 lambda: surrogates.FULL.replace(attack=AttackSpec("bim", {"eps": eps})),
-                 lambda: surrogates.surrogate_study("digits", attack_options={"eps": eps},
-                                                    cache_dir=tmp_path)):
+                 lambda: surrogates.FULL.replace(attack=AttackSpec("bim", {"eps": eps}))):
         with pytest.raises(ValueError, match=REFUSED):
             make()
     assert not list(tmp_path.iterdir())  # refused before any job or file

@@ -87,9 +87,9 @@ def test_colour_target_settings(monkeypatch, tmp_path):
     class Ran(Exception):
         pass
 
-    def run(**settings):
+    def run(settings, **where):
         seen.clear()
-        seen.update(settings)
+        seen.update(settings.keywords())
         raise Ran
 
     real = studies.get_study
@@ -97,7 +97,7 @@ def test_colour_target_settings(monkeypatch, tmp_path):
         real(name, *a), run=run))
     common = ["--quick", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")]
     with pytest.raises(Ran):
-        main(["study", "robust-transfer", "--target", "colour-digits", "--eps", "0.05",
+        main(["study", "robust-transfer", "--target", "colour-digits", "--radii", "0.05",
               *common])
     assert seen["source_per_class"] == 800 and seen["tune_epochs"] == 4
     assert seen["source_attack"] == AttackSpec("pgd", {"eps": 4 / 255})

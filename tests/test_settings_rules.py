@@ -121,3 +121,23 @@ def test_a_rule_reads_the_command_line_as_written():
     with pytest.raises(Exception, match="expected a finite number > 0"):
         Positive().arg_type("--eps")("0")
     assert math.isinf(Positive().invalid()[1])
+
+
+def test_every_old_spelling_is_in_one_table_and_read_with_a_warning(capsys, recwarn):
+    from transferability._deprecated import SPELLINGS
+
+    assert all(s.removed_in for s in SPELLINGS)
+    parser = cli.build_parser()
+    args = parser.parse_args(["study", "robust-transfer", "--eps", "8/255"])
+    assert args.radii == [8 / 255]
+    args = parser.parse_args(["audit", "--attacks", "bsr", "--n-per-class", "3"])
+    assert (args.only, args.attack_per_class) == (["bsr"], 3)
+    args = parser.parse_args(["rank", "--target", "digits", "--sources", "demo",
+                              "--n-per-class", "5"])
+    assert args.alpha_per_class == 5
+    warned = [str(w.message) for w in recwarn if w.category is FutureWarning]
+    assert any("'--eps' is now '--radii'" in m and "removed in" in m for m in warned)
+    with pytest.raises(SystemExit):
+        cli.main(["study", "robust-transfer", "--help"])
+    shown = capsys.readouterr().out
+    assert "--radii" in shown and "--eps" not in shown  # the old spelling is not offered

@@ -132,7 +132,7 @@ def test_early_stopping_stops_and_restores_the_best_epoch(blobs):
     assert evaluate(model, (x, y))[1] == pytest.approx(stopper.best, rel=1e-5)
     with pytest.raises(ValueError, match="monitor"):
         fit(model, (x, y), epochs=1, callbacks=[EarlyStopping(monitor="accuracy")])
-    with pytest.warns(DeprecationWarning, match="'eval_loss' is now 'loss'"):
+    with pytest.warns(FutureWarning, match="'eval_loss' is now 'loss'"):
         old = EarlyStopping(monitor="eval_loss")  # the name before History schema 2
     assert (old.monitor, old.mode) == ("loss", "min")
     assert EarlyStopping().monitor == "accuracy"

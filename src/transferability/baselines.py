@@ -25,6 +25,8 @@ import numpy as np
 from scipy.stats import rankdata
 from torch import nn
 
+from ._deprecated import old_spellings
+
 __all__ = ["BASELINES", "ENSEMBLE", "parameter_count", "model_accuracy", "baseline_scores",
            "mean_rank", "loto_choice", "DEFAULT_ENSEMBLE", "ensemble_names"]
 
@@ -48,7 +50,9 @@ def model_accuracy(meta: Mapping | None) -> float | None:
     written before the rename), else None. The one reader of that number."""
     meta = meta or {}
     metrics = meta.get("metrics") or {}
-    value = meta.get("source_acc", metrics.get("accuracy", metrics.get("test_acc")))
+    renamed = {s.new: metrics[old] for old, s in old_spellings("metric").items()
+               if old in metrics}  # written before the rename
+    value = meta.get("source_acc", {**renamed, **metrics}.get("accuracy"))
     return None if value is None else float(value)
 
 

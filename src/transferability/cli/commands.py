@@ -18,6 +18,7 @@ from .options import (
     feature_opts,
     layer,
     name_accuracy,
+    old_options,
     open_store,
     out_opt,
     per_class,
@@ -208,6 +209,7 @@ def add_rank(sub) -> None:
     p.add_argument("--cache-float16", action="store_true",
                    help="keep the cached features and logits at float16 (big hub models)")
     seed_opt(p)
+    old_options(p, "rank")
     out_opt(p, "rank-out")
     cache_opt(p)
 

@@ -7,6 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
+from .._deprecated import old_spellings, warn_old
 from .._validation import count_arg, radius_arg, seed_arg
 
 MODELS_HELP = ("checkpoints, zoo specs ('demo', YAML), SPEC:NAME items, "
@@ -53,10 +54,21 @@ def cache_opt(p, store: bool = True):
                             "the cache folder)")
 
 
-def old_spelling(p, option, action):
-    """``option``: an older spelling of ``action``'s option, still read, not in the help."""
-    p.add_argument(option, dest=action.dest, type=action.type, default=argparse.SUPPRESS,
-                   help=argparse.SUPPRESS)
+def old_options(p, where: str) -> None:
+    """The old spellings of ``p``'s options that the deprecation table
+    (:mod:`transferability._deprecated`) lists for command ``where``: still read (with a
+    warning naming today's spelling), not in the help."""
+    for old, spelling in old_spellings(where).items():
+        action = p._option_string_actions[spelling.new]
+
+        class Old(argparse.Action):
+            def __call__(self, parser, namespace, values, option_string=None,
+                         spelling=spelling):
+                warn_old(spelling)
+                setattr(namespace, self.dest, values)
+
+        p.add_argument(old, dest=action.dest, type=action.type, nargs=action.nargs,
+                       action=Old, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def out_opt(p, default):
@@ -117,9 +129,8 @@ def reference_opts(p, required: bool):
                    help="epochs of --reference train (default: by data size, 5 to 50; "
                         "early stopping on a fifth of the train images picks the best)")
     attack_opts(p, use="α; default 0.1", default_steps="50, the authors' α attack")
-    old_spelling(p, "--n-per-class", p.add_argument(
-        "--alpha-per-class", type=count_arg(10_000), default=20,
-        help="target images per class for the adversarial scores (α)"))
+    p.add_argument("--alpha-per-class", type=count_arg(10_000), default=20,
+                   help="target images per class for the adversarial scores (α)")
 
 
 # ---- values every command reads, checked before any work ---------------------------------

@@ -98,7 +98,7 @@ def add_results(sub) -> None:
                    help="file (default results.FORMAT)")
     filters(p)
     cache_opt(p)
-    p = command(sub, "gc", _cmd_results_gc, "Drop jobs (and artifacts) computed by code that has "
-                "changed since; asks first.")
+    p = command(results_sub, "gc", _cmd_results_gc, "Drop jobs (and artifacts) computed by "
+                "code that has changed since; asks first.")
     p.add_argument("--yes", action="store_true", help="do not ask")
     cache_opt(p)

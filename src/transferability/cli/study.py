@@ -13,6 +13,7 @@ from .options import (
     cache_opt,
     command,
     device_opts,
+    old_options,
     open_store,
     out_opt,
     setting_options,
@@ -91,6 +92,7 @@ def add_studies(sub) -> None:
                 p.add_argument("--quick", action="store_true",
                                help="the quick settings (their values are in each option's "
                                     "help)")
+            old_options(p, f"study {each.name}")
             backend_opts(p)
             device_opts(p, precision=True)
             out_opt(p, f"{each.name}-out")

@@ -516,8 +516,9 @@ class AuditSettings(Settings):
                             option=False)
     only: tuple[str, ...] | None = setting(None, Optional(Each(Text())),
                                            "run only these of the protocol's attacks")
-    n_per_class: int | None = setting(None, Optional(Integer(1, 100_000)),
-                                      "images per class (default: the protocol's)")
+    attack_per_class: int | None = setting(None, Optional(Integer(1, 100_000)),
+                                           "images attacked per class (default: the "
+                                           "protocol's data.n_per_class)")
     eps: float = setting(0.2, Positive(), "perturbation budget, [0,1] pixel scale")
     steps: int = setting(10, Integer(1, 100_000), "attack iterations")
     norm: str = setting("linf", OneOf(*norms.NORMS), "threat model")
@@ -554,7 +555,8 @@ class AuditSettings(Settings):
         protocol = read_yaml(path, "protocol")
         if not isinstance(protocol, dict):
             raise ValueError("protocol: expected a mapping at the top level")
-        keys = {f.name for f in cls.declared()} - {"only", "n_per_class", "save_png", "folder"}
+        keys = {f.name for f in cls.declared()} - {"only", "attack_per_class", "save_png",
+                                                   "folder"}
         unknown = sorted(set(protocol) - keys)
         if unknown:
             raise ValueError(f"protocol: unknown key(s) {unknown}; allowed: {sorted(keys)}")
@@ -593,7 +595,7 @@ def run_audit(settings: AuditSettings, *, store: ResultStore | None = None, cach
     if s.save_png is not None:
         check_writable_dir(s.save_png, "save_png")
     attacks = {a: s.attacks[a] for a in (s.only or s.attacks)}
-    n = (Count(s.n_per_class, "n_per_class") if s.n_per_class else
+    n = (Count(s.attack_per_class, "attack_per_class") if s.attack_per_class else
          Count(s.data["n_per_class"], "data.n_per_class") if s.data.get("n_per_class")
          else None)
     dataset = dataset_from_spec(s.data["dataset"], s.data.get("split", "test"), seed=s.seed,

@@ -9,14 +9,13 @@ A callback is any object with ``on_epoch_end(epoch, model, record) -> bool | Non
 from __future__ import annotations
 
 import copy
-import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .._deprecated import old_spellings, warn_old
 from .._validation import check_int, check_positive
-from .loop import RENAMED_RECORDS
 
 __all__ = ["Callback", "EarlyStopping", "Snapshot"]
 
@@ -40,10 +39,10 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor: str = "accuracy", patience: int = 3, *,
                  mode: str | None = None, min_delta: float = 0.0, restore_best: bool = True):
-        if monitor in RENAMED_RECORDS:
-            warnings.warn(f"monitor: {monitor!r} is now {RENAMED_RECORDS[monitor]!r}",
-                          DeprecationWarning, stacklevel=2)
-            monitor = RENAMED_RECORDS[monitor]
+        old = old_spellings("monitor").get(monitor)
+        if old is not None:
+            warn_old(old)
+            monitor = old.new
         self.monitor = monitor
         self.patience = check_int(patience, "patience")
         self.mode = mode or ("min" if "loss" in monitor else "max")

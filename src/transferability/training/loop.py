@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._deprecated import old_spellings
 from .._results import Result
 from .._validation import (
     check_choice,
@@ -102,8 +103,9 @@ def check_fit_options(options, where: str = "") -> dict:
     return {**checked, **({} if name == "sgd" else method.config())}
 
 
-#: Record names of ``History`` schema 1 (and of ``EarlyStopping(monitor=)``) -> today's.
-RENAMED_RECORDS = {"eval_acc": "accuracy", "eval_loss": "loss"}
+#: Record names of ``History`` schema 1 (and old ``EarlyStopping(monitor=)`` spellings, in
+#: the deprecation table) -> today's.
+RENAMED_RECORDS = {old: s.new for old, s in old_spellings("monitor").items()}
 
 
 @dataclass(frozen=True)
