@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from transferability.attacks import AttackSpec
 from transferability.data import dataset_from_spec
 from transferability.jobs import ResultStore, run_jobs
 from transferability.studies.adv_knowledge import adv_knowledge_jobs
@@ -42,7 +43,7 @@ def main() -> None:
         train = dataset_from_spec({"dataset": "mnist", "n_per_class": 100}, "train")
         test = dataset_from_spec({"dataset": "mnist", "n_per_class": 100}, "test")
         final = adv_knowledge_jobs(reference, dict(zoo), train, test,
-                                   attack_options={"steps": 20})
+                                   attack=AttackSpec("pgd", {"steps": 20}))
         times = {"memory": [], "store": []}
         results = {}
         for r in range(ROUNDS):

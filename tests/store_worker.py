@@ -14,6 +14,7 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("TRANSFERABILITY_PROGRESS", "0")
 
+from transferability.attacks import AttackSpec  # noqa: E402
 from transferability.data import dataset_from_spec  # noqa: E402
 from transferability.jobs import ResultStore  # noqa: E402
 from transferability.studies.adv_knowledge import adv_knowledge_study  # noqa: E402
@@ -47,8 +48,8 @@ def main(store_path, cache, out, die_after=None):
     train = dataset_from_spec({"dataset": "digits", "n_per_class": 20}, "train")
     test = dataset_from_spec({"dataset": "digits", "n_per_class": 10}, "test")
     result = adv_knowledge_study(reference, dict(zoo), train, test, alpha_per_class=4, shots=3,
-                                 repeats=2, attack_options={"steps": 3},
-                                 matrix_attack_options={"steps": 3}, store=store)
+                                 repeats=2, attack=AttackSpec("pgd", {"steps": 3}),
+                                 matrix_attack=AttackSpec("pgd", {"steps": 3}), store=store)
     data = result.to_dict()
     data.pop("timings")
     with open(out, "w") as f:

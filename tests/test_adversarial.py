@@ -20,7 +20,7 @@ from transferability.adversarial import (
     linearized_alpha,
     model_scores,
 )
-from transferability.attacks import PGD
+from transferability.attacks import PGD, AttackSpec
 from transferability.estimators import get_estimator, list_estimators
 from transferability.models import create_model
 
@@ -147,7 +147,7 @@ def pair():
 
 def test_model_with_itself_alpha1_is_one_and_alpha2_matches_gram(pair):
     model, _, x = pair
-    res = alpha(model, model, x, attack_options={"steps": 3})
+    res = alpha(model, model, x, attack=AttackSpec("pgd", {"steps": 3}))
     assert torch.equal(res.per_sample_alpha1, torch.ones(len(x), dtype=torch.float64))
     assert res.alpha1 == 1.0
     # independent recomputation: α2² = mean_ij (ûᵢ·ûⱼ)², with Δ from the same attack
@@ -167,12 +167,12 @@ def test_output_sizes_differ_and_only_correct(pair):
         pred = g(x).argmax(1)
     y = pred.clone()
     y[::3] = (pred[::3] + 1) % 10  # a third of the samples misclassified
-    res = alpha(g, f, x, y, attack_options={"steps": 2})
+    res = alpha(g, f, x, y, attack=AttackSpec("pgd", {"steps": 2}))
     assert res.n_used == len(x) - len(x[::3]) == int(res.used.sum())
     assert torch.equal(res.used, pred == y)
     assert res.per_sample_alpha1.shape == (res.n_used,)
     assert np.isfinite([res.alpha1, res.alpha2, res.alpha12]).all()
-    every = alpha(g, f, x, y, attack_options={"steps": 2}, only_correct=False)
+    every = alpha(g, f, x, y, attack=AttackSpec("pgd", {"steps": 2}), only_correct=False)
     assert every.n_used == len(x)
     # attacks do not depend on the selection: the used samples keep their values
     assert torch.allclose(every.per_sample_alpha1[res.used], res.per_sample_alpha1)
@@ -183,9 +183,10 @@ def test_both_ways_equals_two_single_calls(pair):
     with torch.no_grad():
         y_a = a(x).argmax(1)
     y_a[:5] = (y_a[:5] + 1) % 10
-    ab, ba = alpha_both_ways(a, b, x, y_a, None, attack_options={"steps": 2}, squared=False)
-    single_ab = alpha(a, b, x, y_a, attack_options={"steps": 2}, squared=False)
-    single_ba = alpha(b, a, x, attack_options={"steps": 2}, squared=False)
+    ab, ba = alpha_both_ways(a, b, x, y_a, None, attack=AttackSpec("pgd", {"steps": 2}),
+                             squared=False)
+    single_ab = alpha(a, b, x, y_a, attack=AttackSpec("pgd", {"steps": 2}), squared=False)
+    single_ba = alpha(b, a, x, attack=AttackSpec("pgd", {"steps": 2}), squared=False)
     for both, single in ((ab, single_ab), (ba, single_ba)):
         assert both.scalars() == single.scalars()
         assert torch.equal(both.per_sample_alpha1, single.per_sample_alpha1)
@@ -198,10 +199,10 @@ def test_alpha_to_many_equals_single_calls(pair):
         y = a(x).argmax(1)
     y[:4] = (y[:4] + 1) % 10
     c = tiny_cnn(3, seed=2)  # another output size
-    many = alpha_to_many(a, {"b": b, "c": c}, x, y, attack_options={"steps": 2})
+    many = alpha_to_many(a, {"b": b, "c": c}, x, y, attack=AttackSpec("pgd", {"steps": 2}))
     assert list(many) == ["b", "c"]
     for name, model in (("b", b), ("c", c)):
-        single = alpha(a, model, x, y, attack_options={"steps": 2})
+        single = alpha(a, model, x, y, attack=AttackSpec("pgd", {"steps": 2}))
         assert many[name].scalars() == pytest.approx(single.scalars(), rel=1e-6)
         assert many[name].n_used == len(x) - 4
     with pytest.raises(ValueError, match="to_models"):
@@ -213,14 +214,15 @@ def test_alpha_draws_per_batch_as_alpha_to_many_does(pair):
     a, b, x = pair
     options = {"steps": 2, "random_start": True, "seed": 0}
     for batch_size in (4, len(x)):
-        single = alpha(a, b, x, attack_options=options, batch_size=batch_size)
-        many = alpha_to_many(a, {"b": b}, x, attack_options=options, batch_size=batch_size)
+        single = alpha(a, b, x, attack=AttackSpec("pgd", options), batch_size=batch_size)
+        many = alpha_to_many(a, {"b": b}, x, attack=AttackSpec("pgd", options),
+                             batch_size=batch_size)
         assert many["b"].scalars() == pytest.approx(single.scalars(), rel=1e-6)
 
 
 def test_batch_size_does_not_change_a_deterministic_attack(pair):
     g, f, x = pair
-    factory = alpha_attack("pgd", {"eps": 0.1, "steps": 2, "random_start": False})
+    factory = alpha_attack(AttackSpec("pgd", {"eps": 0.1, "steps": 2, "random_start": False}))
     whole = alpha(g, f, x, attack=factory)
     split = alpha(g, f, x, attack=factory, batch_size=5)
     assert split.alpha1 == pytest.approx(whole.alpha1, rel=1e-6)
@@ -234,9 +236,9 @@ def test_registered_model_estimators(pair):
         assert name in names
     with torch.no_grad():
         y = ref(x).argmax(1)
-    res = alpha(ref, src, x, y, attack_options={"steps": 2})  # α^{T→S}: crafted on the reference
-    scores = model_scores(ref, src, x, y, attack_options={"steps": 2})
-    by_name = get_estimator("alpha2")(ref, src, x, y, attack_options={"steps": 2})
+    res = alpha(ref, src, x, y, attack=AttackSpec("pgd", {"steps": 2}))  # crafted on the reference
+    scores = model_scores(ref, src, x, y, attack=AttackSpec("pgd", {"steps": 2}))
+    by_name = get_estimator("alpha2")(ref, src, x, y, attack=AttackSpec("pgd", {"steps": 2}))
     assert by_name == res.alpha2 == scores["alpha2"]
     assert scores["alpha1"] == res.alpha1 and scores["alpha12"] == res.alpha12
     assert scores["alpha1_alpha2"] == pytest.approx(res.alpha1 * res.alpha2)
@@ -267,8 +269,8 @@ def test_modes_and_requires_grad_restored():
     x = torch.rand(8, 1, 16, 16)
     before = {m: ([s.training for s in m.modules()], [p.requires_grad for p in m.parameters()])
               for m in (a, b)}
-    alpha(a, b, x, attack_options={"steps": 1})
-    alpha_both_ways(a, b, x, attack_options={"steps": 1})
+    alpha(a, b, x, attack=AttackSpec("pgd", {"steps": 1}))
+    alpha_both_ways(a, b, x, attack=AttackSpec("pgd", {"steps": 1}))
     gradient_alignment(a, b, x)
     attribution_affinity(a, b, x, "grad_input")
     for m in (a, b):
@@ -281,9 +283,9 @@ def test_modes_and_requires_grad_restored():
 def test_eps_must_be_positive(pair, eps):
     g, f, x = pair
     with pytest.raises(ValueError, match="eps"):
-        alpha(g, f, x, attack_options={"eps": eps})
+        alpha(g, f, x, attack=AttackSpec("pgd", {"eps": eps}))
     with pytest.raises(ValueError, match="eps"):
-        alpha_attack("pgd", {"eps": eps})
+        alpha_attack({"name": "pgd", "options": {"eps": eps}})
 
 
 def test_no_correct_samples_is_a_clear_error(pair):
@@ -291,9 +293,10 @@ def test_no_correct_samples_is_a_clear_error(pair):
     with torch.no_grad():
         wrong = (g(x).argmax(1) + 1) % 10
     with pytest.raises(ValueError, match="only_correct: from_model classifies none"):
-        alpha(g, f, x, wrong, attack_options={"steps": 1})
+        alpha(g, f, x, wrong, attack=AttackSpec("pgd", {"steps": 1}))
     with pytest.raises(ValueError, match="y_b"):
-        alpha_both_ways(g, f, x, None, (f(x).argmax(1) + 1) % 5, attack_options={"steps": 1})
+        alpha_both_ways(g, f, x, None, (f(x).argmax(1) + 1) % 5,
+                        attack=AttackSpec("pgd", {"steps": 1}))
 
 
 def test_models_on_different_devices(pair):

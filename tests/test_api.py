@@ -24,6 +24,7 @@ from transferability import (
     transfer_matrix,
 )
 from transferability._results import Result
+from transferability.attacks import AttackSpec
 from transferability.studies import adv_knowledge as study
 from transferability.studies import benchmark
 from transferability.studies import robust_transfer as robust_transfer_study
@@ -63,17 +64,17 @@ SIGNATURES = {
 }
 #: Keyword-only parameters that must exist (the one way to configure an attack, ...).
 KEYWORDS = {
-    adversarial.alpha: {"attack", "attack_options"},
-    adversarial.alpha_to_many: {"attack", "attack_options", "show_progress"},
-    transfer_matrix.transfer_matrix: {"attack_options", "show_progress"},
-    study.adv_knowledge_study: {"attack", "attack_options", "show_progress", "store",
+    adversarial.alpha: {"attack"},
+    adversarial.alpha_to_many: {"attack", "show_progress"},
+    transfer_matrix.transfer_matrix: {"attack", "show_progress"},
+    study.adv_knowledge_study: {"attack", "matrix_attack", "show_progress", "store",
                                 "backend"},
     surrogate_study.surrogate_study: {"store", "backend", "show_progress", "cache_dir"},
     robust_transfer_study.robust_transfer_study: {"store", "backend", "show_progress",
                                                   "cache_dir"},
     jobs.run_jobs: {"study", "backend", "show_progress"},
     benchmark.run_benchmark: {"store", "backend", "show_progress", "cache_dir"},
-    ranking.rank_sources: {"attack", "attack_options", "show_progress"},
+    ranking.rank_sources: {"attack", "show_progress"},
     estimators.logme: {"target_values"},
     estimators.transrate: {"distortion"},
 }
@@ -109,8 +110,8 @@ def test_leading_parameters_follow_the_glossary(fn):
 
 def test_banned_spellings_appear_nowhere_in_the_public_api():
     """``alpha`` is a step size inside attack classes only; ``eps`` belongs to the attacks;
-    every attack is configured by ``attack`` + ``attack_options``; progress is
-    ``show_progress``."""
+    every attack is one value, ``attack`` (an AttackSpec or a factory), never a name beside
+    a dict of its options; progress is ``show_progress``."""
     for module, name, params in _public_callables():
         where = f"{module}.{name}{tuple(params)}"
         # adversarial training methods pass eps/steps/alpha to their PGD as it spells them
@@ -120,6 +121,7 @@ def test_banned_spellings_appear_nowhere_in_the_public_api():
         assert in_attacks or "eps" not in params, where
         assert not {"step_size", "alpha_options", "attack_kw", "progress", "verbose"} & set(
             params), where
+        assert not any(n.endswith("attack_" + "options") for n in params), where
         assert not any(p.kind is p.VAR_KEYWORD and n.startswith("attack")
                        for n, p in params.items()), where
 
@@ -194,12 +196,12 @@ def test_results_round_trip_with_a_schema(blobs):
     torch.manual_seed(0)
     a, b = create_model("mlp", 3), create_model("cnn", 3)
     training.fit(a, (x, y), epochs=1, show_progress=False)
-    results = [alpha(a, b, x[:12], y[:12], attack_options={"steps": 2}),
+    results = [alpha(a, b, x[:12], y[:12], attack=AttackSpec("pgd", {"steps": 2})),
                gradient_alignment(a, b, x[:6]), theory_check((0.0, 0.5), n=20)[1],
                extract(a, x[:4], y[:4]),
                transfer.linear_probe(a, (x, y), (x, y), shots=3, repeats=2),
-               transfer_matrix.transfer_matrix({"a": a}, {"b": b}, x[:8], y[:8], "fgsm",
-                                               attack_options={"eps": 0.1})]
+               transfer_matrix.transfer_matrix({"a": a}, {"b": b}, x[:8], y[:8],
+                                               AttackSpec("fgsm", {"eps": 0.1}))]
     for result in results:
         data = result.to_dict()
         assert data["type"] == type(result).__name__ and data["schema"] == 1
@@ -234,7 +236,7 @@ def test_show_progress_false_draws_nothing(blobs, capsys, monkeypatch):
     training.fit(reference, train, epochs=1, show_progress=False)
     rank_sources({"a": create_model("mlp", 3)}, train, estimators=["alpha1", "leep"],
                  reference=reference, alpha_per_class=2,
-                 attack_options={"steps": 1}, show_progress=False)
+                 attack=AttackSpec("pgd", {"steps": 1}), show_progress=False)
     assert capsys.readouterr().err == ""
 
 

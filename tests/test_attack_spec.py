@@ -48,7 +48,7 @@ def test_a_spec_is_checked_once_and_overlays_defaults_once(model, batch):
     assert torch.equal(over.factory()(model)(x, y), expected)
     with pytest.raises(ValueError, match="^attack: unknown .*'nope'"):
         AttackSpec("nope")
-    with pytest.raises(ValueError, match="^attack_options: expected a dict"):
+    with pytest.raises(ValueError, match="^options: expected a dict"):
         AttackSpec("pgd", [("eps", 0.1)])
     with pytest.raises(ValueError, match=r"^seed: expected an integer"):
         AttackSpec("pgd", seed=-1)
@@ -61,9 +61,9 @@ def test_eps_is_refused_by_one_rule_from_every_entry(eps, model, batch, tmp_path
                  lambda: PGD(model, eps=eps),
                  lambda: create_attack("fgsm", model, eps=eps),
                  lambda: AutoAttack(model, "linf", eps),
-                 lambda: alpha_attack("pgd", {"eps": eps}),
-                 lambda: transfer_matrix({"m": model}, {"m": model}, x, y, attack="pgd",
-                                         attack_options={"eps": eps}),
+                 lambda: alpha_attack({"name": "pgd", "options": {"eps": eps}}),
+                 lambda: transfer_matrix({"m": model}, {"m": model}, x, y,
+                                         attack={"name": "pgd", "options": {"eps": eps}}),
                  lambda: robust_accuracy(model, x, y, eps),
                  lambda: create_training_method("pgd_at", eps=eps),
                  lambda: create_training_method("cartl_fdm", eps=eps),
@@ -108,11 +108,11 @@ def test_a_studys_attack_default_lives_in_one_place(monkeypatch, tmp_path, capsy
     monkeypatch.setattr(surrogates, "run_jobs", captured)
     for extra, expected in (([], {"seed": 0, "alpha": 0.0125, "eps": 0.125, "steps": 6}),
                             (["--steps", "3"], {"seed": 0, "alpha": 0.0125, "eps": 0.125,
-                                                "steps": 3})):
+                                                "steps": 3})):  # the step: ε/10, its rule
         assert cli.main(["study", "surrogates", "--quick", "--target", "digits",
                          "--store", str(tmp_path / "r.sqlite"), "--cache-dir", str(tmp_path),
                          "--out", str(tmp_path / "out"), *extra]) == 130
         rows = [j for j in graphs[-1].inputs.values() if j.kind == "transfer_row"]
-        assert rows and all(j.config["attack"] == "bim" for j in rows)
-        assert all(j.config["attack_options"] == expected for j in rows)
-    assert graphs[-1].config["settings"]["attack_options"] == expected
+        assert rows and all(j.config["attack"]["name"] == "bim" for j in rows)
+        assert all(AttackSpec.of(j.config["attack"]).kwargs == expected for j in rows)
+    assert AttackSpec.of(graphs[-1].config["settings"]["attack"]).kwargs == expected

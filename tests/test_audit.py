@@ -107,7 +107,7 @@ def test_audit_counts_denominators_orderings_and_png(zoo, images, tmp_path, requ
     x, y = images
     surrogates = {"a": m.a(), "b": m.b()}
     victims = {"c": m.c(), "plain": m.plain()}
-    kw = dict(attack_options={"eps": 0.1, "steps": 2}, families={"plain": "defended"},
+    kw = dict(shared={"eps": 0.1, "steps": 2}, families={"plain": "defended"},
               targeted_steps=2, n_boot=200, show_progress=False)
     store = ResultStore(tmp_path / "r.sqlite")
     request.addfinalizer(store.close)  # no WAL checkpoint later, in a neighbour's test
@@ -173,16 +173,16 @@ def test_audit_bad_input_before_work(zoo, images, tmp_path):
     args = ({"p": m.plain()}, {"c": m.c()}, x, y)
     with pytest.raises(ValueError, match="blocks: Sequential has no residual blocks"):
         with ResultStore(tmp_path / "r.sqlite") as store:
-            audit(*args, ["sgm"], attack_options={"eps": 0.1}, store=store)
+            audit(*args, ["sgm"], shared={"eps": 0.1}, store=store)
     with pytest.raises(ValueError, match="layer: 'nope' is not a module"):
-        audit(*args, {"ila": {"layer": "nope"}}, attack_options={"eps": 0.1})
-    with pytest.raises(ValueError, match="attack_options: cannot build 'mifgsm'.*'decay_rate'"):
-        audit(*args, {"mifgsm": {"decay_rate": 1}}, attack_options={"eps": 0.1})
+        audit(*args, {"ila": {"layer": "nope"}}, shared={"eps": 0.1})
+    with pytest.raises(ValueError, match="attack: cannot build 'mifgsm'.*'decay_rate'"):
+        audit(*args, {"mifgsm": {"decay_rate": 1}}, shared={"eps": 0.1})
     with pytest.raises(ValueError, match="families: 'zz' is not a victim"):
-        audit(*args, ["mifgsm"], attack_options={"eps": 0.1},
+        audit(*args, ["mifgsm"], shared={"eps": 0.1},
               families={"zz": "cnn"})
-    with pytest.raises(ValueError, match="attack_options: needs 'eps'"):
-        audit(*args, ["mifgsm"], attack_options={"steps": 2})
+    with pytest.raises(ValueError, match="shared: needs 'eps'"):
+        audit(*args, ["mifgsm"], shared={"steps": 2})
     assert not (tmp_path / "r.sqlite").exists()
 
 
@@ -216,7 +216,7 @@ def test_cli_audit_runs_and_refuses_bad_input(zoo, tmp_path, capsys):
     assert (out / "heatmap_mi-di.png").exists() and (out / "audit_families.csv").exists()
 
     bad = tmp_path / "bad-out"
-    cases = [("{mifgsm: {decay_rate: 1}}", "attack_options: cannot build 'mifgsm'"),
+    cases = [("{mifgsm: {decay_rate: 1}}", "attack: cannot build 'mifgsm'"),
              ("{fia: {layer: nope}}", "layer: 'nope' is not a module"),
              ("{sgm: {}}", "has no residual blocks")]
     for attacks, words in cases:

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from transferability.adversarial import alpha
-from transferability.attacks import FGSM, MIFGSM, PGD, create_attack
+from transferability.attacks import FGSM, MIFGSM, PGD, AttackSpec, create_attack
 from transferability.cli import main
 from transferability.data import dataset_from_spec, describe_dataset, per_class
 from transferability.features import extract, predict
@@ -460,7 +460,7 @@ CLI_CASES = [
     pytest.param(_with(TRAINING, out="{tmp}/out", cache_dir="{tmp}/readonly"), 2,
                  ["--cache-dir", "cannot write"], _readonly_cache, id="cache-dir-read-only"),
     pytest.param(_with(ATTACK, eps="0.1", attack="deepfool"), 2,
-                 ["unknown attack", "'deepfool'", "pgd"], None, id="attack-unknown"),
+                 ["invalid choice", "'deepfool'", "pgd"], None, id="attack-unknown"),
     pytest.param(ATTACK, 2, ["--eps", "budget"], None, id="attack-without-eps"),
     pytest.param(_with(PROBE, target="imagenet"), 2, ["'imagenet'", "neither a dataset"],
                  None, id="dataset-unknown"),
@@ -702,15 +702,17 @@ API_CASES = [
     pytest.param(_attack, ("pgd", _mlp(), _images() * 2), {}, ValueError, ["x:", "[0, 1]"],
                  id="pgd-out-of-range"),
     # NaN outputs name the model that produced them
-    pytest.param(alpha, (_mlp(), _NaNModel(), _images()), {"attack_options": {"steps": 2}},
+    pytest.param(alpha, (_mlp(), _NaNModel(), _images()),
+                 {"attack": AttackSpec("pgd", {"steps": 2})},
                  ValueError, ["to_model", "nan"], id="alpha-nan-to-model"),
-    pytest.param(alpha, (_NaNModel(), _mlp(), _images()), {"attack_options": {"steps": 2}},
+    pytest.param(alpha, (_NaNModel(), _mlp(), _images()),
+                 {"attack": AttackSpec("pgd", {"steps": 2})},
                  ValueError, ["from_model", "nan"], id="alpha-nan-from-model"),
     pytest.param(transfer_matrix, ({"good": _mlp()}, {"nan_victim": _NaNModel()}, _images(),
-                                   LABELS), {"attack_options": {"eps": 0.1, "steps": 2}},
+                                   LABELS), {"attack": AttackSpec("pgd", {"eps": 0.1, "steps": 2})},
                  ValueError, ["nan_victim", "nan"], id="transfer-matrix-nan-victim"),
     pytest.param(transfer_matrix, ({"nan_surrogate": _NaNModel()}, {"good": _mlp()},
-                                   _images(), LABELS), {"attack_options": {"eps": 0.1}},
+                                   _images(), LABELS), {"attack": AttackSpec("pgd", {"eps": 0.1})},
                  ValueError, ["nan_surrogate", "nan"], id="transfer-matrix-nan-surrogate"),
     pytest.param(extract, (_NaNModel(), _images()), {}, ValueError, ["model", "nan"],
                  id="extract-nan"),
@@ -768,8 +770,7 @@ API_CASES = [
                  id="load-spec-mixture-part"),
     # validation before work: models on two devices, more per class than the data have
     pytest.param(transfer_matrix, ({"cpu_model": _mlp()}, {"meta_model": _meta_mlp()},
-                                   _images(), LABELS), {"attack": "fgsm",
-                                                        "attack_options": {"eps": 0.1}},
+                                   _images(), LABELS), {"attack": AttackSpec("fgsm", {"eps": 0.1})},
                  ValueError, ["different devices", "cpu_model is on cpu", "meta_model is on meta"],
                  id="transfer-matrix-devices"),
     pytest.param(alpha, (_mlp(), _meta_mlp(), _images()), {}, ValueError,
@@ -841,8 +842,8 @@ def test_tiny_target_finishes_with_undefined_statistics_shown_as_such(tmp_path):
     sources = {"A": _mlp(), "B": _cnn()}
     with ResultStore(tmp_path / "results.sqlite") as store:
         result = adv_knowledge_study(_Oracle(VALUES), sources, train, test, alpha_per_class=2,
-                                     shots=2, repeats=2, attack_options={"steps": 2},
-                                     matrix_attack_options={"steps": 2}, store=store)
+                                     shots=2, repeats=2, attack=AttackSpec("pgd", {"steps": 2}),
+                                     matrix_attack=AttackSpec("pgd", {"steps": 2}), store=store)
     assert [r["source"] for r in result.reverse] == ["A", "B"]
     for row in result.reverse:
         assert np.isnan(row["adv_reference_to_source"]) and np.isnan(row["adv_source_to_reference"])

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from transferability import studies
+from transferability.attacks import AttackSpec
 from transferability.cli import main
 from transferability.data import dataset_from_spec
 from transferability.html_report import format_result
@@ -33,7 +34,7 @@ TINY = QUICK.replace(
              "synthetic": {"dataset": "synthetic",
                            "options": {"shared": 0.5, "task_seed": 2, "n_per_class": 40}}},
     target_per_class=10, reference_epochs=2, shots=3, repeats=2, alpha_per_class=2,
-    attack_options={"steps": 2})
+    attack=AttackSpec("pgd", {"steps": 2}))
 
 
 def _same(a, b) -> bool:
@@ -197,7 +198,7 @@ def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match=r"missing \['shots'\], unknown \['shot'\]"):
         benchmark_jobs({**{k: v for k, v in plain.items() if k != "shots"}, "shot": 3})
     for field, value in (("archs", ("vit",)), ("ks", (11,)), ("shots", 0), ("seed", -1),
-                         ("targets", {}), ("attack_options", 3)):
+                         ("targets", {}), ("attack", 3)):
         with pytest.raises(ValueError, match=f"^{field}:"):
             TINY.replace(**{field: value})
 

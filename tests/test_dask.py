@@ -16,6 +16,7 @@ import psutil  # noqa: E402  (a dependency of distributed)
 sys.path.insert(0, str(Path(__file__).parent))  # the workers import dask_kinds too
 import dask_kinds  # noqa: E402,F401
 import store_worker  # noqa: E402
+from transferability.attacks import AttackSpec
 from transferability.data import dataset_from_spec  # noqa: E402
 from transferability.jobs import Job, JobsFailed, ResultStore, run_jobs  # noqa: E402
 from transferability.studies.adv_knowledge import adv_knowledge_study  # noqa: E402
@@ -32,8 +33,8 @@ def _study(tmp_path, backend: str, **options) -> dict:
         train = dataset_from_spec({"dataset": "digits", "n_per_class": 20}, "train")
         test = dataset_from_spec({"dataset": "digits", "n_per_class": 10}, "test")
         result = adv_knowledge_study(reference, dict(zoo), train, test, alpha_per_class=4, shots=3,
-                                     repeats=2, attack_options={"steps": 3},
-                                     matrix_attack_options={"steps": 3}, store=store,
+                                     repeats=2, attack=AttackSpec("pgd", {"steps": 3}),
+                                     matrix_attack=AttackSpec("pgd", {"steps": 3}), store=store,
                                      backend=backend, **options)
         hosts = {r.host for r in store.records(kind="probe")}
     data = result.to_dict()

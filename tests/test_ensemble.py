@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferability.adversarial import alpha
-from transferability.attacks import MIFGSM, PGD, create_attack
+from transferability.attacks import MIFGSM, PGD, AttackSpec, create_attack
 from transferability.features import predict
 from transferability.models import Ensemble, create_model
 
@@ -172,7 +172,7 @@ def test_mode_and_requires_grad_restored(data):
 def test_alpha_accepts_an_ensemble(data):
     x, _ = data
     result = alpha(Ensemble(members(2), sample=1), members(1)[0], x,
-                   attack_options={"steps": 2})
+                   attack=AttackSpec("pgd", {"steps": 2}))
     assert result.n_used == len(x) and math.isfinite(result.alpha1)
 
 

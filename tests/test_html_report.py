@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from transferability._results import Result
+from transferability.attacks import AttackSpec
 from transferability.data import ImageDataset
 from transferability.html_report import page, render_report, section_id, sections, write_report
 from transferability.jobs import Job, ResultStore, job_kind, list_job_kinds
@@ -78,8 +79,8 @@ def _knowledge_study() -> dict:
     fit(sources["mlp-d"], train, epochs=1, batch_size=32)
     return adv_knowledge_study(reference, sources, train, test, alpha_per_class=4, shots=2,
                                repeats=2,
-                               attack_options={"steps": 2},
-                               matrix_attack_options={"steps": 2}).to_dict()
+                               attack=AttackSpec("pgd", {"steps": 2}),
+                               matrix_attack=AttackSpec("pgd", {"steps": 2})).to_dict()
 
 
 def _surrogate_study() -> dict:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from transferability.adversarial import attack_reference
-from transferability.attacks import Attack, AutoAttack, attack_batch, create_attack
+from transferability.attacks import Attack, AttackSpec, AutoAttack, attack_batch, create_attack
 from transferability.jobs import ResultStore
 from transferability.models import Ensemble
 from transferability.studies.audit import audit, audit_cell_job
@@ -91,10 +91,10 @@ def test_alpha_attack_draws_per_batch(data):
     x, _ = data
     xx = torch.cat([x, x])
     options = {"eps": 0.1, "steps": 5, "p": 1.0, "seed": 3}
-    adv = attack_reference(net(0), xx, attack="di", attack_options=options,
+    adv = attack_reference(net(0), xx, attack=AttackSpec("di", options),
                            batch_size=N)["adv"]
     assert (adv[:N] - adv[N:]).abs().amax() > 0.01
-    assert torch.equal(adv, attack_reference(net(0), xx, attack="di", attack_options=options,
+    assert torch.equal(adv, attack_reference(net(0), xx, attack=AttackSpec("di", options),
                                              batch_size=N)["adv"])
 
 
@@ -137,7 +137,8 @@ def cell(model, victim, x, y, batch_size):
         def __init__(self, artifact):
             self.artifact = artifact
 
-    config = {"attack": "di", "options": {"eps": 0.1, "steps": 5, "p": 1.0, "seed": 3},
+    config = {"attack": {"name": "di", "options": {"eps": 0.1, "steps": 5, "p": 1.0},
+                         "seed": 3},
               "quantize": False, "save_png": None, "batch_size": batch_size, "name": "di"}
     inputs = {"surrogate": In(model), "victim:v": In(victim), "x": In(x), "y": In(y)}
     return audit_cell_job(config, inputs).artifact
@@ -161,7 +162,7 @@ def test_seeded_audit_reruns_to_the_same_numbers(data, tmp_path):
         with ResultStore(tmp_path / name) as store:
             return audit({"a": net(0)}, {"v": net(1)}, xx, yy, ["di"], ensemble=False,
                          targeted_attack=None, seed=3, n_boot=200, batch_size=N, store=store,
-                         attack_options={"eps": 0.1, "steps": 5, "p": 1.0},
+                         shared={"eps": 0.1, "steps": 5, "p": 1.0},
                          show_progress=False)
 
     first, again = run("one.sqlite"), run("two.sqlite")  # two stores: both computed

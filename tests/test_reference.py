@@ -18,6 +18,7 @@ from torch import nn
 from test_ranking import stripes
 from transferability._threads import PER_THREAD, limit_threads, threads_for
 from transferability._validation import check_name
+from transferability.attacks import AttackSpec
 from transferability.cli import main
 from transferability.estimators.registry import Estimator
 from transferability.html_report import format_result
@@ -79,7 +80,7 @@ def _sources(classes: int = 4) -> dict:
 def test_a_reference_at_chance_gives_no_alpha(task, caplog):
     result = rank_sources(_sources(), task, test=task, estimators=["leep", "alpha1",
                           "gradient_alignment"], reference=_constant(), alpha_per_class=2,
-                          attack_options={"steps": 1}, show_progress=False)
+                          attack=AttackSpec("pgd", {"steps": 1}), show_progress=False)
     ref = result.reference
     assert (ref.correct, ref.n, ref.classes) == (40, 160, 4) and not ref.learned
     assert ref.low == pytest.approx(wilson_interval(40, 160)[0]) and ref.low < 0.25
@@ -96,7 +97,7 @@ def test_a_reference_at_chance_gives_no_alpha(task, caplog):
     assert again.reference == ref
     voted = rank_sources(_sources(), task, test=task, estimators=["leep", "alpha1"],
                          reference=_constant(), alpha_per_class=2, ensemble=["leep", "alpha1"],
-                         attack_options={"steps": 1}, show_progress=False)
+                         attack=AttackSpec("pgd", {"steps": 1}), show_progress=False)
     notes = {c["estimator"]: c.get("note") for c in voted.correlations}
     assert "not above chance" in notes["ensemble"]  # a vote of withheld scores is withheld
 
@@ -108,7 +109,8 @@ def test_a_reference_that_learned_gives_alpha(task):
     accuracy = reference_accuracy(reference, task)
     assert accuracy.learned and accuracy.low > 0.5 and accuracy.note is None
     result = rank_sources(_sources(), task, estimators=["alpha1"], reference=reference,
-                          alpha_per_class=2, attack_options={"steps": 2}, show_progress=False)
+                          alpha_per_class=2, attack=AttackSpec("pgd", {"steps": 2}),
+                          show_progress=False)
     assert result.reference == accuracy  # measured on train when no held-out data is given
     assert all(0 < r["alpha1"] < math.inf for r in result.rows)
     assert "n/a" not in format_result(result)
@@ -181,8 +183,8 @@ def test_the_study_withholds_alpha_from_a_reference_at_chance(task, tmp_path):
     sources = {k: v for k, v in _sources().items() if k != "c"}
     with ResultStore(tmp_path / "store.sqlite") as store:
         study = adv_knowledge_study(_constant(), sources, task, task, alpha_per_class=2,
-                                    shots=2, repeats=2, attack_options={"steps": 1},
-                                    matrix_attack_options={"steps": 1}, store=store,
+                                    shots=2, repeats=2, attack=AttackSpec("pgd", {"steps": 1}),
+                                    matrix_attack=AttackSpec("pgd", {"steps": 1}), store=store,
                                     show_progress=False)
     assert study.reference.correct == 40 and not study.reference.learned
     assert all(math.isnan(r["alpha1"]) and np.isfinite(r["leep"]) for r in study.rows)

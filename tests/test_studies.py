@@ -136,27 +136,12 @@ def test_the_quick_settings_are_the_full_ones_replaced_and_keep_the_attack_defau
     assert full.keywords()["rhos"] == (0.05, 0.1, 0.2, 0.4)
     assert full.to_dict()["rhos"] == [0.05, 0.1, 0.2, 0.4]
     assert full.to_dict()["attack"] == {"name": "bim", "options": {"eps": 0.2, "steps": 50},
-                                        "seed": None}
+                                        "seed": None, "step": "eps/10"}
     assert surrogates.SurrogateSettings.from_dict(json.loads(json.dumps(tiny.to_dict()))) == tiny
     with pytest.raises(dataclasses.FrozenInstanceError):
         full.epochs = 3
     assert robust_transfer.TINY.source_attack == AttackSpec("pgd", {"eps": 0.2})
     assert robust_transfer.QUICK.robust_attack == "pgd"
-
-
-def test_robust_transfer_settings_stored_before_the_renames_still_load():
-    from transferability.studies import robust_transfer
-
-    quick = robust_transfer.QUICK
-    assert robust_transfer.RobustTransferSettings.from_dict(
-        json.loads(json.dumps(quick.to_dict()))) == quick
-    old = quick.to_dict()  # methods and source_attack_options, as stored before
-    old["methods"] = old.pop("recipes")
-    old["source_attack_options"] = old.pop("source_attack")["options"]
-    assert robust_transfer.RobustTransferSettings.from_dict(old) == quick
-    with pytest.raises(ValueError, match="^source_attack: .*eps"):
-        robust_transfer.RobustTransferSettings.from_dict({**old, "source_attack_options": {
-            "eps": 0}})
 
 
 @pytest.mark.parametrize("settings, field, value", [

@@ -144,15 +144,14 @@ def test_a_schema_1_robust_transfer_result_reads_with_todays_accuracy_names():
 
 
 def test_a_schema_2_robust_transfer_result_reads_with_source_method_and_recipe():
-    settings = {"seeds": [0], "methods": ["LwF"], "source_attack_options": {"eps": 0.2}}
+    settings = {"seeds": [0], "methods": ["LwF"]}
     old = {"type": "RobustTransferResult", "schema": 2,
            "rows": [{"source": "pgd_at", "method": "LwF", "seed": 0, "accuracy": 0.9}],
            "summary": [], "ablation": [], "claims": [], "settings": settings}
     result = RobustTransferResult.from_dict(old)
     assert result.rows == [{"source_method": "pgd_at", "recipe": "LwF", "seed": 0,
                             "accuracy": 0.9}]
-    assert result.settings == {"seeds": [0], "recipes": ["LwF"], "source_attack": {
-        "name": "pgd", "options": {"eps": 0.2}, "seed": None}}
+    assert result.settings == {"seeds": [0], "recipes": ["LwF"]}
     assert "methods" in old["settings"]  # the stored dict is left as it was
 
 

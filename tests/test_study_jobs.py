@@ -65,7 +65,9 @@ def test_surrogate_study_is_a_job_graph(tmp_path, monkeypatch):
         assert _same(again, first)
         # the final job's stored settings rebuild the same graph
         record, = store.records(kind="surrogate_study")
-        final = surrogate_module._surrogate_jobs(record.config["settings"], "bim", tmp_path)
+        settings = record.config["settings"]
+        final = surrogate_module._surrogate_jobs(settings, AttackSpec.of(settings["attack"]),
+                                                 tmp_path)
         assert final.key == record.key
         # without a store: every job computed in memory, the same numbers
         assert _same(SurrogateStudyResult.from_dict(run_jobs([final], None).value(final)),

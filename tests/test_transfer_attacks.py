@@ -412,7 +412,7 @@ def test_invariants_after_quantisation(model, data, name):
 
 
 def test_unknown_option_is_refused(model):
-    with pytest.raises(ValueError, match="attack_options: cannot build 'sia'.*'blocksize'"):
+    with pytest.raises(ValueError, match="attack: cannot build 'sia'.*'blocksize'"):
         create_attack("sia", model, eps=EPS, blocksize=3)
 
 

@@ -22,7 +22,7 @@ import pytest
 import torch
 from torch import nn
 
-from transferability.attacks import FGSM, PGD
+from transferability.attacks import FGSM, PGD, AttackSpec
 from transferability.transfer_matrix import TransferMatrix, transfer_matrix
 
 X = torch.tensor([[.90, .10], [.55, .40], [.65, .70], [.30, .20], [.20, .25], [.45, .90]])
@@ -50,8 +50,7 @@ def models():
 @pytest.fixture
 def matrix(models):
     a, b = models
-    return transfer_matrix({"A": a, "B": b}, {"A": a, "B": b}, X, Y, "fgsm",
-        attack_options=FGSM_01,
+    return transfer_matrix({"A": a, "B": b}, {"A": a, "B": b}, X, Y, AttackSpec("fgsm", FGSM_01),
                            batch_size=4, show_progress=False)
 
 
@@ -72,8 +71,7 @@ def test_counts_by_hand(matrix):
 
 def test_white_box_kept_for_surrogates_that_are_not_victims(models):
     a, b = models
-    m = transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm",
-        attack_options=FGSM_01, show_progress=False)
+    m = transfer_matrix({"A": a}, {"B": b}, X, Y, AttackSpec("fgsm", FGSM_01), show_progress=False)
     np.testing.assert_array_equal(m.fooled, [[2]])
     np.testing.assert_array_equal(m.white_box_fooled, [4])
     rows = m.to_records()
@@ -104,8 +102,7 @@ def test_examples_crafted_once_per_surrogate(models):
 
 def test_batch_size_does_not_change_counts(models, matrix):
     a, b = models
-    m = transfer_matrix({"A": a, "B": b}, {"A": a, "B": b}, X, Y, "fgsm",
-        attack_options=FGSM_01,
+    m = transfer_matrix({"A": a, "B": b}, {"A": a, "B": b}, X, Y, AttackSpec("fgsm", FGSM_01),
                         batch_size=1, show_progress=False)
     assert m.to_dict() == matrix.to_dict()
 
@@ -157,13 +154,12 @@ def test_with_pgd_on_zoo_models():
     s, v = create_model("mlp", 3, image_size=16, hidden=16), create_model("lenet", 3)
     x, y = torch.rand(5, 1, 16, 16), torch.tensor([0, 1, 2, 0, 1])
     kw = {"eps": 1.0, "norm": "l2", "steps": 2, "seed": 0}
-    m1 = transfer_matrix({"s": s}, {"v": v, "s": s}, x, y, "pgd", attack_options=kw,
+    m1 = transfer_matrix({"s": s}, {"v": v, "s": s}, x, y, AttackSpec("pgd", kw),
                          batch_size=2, show_progress=False)
-    m2 = transfer_matrix({"s": s}, {"v": v, "s": s}, x, y, "pgd", attack_options=kw,
+    m2 = transfer_matrix({"s": s}, {"v": v, "s": s}, x, y, AttackSpec("pgd", kw),
                          batch_size=2, show_progress=False)
     with pytest.raises(ValueError, match="cannot build 'pgd'.*batch_size"):
-        transfer_matrix({"s": s}, {"v": v}, x, y, "pgd",
-                        attack_options={"eps": 0.1, "batch_size": 2})
+        transfer_matrix({"s": s}, {"v": v}, x, y, AttackSpec("pgd", {"eps": 0.1, "batch_size": 2}))
     assert m1.to_dict() == m2.to_dict()
     assert m1.fooled.shape == (1, 2) and "PGD(eps=1.0, norm='l2'" in m1.attack
 
@@ -171,28 +167,23 @@ def test_with_pgd_on_zoo_models():
 def test_bad_input(models):
     a, b = models
     with pytest.raises(ValueError, match="victims: name 'A'"):
-        transfer_matrix({"A": a}, {"A": b}, X, Y, "fgsm",
-        attack_options=FGSM_01)
+        transfer_matrix({"A": a}, {"A": b}, X, Y, AttackSpec("fgsm", FGSM_01))
     with pytest.raises(ValueError, match="untargeted"):
-        transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm",
-                        attack_options={"eps": 0.1, "targeted": True})
-    with pytest.raises(ValueError, match="attack: expected an attack name or a factory"):
+        transfer_matrix({"A": a}, {"B": b}, X, Y,
+                        AttackSpec("fgsm", {"eps": 0.1, "targeted": True}))
+    with pytest.raises(ValueError, match="attack: expected an AttackSpec, an attack name"):
         transfer_matrix({"A": a}, {"B": b}, X, Y, PGD(a, eps=0.1))
-    with pytest.raises(ValueError, match="only go with an attack name"):
-        transfer_matrix({"A": a}, {"B": b}, X, Y, lambda m: FGSM(m, 0.1),
-                        attack_options={"eps": 0.1})
     with pytest.raises(ValueError, match="attack: unknown attack 'nope'"):
         transfer_matrix({"A": a}, {"B": b}, X, Y, "nope")
     with pytest.raises(ValueError, match="y: labels go up to 2"):
-        transfer_matrix({"A": a}, {"B": b}, X, Y * 2, "fgsm", attack_options={"eps": 0.1})
+        transfer_matrix({"A": a}, {"B": b}, X, Y * 2, AttackSpec("fgsm", {"eps": 0.1}))
     with pytest.raises(ValueError, match="x: values must lie in"):
-        transfer_matrix({"A": a}, {"B": b}, X + 1, Y, "fgsm", attack_options={"eps": 0.1})
+        transfer_matrix({"A": a}, {"B": b}, X + 1, Y, AttackSpec("fgsm", {"eps": 0.1}))
     with pytest.raises(ValueError, match="surrogates: expected a non-empty mapping"):
-        transfer_matrix({}, {"B": b}, X, Y, "fgsm",
-        attack_options=FGSM_01)
+        transfer_matrix({}, {"B": b}, X, Y, AttackSpec("fgsm", FGSM_01))
     with pytest.raises(ValueError, match="protocol"):
-        transfer_matrix({"A": a}, {"B": b}, X, Y, "fgsm",
-        attack_options=FGSM_01, show_progress=False).rates("x")
+        transfer_matrix({"A": a}, {"B": b}, X, Y, AttackSpec("fgsm", FGSM_01),
+                        show_progress=False).rates("x")
 
 
 def test_weak_surrogates_are_flagged_everywhere(tmp_path):
@@ -208,8 +199,8 @@ def test_weak_surrogates_are_flagged_everywhere(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = transfer_matrix({"sat": saturated, "ok": healthy}, {"sat": saturated, "ok": healthy},
-                            x, y, "pgd", attack_options={"eps": 0.3, "steps": 5,
-                                                         "random_start": False},
+                            x, y, AttackSpec("pgd", {"eps": 0.3, "steps": 5,
+                                                         "random_start": False}),
                             show_progress=False)
     rates = m.white_box_rates()
     assert rates[0] < 0.9 <= rates[1]

@@ -9,6 +9,7 @@ import torch
 
 import user_models as um
 from transferability.adversarial import alpha
+from transferability.attacks import AttackSpec
 from transferability.cli import main
 from transferability.data import load_dataset, per_class
 from transferability.features import extract, forward_with_features, with_head
@@ -76,17 +77,18 @@ def test_rank_alpha_and_transfer_matrix_on_users_models(digits):
     sources = {"vgg": um.vgg_like(), "timm": um.timm_like(), "fc": um.fc_like()}
     result = rank_sources(sources, digits, estimators=["logme", "leep", "h_score", "alpha1"],
                           reference=reference, alpha_per_class=2,
-                          attack_options={"steps": 2}, show_progress=False)
+                          attack=AttackSpec("pgd", {"steps": 2}), show_progress=False)
     assert [r["source"] for r in result.rows] == ["vgg", "timm", "fc"]
     for row in result.rows:
         assert all(torch.isfinite(torch.tensor(row[e])) for e in result.estimators)
         assert row["leep"] <= 0 and row["alpha1"] > 0
     res = alpha(reference, sources["vgg"], digits.x[:20], digits.y[:20],
-                attack_options={"steps": 2})
+                attack=AttackSpec("pgd", {"steps": 2}))
     assert res.alpha1 == pytest.approx(
         [r for r in result.rows if r["source"] == "vgg"][0]["alpha1"], rel=0.5)
     matrix = transfer_matrix({"reference": reference}, sources, digits.x[:30], digits.y[:30],
-                             attack_options={"eps": 0.3, "steps": 3}, show_progress=False)
+                             attack=AttackSpec("pgd", {"eps": 0.3, "steps": 3}),
+                             show_progress=False)
     assert matrix.fooled.shape == (1, 3) and matrix.n == 30
 
 

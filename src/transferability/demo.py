@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from .adversarial import theory_check
+from .attacks import AttackSpec
 from .baselines import model_accuracy
 from .data import load_dataset
 from .html_report import format_result, result_files, write_report
@@ -118,9 +119,10 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
     train, test = load_dataset(target, "train", seed=seed), load_dataset(target, "test", seed=seed)
 
     # α: the authors' attack with 10/20 steps instead of 50, for time
+    attack = AttackSpec("pgd", {"steps": 10 if quick else 20,
+                                **({"eps": COLOUR_EPS} if _colour(target) else {})})
     options = {"alpha_per_class": 10 if quick else 20, "shots": shots, "repeats": repeats,
-               "seed": seed, "attack_options": {"steps": 10 if quick else 20,
-                                                **({"eps": COLOUR_EPS} if _colour(target) else {})}}
+               "seed": seed, "attack": attack}
     study = adv_knowledge_study(reference, zoo, train, test, store=store,
                                 show_progress=show_progress, **options)
     for row in study.rows:

@@ -154,13 +154,67 @@ def format_correlations(rows: Sequence[dict]) -> str:
     return "\n".join([format_table(table), *notes])
 
 
+def _estimator_names(estimators, reference, ensemble) -> tuple[list[str], list[str], list | None]:
+    """The estimators to score (the ensemble's members among them), the adversarial ones
+    among them, and the ensemble's members (None: no ensemble)."""
+    if estimators is None:
+        names = output_estimators() + (list_estimators("models") if reference is not None else [])
+    else:
+        names = [check_choice(n, "estimators", list_estimators()) for n in estimators]
+    adversarial = [n for n in names if get_estimator(n).inputs == "models"]
+    if adversarial and reference is None:
+        raise ValueError(f"reference: the adversarial estimators {adversarial} need a reference "
+                         "model trained on the target task")
+    ensemble = ensemble_names(ensemble)
+    if ensemble is not None:
+        ensemble = [check_choice(n, "ensemble", [*list_estimators(), *BASELINES])
+                    for n in ensemble]
+        names += [n for n in ensemble if n in list_estimators() and n not in names
+                  and get_estimator(n).inputs != "models"]  # members are scored
+    return names, adversarial, ensemble
+
+
+def _source_rows(sources, train, test, names, adversarial, given_acc, *, outputs_fn, shots,
+                 repeats, seed, truth, show_progress) -> list[dict]:
+    """One row per source: its baselines, its output estimators' scores and, with a test
+    set, its probe accuracy (``truth``)."""
+    rows = []
+    for name, model in progress(sources.items(), total=len(sources), desc="rank",
+                                enabled=show_progress):
+        out = outputs_fn(name, model, train)
+        row = {"source": name}
+        row.update(baseline_scores(model, out.features.shape[1], given_acc.get(name)))
+        out_test = None if test is None else outputs_fn(name, model, test)
+        with limit_threads(out.features.numel()):  # small linear algebra: no thread storms
+            row.update({n: score(n, out, train.y) for n in names if n not in adversarial})
+            if out_test is not None:
+                probe = probe_features(out.features, train.y, out_test.features, test.y,
+                                       shots=shots, repeats=repeats, seed=seed)
+                row[truth] = probe.accuracy
+                row[truth + "_std"] = probe.accuracy_std
+        rows.append(row)
+    return rows
+
+
+def _correlations(rows, names, baselines, truth, accuracy, adversarial, ensemble,
+                  seed) -> list[dict]:
+    """Every score's agreement with ``truth``; the withheld ones (a reference at chance)
+    are undefined, with the reason."""
+    withheld = [] if accuracy is None or accuracy.learned else list(adversarial)
+    if withheld and ensemble is not None and set(withheld) & set(ensemble):
+        withheld.append(ENSEMBLE)  # an ensemble of withheld scores is withheld too
+    defined = {n: [r[n] for r in rows] for n in [*names, *baselines] if n not in withheld}
+    correlations = [c.as_dict() for c in correlation_table(
+        defined, [r[truth] for r in rows], seed=seed)] if defined else []
+    return correlations + [undefined_correlation(n, accuracy.note) for n in withheld]
+
+
 def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
                  estimators: Sequence[str] | None = None, test: ImageDataset | None = None,
                  shots: int | None = None, repeats: int = 1, seed: int = 0,
                  reference: nn.Module | None = None,
                  reference_data: ImageDataset | None = None, alpha_per_class: int = 20,
                  attack: str | AttackSpec | AttackFactory = "pgd",
-                 attack_options: dict | None = None,
                  layer: str | None = None, layer_input: bool = False,
                  outputs_fn: OutputsFn | None = None,
                  source_accuracy: Mapping[str, float] | None = None,
@@ -175,12 +229,12 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
             per class, averaged over ``repeats`` draws) and correlate every estimator with it.
         reference: a model trained on the target task, needed by the adversarial
             (``"models"``) estimators; they run on ``alpha_per_class`` training images per
-            class, α with ``attack`` and ``attack_options`` (``eps``, ``steps``...; see
-            :func:`~transferability.adversarial.alpha_attack`); a named attack's seed is
-            ``seed`` unless its options give one. They are ``n/a`` (NaN, with the reason
-            in ``reference``) when the reference has not learned the target
-            (:class:`ReferenceAccuracy`, measured on ``reference_data``: held-out target
-            images; default ``test``, else ``train``).
+            class, α with ``attack`` (an :class:`~transferability.attacks.AttackSpec` or a
+            registered name over the authors' defaults, see
+            :func:`~transferability.adversarial.alpha_attack`; its seed is ``seed`` unless
+            it gives one). They are ``n/a`` (NaN, with the reason in ``reference``) when the
+            reference has not learned the target (:class:`ReferenceAccuracy`, measured on
+            ``reference_data``: held-out target images; default ``test``, else ``train``).
         layer, layer_input: where the features come from (:mod:`transferability.features`).
         outputs_fn: ``(name, model, data) -> Outputs``, e.g. a zoo's cached extraction.
         source_accuracy: each source's accuracy on its own source task, for the
@@ -197,61 +251,32 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
     alpha_per_class = check_int(alpha_per_class, "alpha_per_class")
     if not isinstance(sources, Mapping) or not sources:
         raise ValueError("sources: expected a non-empty mapping from name to model")
-
-    if estimators is None:
-        names = output_estimators() + (list_estimators("models") if reference is not None else [])
-    else:
-        names = [check_choice(n, "estimators", list_estimators()) for n in estimators]
-    adversarial = [n for n in names if get_estimator(n).inputs == "models"]
-    if adversarial and reference is None:
-        raise ValueError(f"reference: the adversarial estimators {adversarial} need a reference "
-                         "model trained on the target task")
+    names, adversarial, ensemble = _estimator_names(estimators, reference, ensemble)
     given_acc = dict(source_accuracy or {})
     unknown = sorted(set(given_acc) - set(sources))
     if unknown:
         raise ValueError(f"source_accuracy: no source(s) {unknown}; the sources are "
                          f"{sorted(sources)}")
-    ensemble = ensemble_names(ensemble)
-    if ensemble is not None:
-        ensemble = [check_choice(n, "ensemble", [*list_estimators(), *BASELINES])
-                    for n in ensemble]
-        names += [n for n in ensemble if n in list_estimators() and n not in names
-                  and get_estimator(n).inputs != "models"]  # members are scored
     check_estimator_data(names, train.class_counts(), "train")
-    if adversarial:  # before any model runs, not after every estimator
-        check_per_class(alpha_per_class, "alpha_per_class", train)
-        if isinstance(attack, str):  # one spec: name and options checked, the seed laid under
-            attack = AttackSpec(attack, attack_options or {}).with_defaults({"seed": seed})
-            attack_options = None
     accuracy = None
-    if adversarial:  # measured before any source runs: a reference at chance is said at once
+    if adversarial:  # checked, and the reference measured, before any source runs
+        check_per_class(alpha_per_class, "alpha_per_class", train)
+        if isinstance(attack, str | AttackSpec):  # the seed laid under the spec's own
+            attack = AttackSpec.of(attack).with_defaults({"seed": seed})
         held_out = next(d for d in (reference_data, test, train) if d is not None)
         accuracy = reference_accuracy(reference, held_out)
         log.info("  %s", accuracy.describe())
-    outputs_fn = outputs_fn or default_outputs(layer, layer_input)
     truth = None if test is None else ("fewshot_acc" if shots else "probe_acc")
-    rows = []
-    for name, model in progress(sources.items(), total=len(sources), desc="rank",
-                                enabled=show_progress):
-        out = outputs_fn(name, model, train)
-        row = {"source": name}
-        row.update(baseline_scores(model, out.features.shape[1], given_acc.get(name)))
-        out_test = None if test is None else outputs_fn(name, model, test)
-        with limit_threads(out.features.numel()):  # small linear algebra: no thread storms
-            row.update({n: score(n, out, train.y) for n in names if n not in adversarial})
-            if out_test is not None:
-                probe = probe_features(out.features, train.y, out_test.features, test.y,
-                                       shots=shots, repeats=repeats, seed=seed)
-                row[truth] = probe.accuracy
-                row[truth + "_std"] = probe.accuracy_std
-        rows.append(row)
+    rows = _source_rows(sources, train, test, names, adversarial, given_acc,
+                        outputs_fn=outputs_fn or default_outputs(layer, layer_input),
+                        shots=shots, repeats=repeats, seed=seed, truth=truth,
+                        show_progress=show_progress)
     if accuracy is not None and not accuracy.learned:
         accuracy.withhold(rows, adversarial)
     elif adversarial:
         probe_set = per_class(train, alpha_per_class, seed=seed)
         adv = adversarial_scores(reference, sources, probe_set.x, probe_set.y, names=adversarial,
-                                 attack=attack, attack_options=attack_options,
-                                 show_progress=show_progress)
+                                 attack=attack, show_progress=show_progress)
         for row in rows:
             row.update(adv[row["source"]])
     baselines = [b for b in BASELINES if all(r[b] is not None for r in rows)]
@@ -259,13 +284,6 @@ def rank_sources(sources: Mapping[str, nn.Module], train: ImageDataset, *,
         for row, value in zip(rows, mean_rank(rows, ensemble), strict=True):
             row[ENSEMBLE] = value
         baselines.append(ENSEMBLE)
-    correlations = []
-    if truth is not None and len(rows) >= 3:
-        withheld = [] if accuracy is None or accuracy.learned else list(adversarial)
-        if withheld and ensemble is not None and set(withheld) & set(ensemble_names(ensemble)):
-            withheld.append(ENSEMBLE)  # an ensemble of withheld scores is withheld too
-        defined = {n: [r[n] for r in rows] for n in [*names, *baselines] if n not in withheld}
-        correlations = [c.as_dict() for c in correlation_table(
-            defined, [r[truth] for r in rows], seed=seed)] if defined else []
-        correlations += [undefined_correlation(n, accuracy.note) for n in withheld]
+    correlations = [] if truth is None or len(rows) < 3 else _correlations(
+        rows, names, baselines, truth, accuracy, adversarial, ensemble, seed)
     return RankResult(rows, names, truth, correlations, baselines, accuracy)

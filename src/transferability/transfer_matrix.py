@@ -35,7 +35,7 @@ from ._validation import (
     check_labels_tensor,
     check_same_device,
 )
-from .attacks import attack_batch, attack_factory
+from .attacks import AttackSpec, attack_batch, attack_factory
 from .data import dataset_from_spec, per_class
 from .features import predict, with_head
 from .jobs import job_kind
@@ -277,47 +277,11 @@ def _predicted_labels(model: nn.Module, x: torch.Tensor, name: str, y_max: int,
     return logits.argmax(dim=1).cpu()
 
 
-def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
-                    x: torch.Tensor, y: torch.Tensor,
-                    attack: str | Callable[[nn.Module], Callable] = "pgd", *,
-                    attack_options: dict | None = None, batch_size: int = 128,
-                    show_progress: bool | None = None) -> TransferMatrix:
-    """Craft untargeted adversarial examples on each surrogate and test them on every victim.
-
-    Args:
-        surrogates, victims: mappings from name to model (logits out, inputs in [0, 1]).
-        x, y: images N×C×H×W in [0, 1] and their true labels.
-        attack: a registry name (``"pgd"``, ``"mifgsm"``, ...; see
-            :func:`~transferability.attacks.list_attacks`) built with ``attack_options`` for
-            each surrogate, or a factory ``(model) -> attack`` whose result is called as
-            ``attack(x, y)`` (a torchattacks attack works too).
-        attack_options: options of the named attack, e.g. ``{"eps": 0.1, "steps": 10,
-            "seed": 0}`` (the default step count is the attack's own, 10 for PGD).
-        batch_size: samples per attack call; batch i draws its own randomness (the
-            attack's ``seed`` and i, :func:`~transferability.attacks.attack_batch`).
-        show_progress: a progress bar; ``None`` shows it when stderr is a terminal.
-
-    Each surrogate's adversarial examples are computed once per batch and reused for every
-    victim (and for its own white-box success); they are not kept in memory.
-    """
-    x = check_images(x, "x")
-    y = check_labels_tensor(y, "y", n=len(x)).cpu()
-    if len(x) == 0:
-        raise ValueError("x: is empty")
-    batch_size = check_int(batch_size, "batch_size")
-    surrogates = _check_models(surrogates, "surrogates")
-    victims = _check_models(victims, "victims")
-    for name in surrogates.keys() & victims.keys():
-        if surrogates[name] is not victims[name]:
-            raise ValueError(f"victims: name {name!r} refers to a different model than in "
-                             "surrogates; names identify models")
-    make_attack = attack_factory(attack, attack_options)
-    y_max = int(y.max())
-    models = {**surrogates, **victims}
-    check_same_device(**models)
-    clean = {name: _predicted_labels(m, x, name, y_max, batch_size) == y
-             for name, m in models.items()}
-
+def _crafted_and_fooled(surrogates, victims, x, y, make_attack, y_max: int, batch_size: int,
+                        show_progress) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Each surrogate's adversarial examples, batch by batch, shown to every victim and to
+    itself: which images fool each victim (S×V×N) and the surrogate itself (S×N), and the
+    attack's description."""
     S, V = len(surrogates), len(victims)
     wrong = torch.zeros(S, V, len(x), dtype=torch.bool)
     wrong_self = torch.zeros(S, len(x), dtype=torch.bool)
@@ -352,6 +316,50 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
     finally:
         bar.close()
 
+    return wrong, wrong_self, description
+
+
+def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
+                    x: torch.Tensor, y: torch.Tensor,
+                    attack: str | AttackSpec | Callable[[nn.Module], Callable] = "pgd", *,
+                    batch_size: int = 128, show_progress: bool | None = None) -> TransferMatrix:
+    """Craft untargeted adversarial examples on each surrogate and test them on every victim.
+
+    Args:
+        surrogates, victims: mappings from name to model (logits out, inputs in [0, 1]).
+        x, y: images N×C×H×W in [0, 1] and their true labels.
+        attack: an :class:`~transferability.attacks.AttackSpec` (e.g.
+            ``AttackSpec("pgd", {"eps": 0.1, "steps": 10}, seed=0)``; a registered name alone
+            uses the attack's defaults) built for each surrogate, or a factory ``(model) ->
+            attack`` whose result is called as ``attack(x, y)`` (a torchattacks attack works
+            too).
+        batch_size: samples per attack call; batch i draws its own randomness (the
+            attack's ``seed`` and i, :func:`~transferability.attacks.attack_batch`).
+        show_progress: a progress bar; ``None`` shows it when stderr is a terminal.
+
+    Each surrogate's adversarial examples are computed once per batch and reused for every
+    victim (and for its own white-box success); they are not kept in memory.
+    """
+    x = check_images(x, "x")
+    y = check_labels_tensor(y, "y", n=len(x)).cpu()
+    if len(x) == 0:
+        raise ValueError("x: is empty")
+    batch_size = check_int(batch_size, "batch_size")
+    surrogates = _check_models(surrogates, "surrogates")
+    victims = _check_models(victims, "victims")
+    for name in surrogates.keys() & victims.keys():
+        if surrogates[name] is not victims[name]:
+            raise ValueError(f"victims: name {name!r} refers to a different model than in "
+                             "surrogates; names identify models")
+    make_attack = attack_factory(attack)
+    y_max = int(y.max())
+    models = {**surrogates, **victims}
+    check_same_device(**models)
+    clean = {name: _predicted_labels(m, x, name, y_max, batch_size) == y
+             for name, m in models.items()}
+
+    wrong, wrong_self, description = _crafted_and_fooled(
+        surrogates, victims, x, y, make_attack, y_max, batch_size, show_progress)
     s_clean = torch.stack([clean[s] for s in surrogates])          # S×N
     v_clean = torch.stack([clean[v] for v in victims])             # V×N
     both = s_clean[:, None, :] & v_clean[None, :, :]               # S×V×N
@@ -384,8 +392,9 @@ def transfer_row_job(config: dict, inputs: dict) -> dict:
     ``config["data"]``. The surrogate is the victim of that name (its cell is then
     white-box success) or the ``surrogate`` input. A ``head:NAME`` input (a probe's
     ``weight`` and ``bias``) puts that head on victim NAME's features at ``layer``,
-    ``layer_input``. The attack is ``config["attack"]`` with ``attack_options``, or the
-    factory given as the ``attack`` input.
+    ``layer_input``. The attack is ``config["attack"]`` (an
+    :class:`~transferability.attacks.AttackSpec`'s ``to_dict()``), or the factory given as
+    the ``attack`` input.
     """
     victims = {}
     for key, output in inputs.items():
@@ -402,7 +411,7 @@ def transfer_row_job(config: dict, inputs: dict) -> dict:
     data = per_class(data, config["per_class"], seed=config["seed"])
     name = config["surrogate"]
     surrogate = victims[name] if name in victims else inputs["surrogate"].artifact
-    attack = inputs["attack"].artifact if "attack" in inputs else config["attack"]
+    attack = (inputs["attack"].artifact if "attack" in inputs
+              else AttackSpec.of(config["attack"]))
     return transfer_matrix({name: surrogate}, victims, data.x, data.y, attack=attack,
-                           attack_options=config["attack_options"] or None,
                            show_progress=False).to_dict()

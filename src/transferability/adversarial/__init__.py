@@ -13,7 +13,7 @@ estimators of ``inputs="models"`` (see :mod:`.scores`); importing ``transferabil
 from .affine import AffineMap, affine_fit_loss, as_targets, fit_affine
 from .alignment import AlignmentResult, gradient_alignment, loss_gradients
 from .alpha import (
-    ALPHA_ATTACK_OPTIONS,
+    ALPHA_ATTACK,
     AlphaResult,
     AttackFactory,
     alpha,
@@ -37,7 +37,7 @@ from .theory import (
 __all__ = [
     "AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_to_many",
     "attack_reference", "alpha_attack",
-    "ALPHA_ATTACK_OPTIONS", "alpha_statistics",
+    "ALPHA_ATTACK", "alpha_statistics",
     "AlignmentResult", "gradient_alignment", "loss_gradients",
     "ATTRIBUTIONS", "AffinityResult", "attribution_affinity", "attribution_maps",
     "AffineMap", "affine_fit_loss", "fit_affine", "as_targets",

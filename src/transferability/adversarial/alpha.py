@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import torch
 from torch import nn
@@ -38,7 +37,7 @@ from ..features import check_finite_outputs, model_inputs, predict, run_model
 from ..utils import batches, evaluating, frozen
 
 __all__ = ["AlphaResult", "AttackFactory", "alpha", "alpha_both_ways", "alpha_to_many",
-           "attack_reference", "alpha_attack", "alpha_statistics"]
+           "attack_reference", "alpha_attack", "ALPHA_ATTACK", "alpha_statistics"]
 
 
 _TINY = 1e-12  # guards divisions by a zero change of the outputs
@@ -88,33 +87,20 @@ class AlphaResult(Result):
 
 
 #: The authors' attack (Liang et al. 2021): L∞ PGD on the model's own predicted label, random
-#: start, ε = 0.1, 50 steps of 0.2·ε. The step (``alpha``) defaults to 0.2·ε for any ε.
-ALPHA_ATTACK_OPTIONS = MappingProxyType({"eps": 0.1, "steps": 50, "random_start": True,
-                                         "norm": "linf", "use_predictions": True, "seed": 0})
+#: start, ε = 0.1, 50 steps of 0.2·ε (the step rule holds for any ε: Liang et al. run 50
+#: steps of "0.2ε-equivalents"; 5 steps cross the ball, 50 cross it 10 times).
+ALPHA_ATTACK = AttackSpec("pgd", {"eps": 0.1, "steps": 50, "random_start": True,
+                                  "norm": "linf", "use_predictions": True}, seed=0,
+                          step="0.2*eps")
 
 
-def alpha_attack(attack: str | AttackSpec | AttackFactory = "pgd",
-                 attack_options: dict | None = None) -> AttackFactory:
-    """The attack of α as a factory ``(model) -> attack``.
-
-    A registered name (with ``attack_options``) or an
-    :class:`~transferability.attacks.AttackSpec` is laid over :data:`ALPHA_ATTACK_OPTIONS`
-    (Liang et al. run PGD with a random start, 50 steps of "0.2ε-equivalents", at ε = 0.1;
-    we read that as a step of ``0.2·ε``: 5 steps cross the ball, 50 cross it 10 times). A
-    factory is used as given (then ``attack_options`` must be empty).
-    """
-    if isinstance(attack, str) and isinstance(attack_options, Mapping | None):
-        attack, attack_options = AttackSpec(attack, attack_options or {}), None
-    if not isinstance(attack, AttackSpec) or attack_options is not None:
-        return attack_factory(attack, attack_options)  # checks and refuses what does not fit
-    spec = attack.with_defaults(ALPHA_ATTACK_OPTIONS)
-    if spec.name == "fgsm":  # one step: no step count, step size or random start
-        spec = AttackSpec("fgsm", {k: v for k, v in spec.options.items()
-                                   if k not in ("steps", "random_start") or k in attack.options},
-                          spec.seed)
-    elif "alpha" not in spec.options:
-        spec = spec.with_options(alpha=0.2 * spec.options["eps"])
-    return spec.factory()
+def alpha_attack(attack: str | AttackSpec | AttackFactory = "pgd") -> AttackFactory:
+    """The attack of α as a factory ``(model) -> attack``: an
+    :class:`~transferability.attacks.AttackSpec` (or a registered name) laid over
+    :data:`ALPHA_ATTACK`; a factory used as given."""
+    if isinstance(attack, str | Mapping | AttackSpec):
+        return AttackSpec.of(attack).with_defaults(ALPHA_ATTACK).factory()
+    return attack_factory(attack)
 
 
 def alpha_statistics(d_from_from: torch.Tensor, d_from_to: torch.Tensor,
@@ -167,12 +153,12 @@ def _used(clean: torch.Tensor, y: torch.Tensor | None, only_correct: bool, names
 
 
 def _both(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor, y_a, y_b, *,
-          names: tuple[str, str, str, str], attack, attack_options, only_correct: bool,
+          names: tuple[str, str, str, str], attack, only_correct: bool,
           squared: bool, batch_size: int) -> tuple[AlphaResult, AlphaResult]:
     """α in both directions from one attack per model (the shared core)."""
     name_a, name_b, name_ya, name_yb = names
     batch_size = check_int(batch_size, "batch_size")
-    make_attack = alpha_attack(attack, attack_options)
+    make_attack = alpha_attack(attack)
     device = check_same_device(**{name_a: model_a, name_b: model_b})
     x = check_images(x, "x")
     if len(x) == 0:
@@ -200,8 +186,8 @@ def _both(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor, y_a, y_b, *,
 
 
 def alpha(from_model: nn.Module, to_model: nn.Module, x: torch.Tensor,
-          y: torch.Tensor | None = None, *, attack: str | AttackFactory = "pgd",
-          attack_options: dict | None = None, only_correct: bool = True, squared: bool = True,
+          y: torch.Tensor | None = None, *, attack: str | AttackSpec | AttackFactory = "pgd",
+          only_correct: bool = True, squared: bool = True,
           batch_size: int = 256) -> AlphaResult:
     """α1, α2, α12 of adversarial examples crafted on ``from_model``, shown to ``to_model``.
 
@@ -212,10 +198,10 @@ def alpha(from_model: nn.Module, to_model: nn.Module, x: torch.Tensor,
         y: labels for ``from_model``; with ``only_correct`` only the samples it classifies
             correctly are used. Without labels every sample is used: the attack targets
             the model's own prediction anyway, as in the authors' code.
-        attack, attack_options: an attack name with its options over the authors'
-            defaults (:func:`alpha_attack`: L∞ PGD on the predicted label, ε = 0.1, 50 steps
-            of 0.2·ε, random start, seed 0), or a factory ``(model) -> attack``; the same
-            attack is built for both models.
+        attack: an :class:`~transferability.attacks.AttackSpec` (or a registered name)
+            over the authors' defaults (:data:`ALPHA_ATTACK`: L∞ PGD on the predicted label,
+            ε = 0.1, 50 steps of 0.2·ε, random start, seed 0), or a factory ``(model) ->
+            attack``; the same attack is built for both models.
         squared: report α2 and α12 as squared Frobenius norms (the authors' form).
         batch_size: samples per attack call; results do not depend on it except through
             the attack's random start, which each batch draws from ``seed`` and its position
@@ -226,15 +212,14 @@ def alpha(from_model: nn.Module, to_model: nn.Module, x: torch.Tensor,
     """
     forward, _ = _both(from_model, to_model, x, y, None,
                        names=("from_model", "to_model", "y", "y"), attack=attack,
-                       attack_options=attack_options, only_correct=only_correct,
-                       squared=squared, batch_size=batch_size)
+                       only_correct=only_correct, squared=squared, batch_size=batch_size)
     return forward
 
 
 def alpha_both_ways(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor,
                     y_a: torch.Tensor | None = None, y_b: torch.Tensor | None = None, *,
-                    attack: str | AttackFactory = "pgd", attack_options: dict | None = None,
-                    only_correct: bool = True, squared: bool = True, batch_size: int = 256
+                    attack: str | AttackSpec | AttackFactory = "pgd", only_correct: bool = True,
+                    squared: bool = True, batch_size: int = 256
                     ) -> tuple[AlphaResult, AlphaResult]:
     """``(α^{a→b}, α^{b→a})`` from one attack per model, equal to two :func:`alpha` calls.
 
@@ -243,18 +228,18 @@ def alpha_both_ways(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor,
     labels that select each direction's samples (the models may have different classes).
     """
     return _both(model_a, model_b, x, y_a, y_b, names=("model_a", "model_b", "y_a", "y_b"),
-                 attack=attack, attack_options=attack_options, only_correct=only_correct,
-                 squared=squared, batch_size=batch_size)
+                 attack=attack, only_correct=only_correct, squared=squared,
+                 batch_size=batch_size)
 
 
 def attack_reference(from_model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
-                     attack: str | AttackFactory = "pgd", attack_options: dict | None = None,
-                     only_correct: bool = True, batch_size: int = 256) -> dict[str, torch.Tensor]:
+                     attack: str | AttackSpec | AttackFactory = "pgd", only_correct: bool = True,
+                     batch_size: int = 256) -> dict[str, torch.Tensor]:
     """The ``from_model`` side of α, shared by every ``to_model``: its clean outputs, the
     samples it classifies correctly, its adversarial examples and Δ_{g→g} (tensors by name,
     what :func:`alpha_to_many` takes as ``attacked``)."""
     batch_size = check_int(batch_size, "batch_size")
-    make_attack = alpha_attack(attack, attack_options)
+    make_attack = alpha_attack(attack)
     x = check_images(x, "x")
     if len(x) == 0:
         raise ValueError("x: is an empty batch")
@@ -270,8 +255,8 @@ def attack_reference(from_model: nn.Module, x: torch.Tensor, y: torch.Tensor | N
 
 
 def alpha_to_many(from_model: nn.Module, to_models: Mapping[str, nn.Module], x: torch.Tensor,
-                  y: torch.Tensor | None = None, *, attack: str | AttackFactory = "pgd",
-                  attack_options: dict | None = None, only_correct: bool = True,
+                  y: torch.Tensor | None = None, *,
+                  attack: str | AttackSpec | AttackFactory = "pgd", only_correct: bool = True,
                   squared: bool = True, batch_size: int = 256, show_progress: bool | None = None,
                   attacked: Mapping[str, torch.Tensor] | None = None
                   ) -> dict[str, AlphaResult]:
@@ -285,13 +270,12 @@ def alpha_to_many(from_model: nn.Module, to_models: Mapping[str, nn.Module], x: 
     from ..utils import progress
 
     batch_size = check_int(batch_size, "batch_size")
-    make_attack = alpha_attack(attack, attack_options)
+    make_attack = alpha_attack(attack)
     if not isinstance(to_models, Mapping) or not to_models:
         raise ValueError("to_models: expected a non-empty mapping from name to model")
     if attacked is None:
         attacked = attack_reference(from_model, x, y, attack=attack,
-                                    attack_options=attack_options, only_correct=only_correct,
-                                    batch_size=batch_size)
+                                    only_correct=only_correct, batch_size=batch_size)
     x = check_images(x, "x")
     device = check_same_device(from_model=from_model, **dict(to_models))
     adv_g = attacked["adv"].to(device)

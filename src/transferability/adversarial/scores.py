@@ -65,15 +65,14 @@ def attribution_affinity_score(reference: nn.Module, source: nn.Module, x: torch
 
 def adversarial_scores(reference: nn.Module, sources: Mapping[str, nn.Module], x: torch.Tensor,
                        y: torch.Tensor | None = None, *, names: Iterable[str] = MODEL_SCORES,
-                       attack="pgd", attack_options: dict | None = None,
-                       attribution: str = "saliency", batch_size: int = 256,
+                       attack="pgd", attribution: str = "saliency", batch_size: int = 256,
                        show_progress: bool | None = None, attacked: dict | None = None
                        ) -> dict[str, dict[str, float]]:
     """``"models"`` scores of every source against one reference: ``{source: {name: score}}``.
 
     α runs once for all α names, and the reference is attacked once for all sources
-    (:func:`~transferability.adversarial.alpha_to_many`) with ``attack`` and
-    ``attack_options`` (see :func:`~transferability.adversarial.alpha_attack`);
+    (:func:`~transferability.adversarial.alpha_to_many`) with ``attack`` (see
+    :func:`~transferability.adversarial.alpha_attack`);
     ``attribution`` (``"saliency"`` or ``"grad_input"``) is the attribution affinity's
     map; ``attacked`` is the reference's side of α when it is already computed
     (:func:`~transferability.adversarial.attack_reference`). Names registered by others
@@ -82,8 +81,7 @@ def adversarial_scores(reference: nn.Module, sources: Mapping[str, nn.Module], x
     names = [check_choice(n, "names", list_estimators("models")) for n in names]
     scores: dict[str, dict[str, float]] = {s: {} for s in sources}
     if any(n in ALPHA_SCORES for n in names):
-        alphas = alpha_to_many(reference, sources, x, y, attack=attack,
-                               attack_options=attack_options, batch_size=batch_size,
+        alphas = alpha_to_many(reference, sources, x, y, attack=attack, batch_size=batch_size,
                                show_progress=show_progress, attacked=attacked)
     for source_name, source in sources.items():
         row = scores[source_name]

@@ -41,10 +41,13 @@ from .pgd import PGD, pgd
 from .pgn import PGN
 from .registry import (
     AttackFactory,
+    AttackInfo,
     attack_factory,
+    attack_info,
     create_attack,
     list_attacks,
     register_attack,
+    register_preset,
 )
 from .robust import RobustAccuracy, benchmark, robust_accuracy
 from .sgm import SGM
@@ -63,7 +66,8 @@ __all__ = [
     "NIFGSM", "VMIFGSM", "VNIFGSM", "PGN", "TI", "SI", "Admix", "SIA", "BSR", "SGM", "LinBP",
     "ILA", "FIA", "SVRE", "Compose", "random_targets", "attack_batch",
     "fgsm", "pgd", "mifgsm",
-    "create_attack", "list_attacks", "register_attack", "attack_factory", "AttackFactory",
+    "create_attack", "list_attacks", "attack_info", "AttackInfo", "register_attack",
+    "register_preset", "attack_factory", "AttackFactory",
     "AttackSpec",
     "AttackRule",
     "RobustAccuracy", "robust_accuracy",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 
 from .._validation import check_int, check_unit_interval
+from .mifgsm import MIFGSM
+from .registry import register_preset
 
 __all__ = ["Admix"]
 
@@ -36,3 +38,7 @@ class Admix:
                     for _ in range(self.mixes)]
         mixed = torch.cat([x + self.strength * p for p in partners])
         return torch.cat([mixed / 2 ** i for i in range(self.scales)])
+
+
+register_preset("admix", MIFGSM, transform=Admix, randomized=True, grads_per_step=15,
+                summary="Admix (Wang et al. 2021): MI-FGSM on inputs mixed with other images")

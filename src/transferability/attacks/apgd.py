@@ -10,6 +10,7 @@ from torch import nn
 from .._validation import check_int, check_unit_interval
 from . import norms
 from .base import Attack, margin
+from .registry import register_attack, register_preset
 
 __all__ = ["APGD", "apgd", "dlr", "checkpoints"]
 
@@ -59,6 +60,7 @@ def checkpoints(steps: int) -> list[int]:
     return out
 
 
+@register_attack("apgd", randomized=True)
 class APGD(Attack):
     """Auto-PGD (Croce & Hein 2020, Algorithm 1), L∞ or L2.
 
@@ -189,3 +191,8 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, ep
     """Functional form of :class:`APGD`: ``APGD(model, eps, steps, **options)(x, y)``."""
     return APGD(model, eps, steps, **options)(x, y)
 
+
+register_preset("apgd-ce", APGD, fixed={"loss": "ce"},
+                summary="APGD-CE (Croce & Hein 2020): APGD on the cross-entropy")
+register_preset("apgd-dlr", APGD, fixed={"loss": "dlr"},
+                summary="APGD-DLR (Croce & Hein 2020): APGD on the difference of logits ratio")

@@ -8,6 +8,7 @@ from torch import nn
 
 from .._validation import check_int
 from .apgd import APGD
+from .registry import register_attack
 
 __all__ = ["APGDT", "top_targets"]
 
@@ -18,6 +19,7 @@ def top_targets(logits: torch.Tensor, labels: torch.Tensor, n_targets: int) -> t
     return others.topk(n_targets, dim=1).indices
 
 
+@register_attack("apgd-t", randomized=True)
 class APGDT(APGD):
     """Targeted APGD: for each of the ``n_targets`` (9) highest-ranked wrong classes of the
     clean input, one APGD run on the targeted DLR loss (:func:`~.apgd.dlr`), on the samples

@@ -17,6 +17,7 @@ from .checks import (
     check_zero_gradients,
 )
 from .fab import FABT
+from .registry import register_attack
 from .square import Square
 
 __all__ = ["AutoAttack", "VERSIONS"]
@@ -24,6 +25,7 @@ __all__ = ["AutoAttack", "VERSIONS"]
 VERSIONS = ("standard", "plus", "rand")
 
 
+@register_attack("autoattack", takes_steps=False, randomized=True, grads_per_step=None)
 class AutoAttack(Attack):
     """AutoAttack: its attacks in sequence, each on the points no earlier one broke.
 

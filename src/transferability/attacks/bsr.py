@@ -15,6 +15,8 @@ import torch.nn.functional as F
 
 from .._validation import check_int, check_positive
 from ._blocks import random_lengths, uniform
+from .mifgsm import MIFGSM
+from .registry import register_preset
 
 __all__ = ["BSR"]
 
@@ -66,3 +68,7 @@ class BSR:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.cat([self._copy(x, generator) for _ in range(self.copies)])
+
+
+register_preset("bsr", MIFGSM, transform=BSR, randomized=True, grads_per_step=20,
+                summary="BSR (Wang et al. 2024): MI-FGSM over block-shuffled, rotated copies")

@@ -16,6 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from .._validation import check_choice, check_positive, check_unit_interval
+from .mifgsm import MIFGSM
+from .pgd import PGD
+from .registry import register_preset
 
 __all__ = ["DI"]
 
@@ -64,3 +67,9 @@ class DI:
         top = int(torch.randint(0, hi_h - rh + 1, (), generator=generator, device=x.device))
         left = int(torch.randint(0, hi_w - rw + 1, (), generator=generator, device=x.device))
         return F.pad(resized, (left, hi_w - rw - left, top, hi_h - rh - top), value=0.0)
+
+
+register_preset("di", PGD, transform=DI, fixed={"random_start": False}, randomized=True,
+                summary="DI²-FGSM (Xie et al. 2019): BIM on randomly resized and padded inputs")
+register_preset("mi-di", MIFGSM, transform=DI, randomized=True,
+                summary="M-DI²-FGSM (Xie et al. 2019): MI-FGSM with DI's input diversity")

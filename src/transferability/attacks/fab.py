@@ -9,6 +9,7 @@ from torch import nn
 from .._validation import check_int, check_positive, check_unit_interval
 from .apgdt import top_targets
 from .base import Attack
+from .registry import register_attack
 
 __all__ = ["FABT", "project_onto_hyperplane"]
 
@@ -48,6 +49,7 @@ def project_onto_hyperplane(p: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
     return torch.sign(w) * step
 
 
+@register_attack("fab-t", randomized=True, grads_per_step=None)
 class FABT(Attack):
     """FAB-T (Croce & Hein, ICML 2020, Algorithm 1, targeted), L∞ or L2.
 

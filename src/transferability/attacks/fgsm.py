@@ -7,10 +7,12 @@ from torch import nn
 
 from . import norms
 from .base import Attack
+from .registry import register_attack
 
 __all__ = ["FGSM", "fgsm"]
 
 
+@register_attack("fgsm", takes_steps=False)
 class FGSM(Attack):
     """One step of size ε along the gradient's steepest-ascent direction.
 

@@ -10,10 +10,12 @@ from .._validation import check_int, check_unit_interval
 from ..features import feature_tap
 from .ila import check_layer, layer_features
 from .mifgsm import MIFGSM
+from .registry import register_attack
 
 __all__ = ["FIA"]
 
 
+@register_attack("fia", randomized=True)
 class FIA(MIFGSM):
     """MI-FGSM on the features at ``layer``, weighted by their aggregate importance.
 

@@ -9,6 +9,7 @@ from torch import nn
 from .._validation import check_int
 from ..features import feature_tap
 from .pgd import PGD
+from .registry import register_attack
 
 __all__ = ["ILA"]
 
@@ -28,6 +29,7 @@ def check_layer(model: nn.Module, layer: str) -> str:
     return layer
 
 
+@register_attack("ila")
 class ILA(PGD):
     """Push the features at ``layer`` further along the direction a base attack found.
 

@@ -9,10 +9,12 @@ from torch import nn
 
 from ._hooks import activations, linear_backward, residual_blocks
 from .mifgsm import MIFGSM
+from .registry import register_attack
 
 __all__ = ["LinBP"]
 
 
+@register_attack("linbp")
 class LinBP(MIFGSM):
     """Iterative FGSM whose backward pass treats the activations of the later residual
     blocks as the identity (Guo et al. 2020, Eq. 4); the forward pass is unchanged.

@@ -8,10 +8,12 @@ from torch import nn
 
 from .._validation import check_positive
 from .pgd import PGD
+from .registry import register_attack
 
 __all__ = ["MIFGSM", "mifgsm"]
 
 
+@register_attack("mifgsm")
 class MIFGSM(PGD):
     """Iterative FGSM whose step follows an accumulated, L1-normalised gradient.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from .mifgsm import MIFGSM
+from .registry import register_attack
 
 __all__ = ["NIFGSM", "nesterov_point"]
 
@@ -19,6 +20,7 @@ def nesterov_point(x_adv: torch.Tensor, alpha: float, decay: float, memory: dict
     return x_adv if "g" not in memory else x_adv + alpha * decay * memory["g"]
 
 
+@register_attack("nifgsm")
 class NIFGSM(MIFGSM):
     """MI-FGSM whose gradient is taken at the Nesterov look-ahead point.
 

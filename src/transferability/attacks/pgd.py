@@ -8,10 +8,12 @@ from torch import nn
 from .._validation import check_int, check_positive
 from . import norms
 from .base import Attack
+from .registry import register_attack, register_preset
 
 __all__ = ["PGD", "pgd"]
 
 
+@register_attack("pgd", randomized=True)
 class PGD(Attack):
     """Projected gradient ascent on the attack objective inside the ε-ball.
 
@@ -63,3 +65,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, eps
         alpha: float | None = None, steps: int = 10, **options) -> torch.Tensor:
     """Functional form of :class:`PGD`: ``PGD(model, eps, alpha, steps, **options)(x, y)``."""
     return PGD(model, eps, alpha, steps, **options)(x, y)
+
+
+register_preset("bim", PGD, fixed={"random_start": False}, randomized=False,
+                summary="BIM (Kurakin et al. 2017): PGD without the random start")

@@ -8,10 +8,12 @@ from torch import nn
 
 from .._validation import check_int, check_positive, check_unit_interval
 from .mifgsm import MIFGSM
+from .registry import register_attack
 
 __all__ = ["PGN"]
 
 
+@register_attack("pgn", randomized=True, grads_per_step=40)
 class PGN(MIFGSM):
     """MI-FGSM on a gradient averaged over random neighbours and their look-back points,
     a finite-difference approximation of the gradient of a gradient-norm penalty.

@@ -10,10 +10,12 @@ from torch import nn
 from .._validation import check_unit_interval
 from ._hooks import activations, residual_blocks, scaled_backward
 from .mifgsm import MIFGSM
+from .registry import register_attack
 
 __all__ = ["SGM"]
 
 
+@register_attack("sgm")
 class SGM(MIFGSM):
     """Iterative FGSM whose backward pass decays the gradient through residual branches.
 

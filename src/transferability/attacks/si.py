@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 
 from .._validation import check_int
+from .nifgsm import NIFGSM
+from .registry import register_preset
 
 __all__ = ["SI"]
 
@@ -25,3 +27,7 @@ class SI:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.cat([x / 2 ** i for i in range(self.copies)])
+
+
+register_preset("si", NIFGSM, transform=SI, grads_per_step=5,
+                summary="SI-NI-FGSM (Lin et al. 2020): NI-FGSM averaged over scaled copies")

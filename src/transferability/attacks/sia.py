@@ -13,6 +13,8 @@ import torch.nn.functional as F
 
 from .._validation import check_int
 from ._blocks import randint, random_lengths, uniform
+from .mifgsm import MIFGSM
+from .registry import register_preset
 
 __all__ = ["SIA"]
 
@@ -80,3 +82,7 @@ class SIA:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.cat([self._copy(x, generator) for _ in range(self.copies)])
+
+
+register_preset("sia", MIFGSM, transform=SIA, randomized=True, grads_per_step=20,
+                summary="SIA (Wang et al. 2023): MI-FGSM over block-wise transformed copies")

@@ -11,6 +11,7 @@ from torch import nn
 
 from .._validation import check_fraction, check_int
 from .base import Attack, margin
+from .registry import register_attack
 
 __all__ = ["Square", "square_size", "square_fraction", "pseudo_gaussian"]
 
@@ -54,6 +55,7 @@ def pseudo_gaussian(s: int) -> torch.Tensor:
     return out / out.norm()
 
 
+@register_attack("square", takes_steps=False, randomized=True, grads_per_step=0)
 class Square(Attack):
     """Square Attack (Andriushchenko et al. 2020), untargeted, L∞ or L2.
 

@@ -11,10 +11,12 @@ from .._validation import check_int, check_positive
 from ..models.ensemble import Ensemble
 from . import norms
 from .mifgsm import MIFGSM
+from .registry import register_attack
 
 __all__ = ["SVRE"]
 
 
+@register_attack("svre", needs_ensemble=True, randomized=True, grads_per_step=None)
 class SVRE(MIFGSM):
     """MI-FGSM on an :class:`~transferability.models.Ensemble` whose step comes from an
     inner loop of variance-reduced single-member gradients.

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from .._validation import check_int, check_positive
+from .mifgsm import MIFGSM
+from .registry import register_preset
 
 __all__ = ["TI"]
 
@@ -61,3 +63,8 @@ class TI:
             self._kernels[key] = (self.kernel(taps).to(grad.device, grad.dtype)
                                   .expand(channels, 1, taps, taps).contiguous())
         return F.conv2d(grad, self._kernels[key], padding=taps // 2, groups=channels)
+
+
+register_preset("ti", MIFGSM, gradient_transform=TI,
+                summary="TI-MI-FGSM (Dong et al. 2019): MI-FGSM with the gradient smoothed by a "
+                        "Gaussian kernel")

@@ -8,10 +8,12 @@ from torch import nn
 
 from .._validation import check_int, check_positive
 from .mifgsm import MIFGSM
+from .registry import register_attack
 
 __all__ = ["VMIFGSM"]
 
 
+@register_attack("vmifgsm", randomized=True, grads_per_step=21)
 class VMIFGSM(MIFGSM):
     """MI-FGSM whose gradient is corrected by the previous step's gradient variance.
 

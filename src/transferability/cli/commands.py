@@ -51,10 +51,26 @@ def _cmd_models(args) -> None:
     print(format_table(rows))
 
 
+def _cmd_attacks(args) -> None:
+    from ..attacks import attack_info, list_attacks
+    from ..report import format_table
+
+    rows = []
+    for name in list_attacks():
+        info = attack_info(name)
+        rows.append({"name": name, "steps": info.takes_steps, "random": info.randomized,
+                     "grads/step": "-" if info.grads_per_step is None else info.grads_per_step,
+                     "ensemble": info.needs_ensemble, "preset of": info.base or "",
+                     "summary": info.summary})
+    print(format_table(rows))
+
+
 def add_listings(sub) -> None:
-    """``datasets`` and ``models``."""
+    """``datasets``, ``models`` and ``attacks``."""
     command(sub, "datasets", _cmd_datasets, "List the bundled datasets with size and source.")
     command(sub, "models", _cmd_models, "List the model architectures.")
+    command(sub, "attacks", _cmd_attacks, "List the registered attacks: whether they take "
+            "steps and draw random numbers, gradients per step, presets, papers.")
 
 
 def _cmd_zoo_build(args) -> None:
@@ -174,7 +190,7 @@ def _cmd_rank(args) -> None:
                               test=test if args.validate else None, reference_data=test,
                               shots=args.shots, repeats=args.repeats, seed=args.seed,
                               reference=reference, alpha_per_class=args.alpha_per_class,
-                              attack=spec.name, attack_options=spec.options,
+                              attack=spec,
                               source_accuracy=dict(args.source_acc or []),
                               ensemble=args.ensemble, outputs_fn=outputs, **layer(args))
     print(result.format())
@@ -291,8 +307,7 @@ def _cmd_attack(args) -> None:
                                          names=["surrogates", "victims"])
     for option, group in (("--surrogates", surrogates), ("--victims", victims)):
         check_fit(group, data.x, option, data=str(args.dataset), num_classes=data.num_classes)
-    matrix = transfer_matrix(surrogates, victims, data.x, data.y, attack=spec.name,
-                             attack_options=spec.kwargs,
+    matrix = transfer_matrix(surrogates, victims, data.x, data.y, attack=spec,
                              batch_size=args.batch_size)
     matrix = dataclasses.replace(matrix, meta={"dataset": str(args.dataset),
                                                "split": args.split})

@@ -76,9 +76,11 @@ def out_opt(p, default):
 
 
 def attack_opts(p, *, use: str, default_steps: str, name: str = "pgd"):
-    p.add_argument("--attack", default=name,
-                   help="fgsm, bim, pgd, mifgsm, di, mi-di, nifgsm, vmifgsm, vnifgsm, pgn, "
-                        f"ti, si, admix, sia, bsr, sgm, linbp (docs/audit.md; default {name})")
+    from ..attacks import list_attacks
+
+    p.add_argument("--attack", default=name, choices=list_attacks(), metavar="NAME",
+                   help=f"a registered attack: {', '.join(list_attacks())} (`transferability "
+                        f"attacks` describes each; default {name})")
     p.add_argument("--eps", type=radius_arg, default=None,
                    help=f"perturbation budget, [0,1] pixel scale: 0.031 or 8/255 ({use})")
     p.add_argument("--steps", type=count_arg(100_000), default=None,
@@ -146,11 +148,18 @@ def attack_spec(args):
 
     given = {"eps": args.eps, "steps": args.steps, "alpha": args.step_size, "loss": args.loss,
              "norm": getattr(args, "norm", None)}
-    options = {k: v for k, v in given.items() if v is not None}
-    if args.attack == "fgsm" and {"steps", "alpha"} & set(options):
-        raise ValueError("--steps, --step-size: fgsm takes one step of size eps; use bim or pgd "
-                         "for iterations")
-    return AttackSpec(args.attack, options, getattr(args, "seed", None))
+    try:
+        return AttackSpec(args.attack, {k: v for k, v in given.items() if v is not None},
+                          getattr(args, "seed", None))
+    except ValueError as exc:  # the spec names its options; say them as typed
+        names, sep, rest = str(exc).partition(": ")
+        spelled = [_OPTIONS.get(n, n) for n in names.split(", ")]
+        raise ValueError(", ".join(spelled) + sep + rest) from None
+
+
+#: The attack options as the command line spells them.
+_OPTIONS = {"eps": "--eps", "steps": "--steps", "alpha": "--step-size", "loss": "--loss",
+            "norm": "--norm", "attack": "--attack"}
 
 
 def shown(value) -> str:

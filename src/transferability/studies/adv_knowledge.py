@@ -288,7 +288,7 @@ def reference_attack_job(config: dict, inputs: dict) -> Output:
     """The reference's side of α on ``alpha_per_class`` target images per class."""
     data = per_class(inputs["data"].artifact, config["alpha_per_class"], seed=config["seed"])
     attacked = attack_reference(inputs["reference"].artifact, data.x, data.y,
-                                attack=config["attack"], attack_options=config["attack_options"])
+                                attack=AttackSpec.of(config["attack"]))
     return Output({"used": int(attacked["used"].sum())}, attacked)
 
 
@@ -304,8 +304,7 @@ def adversarial_scores_job(config: dict, inputs: dict) -> dict:
     data = per_class(inputs["data"].artifact, config["alpha_per_class"], seed=config["seed"])
     return adversarial_scores(inputs["reference"].artifact,
                               {"source": inputs["source"].artifact}, data.x, data.y,
-                              names=config["names"], attack=config["attack"],
-                              attack_options=config["attack_options"],
+                              names=config["names"], attack=AttackSpec.of(config["attack"]),
                               attacked=inputs["attacked"].artifact)["source"]
 
 
@@ -432,17 +431,45 @@ def _check_inputs(reference, sources, train, test, *, alpha_per_class, shots, se
                              "undefined; use a better reference or more images per class")
 
 
+def _source_parts(i: int, name: str, src: Job | Given, feats, *, ref, data, attacked, where,
+                  alpha_per_class: int, shots: int, repeats: int, seed: int, adv: dict,
+                  matrix: bool) -> dict[str, Job]:
+    """One source's jobs: its knowledge scores, few-shot and full probes, adversarial
+    scores and (with the matrix) the affine fit."""
+    pair = {"train": feats(i, "train"), "test": feats(i, "test")}
+    parts = {f"scores/{i}": Job("knowledge_scores", {"estimators": output_estimators()}, pair,
+                                label=name)}
+    for r in range(repeats):
+        parts[f"draw/{i}/{r}"] = Job("probe", {"shots": shots, "draw": r, "seed": seed},
+                                     pair, label=f"{name} draw {r}")
+    parts[f"full/{i}"] = Job("probe", {"shots": None, "draw": None, "seed": seed}, pair,
+                             label=name)
+    parts[f"adv/{i}"] = Job("adversarial_scores", {
+        "alpha_per_class": alpha_per_class, "seed": seed, "attack": adv,
+        "names": list_estimators("models")},
+        {"reference": ref, "source": src, "data": data["train"], "attacked": attacked},
+        label=name)
+    if matrix:
+        parts[f"fit/{i}"] = Job("model_fit", {"per_class": alpha_per_class, "seed": seed,
+                                              **where},
+                                {"reference": ref, "source": src, "data": data["test"]},
+                                label=name)
+    return parts
+
+
 def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
                        train: ImageDataset | Given, test: ImageDataset | Given, *,
-                       alpha_per_class: int = 20, attack: str = "pgd",
-                       attack_options: dict | None = None, matrix_attack: str = "pgd",
-                       matrix_attack_options: dict | None = None, shots: int = 10,
+                       alpha_per_class: int = 20, attack: str | AttackSpec = "pgd",
+                       matrix_attack: str | AttackSpec = MATRIX_ATTACK, shots: int = 10,
                        repeats: int = 5, seed: int = 0, layer: str | None = None,
                        layer_input: bool = False, matrix: bool = True) -> Job:
     """The study's job graph; its final job's value is a :class:`StudyResult` dict.
 
-    ``matrix=False`` leaves out the transfer matrix and the reverse direction (a
-    benchmark over many sources needs only the scores and the probes).
+    ``attack`` is the α attack (laid over the authors', :data:`~transferability.
+    adversarial.ALPHA_ATTACK`, in its job), ``matrix_attack`` the transfer matrix's (over
+    :data:`MATRIX_ATTACK`); both seeded by ``seed`` unless they give one. ``matrix=False``
+    leaves out the transfer matrix and the reverse direction (a benchmark over many sources
+    needs only the scores and the probes).
 
     Models may be modules, :class:`~transferability.jobs.Given` inputs or jobs whose
     artifact is a model (a zoo's ``train`` jobs), so a benchmark can chain them.
@@ -450,11 +477,15 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
     if not shots or int(shots) < 1:
         raise ValueError(f"shots: the study's ground truth is a few-shot probe; expected a "
                          f"positive number of samples per class, got {shots!r}")
-    for name, value in (("attack", attack), ("matrix_attack", matrix_attack)):
-        if not isinstance(value, str):
+    specs = {}
+    for name, value, defaults in (("attack", attack, {"seed": seed}),
+                                  ("matrix_attack", matrix_attack,
+                                   MATRIX_ATTACK.with_options(seed=seed))):
+        if not isinstance(value, str | AttackSpec):
             raise ValueError(f"{name}: the study runs as stored jobs, keyed by their "
-                             f"settings; expected a registered attack name, got "
-                             f"{type(value).__name__}")
+                             f"settings; expected an AttackSpec or a registered attack name, "
+                             f"got {type(value).__name__}")
+        specs[name] = AttackSpec.of(value).with_defaults(defaults).to_dict()
     if not isinstance(sources, Mapping) or not sources:
         raise ValueError("sources: expected a non-empty mapping from name to model")
     if "reference" in sources:
@@ -467,12 +498,6 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
     src = [_input(sources[n], n) for n in names]
     data = {"train": _input(train, "train"), "test": _input(test, "test")}
     where = {"layer": layer, "layer_input": bool(layer_input), **_feature_precision()}
-    # checked now (names, eps), each caller's default overlaid once; the α attack's own
-    # defaults are alpha_attack's, laid over in the job
-    adv_options = AttackSpec(attack, attack_options or {}).with_defaults({"seed": seed}).kwargs
-    matrix_options = AttackSpec(matrix_attack, matrix_attack_options or {}).with_defaults(
-        MATRIX_ATTACK.with_options(seed=seed)).kwargs
-    estimators, adversarial = output_estimators(), list_estimators("models")
 
     def feats(i, split):
         return Job("features", where, {"model": src[i], "data": data[split]},
@@ -481,44 +506,25 @@ def adv_knowledge_jobs(reference: ModelInput, sources: Mapping[str, ModelInput],
     parts: dict[str, Job] = {"reference_accuracy": Job("reference_accuracy", {}, {
         "reference": ref, "data": data["test"]}, label="reference")}
     attacked = Job("reference_attack", {"alpha_per_class": alpha_per_class, "seed": seed,
-                                        "attack": attack, "attack_options": adv_options},
+                                        "attack": specs["attack"]},
                    {"reference": ref, "data": data["train"]}, label="reference")
-    heads = {}
     for i, name in enumerate(names):
-        tr, te = feats(i, "train"), feats(i, "test")
-        pair = {"train": tr, "test": te}
-        parts[f"scores/{i}"] = Job("knowledge_scores", {"estimators": estimators}, pair,
-                                   label=name)
-        for r in range(repeats):
-            parts[f"draw/{i}/{r}"] = Job("probe", {"shots": shots, "draw": r, "seed": seed},
-                                         pair, label=f"{name} draw {r}")
-        heads[f"head/{i}"] = parts[f"full/{i}"] = Job(
-            "probe", {"shots": None, "draw": None, "seed": seed}, pair, label=name)
-        parts[f"adv/{i}"] = Job("adversarial_scores", {
-            "alpha_per_class": alpha_per_class, "seed": seed, "attack": attack,
-            "attack_options": adv_options, "names": adversarial},
-            {"reference": ref, "source": src[i], "data": data["train"], "attacked": attacked},
-            label=name)
-        if not matrix:
-            continue
-        parts[f"fit/{i}"] = Job("model_fit", {"per_class": alpha_per_class, "seed": seed,
-                                              **where},
-                                {"reference": ref, "source": src[i], "data": data["test"]},
-                                label=name)
+        parts.update(_source_parts(i, name, src[i], feats, ref=ref, data=data,
+                                   attacked=attacked, where=where,
+                                   alpha_per_class=alpha_per_class, shots=shots,
+                                   repeats=repeats, seed=seed, adv=specs["attack"],
+                                   matrix=matrix))
     models = {"victim:reference": ref, "data": data["test"],
               **{f"victim:{n}": s for n, s in zip(names, src, strict=True)},
-              **{f"head:{n}": heads[f"head/{i}"] for i, n in enumerate(names)}}
+              **{f"head:{n}": parts[f"full/{i}"] for i, n in enumerate(names)}}
     for i, name in enumerate(["reference", *names] if matrix else []):
         parts[f"row/{i}"] = Job("transfer_row", {
             "surrogate": name, "per_class": alpha_per_class, "seed": seed,
-            "attack": matrix_attack, "attack_options": matrix_options, **where}, models,
-            label=f"{name} -> all")
+            "attack": specs["matrix_attack"], **where}, models, label=f"{name} -> all")
     config = {"sources": names, "seed": seed, "shots": shots, "repeats": repeats,
-              "alpha_per_class": alpha_per_class, "attack": attack,
-              "attack_options": adv_options,
-              "matrix_attack": matrix_attack, "matrix_attack_options": matrix_options,
-              "estimators": estimators, "adversarial": adversarial, **where,
-              **({} if matrix else {"matrix": False})}
+              "alpha_per_class": alpha_per_class, **specs,
+              "estimators": output_estimators(), "adversarial": list_estimators("models"),
+              **where, **({} if matrix else {"matrix": False})}
     return Job("adv_knowledge_study", config, parts,
                label=f"{len(names)} sources on {getattr(data['train'].value, 'name', 'target')}"
                if isinstance(data["train"], Given) else f"{len(names)} sources")
@@ -533,9 +539,9 @@ STAGES = {"features": "features", "knowledge_scores": "scores", "probe": "probes
 
 def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
                         train: ImageDataset, test: ImageDataset, *, alpha_per_class: int = 20,
-                        attack: str = "pgd", attack_options: dict | None = None,
-                        matrix_attack: str = "pgd", matrix_attack_options: dict | None = None,
-                        shots: int = 10, repeats: int = 5, seed: int = 0,
+                        attack: str | AttackSpec = "pgd",
+                        matrix_attack: str | AttackSpec = MATRIX_ATTACK, shots: int = 10,
+                        repeats: int = 5, seed: int = 0,
                         layer: str | None = None, layer_input: bool = False,
                         store: ResultStore | None = None, backend: str = "local",
                         show_progress: bool | None = None, **backend_options) -> StudyResult:
@@ -549,24 +555,21 @@ def adv_knowledge_study(reference: nn.Module, sources: Mapping[str, nn.Module],
         sources: source models by name; their outputs are their own (source) logits.
         train, test: the target task; α uses ``alpha_per_class`` training images per class,
             the transfer matrix as many test images per class.
-        attack, attack_options: the α attack, over the authors' defaults (L∞ PGD on
-            predicted labels, ε = 0.1, 50 steps of 0.2·ε, random start).
-        matrix_attack, matrix_attack_options: the transfer matrix's attack, over
-            :data:`MATRIX_ATTACK` (L∞ PGD, ε = 0.3, 10 steps).
+        attack: the α attack, over the authors' defaults (L∞ PGD on predicted labels,
+            ε = 0.1, 50 steps of 0.2·ε, random start).
+        matrix_attack: the transfer matrix's attack, over :data:`MATRIX_ATTACK` (L∞ PGD,
+            ε = 0.3, 10 steps).
         layer, layer_input: where the features come from (:mod:`transferability.features`).
         store: the results store (default: the one in the cache directory).
         backend: ``"local"`` or ``"dask"`` (with ``backend_options``).
     """
     final = adv_knowledge_jobs(reference, sources, train, test,
-                               alpha_per_class=alpha_per_class,
-                               attack=attack, attack_options=attack_options,
-                               matrix_attack=matrix_attack,
-                               matrix_attack_options=matrix_attack_options, shots=shots,
-                               repeats=repeats, seed=seed, layer=layer, layer_input=layer_input)
-    log.info("  %d sources: features, estimators, probes, α^(target→source) (%s %s), "
-             "transfer matrix (%s %s)", len(sources), attack,
-             attack_options or "authors' defaults", matrix_attack,
-             final.config.get("matrix_attack_options"))
+                               alpha_per_class=alpha_per_class, attack=attack,
+                               matrix_attack=matrix_attack, shots=shots, repeats=repeats,
+                               seed=seed, layer=layer, layer_input=layer_input)
+    log.info("  %d sources: features, estimators, probes, α^(target→source) (%s), "
+             "transfer matrix (%s)", len(sources), final.config["attack"],
+             final.config["matrix_attack"])
     with open_store(store) as store:
         run = run_jobs([final], store, study="adv-knowledge", backend=backend,
                        show_progress=show_progress, **backend_options)
@@ -634,8 +637,8 @@ def run_adv_knowledge(settings: AdvKnowledgeSettings = AdvKnowledgeSettings(), *
                                epochs=s.reference_epochs, train=train)
     with open_store(store, cache_dir) as store:
         return adv_knowledge_study(reference, sources, train, test,
-                                   alpha_per_class=s.alpha_per_class, attack=s.attack.name,
-                                   attack_options=s.attack.kwargs, shots=s.shots,
+                                   alpha_per_class=s.alpha_per_class, attack=s.attack,
+                                   shots=s.shots,
                                    repeats=s.repeats, seed=s.seed, store=store, **layer,
                                    backend=backend, device=device,
                                    show_progress=show_progress, **backend_options)

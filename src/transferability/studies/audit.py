@@ -56,7 +56,7 @@ from .._validation import (
     check_labels_tensor,
     check_seed,
 )
-from ..attacks import create_attack, list_attacks, norms, random_targets
+from ..attacks import AttackSpec, attack_info, list_attacks, norms, random_targets
 from ..features import predict
 from ..jobs import Job, Output, ResultStore, given, job_kind, open_store, run_jobs
 from ..models import Ensemble
@@ -104,7 +104,7 @@ def audit_cell_job(config: dict, inputs: dict) -> Output:
                if k.startswith("victim:")}
     x, y = inputs["x"].artifact, inputs["y"].artifact
     targets = inputs["targets"].artifact if "targets" in inputs else None
-    attack = create_attack(config["attack"], surrogate, **config["options"])
+    attack = AttackSpec.of(config["attack"]).create(surrogate)
     eps, norm = attack.eps, attack.norm
     folder = config.get("save_png")
     if folder:
@@ -232,8 +232,10 @@ def _ordering(statement: str, better: np.ndarray, worse: np.ndarray, seed: int):
 
 # ---- the audit --------------------------------------------------------------------------------
 
-def _check_attacks(attacks, surrogates: dict[str, nn.Module], base: dict) -> dict[str, dict]:
-    """``{label: {"attack", "options", "surrogates"}}``. Every attack is built once on each
+def _check_attacks(attacks, surrogates: dict[str, nn.Module],
+                   base: AttackSpec) -> dict[str, dict]:
+    """``{label: {"attack": spec dict, "surrogates": names}}``, each attack's own options
+    laid over ``base`` (the options every attack shares). Every attack is built once on each
     surrogate it will attack, so that an unknown option, a missing layer or SGM without
     residual blocks fails before any work. ``options["surrogates"]`` limits an attack to
     some surrogates (e.g. SGM to those with residual blocks)."""
@@ -257,22 +259,78 @@ def _check_attacks(attacks, surrogates: dict[str, nn.Module], base: dict) -> dic
         if unknown or not names:
             raise ValueError(f"attacks: {label!r} names surrogates {unknown or names} that "
                              f"are not among {list(surrogates)}")
-        options = {**base, **options}
-        if kind == "fgsm":
-            options.pop("steps", None)
-        if kind == "svre":
+        spec = AttackSpec(kind, options).with_defaults(base)  # fgsm: no steps, by its entry
+        if attack_info(kind).needs_ensemble:
             names = [ENSEMBLE]
-            create_attack(kind, Ensemble([surrogates[n] for n in surrogates]), **options)
+            spec.create(Ensemble([surrogates[n] for n in surrogates]))
         else:
             for name in names:
-                create_attack(kind, surrogates[name], **options)
-        out[label] = {"attack": kind, "options": options, "surrogates": names}
+                spec.create(surrogates[name])
+        out[label] = {"attack": spec.to_dict(), "surrogates": names}
     return out
+
+
+def _families(families: Mapping | None, victims: Mapping) -> dict[str, str]:
+    """Every victim's family (``cnn`` unless given); a family of no victim is refused."""
+    families = dict(families or {})
+    unknown = sorted(set(families) - set(victims))
+    if unknown:
+        raise ValueError(f"families: {unknown[0]!r} is not a victim")
+    return {v: families.get(v, "cnn") for v in victims}
+
+
+def _shared(shared: Mapping | None, seed: int) -> AttackSpec:
+    """The options every attack of the grid shares: ``eps`` (required), ``steps`` (default
+    10), ``norm`` (``"linf"``) and any other, with the seed, as a spec of MI-FGSM (the
+    ensemble's attack)."""
+    if shared is not None and not isinstance(shared, Mapping):
+        raise ValueError(f"shared: expected a dict, got {type(shared).__name__}")
+    shared = dict(shared or {})
+    if "eps" not in shared:
+        raise ValueError("shared: needs 'eps', the perturbation budget")
+    eps = check_eps(shared.pop("eps"), "eps")
+    steps = check_int(shared.pop("steps", 10), "steps")
+    norm = norms.check_norm(shared.pop("norm", "linf"))
+    return AttackSpec("mifgsm", {**shared, "eps": eps, "steps": steps, "norm": norm}, seed)
+
+
+def _cell_jobs(attacks: dict, base: AttackSpec, surrogates, victims, gm, gx, gy, *,
+               ens, targeted_attack, targeted_steps, num_classes, y, seed, quantize,
+               save_png, batch_size) -> tuple[dict, dict]:
+    """The grid's jobs: one ``audit_cell`` per (attack, surrogate), the ensemble's, and the
+    targeted attacks' per (loss, surrogate)."""
+    def cell(label, spec: dict, surrogate, targets=None):
+        config = {"attack": spec, "quantize": bool(quantize), "save_png": save_png,
+                  "batch_size": batch_size, "name": f"{label}__{surrogate}".replace("/", "_")}
+        inputs = {"surrogate": gm[surrogate], "x": gx, "y": gy,
+                  **{f"victim:{v}": gm[v] for v in victims}}
+        if targets is not None:
+            inputs["targets"] = targets
+        return Job("audit_cell", config, inputs, label=f"{label}/{surrogate}")
+
+    cells = {}
+    for label, entry in attacks.items():
+        if attack_info(entry["attack"]["name"]).needs_ensemble and ens is None:
+            continue  # no ensemble to attack
+        for s in entry["surrogates"]:
+            cells[label, s] = cell(label, entry["attack"], s)
+    if ens is not None:
+        cells[ENSEMBLE_ATTACK, ENSEMBLE] = cell(ENSEMBLE_ATTACK, base.to_dict(), ENSEMBLE)
+    targeted = {}
+    if targeted_attack:
+        gt = given(random_targets(y, num_classes, seed), "targets")
+        for loss in ("logit", "ce"):
+            spec = AttackSpec(targeted_attack, {
+                "steps": check_int(targeted_steps, "targeted_steps"), "targeted": True,
+                "loss": loss}).with_defaults(base)
+            for s in surrogates:
+                targeted[loss, s] = cell(f"{TARGETED}-{loss}", spec.to_dict(), s, gt)
+    return cells, targeted
 
 
 def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
           x: torch.Tensor, y: torch.Tensor, attacks: Sequence[str] | Mapping[str, dict], *,
-          attack_options: Mapping | None = None, families: Mapping[str, str] | None = None,
+          shared: Mapping | None = None, families: Mapping[str, str] | None = None,
           ensemble: bool = True,
           targeted_attack: str | None = "mi-di", targeted_steps: int = 300,
           quantize: bool = True, save_png: str | Path | None = None, seed: int = 0,
@@ -287,9 +345,9 @@ def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
             8-bit grid, as a PNG image set would be.
         attacks: registered attack names, or ``{label: options}`` (``options["attack"]``
             names the registered attack when the label differs; ``layer`` for ILA/FIA).
-        attack_options: options shared by every attack: ``eps`` (required), ``steps``
-            (default 10), ``norm`` (``"linf"``) and any other; an attack's own options
-            override them. The seed is ``seed``.
+        shared: options every attack shares: ``eps`` (required), ``steps`` (default 10),
+            ``norm`` (``"linf"``) and any other; an attack's own options override them. The
+            seed is ``seed``.
         families: victim name → family (``cnn``, ``transformer``, ``defended``, ...);
             default ``cnn``.
         ensemble: also attack an :class:`~transferability.models.Ensemble` of the
@@ -308,35 +366,21 @@ def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
     y = check_labels_tensor(y, "y", n=len(x)).cpu()
     if len(x) == 0:
         raise ValueError("x: is empty")
-    if attack_options is not None and not isinstance(attack_options, Mapping):
-        raise ValueError(f"attack_options: expected a dict, got {type(attack_options).__name__}")
-    shared = dict(attack_options or {})
-    if "eps" not in shared:
-        raise ValueError("attack_options: needs 'eps', the perturbation budget")
-    eps = check_eps(shared.pop("eps"), "attack_options['eps']")
-    steps = check_int(shared.pop("steps", 10), "attack_options['steps']")
-    norm = norms.check_norm(shared.pop("norm", "linf"))
     seed = check_seed(seed)
+    base = _shared(shared, seed)
     n_boot = check_count(n_boot, "n_boot")
-    families = dict(families or {})
-    unknown = sorted(set(families) - set(victims))
-    if unknown:
-        raise ValueError(f"families: {unknown[0]!r} is not a victim")
-    families = {v: families.get(v, "cnn") for v in victims}
-    base = {**shared, "eps": eps, "steps": steps, "norm": norm, "seed": seed}
-    first = next(iter(surrogates.values()))
+    families = _families(families, victims)
     attacks = _check_attacks(attacks, surrogates, base)
     if save_png is not None:
         save_png = str(check_writable_dir(save_png, "save_png"))
     if quantize:
         x = torch.round(x * norms.LEVELS) / norms.LEVELS
     with torch.no_grad():
-        num_classes = predict(first, x[:1]).shape[1]
+        num_classes = predict(next(iter(surrogates.values())), x[:1]).shape[1]
     check_labels_tensor(y, "y", num_classes=num_classes)
 
     gx, gy = given(x, "images"), given(y, "labels")
-    models = {**surrogates, **victims}
-    gm = {name: given(m, name) for name, m in models.items()}
+    gm = {name: given(m, name) for name, m in {**surrogates, **victims}.items()}
     ens = Ensemble(list(surrogates.values()), combine="loss") if (
         ensemble and len(surrogates) > 1) else None
     if ens is not None:
@@ -344,36 +388,16 @@ def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
     clean = {name: Job("audit_clean", {"batch_size": batch_size},
                        {"model": g, "x": gx, "y": gy}, label=f"clean/{name}")
              for name, g in gm.items()}
-
-    def cell(label, attack, options, surrogate, targets=None):
-        config = {"attack": attack, "options": options, "quantize": bool(quantize),
-                  "save_png": save_png, "batch_size": batch_size,
-                  "name": f"{label}__{surrogate}".replace("/", "_")}
-        inputs = {"surrogate": gm[surrogate], "x": gx, "y": gy,
-                  **{f"victim:{v}": gm[v] for v in victims}}
-        if targets is not None:
-            inputs["targets"] = targets
-        return Job("audit_cell", config, inputs, label=f"{label}/{surrogate}")
-
-    cells = {}
-    for label, spec in attacks.items():
-        if spec["attack"] == "svre" and ens is None:
-            continue  # no ensemble to attack
-        for s in spec["surrogates"]:
-            cells[label, s] = cell(label, spec["attack"], spec["options"], s)
-    if ens is not None:
-        cells[ENSEMBLE_ATTACK, ENSEMBLE] = cell(ENSEMBLE_ATTACK, "mifgsm", base, ENSEMBLE)
-    targeted = {}
-    if targeted_attack:
-        gt = given(random_targets(y, num_classes, seed), "targets")
-        for loss in ("logit", "ce"):
-            options = {**base, "steps": check_int(targeted_steps, "targeted_steps"),
-                       "targeted": True, "loss": loss}
-            for s in surrogates:
-                targeted[loss, s] = cell(f"{TARGETED}-{loss}", targeted_attack, options, s, gt)
-    settings = {**(settings or {}), "n": len(x), "eps": eps, "steps": steps, "norm": norm,
-                "seed": seed, "quantize": bool(quantize), "n_boot": n_boot,
-                "families": families, "attacks": attacks,
+    cells, targeted = _cell_jobs(attacks, base, surrogates, victims, gm, gx, gy, ens=ens,
+                                 targeted_attack=targeted_attack,
+                                 targeted_steps=targeted_steps, num_classes=num_classes, y=y,
+                                 seed=seed, quantize=quantize, save_png=save_png,
+                                 batch_size=batch_size)
+    options = base.options
+    settings = {**(settings or {}), "n": len(x), "eps": options["eps"],
+                "steps": options["steps"], "norm": options["norm"], "seed": seed,
+                "quantize": bool(quantize), "n_boot": n_boot, "families": families,
+                "attacks": attacks,
                 "targeted": {"attack": targeted_attack, "steps": targeted_steps}}
     inputs = {f"cell:{a}|{s}": j for (a, s), j in cells.items()}
     inputs.update({f"targeted:{a}|{s}": j for (a, s), j in targeted.items()})
@@ -384,6 +408,33 @@ def audit(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
         run = run_jobs([final], store, study="audit", backend=backend,
                        show_progress=show_progress, **backend_options)
     return AuditResult.from_dict(run.value(final))
+
+
+def _targeted(inputs: dict, victims, families, idx, verdicts: list, seed: int) -> list[dict]:
+    """The targeted attacks' hit rates per (loss, victim family), and the verdict "logit
+    loss > CE" appended to ``verdicts``."""
+    target_rows, target_images = [], {}
+    for key, out in inputs.items():
+        if not key.startswith("targeted:"):
+            continue
+        label, surrogate = key[9:].split("|")
+        for v in victims:
+            if v == surrogate:
+                continue
+            hit = out.artifact[f"hit:{v}"].numpy()
+            target_images.setdefault(label, {}).setdefault(families[v], []).append(hit)
+    for loss, by_family in target_images.items():
+        for family, hits in by_family.items():
+            hits = np.stack(hits)
+            target_rows.append({"loss": loss, "family": family, "pairs": len(hits),
+                                **_rates(hits, np.ones_like(hits), idx)})
+    if {"logit", "ce"} <= set(target_images):
+        def targeted_success(loss):
+            return np.concatenate(list(target_images[loss].values())).mean(0)
+        verdicts.append(_ordering("targeted logit loss > targeted CE (hit rate, per image)",
+                                  targeted_success("logit"), targeted_success("ce"),
+                                  seed))
+    return target_rows
 
 
 @job_kind("audit")
@@ -455,27 +506,7 @@ def audit_job(config: dict, inputs: dict) -> dict:
     if ens is not None and single is not None:
         verdicts.append(_ordering("ensemble surrogate > single surrogates (mifgsm)", ens,
                                   single, settings["seed"]))
-    target_rows, target_images = [], {}
-    for key, out in inputs.items():
-        if not key.startswith("targeted:"):
-            continue
-        label, surrogate = key[9:].split("|")
-        for v in victims:
-            if v == surrogate:
-                continue
-            hit = out.artifact[f"hit:{v}"].numpy()
-            target_images.setdefault(label, {}).setdefault(families[v], []).append(hit)
-    for loss, by_family in target_images.items():
-        for family, hits in by_family.items():
-            hits = np.stack(hits)
-            target_rows.append({"loss": loss, "family": family, "pairs": len(hits),
-                                **_rates(hits, np.ones_like(hits), idx)})
-    if {"logit", "ce"} <= set(target_images):
-        def targeted_success(loss):
-            return np.concatenate(list(target_images[loss].values())).mean(0)
-        verdicts.append(_ordering("targeted logit loss > targeted CE (hit rate, per image)",
-                                  targeted_success("logit"), targeted_success("ce"),
-                                  settings["seed"]))
+    target_rows = _targeted(inputs, victims, families, idx, verdicts, settings["seed"])
     return AuditResult(rows, fam_rows, target_rows, [str(c) for c in verdicts],
                        [c.to_dict() for c in verdicts], settings).to_dict()
 
@@ -611,7 +642,7 @@ def run_audit(settings: AuditSettings, *, store: ResultStore | None = None, cach
         check_fit(group, dataset.x, option, data=str(s.data["dataset"]),
                   num_classes=dataset.num_classes)
     return audit(surrogates, victims, dataset.x, dataset.y, attacks,
-                 attack_options={"eps": s.eps, "steps": s.steps, "norm": s.norm},
+                 shared={"eps": s.eps, "steps": s.steps, "norm": s.norm},
                  families=families, ensemble=s.ensemble,
                  targeted_attack=s.targeted.get("attack"),
                  targeted_steps=s.targeted.get("steps", 300), quantize=s.quantize,

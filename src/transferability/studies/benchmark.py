@@ -49,6 +49,7 @@ from torch import nn
 
 from .._results import Result
 from .._validation import Each, Integer, OneOf, Seed, Table
+from ..attacks import AttackRule, AttackSpec
 from ..baselines import (
     BASELINES,
     ENSEMBLE,
@@ -107,8 +108,8 @@ class BenchmarkSettings(Settings):
     shots: int = setting(10, Integer(), "few-shot probe: images per class")
     repeats: int = setting(3, Integer(), "few-shot draws to average")
     alpha_per_class: int = setting(10, Integer(), "target images per class for α")
-    attack_options: dict = setting({"steps": 20}, Table(),
-                                   "options of the α attack", option=False)
+    attack: AttackSpec = setting(AttackSpec("pgd", {"steps": 20}), AttackRule(factories=False),
+                                 "the α attack, over the authors' (ε 0.1, steps of 0.2·ε)")
     seed: int = setting(0, Seed(), "seed of the data draws and the scores")
 
     def check(self) -> None:
@@ -127,7 +128,7 @@ QUICK = FULL.replace(
                            "options": {"shared": 0.5, "task_seed": 2, "noise": 5.0,
                                        "n_per_class": 60}}},
     target_per_class=30, reference_epochs=2, shots=5, repeats=2, alpha_per_class=4,
-    attack_options={"steps": 10})
+    attack=AttackSpec("pgd", {"steps": 10}))
 
 #: The ground truths whose setup stability is reported beside the scores'.
 TRUTHS = ("fewshot_acc", "probe_acc")
@@ -194,7 +195,7 @@ def benchmark_jobs(settings: BenchmarkSettings | Mapping = FULL,
         train, test = (dataset_from_spec(data, split, seed=seed) for split in ("train", "test"))
         studies[f"study/{name}"] = adv_knowledge_jobs(
             reference, sources, train, test, alpha_per_class=settings["alpha_per_class"],
-            attack_options=dict(settings["attack_options"]), shots=settings["shots"],
+            attack=AttackSpec.of(settings["attack"]), shots=settings["shots"],
             repeats=settings["repeats"], seed=seed, matrix=False)
     models = {f"source/{name}": job for name, job in sources.items()}
     return Job("benchmark", {"settings": settings, "targets": list(settings["targets"]),

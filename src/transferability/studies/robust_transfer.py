@@ -78,14 +78,10 @@ SOURCE_METHODS = MappingProxyType({"standard": {}, "pgd_at": {"method": "pgd_at"
 
 
 def _renamed_settings(settings: Mapping) -> dict:
-    """Settings stored before the renames with today's names: ``methods`` are ``recipes``,
-    ``source_attack_options`` (the PGD's options) a ``source_attack`` spec's dict."""
+    """Settings stored before the rename of ``methods`` to ``recipes``."""
     settings = dict(settings)
     if "methods" in settings:
         settings["recipes"] = settings.pop("methods")
-    if "source_attack_options" in settings:
-        settings["source_attack"] = {"name": SOURCE_ATTACK.name, "seed": None,
-                                     "options": settings.pop("source_attack_options") or {}}
     return settings
 
 
@@ -121,14 +117,6 @@ class RobustTransferSettings(Settings):
         if spec.name != SOURCE_ATTACK.name or spec.seed is not None:
             raise ValueError(f"source_attack: the sources' adversarial training crafts PGD "
                              f"seeded by its training seed; got {spec.name!r}, seed {spec.seed}")
-
-    @classmethod
-    def from_dict(cls, mapping: Mapping) -> RobustTransferSettings:
-        """As :meth:`Settings.from_dict`; a dict stored before the renames (``methods``,
-        ``source_attack_options``) is read too."""
-        if isinstance(mapping, Mapping):
-            mapping = _renamed_settings(mapping)
-        return super().from_dict(mapping)
 
 
 FULL = RobustTransferSettings()

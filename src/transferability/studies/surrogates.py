@@ -62,7 +62,7 @@ log = logging.getLogger("transferability")
 
 #: Gubri et al.'s attack, the study's one default: L∞ BIM, ε = 0.2, 50 steps of ε/10 (the
 #: step follows ε unless given; the seed is the first training seed unless given).
-GUBRI_ATTACK = AttackSpec("bim", {"eps": 0.2, "steps": 50})
+GUBRI_ATTACK = AttackSpec("bim", {"eps": 0.2, "steps": 50}, step="eps/10")
 
 
 @dataclass(frozen=True)
@@ -185,8 +185,8 @@ def _swa(members: list) -> torch.nn.Module:
 
 
 def _attack(config: dict, inputs: dict):
-    """The attack of a job: a name from its config, or a factory given as an input."""
-    return inputs["attack"].artifact if "attack" in inputs else config["attack"]
+    """The attack of a job: the spec in its config, or a factory given as an input."""
+    return inputs["attack"].artifact if "attack" in inputs else AttackSpec.of(config["attack"])
 
 
 # ---- the jobs --------------------------------------------------------------------------
@@ -263,7 +263,6 @@ def pair_job(config: dict, inputs: dict) -> dict:
     test = dataset_from_spec(config["test"], "test")
     probe = per_class(test, config["per_class"], seed=config["probe_seed"])
     matrix = transfer_matrix(members, members, probe.x, probe.y, attack=_attack(config, inputs),
-                             attack_options=config["attack_options"] or None,
                              show_progress=False)
     r = matrix.rates("both_correct")
     return {"lam": config["lam"], "a_to_b": float(r[0, 1]), "b_to_a": float(r[1, 0]),
@@ -353,15 +352,13 @@ def _surrogate_jobs(settings: dict, attack, cache_dir: Path) -> Job:
     trains = zoo_jobs(load_spec(surrogate_spec), cache_dir)
     victims = zoo_jobs(load_spec(victim_spec), cache_dir)
     attack_in = {}
-    if not isinstance(attack, str):  # a factory has no content key: a key of this call
+    if not isinstance(attack, AttackSpec):  # a factory has no content key: a key of this call
         attack_in = {"attack": Given(f"attack-{uuid.uuid4().hex}", attack, repr(attack))}
-    attack_config = {"attack": attack if isinstance(attack, str) else None,
-                     "attack_options": settings["attack_options"], "test": target,
+    spec = attack.to_dict() if isinstance(attack, AttackSpec) else None
+    attack_config = {"attack": spec, "test": target,
                      "per_class": settings["attack_per_class"], "probe_seed": 0}
     row_config = {"surrogate": "surrogate", "data": target,
-                  "per_class": settings["attack_per_class"], "seed": 0,
-                  "attack": attack_config["attack"],
-                  "attack_options": settings["attack_options"]}
+                  "per_class": settings["attack_per_class"], "seed": 0, "attack": spec}
     victim_in = {f"victim:{name}": job for name, job in victims.items()}
 
     models: dict[str, tuple[Job, int]] = {}  # every surrogate by its row's name, its seed
@@ -413,7 +410,8 @@ def surrogate_study(settings: SurrogateSettings = FULL, *, store: ResultStore | 
     """Run the study (see the module docstring) with ``settings`` (:data:`FULL`,
     :data:`QUICK`, or a variant: ``QUICK.replace(target="digits")``) and return its tables.
 
-    The attack is laid over :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10); a
+    The attack is laid over :data:`GUBRI_ATTACK` (L∞ BIM, ε = 0.2, 50 steps of ε/10, the
+    step rule on the spec); a
     factory is used as given (it has no content key, so the jobs that attack are recomputed
     on every call). Jobs run on ``backend`` (with ``backend_options``) and ``device``, and
     are kept in ``store``, by default the one in ``cache_dir``.
@@ -424,21 +422,11 @@ def surrogate_study(settings: SurrogateSettings = FULL, *, store: ResultStore | 
     # the target is read before any job: too few images per class is refused here
     check_per_class(s.train_per_class, "train_per_class", dataset_from_spec(s.target, "train"))
     check_per_class(s.attack_per_class, "attack_per_class", dataset_from_spec(s.target, "test"))
-    if isinstance(s.attack, AttackSpec):  # the step follows ε, the seed the first seed
-        spec = s.attack
-        spec = AttackSpec(spec.name, {"alpha": spec.options["eps"] / 10, **spec.options},
-                          s.seeds[0] if spec.seed is None else spec.seed)
-        attack, attack_options = spec.name, spec.kwargs
-    else:
-        attack, attack_options = s.attack, {}
-    settings = {"target": s.target, "seeds": list(s.seeds), "epochs": s.epochs,
-                "train_per_class": s.train_per_class, "rhos": list(s.rhos),
-                "lgv_epochs": s.lgv_epochs,
-                "lgv_per_epoch": s.lgv_per_epoch, "attack_per_class": s.attack_per_class,
-                "pair_epochs": s.pair_epochs, "sharpness_samples": s.sharpness_samples,
-                "victim_schedule": s.victim_schedule,
-                "attack": attack if isinstance(attack, str) else repr(attack),
-                "attack_options": attack_options}
+    attack = s.attack  # a spec is seeded by the first seed unless it gives one
+    if isinstance(attack, AttackSpec):
+        attack = attack.with_defaults({"seed": s.seeds[0]})
+    settings = {**s.to_dict(), "attack": attack.to_dict() if isinstance(attack, AttackSpec)
+                else repr(attack)}
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = _surrogate_jobs(settings, attack, cache_dir)
     log.info("  surrogates: %d cnn models; victims: %s", len(s.seeds) * (1 + len(s.rhos)),
