@@ -13,6 +13,7 @@ from transferability.attacks import (
     MIFGSM,
     PGD,
     Attack,
+    attack_info,
     create_attack,
     fgsm,
     list_attacks,
@@ -114,12 +115,11 @@ def test_modes_flags_and_grads_restored(bn_model, batch, name):
     stats = {k: v.clone() for k, v in bn_model.state_dict().items()}
 
     from transferability.models import Ensemble
-    extra = {"ila": {"layer": "backbone.2"}, "fia": {"layer": "backbone.2", "copies": 2},
-             "vmifgsm": {"samples": 2}, "vnifgsm": {"samples": 2}, "pgn": {"samples": 2},
-             "sia": {"copies": 2}, "bsr": {"copies": 2}, "square": {"queries": 3},
-             "autoattack": {"queries": 3}}.get(name, {})
-    model = Ensemble([bn_model]) if name == "svre" else bn_model
-    steps = {} if name in ("fgsm", "square") else {"steps": 2}
+
+    info = attack_info(name)  # its cheap options and its needs, from its registry entry
+    extra = {**info.quick, **({"layer": "backbone.2"} if name in ("ila", "fia") else {})}
+    model = Ensemble([bn_model]) if info.needs_ensemble else bn_model
+    steps = {"steps": 2} if info.takes_steps else {}
     create_attack(name, model, eps=0.1, **steps, **extra)(x, y)
 
     assert {n: m.training for n, m in bn_model.named_modules()} == modes

@@ -75,16 +75,6 @@ def test_float64_misfit_and_nan_models_in_gradient_measures(blobs):
         fit(a, (torch.rand(8, 3, 32, 32), torch.arange(8) % 3), epochs=1)
 
 
-def test_feature_cache_keys_never_collide(tmp_path):
-    from transferability.data import load_dataset
-
-    zoo = build_zoo({"models": SPEC["models"][:1], "train": {"epochs": 1}}, tmp_path)
-    first, second = load_dataset("digits", "test"), load_dataset("digits", "train")
-    zoo.outputs("a", first, "digits a/b")
-    other = zoo.outputs("a", second, "digits a:b")  # the same slug, another dataset
-    assert len(other.labels) == len(second)
-    assert len(list((tmp_path / "features").glob("*.pt"))) == 2
-
 
 def test_written_files_follow_the_umask(tmp_path):
     old = os.umask(0o022)

@@ -29,6 +29,7 @@ from transferability.attacks import (
     VNIFGSM,
     Admix,
     LinBP,
+    attack_info,
     create_attack,
     list_attacks,
     norms,
@@ -387,10 +388,11 @@ def test_logit_loss_and_random_targets(model, data):
 # ---- invariants of every registered attack ---------------------------------------------------
 
 def _options(name):
-    return {"ila": {"layer": "block1"}, "fia": {"layer": "block1", "copies": 2},
-            "vmifgsm": {"samples": 2}, "vnifgsm": {"samples": 2}, "pgn": {"samples": 2},
-            "sia": {"copies": 2}, "bsr": {"copies": 2}, "square": {"queries": 3},
-            "autoattack": {"queries": 3}}.get(name, {})
+    """A cheap run of ``name``: its registry entry's ``quick`` options and steps, the layer
+    of the feature-level attacks."""
+    info = attack_info(name)
+    return {**info.quick, **({"steps": 2} if info.takes_steps else {}),
+            **({"layer": "block1"} if name in ("ila", "fia") else {})}
 
 
 @pytest.mark.parametrize("name", list_attacks())
@@ -399,11 +401,10 @@ def test_invariants_after_quantisation(model, data, name):
         pytest.skip("APGD-T's targeted DLR needs 4 classes; this model has 3")
     x, y = data
     x = torch.round(x * 255) / 255
-    target = Ensemble([model]) if name == "svre" else model
+    target = Ensemble([model]) if attack_info(name).needs_ensemble else model
     params = {k: v.clone() for k, v in model.state_dict().items()}
     model.train()
-    steps = {} if name in ("fgsm", "square") else {"steps": 2}
-    x_adv = create_attack(name, target, eps=EPS, seed=0, **steps, **_options(name))(x, y)
+    x_adv = create_attack(name, target, eps=EPS, seed=0, **_options(name))(x, y)
     q = norms.quantize(x, x_adv, EPS, "linf")
     assert torch.equal(q, torch.round(q * 255) / 255)
     assert ((q - x).abs().amax() <= EPS + 1e-12) and q.min() >= 0 and q.max() <= 1
@@ -424,17 +425,14 @@ def test_every_attack_on_cuda_matches_cpu(model, data, name):
     if name == "apgd-t":
         pytest.skip("APGD-T's targeted DLR needs 4 classes; this model has 3")
     x, y = data
-    steps = {} if name in ("fgsm", "square") else {"steps": 2}
     out = {}
     for device in ("cpu", "cuda"):
         m = copy.deepcopy(model).to(device)
-        target = Ensemble([m]) if name == "svre" else m
-        attack = create_attack(name, target, eps=EPS, seed=0, **steps, **_options(name))
+        target = Ensemble([m]) if attack_info(name).needs_ensemble else m
+        attack = create_attack(name, target, eps=EPS, seed=0, **_options(name))
         out[device] = attack(x.to(device), y.to(device))
     assert out["cuda"].is_cuda
     assert ((out["cuda"] - x.cuda()).abs().amax() <= EPS + 1e-9)
-    if name not in ("sia", "bsr", "admix", "vmifgsm", "vnifgsm", "pgn", "fia", "pgd", "svre",
-                    "di", "mi-di", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square",
-                    "autoattack"):
+    if not attack_info(name).randomized:
         # deterministic attacks (no random draws) agree across devices
         torch.testing.assert_close(out["cuda"].cpu(), out["cpu"], rtol=0, atol=1e-6)

@@ -37,16 +37,6 @@ def test_second_build_trains_nothing_and_loads_same_weights(tmp_path):
         load_models([f"{spec_file}:zzz"], tmp_path)
 
 
-def test_feature_cache(tmp_path):
-    from transferability.data import load_dataset
-
-    zoo = build_zoo({"models": SPEC["models"][:1], "train": {"epochs": 1}}, tmp_path)
-    data = load_dataset("digits", "test")
-    out1 = zoo.outputs("a", data, "digits-test")
-    out2 = zoo.outputs("a", data, "digits-test")
-    assert torch.equal(out1.features, out2.features) and out1.features.shape == (len(data), 128)
-    assert len(list((tmp_path / "features").iterdir())) == 1
-
 
 def test_spec_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown arch 'vgg'"):

@@ -8,11 +8,11 @@ import order.
 __version__ = "0.1.0"
 
 from . import adversarial as _adversarial  # noqa: E402,F401  (registers the "models" scores)
-from .attacks import create_attack, list_attacks  # noqa: E402
-from .data import list_datasets, load_dataset  # noqa: E402
-from .estimators import get_estimator, list_estimators  # noqa: E402
+from .attacks import create_attack, list_attacks, register_attack  # noqa: E402
+from .data import list_datasets, load_dataset, register_dataset  # noqa: E402
+from .estimators import get_estimator, list_estimators, register_estimator  # noqa: E402
 from .models import create_model, list_models  # noqa: E402
-from .studies import get_study, list_studies  # noqa: E402
+from .studies import get_study, list_studies, register_study  # noqa: E402
 
 # The studies register themselves and their job kinds (the zoo's "train" among them), in the
 # order of the HTML report.
@@ -26,5 +26,6 @@ from .studies import theory as _theory  # noqa: E402,F401
 # isort: on
 
 __all__ = ["__version__", "create_model", "list_models", "create_attack", "list_attacks",
-           "load_dataset", "list_datasets", "get_estimator", "list_estimators", "get_study",
-           "list_studies"]
+           "register_attack", "load_dataset", "list_datasets", "register_dataset",
+           "get_estimator", "list_estimators", "register_estimator", "get_study",
+           "list_studies", "register_study"]

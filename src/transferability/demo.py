@@ -21,10 +21,11 @@ import logging
 import time
 from pathlib import Path
 
+from ._validation import check_choice
 from .adversarial import theory_check
 from .attacks import AttackSpec
 from .baselines import model_accuracy
-from .data import load_dataset
+from .data import dataset_info, family_of, list_datasets, load_dataset
 from .html_report import format_result, result_files, write_report
 from .jobs import ResultStore
 from .plots import plot_probe_accuracy, plot_scatter_grid
@@ -39,32 +40,39 @@ log = logging.getLogger("transferability")
 
 TARGET = "mnist"
 QUICK_MODELS = ("cnn-k0", "cnn-k5", "cnn-k10", "mlp-k5")
-#: With a colour target (``demo --target colour-digits``): the sources' fonts/animals
-#: mixtures become colour digits/animals ones (generated with another seed than the
-#: target's images), trained long enough to learn them, and the attacks' ε suits 8-bit
-#: colour images.
-COLOUR_DATA = {"fonts": "colour-digits", "animals": "colour-animals"}
-COLOUR_TRAIN = {"n_per_class": 300, "epochs": 8, "batch_size": 64}
-COLOUR_EPS = 8 / 255
+#: The sources' training for a target of another family than the demo zoo's (grey): with a
+#: colour target (``demo --target colour-digits``) the fonts/animals mixtures become their
+#: colour variants (:attr:`~transferability.data.DatasetInfo.variant_of`, generated with
+#: another seed than the target's images), trained long enough to learn them; the attacks
+#: use the target's suggested ε.
+FAMILY_TRAIN = {"colour": {"n_per_class": 300, "epochs": 8, "batch_size": 64}}
 
 
-def _colour(target) -> bool:
-    return str(target).startswith("colour-")
+def demo_targets() -> list[str]:
+    """The demo's targets: mnist, and every dataset of a family it has training for."""
+    return [TARGET, *(d for d in list_datasets() if dataset_info(d).family in FAMILY_TRAIN)]
+
+
+def _variant(name: str, family: str) -> str:
+    """The dataset of ``family`` that redraws ``name``."""
+    return next(d for d in list_datasets() if dataset_info(d).variant_of == name
+                and dataset_info(d).family == family)
 
 
 def demo_spec(quick: bool = False, target: str = TARGET) -> dict:
     """The bundled demo zoo spec; ``quick`` keeps 4 models on 100 samples/class, 1 epoch.
-    A colour ``target`` gets colour sources (:data:`COLOUR_DATA`, :data:`COLOUR_TRAIN`)."""
-    models = []
+    A target of another family gets sources of its family (:data:`FAMILY_TRAIN`)."""
+    family, models = family_of(target), []
     for e in load_spec("demo"):
         if quick and e.name not in QUICK_MODELS:
             continue
         data = dict(e.data) | ({"n_per_class": 100} if quick else {})
         train = dict(e.train) | ({"epochs": 1} if quick else {})
-        if _colour(target):
-            data = {"mixture": [COLOUR_DATA[d] for d in data["mixture"]], "k": data["k"],
-                    "seed": 1, "n_per_class": COLOUR_TRAIN["n_per_class"]}
-            train |= {k: v for k, v in COLOUR_TRAIN.items() if k != "n_per_class"}
+        if family in FAMILY_TRAIN:
+            own = FAMILY_TRAIN[family]
+            data = {"mixture": [_variant(d, family) for d in data["mixture"]], "k": data["k"],
+                    "seed": 1, "n_per_class": own["n_per_class"]}
+            train |= {k: v for k, v in own.items() if k != "n_per_class"}
         models.append({"name": e.name, "arch": e.arch, "data": data, "train": train})
     return {"models": models}
 
@@ -73,14 +81,13 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, target: s
              cache_dir=None, shots: int = 10, repeats: int = 5, seed: int = 0,
              store: ResultStore | None = None,
              show_progress: bool | None = None) -> tuple[dict, str]:
-    """Run the demo study on ``target`` (``mnist``, or the colour task ``colour-digits``),
+    """Run the demo study on ``target`` (one of :func:`demo_targets`: ``mnist``, or a colour
+    task such as ``colour-digits``),
     write its outputs and ``report.html`` to ``out_dir``; return the results and the text
     report (tables). Every part is a job of the results store (``store``, default: the one
     in the cache directory), so a rerun computes only what is missing. Progress goes to the
     ``transferability`` logger."""
-    if target != TARGET and not _colour(target):
-        raise ValueError(f"target: expected {TARGET!r} or a colour task (colour-digits, "
-                         f"colour-animals), got {target!r}")
+    check_choice(target, "target", demo_targets())
     own = store is None
     store = ResultStore.in_cache(cache_dir) if own else store
     try:
@@ -89,6 +96,26 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, target: s
     finally:
         if own:
             store.close()
+
+
+def _zoo_and_reference(quick: bool, target: str, cache_dir, seed: int, store: ResultStore,
+                       show_progress: bool | None):
+    """The demo zoo and a reference model trained on ``target`` (both stored jobs)."""
+    zoo = build_zoo(demo_spec(quick, target), cache_dir, show_progress=show_progress,
+                    store=store)
+    own = FAMILY_TRAIN.get(family_of(target))
+    if own:
+        ref_spec = reference_spec(target, epochs=own["epochs"],
+                                  train_per_class=own["n_per_class"], seed=seed)
+    else:
+        ref_spec = reference_spec(target, epochs=2 if quick else 3,
+                                  train_per_class=100 if quick else None, seed=seed)
+    ref_zoo = build_zoo(ref_spec, cache_dir, show_progress=show_progress, store=store)
+    (ref_name, reference), = ref_zoo.items()
+    n_trained = len(zoo.trained) + len(ref_zoo.trained)
+    log.info("  %d trained, %d loaded from %s", n_trained, len(zoo) + len(ref_zoo) - n_trained,
+             zoo.cache_dir)
+    return zoo, ref_name, reference
 
 
 def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeats: int,
@@ -100,27 +127,16 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
     log.info("[1/%d] source zoo (%s) and a %s reference model ...", steps,
              "quick" if quick else "full", target)
     t = time.perf_counter()
-    zoo = build_zoo(demo_spec(quick, target), cache_dir, show_progress=show_progress,
-                    store=store)
-    if _colour(target):
-        ref_spec = reference_spec(target, epochs=COLOUR_TRAIN["epochs"],
-                                  train_per_class=COLOUR_TRAIN["n_per_class"], seed=seed)
-    else:
-        ref_spec = reference_spec(target, epochs=2 if quick else 3,
-                                  train_per_class=100 if quick else None, seed=seed)
-    ref_zoo = build_zoo(ref_spec, cache_dir, show_progress=show_progress, store=store)
-    (ref_name, reference), = ref_zoo.items()
-    n_trained = len(zoo.trained) + len(ref_zoo.trained)
-    log.info("  %d trained, %d loaded from %s", n_trained, len(zoo) + len(ref_zoo) - n_trained,
-             zoo.cache_dir)
+    zoo, ref_name, reference = _zoo_and_reference(quick, target, cache_dir, seed, store,
+                                                  show_progress)
     zoo_seconds = time.perf_counter() - t
 
     log.info("[2/%d] adversarial <-> knowledge transfer study, target %s ...", steps, target)
     train, test = load_dataset(target, "train", seed=seed), load_dataset(target, "test", seed=seed)
 
     # α: the authors' attack with 10/20 steps instead of 50, for time
-    attack = AttackSpec("pgd", {"steps": 10 if quick else 20,
-                                **({"eps": COLOUR_EPS} if _colour(target) else {})})
+    eps = dataset_info(target).eps  # the task's suggested radius, else the authors' 0.1
+    attack = AttackSpec("pgd", {"steps": 10 if quick else 20, **({"eps": eps} if eps else {})})
     options = {"alpha_per_class": 10 if quick else 20, "shots": shots, "repeats": repeats,
                "seed": seed, "attack": attack}
     study = adv_knowledge_study(reference, zoo, train, test, store=store,

@@ -10,7 +10,6 @@ and an interrupted build resumes where it stopped.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,13 +19,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._files import atomic_write, check_writable_dir, inside, parse_yaml, quarantine, read_yaml
+from ._files import check_writable_dir, inside, parse_yaml, read_yaml
 from ._validation import check_name
 from .data.registry import split_indices
 from .data.spec import check_dataset_spec, dataset_from_spec, describe_dataset
-from .features import Outputs, extract
 from .jobs import Given, Job, Output, ResultStore, job_kind, run_jobs
-from .models import Ensemble, create_model, list_models, load_checkpoint
+from .models import Ensemble, create_model, list_models
 from .training import EarlyStopping, Snapshot, check_fit_options, evaluate, fit, lgv_members
 from .utils import cache_dir as default_cache_dir
 from .utils import content_key, seed_everything
@@ -173,10 +171,6 @@ class Zoo(Mapping):
     def __len__(self) -> int:
         return len(self._models)
 
-    def _file(self, folder: str, stem: str) -> Path:
-        """``cache_dir/folder/stem.pt``, checked to lie inside the cache folder."""
-        return inside(self.cache_dir, self.cache_dir / folder / f"{stem}.pt")
-
     def path(self, name: str) -> Path:
         """The checkpoint of model ``name`` (an artifact of the results store)."""
         return self._artifacts / f"{self.job_keys[name]}.pt"
@@ -185,28 +179,6 @@ class Zoo(Mapping):
         """Where the per-epoch checkpoints of ``train: {snapshot_every: N}`` go."""
         e = self.entries[name]
         return inside(self.cache_dir, self.cache_dir / "snapshots" / f"{e.name}-{e.key}")
-
-    def snapshots(self, name: str) -> dict[int, nn.Module]:
-        """The per-epoch models of ``name`` (``snapshot_every``), by epoch."""
-        paths = sorted(self.snapshot_dir(name).glob("epoch-*.pt"))
-        return {int(p.stem.removeprefix("epoch-")): load_checkpoint(p) for p in paths}
-
-    def outputs(self, name: str, data, data_key: str) -> Outputs:
-        """Features/logits of model ``name`` on ``data``, cached on disk under ``data_key``.
-
-        A cached file that cannot be read is moved aside with a warning and recomputed.
-        """
-        slug = re.sub(r"[^A-Za-z0-9_.-]", "-", data_key)[:40].lstrip(".")
-        stem = f"{name}-{self.entries[name].key}-{slug}-{content_key(data_key)[:8]}"
-        path = self._file("features", stem)
-        if path.is_file():
-            try:
-                return Outputs(**torch.load(path, map_location="cpu", weights_only=True))
-            except Exception as exc:  # truncated, corrupt or foreign: recompute it
-                quarantine(path, type(exc).__name__)
-        out = extract(self._models[name], data.x, data.y)
-        atomic_write(path, lambda f: torch.save(out.tensors(), f))
-        return out
 
 
 def _train_entry(entry: ZooEntry, show_progress: bool | None, snapshot_dir: Path | None,

@@ -25,7 +25,7 @@ __all__ = ["AutoAttack", "VERSIONS"]
 VERSIONS = ("standard", "plus", "rand")
 
 
-@register_attack("autoattack", takes_steps=False, randomized=True, grads_per_step=None)
+@register_attack("autoattack", randomized=True, grads_per_step=None, quick={"queries": 3})
 class AutoAttack(Attack):
     """AutoAttack: its attacks in sequence, each on the points no earlier one broke.
 

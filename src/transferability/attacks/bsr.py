@@ -71,4 +71,5 @@ class BSR:
 
 
 register_preset("bsr", MIFGSM, transform=BSR, randomized=True, grads_per_step=20,
+                quick={"copies": 2},
                 summary="BSR (Wang et al. 2024): MI-FGSM over block-shuffled, rotated copies")

@@ -15,7 +15,7 @@ from .registry import register_attack
 __all__ = ["FIA"]
 
 
-@register_attack("fia", randomized=True)
+@register_attack("fia", randomized=True, quick={"copies": 2})
 class FIA(MIFGSM):
     """MI-FGSM on the features at ``layer``, weighted by their aggregate importance.
 

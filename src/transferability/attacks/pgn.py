@@ -13,7 +13,7 @@ from .registry import register_attack
 __all__ = ["PGN"]
 
 
-@register_attack("pgn", randomized=True, grads_per_step=40)
+@register_attack("pgn", randomized=True, grads_per_step=40, quick={"samples": 2})
 class PGN(MIFGSM):
     """MI-FGSM on a gradient averaged over random neighbours and their look-back points,
     a finite-difference approximation of the gradient of a gradient-norm penalty.

@@ -39,8 +39,9 @@ class AttackInfo:
     (False: one step of size ε, no ``steps``/``alpha``); ``needs_ensemble`` (its model
     must be an :class:`~transferability.models.Ensemble`); ``randomized`` (it draws random
     numbers: a seed makes it repeatable); ``grads_per_step`` (gradient evaluations per
-    iteration at its defaults; 0 for a score-based attack); ``base`` and ``fixed`` for a
-    preset."""
+    iteration at its defaults; 0 for a score-based attack, None when it varies);
+    ``quick``: options that make it cheap (few samples or copies: tests, smoke runs);
+    ``base`` and ``fixed`` for a preset."""
 
     name: str
     build: Callable[..., Attack]
@@ -48,7 +49,8 @@ class AttackInfo:
     takes_steps: bool = True
     needs_ensemble: bool = False
     randomized: bool = False
-    grads_per_step: int = 1
+    grads_per_step: int | None = 1
+    quick: Mapping = field(default_factory=dict)
     base: str | None = None
     fixed: Mapping = field(default_factory=dict)
 
@@ -89,7 +91,7 @@ def register_preset(name: str, base: type, *, summary: str, fixed: Mapping | Non
         return parent.build(model, **{**kwargs, **fixed})
 
     inherited = {k: getattr(parent, k) for k in ("takes_steps", "needs_ensemble", "randomized",
-                                                 "grads_per_step")}
+                                                 "grads_per_step", "quick")}
     entry = AttackInfo(name, build, summary, **{**inherited, **info}, base=parent.name,
                        fixed=fixed)
     return _ATTACKS.register(name, entry)

@@ -85,4 +85,5 @@ class SIA:
 
 
 register_preset("sia", MIFGSM, transform=SIA, randomized=True, grads_per_step=20,
+                quick={"copies": 2},
                 summary="SIA (Wang et al. 2023): MI-FGSM over block-wise transformed copies")

@@ -55,7 +55,8 @@ def pseudo_gaussian(s: int) -> torch.Tensor:
     return out / out.norm()
 
 
-@register_attack("square", takes_steps=False, randomized=True, grads_per_step=0)
+@register_attack("square", takes_steps=False, randomized=True, grads_per_step=0,
+                 quick={"queries": 3})
 class Square(Attack):
     """Square Attack (Andriushchenko et al. 2020), untargeted, L∞ or L2.
 

@@ -13,7 +13,7 @@ from .registry import register_attack
 __all__ = ["VMIFGSM"]
 
 
-@register_attack("vmifgsm", randomized=True, grads_per_step=21)
+@register_attack("vmifgsm", randomized=True, grads_per_step=21, quick={"samples": 2})
 class VMIFGSM(MIFGSM):
     """MI-FGSM whose gradient is corrected by the previous step's gradient variance.
 

@@ -9,7 +9,7 @@ from .vmifgsm import VMIFGSM
 __all__ = ["VNIFGSM"]
 
 
-@register_attack("vnifgsm", randomized=True, grads_per_step=21)
+@register_attack("vnifgsm", randomized=True, grads_per_step=21, quick={"samples": 2})
 class VNIFGSM(VMIFGSM):
     """:class:`VMIFGSM` with ĝ taken at NI-FGSM's look-ahead point ``x_t + α·μ·g_t`` (``g``
     normalised by the mean, as in the authors' code: :func:`nesterov_point`); the

@@ -35,7 +35,8 @@ def _cmd_datasets(args) -> None:
     rows = []
     for name in list_datasets():
         d = dataset_info(name)
-        rows.append({"name": d.name, "size": d.size, "classes": d.classes, "source": d.source})
+        rows.append({"name": d.name, "family": d.family, "size": d.size, "classes": d.classes,
+                     "source": d.source})
     print(format_table(rows))
 
 
@@ -65,12 +66,27 @@ def _cmd_attacks(args) -> None:
     print(format_table(rows))
 
 
+def _cmd_estimators(args) -> None:
+    from ..estimators import get_estimator, list_estimators
+    from ..report import format_table
+
+    rows = []
+    for name in list_estimators():
+        e = get_estimator(name)
+        doc = (e.fn.__doc__ or "").strip().splitlines()
+        rows.append({"name": name, "inputs": e.inputs, "min_per_class": e.min_per_class,
+                     "summary": doc[0] if doc else ""})
+    print(format_table(rows))
+
+
 def add_listings(sub) -> None:
-    """``datasets``, ``models`` and ``attacks``."""
+    """``datasets``, ``models``, ``attacks`` and ``estimators``."""
     command(sub, "datasets", _cmd_datasets, "List the bundled datasets with size and source.")
     command(sub, "models", _cmd_models, "List the model architectures.")
     command(sub, "attacks", _cmd_attacks, "List the registered attacks: whether they take "
             "steps and draw random numbers, gradients per step, presets, papers.")
+    command(sub, "estimators", _cmd_estimators, "List the registered transferability "
+            "estimators: what each takes and the fewest images per class it needs.")
 
 
 def _cmd_zoo_build(args) -> None:
@@ -206,8 +222,12 @@ def add_rank(sub) -> None:
     p.add_argument("--target", required=True, help="target dataset name, .npz/folder path, "
                    "imagefolder:PATH, npz:PATH or hf:PATH")
     p.add_argument("--sources", nargs="+", required=True, help=MODELS_HELP)
-    p.add_argument("--estimators", nargs="+", default=None,
-                   help="estimator names (default: all that need no reference model)")
+    from ..estimators import list_estimators
+
+    p.add_argument("--estimators", nargs="+", default=None, choices=list_estimators(),
+                   metavar="NAME", help=f"estimators: {', '.join(list_estimators())} (default: "
+                   "all that need no reference model; `transferability estimators` describes "
+                   "each)")
     p.add_argument("--validate", choices=["linear-probe"], default=None,
                    help="also measure real transfer and correlate every estimator with it")
     p.add_argument("--shots", type=count_arg(100_000), default=None,
@@ -351,12 +371,13 @@ def _cmd_demo(args) -> None:
 
 def add_demo(sub) -> None:
     """``demo``."""
+    from ..demo import demo_targets
+
     p = command(sub, "demo", _cmd_demo, "Run the study on bundled data and write a report.")
     out_opt(p, "demo-out")
     p.add_argument("--quick", action="store_true", help="a smaller zoo for a fast check")
-    p.add_argument("--target", default="mnist", choices=("mnist", "colour-digits",
-                                                         "colour-animals"),
-                   help="the target task: mnist (default), or the colour task, whose sources "
+    p.add_argument("--target", default=demo_targets()[0], choices=demo_targets(),
+                   help="the target task: mnist (default), or a colour task, whose sources "
                         "are colour digit/animal mixtures and whose studies use their colour "
                         "settings")
     device_opts(p, precision=True)

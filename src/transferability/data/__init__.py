@@ -12,8 +12,10 @@ from .registry import (
     DatasetInfo,
     Splitter,
     dataset_info,
+    family_of,
     list_datasets,
     load_dataset,
+    register_dataset,
     split_indices,
     train_test_split,
 )
@@ -26,5 +28,5 @@ __all__ = [
     "train_test_split", "select_classes", "relabel", "per_class", "mixture",
     "load_npz", "load_image_folder", "dataset_from_spec", "stream",
     "DataSummary", "describe_dataset", "check_per_class", "split_indices", "Splitter",
-    "sample", "Count",
+    "sample", "Count", "register_dataset", "family_of",
 ]

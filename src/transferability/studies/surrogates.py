@@ -44,7 +44,7 @@ from .._files import quarantine
 from .._results import Result
 from .._validation import Each, Integer, OneOf, Positive, Seed, Text
 from ..attacks import AttackRule, AttackSpec
-from ..data import check_per_class, dataset_from_spec, per_class
+from ..data import check_per_class, dataset_from_spec, dataset_info, family_of, per_class
 from ..jobs import Given, Job, Output, ResultStore, job_kind, open_store, run_jobs
 from ..models import CheckpointError, Ensemble, load_checkpoint
 from ..sharpness import sharpness
@@ -167,7 +167,9 @@ def _specs(target, seeds, epochs, train_per_class, rhos,
             method = "sam" if rho <= 0.05 else "lsam"
             models.append({"name": f"{method}-r{rho}-s{seed}", "arch": "cnn", "data": data,
                            "train": {**base, "seed": seed, "method": method, "rho": rho}})
-    side = 32 if str(target).startswith("colour-") else 28  # the mlp is built for one size
+    # the mlp is built for one size: the task's (read from its images for users' data)
+    side = (dataset_info(target).image_size if family_of(target)
+            else dataset_from_spec(target, "test").x.shape[-1])
     victims = [{"name": f"victim-{arch}", "arch": arch, "data": data,
                 "train": {**base, "seed": 100 + i, "schedule": victim_schedule},
                 **({"arch_kwargs": {"image_size": side}} if arch == "mlp" and side != 28 else {})}
@@ -498,4 +500,4 @@ STUDY = register_study(Study(
          "(early stopping), SAM/l-SAM across rho, LGV, sharpness vs transfer, and a pair "
          "trained against transfer; the attack's step is eps/10 unless --step-size is "
          "given. Several minutes on a CPU; --quick: one.",
-    colour=COLOUR))
+    by_family={"colour": COLOUR}))
