@@ -325,7 +325,7 @@ def test_n_per_class_is_only_the_data_s_own_images_per_class():
         if each.full is not None and "n_per_class" in {
                 f.name for f in dataclasses.fields(each.full)}:
             found.append(f"study {each.name}: {type(each.full).__name__}")
-        if "n_per_class" in each.colour:
+        if any("n_per_class" in changes for changes in each.by_family.values()):
             found.append(f"study {each.name}: colour")
     assert found == []
     # the data keep it: a spec's n_per_class draws that many images of every class

@@ -135,7 +135,7 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
     train, test = load_dataset(target, "train", seed=seed), load_dataset(target, "test", seed=seed)
 
     # α: the authors' attack with 10/20 steps instead of 50, for time
-    eps = dataset_info(target).eps  # the task's suggested radius, else the authors' 0.1
+    eps = dataset_info(target).suggested_eps  # the task's radius, else the authors' 0.1
     attack = AttackSpec("pgd", {"steps": 10 if quick else 20, **({"eps": eps} if eps else {})})
     options = {"alpha_per_class": 10 if quick else 20, "shots": shots, "repeats": repeats,
                "seed": seed, "attack": attack}

