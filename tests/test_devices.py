@@ -21,11 +21,10 @@ from transferability.cli import main
 from transferability.data import ImageDataset, stream
 from transferability.devices import (
     check_precision,
-    current_device,
     forward_precision,
     place,
     resolve_device,
-    use_device,
+    use_precision,
 )
 from transferability.features import extract, predict
 from transferability.jobs import dask as jobs_dask
@@ -71,14 +70,19 @@ def test_precisions():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
 
 
-def test_use_device_nests_and_restores():
-    assert current_device() is None and devices.current_precision() == "fp32"
-    with use_device("cpu", "bf16"):
-        assert devices.current_precision() == "bf16" and current_device().type == "cpu"
-        with use_device(None, "fp32"):
-            assert devices.current_precision() == "fp32"
-        assert devices.current_precision() == "bf16"
+def test_use_precision_nests_and_restores_and_no_device_is_ambient():
     assert devices.current_precision() == "fp32"
+    with use_precision("bf16", "cpu"):
+        assert devices.current_precision() == "bf16"
+        with use_precision("fp32"):
+            assert devices.current_precision() == "fp32"
+        with use_precision(None):
+            assert devices.current_precision() == "bf16"
+    assert devices.current_precision() == "fp32"
+    with pytest.raises(ValueError, match="fp16 needs a GPU"):
+        with use_precision("fp16", "cpu"):
+            pass
+    assert not hasattr(devices, "current_device") and not hasattr(devices, "use_device")
 
 
 class CpuOnly(nn.Module):
@@ -138,8 +142,7 @@ def test_theory_check_runs_on_the_device_asked_for(tmp_path):
     handle = nn.modules.module.register_module_forward_pre_hook(
         lambda module, args: seen.add(args[0].device.type))
     try:
-        with use_device("cpu"):
-            rows = theory_check((0.5,), n=20)
+        rows = theory_check((0.5,), n=20, device="cpu")
     finally:
         handle.remove()
     assert seen == {"cpu"}
@@ -160,7 +163,7 @@ def test_features_jobs_honour_and_key_the_precision(pixels, tmp_path):
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 3))
     with ResultStore(tmp_path / "store.sqlite") as store:
         fp32 = stored_outputs(store)("m", model, data)
-        with use_device("cpu", "bf16"):  # a command's --precision bf16
+        with use_precision("bf16"):  # a command's --precision bf16
             bf16 = stored_outputs(store)("m", model, data)
         again = stored_outputs(store)("m", model, data)  # loaded: the fp32 job's result
         keys = [r.config.get("precision") for r in store.records(kind="features")]
@@ -203,36 +206,42 @@ def test_cli_names_a_model_that_cannot_move(tmp_path, capsys):
 @pytest.fixture
 def fake_gpu(monkeypatch):
     """A one-GPU machine where placing a model records it instead of moving it; returns
-    what was seen: placements, the policy of every forward pass and of every job."""
+    what was seen: placements, and the device every job was given."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    seen = {"placed": [], "forward": set(), "jobs": [], "unplaced_inputs": []}
+    seen = {"placed": [], "jobs": [], "unplaced_inputs": []}
 
     def record_place(model, device, name="model"):
         seen["placed"].append((id(model), name, torch.device(device)))
         return model
 
-    for module in ("transferability.jobs.run", "transferability.models.registry",
+    for module in ("transferability.jobs.run", "transferability.zoo",
                    "transferability.model_args"):
         monkeypatch.setattr(f"{module}.place", record_place)
     original = jobs_run.execute
 
     def recording_execute(kind, config, inputs, device=None):
-        def fn(config, inputs):
+        def record(inputs):
             placed = {i for i, _, d in seen["placed"] if d == CUDA0}
             seen["unplaced_inputs"] += [(kind.name, n) for n, o in inputs.items()
                                         if isinstance(o.artifact, nn.Module)
                                         and id(o.artifact) not in placed]
-            seen["jobs"].append((kind.name, current_device()))
+            seen["jobs"].append((kind.name, torch.device(device)))
+
+        def fn(config, inputs):
+            record(inputs)
             return kind.fn(config, inputs)
-        return original(dataclasses.replace(kind, fn=fn), config, inputs, device)
+
+        def builds(config, inputs, device=None):  # a kind that builds models gets the device
+            record(inputs)
+            seen["jobs"][-1] = (kind.name, device)
+            return kind.fn(config, inputs, device=device)
+        wrapped = builds if kind.builds_models else fn
+        return original(dataclasses.replace(kind, fn=wrapped), config, inputs, device)
 
     monkeypatch.setattr(jobs_run, "execute", recording_execute)
-    handle = nn.modules.module.register_module_forward_pre_hook(
-        lambda module, args: seen["forward"].add(current_device()))
     yield seen
-    handle.remove()
 
 
 TINY = """
@@ -259,11 +268,10 @@ def test_a_study_keeps_every_model_on_the_run_device_and_resumes_the_same(
     assert kinds == {"train", "features", "knowledge_scores", "probe", "reference_attack",
                      "adversarial_scores", "transfer_row", "model_fit", "adv_knowledge_study",
                      "reference_accuracy"}
-    assert {d for _, d in fake_gpu["jobs"]} == {CUDA0}  # every job ran under the policy
-    assert fake_gpu["forward"] == {CUDA0}  # and so did every forward pass of every model
+    assert {d for _, d in fake_gpu["jobs"]} == {CUDA0}  # every job was given the device
     assert fake_gpu["unplaced_inputs"] == []  # every model a job received was placed
     built = {name for _, name, d in fake_gpu["placed"] if d == CUDA0}
-    assert {"mlp", "lenet"} <= built  # create_model (training, checkpoints) on the GPU
+    assert {"mlp-digits", "lenet-fonts"} <= built  # the train jobs built them on the GPU
     assert {d for *_, d in fake_gpu["placed"]} == {CUDA0}
 
     fake_gpu["placed"].clear()
@@ -425,7 +433,7 @@ def test_bf16_only_for_forward_passes(pixels):
     bf16 = predict(model, x, precision="bf16")
     assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)
     assert torch.allclose(bf16, fp32, atol=0.05, rtol=0.05)
-    with use_device("cpu", "bf16"):  # the policy's precision, by default
+    with use_precision("bf16"):  # the block's precision, by default
         assert torch.equal(predict(model, x), bf16)
         assert torch.equal(extract(model, x).logits, bf16)
         adv = PGD(model, 0.1, steps=3, random_start=False)(x, y)
@@ -495,17 +503,16 @@ def test_cuda_cli_rank_on_the_gpu(tmp_path, capsys):
         assert a["logme"] == pytest.approx(b["logme"], rel=1e-3, abs=1e-3)
 
 
-def test_models_built_on_the_meta_device_stay_there(fake_gpu):
-    """Up-front shape checks build models on the meta device; the run's device must not
-    move them (moving a meta model raises, which refused every zoo on a GPU)."""
+def test_create_model_places_nothing(fake_gpu):
+    """Models are placed by ``model_args`` and the job runner only: ``create_model`` leaves
+    a model where torch builds it (the meta device of up-front shape checks included)."""
     from transferability.models import create_model
 
-    with use_device("cuda"), torch.device("meta"):
+    with torch.device("meta"):
         model = create_model("mlp")
-    assert next(model.parameters()).is_meta and fake_gpu["placed"] == []
-    with use_device("cuda"):
-        create_model("mlp")
-    assert [d for _, _, d in fake_gpu["placed"]] == [CUDA0]
+    assert next(model.parameters()).is_meta
+    assert next(create_model("mlp").parameters()).device.type == "cpu"
+    assert fake_gpu["placed"] == []
 
 
 @pytest.mark.cuda

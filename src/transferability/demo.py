@@ -79,8 +79,8 @@ def demo_spec(quick: bool = False, target: str = TARGET) -> dict:
 
 def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, target: str = TARGET,
              cache_dir=None, shots: int = 10, repeats: int = 5, seed: int = 0,
-             store: ResultStore | None = None,
-             show_progress: bool | None = None) -> tuple[dict, str]:
+             store: ResultStore | None = None, show_progress: bool | None = None,
+             device=None) -> tuple[dict, str]:
     """Run the demo study on ``target`` (one of :func:`demo_targets`: ``mnist``, or a colour
     task such as ``colour-digits``),
     write its outputs and ``report.html`` to ``out_dir``; return the results and the text
@@ -92,17 +92,17 @@ def run_demo(out_dir: str | Path = "demo-out", *, quick: bool = False, target: s
     store = ResultStore.in_cache(cache_dir) if own else store
     try:
         return _run_demo(Path(out_dir), quick, target, cache_dir, shots, repeats, seed, store,
-                         show_progress)
+                         show_progress, device)
     finally:
         if own:
             store.close()
 
 
 def _zoo_and_reference(quick: bool, target: str, cache_dir, seed: int, store: ResultStore,
-                       show_progress: bool | None):
+                       show_progress: bool | None, device):
     """The demo zoo and a reference model trained on ``target`` (both stored jobs)."""
     zoo = build_zoo(demo_spec(quick, target), cache_dir, show_progress=show_progress,
-                    store=store)
+                    store=store, device=device)
     own = FAMILY_TRAIN.get(family_of(target))
     if own:
         ref_spec = reference_spec(target, epochs=own["epochs"],
@@ -110,7 +110,8 @@ def _zoo_and_reference(quick: bool, target: str, cache_dir, seed: int, store: Re
     else:
         ref_spec = reference_spec(target, epochs=2 if quick else 3,
                                   train_per_class=100 if quick else None, seed=seed)
-    ref_zoo = build_zoo(ref_spec, cache_dir, show_progress=show_progress, store=store)
+    ref_zoo = build_zoo(ref_spec, cache_dir, show_progress=show_progress, store=store,
+                        device=device)
     (ref_name, reference), = ref_zoo.items()
     n_trained = len(zoo.trained) + len(ref_zoo.trained)
     log.info("  %d trained, %d loaded from %s", n_trained, len(zoo) + len(ref_zoo) - n_trained,
@@ -119,7 +120,8 @@ def _zoo_and_reference(quick: bool, target: str, cache_dir, seed: int, store: Re
 
 
 def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeats: int,
-              seed: int, store: ResultStore, show_progress: bool | None) -> tuple[dict, str]:
+              seed: int, store: ResultStore, show_progress: bool | None,
+              device) -> tuple[dict, str]:
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
 
@@ -128,7 +130,7 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
              "quick" if quick else "full", target)
     t = time.perf_counter()
     zoo, ref_name, reference = _zoo_and_reference(quick, target, cache_dir, seed, store,
-                                                  show_progress)
+                                                  show_progress, device)
     zoo_seconds = time.perf_counter() - t
 
     log.info("[2/%d] adversarial <-> knowledge transfer study, target %s ...", steps, target)
@@ -139,7 +141,7 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
     attack = AttackSpec("pgd", {"steps": 10 if quick else 20, **({"eps": eps} if eps else {})})
     options = {"alpha_per_class": 10 if quick else 20, "shots": shots, "repeats": repeats,
                "seed": seed, "attack": attack}
-    study = adv_knowledge_study(reference, zoo, train, test, store=store,
+    study = adv_knowledge_study(reference, zoo, train, test, store=store, device=device,
                                 show_progress=show_progress, **options)
     for row in study.rows:
         entry = zoo.entries[row["source"]]
@@ -154,12 +156,12 @@ def _run_demo(out: Path, quick: bool, target: str, cache_dir, shots: int, repeat
         t = time.perf_counter()
         settings = each.for_target(each.tiny if quick else each.quick, target).replace(
             target=target)
-        result = each.run(settings, store=store, cache_dir=cache_dir,
+        result = each.run(settings, store=store, cache_dir=cache_dir, device=device,
                           show_progress=show_progress)
         others.append((each, result, time.perf_counter() - t))
 
     t = time.perf_counter()
-    theory = [r.record() for r in theory_check()]
+    theory = [r.record() for r in theory_check(device=device)]
     theory_seconds = time.perf_counter() - t
 
     report = "\n".join([

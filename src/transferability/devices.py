@@ -5,9 +5,13 @@
 * :func:`check_precision` accepts ``fp32|bf16|fp16`` for a device (fp16 needs a GPU);
 * :func:`place` moves a model to a device (``channels_last`` for convolutions on a GPU),
   with an error naming the model when it cannot move;
-* :func:`use_device` sets the device (and precision) of a block: :func:`current_device`
-  and :func:`current_precision` read it, so models built inside (``create_model``) land
-  there and forward-only passes (:func:`forward_precision`) use autocast.
+* :func:`use_precision` sets the precision of forward-only passes in a block
+  (:func:`current_precision` reads it; :func:`forward_precision` autocasts).
+
+The device itself is never ambient: a command resolves it once and passes ``device=`` to
+what runs models (``run_jobs``, ``model_args.load_models``, the studies' ``run``); models
+are placed only by :mod:`~transferability.model_args` and the job runner
+(``jobs.run.on_device``), and a job that builds a model is given the run's device.
 
 Mixed precision only ever applies to passes without gradients (features, predictions, the
 clean pass of attacks); gradients of attacks and training stay in the model's dtype, and
@@ -23,14 +27,14 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-__all__ = ["resolve_device", "check_precision", "place", "use_device", "current_device",
-           "current_precision", "forward_precision", "PRECISIONS"]
+__all__ = ["resolve_device", "check_precision", "place", "use_precision", "current_precision",
+           "forward_precision", "PRECISIONS"]
 
 #: Precisions of forward-only passes, and the autocast dtype of each.
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-_POLICY: contextvars.ContextVar[tuple[torch.device | None, str]] = contextvars.ContextVar(
-    "transferability_device", default=(None, "fp32"))
+_PRECISION: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "transferability_precision", default="fp32")
 
 
 def resolve_device(device: str | torch.device | None = "auto",
@@ -105,29 +109,22 @@ def place(model: nn.Module, device: torch.device | str, name: str = "model") -> 
 
 
 @contextlib.contextmanager
-def use_device(device: torch.device | str | None = None,
-               precision: str | None = None) -> Iterator[torch.device]:
-    """Run the block with ``device`` (resolved) and ``precision`` as the current policy;
-    ``None`` keeps the current one. Yields the device (``None``: no device policy)."""
-    current_dev, current_prec = _POLICY.get()
-    dev = current_dev if device is None else resolve_device(device)
-    prec = current_prec if precision is None else check_precision(precision, dev or "cpu")
-    token = _POLICY.set((dev, prec))
+def use_precision(precision: str | None, device: torch.device | str | None = None
+                  ) -> Iterator[str]:
+    """Run the block with ``precision`` (checked for ``device``) for forward-only passes;
+    ``None`` keeps the current one."""
+    precision = _PRECISION.get() if precision is None else check_precision(
+        precision, device or "cpu")
+    token = _PRECISION.set(precision)
     try:
-        yield dev
+        yield precision
     finally:
-        _POLICY.reset(token)
-
-
-def current_device() -> torch.device | None:
-    """The device of the running command or job; ``None`` outside :func:`use_device` (then
-    models stay where their owner put them, and new ones start on the CPU)."""
-    return _POLICY.get()[0]
+        _PRECISION.reset(token)
 
 
 def current_precision() -> str:
     """The precision of forward-only passes in the running block (``fp32`` by default)."""
-    return _POLICY.get()[1]
+    return _PRECISION.get()
 
 
 def forward_precision(device: torch.device | str,

@@ -13,11 +13,10 @@ Each item names one or more models:
 
 Models are identified by what names them — the checkpoint's resolved path, the spec and
 entry, the entry point — never by a name inside a file, so two different checkpoints are
-never merged. Every model is put on the current device
-(:func:`~transferability.devices.use_device`; the command's ``--device``), so user models
-and zoo models mix. Display names are short (the model's name, the function's name) and are
-disambiguated with the item as given whenever two different models would share one. A
-model listed twice is used once, with a warning.
+never merged. Every model is put on the ``device`` given (the command's ``--device``,
+resolved once), so user models and zoo models mix. Display names are short (the model's
+name, the function's name) and are disambiguated with the item as given whenever two
+different models would share one. A model listed twice is used once, with a warning.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ import torch
 from torch import nn
 
 from ._validation import NAME_PATTERN
-from .devices import current_device, place
+from .devices import place, resolve_device
 from .models import load_checkpoint
 from .models.hub import HUBS, import_hub, load_hub_model, parse_hub_argument
 
@@ -73,7 +72,7 @@ def _is_spec(spec: str) -> bool:
     return spec == "demo" or spec.endswith((".yaml", ".yml"))
 
 
-def _expand(item: str, cache_dir, zoos: dict) -> list[tuple[str, str, str, object]]:
+def _expand(item: str, cache_dir, zoos: dict, device=None) -> list[tuple[str, str, str, object]]:
     """``(identity, short name, long name, loader)`` for every model ``item`` names."""
     from .zoo import build_zoo, load_spec
 
@@ -109,20 +108,23 @@ def _expand(item: str, cache_dir, zoos: dict) -> list[tuple[str, str, str, objec
         if name not in names:
             raise ValueError(f"sources: no model {name!r} in {spec}; it has {names}")
     if (key, name) not in zoos:
-        zoos[key, name] = build_zoo(spec, cache_dir, only=None if name is None else [name])
+        zoos[key, name] = build_zoo(spec, cache_dir, only=None if name is None else [name],
+                                    device=device)
     zoo = zoos[key, name]
     names = list(zoo) if name is None else [name]  # (not the entries it starts from)
     return [(f"spec:{key}:{n}", n, f"{spec}:{n}", lambda n=n, zoo=zoo: zoo[n]) for n in names]
 
 
 def resolve_models(*groups: Sequence[str], cache_dir=None,
-                   names: Sequence[str] | None = None) -> list[dict[str, nn.Module]]:
+                   names: Sequence[str] | None = None,
+                   device=None) -> list[dict[str, nn.Module]]:
     """One ``{display name: model}`` per group of items (e.g. surrogates and victims).
 
     The same model in two groups is the same object under the same name, so it can be
     recognised (a white-box cell of a transfer matrix). ``names`` label the groups in
     messages (default ``sources``).
     """
+    device = None if device is None else resolve_device(device)
     labels = list(names or [f"sources{'' if len(groups) == 1 else i}" for i in range(len(groups))])
     zoos: dict = {}
     found: list[list[tuple[str, str, str, object]]] = []
@@ -131,7 +133,7 @@ def resolve_models(*groups: Sequence[str], cache_dir=None,
             raise ValueError(f"{label}: expected one or more model arguments")
         group, seen = [], set()
         for item in items:
-            for identity, short, long, loader in _expand(item, cache_dir, zoos):
+            for identity, short, long, loader in _expand(item, cache_dir, zoos, device):
                 if identity in seen:
                     log.warning("%s: %s is listed more than once; using it once", label, long)
                     continue
@@ -151,14 +153,15 @@ def resolve_models(*groups: Sequence[str], cache_dir=None,
         if name in display.values():  # two different models given with the same text
             name = f"{name}#{sum(n.startswith(name) for n in display.values()) + 1}"
         display[identity] = name
-        model, device = loader(), current_device()
+        model = loader()
         models[identity] = model if device is None else place(model, device, name)
     return [{display[i]: models[i] for i, *_ in group} for group in found]
 
 
-def load_models(items: Sequence[str], cache_dir=None) -> dict[str, nn.Module]:
-    """Resolve model arguments into ``{display name: model}`` (see the module docstring)."""
-    return resolve_models(items, cache_dir=cache_dir)[0]
+def load_models(items: Sequence[str], cache_dir=None, device=None) -> dict[str, nn.Module]:
+    """Resolve model arguments into ``{display name: model}`` (see the module docstring),
+    placed on ``device`` (None: where they load)."""
+    return resolve_models(items, cache_dir=cache_dir, device=device)[0]
 
 
 def check_fit(models: dict[str, nn.Module], images: torch.Tensor, option: str, *,

@@ -23,6 +23,7 @@ from ._files import check_writable_dir, inside, parse_yaml, read_yaml
 from ._validation import check_name
 from .data.registry import split_indices
 from .data.spec import check_dataset_spec, dataset_from_spec, describe_dataset
+from .devices import place
 from .jobs import Given, Job, Output, ResultStore, job_kind, run_jobs
 from .models import Ensemble, create_model, list_models
 from .training import EarlyStopping, Snapshot, check_fit_options, evaluate, fit, lgv_members
@@ -182,13 +183,15 @@ class Zoo(Mapping):
 
 
 def _train_entry(entry: ZooEntry, show_progress: bool | None, snapshot_dir: Path | None,
-                 init: nn.Module | None) -> tuple[nn.Module, dict]:
+                 init: nn.Module | None, device=None) -> tuple[nn.Module, dict]:
     seed = entry.train.get("seed", 0)
     train = dataset_from_spec(entry.data, "train", seed=seed)
     test = dataset_from_spec(entry.data, "test", seed=seed)
     seed_everything(seed)  # the initial weights depend on the seed too
     model = create_model(entry.arch, num_classes=train.num_classes,
                          in_channels=train.shape[0], **entry.arch_kwargs)
+    if device is not None:
+        place(model, device, entry.name)
     start = time.perf_counter()
     options = dict(entry.train)
     every = options.pop("snapshot_every", None)
@@ -230,12 +233,13 @@ def entry_config(entry: ZooEntry) -> dict:
 
 
 @job_kind("train", artifact="model")
-def train_job(config: dict, inputs: dict) -> Output:
-    """Train one zoo entry (from the weights of ``inputs["init"]`` when given)."""
+def train_job(config: dict, inputs: dict, device=None) -> Output:
+    """Train one zoo entry on ``device`` (from the weights of ``inputs["init"]`` when
+    given)."""
     entry = ZooEntry(config["name"], config["arch"], config["data"],
                      config["train"], config["arch_kwargs"])
     init = inputs["init"].artifact if "init" in inputs else None
-    model, meta = _train_entry(entry, None, snapshot_dir(config, inputs), init)
+    model, meta = _train_entry(entry, None, snapshot_dir(config, inputs), init, device)
     save = {"arch": entry.arch, **meta}
     model.meta = {**dict(getattr(model, "meta", {}) or {}), **save}
     return Output({"name": entry.name, "metrics": meta["metrics"],
@@ -272,9 +276,9 @@ def zoo_jobs(entries: list[ZooEntry], cache_dir: Path | None = None) -> dict[str
 
 def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *,
               only: list[str] | None = None, show_progress: bool | None = None,
-              store: ResultStore | None = None) -> Zoo:
+              store: ResultStore | None = None, device=None) -> Zoo:
     """Train (or load from the results store) every model of ``spec`` (or the ``only``
-    named ones).
+    named ones), on ``device`` (None: the CPU), where the models are returned.
 
     The whole spec is checked before anything is trained, and the data and architecture of
     every entry the store lacks too (:func:`check_entry_data`). Each model is a ``train`` job of
@@ -304,7 +308,8 @@ def build_zoo(spec: str | Path | Mapping, cache_dir: str | Path | None = None, *
             check_entry_data(e)
         if to_train:
             check_writable_dir(store.artifacts, "cache_dir")
-        run = run_jobs(jobs.values(), store, study="zoo", show_progress=show_progress)
+        run = run_jobs(jobs.values(), store, study="zoo", show_progress=show_progress,
+                       device=device)
     finally:
         if own:
             store.close()

@@ -25,7 +25,7 @@ from torch import nn
 
 from .._results import Result
 from .._validation import check_int, check_positive, check_seed
-from ..devices import current_device, resolve_device
+from ..devices import resolve_device
 from ..utils import evaluating
 from .affine import affine_fit_loss
 from .alpha import AlphaResult, alpha_statistics
@@ -108,8 +108,8 @@ def theory_check(scales: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.8, 1.6), *, 
                  seed: int = 0, device: str | torch.device | None = None) -> list[TheoryRow]:
     """α^{T→S} and the affine-fit loss of f_T from f_S, per perturbation scale (see module).
 
-    The models, inputs and Jacobians live on ``device`` (default: the current device policy,
-    :func:`~transferability.devices.use_device`, else the CPU); the random draws are made
+    The models, inputs and Jacobians live on ``device`` (default: the CPU); the random
+    draws are made
     on the CPU, so every device sees the same models and inputs."""
     n = check_int(n, "n", minimum=2, maximum=1_000_000)
     scales = [check_positive(s, "scales", allow_zero=True) for s in scales]
@@ -117,7 +117,7 @@ def theory_check(scales: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.8, 1.6), *, 
         raise ValueError(f"scales: perturbation scales are relative to the weights' RMS; "
                          f"expected values in [0, 100], got {max(scales)}")
     seed = check_seed(seed)
-    device = (current_device() or torch.device("cpu")) if device is None else \
+    device = torch.device("cpu") if device is None else \
         resolve_device(device)
     target = synthetic_target(d, hidden, out, seed=seed).to(device)
     x = torch.rand(n, check_int(d, "d"), generator=torch.Generator().manual_seed(seed + 1),

@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     saved_cache = os.environ.get("TRANSFERABILITY_CACHE")  # --cache-dir sets it for this call
     try:
         prepare(args)
-        from ..devices import use_device
-        with use_device(getattr(args, "device", None), getattr(args, "precision", None)):
+        from ..devices import use_precision  # the device is passed, resolved once
+
+        with use_precision(getattr(args, "precision", None), getattr(args, "device", None)):
             args.func(args)
     except ValueError as exc:
         print(f"transferability {args.command}: error: {exc}", file=sys.stderr)

@@ -95,7 +95,7 @@ def _cmd_zoo_build(args) -> None:
     from ..zoo import build_zoo
 
     with open_store(args) as store:
-        zoo = build_zoo(args.spec, args.cache_dir, store=store)
+        zoo = build_zoo(args.spec, args.cache_dir, store=store, device=args.device)
     rows = [{"name": n, "arch": zoo.entries[n].arch,
              "accuracy": model_accuracy(zoo[n].meta),
              "status": "trained" if n in zoo.trained else "cached", "path": str(zoo.path(n))}
@@ -125,7 +125,7 @@ def _cmd_probe(args) -> None:
     train = dataset_from_spec(args.target, "train", seed=args.seed)
     test = dataset_from_spec(args.target, "test", seed=args.seed)
     per_class(args.shots, "--shots", train)
-    models = load_models(args.sources, args.cache_dir)
+    models = load_models(args.sources, args.cache_dir, device=args.device)
     check_fit(models, train.x, "--sources", data=str(args.target), features=True,
               **layer(args))
     rows = []
@@ -184,7 +184,7 @@ def _cmd_rank(args) -> None:
     train, test = load(draw)
     per_class(args.shots if args.validate else None, "--shots", train)
     per_class(args.alpha_per_class if args.reference else None, "--alpha-per-class", train)
-    models = load_models(args.sources, args.cache_dir)
+    models = load_models(args.sources, args.cache_dir, device=args.device)
     check_fit(models, train.x, "--sources", data=str(args.target), features=True,
               **layer(args))
     reference = None
@@ -192,6 +192,7 @@ def _cmd_rank(args) -> None:
         from ..studies.adv_knowledge import load_reference
 
         reference = load_reference(args.reference, args.target, args.cache_dir, seed=args.seed,
+                                   device=args.device,
                                    epochs=args.reference_epochs, train=train)
     elif args.reference_epochs is not None:
         raise ValueError("--reference-epochs: only with --reference train")
@@ -263,7 +264,7 @@ def _cmd_robustness(args) -> None:
     counts = dict(zip(data.class_names, data.class_counts().tolist(), strict=True))
     print(f"{len(data)} test images of {args.dataset}, per class: "
           + ", ".join(f"{name} {count}" for name, count in counts.items()))
-    models = load_models([args.model], args.cache_dir)
+    models = load_models([args.model], args.cache_dir, device=args.device)
     if len(models) != 1:
         raise ValueError(f"--model: expected one model, {args.model!r} names {len(models)}")
     check_fit(models, x, "--model", data=str(args.dataset), num_classes=data.num_classes)
@@ -323,7 +324,7 @@ def _cmd_attack(args) -> None:
     data = dataset_from_spec(args.dataset, args.split, seed=args.seed, per_class=n or None)
     # one resolution for both roles: the same model given twice is one model (white-box)
     surrogates, victims = resolve_models(args.surrogates, args.victims,
-                                         cache_dir=args.cache_dir,
+                                         cache_dir=args.cache_dir, device=args.device,
                                          names=["surrogates", "victims"])
     for option, group in (("--surrogates", surrogates), ("--victims", victims)):
         check_fit(group, data.x, option, data=str(args.dataset), num_classes=data.num_classes)
@@ -365,7 +366,7 @@ def _cmd_demo(args) -> None:
 
     with open_store(args) as store:
         _, report = run_demo(args.out, quick=args.quick, target=args.target,
-                             cache_dir=args.cache_dir, store=store)
+                             cache_dir=args.cache_dir, store=store, device=args.device)
     print(report)
 
 

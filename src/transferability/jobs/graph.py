@@ -52,14 +52,21 @@ class Output:
 
 @dataclass(frozen=True)
 class JobKind:
-    """A registered job function ``fn(config, inputs) -> value | Output``; ``artifact`` is
-    what its artifact is: ``None``, ``"tensors"`` (a dict of tensors) or ``"model"``;
-    ``device`` is false for kinds that never run a model (they need no GPU)."""
+    """A registered job function ``fn(config, inputs) -> value | Output`` (or ``fn(config,
+    inputs, device)`` for a kind that builds models: it is given the run's device, or
+    None); ``artifact`` is what its artifact is: ``None``, ``"tensors"`` (a dict of tensors)
+    or ``"model"``; ``device`` is false for kinds that never run a model (they need no
+    GPU)."""
 
     name: str
     fn: Callable
     artifact: str | None = None
     device: bool = True
+
+    @property
+    def builds_models(self) -> bool:
+        """Whether ``fn`` takes the run's ``device`` (it builds models)."""
+        return "device" in inspect.signature(self.fn).parameters
 
     @property
     def version(self) -> str:

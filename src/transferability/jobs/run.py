@@ -6,11 +6,11 @@ others are computed — in this process, or on a Dask cluster with ``backend="da
 the jobs in progress and a rerun of the same command picks up there. ``store=None`` keeps
 everything in memory.
 
-``device=`` is the run's device policy (:mod:`transferability.devices`): every job runs
-inside :func:`~transferability.devices.use_device`, its input models are moved there, and
-models it builds (``create_model``) start there. Artifacts are stored device-free and come
-back the same way whether computed or loaded: models on the run's device, tensors on the
-CPU. The device never enters a job's key.
+``device=`` is the run's device (:mod:`transferability.devices`), given explicitly: every
+job's input models are placed there (:func:`on_device`; ``model_args`` places the models a
+command loads), and a job that builds models takes it as its ``device`` argument.
+Artifacts are stored device-free and come back the same way whether computed or loaded:
+models on the run's device, tensors on the CPU. The device never enters a job's key.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..devices import current_device, place, resolve_device, use_device
+from ..devices import place, resolve_device, use_precision
 from ..utils import progress
 from .graph import Given, Job, JobKind, Output, get_job_kind, walk
 from .store import ResultStore, artifact_bytes, encode_value
@@ -107,12 +107,16 @@ def on_device(output: Output, device) -> Output:
 
 def execute(kind: JobKind, config: dict, inputs: dict[str, Output],
             device: str | None = None) -> Computed:
-    """Run a job's function on its config and its inputs' outputs (here or on a worker),
-    with ``device`` (default: the current one) as the device policy. Jobs compute in full
+    """Run a job's function on its config and its inputs' outputs (here or on a worker):
+    its input models are placed on ``device`` (None: where they are), a kind that builds
+    models is given it, and its artifact is placed there too. Jobs compute in full
     precision: their results are stored under keys that hold no precision."""
     started = time.time()
-    with use_device(device, "fp32") as dev:
-        result = kind.fn(dict(config), {n: on_device(o, dev) for n, o in inputs.items()})
+    dev = None if device is None else resolve_device(device)
+    with use_precision("fp32"):
+        own = {"device": dev} if kind.builds_models else {}
+        result = kind.fn(dict(config), {n: on_device(o, dev) for n, o in inputs.items()},
+                         **own)
         value, artifact = (result.value, result.artifact) if isinstance(result, Output) \
             else (result, None)
         artifact = on_device(Output(None, artifact), dev).artifact
@@ -149,12 +153,11 @@ def run_jobs(jobs, store: ResultStore | None = None, *, study: str = "",
     says it once).
 
     ``device``: where every job runs (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``;
-    default: the current policy of :func:`~transferability.devices.use_device`, and
-    without one models stay where they are). Jobs whose inputs failed are skipped;
-    after the rest of the graph has run, :class:`JobsFailed` names every failure with its
-    key and config.
+    None: models stay where they are and new ones start on the CPU). Jobs whose inputs
+    failed are skipped; after the rest of the graph has run, :class:`JobsFailed` names
+    every failure with its key and config.
     """
-    device = current_device() if device is None else resolve_device(device)
+    device = None if device is None else resolve_device(device)
     order = walk(list(jobs))
     run = Run()
     todo = []

@@ -8,7 +8,6 @@ from torch import nn
 
 from .._registry import Registry
 from .._validation import check_int
-from ..devices import current_device, place
 
 __all__ = ["register_model", "create_model", "list_models"]
 
@@ -46,7 +45,4 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 1, **kwarg
                          f"{str(exc).splitlines()[0]}") from None
     model.meta = {"arch": name, "num_classes": int(num_classes),
                   "in_channels": int(in_channels), "arch_kwargs": dict(kwargs)}
-    device = current_device()  # a job's models start on the run's device,
-    if device is None or device.type == "cpu" or any(p.is_meta for p in model.parameters()):
-        return model  # except shape checks built on the meta device, which stay there
-    return place(model, device, name)
+    return model

@@ -105,11 +105,12 @@ def reference_spec(target, *, arch: str = "cnn", epochs: int = 3,
 
 
 def load_reference(reference: str, target, cache_dir=None, *, seed: int = 0,
-                   epochs: int | None = None, train: ImageDataset | None = None) -> nn.Module:
+                   epochs: int | None = None, train: ImageDataset | None = None,
+                   device=None) -> nn.Module:
     """The CLI's ``--reference``: ``train`` (a cached cnn trained on ``target``'s split for
     ``seed`` with :data:`REFERENCE_TRAIN`, for ``epochs`` or :func:`reference_epochs`), or
-    any model argument (:mod:`transferability.model_args`) naming one model. ``train``: the
-    target's train split, if loaded already."""
+    any model argument (:mod:`transferability.model_args`) naming one model, on ``device``.
+    ``train``: the target's train split, if loaded already."""
     from ..data import dataset_from_spec
     from ..model_args import check_fit, load_models
     from ..zoo import build_zoo
@@ -119,7 +120,7 @@ def load_reference(reference: str, target, cache_dir=None, *, seed: int = 0,
     if train is None:
         train = dataset_from_spec(target, "train", seed=seed)
     if reference != "train":
-        models = load_models([reference], cache_dir)
+        models = load_models([reference], cache_dir, device=device)
         if len(models) != 1:
             raise ValueError(f"reference: expected one model, {reference!r} gives "
                              f"{len(models)}; pick one with SPEC:NAME")
@@ -130,7 +131,7 @@ def load_reference(reference: str, target, cache_dir=None, *, seed: int = 0,
     spec = reference_spec(target, seed=seed, train=options,
                           epochs=epochs or reference_epochs(len(train)))
     try:
-        (model,) = build_zoo(spec, cache_dir).values()
+        (model,) = build_zoo(spec, cache_dir, device=device).values()
     except ValueError as exc:  # the spec is ours, not the user's: name the option
         message = re.sub(r"^spec: (models\[0\]\.)?", "", str(exc))
         raise ValueError(f"--reference train: {message}") from None
@@ -176,7 +177,7 @@ def features_job(config: dict, inputs: dict) -> Output:
 
 
 def _feature_precision() -> dict:
-    """The current forward precision (:func:`~transferability.devices.use_device`, the
+    """The current forward precision (:func:`~transferability.devices.use_precision`, the
     command's ``--precision``) as ``features`` jobs' config: their results depend on it, so
     their keys hold it; fp32, the default, adds nothing (its keys stay as they were)."""
     precision = current_precision()
@@ -630,11 +631,11 @@ def run_adv_knowledge(settings: AdvKnowledgeSettings = AdvKnowledgeSettings(), *
     test = dataset_from_spec(s.target, "test", seed=s.seed)
     check_per_class(s.alpha_per_class, "alpha_per_class", train, test)
     check_per_class(s.shots, "shots", train)
-    sources = load_models(list(s.sources), cache_dir)
+    sources = load_models(list(s.sources), cache_dir, device=device)
     layer = {"layer": s.feature_layer, "layer_input": s.feature_layer_input}
     check_fit(sources, train.x, "sources", data=str(s.target), features=True, **layer)
     reference = load_reference(s.reference, s.target, cache_dir, seed=s.seed,
-                               epochs=s.reference_epochs, train=train)
+                               epochs=s.reference_epochs, train=train, device=device)
     with open_store(store, cache_dir) as store:
         return adv_knowledge_study(reference, sources, train, test,
                                    alpha_per_class=s.alpha_per_class, attack=s.attack,

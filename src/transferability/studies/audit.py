@@ -633,7 +633,8 @@ def run_audit(settings: AuditSettings, *, store: ResultStore | None = None, cach
                                 per_class=n)
     groups = resolve_models([s.located(m) for m in s.surrogates],
                             *[[s.located(v["model"])] for v in s.victims], cache_dir=cache_dir,
-                            names=["surrogates", *(["victims"] * len(s.victims))])
+                            names=["surrogates", *(["victims"] * len(s.victims))],
+                            device=device)
     surrogates, families, victims = groups[0], {}, {}
     for v, group in zip(s.victims, groups[1:], strict=True):
         victims.update(group)

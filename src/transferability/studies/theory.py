@@ -38,9 +38,9 @@ class TheoryResult(Result):
 
 
 @job_kind("theory_check")
-def theory_job(config: dict, inputs: dict) -> dict:
+def theory_job(config: dict, inputs: dict, device=None) -> dict:
     rows = [r.record() for r in theory_check(tuple(config["scales"]), n=config["n"],
-                                             seed=config["seed"])]
+                                             seed=config["seed"], device=device)]
     return TheoryResult(rows, config).to_dict()
 
 
