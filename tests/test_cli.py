@@ -79,7 +79,7 @@ def test_quick_demo_writes_outputs(tmp_path, capsys):
     assert "robust transfer" in printed
     surrogates = results["surrogates"]
     assert surrogates["type"] == "SurrogateStudyResult" and len(surrogates["claims"]) >= 2
-    assert {r["kind"] for r in surrogates["summary"]} >= {"early stopped", "fully trained"}
+    assert {r["regime"] for r in surrogates["summary"]} >= {"early stopped", "fully trained"}
     assert all(0 <= r["transfer"] <= 1 for r in surrogates["rows"])
     assert "Adam's effect" in printed and "LGV" in printed
     for png in ("probe_accuracy", "scores_vs_probe", "transfer_matrix", "transfer_vs_epoch",

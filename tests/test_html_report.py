@@ -97,7 +97,7 @@ def _surrogate_study() -> dict:
                 ("SAM rho=0.05", 0.05, 3, 0.58, 140.0, f"sam-r0.05-s{seed}"),
                 ("l-SAM rho=0.1", 0.1, 3, 0.66, 45.0, f"lsam-r0.1-s{seed}"),
                 ("LGV (4 models)", None, 4, 0.61, 95.0, f"lgv-s{seed}")]:
-            rows.append({"kind": kind, "seed": seed, "rho": rho, "epoch": epoch, "model": model,
+            rows.append({"regime": kind, "seed": seed, "rho": rho, "epoch": epoch, "model": model,
                          "transfer": transfer + 0.02 * seed, "fooled": int(96 * transfer),
                          "pairs": 96, "white_box": 0.99, "weak": False,
                          "accuracy": 0.9 - 0.01 * seed, "diverged": False,

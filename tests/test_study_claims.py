@@ -85,7 +85,7 @@ def test_surrogate_claims_pair_seeds_and_leave_out_diverged():
                                                      (0.41, 0.52, 0.66, 0.30)]):
         for kind, t in [("fully trained", full), ("early stopped", early),
                         ("l-SAM rho=0.1", lsam), ("LGV (4 models)", lgv)]:
-            rows.append({"kind": kind, "seed": seed, "transfer": t,
+            rows.append({"regime": kind, "seed": seed, "transfer": t,
                          "diverged": kind == "LGV (4 models)" and seed == 2})
     pair = [{"a_to_b": 0.6, "b_to_a": 0.5, "accuracy_a": 0.9, "accuracy_b": 0.9},
             {"a_to_b": 0.2, "b_to_a": 0.3, "accuracy_a": 0.9, "accuracy_b": 0.9}]
@@ -115,16 +115,17 @@ def test_a_schema_1_surrogate_result_reads_with_todays_accuracy_names():
            "pair": [{"lam": 0.0, "acc_a": 0.8, "acc_b": 0.85}], "claims": [],
            "settings": {"seeds": [0], "n_per_class": 80}}
     result = SurrogateStudyResult.from_dict(old)
-    assert result.rows == [{"kind": "fully trained", "seed": 0, "accuracy": 0.9,
-                            "transfer": 0.4}]
+    assert result.rows == [{"regime": "fully trained", "seed": 0, "accuracy": 0.9,
+                            "transfer": 0.4}]  # a training regime is a regime, not a kind
+    assert result.summary[0]["regime"] == "fully trained"
     assert result.per_epoch[0]["accuracy"] == 0.7 and result.summary[0]["accuracy"] == 0.9
     assert result.pair == [{"lam": 0.0, "accuracy_a": 0.8, "accuracy_b": 0.85}]
     assert result.settings == {"seeds": [0], "train_per_class": 80}
     data = result.to_dict()
-    assert data["schema"] == 3 and SurrogateStudyResult.from_dict(data) == result
+    assert data["schema"] == 4 and SurrogateStudyResult.from_dict(data) == result
     assert SurrogateStudyResult.from_dict({**data, "schema": 2}) == result  # idempotent
     with pytest.raises(ValueError, match="newer"):
-        SurrogateStudyResult.from_dict({**data, "schema": 4})
+        SurrogateStudyResult.from_dict({**data, "schema": 5})
 
 
 def test_a_schema_1_robust_transfer_result_reads_with_todays_accuracy_names():

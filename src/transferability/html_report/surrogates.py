@@ -23,7 +23,7 @@ def format_surrogates(result) -> str:
              for e in epochs]
     parts = ["(a) standard training: transfer success per epoch (mean ± std over seeds)",
              format_table(curve), "",
-             "(b-d) surrogates by kind (transfer = mean over victims, both-correct "
+             "(b-d) surrogates by training regime (transfer = mean over victims, both-correct "
              "protocol; ± std over seeds; diverged = seeds that did not train)",
              format_table(result.summary), "",
              "(e) sharpness (Hessian trace) vs transfer: "
@@ -71,9 +71,9 @@ def plot_surrogate_study(result: SurrogateStudyResult, out_dir) -> list:
     means = [np.mean([r["transfer"] for r in result.rows if r["rho"] == rho]) for rho in rhos]
     stds = [np.std([r["transfer"] for r in result.rows if r["rho"] == rho]) for rho in rhos]
     ax.errorbar(rhos, means, yerr=stds, marker="o", capsize=3, label="SAM / l-SAM")
-    for kind, style in (("early stopped", ":"), ("fully trained", "--")):
-        ax.axhline(np.mean([r["transfer"] for r in result.rows if r["kind"] == kind]),
-                   linestyle=style, color="grey", label=kind)
+    for regime, style in (("early stopped", ":"), ("fully trained", "--")):
+        ax.axhline(np.mean([r["transfer"] for r in result.rows if r["regime"] == regime]),
+                   linestyle=style, color="grey", label=regime)
     ax.set_xscale("log")
     ax.set_xlabel("SAM radius ρ")
     ax.set_ylabel("transfer success")
@@ -83,9 +83,9 @@ def plot_surrogate_study(result: SurrogateStudyResult, out_dir) -> list:
 
     fig = Figure(figsize=(5, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    for kind in dict.fromkeys(r["kind"] for r in result.rows):
-        group = [r for r in result.rows if r["kind"] == kind]
-        ax.scatter([r["sharpness"] for r in group], [r["transfer"] for r in group], label=kind,
+    for regime in dict.fromkeys(r["regime"] for r in result.rows):
+        group = [r for r in result.rows if r["regime"] == regime]
+        ax.scatter([r["sharpness"] for r in group], [r["transfer"] for r in group], label=regime,
                    s=18)
     ax.set_xscale("log")
     ax.set_xlabel("sharpness (Hessian trace)")
@@ -97,7 +97,7 @@ def plot_surrogate_study(result: SurrogateStudyResult, out_dir) -> list:
 
 
 def _html_section(sid: str, result: SurrogateStudyResult) -> str:
-    """The study's section of the HTML report: transfer per epoch, by kind, against ρ and
+    """The study's section of the HTML report: transfer per epoch, by training regime, against ρ and
     sharpness; the pair; the claims."""
     per_epoch, rows, summary = result.per_epoch, result.rows, result.summary
     seeds = list(dict.fromkeys(r["seed"] for r in per_epoch))
@@ -118,11 +118,11 @@ def _html_section(sid: str, result: SurrogateStudyResult) -> str:
              "</div>",
              details(f"per-epoch rows ({len(per_epoch)})",
                      table(per_epoch, id=f"{sid}-per-epoch")),
-             "<h3>(b–d) Surrogates by kind</h3>",
+             "<h3>(b–d) Surrogates by training regime</h3>",
              f'<p class="note">Transfer success = fooled / both correct, {victims}; mean ± '
              "std over seeds (n); diverged = seeds that did not train (left out of the "
              "claims).</p>",
-             table(summary, ["kind", ("transfer success", mean_std("transfer", "std")), "n",
+             table(summary, ["regime", ("transfer success", mean_std("transfer", "std")), "n",
                              "accuracy", "sharpness", "diverged"], id=f"{sid}-summary")]
     rhos = sorted({r["rho"] for r in rows if finite(r.get("rho"))})
     if rhos:
@@ -130,8 +130,8 @@ def _html_section(sid: str, result: SurrogateStudyResult) -> str:
         sam = [(f"seed {s}", [(rhos.index(r["rho"]), r["transfer"]) for r in rows
                               if r["seed"] == s and finite(r.get("rho"))])
                for s in dict.fromkeys(r["seed"] for r in rows)]
-        refs = [(s["kind"], s["transfer"]) for s in summary
-                if s["kind"] in ("early stopped", "fully trained")]
+        refs = [(s["regime"], s["transfer"]) for s in summary
+                if s["regime"] in ("early stopped", "fully trained")]
         parts += ["<h3>(c, e) Transfer against the SAM radius ρ and sharpness</h3>",
                   '<div class="grid">',
                   figure(svg_lines(sam, title="transfer success against ρ",
@@ -143,7 +143,7 @@ def _html_section(sid: str, result: SurrogateStudyResult) -> str:
                          "trained surrogates.")]
     else:
         parts += ["<h3>(e) Transfer against sharpness</h3>", '<div class="grid">']
-    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    regimes = list(dict.fromkeys(r["regime"] for r in rows))
     sharp = result.sharpness
     sharp_text = (f"Spearman(sharpness, transfer) = {sharp['spearman']:+.2f} "
                   f"[{sharp.get('low', math.nan):+.2f}, {sharp.get('high', math.nan):+.2f}] "
@@ -151,12 +151,12 @@ def _html_section(sid: str, result: SurrogateStudyResult) -> str:
                   finite(sharp.get("spearman")) else "correlation undefined")
     if rows:
         parts += [figure(svg_scatter([(r.get("sharpness"), r.get("transfer"), r.get("model", ""),
-                                       r["kind"]) for r in rows],
+                                       r["regime"]) for r in rows],
                                      title="(e) sharpness against transfer",
                                      x_label="sharpness (Hessian trace, log)",
                                      y_label="transfer success", y_percent=True, x_log=True,
-                                     groups=kinds),
-                         legend(kinds), sharp_text + ".")]
+                                     groups=regimes),
+                         legend(regimes), sharp_text + ".")]
     parts.append("</div>")
     if result.pair:
         parts += ["<h3>(f) A pair trained with and without the gradient-alignment penalty</h3>",

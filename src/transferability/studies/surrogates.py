@@ -123,8 +123,9 @@ PAIR_LR = 0.02
 
 @dataclass(frozen=True)
 class SurrogateStudyResult(Result):
-    """Per-surrogate rows, per-epoch rows, the summary by kind, the sharpness correlation,
-    the pair experiment, and the claims stated plainly."""
+    """Per-surrogate rows (each with its training ``regime``), per-epoch rows, the summary
+    by regime, the sharpness correlation, the pair experiment, and the claims stated
+    plainly."""
 
     rows: list[dict]
     per_epoch: list[dict]
@@ -135,12 +136,13 @@ class SurrogateStudyResult(Result):
     settings: dict = field(default_factory=dict)
 
     # 2: accuracy (was test_acc), accuracy_a/_b (were acc_a/_b); 3: settings'
-    # train_per_class (was n_per_class)
-    schema: ClassVar[int] = 3
+    # train_per_class (was n_per_class); 4: rows' and summary's regime (was kind)
+    schema: ClassVar[int] = 4
 
     @classmethod
     def upgrade(cls, data: dict) -> dict:
-        names = {"test_acc": "accuracy", "acc_a": "accuracy_a", "acc_b": "accuracy_b"}
+        names = {"test_acc": "accuracy", "acc_a": "accuracy_a", "acc_b": "accuracy_b",
+                 "kind": "regime"}
         for part in ("rows", "per_epoch", "summary", "pair"):
             data[part] = [{names.get(k, k): v for k, v in row.items()}
                           for row in data.get(part, [])]
@@ -308,16 +310,16 @@ def surrogate_study_job(config: dict, inputs: dict) -> dict:
     for seed in seeds:
         best = _early_stop([r for r in per_epoch if r["seed"] == seed],
                            lambda epoch, seed=seed: learnt(f"sgd-s{seed}@{epoch}"))
-        rows.append({"kind": "early stopped", "seed": seed, "rho": None,
+        rows.append({"regime": "early stopped", "seed": seed, "rho": None,
                      "epoch": best["epoch"], "model": f"sgd-s{seed}@{best['epoch']}"})
-        rows.append({"kind": "fully trained", "seed": seed, "rho": None, "epoch": epochs,
+        rows.append({"regime": "fully trained", "seed": seed, "rho": None, "epoch": epochs,
                      "model": f"sgd-s{seed}@{epochs}"})
         for rho in settings["rhos"]:
             method = "sam" if rho <= 0.05 else "lsam"
-            rows.append({"kind": f"{'SAM' if method == 'sam' else 'l-SAM'} rho={rho}",
+            rows.append({"regime": f"{'SAM' if method == 'sam' else 'l-SAM'} rho={rho}",
                          "seed": seed, "rho": rho, "epoch": epochs,
                          "model": f"{method}-r{rho}-s{seed}"})
-        rows.append({"kind": f"LGV ({value[f'lgv:{seed}']['members']} models)", "seed": seed,
+        rows.append({"regime": f"LGV ({value[f'lgv:{seed}']['members']} models)", "seed": seed,
                      "rho": None, "epoch": epochs + settings["lgv_epochs"],
                      "model": f"lgv-s{seed}"})
     for row in rows:
@@ -440,11 +442,11 @@ def surrogate_study(settings: SurrogateSettings = FULL, *, store: ResultStore | 
 
 
 def _summary(rows: list[dict]) -> list[dict]:
-    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    regimes = list(dict.fromkeys(r["regime"] for r in rows))
     out = []
-    for kind in kinds:
-        group = [r for r in rows if r["kind"] == kind]
-        out.append({"kind": kind, **_spread([r["transfer"] for r in group]),
+    for regime in regimes:
+        group = [r for r in rows if r["regime"] == regime]
+        out.append({"regime": regime, **_spread([r["transfer"] for r in group]),
                     "accuracy": float(np.mean([r["accuracy"] for r in group])),
                     "sharpness": float(np.mean([r["sharpness"] for r in group])),
                     "diverged": sum(r["diverged"] for r in group)})
@@ -458,17 +460,17 @@ def _claims(rows: list[dict], pair: list[dict], sharp: dict) -> list[Claim]:
     trained = [r for r in rows if not r["diverged"] and not math.isnan(r["transfer"])]
     seeds = list(dict.fromkeys(r["seed"] for r in rows))
 
-    def transfer(kind: str) -> dict:
-        return {r["seed"]: r["transfer"] for r in trained if r["kind"] == kind}
+    def transfer(regime: str) -> dict:
+        return {r["seed"]: r["transfer"] for r in trained if r["regime"] == regime}
 
     def better(statement: str, a: str, b: str) -> Claim:
         ta, tb = transfer(a), transfer(b)
         return claim(statement, [ta[s] - tb[s] for s in seeds if s in ta and s in tb])
 
     means = {k: np.mean(list(transfer(k).values()))
-             for k in dict.fromkeys(r["kind"] for r in trained)}
+             for k in dict.fromkeys(r["regime"] for r in trained)}
     lsam = max((k for k in means if k.startswith("l-SAM")), key=means.get, default=None)
-    lgv = next(r["kind"] for r in rows if r["kind"].startswith("LGV"))
+    lgv = next(r["regime"] for r in rows if r["regime"].startswith("LGV"))
     claims = []
     if lsam is not None:
         claims.append(better(f"Gubri's ordering, l-SAM > early stopping: the best l-SAM "
