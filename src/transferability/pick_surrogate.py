@@ -1,0 +1,118 @@
+"""Which public model will fool my model? Rank candidate surrogates for a victim.
+
+Liang et al. (2021, Thm. 2): knowledge transferability indicates adversarial
+transferability. The victim's outputs (from a model, or a file of labels/logits: the
+black-box case) serve as the target; each candidate is run once (features and logits) and
+scored by every registered estimator that applies, and by its top-1 agreement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._results import Result
+from .estimators.registry import list_estimators, score as estimator_score
+from .features import extract
+
+__all__ = ["VictimOutputs", "victim_outputs", "read_victim_outputs", "SurrogateScores",
+           "score_candidates"]
+
+
+@dataclass(frozen=True, eq=False)
+class VictimOutputs(Result):
+    """The victim's predicted labels (and logits when known) on images named by ``ids``."""
+
+    ids: list
+    labels: torch.Tensor
+    logits: torch.Tensor | None = None
+
+
+def _positions(ids, n: int) -> list:
+    return list(range(n))
+
+
+def victim_outputs(model: nn.Module, data, *, batch_size: int = 256) -> VictimOutputs:
+    """The victim's outputs on ``data`` (one forward pass); ids are positions."""
+    out = extract(model, data, batch_size=batch_size, name="victim")
+    return VictimOutputs(_positions(None, len(out.logits)), out.logits.argmax(1), out.logits)
+
+
+def _check(ids, labels, logits, n: int, num_classes: int | None) -> VictimOutputs:
+    ids = [int(i) if str(i).lstrip("-").isdigit() else str(i) for i in ids]
+    if len(set(ids)) != len(ids):
+        raise ValueError("victim: ids are duplicated; expected each image once")
+    if any(not isinstance(i, int) or not 0 <= i < n for i in ids):
+        raise ValueError(f"victim: ids not in the data; expected positions 0..{n - 1}")
+    if len(ids) != n:
+        raise ValueError(f"victim: ids missing; expected {n} images, got {len(ids)}")
+    labels = torch.as_tensor(np.asarray(labels)).long()
+    if num_classes is not None and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"victim: labels outside 0..{num_classes - 1}")
+    order = torch.as_tensor(np.argsort(ids))
+    return VictimOutputs(sorted(ids), labels[order],
+                         None if logits is None else torch.as_tensor(logits).float()[order])
+
+
+def read_victim_outputs(path, n: int, num_classes: int | None = None) -> VictimOutputs:
+    """Victim outputs from a CSV (``id,label`` or ``id,logit_0..``) or NPZ (``ids`` with
+    ``labels`` or ``logits``) file, checked against ``n`` images and ``num_classes``."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npz":
+            f = np.load(path, allow_pickle=False)
+            ids = f["ids"]
+            logits = f["logits"] if "logits" in f.files else None
+            labels = f["labels"] if logits is None else logits.argmax(1)
+        else:
+            rows = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding=None)
+            cols = rows.dtype.names
+            ids = rows["id"]
+            logit_cols = [c for c in cols if c.startswith("logit_")]
+            logits = np.stack([rows[c] for c in logit_cols], 1) if logit_cols else None
+            labels = rows["label"] if logits is None else logits.argmax(1)
+    except (KeyError, ValueError, OSError) as exc:
+        raise ValueError(f"path: malformed victim file {path}: {exc}") from None
+    return _check(np.atleast_1d(ids).tolist(), np.atleast_1d(labels), logits, n, num_classes)
+
+
+@dataclass(frozen=True, eq=False)
+class SurrogateScores(Result):
+    """Scores per candidate: ``scores[score][candidate]``."""
+
+    scores: dict
+    skipped: dict
+
+    def ranking(self, score: str) -> list[str]:
+        row = self.scores[score]
+        return sorted(row, key=lambda c: -row[c])
+
+    def format(self) -> str:
+        names = sorted({c for row in self.scores.values() for c in row})
+        lines = ["score".ljust(14) + "".join(n[:12].rjust(13) for n in names)]
+        for s, row in self.scores.items():
+            lines.append(s.ljust(14) + "".join(f"{row.get(n, float('nan')):13.4f}"
+                                               for n in names))
+        return "\n".join(lines)
+
+
+def score_candidates(candidates: dict, data, victim: VictimOutputs, *,
+                     estimators=None, batch_size: int = 256) -> SurrogateScores:
+    """Score every candidate (one forward pass each) against the victim's labels."""
+    names = list_estimators() if estimators is None else list(estimators)
+    scores: dict = {"agreement": {}}
+    skipped: dict = {}
+    for cname, model in candidates.items():
+        out = extract(model, data, batch_size=batch_size, name=cname)
+        scores["agreement"][cname] = float((out.logits.argmax(1) == victim.labels).float().mean())
+        for e in names:
+            try:
+                scores.setdefault(e, {})[cname] = float(estimator_score(e, out, victim.labels))
+            except Exception as exc:  # noqa: BLE001 - an estimator that cannot apply
+                skipped[e] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                scores[e].pop(cname, None)
+    return SurrogateScores({k: v for k, v in scores.items() if v}, skipped)
