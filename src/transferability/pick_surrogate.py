@@ -111,8 +111,9 @@ def score_candidates(candidates: dict, data, victim: VictimOutputs, *,
         scores["agreement"][cname] = float((out.logits.argmax(1) == victim.labels).float().mean())
         for e in names:
             try:
-                scores.setdefault(e, {})[cname] = float(estimator_score(e, out, victim.labels))
-            except Exception as exc:  # noqa: BLE001 - an estimator that cannot apply
+                value = float(estimator_score(e, out, victim.labels))
+            except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:  # cannot apply
                 skipped[e] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                scores[e].pop(cname, None)
+                continue
+            scores.setdefault(e, {})[cname] = value
     return SurrogateScores({k: v for k, v in scores.items() if v}, skipped)

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from transferability.pick_surrogate import (read_victim_outputs, score_candidates,
+                                            victim_outputs)
+
+
+class Lin(nn.Module):
+    def __init__(self, seed):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 8), nn.ReLU())
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc(self.body(x))
+
+
+class Band(Lin):
+    """Predicts the lit band: right on every blob image."""
+
+    def forward(self, x):
+        return torch.stack([x[:, 0, 9 * c:9 * c + 9].mean((1, 2)) for c in range(3)], 1) \
+            + 0 * super().forward(x)
+
+
+@pytest.fixture
+def setup(blobs):
+    x, _ = blobs
+    return x, {f"m{i}": Lin(i) for i in range(3)}, Band(9)
+
+
+def test_file_path_ranks_like_model_path(setup, tmp_path):
+    x, cands, victim = setup
+    v = victim_outputs(victim, x)
+    path = tmp_path / "v.csv"
+    np.savetxt(path, np.c_[np.arange(len(x))[::-1], v.labels.numpy()[::-1]], fmt="%d",
+               delimiter=",", header="id,label", comments="")
+    vf = read_victim_outputs(path, len(x), 3)
+    assert torch.equal(vf.labels, v.labels)
+    a = score_candidates(cands, x, v, estimators=["logme"])
+    b = score_candidates(cands, x, vf, estimators=["logme"])
+    assert a.ranking("logme") == b.ranking("logme")
+
+
+def test_agreement_by_hand(setup):
+    x, cands, victim = setup
+    v = victim_outputs(victim, x)
+    s = score_candidates({"self": victim}, x, v, estimators=[])
+    assert s.scores["agreement"]["self"] == 1.0
+
+
+@pytest.mark.parametrize("rows,msg", [("id,label\n0,0\n0,1\n", "duplicated"),
+                                      ("id,label\n0,0\n999,1\n", "not in the data"),
+                                      ("id,label\n0,7\n1,0\n", "labels outside")])
+def test_bad_files(tmp_path, rows, msg):
+    path = tmp_path / "v.csv"
+    path.write_text(rows)
+    with pytest.raises(ValueError, match=f"victim: .*{msg}|{msg}"):
+        read_victim_outputs(path, 2, 3)
