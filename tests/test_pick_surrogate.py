@@ -60,3 +60,27 @@ def test_bad_files(tmp_path, rows, msg):
     path.write_text(rows)
     with pytest.raises(ValueError, match=f"victim: .*{msg}|{msg}"):
         read_victim_outputs(path, 2, 3)
+
+
+def test_agreement_half_and_affine(setup):
+    x, _, victim = setup
+    v = victim_outputs(victim, x)
+
+    class Flip(Band):  # band 0 read as band 1: wrong on classes 0 and 1 → agreement 1/3
+        def forward(self, x):
+            return super().forward(x)[:, [1, 0, 2]]
+
+    s = score_candidates({"self": victim, "flip": Flip(0)}, x, v, estimators=[])
+    assert s.scores["agreement"]["flip"] == pytest.approx(1 / 3)
+    assert s.scores["affine_fit"]["self"] == pytest.approx(0, abs=1e-6)
+    assert s.ranking("agreement") == ["self", "flip"]
+    assert "agreement" in s.format()
+
+
+def test_validate_scores():
+    from transferability.pick_surrogate import SurrogateScores, validate_scores
+
+    r = SurrogateScores({"a": {"m0": 0.1, "m1": 0.5, "m2": 0.9, "m3": 0.3}}, {})
+    v = validate_scores(r, {"m0": 0.2, "m1": 0.4, "m2": 0.8, "m3": 0.1}, n_boot=200)["a"]
+    assert -1 <= v["tau_w"] <= 1 and v["ci"][0] <= v["tau_w"] <= v["ci"][1]
+    assert v["top1_hit"] and v["regret"] == 0

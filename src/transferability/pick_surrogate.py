@@ -17,10 +17,13 @@ from torch import nn
 
 from ._results import Result
 from .estimators.registry import list_estimators, score as estimator_score
+from .adversarial.affine import affine_fit_loss
 from .features import extract
+from .model_args import check_fit
+from .stats import bootstrap_ci, regret, top1_hit, weighted_tau
 
 __all__ = ["VictimOutputs", "victim_outputs", "read_victim_outputs", "SurrogateScores",
-           "score_candidates"]
+           "score_candidates", "validate_scores"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,11 +107,20 @@ def score_candidates(candidates: dict, data, victim: VictimOutputs, *,
                      estimators=None, batch_size: int = 256) -> SurrogateScores:
     """Score every candidate (one forward pass each) against the victim's labels."""
     names = list_estimators() if estimators is None else list(estimators)
-    scores: dict = {"agreement": {}}
+    if isinstance(data, torch.Tensor):
+        check_fit(dict(candidates), data, "candidates")
+    scores: dict = {"agreement": {}, "params": {}}
     skipped: dict = {}
     for cname, model in candidates.items():
         out = extract(model, data, batch_size=batch_size, name=cname)
         scores["agreement"][cname] = float((out.logits.argmax(1) == victim.labels).float().mean())
+        scores["params"][cname] = float(sum(p.numel() for p in model.parameters()))
+        if len(out.labels):
+            scores.setdefault("accuracy", {})[cname] = float(
+                (out.logits.argmax(1) == out.labels).float().mean())
+        if victim.logits is not None:  # higher is better: minus the normalised residual
+            scores.setdefault("affine_fit", {})[cname] = -affine_fit_loss(
+                out.logits.numpy(), victim.logits.numpy())
         for e in names:
             try:
                 value = float(estimator_score(e, out, victim.labels))
@@ -117,3 +129,18 @@ def score_candidates(candidates: dict, data, victim: VictimOutputs, *,
                 continue
             scores.setdefault(e, {})[cname] = value
     return SurrogateScores({k: v for k, v in scores.items() if v}, skipped)
+
+
+def validate_scores(result: SurrogateScores, rates: dict, *, n_boot: int = 1000,
+                    seed: int = 0) -> dict:
+    """Per score: weighted Kendall τ against measured transfer ``rates`` (candidate → rate)
+    with a bootstrap CI, top-1 hit and regret."""
+    out = {}
+    for name, row in result.scores.items():
+        cands = [c for c in row if c in rates]
+        x = np.array([row[c] for c in cands])
+        y = np.array([rates[c] for c in cands])
+        low, high = bootstrap_ci(weighted_tau, x, y, n_boot=n_boot, seed=seed)
+        out[name] = {"tau_w": weighted_tau(x, y), "ci": (low, high),
+                     "top1_hit": top1_hit(x, y), "regret": regret(x, y)}
+    return out
