@@ -84,3 +84,19 @@ def test_validate_scores():
     v = validate_scores(r, {"m0": 0.2, "m1": 0.4, "m2": 0.8, "m3": 0.1}, n_boot=200)["a"]
     assert -1 <= v["tau_w"] <= 1 and v["ci"][0] <= v["tau_w"] <= v["ci"][1]
     assert v["top1_hit"] and v["regret"] == 0
+
+
+def test_validate_runs_attack(setup, blobs):
+    from transferability.attacks import AttackSpec
+    from transferability.pick_surrogate import validate
+
+    x, cands, victim = setup
+    y = blobs[1]
+    cands = {**cands, "band": Band(1)}
+    r = score_candidates(cands, x[::6], victim_outputs(victim, x[::6]), estimators=[])
+    out = validate(r, cands, victim, x[::6], y[::6], AttackSpec("fgsm", {"eps": 0.5}),
+                   n_boot=100)
+    assert out["rates"]["band"] == 1.0
+    for v in out["scores"].values():
+        assert -1 <= v["tau_w"] <= 1
+        assert v["ci"][0] - 1e-12 <= v["tau_w"] <= v["ci"][1] + 1e-12

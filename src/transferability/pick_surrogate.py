@@ -23,7 +23,7 @@ from .model_args import check_fit
 from .stats import bootstrap_ci, regret, top1_hit, weighted_tau
 
 __all__ = ["VictimOutputs", "victim_outputs", "read_victim_outputs", "SurrogateScores",
-           "score_candidates", "validate_scores"]
+           "score_candidates", "validate_scores", "validate"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,3 +144,17 @@ def validate_scores(result: SurrogateScores, rates: dict, *, n_boot: int = 1000,
         out[name] = {"tau_w": weighted_tau(x, y), "ci": (low, high),
                      "top1_hit": top1_hit(x, y), "regret": regret(x, y)}
     return out
+
+
+def validate(result: SurrogateScores, candidates: dict, victim_model: nn.Module, x, y,
+             attack, *, protocol: str = "both_correct", batch_size: int = 128,
+             n_boot: int = 1000, seed: int = 0) -> dict:
+    """Craft ``attack`` (an :class:`~transferability.attacks.AttackSpec`) on every candidate,
+    measure its transfer rate to the victim (:func:`~transferability.transfer_matrix.
+    transfer_matrix`, under ``protocol``) and check each score's ranking against it."""
+    from .transfer_matrix import transfer_matrix
+
+    tm = transfer_matrix(dict(candidates), {"victim": victim_model}, x, y, attack=attack,
+                         batch_size=batch_size, show_progress=False)
+    rates = dict(zip(candidates, tm.rates(protocol)[:, 0].tolist()))
+    return {"rates": rates, "scores": validate_scores(result, rates, n_boot=n_boot, seed=seed)}
