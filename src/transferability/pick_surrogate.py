@@ -134,10 +134,11 @@ def score_candidates(candidates: dict, data, victim: VictimOutputs, *,
 def validate_scores(result: SurrogateScores, rates: dict, *, n_boot: int = 1000,
                     seed: int = 0) -> dict:
     """Per score: weighted Kendall τ against measured transfer ``rates`` (candidate → rate)
-    with a bootstrap CI, top-1 hit and regret."""
+    with a bootstrap CI, top-1 hit and regret; candidates without a rate (NaN: nothing both
+    models classify correctly) are left out, and a constant score gives τ = NaN."""
     out = {}
     for name, row in result.scores.items():
-        cands = [c for c in row if c in rates]
+        cands = [c for c in row if np.isfinite(rates.get(c, np.nan))]
         x = np.array([row[c] for c in cands])
         y = np.array([rates[c] for c in cands])
         low, high = bootstrap_ci(weighted_tau, x, y, n_boot=n_boot, seed=seed)
