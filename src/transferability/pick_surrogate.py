@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ._results import Result
-from .estimators.registry import list_estimators, score as estimator_score
+from .estimators.registry import score as estimator_score
 from .adversarial.affine import affine_fit_loss
 from .features import extract
 from .model_args import check_fit
@@ -106,7 +106,9 @@ class SurrogateScores(Result):
 def score_candidates(candidates: dict, data, victim: VictimOutputs, *,
                      estimators=None, batch_size: int = 256) -> SurrogateScores:
     """Score every candidate (one forward pass each) against the victim's labels."""
-    names = list_estimators() if estimators is None else list(estimators)
+    from .ranking import output_estimators
+
+    names = output_estimators() if estimators is None else list(estimators)
     if isinstance(data, torch.Tensor):
         check_fit(dict(candidates), data, "candidates")
     scores: dict = {"agreement": {}, "params": {}}
