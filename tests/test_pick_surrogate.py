@@ -3,6 +3,8 @@ import pytest
 import torch
 from torch import nn
 
+from transferability.data import ImageDataset
+
 from transferability.pick_surrogate import (read_victim_outputs, score_candidates,
                                             victim_outputs)
 
@@ -32,13 +34,13 @@ def setup(blobs):
     return x, {f"m{i}": Lin(i) for i in range(3)}, Band(9)
 
 
-def test_file_path_ranks_like_model_path(setup, tmp_path):
+def test_file_path_ranks_like_model_path(setup, blobs, tmp_path):
     x, cands, victim = setup
     v = victim_outputs(victim, x)
     path = tmp_path / "v.csv"
     np.savetxt(path, np.c_[np.arange(len(x))[::-1], v.labels.numpy()[::-1]], fmt="%d",
                delimiter=",", header="id,label", comments="")
-    vf = read_victim_outputs(path, len(x), 3)
+    vf = read_victim_outputs(path, ImageDataset(x, blobs[1]))
     assert torch.equal(vf.labels, v.labels)
     a = score_candidates(cands, x, v, estimators=["logme"])
     b = score_candidates(cands, x, vf, estimators=["logme"])
@@ -59,7 +61,7 @@ def test_bad_files(tmp_path, rows, msg):
     path = tmp_path / "v.csv"
     path.write_text(rows)
     with pytest.raises(ValueError, match=f"victim: .*{msg}|{msg}"):
-        read_victim_outputs(path, 2, 3)
+        read_victim_outputs(path, ImageDataset(torch.zeros(2, 1, 4, 4), [0, 2]))
 
 
 def test_agreement_half_and_affine(setup):

@@ -22,7 +22,7 @@ from .features import extract
 from .model_args import check_fit
 from .stats import bootstrap_ci, regret, top1_hit, weighted_tau
 
-__all__ = ["VictimOutputs", "victim_outputs", "read_victim_outputs", "SurrogateScores",
+__all__ = ["VictimOutputs", "data_ids", "victim_outputs", "read_victim_outputs", "SurrogateScores",
            "score_candidates", "validate_scores", "validate"]
 
 
@@ -35,35 +35,40 @@ class VictimOutputs(Result):
     logits: torch.Tensor | None = None
 
 
-def _positions(ids, n: int) -> list:
-    return list(range(n))
+def data_ids(data) -> list:
+    """How ``data`` names its images: a folder dataset's relative ``files``, else positions."""
+    files = getattr(data, "files", None)
+    return [str(f) for f in files] if files is not None else list(range(len(data)))
 
 
 def victim_outputs(model: nn.Module, data, *, batch_size: int = 256) -> VictimOutputs:
     """The victim's outputs on ``data`` (one forward pass); ids are positions."""
     out = extract(model, data, batch_size=batch_size, name="victim")
-    return VictimOutputs(_positions(None, len(out.logits)), out.logits.argmax(1), out.logits)
+    return VictimOutputs(data_ids(data), out.logits.argmax(1), out.logits)
 
 
-def _check(ids, labels, logits, n: int, num_classes: int | None) -> VictimOutputs:
-    ids = [int(i) if str(i).lstrip("-").isdigit() else str(i) for i in ids]
+def _check(ids, labels, logits, data) -> VictimOutputs:
+    known = data_ids(data)
+    where = {str(i): k for k, i in enumerate(known)}
+    ids = [str(i) for i in ids]
     if len(set(ids)) != len(ids):
         raise ValueError("victim: ids are duplicated; expected each image once")
-    if any(not isinstance(i, int) or not 0 <= i < n for i in ids):
-        raise ValueError(f"victim: ids not in the data; expected positions 0..{n - 1}")
-    if len(ids) != n:
-        raise ValueError(f"victim: ids missing; expected {n} images, got {len(ids)}")
+    if any(i not in where for i in ids):
+        raise ValueError(f"victim: ids not in the data, e.g. {next(i for i in ids if i not in where)!r}")
+    if len(ids) != len(known):
+        raise ValueError(f"victim: ids missing; expected {len(known)} images, got {len(ids)}")
     labels = torch.as_tensor(np.asarray(labels)).long()
+    num_classes = getattr(data, "num_classes", None)
     if num_classes is not None and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"victim: labels outside 0..{num_classes - 1}")
-    order = torch.as_tensor(np.argsort(ids))
-    return VictimOutputs(sorted(ids), labels[order],
+    order = torch.as_tensor(np.argsort([where[i] for i in ids]))
+    return VictimOutputs(known, labels[order],
                          None if logits is None else torch.as_tensor(logits).float()[order])
 
 
-def read_victim_outputs(path, n: int, num_classes: int | None = None) -> VictimOutputs:
+def read_victim_outputs(path, data) -> VictimOutputs:
     """Victim outputs from a CSV (``id,label`` or ``id,logit_0..``) or NPZ (``ids`` with
-    ``labels`` or ``logits``) file, checked against ``n`` images and ``num_classes``."""
+    ``labels`` or ``logits``) file, checked against ``data``'s ids and class count."""
     path = Path(path)
     try:
         if path.suffix == ".npz":
@@ -80,7 +85,7 @@ def read_victim_outputs(path, n: int, num_classes: int | None = None) -> VictimO
             labels = rows["label"] if logits is None else logits.argmax(1)
     except (KeyError, ValueError, OSError) as exc:
         raise ValueError(f"path: malformed victim file {path}: {exc}") from None
-    return _check(np.atleast_1d(ids).tolist(), np.atleast_1d(labels), logits, n, num_classes)
+    return _check(np.atleast_1d(ids).tolist(), np.atleast_1d(labels), logits, data)
 
 
 @dataclass(frozen=True, eq=False)
