@@ -4,9 +4,7 @@ import torch
 from torch import nn
 
 from transferability.data import ImageDataset
-
-from transferability.pick_surrogate import (read_victim_outputs, score_candidates,
-                                            victim_outputs)
+from transferability.pick_surrogate import read_victim_outputs, score_candidates, victim_outputs
 
 
 class Lin(nn.Module):

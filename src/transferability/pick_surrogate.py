@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from ._results import Result
-from .estimators.registry import score as estimator_score
 from .adversarial.affine import affine_fit_loss
+from .estimators.registry import score as estimator_score
 from .features import extract
 from .model_args import check_fit
 from .stats import bootstrap_ci, regret, top1_hit, weighted_tau
@@ -54,7 +54,8 @@ def _check(ids, labels, logits, data) -> VictimOutputs:
     if len(set(ids)) != len(ids):
         raise ValueError("victim: ids are duplicated; expected each image once")
     if any(i not in where for i in ids):
-        raise ValueError(f"victim: ids not in the data, e.g. {next(i for i in ids if i not in where)!r}")
+        stray = next(i for i in ids if i not in where)
+        raise ValueError(f"victim: ids not in the data, e.g. {stray!r}")
     if len(ids) != len(known):
         raise ValueError(f"victim: ids missing; expected {len(known)} images, got {len(ids)}")
     labels = torch.as_tensor(np.asarray(labels)).long()
@@ -164,5 +165,5 @@ def validate(result: SurrogateScores, candidates: dict, victim_model: nn.Module,
 
     tm = transfer_matrix(dict(candidates), {"victim": victim_model}, x, y, attack=attack,
                          batch_size=batch_size, show_progress=False)
-    rates = dict(zip(candidates, tm.rates(protocol)[:, 0].tolist()))
+    rates = dict(zip(candidates, tm.rates(protocol)[:, 0].tolist(), strict=True))
     return {"rates": rates, "scores": validate_scores(result, rates, n_boot=n_boot, seed=seed)}
