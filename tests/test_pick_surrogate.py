@@ -54,7 +54,10 @@ def test_agreement_by_hand(setup):
 
 @pytest.mark.parametrize("rows,msg", [("id,label\n0,0\n0,1\n", "duplicated"),
                                       ("id,label\n0,0\n999,1\n", "not in the data"),
-                                      ("id,label\n0,7\n1,0\n", "labels outside")])
+                                      ("id,label\n0,7\n1,0\n", "labels outside"),
+                                      ("id,label\n0,1\n", "ids missing"),
+                                      ("id,logit_0\n0,1\n1,2\n", "logit columns"),
+                                      ("name,label\n0,1\n1,2\n", "malformed")])
 def test_bad_files(tmp_path, rows, msg):
     path = tmp_path / "v.csv"
     path.write_text(rows)
@@ -75,6 +78,7 @@ def test_agreement_half_and_affine(setup):
     assert s.scores["affine_fit"]["self"] == pytest.approx(0, abs=1e-6)
     assert s.ranking("agreement") == ["self", "flip"]
     assert "agreement" in s.format()
+    assert type(s).from_dict(s.to_dict()).scores == s.scores
 
 
 def test_validate_scores():

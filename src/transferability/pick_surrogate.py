@@ -62,6 +62,9 @@ def _check(ids, labels, logits, data) -> VictimOutputs:
     num_classes = getattr(data, "num_classes", None)
     if num_classes is not None and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"victim: labels outside 0..{num_classes - 1}")
+    if logits is not None and num_classes is not None and np.shape(logits)[1] != num_classes:
+        raise ValueError(f"victim: {np.shape(logits)[1]} logit columns; the data has "
+                         f"{num_classes} classes")
     order = torch.as_tensor(np.argsort([where[i] for i in ids]))
     return VictimOutputs(known, labels[order],
                          None if logits is None else torch.as_tensor(logits).float()[order])
