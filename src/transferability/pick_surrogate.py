@@ -122,6 +122,9 @@ def score_candidates(candidates: dict, data, victim: VictimOutputs, *,
         check_fit(dict(candidates), data, "candidates")
     scores: dict = {"agreement": {}, "params": {}}
     skipped: dict = {}
+    # the victim's predicted partition is the target task: consecutive ids over the classes
+    # it predicts (a class it never predicts is no class of that task)
+    target = torch.from_numpy(np.unique(victim.labels.numpy(), return_inverse=True)[1])
     for cname, model in candidates.items():
         out = extract(model, data, batch_size=batch_size, name=cname)
         scores["agreement"][cname] = float((out.logits.argmax(1) == victim.labels).float().mean())
@@ -134,7 +137,7 @@ def score_candidates(candidates: dict, data, victim: VictimOutputs, *,
                 out.logits.numpy(), victim.logits.numpy())
         for e in names:
             try:
-                value = float(estimator_score(e, out, victim.labels))
+                value = float(estimator_score(e, out, target))
             except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:  # cannot apply
                 skipped[e] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 continue
@@ -150,6 +153,12 @@ def validate_scores(result: SurrogateScores, rates: dict, *, n_boot: int = 1000,
     out = {}
     for name, row in result.scores.items():
         cands = [c for c in row if np.isfinite(rates.get(c, np.nan))]
+        if len(cands) < 3:  # too few measured rates to rank
+            out[name] = {"tau_w": float("nan"), "ci": (float("nan"), float("nan")),
+                         "top1_hit": None, "regret": float("nan"),
+                         "note": f"{len(cands)} candidate(s) with a measured transfer rate; "
+                                 "ranking needs 3"}
+            continue
         x = np.array([row[c] for c in cands])
         y = np.array([rates[c] for c in cands])
         low, high = bootstrap_ci(weighted_tau, x, y, n_boot=n_boot, seed=seed)

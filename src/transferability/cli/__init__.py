@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-from . import commands, results, study
+from . import commands, pick, results, study
 from .options import prepare
 
 __all__ = ["main", "build_parser"]
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (commands.add_listings, commands.add_zoo, commands.add_probe, commands.add_rank,
                 commands.add_robustness, study.add_studies, commands.add_attack,
-                commands.add_demo, results.add_results, commands.add_report):
+                pick.add_pick, commands.add_demo, results.add_results, commands.add_report):
         add(sub)
     return parser
 
