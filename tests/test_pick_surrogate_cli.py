@@ -65,7 +65,6 @@ def test_the_black_box_path_ranks_as_the_model_path(models, tmp_path, capsys):
     by_model = json.loads((tmp_path / "model" / "pick_surrogate.json").read_text())
     # the victim's labels alone, in a CSV with the data's ids (positions), rows reversed
     import torch
-
     from tests.test_pick_surrogate_cli import MODELS  # noqa: F401  (the same victim)
     namespace: dict = {}
     exec(MODELS, namespace)
