@@ -18,7 +18,8 @@ from torch import nn
 
 def net(seed, classes=10, hidden=16):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(),
+                         nn.Linear(hidden, classes))
 
 
 def a():
