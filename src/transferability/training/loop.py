@@ -149,6 +149,53 @@ def _lr_factor(schedule: str, epoch_progress: float, milestones: Sequence[float]
     return 1.0
 
 
+def _callbacks(callbacks: Iterable) -> list:
+    """``callbacks`` as a list, each a Callback object or a function."""
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not (callable(cb) or hasattr(cb, "on_epoch_end")):
+            raise ValueError(f"callbacks: expected Callback objects or functions, got {cb!r}")
+    return callbacks
+
+
+def _frozen_batchnorms(model: nn.Module, params: list) -> list[nn.Module]:
+    """The affine BatchNorms of ``model`` none of whose parameters are trained."""
+    trained = {id(p) for p in params}
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            and m.affine and not any(id(p) in trained for p in m.parameters())]
+
+
+def _epoch(model: nn.Module, method, opt, bar, x, y, epoch: int, step: int, *,
+           lr: tuple) -> tuple[float, int]:
+    """One epoch over the batches of ``bar`` (index tensors into ``x``, ``y``): the
+    scheduled learning rate, the method's step; the mean training loss and the step count
+    after it."""
+    schedule, total, milestones, base_lrs = lr
+    device, dtype = model_device(model), model_dtype(model)
+    loss_sum, seen = 0.0, 0
+    for i, (idx,) in enumerate(bar):
+        xb, yb = x[idx].to(device, dtype), y[idx].to(device)
+        factor = _lr_factor(schedule, step / total, milestones)
+        for group, base in zip(opt.param_groups, base_lrs, strict=True):
+            group["lr"] = base * factor
+
+        def closure(xb=xb, yb=yb):
+            opt.zero_grad(set_to_none=True)
+            loss = method.loss(model, xb, yb)
+            loss.backward()
+            return loss
+
+        if step == 0:  # the first step says whether the data fit the model
+            loss = run_model(model, xb, "model", lambda _: method.step(model, opt, closure))
+        else:
+            loss = method.step(model, opt, closure)
+        method.on_step_end(model, epoch, i)
+        loss_sum += float(loss.detach()) * len(idx)
+        seen += len(idx)
+        step += 1
+    return loss_sum / seen, step
+
+
 def fit(model: nn.Module, train, *, method: str | TrainingMethod = "sgd", epochs: int = 3,
         lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 5e-4,
         optimizer: OptimizerFactory | None = None, batch_size: int = 128,
@@ -180,12 +227,8 @@ def fit(model: nn.Module, train, *, method: str | TrainingMethod = "sgd", epochs
                        "milestones": milestones, "seed": seed,
                        **({} if schedule is None else {"schedule": schedule})})
     schedule = schedule or method.default_schedule or "cosine"
-    callbacks = list(callbacks)
-    for cb in callbacks:
-        if not (callable(cb) or hasattr(cb, "on_epoch_end")):
-            raise ValueError(f"callbacks: expected Callback objects or functions, got {cb!r}")
+    callbacks = _callbacks(callbacks)
     x, y = as_tensors(train, "train")
-    device, dtype = model_device(model), model_dtype(model)
     generator = seed_everything(seed)
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     if not params:
@@ -197,9 +240,7 @@ def fit(model: nn.Module, train, *, method: str | TrainingMethod = "sgd", epochs
     total = epochs * steps_per_epoch
     history = History(config={"method": method.config(), "schedule": schedule})
     modes = [(m, m.training) for m in model.modules()]
-    trained = {id(p) for p in params}
-    frozen_bn = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-                 and m.affine and not any(id(p) in trained for p in m.parameters())]
+    frozen_bn = _frozen_batchnorms(model, params)
     method.on_train_begin(model, steps_per_epoch)
     step, stopped = 0, None
     for epoch in range(1, epochs + 1):
@@ -208,30 +249,11 @@ def fit(model: nn.Module, train, *, method: str | TrainingMethod = "sgd", epochs
         for bn in frozen_bn:  # a frozen BatchNorm keeps its statistics frozen too
             bn.eval()
         perm = torch.randperm(len(y), generator=generator)
-        loss_sum, seen = 0.0, 0
         bar = progress(batches(perm, batch_size=batch_size), total=steps_per_epoch,
                        desc=f"{desc} epoch {epoch}/{epochs}", enabled=show_progress)
-        for i, (idx,) in enumerate(bar):
-            xb, yb = x[idx].to(device, dtype), y[idx].to(device)
-            factor = _lr_factor(schedule, step / total, milestones)
-            for group, base in zip(opt.param_groups, base_lrs, strict=True):
-                group["lr"] = base * factor
-
-            def closure(xb=xb, yb=yb):
-                opt.zero_grad(set_to_none=True)
-                loss = method.loss(model, xb, yb)
-                loss.backward()
-                return loss
-
-            if step == 0:  # the first step says whether the data fit the model
-                loss = run_model(model, xb, "model", lambda _: method.step(model, opt, closure))
-            else:
-                loss = method.step(model, opt, closure)
-            method.on_step_end(model, epoch, i)
-            loss_sum += float(loss.detach()) * len(idx)
-            seen += len(idx)
-            step += 1
-        record = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": loss_sum / seen}
+        train_loss, step = _epoch(model, method, opt, bar, x, y, epoch, step, lr=(
+            schedule, total, milestones, base_lrs))
+        record = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss}
         if not math.isfinite(record["train_loss"]):
             raise ValueError(f"train: the loss became {record['train_loss']} in epoch {epoch}; "
                              "lower lr (or rho) and check the data")

@@ -255,6 +255,46 @@ class _FineTuning(TrainingMethod):
         return self.inner.result()
 
 
+def _checked_options(model: nn.Module, lwf: bool, layer, lam, warm_start, neft_beta,
+                     freeze_bn, reuse_bn_stats) -> tuple:
+    """``fine_tune``'s options checked, with their defaults for the method."""
+    if lwf:
+        with feature_tap(model, layer):  # checks layer= before any work
+            pass
+    elif layer is not None:
+        raise ValueError("layer: only method='lwf' uses features; leave it None")
+    lam = check_positive(lam, "lam", allow_zero=True)
+    warm_start = (0.5 if lwf else 0.0) if warm_start is None else (
+        0.0 if warm_start == 0 else check_fraction(warm_start, "warm_start"))
+    neft_beta = None if neft_beta is None else check_positive(neft_beta, "neft_beta")
+    freeze_bn = _check_flag(freeze_bn, "freeze_bn")
+    reuse_bn_stats = lwf if reuse_bn_stats is None else _check_flag(reuse_bn_stats,
+                                                                    "reuse_bn_stats")
+    return lam, warm_start, neft_beta, freeze_bn, reuse_bn_stats
+
+
+def _refuse_with_a_frozen_body(lwf: bool, neft_beta, warm_start: float) -> None:
+    """With ``freeze="all"`` only the head trains: what needs a trained body is refused."""
+    for name, bad, why in (("method", lwf, "LwF's penalty on frozen features is constant"),
+                           ("neft_beta", neft_beta is not None, "nothing to reparametrise"),
+                           ("warm_start", warm_start > 0, "there is no body to warm up")):
+        if bad:
+            raise ValueError(f"{name}: with freeze='all' only the head trains: {why}")
+
+
+def _with_new_head(model: nn.Module, head_name: str, num_classes: int):
+    """A copy of ``model`` with a new head for ``num_classes``; its blocks and the head."""
+    tuned = copy.deepcopy(model)
+    blocks, _ = _blocks(tuned)
+    if isinstance(tuned, Classifier):
+        replace_head(tuned, num_classes)
+    else:
+        old = getattr(tuned, head_name)
+        setattr(tuned, head_name, nn.Linear(old.in_features, num_classes).to(
+            old.weight.device, old.weight.dtype))
+    return tuned, blocks, getattr(tuned, head_name)
+
+
 def fine_tune(model: nn.Module, train, test=None, *, method: str = "standard",
               freeze: int | str | None = None, epochs: int = 5, lr: float = 0.01,
               momentum: float = 0.9, weight_decay: float = 5e-4, batch_size: int = 64,
@@ -269,13 +309,12 @@ def fine_tune(model: nn.Module, train, test=None, *, method: str = "standard",
         freeze: ``None`` (or 0) trains everything; ``k`` trains only the last ``k`` blocks
             and the head; ``"all"`` only the head (a linear probe on frozen features). Blocks
             are a ``Classifier``'s ``backbone`` entries, else the model's top-level children
-            (registration order) but the last, which must be its ``nn.Linear`` head.
-            Frozen parts run in eval mode, stay bit-identical and keep
-            ``requires_grad=False`` in the returned model.
+            but the last (its ``nn.Linear`` head). Frozen parts run in eval mode, stay
+            bit-identical and keep ``requires_grad=False``.
         method: ``"standard"`` (cross-entropy) or ``"lwf"``: Shafahi et al. (ICLR 2020)'s
             LwF, CE + ``lam``·mean ‖φ − φ₀‖₁ on the features of ``layer`` (default: the
-            head's input), φ₀ the source's, computed once (:mod:`transferability.transfer.lwf`).
-            Their recipe also uses ``weight_decay=2e-4``.
+            head's input), φ₀ the source's, computed once (:mod:`.lwf`; their recipe: also
+            ``weight_decay=2e-4``).
         warm_start: the fraction of the steps, in [0, 1), for which only the head trains
             first (the body in eval mode); default 0.5 for ``"lwf"`` (their code), else 0.
         neft_beta: CARTL's NEFT (Chen et al., ICML 2021): every Conv2d and Linear of the
@@ -287,8 +326,7 @@ def fine_tune(model: nn.Module, train, test=None, *, method: str = "standard",
             their running statistics stay the source's too (CARTL's ``--freeze-bn``).
         reuse_bn_stats: every BatchNorm runs in eval mode, normalising with the source's
             running statistics and keeping them, while γ, β still train unless
-            ``freeze_bn`` (CARTL's reused statistics). Default: True for ``"lwf"`` (their
-            code), else False.
+            ``freeze_bn`` (CARTL's reused statistics); default: True for ``"lwf"``.
         seed: seeds the new head, the shuffling and NEFT's power iteration.
     """
     method = check_choice(method, "method", FINE_TUNE_METHODS)
@@ -297,38 +335,16 @@ def fine_tune(model: nn.Module, train, test=None, *, method: str = "standard",
                        "weight_decay": weight_decay, "batch_size": batch_size, "seed": seed})
     if not isinstance(model, nn.Module):
         raise ValueError(f"model: expected an nn.Module, got {type(model).__name__}")
-    if lwf:
-        with feature_tap(model, layer):  # checks layer= before any work
-            pass
-    elif layer is not None:
-        raise ValueError("layer: only method='lwf' uses features; leave it None")
+    lam, warm_start, neft_beta, freeze_bn, reuse_bn_stats = _checked_options(
+        model, lwf, layer, lam, warm_start, neft_beta, freeze_bn, reuse_bn_stats)
     blocks, head_name = _blocks(model)
     freeze = _check_freeze(freeze, len(blocks))
-    lam = check_positive(lam, "lam", allow_zero=True)
-    warm_start = (0.5 if lwf else 0.0) if warm_start is None else (
-        0.0 if warm_start == 0 else check_fraction(warm_start, "warm_start"))
-    neft_beta = None if neft_beta is None else check_positive(neft_beta, "neft_beta")
-    freeze_bn = _check_flag(freeze_bn, "freeze_bn")
-    reuse_bn_stats = lwf if reuse_bn_stats is None else _check_flag(reuse_bn_stats,
-                                                                    "reuse_bn_stats")
     if freeze == "all":  # only the head trains
-        for name, bad, why in (("method", lwf, "LwF's penalty on frozen features is constant"),
-                               ("neft_beta", neft_beta is not None, "nothing to reparametrise"),
-                               ("warm_start", warm_start > 0, "there is no body to warm up")):
-            if bad:
-                raise ValueError(f"{name}: with freeze='all' only the head trains: {why}")
+        _refuse_with_a_frozen_body(lwf, neft_beta, warm_start)
     xtr, ytr = as_tensors(train, "train")
-    num_classes = int(as_labels(ytr, "train labels").max()) + 1
     seed_everything(seed)  # the new head
-    tuned = copy.deepcopy(model)
-    blocks, _ = _blocks(tuned)
-    if isinstance(tuned, Classifier):
-        replace_head(tuned, num_classes)
-    else:
-        old = getattr(tuned, head_name)
-        setattr(tuned, head_name, nn.Linear(old.in_features, num_classes).to(
-            old.weight.device, old.weight.dtype))
-    head = getattr(tuned, head_name)
+    tuned, blocks, head = _with_new_head(model, head_name,
+                                         int(as_labels(ytr, "train labels").max()) + 1)
     body = [] if freeze == "all" else blocks[len(blocks) - (freeze or len(blocks)):]
     tuned.requires_grad_(False)
     (tuned if freeze is None else nn.ModuleList([*body, head])).requires_grad_(True)
@@ -353,9 +369,9 @@ def fine_tune(model: nn.Module, train, test=None, *, method: str = "standard",
     if neft_beta is not None:
         bake_neft(tuned)
     acc, loss = evaluate(tuned, test) if test is not None else (math.nan, math.nan)
-    config = {"method": method, "freeze": freeze, "epochs": epochs, "lr": float(lr),
-              "momentum": float(momentum), "weight_decay": float(weight_decay),
-              "batch_size": batch_size, "lam": lam if lwf else None, "warm_start": warm_start,
-              "neft_beta": neft_beta, "freeze_bn": freeze_bn, "reuse_bn_stats": reuse_bn_stats,
-              "layer": layer, "seed": seed}
-    return FineTuneResult(acc, loss, history, config, tuned)
+    return FineTuneResult(acc, loss, history, {
+        "method": method, "freeze": freeze, "epochs": epochs, "lr": float(lr),
+        "momentum": float(momentum), "weight_decay": float(weight_decay),
+        "batch_size": batch_size, "lam": lam if lwf else None, "warm_start": warm_start,
+        "neft_beta": neft_beta, "freeze_bn": freeze_bn, "reuse_bn_stats": reuse_bn_stats,
+        "layer": layer, "seed": seed}, tuned)
