@@ -23,6 +23,7 @@ from .studies import robust_transfer as _robust_transfer  # noqa: E402,F401
 from .studies import benchmark as _benchmark  # noqa: E402,F401
 from .studies import audit as _audit  # noqa: E402,F401
 from .studies import theory as _theory  # noqa: E402,F401
+from .studies import surrogate_choice as _surrogate_choice  # noqa: E402,F401
 # isort: on
 
 __all__ = ["__version__", "create_model", "list_models", "create_attack", "list_attacks",

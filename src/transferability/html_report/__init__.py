@@ -26,6 +26,7 @@ from . import (  # noqa: F401  (each registers its result type's section)
     audit,
     benchmark,
     robust_transfer,
+    surrogate_choice,
     surrogates,
     theory,
     transfer_matrix,
