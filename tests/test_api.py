@@ -345,3 +345,33 @@ def test_one_job_kind_measures_a_transfer_matrix_row():
     assert get_job_kind("transfer_row").fn.__module__ == "transferability.transfer_matrix"
     rows = [k for k in kinds if k.endswith("_row")]
     assert rows == ["transfer_row"], rows
+
+
+def test_no_two_modules_import_each_other():
+    """Imports run one way between any two modules (lazy imports inside functions count):
+    the layers of docs/architecture.md, with no module reaching back to one that uses it."""
+    root = SRC
+    mods = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def targets(name, node):
+        package = name if mods[name].name == "__init__.py" else name.rpartition(".")[0]
+        if isinstance(node, ast.Import):
+            return [a.name for a in node.names]
+        base = package
+        for _ in range(node.level - 1):
+            base = base.rpartition(".")[0]
+        module = (base + ("." + node.module if node.module else "")) if node.level \
+            else node.module
+        return [module, *(f"{module}.{a.name}" for a in node.names)]
+
+    edges = {name: {t for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.Import | ast.ImportFrom)
+                    for t in targets(name, node) if t in mods and t != name}
+             for name, path in mods.items()}
+    both = sorted({tuple(sorted((a, b))) for a in edges for b in edges[a]
+                   if a in edges.get(b, ()) and not (b.startswith(a + ".")
+                                                     or a.startswith(b + "."))})
+    assert both == []

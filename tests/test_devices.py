@@ -216,7 +216,7 @@ def fake_gpu(monkeypatch):
         seen["placed"].append((id(model), name, torch.device(device)))
         return model
 
-    for module in ("transferability.jobs.run", "transferability.zoo",
+    for module in ("transferability.jobs.execute", "transferability.zoo",
                    "transferability.model_args"):
         monkeypatch.setattr(f"{module}.place", record_place)
     original = jobs_run.execute

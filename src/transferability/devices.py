@@ -11,7 +11,7 @@
 The device itself is never ambient: a command resolves it once and passes ``device=`` to
 what runs models (``run_jobs``, ``model_args.load_models``, the studies' ``run``); models
 are placed only by :mod:`~transferability.model_args` and the job runner
-(``jobs.run.on_device``), and a job that builds a model is given the run's device.
+(``jobs.execute.on_device``), and a job that builds a model is given the run's device.
 
 Mixed precision only ever applies to passes without gradients (features, predictions, the
 clean pass of attacks); gradients of attacks and training stay in the model's dtype, and

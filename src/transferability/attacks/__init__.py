@@ -42,7 +42,6 @@ from .pgn import PGN
 from .registry import (
     AttackFactory,
     AttackInfo,
-    attack_factory,
     attack_info,
     create_attack,
     list_attacks,
@@ -53,7 +52,7 @@ from .robust import RobustAccuracy, benchmark, robust_accuracy
 from .sgm import SGM
 from .si import SI
 from .sia import SIA
-from .spec import AttackRule, AttackSpec
+from .spec import AttackRule, AttackSpec, attack_factory
 from .square import Square
 from .svre import SVRE
 from .ti import TI

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from .._validation import check_int, check_unit_interval
+from .di import DI
 from .mifgsm import MIFGSM
 from .registry import register_preset
 
@@ -40,5 +41,5 @@ class Admix:
         return torch.cat([mixed / 2 ** i for i in range(self.scales)])
 
 
-register_preset("admix", MIFGSM, transform=Admix, randomized=True, grads_per_step=15,
+register_preset("admix", MIFGSM, transform=Admix, also=(DI,), randomized=True, grads_per_step=15,
                 summary="Admix (Wang et al. 2021): MI-FGSM on inputs mixed with other images")

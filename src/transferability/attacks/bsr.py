@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from .._validation import check_int, check_positive
 from ._blocks import random_lengths, uniform
+from .di import DI
 from .mifgsm import MIFGSM
 from .registry import register_preset
 
@@ -70,6 +71,6 @@ class BSR:
         return torch.cat([self._copy(x, generator) for _ in range(self.copies)])
 
 
-register_preset("bsr", MIFGSM, transform=BSR, randomized=True, grads_per_step=20,
+register_preset("bsr", MIFGSM, transform=BSR, also=(DI,), randomized=True, grads_per_step=20,
                 quick={"copies": 2},
                 summary="BSR (Wang et al. 2024): MI-FGSM over block-shuffled, rotated copies")

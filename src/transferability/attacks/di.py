@@ -69,7 +69,8 @@ class DI:
         return F.pad(resized, (left, hi_w - rw - left, top, hi_h - rh - top), value=0.0)
 
 
-register_preset("di", PGD, transform=DI, fixed={"random_start": False}, randomized=True,
+register_preset("di", PGD, transform=DI, own_transform=True, fixed={"random_start": False},
+                randomized=True,
                 summary="DI²-FGSM (Xie et al. 2019): BIM on randomly resized and padded inputs")
-register_preset("mi-di", MIFGSM, transform=DI, randomized=True,
+register_preset("mi-di", MIFGSM, transform=DI, own_transform=True, randomized=True,
                 summary="M-DI²-FGSM (Xie et al. 2019): MI-FGSM with DI's input diversity")

@@ -23,7 +23,7 @@ from .._registry import Registry
 from .base import Attack, Compose
 
 __all__ = ["AttackInfo", "register_attack", "register_preset", "create_attack",
-           "list_attacks", "attack_info", "attack_factory", "AttackFactory"]
+           "list_attacks", "attack_info", "AttackFactory"]
 
 _ATTACKS = Registry("attack")
 
@@ -71,12 +71,15 @@ def register_attack(name: str, *, summary: str | None = None, **info):
 
 
 def register_preset(name: str, base: type, *, summary: str, fixed: Mapping | None = None,
-                    transform: type | None = None, gradient_transform: type | None = None,
+                    transform: type | None = None, also: tuple[type, ...] = (),
+                    own_transform: bool = False, gradient_transform: type | None = None,
                     **info) -> AttackInfo:
     """Register ``name`` as the registered attack class ``base`` with ``fixed`` options, an
-    ``input_transform`` of class ``transform`` or a ``gradient_transform`` of class
-    ``gradient_transform``, each built from its own keywords; the other entries of
-    ``info`` as in :class:`AttackInfo` (default: the base's)."""
+    ``input_transform`` of class ``transform`` (followed by each of ``also`` whose keywords
+    are given, then by the caller's own ``input_transform``, which ``own_transform``
+    refuses) or a ``gradient_transform`` of class ``gradient_transform``, each built from
+    its own keywords; the other entries of ``info`` as in :class:`AttackInfo` (default: the
+    base's)."""
     parent = next((e for e in _ATTACKS.values() if e.build is base), None)
     if parent is None:
         raise ValueError(f"base: {base!r} is not a registered attack class")
@@ -85,7 +88,7 @@ def register_preset(name: str, base: type, *, summary: str, fixed: Mapping | Non
     def build(model: nn.Module, **kwargs) -> Attack:
         kwargs = dict(kwargs)
         if transform is not None:
-            kwargs = _with_transform(kwargs, transform)
+            kwargs = _with_transform(kwargs, transform, also, own_transform, name)
         if gradient_transform is not None:
             kwargs["gradient_transform"] = gradient_transform(**_own(kwargs, gradient_transform))
         return parent.build(model, **{**kwargs, **fixed})
@@ -122,41 +125,22 @@ def create_attack(name: str, model: nn.Module, **kwargs) -> Attack:
 AttackFactory = Callable[[nn.Module], Callable]
 
 
-def attack_factory(attack) -> AttackFactory:
-    """``(model) -> attack`` from an :class:`~transferability.attacks.AttackSpec` (or a
-    registered name), or a factory as given: the one place code that attacks several
-    models (transfer matrices, α) turns its ``attack`` argument into a factory. An
-    :class:`Attack` instance is bound to one model and is refused."""
-    from .spec import AttackSpec  # the spec is built on this registry
-
-    if isinstance(attack, str | Mapping):
-        attack = AttackSpec.of(attack)
-    if isinstance(attack, AttackSpec):
-        return attack.factory()
-    if isinstance(attack, Attack) or not callable(attack):
-        raise ValueError("attack: expected an AttackSpec, an attack name or a factory "
-                         "(model) -> attack, e.g. functools.partial(PGD, eps=...), got "
-                         f"{attack!r}; an Attack instance is bound to one model")
-    return attack
-
-
 def _own(kwargs: dict, cls) -> dict:
     """Pop the keywords of ``cls.__init__`` out of ``kwargs``."""
     names = inspect.signature(cls).parameters
     return {k: kwargs.pop(k) for k in list(kwargs) if k in names}
 
 
-def _with_transform(kwargs: dict, cls) -> dict:
-    """An ``input_transform`` of ``cls`` built from its keywords, followed by DI when DI's
-    keywords are given (and ``cls`` is not DI) and by the caller's own ``input_transform``."""
-    from .di import DI
-
+def _with_transform(kwargs: dict, cls, also: tuple, own: bool, name: str) -> dict:
+    """An ``input_transform`` of ``cls`` built from its keywords, followed by each of
+    ``also`` whose keywords are given and by the caller's own ``input_transform``."""
     steps = [cls(**_own(kwargs, cls))]
-    if cls is not DI and {"p", "resize_rate"} & set(kwargs):
-        steps.append(DI(**_own(kwargs, DI)))
+    for extra in also:
+        if set(inspect.signature(extra).parameters) & set(kwargs):
+            steps.append(extra(**_own(kwargs, extra)))
     if kwargs.get("input_transform") is not None:
-        if cls is DI:
-            raise ValueError("input_transform: the DI attacks set it themselves; use 'pgd' "
-                             "or 'mifgsm' with input_transform=... instead")
+        if own:
+            raise ValueError(f"input_transform: {name} sets it itself; use its base attack "
+                             "with input_transform=... instead")
         steps.append(kwargs.pop("input_transform"))
     return {**kwargs, "input_transform": steps[0] if len(steps) == 1 else Compose(steps)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .._validation import check_int
+from .di import DI
 from .nifgsm import NIFGSM
 from .registry import register_preset
 
@@ -29,5 +30,5 @@ class SI:
         return torch.cat([x / 2 ** i for i in range(self.copies)])
 
 
-register_preset("si", NIFGSM, transform=SI, grads_per_step=5,
+register_preset("si", NIFGSM, transform=SI, also=(DI,), grads_per_step=5,
                 summary="SI-NI-FGSM (Lin et al. 2020): NI-FGSM averaged over scaled copies")

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from .._validation import check_int
 from ._blocks import randint, random_lengths, uniform
+from .di import DI
 from .mifgsm import MIFGSM
 from .registry import register_preset
 
@@ -84,6 +85,6 @@ class SIA:
         return torch.cat([self._copy(x, generator) for _ in range(self.copies)])
 
 
-register_preset("sia", MIFGSM, transform=SIA, randomized=True, grads_per_step=20,
+register_preset("sia", MIFGSM, transform=SIA, also=(DI,), randomized=True, grads_per_step=20,
                 quick={"copies": 2},
                 summary="SIA (Wang et al. 2023): MI-FGSM over block-wise transformed copies")

@@ -21,7 +21,7 @@ from .._validation import Constraint, check_eps, check_seed
 from .base import Attack
 from .registry import _ATTACKS, STEP_OPTIONS, AttackFactory, attack_info, create_attack
 
-__all__ = ["AttackSpec", "AttackRule"]
+__all__ = ["AttackSpec", "AttackRule", "attack_factory"]
 
 
 #: A step-size rule: ``eps/10``, ``0.2*eps``, ``2.5*eps/steps``.
@@ -140,6 +140,22 @@ class AttackSpec:
     def factory(self) -> AttackFactory:
         """``(model) -> attack``, for code that attacks several models."""
         return self.create
+
+
+def attack_factory(attack) -> AttackFactory:
+    """``(model) -> attack`` from an :class:`~transferability.attacks.AttackSpec` (or a
+    registered name), or a factory as given: the one place code that attacks several
+    models (transfer matrices, α) turns its ``attack`` argument into a factory. An
+    :class:`Attack` instance is bound to one model and is refused."""
+    if isinstance(attack, str | Mapping):
+        attack = AttackSpec.of(attack)
+    if isinstance(attack, AttackSpec):
+        return attack.factory()
+    if isinstance(attack, Attack) or not callable(attack):
+        raise ValueError("attack: expected an AttackSpec, an attack name or a factory "
+                         "(model) -> attack, e.g. functools.partial(PGD, eps=...), got "
+                         f"{attack!r}; an Attack instance is bound to one model")
+    return attack
 
 
 class AttackRule(Constraint):

@@ -25,8 +25,8 @@ import json
 import logging
 
 from ..utils import progress
+from .execute import Computed, Run, describe_failure, execute, record
 from .graph import Given, Job, JobKind, Output, get_job_kind
-from .run import Computed, Run, describe_failure, execute, record
 from .store import ResultStore
 
 __all__ = ["run_dask", "local_cluster"]
