@@ -161,27 +161,17 @@ def _ensemble_names(names) -> None:
 
 
 def _cmd_rank(args) -> None:
-    from ..data import dataset_from_spec, split_indices
     from ..model_args import check_fit, load_models
     from ..ranking import rank_sources
     from ..report import write_csv, write_json
-    from ..studies.adv_knowledge import stored_outputs, stored_splitter
+    from ..studies.adv_knowledge import stored_outputs, target_splits
 
     spec = attack_spec(args)
     _ensemble_names(args.ensemble)
-    drawn = []  # users' data are split now for the checks, and recorded once they passed
-
-    def draw(data, test_fraction, seed):
-        positions = split_indices(data, test_fraction, seed)
-        drawn.append(((data, test_fraction, seed), positions))
-        return positions
-
-    def load(splitter):  # the test split: for the probe, and to check the reference learned
-        return (dataset_from_spec(args.target, "train", seed=args.seed, splitter=splitter),
-                dataset_from_spec(args.target, "test", seed=args.seed, splitter=splitter)
-                if args.validate or args.reference else None)
-
-    train, test = load(draw)
+    # the test split: for the probe, and to check the reference learned; users' data are
+    # split now for the checks, and the split recorded once they passed
+    train, test, record = target_splits(args.target, args.seed,
+                                        test=bool(args.validate or args.reference))
     per_class(args.shots if args.validate else None, "--shots", train)
     per_class(args.alpha_per_class if args.reference else None, "--alpha-per-class", train)
     models = load_models(args.sources, args.cache_dir, device=args.device)
@@ -196,11 +186,8 @@ def _cmd_rank(args) -> None:
                                    epochs=args.reference_epochs, train=train)
     elif args.reference_epochs is not None:
         raise ValueError("--reference-epochs: only with --reference train")
-    with open_store(args) as store:  # the split recorded (an earlier one read back); extractions
-        record = stored_splitter(store)  # cached: a second ranking extracts nothing
-        if any([list(map(int, p)) for p in record(*split)] != [p.tolist() for p in positions]
-               for split, positions in drawn):
-            train, test = load(record)  # an earlier run drew it differently: keep its split
+    with open_store(args) as store:  # extractions cached: a second ranking extracts nothing
+        train, test = record(store)
         outputs = stored_outputs(store, **layer(args), float16=args.cache_float16)
         outputs.prefetch(models, [train, *([test] if args.validate else [])])
         result = rank_sources(models, train, estimators=args.estimators,

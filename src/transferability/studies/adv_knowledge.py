@@ -260,6 +260,37 @@ def stored_splitter(store: ResultStore | None, study: str = "rank") -> Splitter:
     return splitter
 
 
+def target_splits(target, seed: int, *, test: bool = True):
+    """A target's ``train`` (and ``test``) split, drawn now for the checks before any job,
+    and ``record(store)``: the splits recorded in the store once the checks passed — an
+    earlier run's split of the same data read back, and the datasets redrawn from it when it
+    differs — returned as ``(train, test)``."""
+    from ..data import dataset_from_spec, split_indices
+
+    drawn = []
+
+    def draw(data, test_fraction, draw_seed):
+        positions = split_indices(data, test_fraction, draw_seed)
+        drawn.append(((data, test_fraction, draw_seed), positions))
+        return positions
+
+    def load(splitter):
+        return (dataset_from_spec(target, "train", seed=seed, splitter=splitter),
+                dataset_from_spec(target, "test", seed=seed, splitter=splitter)
+                if test else None)
+
+    first = load(draw)
+
+    def record(store: ResultStore | None):
+        stored = stored_splitter(store)
+        if any([list(map(int, p)) for p in stored(*split)] != [p.tolist() for p in positions]
+               for split, positions in drawn):
+            return load(stored)  # an earlier run drew it differently: keep its split
+        return first
+
+    return (*first, record)
+
+
 @job_kind("knowledge_scores", device=False)
 def knowledge_scores_job(config: dict, inputs: dict) -> dict:
     """The output estimators of one source on the target, and its affine-fit loss."""
