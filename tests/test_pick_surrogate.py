@@ -100,9 +100,11 @@ def test_validate_runs_attack(setup, blobs):
     r = score_candidates(cands, x[::6], victim_outputs(victim, x[::6]), estimators=[])
     out = validate(r, cands, victim, x[::6], y[::6], AttackSpec("fgsm", {"eps": 0.5}),
                    n_boot=100)
-    assert out["rates"]["band"] == 1.0
-    assert not np.isnan(out["scores"]["agreement"]["tau_w"])
-    for v in out["scores"].values():
+    both, every = out["both_correct"], out["all"]
+    assert both["rates"]["band"] == 1.0
+    assert every["rates"]["band"] <= 1.0 and set(every["rates"]) == set(both["rates"])
+    assert not np.isnan(both["scores"]["agreement"]["tau_w"])
+    for v in [*both["scores"].values(), *every["scores"].values()]:
         if np.isnan(v["tau_w"]):  # a constant score (params)
             continue
         assert -1 <= v["tau_w"] <= 1

@@ -210,3 +210,18 @@ def test_weak_surrogates_are_flagged_everywhere(tmp_path):
     assert records[("sat", "ok")]["weak_surrogate"] and not records[("ok", "sat")]["weak_surrogate"]
     assert m.to_dict()["weak_surrogates"] == ["sat"]
     assert "weak_surrogate" in (m.to_csv(tmp_path / "m.csv")).read_text().splitlines()[0]
+
+
+def test_quantize_counts_what_8_bit_images_do(models):
+    """With ``quantize`` every adversarial example a victim sees is on the 8-bit grid and in
+    the ε-ball: the counts equal crafting, rounding (norms.quantize) and predicting by hand."""
+    from transferability.attacks import FGSM, norms
+
+    a, b = models
+    x = torch.round(X * 255) / 255
+    m = transfer_matrix({"A": a}, {"B": b}, X, Y, AttackSpec("fgsm", {"eps": 0.3}),
+                        quantize=True, show_progress=False)
+    adv = norms.quantize(x, FGSM(a, 0.3)(x, Y), 0.3, "linf")
+    assert torch.equal(adv, torch.round(adv * 255) / 255)
+    assert m.fooled[0, 0] == int((b(adv).argmax(1) != Y).sum())
+    assert m.white_box_fooled[0] == int((a(adv).argmax(1) != Y).sum())

@@ -168,14 +168,19 @@ def validate_scores(result: SurrogateScores, rates: dict, *, n_boot: int = 1000,
 
 
 def validate(result: SurrogateScores, candidates: dict, victim_model: nn.Module, x, y,
-             attack, *, protocol: str = "both_correct", batch_size: int = 128,
-             n_boot: int = 1000, seed: int = 0) -> dict:
+             attack, *, batch_size: int = 128, n_boot: int = 1000, seed: int = 0) -> dict:
     """Craft ``attack`` (an :class:`~transferability.attacks.AttackSpec`) on every candidate,
-    measure its transfer rate to the victim (:func:`~transferability.transfer_matrix.
-    transfer_matrix`, under ``protocol``) and check each score's ranking against it."""
+    measure its transfer to the victim on 8-bit images (:func:`~transferability.
+    transfer_matrix.transfer_matrix` with ``quantize``), under both denominators (fooled
+    among the images both classify correctly, and among all), and check each score's
+    ranking against each."""
     from .transfer_matrix import transfer_matrix
 
     tm = transfer_matrix(dict(candidates), {"victim": victim_model}, x, y, attack=attack,
-                         batch_size=batch_size, show_progress=False)
-    rates = dict(zip(candidates, tm.rates(protocol)[:, 0].tolist(), strict=True))
-    return {"rates": rates, "scores": validate_scores(result, rates, n_boot=n_boot, seed=seed)}
+                         batch_size=batch_size, quantize=True, show_progress=False)
+    out = {}
+    for protocol in ("both_correct", "all"):
+        rates = dict(zip(candidates, tm.rates(protocol)[:, 0].tolist(), strict=True))
+        out[protocol] = {"rates": rates, "scores": validate_scores(result, rates,
+                                                                   n_boot=n_boot, seed=seed)}
+    return out

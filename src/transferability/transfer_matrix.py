@@ -35,7 +35,7 @@ from ._validation import (
     check_labels_tensor,
     check_same_device,
 )
-from .attacks import AttackSpec, attack_batch, attack_factory
+from .attacks import AttackSpec, attack_batch, attack_factory, norms
 from .data import dataset_from_spec, per_class
 from .features import predict, with_head
 from .jobs import job_kind
@@ -278,10 +278,11 @@ def _predicted_labels(model: nn.Module, x: torch.Tensor, name: str, y_max: int,
 
 
 def _crafted_and_fooled(surrogates, victims, x, y, make_attack, y_max: int, batch_size: int,
-                        show_progress) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Each surrogate's adversarial examples, batch by batch, shown to every victim and to
-    itself: which images fool each victim (S×V×N) and the surrogate itself (S×N), and the
-    attack's description."""
+                        show_progress, quantize: bool = False
+                        ) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Each surrogate's adversarial examples, batch by batch (on the 8-bit grid with
+    ``quantize``), shown to every victim and to itself: which images fool each victim
+    (S×V×N) and the surrogate itself (S×N), and the attack's description."""
     S, V = len(surrogates), len(victims)
     wrong = torch.zeros(S, V, len(x), dtype=torch.bool)
     wrong_self = torch.zeros(S, len(x), dtype=torch.bool)
@@ -300,6 +301,9 @@ def _crafted_and_fooled(surrogates, victims, x, y, make_attack, y_max: int, batc
             start = 0
             for b, (xb, yb) in enumerate(batches(x, y, batch_size=batch_size)):
                 x_adv = attack_batch(adversary, xb, yb, b)
+                if quantize:  # what a saved PNG holds, still in the ε-ball
+                    x_adv = norms.quantize(xb, x_adv.to(xb.device), adversary.eps,
+                                           adversary.norm)
                 stop = start + len(xb)
 
                 def fooled(model, name, x_adv=x_adv, yb=yb):
@@ -322,7 +326,8 @@ def _crafted_and_fooled(surrogates, victims, x, y, make_attack, y_max: int, batc
 def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, nn.Module],
                     x: torch.Tensor, y: torch.Tensor,
                     attack: str | AttackSpec | Callable[[nn.Module], Callable] = "pgd", *,
-                    batch_size: int = 128, show_progress: bool | None = None) -> TransferMatrix:
+                    batch_size: int = 128, quantize: bool = False,
+                    show_progress: bool | None = None) -> TransferMatrix:
     """Craft untargeted adversarial examples on each surrogate and test them on every victim.
 
     Args:
@@ -335,12 +340,18 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
             too).
         batch_size: samples per attack call; batch i draws its own randomness (the
             attack's ``seed`` and i, :func:`~transferability.attacks.attack_batch`).
+        quantize: 8-bit images, as an image set is: the clean images put on the grid
+            ``k/255`` first, every adversarial example rounded onto it inside its ε-ball
+            (:func:`~transferability.attacks.norms.quantize`; the attack needs ``eps``
+            and ``norm``), as the audit does.
         show_progress: a progress bar; ``None`` shows it when stderr is a terminal.
 
     Each surrogate's adversarial examples are computed once per batch and reused for every
     victim (and for its own white-box success); they are not kept in memory.
     """
     x = check_images(x, "x")
+    if quantize:  # the clean images on the 8-bit grid first
+        x = torch.round(x * norms.LEVELS) / norms.LEVELS
     y = check_labels_tensor(y, "y", n=len(x)).cpu()
     if len(x) == 0:
         raise ValueError("x: is empty")
@@ -359,7 +370,7 @@ def transfer_matrix(surrogates: Mapping[str, nn.Module], victims: Mapping[str, n
              for name, m in models.items()}
 
     wrong, wrong_self, description = _crafted_and_fooled(
-        surrogates, victims, x, y, make_attack, y_max, batch_size, show_progress)
+        surrogates, victims, x, y, make_attack, y_max, batch_size, show_progress, quantize)
     s_clean = torch.stack([clean[s] for s in surrogates])          # S×N
     v_clean = torch.stack([clean[v] for v in victims])             # V×N
     both = s_clean[:, None, :] & v_clean[None, :, :]               # S×V×N

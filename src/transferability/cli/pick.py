@@ -63,16 +63,18 @@ def _cmd_pick(args) -> None:
     if spec is not None:
         checked = validate(result, candidates, victim_model, data.x, data.y, spec,
                            seed=args.seed)
+        both, every = checked["both_correct"], checked["all"]
         table = [{"score": s, "weighted_tau": v["tau_w"], "low": v["ci"][0],
-                  "high": v["ci"][1], "top1": v["top1_hit"], "regret": v["regret"]}
-                 for s, v in checked["scores"].items()]
-        print(f"\nvalidation: {spec.name} crafted on every candidate, transfer to the victim "
-              "(both correct)")
-        print(format_table([{"candidate": c, "transfer": r}
-                            for c, r in checked["rates"].items()]))
-        print(format_table(sorted(table, key=lambda r: -(r["weighted_tau"]
-                                                         if r["weighted_tau"] == r["weighted_tau"]
-                                                         else -2))))
+                  "high": v["ci"][1], "top1": v["top1_hit"], "regret": v["regret"],
+                  "tau (all images)": every["scores"][s]["tau_w"]}
+                 for s, v in both["scores"].items()]
+        print(f"\nvalidation: {spec.name} crafted on every candidate, 8-bit images; "
+              "transfer to the victim among the images both classify correctly, and among all")
+        print(format_table([{"candidate": c, "transfer (both correct)": r,
+                             "transfer (all)": every["rates"][c]}
+                            for c, r in both["rates"].items()]))
+        print(format_table(sorted(table, key=lambda r: -r["weighted_tau"]
+                                  if r["weighted_tau"] == r["weighted_tau"] else 2)))
         files.append(write_json(checked, args.out / "pick_surrogate_validation.json"))
     print("wrote " + ", ".join(map(str, files)))
 

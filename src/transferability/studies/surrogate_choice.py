@@ -101,8 +101,8 @@ def surrogate_choice_job(config: dict, inputs: dict) -> dict:
                      config["per_class"], seed=config["seed"])
     x = torch.round(data.x * norms.LEVELS) / norms.LEVELS  # 8-bit images
     data = type(data)(x, data.y, name=data.name, class_names=data.class_names)
-    matrix = transfer_matrix(models, models, x, data.y,
-                             attack=AttackSpec.of(config["attack"]), show_progress=False)
+    matrix = transfer_matrix(models, models, x, data.y, attack=AttackSpec.of(config["attack"]),
+                             quantize=True, show_progress=False)
     rates = matrix.rates("both_correct")  # surrogate × victim
     seed, rows, by_victim, exposure = config["seed"], [], {}, {}
     for j, victim in enumerate(names):
