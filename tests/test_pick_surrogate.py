@@ -109,3 +109,28 @@ def test_validate_runs_attack(setup, blobs):
             continue
         assert -1 <= v["tau_w"] <= 1
         assert v["ci"][0] - 1e-12 <= v["tau_w"] <= v["ci"][1] + 1e-12
+
+
+def test_same_family_is_a_baseline_where_the_victim_family_is_known(blobs):
+    from torch import nn
+
+    from transferability.pick_surrogate import model_family
+
+    def named(meta):
+        m = nn.Sequential(nn.Flatten(), nn.Linear(blobs[0][0].numel(), 3))
+        m.meta = meta
+        return m
+
+    assert model_family(named({"arch": "resnet"})) == "resnet"
+    assert model_family(named({"model": "resnet18"})) == "resnet"
+    assert model_family(named({"model": "vit_base_patch16_224"})) == "vit"
+    assert model_family(nn.Linear(2, 2)) is None
+    x = blobs[0][:12]
+    victim = named({"arch": "resnet"})
+    cands = {"r": named({"model": "resnet50"}), "v": named({"model": "vit_small"}),
+             "plain": nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 3))}
+    out = score_candidates(cands, x, victim_outputs(victim, x), estimators=[],
+                           victim_family="resnet")
+    assert out.scores["same_family"] == {"r": 1.0, "v": 0.0}  # unknown family: no score
+    assert "same_family" not in score_candidates(cands, x, victim_outputs(victim, x),
+                                                 estimators=[]).scores

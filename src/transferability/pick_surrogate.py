@@ -8,6 +8,7 @@ scored by every registered estimator that applies, and by its top-1 agreement.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from .features import extract
 from .model_args import check_fit
 from .stats import bootstrap_ci, regret, top1_hit, weighted_tau
 
-__all__ = ["VictimOutputs", "data_ids", "victim_outputs", "read_victim_outputs", "SurrogateScores",
+__all__ = ["VictimOutputs", "data_ids", "victim_outputs", "model_family", "read_victim_outputs",
+           "SurrogateScores",
            "score_candidates", "validate_scores", "validate"]
 
 
@@ -112,9 +114,24 @@ class SurrogateScores(Result):
         return "\n".join(lines)
 
 
+def model_family(model: nn.Module) -> str | None:
+    """A model's architecture family, where it says: a zoo model's ``meta["arch"]``, a hub
+    model's name without its size and variant (``timm:resnet18`` → ``resnet``,
+    ``vit_base_patch16_224`` → ``vit``); None for other models."""
+    meta = getattr(model, "meta", None) or {}
+    name = meta.get("arch") or meta.get("model")
+    if not isinstance(name, str):
+        return None
+    match = re.match(r"[a-z]+", name.lower().rsplit("/", 1)[-1])
+    return match.group(0) if match else None
+
+
 def score_candidates(candidates: dict, data, victim: VictimOutputs, *,
-                     estimators=None, batch_size: int = 256) -> SurrogateScores:
-    """Score every candidate (one forward pass each) against the victim's labels."""
+                     estimators=None, batch_size: int = 256,
+                     victim_family: str | None = None) -> SurrogateScores:
+    """Score every candidate (one forward pass each) against the victim's labels; with the
+    victim's architecture family known, ``same_family`` (1 when a candidate's
+    :func:`model_family` is the victim's) among the target-blind baselines."""
     from .ranking import output_estimators
 
     names = output_estimators() if estimators is None else list(estimators)
@@ -129,6 +146,9 @@ def score_candidates(candidates: dict, data, victim: VictimOutputs, *,
         out = extract(model, data, batch_size=batch_size, name=cname)
         scores["agreement"][cname] = float((out.logits.argmax(1) == victim.labels).float().mean())
         scores["params"][cname] = float(sum(p.numel() for p in model.parameters()))
+        if victim_family is not None and model_family(model) is not None:
+            scores.setdefault("same_family", {})[cname] = float(
+                model_family(model) == victim_family)
         if len(out.labels):
             scores.setdefault("accuracy", {})[cname] = float(
                 (out.logits.argmax(1) == out.labels).float().mean())

@@ -43,7 +43,7 @@ def _cmd_pick(args) -> None:
     from ..attacks import AttackSpec
     from ..data import Count, dataset_from_spec
     from ..model_args import check_fit, load_models
-    from ..pick_surrogate import score_candidates, validate
+    from ..pick_surrogate import model_family, score_candidates, validate
     from ..report import format_table, write_csv, write_json
 
     spec = None if args.validate is None else AttackSpec(
@@ -54,7 +54,9 @@ def _cmd_pick(args) -> None:
     victim_model, victim = _victim(args, data)
     candidates = load_models(args.candidates, args.cache_dir, device=args.device)
     check_fit(candidates, data.x, "--candidates", data=str(args.data), features=True)
-    result = score_candidates(candidates, data, victim, estimators=args.estimators)
+    family = args.victim_family or (model_family(victim_model) if victim_model else None)
+    result = score_candidates(candidates, data, victim, estimators=args.estimators,
+                              victim_family=family)
     print(result.format())
     rows = [{"candidate": c, "score": s, "value": v}
             for s, row in result.scores.items() for c, v in row.items()]
@@ -95,6 +97,9 @@ def add_pick(sub) -> None:
     victim.add_argument("--victim-outputs", metavar="FILE",
                         help="the victim's labels or logits on --data (black box): a CSV "
                              "id,label or id,logit_0,... or an NPZ with ids and labels/logits")
+    p.add_argument("--victim-family", metavar="NAME", default=None,
+                   help="the victim's architecture family (resnet, vit, ...), for the "
+                        "same_family baseline (default: read from a --victim model)")
     p.add_argument("--data", required=True, help="the images: a dataset name or data argument")
     p.add_argument("--split", default="test", choices=["train", "test", "all"])
     p.add_argument("--n-per-class", type=count_arg(100_000), default=None,

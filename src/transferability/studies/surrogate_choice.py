@@ -24,7 +24,7 @@ from .._validation import Integer, Seed, Text
 from ..attacks import AttackRule, AttackSpec, norms
 from ..data import dataset_from_spec, per_class
 from ..jobs import Job, ResultStore, job_kind, open_store, run_jobs
-from ..pick_surrogate import score_candidates, validate_scores, victim_outputs
+from ..pick_surrogate import model_family, score_candidates, validate_scores, victim_outputs
 from ..stats import Claim, bootstrap_ci, claim, weighted_tau
 from ..transfer_matrix import transfer_matrix
 from ..zoo import load_spec, zoo_jobs
@@ -33,7 +33,7 @@ from . import Settings, Study, register_study, setting
 __all__ = ["SurrogateChoiceSettings", "SurrogateChoiceResult", "run_surrogate_choice"]
 
 #: Scores that never look at the victim.
-BLIND = ("accuracy", "params")
+BLIND = ("accuracy", "params", "same_family")
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ def surrogate_choice_job(config: dict, inputs: dict) -> dict:
     seed, rows, by_victim, exposure = config["seed"], [], {}, {}
     for j, victim in enumerate(names):
         others = {n: models[n] for n in names if n != victim}
-        scored = score_candidates(others, data, victim_outputs(models[victim], data))
+        scored = score_candidates(others, data, victim_outputs(models[victim], data),
+                                  victim_family=model_family(models[victim]))
         truth = {n: float(rates[i, j]) for i, n in enumerate(names) if n != victim}
         checked = validate_scores(scored, truth, n_boot=200, seed=seed)
         by_victim[victim] = {s: v["tau_w"] for s, v in checked.items()}
@@ -132,19 +133,20 @@ def surrogate_choice_job(config: dict, inputs: dict) -> dict:
 
 
 def _claims(summary: list[dict], by_victim: dict, seed: int) -> list[Claim]:
-    """The best score that reads the victim beats the best target-blind baseline (paired
-    over victims)."""
+    """The best score that reads the victim beats each target-blind baseline (paired over
+    victims: the victims where both are defined)."""
     best = next((r["score"] for r in summary if not r["blind"]
                  and math.isfinite(r["mean"])), None)
-    blind = next((r["score"] for r in summary if r["blind"] and math.isfinite(r["mean"])),
-                 None)
-    if best is None or blind is None:
-        return []
-    d = [by_victim[v][best] - by_victim[v][blind] for v in by_victim
-         if math.isfinite(by_victim[v].get(best, math.nan))
-         and math.isfinite(by_victim[v].get(blind, math.nan))]
-    return [claim(f"{best} ranks surrogates better than the best target-blind baseline "
-                  f"({blind}): weighted τ per victim", d, interval="bootstrap", seed=seed)]
+    blind = [r["score"] for r in summary if r["blind"] and math.isfinite(r["mean"])]
+    claims = []
+    for baseline in blind if best is not None else []:
+        d = [by_victim[v][best] - by_victim[v][baseline] for v in by_victim
+             if math.isfinite(by_victim[v].get(best, math.nan))
+             and math.isfinite(by_victim[v].get(baseline, math.nan))]
+        claims.append(claim(f"{best} ranks surrogates better than the target-blind "
+                            f"{baseline}: weighted τ per victim", d, interval="bootstrap",
+                            seed=seed))
+    return claims
 
 
 def run_surrogate_choice(settings: SurrogateChoiceSettings = FULL, *,
