@@ -77,7 +77,9 @@ def test_agreement_half_and_affine(setup):
     assert s.scores["agreement"]["flip"] == pytest.approx(1 / 3)
     assert s.scores["affine_fit"]["self"] == pytest.approx(0, abs=1e-6)
     assert s.ranking("agreement") == ["self", "flip"]
-    assert "agreement" in s.format()
+    from transferability.html_report import format_result
+
+    assert "agreement" in format_result(s)
     assert type(s).from_dict(s.to_dict()).scores == s.scores
 
 

@@ -105,14 +105,6 @@ class SurrogateScores(Result):
         row = self.scores[score]
         return sorted(row, key=lambda c: -row[c])
 
-    def format(self) -> str:
-        names = sorted({c for row in self.scores.values() for c in row})
-        lines = ["score".ljust(14) + "".join(n[:12].rjust(13) for n in names)]
-        for s, row in self.scores.items():
-            lines.append(s.ljust(14) + "".join(f"{row.get(n, float('nan')):13.4f}"
-                                               for n in names))
-        return "\n".join(lines)
-
 
 def model_family(model: nn.Module) -> str | None:
     """A model's architecture family, where it says: a zoo model's ``meta["arch"]``, a hub

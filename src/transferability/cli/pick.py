@@ -42,6 +42,7 @@ def _victim(args, data):
 def _cmd_pick(args) -> None:
     from ..attacks import AttackSpec
     from ..data import Count, dataset_from_spec
+    from ..html_report import format_result
     from ..model_args import check_fit, load_models
     from ..pick_surrogate import model_family, score_candidates, validate
     from ..report import format_table, write_csv, write_json
@@ -57,7 +58,7 @@ def _cmd_pick(args) -> None:
     family = args.victim_family or (model_family(victim_model) if victim_model else None)
     result = score_candidates(candidates, data, victim, estimators=args.estimators,
                               victim_family=family)
-    print(result.format())
+    print(format_result(result))
     rows = [{"candidate": c, "score": s, "value": v}
             for s, row in result.scores.items() for c, v in row.items()]
     files = [write_json(result.to_dict(), args.out / "pick_surrogate.json"),

@@ -25,6 +25,7 @@ from . import (  # noqa: F401  (each registers its result type's section)
     adv_knowledge,
     audit,
     benchmark,
+    pick_surrogate,
     robust_transfer,
     surrogate_choice,
     surrogates,
