@@ -27,8 +27,6 @@ from transferability.studies import list_studies
 
 def _declared():
     for study in list_studies():
-        if study.full is None:
-            continue
         for f in type(study.full).declared():
             yield study, f
 

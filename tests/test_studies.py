@@ -89,7 +89,8 @@ def test_the_library_studies_are_registered_with_their_result_types():
     with pytest.raises(ValueError, match="study"):
         get_study("nope")
     with pytest.raises(ValueError, match="already registered"):
-        studies.register_study(Study("surrogates", "x", SquaresResult, "k"))
+        studies.register_study(Study("surrogates", "x", SquaresResult, "k", squares_study,
+                                     SquaresSettings()))
 
 
 def test_a_study_in_one_file_reaches_the_cli_the_store_and_the_report(registered, tmp_path,

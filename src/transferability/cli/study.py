@@ -79,8 +79,6 @@ def add_studies(sub) -> None:
     from ..studies import list_studies
 
     for each in list_studies():  # one command per study, its options from its settings
-        if each.full is None:
-            continue
         for name, parent in ((each.name, study_sub), *((a, sub) for a in each.aliases)):
             p = command(parent, name, _cmd_study, each.help)
             p.set_defaults(study_command=each.name)

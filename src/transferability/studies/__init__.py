@@ -134,8 +134,8 @@ class Study:
     title: str
     result: type
     kind: str
-    run: Callable | None = None
-    full: Settings | None = None
+    run: Callable
+    full: Settings
     quick: Settings | None = None
     tiny: Settings | None = None
     help: str = ""
@@ -145,12 +145,15 @@ class Study:
     by_family: Mapping[str, Mapping] = field(default_factory=dict)
 
     def __post_init__(self):
-        for name in ("full", "quick", "tiny"):
+        if not isinstance(self.full, Settings):
+            raise ValueError(f"full: expected a Settings dataclass, got "
+                             f"{type(self.full).__name__}")
+        for name in ("quick", "tiny"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Settings):
                 raise ValueError(f"{name}: expected a Settings dataclass or None, got "
                                  f"{type(value).__name__}")
-        if self.run is not None and not callable(self.run):
+        if not callable(self.run):
             raise ValueError(f"run: expected a function run(settings, *, store, backend, "
                              f"device), got {self.run!r}")
         object.__setattr__(self, "aliases", tuple(self.aliases))
