@@ -120,3 +120,21 @@ def test_validation_reports_each_score_against_measured_transfer(models, tmp_pat
             assert tau is None and "ranking needs 3" in value["note"]
         else:
             assert -1 <= tau <= 1 and low <= tau + 1e-12 and tau <= high + 1e-12
+
+
+def test_validation_is_stored_jobs_a_rerun_crafts_nothing(models, tmp_path):
+    from transferability.jobs import ResultStore
+
+    store = tmp_path / "r.sqlite"
+    argv = ["--victim", models("victim"), "--validate", "fgsm", "--eps", "0.2",
+            "--store", str(store)]
+    assert _run(tmp_path, models, *argv) == 0
+    with ResultStore(store) as opened:
+        records = {r.key: r.finished for r in opened.records(kind="pick_validation")}
+    assert len(records) == 3  # one per candidate
+    assert _run(tmp_path, models, *argv, out="again") == 0
+    with ResultStore(store) as opened:
+        assert {r.key: r.finished for r in opened.records(kind="pick_validation")} == records
+    first, again = (json.loads((tmp_path / o / "pick_surrogate_validation.json").read_text())
+                    for o in ("out", "again"))
+    assert first == again

@@ -20,6 +20,7 @@ from ._results import Result
 from .adversarial.affine import affine_fit_loss
 from .estimators.registry import score as estimator_score
 from .features import extract
+from .jobs import Job, given, job_kind, run_jobs
 from .model_args import check_fit
 from .stats import bootstrap_ci, regret, top1_hit, weighted_tau
 
@@ -179,20 +180,41 @@ def validate_scores(result: SurrogateScores, rates: dict, *, n_boot: int = 1000,
     return out
 
 
+@job_kind("pick_validation")
+def validation_job(config: dict, inputs: dict) -> dict:
+    """One candidate's transfer to the victim on 8-bit images, under both denominators."""
+    from .attacks import AttackSpec
+    from .transfer_matrix import transfer_matrix
+
+    tm = transfer_matrix({"candidate": inputs["candidate"].artifact},
+                         {"victim": inputs["victim"].artifact}, inputs["x"].artifact,
+                         inputs["y"].artifact, attack=AttackSpec.of(config["attack"]),
+                         batch_size=config["batch_size"], quantize=True, show_progress=False)
+    return {p: float(tm.rates(p)[0, 0]) for p in ("both_correct", "all")}
+
+
 def validate(result: SurrogateScores, candidates: dict, victim_model: nn.Module, x, y,
-             attack, *, batch_size: int = 128, n_boot: int = 1000, seed: int = 0) -> dict:
+             attack, *, batch_size: int = 128, n_boot: int = 1000, seed: int = 0,
+             store=None, backend: str = "local", device=None,
+             show_progress: bool | None = None, **backend_options) -> dict:
     """Craft ``attack`` (an :class:`~transferability.attacks.AttackSpec`) on every candidate,
     measure its transfer to the victim on 8-bit images (:func:`~transferability.
     transfer_matrix.transfer_matrix` with ``quantize``), under both denominators (fooled
     among the images both classify correctly, and among all), and check each score's
-    ranking against each."""
-    from .transfer_matrix import transfer_matrix
+    ranking against each. One stored job per candidate (``store``; ``backend="dask"``
+    spreads them), so a rerun crafts nothing again."""
+    from .attacks import AttackSpec
 
-    tm = transfer_matrix(dict(candidates), {"victim": victim_model}, x, y, attack=attack,
-                         batch_size=batch_size, quantize=True, show_progress=False)
+    config = {"attack": AttackSpec.of(attack).to_dict(), "batch_size": batch_size}
+    shared = {"victim": given(victim_model, "victim"), "x": given(x, "images"),
+              "y": given(y, "labels")}
+    jobs = {c: Job("pick_validation", config, {"candidate": given(m, c), **shared}, label=c)
+            for c, m in candidates.items()}
+    run = run_jobs(list(jobs.values()), store, study="pick-surrogate", backend=backend,
+                   device=device, show_progress=show_progress, **backend_options)
     out = {}
     for protocol in ("both_correct", "all"):
-        rates = dict(zip(candidates, tm.rates(protocol)[:, 0].tolist(), strict=True))
+        rates = {c: run.value(j)[protocol] for c, j in jobs.items()}
         out[protocol] = {"rates": rates, "scores": validate_scores(result, rates,
                                                                    n_boot=n_boot, seed=seed)}
     return out

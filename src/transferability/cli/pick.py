@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from .options import (
     MODELS_HELP,
+    backend,
+    backend_opts,
     cache_opt,
     command,
     count_arg,
     device_opts,
+    open_store,
     out_opt,
     radius_arg,
     seed_opt,
@@ -64,8 +67,10 @@ def _cmd_pick(args) -> None:
     files = [write_json(result.to_dict(), args.out / "pick_surrogate.json"),
              write_csv(rows, args.out / "pick_surrogate.csv")]
     if spec is not None:
-        checked = validate(result, candidates, victim_model, data.x, data.y, spec,
-                           seed=args.seed)
+        with open_store(args) as store:
+            checked = validate(result, candidates, victim_model, data.x, data.y, spec,
+                               seed=args.seed, store=store, device=args.device,
+                               **backend(args))
         both, every = checked["both_correct"], checked["all"]
         table = [{"score": s, "weighted_tau": v["tau_w"], "low": v["ci"][0],
                   "high": v["ci"][1], "top1": v["top1_hit"], "regret": v["regret"],
@@ -113,7 +118,8 @@ def add_pick(sub) -> None:
     p.add_argument("--eps", type=radius_arg, default=None, help="--validate's radius")
     p.add_argument("--steps", type=count_arg(100_000), default=None,
                    help="--validate's iterations")
+    backend_opts(p)
     device_opts(p, precision=True)
     seed_opt(p)
     out_opt(p, "pick-surrogate-out")
-    cache_opt(p, store=False)
+    cache_opt(p)
