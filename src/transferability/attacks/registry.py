@@ -5,8 +5,9 @@ model, **kw)``, ``list_attacks()`` and ``attack_info(name)`` read it.
 A **preset** is a registered attack that is another one with fixed options and transforms,
 declared as data (:func:`register_preset`): ``bim`` is ``pgd`` without the random start,
 ``di`` is ``pgd`` with DI's input transform, ``si`` is ``nifgsm`` with SI's. A preset's
-transform is built from its own keywords (``copies=``, ``p=``...), followed by DI when DI's
-keywords are given and by the caller's own ``input_transform``.
+transform is built from its own keywords (``copies=``, ``p=``...), followed by each transform
+it names in ``also`` whose keywords are given (DI, for ``si``, ``admix``, ``sia``, ``bsr``) and
+by the caller's own ``input_transform``.
 """
 
 from __future__ import annotations
